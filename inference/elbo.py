@@ -1,0 +1,34 @@
+"""The evidence lower bound, ELBO = E_q[log p(x, z) - log q(z|x)] <= log p(x), fitted by SVI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from ppgen.bounds import log_weights
+from ppgen.objective import Objective, check_positive_int
+from ppgen.program import Structure
+
+
+@dataclass(frozen=True)
+class ELBO(Objective):
+    """Stochastic variational inference on the ELBO, estimated with K reparameterised particles.
+
+    Discrete latents that the model enumerates are summed out exactly inside log p(x, z) (the
+    estimator of Pyro's ``TraceEnum_ELBO``); the rest come from the guide (``Trace_ELBO``).
+
+    Arguments:
+        num_particles: K, the particles averaged per data point; the particles are vectorised.
+
+    References:
+        Auto-Encoding Variational Bayes (Kingma and Welling, 2014). https://arxiv.org/abs/1312.6114
+    """
+
+    num_particles: int = 1
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.num_particles, "num_particles")
+
+    def loss(self, module: nn.Module, structure: Structure, x: Tensor) -> Tensor:
+        return -log_weights(module, structure, x, self.num_particles).mean()

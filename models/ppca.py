@@ -1,0 +1,55 @@
+"""Probabilistic PCA: z ~ N(0, I_q), x | z ~ N(W z + mu, sigma^2 I_D), so x ~ N(mu, W W^T + sigma^2 I)."""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import Tensor, nn
+
+from ppgen.program import DATA_PLATE, Model
+
+
+class PPCA(Model):
+    """Probabilistic principal component analysis, with its exact log-likelihood.
+
+    The guide q(z|x) = N(A x + b, diag(s^2)) is linear in x, like the true posterior
+    N(M^{-1} W^T (x - mu), sigma^2 M^{-1}) with M = W^T W + sigma^2 I; the two coincide when the
+    columns of W are orthogonal, which is where the ELBO drives W.
+
+    Arguments:
+        x_dim: D, the size of a data point.
+        z_dim: q, the number of principal components.
+
+    References:
+        Probabilistic Principal Component Analysis (Tipping and Bishop, 1999).
+    """
+
+    def __init__(self, *, x_dim: int, z_dim: int = 2) -> None:
+        super().__init__()
+        self.x_dim, self.z_dim = x_dim, z_dim
+        self.weight = nn.Parameter(0.1 * torch.randn(x_dim, z_dim))
+        self.loc = nn.Parameter(torch.zeros(x_dim))
+        self.log_sigma = nn.Parameter(torch.zeros(()))
+        self.encoder = nn.Linear(x_dim, z_dim)
+        self.log_posterior_scale = nn.Parameter(torch.zeros(z_dim))
+
+    def initialize(self, x: Tensor) -> None:
+        """Start mu at the sample mean, its maximum-likelihood value."""
+        with torch.no_grad():
+            self.loc.copy_(x.mean(0))
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Exact log p(x) = log N(x; mu, W W^T + sigma^2 I), Tensor[N]."""
+        sigma2 = (2 * self.log_sigma).exp().expand(self.x_dim)
+        return dist.LowRankMultivariateNormal(self.loc, self.weight, sigma2).log_prob(x)
+
+    def model(self, x: Tensor) -> None:
+        with pyro.plate(DATA_PLATE, x.shape[0]):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(self.z_dim), x.new_ones(self.z_dim)).to_event(1))
+            mean = z @ self.weight.T + self.loc
+            pyro.sample("x", dist.Normal(mean, self.log_sigma.exp()).to_event(1), obs=x)
+
+    def guide(self, x: Tensor) -> None:
+        with pyro.plate(DATA_PLATE, x.shape[0]):
+            pyro.sample("z", dist.Normal(self.encoder(x), self.log_posterior_scale.exp()).to_event(1))

@@ -1,0 +1,58 @@
+"""Checkpoint files: written atomically, read without executing code, classes found only among those imported."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tempfile
+from typing import Any
+
+import torch
+
+CHECKPOINT_FORMAT = "ppgen.fit/1"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over ``path``.
+
+    The rename is atomic, so an interrupted save leaves either the old file or the new one, never a torn one.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def class_path(cls: type) -> str:
+    """``module:QualName`` of a class."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def resolve_class(path: str, base: type) -> type:
+    """The subclass of ``base`` named ``path`` (``module:QualName``).
+
+    Only ppgen's own modules are imported here; any other class must already be imported by the
+    caller, so a checkpoint can never make ppgen import a module of its choosing.
+    """
+    module_name, _, qualname = path.partition(":")
+    if module_name == "ppgen" or module_name.startswith("ppgen."):
+        importlib.import_module(module_name)
+    found = {class_path(c): c for c in _subclasses(base)}
+    if path not in found:
+        raise ValueError(f"the checkpoint names {path}, which is not an imported subclass of {base.__name__}: "
+                         f"import it first, or pass the model to ppgen.load(path, model=...)")
+    return found[path]
+
+
+def _subclasses(cls: type) -> list[type]:
+    direct = cls.__subclasses__()
+    return direct + [c for d in direct for c in _subclasses(d)]

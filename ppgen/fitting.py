@@ -1,0 +1,119 @@
+"""``ppgen.fit``: mini-batch optimisation of an objective over a model's parameters."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import pyro
+import torch
+from pyro.optim import PyroOptim
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ppgen.data import as_data
+from ppgen.objective import Objective, check_positive_int
+from ppgen.program import Structure, as_module, example_batch, inspect
+from ppgen.result import Fit
+
+
+def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: int = 10, batch_size: int = 128,
+        lr: float = 1e-3, optim: Any = None, seed: int | None = 0, device: str | torch.device = "cpu",
+        progress: bool | None = None) -> Fit:
+    """Fit a generative model to data by minimising an inference objective over mini-batches.
+
+    Arguments:
+        model: a Pyro program: an ``nn.Module`` with ``model(x)`` (and ``guide(x)`` where it has continuous
+            latents), or a ``(model_fn, guide_fn)`` pair of plain functions.
+        data: Tensor or NumPy array of shape [N, ...], one data point per row.
+        inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
+            latents that need a guide and ``MLE()`` for a model whose log p(x) is exact.
+        epochs: passes over the data.
+        batch_size: data points per step (the last batch of an epoch may be smaller).
+        lr: learning rate of the default optimiser, Adam, and of an optimiser class passed as ``optim``.
+        optim: ``None`` (Adam), a ``torch.optim.Optimizer`` subclass, or a ``pyro.optim`` optimiser such as
+            ``pyro.optim.Adam({"lr": 1e-3})``.
+        seed: seeds torch, NumPy and Python's RNGs and the data order; ``None`` leaves them alone.
+        device: where the parameters and the data live, e.g. ``"cuda"``.
+        progress: show a progress bar; by default only when stderr is a terminal.
+
+    Returns:
+        The :class:`~ppgen.Fit`, holding the trained model and ``history``, the loss per epoch.
+
+    Raises:
+        TypeError, ValueError: bad arguments or data, or a backend that cannot fit this model; raised
+            before any training step.
+    """
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if inference is not None and not isinstance(inference, Objective):
+        raise TypeError(f"inference must be a ppgen.inference backend such as inference.ELBO(), "
+                        f"got {type(inference).__name__}")
+    device = torch.device(device)
+    x = as_data(data, name="data").to(device)
+    module = as_module(model)
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    module.to(device=device, dtype=x.dtype)
+    structure = inspect(module, example_batch(x))
+    structure.check_data(x, name="data")
+    if inference is None:
+        from ppgen.registry import default_inference  # the registry joins the core to the backends
+
+        inference = default_inference(structure)
+    inference.check(structure)
+    if callable(getattr(module, "initialize", None)):
+        module.initialize(x)
+    optimizer = make_optimizer(optim, module.parameters(), lr)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    history = train(module, structure, inference, optimizer, x, epochs, batch_size, generator, progress)
+    return Fit(module, structure, inference, history=history, example=example_batch(x).cpu())
+
+
+def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
+          x: Tensor, epochs: int, batch_size: int, generator: torch.Generator | None,
+          progress: bool | None) -> list[float]:
+    """Run ``epochs`` passes of mini-batch gradient steps on the loss; return the mean loss of each epoch."""
+    module.train()
+    n = x.shape[0]
+    history = []
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(range(epochs), desc=f"fit {type(inference).__name__}", unit="epoch", disable=not show)
+    for _ in bar:
+        order = torch.randperm(n, generator=generator).to(x.device)
+        total = x.new_zeros(())
+        for batch in order.split(batch_size):
+            xb = x[batch]
+            loss = inference.loss(module, structure, xb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * xb.shape[0]
+        history.append(total.item() / n)
+        if not math.isfinite(history[-1]):
+            raise FloatingPointError(f"the loss became {history[-1]} in epoch {len(history)}: lower lr")
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+    module.eval()
+    return history
+
+
+def make_optimizer(optim: Any, params: Any, lr: float) -> torch.optim.Optimizer:
+    """A torch optimiser over ``params`` from ``optim`` (see :func:`fit`)."""
+    params = list(params)
+    if not params:
+        raise ValueError("the model has no parameters to fit")
+    if optim is None:
+        return torch.optim.Adam(params, lr=lr)
+    if isinstance(optim, type) and issubclass(optim, torch.optim.Optimizer):
+        return optim(params, lr=lr)
+    if isinstance(optim, PyroOptim):
+        if not isinstance(optim.pt_optim_args, dict):
+            raise TypeError("optim: a pyro.optim optimiser with per-parameter arguments is not supported; "
+                            "pass its arguments as a dict")
+        return optim.pt_optim_constructor(params, **optim.pt_optim_args)
+    raise TypeError(f"optim must be None, a torch.optim.Optimizer class or a pyro.optim optimiser, "
+                    f"got {type(optim).__name__}")
+

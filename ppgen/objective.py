@@ -1,0 +1,63 @@
+"""The one interface every inference backend implements.
+
+A backend is an objective: a differentiable loss for a mini-batch whose minimiser fits the model.
+The fitting loop calls nothing else, so any loss built on :func:`ppgen.bounds.log_weights` (or on
+anything differentiable) plugs in. A complete backend, the ELBO with K particles, is five lines::
+
+    from dataclasses import dataclass
+    from ppgen.bounds import log_weights
+    from ppgen.objective import Objective
+
+    @dataclass(frozen=True)
+    class MyELBO(Objective):
+        num_particles: int = 1
+
+        def loss(self, module, structure, x):
+            return -log_weights(module, structure, x, self.num_particles).mean()
+
+Backends are frozen dataclasses with keyword arguments only, so that a saved fit records which
+objective made it and with what settings.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict
+from typing import Any
+
+from torch import Tensor, nn
+
+from ppgen.program import Structure
+
+
+class Objective(abc.ABC):
+    """An inference backend: a loss L(theta, phi; x) to minimise over mini-batches x."""
+
+    @abc.abstractmethod
+    def loss(self, module: nn.Module, structure: Structure, x: Tensor) -> Tensor:
+        """The scalar loss for a batch ``x``, in nats per data point (the mean over the batch)."""
+
+    def check(self, structure: Structure) -> None:
+        """Raise a ``ValueError`` before any training if this objective cannot fit a model of this structure."""
+        if structure.unguided:
+            raise ValueError(
+                f"{type(self).__name__}() needs q(z|x) for the model's latent site(s) "
+                f"{', '.join(repr(s) for s in structure.unguided)}: give the model a guide(x) that samples them, "
+                f"or mark discrete ones infer={{'enumerate': 'parallel'}} so they are summed out")
+        if not structure.reparameterized:
+            raise ValueError(
+                f"{type(self).__name__}() differentiates through samples of q(z|x), but the guide has a site "
+                f"without a reparameterised sampler (rsample); sum discrete latents out in the model instead")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this objective."""
+        return asdict(self)  # type: ignore[call-overload]
+
+
+def check_positive_int(value: Any, name: str) -> None:
+    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is a positive int."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value}")

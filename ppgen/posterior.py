@@ -1,0 +1,31 @@
+"""Posterior draws z ~ q(z|x) as a first-class result, exported to ArviZ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import arviz as az
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """Draws from q(z|x): ``samples[site]`` is Tensor[S, N, ...], S draws for each of N data points."""
+
+    samples: dict[str, Tensor]
+
+    def mean(self) -> dict[str, Tensor]:
+        """The Monte Carlo posterior mean of each site, Tensor[N, ...]."""
+        return {name: value.mean(0) for name, value in self.samples.items()}
+
+    def to_arviz(self) -> az.InferenceData:
+        """An ``arviz.InferenceData`` with one chain of S draws in its ``posterior`` group.
+
+        Each site ``z`` of shape [S, N, d...] has dimensions ``(chain, draw, point, z_dim_0, ...)``, where
+        ``point`` indexes the data points the posterior was conditioned on.
+        """
+        posterior, dims = {}, {}
+        for name, value in self.samples.items():
+            posterior[name] = value.detach().cpu().numpy()[None]
+            dims[name] = ["point"] + [f"{name}_dim_{i}" for i in range(value.dim() - 2)]
+        return az.from_dict(posterior=posterior, dims=dims)

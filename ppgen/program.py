@@ -1,0 +1,225 @@
+"""The model protocol: what ppgen needs from a generative model, and what it learns about one.
+
+A model is a Pyro program held by a ``torch.nn.Module``:
+
+* ``model(x)`` draws the latents and observes ``x`` inside ``pyro.plate("data", x.shape[0])``;
+  it may use ``x`` only through ``obs=`` statements and its shape, so that running it unconditioned
+  on a placeholder draws x ~ p(x);
+* ``guide(x)`` (where the model has continuous latents) draws them from q(z|x), in the same plate;
+* ``log_prob(x) -> Tensor[N]`` (optional) is the exact log-likelihood log p(x);
+* ``initialize(x)`` (optional) sets data-dependent starting values once, before the first step.
+
+Discrete latents marked ``infer={"enumerate": "parallel"}`` need no guide: they are summed out
+exactly. The zoo follows this protocol and nothing else. Two plain functions ``(model_fn, guide_fn)``
+are wrapped by :class:`PyroFunctions`, which gives the parameters they create with ``pyro.param``
+or ``pyro.module`` a store of their own, so that several fits live side by side in one process.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyro
+import pyro.poutine as poutine
+from pyro.poutine.subsample_messenger import _Subsample
+from torch import Tensor, nn
+from torch.distributions import constraints
+
+DATA_PLATE = "data"
+PARTICLE_PLATE = "particles"
+
+
+class Model(nn.Module):
+    """Optional base class for models that :func:`ppgen.load` can rebuild from a checkpoint.
+
+    A subclass takes keyword arguments only; the arguments it was built with are kept in
+    :attr:`config`, so that a saved fit records how to build its model again.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def recording_init(self: Model, *args: Any, **config: Any) -> None:
+            if args:
+                raise TypeError(f"{cls.__name__}() takes keyword arguments only, got {len(args)} positional")
+            init(self, **config)
+            if type(self) is cls:
+                self.config = dict(config)
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+
+class PyroFunctions(nn.Module):
+    """A ``(model_fn, guide_fn)`` pair as a module whose parameters live in a param store of its own.
+
+    The functions run inside ``pyro.get_param_store().scope(...)`` with this module's state; every
+    parameter they create becomes an ``nn.Parameter`` of the module, so the optimiser, ``state_dict``
+    and ``.to(device)`` see it like any other.
+
+    Arguments:
+        model_fn: the Pyro model, called as ``model_fn(x)``.
+        guide_fn: the guide, called as ``guide_fn(x)``; ``None`` for a model without continuous latents.
+    """
+
+    def __init__(self, model_fn: Callable[[Tensor], Any], guide_fn: Callable[[Tensor], Any] | None = None) -> None:
+        super().__init__()
+        for name, fn in (("model_fn", model_fn), ("guide_fn", guide_fn)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        self.model_fn = model_fn
+        self.guide_fn = guide_fn
+        self.params = nn.ParameterDict()
+        self._store: dict[str, dict] = {"params": {}, "constraints": {}}
+
+    def _run(self, fn: Callable[[Tensor], Any], x: Tensor) -> Any:
+        with pyro.get_param_store().scope(self._store) as store:
+            result = fn(x)
+        for name, value in store["params"].items():
+            key = name.replace(".", "$")
+            if key not in self.params:
+                self.params[key] = value if isinstance(value, nn.Parameter) else nn.Parameter(value.detach())
+            store["params"][name] = self.params[key]
+        return result
+
+    def model(self, x: Tensor) -> Any:
+        return self._run(self.model_fn, x)
+
+    def guide(self, x: Tensor) -> Any:
+        if self.guide_fn is None:
+            raise AttributeError("this program has no guide")
+        return self._run(self.guide_fn, x)
+
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> PyroFunctions:
+        super()._apply(fn, *args, **kwargs)  # moves self.params; the store must follow them
+        for name in self._store["params"]:
+            self._store["params"][name] = self.params[name.replace(".", "$")]
+        return self
+
+
+def as_module(model: Any) -> nn.Module:
+    """The model as an ``nn.Module`` that follows the protocol, or a ``TypeError`` that says why not."""
+    if isinstance(model, tuple):
+        if len(model) != 2:
+            raise TypeError(f"model as a tuple must be (model_fn, guide_fn), got {len(model)} items")
+        return PyroFunctions(*model)
+    if callable(model) and not isinstance(model, nn.Module):
+        return PyroFunctions(model)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module with a model(x) method or a (model_fn, guide_fn) pair, "
+                        f"got {type(model).__name__}")
+    if not callable(getattr(model, "model", None)):
+        raise TypeError(f"model {type(model).__name__} has no model(x) method: a ppgen model is a Pyro program")
+    return model
+
+
+def has_guide(module: nn.Module) -> bool:
+    """Whether the module offers q(z|x)."""
+    if isinstance(module, PyroFunctions):
+        return module.guide_fn is not None
+    return callable(getattr(module, "guide", None))
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What one trace of a program shows: its sites and plates, learnt once before fitting.
+
+    Attributes:
+        max_plate_nesting: how many batch dimensions the model's plates use.
+        observed: the names of the observed sites, x.
+        guided: the latent sites that the guide draws from q(z|x).
+        enumerated: the model's discrete latents that are summed out exactly.
+        unguided: the model's latents that neither the guide draws nor enumeration can sum out.
+        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated).
+        reparameterized: whether every guide site has a reparameterised sampler (``rsample``).
+        data_support: the support of the likelihood of x, to check data against before fitting.
+    """
+
+    max_plate_nesting: int
+    observed: tuple[str, ...]
+    guided: tuple[str, ...]
+    enumerated: tuple[str, ...]
+    unguided: tuple[str, ...]
+    exact: bool
+    reparameterized: bool
+    data_support: constraints.Constraint | None
+
+    def check_data(self, x: Tensor, name: str) -> None:
+        """Raise a ``ValueError`` naming ``name`` if a row of x lies outside the support of the likelihood."""
+        if self.data_support is None:
+            return
+        ok = self.data_support.check(x)
+        if not bool(ok.all()):
+            bad = (~ok).reshape(x.shape[0], -1).any(1).nonzero()[:, 0]
+            raise ValueError(
+                f"{name}: {bad.numel()} data point(s) lie outside the support of the model's likelihood "
+                f"({self.data_support}), the first at row {bad[0].item()}; a Bernoulli likelihood, for one, "
+                f"needs values in {{0, 1}}")
+
+
+def sample_sites(trace: poutine.Trace) -> list[dict]:
+    """The sample sites of a trace, without the subsample sites that plates add."""
+    return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
+
+
+def _check_in_data_plate(site: dict, program: str) -> None:
+    if not any(frame.name == DATA_PLATE for frame in site["cond_indep_stack"]):
+        raise ValueError(
+            f"{program} site '{site['name']}' is outside pyro.plate('{DATA_PLATE}', ...): ppgen's bounds are "
+            f"per data point, so every latent and observed site must sit inside the plate named '{DATA_PLATE}'")
+
+
+def inspect(module: nn.Module, x: Tensor) -> Structure:
+    """Trace the guide and the model once on ``x`` and read off their :class:`Structure`.
+
+    Raises:
+        ValueError: the program breaks the protocol (no observed site, a site outside the data plate,
+            a sequentially enumerated site).
+    """
+    with poutine.block():
+        guide_trace = poutine.trace(module.guide).get_trace(x) if has_guide(module) else None
+        replayed = poutine.replay(module.model, trace=guide_trace) if guide_trace else module.model
+        model_trace = poutine.trace(replayed).get_trace(x)
+    guide_sites = sample_sites(guide_trace) if guide_trace else []
+    model_sites = sample_sites(model_trace)
+    for site in guide_sites:
+        _check_in_data_plate(site, "guide")
+    for site in model_sites:
+        _check_in_data_plate(site, "model")
+    observed = tuple(s["name"] for s in model_sites if s["is_observed"])
+    if not observed:
+        raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
+    guided = tuple(s["name"] for s in guide_sites)
+    latent = [s for s in model_sites if not s["is_observed"]]
+    for site in latent:
+        if site["infer"].get("enumerate") == "sequential":
+            raise ValueError(f"site '{site['name']}' asks for sequential enumeration; ppgen sums out "
+                             f"discrete latents in parallel: use infer={{'enumerate': 'parallel'}}")
+    enumerated = tuple(s["name"] for s in latent if s["name"] not in guided and _enumerable(s))
+    unguided = tuple(s["name"] for s in latent if s["name"] not in guided and s["name"] not in enumerated)
+    all_enumerable = all(_enumerable(s) for s in latent)
+    dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
+    return Structure(
+        max_plate_nesting=max(dims, default=0),
+        observed=observed,
+        guided=guided,
+        enumerated=enumerated,
+        unguided=unguided,
+        exact=callable(getattr(module, "log_prob", None)) or all_enumerable,
+        reparameterized=all(s["fn"].has_rsample for s in guide_sites),
+        data_support=next((s["fn"].support for s in model_sites
+                           if s["is_observed"] and s["value"] is x), None),
+    )
+
+
+def _enumerable(site: dict) -> bool:
+    return site["infer"].get("enumerate") == "parallel" and site["fn"].has_enumerate_support
+
+
+def example_batch(x: Tensor, size: int = 2) -> Tensor:
+    """A few rows of ``x`` to trace a program on."""
+    return x[:size]

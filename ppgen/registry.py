@@ -1,0 +1,39 @@
+"""Names for the zoo and the backends, for the CLI and for ``fit``'s default: the one core module that imports both."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+from ppgen import inference as backends
+from ppgen import models as zoo
+from ppgen.objective import Objective
+from ppgen.program import Structure
+
+MODELS: dict[str, type[nn.Module]] = {"vae": zoo.VAE, "ppca": zoo.PPCA, "gmm": zoo.GMM}
+INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE}
+
+
+def default_inference(structure: Structure) -> Objective:
+    """``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a guide."""
+    return backends.MLE() if structure.exact else backends.ELBO()
+
+
+def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
+    """The zoo model called ``name`` for data of size ``x_dim``, given the options it accepts (others are dropped)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {sorted(MODELS)}")
+    cls = MODELS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(x_dim=x_dim, **{k: v for k, v in options.items() if k in accepted and v is not None})
+
+
+def build_inference(name: str, k: int | None = None) -> Objective:
+    """The backend called ``name``; ``k`` is IWAE's K and the ELBO's number of particles."""
+    if name not in INFERENCE:
+        raise ValueError(f"unknown inference {name!r}: choose one of {sorted(INFERENCE)}")
+    if k is None or name == "mle":
+        return INFERENCE[name]()
+    return backends.IWAE(k=k) if name == "iwae" else backends.ELBO(num_particles=k)
