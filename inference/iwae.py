@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ppgen.bounds import log_mean_exp, log_weights
-from ppgen.objective import Objective, check_positive_int
+from ppgen.checks import check_positive_int
+from ppgen.objective import Objective
 from ppgen.program import Structure
 
 

@@ -13,7 +13,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ppgen.data import as_data
-from ppgen.objective import Objective, check_positive_int
+from ppgen.checks import check_positive_int
+from ppgen.objective import Objective
 from ppgen.program import Structure, as_module, example_batch, inspect
 from ppgen.result import Fit
 

@@ -54,10 +54,3 @@ class Objective(abc.ABC):
         """The keyword arguments that rebuild this objective."""
         return asdict(self)  # type: ignore[call-overload]
 
-
-def check_positive_int(value: Any, name: str) -> None:
-    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value}")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import arviz as az
 from torch import Tensor
+
+if TYPE_CHECKING:
+    import arviz as az
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class Posterior:
         Each site ``z`` of shape [S, N, d...] has dimensions ``(chain, draw, point, z_dim_0, ...)``, where
         ``point`` indexes the data points the posterior was conditioned on.
         """
+        import arviz as az  # imported on use: it is slow to import and only this export needs it
+
         posterior, dims = {}, {}
         for name, value in self.samples.items():
             posterior[name] = value.detach().cpu().numpy()[None]

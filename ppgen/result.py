@@ -14,7 +14,8 @@ from torch import Tensor, nn
 from ppgen.bounds import exact_log_prob, log_weights
 from ppgen.checkpoint import CHECKPOINT_FORMAT, atomic_save, class_path, resolve_class
 from ppgen.data import as_data
-from ppgen.objective import Objective, check_positive_int
+from ppgen.checks import check_positive_int
+from ppgen.objective import Objective
 from ppgen.posterior import Posterior
 from ppgen.program import PARTICLE_PLATE, Model, Structure, as_module, has_guide, inspect, sample_sites
 
