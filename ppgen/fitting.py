@@ -79,26 +79,34 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
           progress: bool | None) -> list[float]:
     """Run ``epochs`` passes of mini-batch gradient steps on the loss; return the mean loss of each epoch."""
     module.train()
-    n = x.shape[0]
-    history = []
+    history: list[float] = []
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(range(epochs), desc=f"fit {type(inference).__name__}", unit="epoch", disable=not show)
-    for _ in bar:
-        order = torch.randperm(n, generator=generator).to(x.device)
-        total = x.new_zeros(())
-        for batch in order.split(batch_size):
-            xb = x[batch]
-            loss = inference.loss(module, structure, xb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * xb.shape[0]
-        history.append(total.item() / n)
-        if not math.isfinite(history[-1]):
-            raise FloatingPointError(f"the loss became {history[-1]} in epoch {len(history)}: lower lr")
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
+    # The data were checked against the likelihood's support and the program traced with validation on;
+    # checking every distribution's arguments again on every step is work done once already.
+    with pyro.validation_enabled(False):
+        for _ in bar:
+            history.append(epoch(module, structure, inference, optimizer, x, batch_size, generator))
+            if not math.isfinite(history[-1]):
+                raise FloatingPointError(f"the loss became {history[-1]} in epoch {len(history)}: lower lr")
+            bar.set_postfix(loss=f"{history[-1]:.3f}")
     module.eval()
     return history
+
+
+def epoch(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
+          x: Tensor, batch_size: int, generator: torch.Generator | None) -> float:
+    """One pass over x in shuffled mini-batches; returns the mean loss per data point."""
+    order = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    total = x.new_zeros(())
+    for batch in order.split(batch_size):
+        xb = x[batch]
+        loss = inference.loss(module, structure, xb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * xb.shape[0]
+    return total.item() / x.shape[0]
 
 
 def make_optimizer(optim: Any, params: Any, lr: float) -> torch.optim.Optimizer:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from torch import nn
@@ -22,12 +21,10 @@ def default_inference(structure: Structure) -> Objective:
 
 
 def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
-    """The zoo model called ``name`` for data of size ``x_dim``, given the options it accepts (others are dropped)."""
+    """The zoo model called ``name`` for data of size ``x_dim``, with its other keyword arguments."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {sorted(MODELS)}")
-    cls = MODELS[name]
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(x_dim=x_dim, **{k: v for k, v in options.items() if k in accepted and v is not None})
+    return MODELS[name](x_dim=x_dim, **options)
 
 
 def build_inference(name: str, k: int | None = None) -> Objective:

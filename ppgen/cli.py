@@ -1,0 +1,466 @@
+r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from it.
+
+::
+
+    ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 50 --out runs/demo
+    ppgen eval runs/demo --k 5000
+    ppgen sample runs/demo -n 64 --out samples.png
+
+``ppgen fit`` writes one folder per run: ``fit.pt`` (the fitted model, :func:`ppgen.load` reads it
+back), ``metrics.json`` (the run's configuration, the training loss per epoch and the test
+log-likelihood), and three pictures: ``samples.png``, ``latent.png`` (for models with an encoder)
+and ``loss.png``.  ``metrics.json`` holds everything ``ppgen eval`` needs to rebuild the test set.
+
+Data sets (``--data``):
+
+- ``digits``: scikit-learn's 8x8 handwritten digits, binarized for a Bernoulli likelihood;
+- ``moons``: two moons, train ``n=1000`` with seed ``S``, test ``n=500`` with seed ``S+1``;
+- ``idx:PATH``: a local MNIST-style IDX image file; the last 20% of the images are the test set.
+
+Errors a user can cause (a missing run folder, a bad data file) are reported on one line,
+``ppgen: error: ...``, with exit status 1; bad arguments are argparse errors with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyro
+import torch
+
+import ppgen
+from ppgen import datasets, plots, registry
+from ppgen.checkpoint import atomic_write
+
+__all__ = ["main"]
+
+#: Name of the fitted model inside a run folder.
+FIT_FILE = "fit.pt"
+#: Name of the metrics file inside a run folder.
+METRICS_FILE = "metrics.json"
+
+MOONS_NOISE = 0.1
+MOONS_TRAIN, MOONS_TEST = 1000, 500
+IDX_TEST_FRACTION = 0.2
+N_SAMPLES = 64
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class Data:
+    """A train/test split, with test labels where the data set has them."""
+
+    train: torch.Tensor
+    test: torch.Tensor
+    test_labels: torch.Tensor | None
+    is_image: bool
+
+
+def _data_kind(spec: str) -> str:
+    return "idx" if spec.startswith("idx:") else spec
+
+
+def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
+    """Builds the train and test sets named by ``spec`` (``digits``, ``moons`` or ``idx:PATH``).
+
+    Arguments:
+        spec: The data set, as given to ``--data`` (an ``idx:`` path should be absolute).
+        binarize: Whether to binarize image data; ignored for ``moons``.
+        seed: The run's seed; ``moons`` draws its train set with it and its test set with ``seed + 1``.
+    """
+    kind = _data_kind(spec)
+    if kind == "digits":
+        train = datasets.digits(split="train", binarize=bool(binarize))
+        test, labels = datasets.digits(split="test", binarize=bool(binarize), return_labels=True)
+        return Data(train, test, labels, is_image=True)
+    if kind == "moons":
+        train = datasets.moons(n=MOONS_TRAIN, noise=MOONS_NOISE, seed=seed)
+        test, labels = datasets.moons(n=MOONS_TEST, noise=MOONS_NOISE, seed=seed + 1, return_labels=True)
+        return Data(train, test, labels, is_image=False)
+    if kind == "idx":
+        path = Path(spec[len("idx:"):]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"IDX file {path} not found")
+        x = datasets.idx_images(path, binarize=bool(binarize))
+        n_train = round(len(x) * (1 - IDX_TEST_FRACTION))
+        if n_train < 1 or n_train >= len(x):
+            raise ValueError(f"{path} holds {len(x)} images: too few to hold out 20% as a test set")
+        return Data(x[:n_train], x[n_train:], None, is_image=True)
+    raise ValueError(f"unknown data set {spec!r}: use digits, moons or idx:PATH")
+
+
+def _data_arg(value: str) -> str:
+    if value in ("digits", "moons"):
+        return value
+    if value.startswith("idx:") and len(value) > len("idx:"):
+        # Absolute, so that `ppgen eval` finds the file from any working directory.
+        return "idx:" + str(Path(value[len("idx:"):]).expanduser().resolve())
+    raise argparse.ArgumentTypeError(f"unknown data set {value!r} (choose from digits, moons, idx:PATH)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument parsing
+
+
+def _positive(kind: type):
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {value!r}") from None
+        if not (number > 0 and math.isfinite(number)):
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+        return number
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+_positive_int = _positive(int)
+_positive_float = _positive(float)
+
+
+def _device_arg(value: str) -> str:
+    try:
+        device = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a torch device: {value!r} (e.g. cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{value!r}: CUDA is not available on this machine")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``ppgen`` command."""
+    parser = argparse.ArgumentParser(
+        prog="ppgen",
+        description="Fit deep generative models written as Pyro programs, evaluate them, draw from them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {ppgen.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    fit = commands.add_parser(
+        "fit",
+        help="fit a model and write a run folder",
+        description="Fit a model from the zoo to a data set; write fit.pt, metrics.json and pictures into --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    fit.add_argument("--model", default="vae", choices=sorted(registry.MODELS), help="model family")
+    fit.add_argument("--data", default="digits", type=_data_arg, help="digits, moons, or idx:PATH")
+    fit.add_argument(
+        "--inference",
+        default=None,
+        choices=sorted(registry.INFERENCE),
+        help="inference backend (default: ELBO for models with latents, MLE for exact-likelihood models)",
+    )
+    fit.add_argument("--k", type=_positive_int, default=None,
+                     help="importance samples for iwae, particles for elbo")
+    fit.add_argument("--epochs", type=_positive_int, default=50)
+    fit.add_argument("--batch-size", type=_positive_int, default=128)
+    fit.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
+    fit.add_argument("--z-dim", type=_positive_int, default=None,
+                     help="latent dimension (default: the model's)")
+    fit.add_argument("--components", type=_positive_int, default=None,
+                     help="mixture components, for gmm (default: the model's)")
+    fit.add_argument("--hidden", type=_positive_int, nargs="+", default=None,
+                     help="hidden layer widths, for vae (default: the model's)")
+    fit.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None,
+                     help="observation likelihood, for vae (default: bernoulli for images, gaussian for moons)")
+    fit.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
+                     help="binarize image data (default: when the likelihood is Bernoulli)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--eval-k", type=_positive_int, default=1000,
+                     help="importance samples for the test log-likelihood")
+    fit.add_argument("--device", type=_device_arg, default="cpu")
+    fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar (default: on a terminal)")
+    fit.add_argument("--out", type=Path, default=None, metavar="RUN",
+                     help="run folder (default: runs/<model>-<data>)")
+    fit.set_defaults(func=_cmd_fit, parser=fit)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="re-evaluate the test log-likelihood of a run",
+        description="Load RUN/fit.pt, rebuild the run's test set, estimate log p(x) and record it in metrics.json.",
+    )
+    evaluate.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
+    evaluate.add_argument("--k", type=_positive_int, default=None,
+                          help="importance samples (default: the run's --eval-k)")
+    evaluate.add_argument("--seed", type=int, default=None, help="seed of the estimate (default: the run's)")
+    evaluate.add_argument("--device", type=_device_arg, default="cpu")
+    evaluate.set_defaults(func=_cmd_eval, parser=evaluate)
+
+    sample = commands.add_parser(
+        "sample",
+        help="draw samples from a run and write a picture",
+        description="Load RUN/fit.pt, draw n samples x ~ p(x) and write them as a picture.",
+    )
+    sample.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
+    sample.add_argument("-n", type=_positive_int, default=N_SAMPLES, help="number of samples")
+    sample.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="picture to write; the extension picks the format (default: RUN/samples-<n>.png)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", type=_device_arg, default="cpu")
+    sample.set_defaults(func=_cmd_sample, parser=sample)
+    return parser
+
+
+def _accepted_options(model: str) -> set[str] | None:
+    """The keyword arguments the model class takes, or None when it takes any (``**kwargs``)."""
+    parameters = inspect.signature(registry.MODELS[model]).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def _model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line, checked against what the model takes."""
+    accepted = _accepted_options(args.model)
+    given = {
+        "z_dim": ("--z-dim", args.z_dim),
+        "n_components": ("--components", args.components),
+        "hidden": ("--hidden", tuple(args.hidden) if args.hidden else None),
+        "likelihood": ("--likelihood", args.likelihood),
+    }
+    options = {}
+    for name, (flag, value) in given.items():
+        if value is None:
+            continue
+        if accepted is not None and name not in accepted:
+            args.parser.error(f"{flag} does not apply to model {args.model!r}")
+        options[name] = value
+    if "likelihood" not in options and accepted is not None and "likelihood" in accepted:
+        kind = _data_kind(args.data)
+        options["likelihood"] = "gaussian" if kind == "moons" else "bernoulli"
+    return options
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    kind = _data_kind(args.data)
+    if args.k is not None and args.inference is None:
+        args.parser.error("--k needs --inference (iwae: importance samples, elbo: particles)")
+    if kind == "moons" and args.binarize is not None:
+        args.parser.error("--binarize/--no-binarize applies to image data (digits, idx:PATH), not moons")
+    options = _model_options(args)
+    binarize = None
+    if kind != "moons":
+        binarize = args.binarize if args.binarize is not None else options.get("likelihood") == "bernoulli"
+    run = args.out if args.out is not None else Path("runs") / f"{args.model}-{kind}"
+
+    config = {
+        "model": args.model,
+        "model_options": options,
+        "inference": args.inference,
+        "k": args.k,
+        "data": args.data,
+        "binarize": binarize,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "eval_k": args.eval_k,
+        "device": args.device,
+    }
+    data = load_data(args.data, binarize=binarize, seed=args.seed)
+    x_dim = data.train.shape[1]
+    model = registry.build_model(args.model, x_dim, **options)
+    backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
+
+    run.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    fit = ppgen.fit(
+        model,
+        data.train,
+        inference=backend,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        progress=args.progress,
+    )
+    wall_time = time.perf_counter() - start
+    fit.save(run / FIT_FILE)
+
+    log_likelihood = _test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed)
+    metrics = {
+        "config": config,
+        "x_dim": x_dim,
+        "n_train": len(data.train),
+        "n_test": len(data.test),
+        "train_loss": [_finite_or_none(loss) for loss in fit.history],
+        "objective": repr(fit.inference),
+        "test_log_likelihood": _finite_or_none(log_likelihood),
+        "eval_k": args.eval_k,
+        "wall_time_s": wall_time,
+    }
+    _write_json(run / METRICS_FILE, metrics)
+
+    pyro.set_rng_seed(args.seed)
+    _draw_samples(fit.sample(N_SAMPLES), run / "samples.png", reference=None if data.is_image else data.test)
+    written = [FIT_FILE, METRICS_FILE, "samples.png"]
+    skipped = _draw_latent(fit, data, run / "latent.png")
+    if skipped is None:
+        written.append("latent.png")
+    plots.loss_curve(fit.history, run / "loss.png", title=f"training loss, {fit.inference!r}")
+    written.append("loss.png")
+
+    print(
+        f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s: "
+        f"test log-likelihood {log_likelihood:.4f} nats per point (k={args.eval_k}, {len(data.test)} points)"
+    )
+    print(f"wrote {', '.join(str(run / name) for name in written)}")
+    if skipped is not None:
+        print(f"latent.png skipped: {skipped}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    fit = _load_fit(args.run, device=args.device)
+    metrics_path = args.run / METRICS_FILE
+    if not metrics_path.is_file():
+        raise FileNotFoundError(f"{metrics_path} not found: `ppgen eval` needs the run's config to rebuild its test set")
+    metrics = json.loads(metrics_path.read_text())
+    config = metrics.get("config") if isinstance(metrics, dict) else None
+    if not isinstance(config, dict) or not {"data", "seed"} <= config.keys():
+        raise ValueError(f"{metrics_path} holds no run config (data, seed): was it written by `ppgen fit`?")
+    k = args.k if args.k is not None else int(config.get("eval_k", 1000))
+    seed = args.seed if args.seed is not None else int(config["seed"])
+    data = load_data(config["data"], binarize=config.get("binarize"), seed=int(config["seed"]))
+
+    start = time.perf_counter()
+    log_likelihood = _test_log_likelihood(fit, data.test, k=k, seed=seed)
+    metrics["eval"] = {
+        "k": k,
+        "seed": seed,
+        "test_log_likelihood": _finite_or_none(log_likelihood),
+        "n_test": len(data.test),
+        "wall_time_s": time.perf_counter() - start,
+    }
+    _write_json(metrics_path, metrics)
+    print(f"test log-likelihood {log_likelihood:.4f} nats per point (k={k}, {len(data.test)} points)")
+    print(f"recorded under 'eval' in {metrics_path}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    fit = _load_fit(args.run, device=args.device)
+    out = args.out if args.out is not None else args.run / f"samples-{args.n}.png"
+    pyro.set_rng_seed(args.seed)
+    x = fit.sample(args.n)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _draw_samples(x, out)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _load_fit(run: Path, device: str) -> ppgen.Fit:
+    if not run.is_dir():
+        raise FileNotFoundError(f"run folder {run} not found")
+    path = run / FIT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {run} is not a finished `ppgen fit` run")
+    return ppgen.load(path, device=device)
+
+
+def _test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int) -> float:
+    """Mean log p(x) over the test set, in nats per point; seeded, so `eval` can reproduce `fit`."""
+    pyro.set_rng_seed(seed)
+    return fit.log_prob(test, k=k).detach().double().mean().item()
+
+
+def _draw_samples(x: torch.Tensor, path: Path, reference: torch.Tensor | None = None) -> None:
+    x = x.detach().cpu().reshape(len(x), -1)
+    if x.shape[1] == 2:
+        plots.scatter(x, path, reference=reference)
+    else:
+        plots.image_grid(x, path)
+
+
+def _draw_latent(fit: ppgen.Fit, data: Data, path: Path) -> str | None:
+    """Draws a 2-D view of E[z|x] over the test set; returns why not when the model has no encoder."""
+    try:
+        z = fit.encode(data.test)
+    except ValueError as error:
+        path.unlink(missing_ok=True)  # a picture left by an earlier run in the same folder would mislead
+        return str(error)
+    z = z.detach().cpu().double().reshape(len(z), -1)
+    title = r"posterior means $\mathbb{E}[z \mid x]$, test set"
+    if z.shape[1] == 1:
+        plots.scatter(torch.cat([z, torch.zeros_like(z)], dim=1), path, labels=data.test_labels,
+                      title=title, xlabel="$z_1$", ylabel="(z is 1-D)")
+        return None
+    if z.shape[1] == 2:
+        plots.scatter(z, path, labels=data.test_labels, title=title, xlabel="$z_1$", ylabel="$z_2$")
+        return None
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2)
+    z2 = pca.fit_transform(z.numpy())
+    share = pca.explained_variance_ratio_ * 100
+    plots.scatter(
+        z2,
+        path,
+        labels=data.test_labels,
+        title=title + f" (PCA of {z.shape[1]}-D $z$)",
+        xlabel=f"PC 1 ({share[0]:.0f}% of variance)",
+        ylabel=f"PC 2 ({share[1]:.0f}% of variance)",
+    )
+    return None
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Writes JSON atomically (see :func:`ppgen.checkpoint.atomic_write`)."""
+    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``ppgen`` command with ``argv`` (default: ``sys.argv[1:]``) and returns its exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except SystemExit as stop:  # argparse: --help, --version, and usage errors (status 2)
+        code = stop.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"ppgen: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ppgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

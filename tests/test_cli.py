@@ -1,0 +1,286 @@
+"""The ``ppgen`` command line, run in-process through ``ppgen.cli.main`` with tiny settings."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from ppgen import plots
+from ppgen.cli import main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["--epochs", "2", "--eval-k", "10", "--batch-size", "256", "--seed", "0"]
+RUN_FILES = ["fit.pt", "metrics.json", "samples.png", "latent.png", "loss.png"]
+
+
+def read_metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def assert_png(path: Path, size: tuple[int, int] | None = None) -> None:
+    assert path.read_bytes()[:8] == PNG_MAGIC, f"{path} is not a PNG"
+    image = matplotlib.image.imread(path)
+    if size is not None:
+        assert image.shape[:2] == size
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One VAE-on-digits run, shared by the tests that only read it."""
+    run = tmp_path_factory.mktemp("vae") / "run"
+    capture = _Capture()
+    with capture:
+        code = main(["fit", "--model", "vae", "--data", "digits", "--inference", "iwae", "--k", "2",
+                     "--z-dim", "2", "--hidden", "32", *TINY, "--out", str(run)])
+    assert code == 0, capture.err
+    return run, capture.out
+
+
+class _Capture:
+    """Captures stdout and stderr in a module-scoped fixture, where capsys is not available."""
+
+    def __enter__(self):
+        import contextlib
+        import io
+
+        self._out, self._err = io.StringIO(), io.StringIO()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(self._out))
+        self._stack.enter_context(contextlib.redirect_stderr(self._err))
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        self.out, self.err = self._out.getvalue(), self._err.getvalue()
+
+
+# -------------------------------------------------------------------------------------------------
+# fit
+
+
+def test_fit_writes_every_file(vae_run):
+    run, out = vae_run
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    for name in ["samples.png", "latent.png", "loss.png"]:
+        assert_png(run / name)
+    assert not list(run.glob(".*.tmp")), "a temporary file of the atomic write was left behind"
+    assert "test log-likelihood" in out
+    assert str(run / "fit.pt") in out
+
+
+def test_fit_metrics(vae_run):
+    run, out = vae_run
+    metrics = read_metrics(run)
+    assert {"config", "train_loss", "test_log_likelihood", "eval_k", "wall_time_s"} <= metrics.keys()
+    assert len(metrics["train_loss"]) == 2
+    assert all(isinstance(loss, float) and math.isfinite(loss) for loss in metrics["train_loss"])
+    ll = metrics["test_log_likelihood"]
+    assert math.isfinite(ll) and ll < 0  # binarized digits: a probability mass, so log p(x) < 0
+    assert metrics["eval_k"] == 10
+    assert metrics["wall_time_s"] > 0
+    config = metrics["config"]
+    assert config["model"] == "vae" and config["data"] == "digits" and config["inference"] == "iwae"
+    assert config["binarize"] is True
+    assert config["model_options"] == {"z_dim": 2, "hidden": [32], "likelihood": "bernoulli"}
+    assert f"{ll:.4f}" in out
+
+
+def test_samples_png_has_the_figure_size(vae_run):
+    run, _ = vae_run
+    height, width = (round(side * plots.DPI) for side in reversed(plots.FIGSIZE))
+    assert_png(run / "samples.png", size=(height, width))
+
+
+def test_fit_loads_back(vae_run):
+    import ppgen
+
+    run, _ = vae_run
+    fit = ppgen.load(run / "fit.pt")
+    assert fit.sample(3).shape == (3, 64)
+
+
+# -------------------------------------------------------------------------------------------------
+# eval and sample
+
+
+def test_eval_records_and_prints(vae_run, capsys):
+    run, _ = vae_run
+    before = read_metrics(run)
+    assert main(["eval", str(run), "--k", "10"]) == 0
+    out = capsys.readouterr().out
+    metrics = read_metrics(run)
+    entry = metrics["eval"]
+    assert entry["k"] == 10 and math.isfinite(entry["test_log_likelihood"])
+    assert f"{entry['test_log_likelihood']:.4f}" in out
+    # Same k, same seed, same test set: eval reproduces the estimate fit made.
+    assert entry["test_log_likelihood"] == pytest.approx(before["test_log_likelihood"], abs=1e-4)
+    # Nothing else in metrics.json changed.
+    assert {key: value for key, value in metrics.items() if key != "eval"} == {
+        key: value for key, value in before.items() if key != "eval"
+    }
+
+
+def test_eval_defaults_to_the_run_eval_k(vae_run):
+    run, _ = vae_run
+    assert main(["eval", str(run)]) == 0
+    assert read_metrics(run)["eval"]["k"] == 10
+
+
+def test_sample_writes_png(vae_run, tmp_path, capsys):
+    run, _ = vae_run
+    out = tmp_path / "pictures" / "s.png"
+    assert main(["sample", str(run), "-n", "16", "--out", str(out)]) == 0
+    height, width = (round(side * plots.DPI) for side in reversed(plots.FIGSIZE))
+    assert_png(out, size=(height, width))
+    assert str(out) in capsys.readouterr().out
+
+
+def test_sample_default_out(vae_run):
+    run, _ = vae_run
+    assert main(["sample", str(run), "-n", "4"]) == 0
+    assert_png(run / "samples-4.png")
+
+
+# -------------------------------------------------------------------------------------------------
+# other models and data
+
+
+def test_gmm_on_moons_skips_latent(tmp_path, capsys):
+    run = tmp_path / "gmm"
+    assert main(["fit", "--model", "gmm", "--data", "moons", "--components", "3", *TINY, "--out", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "latent.png skipped" in out
+    assert not (run / "latent.png").exists()
+    for name in ["fit.pt", "metrics.json", "samples.png", "loss.png"]:
+        assert (run / name).is_file(), name
+    metrics = read_metrics(run)
+    assert metrics["config"]["binarize"] is None
+    assert metrics["n_train"] == 1000 and metrics["n_test"] == 500
+    assert math.isfinite(metrics["test_log_likelihood"])
+    assert main(["eval", str(run)]) == 0
+    assert read_metrics(run)["eval"]["test_log_likelihood"] == pytest.approx(metrics["test_log_likelihood"])
+
+
+def test_ppca_on_continuous_digits(tmp_path):
+    run = tmp_path / "ppca"
+    assert main(["fit", "--model", "ppca", "--data", "digits", "--z-dim", "3", *TINY, "--out", str(run)]) == 0
+    for name in RUN_FILES:
+        assert (run / name).is_file(), name
+    metrics = read_metrics(run)
+    assert metrics["config"]["binarize"] is False
+    assert len(metrics["train_loss"]) == 2
+    assert math.isfinite(metrics["test_log_likelihood"])
+
+
+def test_vae_on_moons_is_gaussian(tmp_path):
+    run = tmp_path / "vae-moons"
+    assert main(["fit", "--model", "vae", "--data", "moons", "--z-dim", "2", "--hidden", "16", *TINY,
+                 "--out", str(run)]) == 0
+    metrics = read_metrics(run)
+    assert metrics["config"]["model_options"]["likelihood"] == "gaussian"
+    assert (run / "latent.png").is_file()
+
+
+def test_idx_data(tmp_path):
+    images = (np.random.default_rng(0).random((20, 4, 4)) > 0.5).astype(np.uint8) * 255
+    path = tmp_path / "images.idx"
+    header = bytes([0, 0, 0x08, 3]) + b"".join(int(d).to_bytes(4, "big") for d in images.shape)
+    path.write_bytes(header + images.tobytes())
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "vae", "--data", f"idx:{path}", "--z-dim", "2", "--hidden", "8", *TINY,
+                 "--out", str(run)]) == 0
+    metrics = read_metrics(run)
+    assert metrics["n_train"] == 16 and metrics["n_test"] == 4 and metrics["x_dim"] == 16
+    assert metrics["config"]["data"] == f"idx:{path.resolve()}"
+    assert main(["eval", str(run), "--k", "5"]) == 0
+
+
+# -------------------------------------------------------------------------------------------------
+# errors
+
+
+def test_unknown_model(tmp_path, capsys):
+    assert main(["fit", "--model", "nosuchmodel", "--out", str(tmp_path / "run")]) == 2
+    assert "nosuchmodel" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fit", "--data", "cifar"], "cifar"),
+        (["fit", "--epochs", "0"], "--epochs"),
+        (["fit", "--lr", "-1"], "--lr"),
+        (["fit", "--inference", "nuts"], "nuts"),
+        (["fit", "--k", "5"], "--k needs --inference"),
+        (["fit", "--model", "gmm", "--z-dim", "2"], "--z-dim"),
+        (["fit", "--data", "moons", "--binarize"], "--binarize"),
+        (["eval"], "RUN"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_arguments(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_run(tmp_path, capsys):
+    missing = tmp_path / "nothing-here"
+    assert main(["eval", str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ppgen: error:") and str(missing) in err
+    assert "Traceback" not in err
+
+
+def test_run_without_fit_pt(tmp_path, capsys):
+    assert main(["sample", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "fit.pt") in err and "Traceback" not in err
+
+
+def test_missing_idx_file(tmp_path, capsys):
+    missing = tmp_path / "missing.idx"
+    assert main(["fit", "--data", f"idx:{missing}", *TINY, "--out", str(tmp_path / "run")]) == 1
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_help_exits_zero(capsys):
+    assert main(["--help"]) == 0
+    assert "fit" in capsys.readouterr().out
+
+
+def test_python_m_ppgen_help():
+    result = subprocess.run([sys.executable, "-m", "ppgen", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "usage: ppgen" in result.stdout
+    for command in ["fit", "eval", "sample"]:
+        assert command in result.stdout
+
+
+# -------------------------------------------------------------------------------------------------
+# plots
+
+
+def test_plots_write_pngs(tmp_path):
+    rng = np.random.default_rng(0)
+    plots.image_grid(rng.random((10, 784)), tmp_path / "grid.png")
+    plots.image_grid(rng.random((5, 7)), tmp_path / "rows.png")  # D not a square: one row per image
+    plots.scatter(rng.normal(size=(50, 2)), tmp_path / "scatter.png", labels=rng.integers(0, 3, 50))
+    plots.loss_curve([3.0, 2.0, 1.5], tmp_path / "loss.png")
+    for name in ["grid.png", "rows.png", "scatter.png", "loss.png"]:
+        assert_png(tmp_path / name)
+
+
+def test_plots_reject_bad_shapes(tmp_path):
+    with pytest.raises(ValueError, match="shape"):
+        plots.scatter(np.zeros((4, 3)), tmp_path / "x.png")
+    with pytest.raises(ValueError, match="shape"):
+        plots.image_grid(np.zeros(4), tmp_path / "x.png")

@@ -1,0 +1,63 @@
+"""The contract every model in the zoo keeps, checked over the whole zoo at once."""
+
+import pytest
+import torch
+
+import ppgen
+from ppgen import inference, models, registry
+from ppgen.program import inspect
+
+ZOO = sorted(registry.MODELS)
+
+
+@pytest.fixture
+def x():
+    return torch.bernoulli(torch.full((32, 5), 0.4))
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_builds_from_x_dim_alone_and_records_its_arguments(name):
+    model = registry.MODELS[name](x_dim=5)
+    assert model.config == {"x_dim": 5}
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        registry.MODELS[name](5)
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_every_parameter_gets_a_gradient_from_the_elbo(name, x):
+    """The ELBO trains model and guide together (and sums out enumerated latents), so it reaches every parameter."""
+    model = registry.MODELS[name](x_dim=5)
+    structure = inspect(model, x)
+    inference.ELBO().loss(model, structure, x).backward()
+    for param_name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, param_name
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_answers_every_query_defined_for_it_and_says_which_is_not(name, x):
+    fit = ppgen.fit(registry.MODELS[name](x_dim=5), x, epochs=2, progress=False)
+    assert fit.log_prob(x, k=5).shape == (32,) and torch.isfinite(fit.log_prob(x, k=5)).all()
+    assert fit.sample(7).shape == (7, 5)
+    if fit.structure.guided:
+        assert fit.encode(x).shape[0] == 32
+        assert fit.iwae_bound(x, 3).shape == (32,)
+    else:
+        with pytest.raises(ValueError, match="has no guide"):
+            fit.encode(x)
+        with pytest.raises(ValueError, match="has no guide"):
+            fit.posterior(x)
+
+
+def test_a_gaussian_vae_fits_real_valued_data():
+    data = torch.randn(64, 3)
+    fit = ppgen.fit(models.VAE(x_dim=3, z_dim=1, hidden=(8,), likelihood="gaussian"), data, epochs=2, progress=False)
+    assert fit.sample(4).dtype == torch.float32 and not set(fit.sample(4).unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: models.VAE(x_dim=3, likelihood="poisson"), "likelihood must be one of"),
+    (lambda: models.GMM(x_dim=3, covariance="spherical"), "covariance must be one of"),
+])
+def test_bad_model_options_are_refused(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
