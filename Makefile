@@ -23,7 +23,7 @@ test-all: $(STAMP)
 	$(VENV)/bin/pytest -q -m ""
 
 demo: $(STAMP)
-	$(VENV)/bin/ppgen fit --model vae --data digits --inference iwae --k 5 --out runs/demo
+	$(VENV)/bin/ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 300 --out runs/demo
 
 bench: $(STAMP)
 	$(PY) bench/run.py
