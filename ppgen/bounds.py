@@ -71,7 +71,9 @@ def per_point_log_density(trace: poutine.Trace, particle_dim: int, shape: tuple[
     return _to_particle_by_point(total, sites, particle_dim, shape)
 
 
-def _contract_enumerated(trace: poutine.Trace, sites: list[dict]) -> Tensor:
+def _contract_enumerated(trace: poutine.Trace, sites: list[dict], keep: str | None = None) -> Tensor:
+    """Sum out the enumerated dimensions of a packed trace, keeping the particle and data plates, and the
+    enumerated dimension of site ``keep`` if one is named."""
     trace.pack_tensors()
     plate_symbol = trace.plate_to_symbol
     factors: OrderedDict[frozenset, list[Tensor]] = OrderedDict()
@@ -81,8 +83,9 @@ def _contract_enumerated(trace: poutine.Trace, sites: list[dict]) -> Tensor:
     sum_dims = set(trace.symbol_to_dim) - set(plate_symbol.values())
     # packing drops dimensions of size 1, so a plate of one particle or one point may have no symbol left
     present = {symbol for terms in factors.values() for term in terms for symbol in term._pyro_dims}
-    target = frozenset({plate_symbol[PARTICLE_PLATE], plate_symbol[DATA_PLATE]} & present)
-    contracted = contract_to_tensor(factors, sum_dims, target_ordinal=target)
+    target = frozenset({plate_symbol[p] for p in (PARTICLE_PLATE, DATA_PLATE) if p in plate_symbol} & present)
+    target_dims = {trace.nodes[keep]["infer"]["_enumerate_symbol"]} if keep else set()
+    contracted = contract_to_tensor(factors, sum_dims, target_ordinal=target, target_dims=target_dims)
     return packed.unpack(contracted, trace.symbol_to_dim)
 
 
@@ -96,6 +99,21 @@ def _to_particle_by_point(total: Tensor | int, sites: list[dict], particle_dim: 
     if summed:
         total = total.sum(summed, keepdim=True)
     return total.reshape(total.shape[keep[0]], total.shape[keep[1]]).expand(shape)
+
+
+def enumerated_posterior(module: nn.Module, structure: Structure, x: Tensor, site: str) -> Tensor:
+    """p(c = j | x_n) for an enumerated discrete latent c, exactly: Tensor[N, C], each row summing to 1.
+
+    log p(x_n, c = j) is contracted from the model's enumerated trace with every other latent summed out,
+    then normalised over j. For a one-hot c this is also the posterior mean E[onehot(c) | x].
+    """
+    enum_model = poutine.enum(module.model, first_available_dim=-structure.max_plate_nesting - 1)
+    trace = poutine.trace(enum_model).get_trace(x)
+    trace.compute_log_prob()
+    log_joint = _contract_enumerated(trace, sample_sites(trace), keep=site)
+    log_joint = log_joint.movedim(trace.nodes[site]["infer"]["_enumerate_dim"], -1)
+    log_joint = log_joint.reshape(-1, log_joint.shape[-1]).expand(x.shape[0], -1)
+    return (log_joint - log_joint.logsumexp(-1, keepdim=True)).exp()
 
 
 def log_mean_exp(log_w: Tensor, dim: int = 0) -> Tensor:

@@ -11,7 +11,7 @@ import pyro.poutine as poutine
 import torch
 from torch import Tensor, nn
 
-from ppgen.bounds import exact_log_prob, log_weights
+from ppgen.bounds import enumerated_posterior, exact_log_prob, log_weights
 from ppgen.checkpoint import CHECKPOINT_FORMAT, atomic_save, class_path, resolve_class
 from ppgen.data import as_data
 from ppgen.checks import check_positive_int
@@ -111,36 +111,49 @@ class Fit:
 
     @torch.no_grad()
     def encode(self, x: Any, site: str | None = None) -> Tensor:
-        """The posterior mean E_q[z|x] of a latent site under the guide, Tensor[N, z_dim]."""
+        """The posterior mean of a latent site given x, Tensor[N, d].
+
+        For a site the guide draws, E_q[z|x] under q(z|x). For a discrete latent that the model sums out,
+        the exact posterior p(c|x) over its C values, Tensor[N, C], which is E[onehot(c) | x].
+        """
         name = self._latent_site(site)
-        trace = poutine.trace(self.model.guide).get_trace(self._data(x))
-        return trace.nodes[name]["fn"].mean
+        x = self._data(x)
+        if name in self.structure.enumerated:
+            return enumerated_posterior(self.model, self.structure, x, name)
+        return poutine.trace(self.model.guide).get_trace(x).nodes[name]["fn"].mean
 
     @torch.no_grad()
     def posterior(self, x: Any, num_samples: int = 500) -> Posterior:
-        """``num_samples`` draws z ~ q(z|x) for every row of x and every guided latent site."""
+        """``num_samples`` draws of every latent site for every row of x: z ~ q(z|x) for the sites the guide
+        draws, c ~ p(c|x) exactly for the discrete latents the model sums out."""
         check_positive_int(num_samples, "num_samples")
-        self._require_guided_latents()
+        self._latent_sites()
         x = self._data(x)
-        with pyro.plate(PARTICLE_PLATE, num_samples, dim=-self.structure.max_plate_nesting - 1):
-            trace = poutine.trace(self.model.guide).get_trace(x)
-        return Posterior({site["name"]: site["value"] for site in sample_sites(trace)})
+        samples = {}
+        if self.structure.guided:
+            with pyro.plate(PARTICLE_PLATE, num_samples, dim=-self.structure.max_plate_nesting - 1):
+                trace = poutine.trace(self.model.guide).get_trace(x)
+            samples = {site["name"]: site["value"] for site in sample_sites(trace)}
+        for name in self.structure.enumerated:
+            probs = enumerated_posterior(self.model, self.structure, x, name)
+            samples[name] = torch.distributions.Categorical(probs).sample((num_samples,))
+        return Posterior(samples)
 
-    def _require_guided_latents(self) -> None:
-        if not self.structure.guided:
-            raise ValueError(f"{type(self.model).__name__} has no guide q(z|x) with latents to draw"
-                             + (f" (its latents {self.structure.enumerated} are summed out)"
-                                if self.structure.enumerated else ""))
+    def _latent_sites(self) -> tuple[str, ...]:
+        latent = self.structure.guided + self.structure.enumerated
+        if not latent:
+            raise ValueError(f"{type(self.model).__name__} has no latent variables to infer")
+        return latent
 
     def _latent_site(self, site: str | None) -> str:
-        self._require_guided_latents()
-        guided = self.structure.guided
+        """The latent site a query is about: the one there is, or the one named."""
+        latent = self._latent_sites()
         if site is None:
-            if len(guided) > 1:
-                raise ValueError(f"the guide has several latent sites {guided}: choose one with site=")
-            return guided[0]
-        if site not in guided:
-            raise ValueError(f"site must be one of the guide's latent sites {guided}, got {site!r}")
+            if len(latent) > 1:
+                raise ValueError(f"the model has several latent sites {latent}: choose one with site=")
+            return latent[0]
+        if site not in latent:
+            raise ValueError(f"site must be one of the model's latent sites {latent}, got {site!r}")
         return site
 
     def save(self, path: str | os.PathLike) -> None:

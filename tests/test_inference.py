@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.bounds import exact_log_prob
+from ppgen.bounds import enumerated_posterior, exact_log_prob
 from ppgen.program import inspect
 
 
@@ -68,8 +68,11 @@ def test_gmm_log_prob_is_scikit_learns_mixture_density(covariance):
         gmm.locs.copy_(torch.tensor(em.means_))
         gmm.unconstrained_scale.copy_(torch.distributions.transform_to(gmm._scale_constraint).inv(torch.tensor(scale)))
     data = torch.tensor(x)
-    log_p = exact_log_prob(gmm, inspect(gmm, data), data)
+    structure = inspect(gmm, data)
+    log_p = exact_log_prob(gmm, structure, data)
     np.testing.assert_allclose(log_p.detach().numpy(), em.score_samples(x), rtol=0, atol=1e-10)
+    responsibilities = enumerated_posterior(gmm, structure, data, "c")
+    np.testing.assert_allclose(responsibilities.detach().numpy(), em.predict_proba(x), rtol=0, atol=1e-10)
 
 
 def test_vae_beats_the_best_independent_bernoulli_model_on_digits():
