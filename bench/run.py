@@ -1,0 +1,221 @@
+"""``make bench``: ppgen's speed and memory as ratios against a hand-written PyTorch loop of the same network.
+
+Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_available()``):
+
+1. the time of a training step of ``VAE(x_dim=64)`` on the binarised digits (batch 128, Adam, lr 1e-3)
+   with ``inference.ELBO()`` and ``inference.IWAE(k=5)``, through ``ppgen.fit`` (wall time / steps) and
+   through ``inference.loss`` + backward + step in a plain loop, against the hand-written loss and loop;
+2. the time of ``fit.log_prob(test, k=1000)`` against a hand-written importance-sampled estimate;
+3. the peak memory of each, one fresh process per workload;
+
+checks that the hand-written losses equal ppgen's on the same weights and draws, writes everything to
+``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
+repeats after a warm-up run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import pyro
+import torch
+
+import ppgen
+from ppgen.program import inspect
+
+import handwritten
+import render
+from workloads import BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, network
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results.json"
+DOCS = BENCH.parent / "docs" / "benchmarks.md"
+
+
+def machine(threads: int) -> dict:
+    """What the figures were measured on."""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=BENCH, capture_output=True,
+                                text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": threads,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "pyro": pyro.__version__,
+        "ppgen": ppgen.__version__,
+        "commit": commit,
+        "platform": platform.platform(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
+    """Wall-clock seconds of ``fn()`` (waiting for the GPU to finish), and what it returned."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, out
+
+
+def time_workloads(names: list[str], train: torch.Tensor, test: torch.Tensor, epochs: int,
+                   repeats: int) -> tuple[dict[str, list[float]], dict[str, object]]:
+    """Seconds per step of each workload in each of ``repeats`` interleaved rounds after a warm-up run."""
+    built = {name: build(name, train, test, epochs) for name in names}
+    for workload in built.values():
+        workload.run()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    last: dict[str, object] = {}
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            elapsed, last[name] = timed(built[name].run, train.device)
+            seconds[name].append(elapsed / built[name].steps)
+    return seconds, last
+
+
+def figure(device: torch.device, name: str, path: str, unit: str, scale: float, ppgen_runs: list[float],
+           handwritten_runs: list[float]) -> dict:
+    """One row of the results: medians of both sides, scaled to ``unit``, their ratio, and every run."""
+    ours, theirs = statistics.median(ppgen_runs) * scale, statistics.median(handwritten_runs) * scale
+    return {"device": device.type, "figure": name, "ppgen_path": path, "unit": unit, "ppgen": ours,
+            "handwritten": theirs, "ratio": ours / theirs if theirs > 0 else None,
+            "ppgen_runs": [r * scale for r in ppgen_runs], "handwritten_runs": [r * scale for r in handwritten_runs]}
+
+
+def final_loss(out: object) -> float:
+    """The last epoch's mean loss from a ``Fit`` or a hand-written history."""
+    return out.history[-1] if isinstance(out, ppgen.Fit) else out[-1]
+
+
+def speed(train: torch.Tensor, test: torch.Tensor, epochs: int, repeats: int) -> tuple[list[dict], dict]:
+    """The training-step and query timings, and the final training losses of both sides."""
+    device, rows, losses = train.device, [], {}
+    for key, bound in BOUNDS.items():
+        names = [f"ppgen-fit-{key}", f"ppgen-loss-{key}", f"handwritten-{key}"]
+        seconds, last = time_workloads(names, train, test, epochs, repeats)
+        print(f"  training {bound.label}: done", flush=True)
+        rows.append(figure(device, f"training step, {bound.label}", "ppgen.fit", "ms/step", 1e3,
+                           seconds[names[0]], seconds[names[2]]))
+        rows.append(figure(device, f"training step, {bound.label}", "inference.loss + backward + step",
+                           "ms/step", 1e3, seconds[names[1]], seconds[names[2]]))
+        losses[bound.label] = {"ppgen.fit": final_loss(last[names[0]]), "handwritten": final_loss(last[names[2]])}
+    seconds, _ = time_workloads(["ppgen-query", "handwritten-query"], train, test, 1, max(3, repeats // 2))
+    rows.append(figure(device, f"log p(x) of the {test.shape[0]} test points, k={QUERY_K}", "Fit.log_prob",
+                       "ms/query", 1e3, seconds["ppgen-query"], seconds["handwritten-query"]))
+    return rows, losses
+
+
+def memory(device: torch.device, threads: int) -> list[dict]:
+    """Peak memory of each workload, each in a fresh process (see memory.py)."""
+    rows = []
+    pairs = [(f"peak memory, training {bound.label}", "ppgen.fit", f"ppgen-fit-{key}", f"handwritten-{key}")
+             for key, bound in BOUNDS.items()]
+    pairs.append((f"peak memory, log p(x), k={QUERY_K}", "Fit.log_prob", "ppgen-query", "handwritten-query"))
+    for name, path, ours, theirs in pairs:
+        (peak, method), (reference, _) = (run_memory(workload, device, threads) for workload in (ours, theirs))
+        rows.append({**figure(device, name, path, "MiB", 1.0, [peak], [reference]), "method": method})
+    return rows
+
+
+def run_memory(workload: str, device: torch.device, threads: int) -> tuple[float, str]:
+    """Peak MiB of one workload, measured by memory.py in a subprocess, and how it was read."""
+    out = subprocess.run([sys.executable, str(BENCH / "memory.py"), workload, str(device), str(threads)],
+                         capture_output=True, text=True, check=True).stdout
+    measured = json.loads(out.splitlines()[-1])
+    return measured["peak_mib"], measured["method"]
+
+
+def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
+    """The hand-written losses, gradients and log p(x) against ppgen's, on the same weights and random draws."""
+    vae = network(train.device, train.shape[1])
+    structure, xb = inspect(vae, train[:2]), train[:BATCH_SIZE]
+    checks = {}
+    for bound in BOUNDS.values():
+        values, grads = [], []
+        for loss in (partial(bound.backend().loss, vae, structure), partial(bound.loss, vae)):
+            torch.manual_seed(SEED + 1)
+            vae.zero_grad(set_to_none=True)
+            value = loss(xb)
+            value.backward()
+            values.append(value.item())
+            grads.append(torch.cat([p.grad.flatten() for p in vae.parameters()]))
+        checks[f"loss, {bound.label}"] = {"ppgen": values[0], "handwritten": values[1],
+                                          "max_abs_grad_difference": (grads[0] - grads[1]).abs().max().item()}
+    trained = fit(vae, train, "elbo", 1)
+    estimates = []
+    for query in (partial(trained.log_prob, test, k=QUERY_K),
+                  partial(handwritten.log_prob, trained.model, test, QUERY_K, PARTICLE_POINTS)):
+        torch.manual_seed(SEED + 1)
+        estimates.append(query())
+    checks[f"mean log p(x), k={QUERY_K}"] = {"ppgen": estimates[0].mean().item(),
+                                            "handwritten": estimates[1].mean().item(),
+                                            "max_abs_difference": (estimates[0] - estimates[1]).abs().max().item()}
+    return checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per timed training run (default 20)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per training figure (default 7)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = {
+        "machine": machine(args.threads),
+        "settings": {"data": "digits, binarised: 1437 training and 360 test points of 64 pixels",
+                     "network": "ppgen.models.VAE(x_dim=64, z_dim=8, hidden=(400,), likelihood='bernoulli')",
+                     "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,
+                     "epochs_per_run": args.epochs, "repeats": args.repeats, "query_k": QUERY_K,
+                     "particle_points_per_pass": PARTICLE_POINTS},
+        "figures": [], "sanity": {}, "final_training_loss": {}, "skipped": {},
+    }
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    else:
+        results["skipped"]["cuda"] = "torch.cuda.is_available() is False"
+    start = time.perf_counter()
+    for device in devices:
+        print(f"{device}:", flush=True)
+        train, test = load_data(device)
+        results["sanity"][device.type] = sanity(train, test)
+        rows, losses = speed(train, test, args.epochs, args.repeats)
+        results["final_training_loss"][device.type] = losses
+        print("  memory...", flush=True)
+        results["figures"] += rows + memory(device, args.threads)
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(RESULTS)
+    DOCS.parent.mkdir(exist_ok=True)
+    DOCS.write_text(render.render(results))
+    print(render.table(results))
+    print(f"wrote {RESULTS.relative_to(BENCH.parent)} and {DOCS.relative_to(BENCH.parent)} "
+          f"in {results['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

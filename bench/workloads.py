@@ -1,0 +1,110 @@
+"""What the benchmark runs: ppgen and the hand-written loop on the same network, the same data, the same optimiser.
+
+Each workload is built once, untimed (network, optimiser, data on the device), and runs as a callable;
+``run.py`` times the callables in its own process and ``memory.py`` measures one per subprocess.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import pyro
+import torch
+from torch import Tensor
+
+import ppgen
+import ppgen.result
+from ppgen import datasets, inference
+from ppgen.models import VAE
+from ppgen.program import inspect
+
+import handwritten  # bench/ is on sys.path when a script in it runs
+
+BATCH_SIZE = 128
+LR = 1e-3
+SEED = 0
+QUERY_K = 1000
+#: particles x points a pass of the importance-sampled log p(x); the hand-written query chunks the same way.
+PARTICLE_POINTS = getattr(ppgen.result, "PARTICLE_POINTS_PER_PASS", 2**15)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One training objective, as a ppgen backend and as a hand-written loss of (vae, x)."""
+
+    label: str
+    backend: Callable[[], inference.ELBO | inference.IWAE]
+    loss: Callable[[VAE, Tensor], Tensor]
+
+
+BOUNDS = {
+    "elbo": Bound("ELBO", inference.ELBO, handwritten.elbo_loss),
+    "iwae5": Bound("IWAE(k=5)", partial(inference.IWAE, k=5), partial(handwritten.iwae_loss, k=5)),
+}
+
+#: workload name -> (side, what). Training workloads run ``epochs`` passes; a query is one call.
+WORKLOADS = {
+    **{f"ppgen-fit-{b}": ("ppgen", "fit") for b in BOUNDS},
+    **{f"ppgen-loss-{b}": ("ppgen", "loss") for b in BOUNDS},
+    **{f"handwritten-{b}": ("handwritten", "train") for b in BOUNDS},
+    "ppgen-query": ("ppgen", "query"),
+    "handwritten-query": ("handwritten", "query"),
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A built workload: ``run()`` does the measured work, ``steps`` optimiser steps (or 1 query) of it."""
+
+    run: Callable[[], object]
+    steps: int
+
+
+def load_data(device: torch.device) -> tuple[Tensor, Tensor]:
+    """The binarised digits, training (1437 x 64) and test (360 x 64) sets, on ``device``."""
+    return (datasets.digits(binarize=True, split="train").to(device),
+            datasets.digits(binarize=True, split="test").to(device))
+
+
+def network(device: torch.device, x_dim: int) -> VAE:
+    """The benchmarked network, ``VAE(x_dim, z_dim=8, hidden=(400,))``, with the same initial weights each call."""
+    torch.manual_seed(SEED)
+    return VAE(x_dim=x_dim).to(device)
+
+
+def fit(vae: VAE, train: Tensor, bound: str, epochs: int) -> ppgen.Fit:
+    """``ppgen.fit`` with the benchmark's settings: the public path, progress bar off."""
+    return ppgen.fit(vae, train, inference=BOUNDS[bound].backend(), epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
+                     seed=SEED, device=train.device, progress=False)
+
+
+def without_validation(loss: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``loss(x)`` with Pyro's argument checks off, as ``ppgen.fit`` computes it in training."""
+    with pyro.validation_enabled(False):
+        return loss(x)
+
+
+def build(name: str, train: Tensor, test: Tensor, epochs: int) -> Workload:
+    """Set up workload ``name`` (a key of :data:`WORKLOADS`); training ones run ``epochs`` passes over ``train``."""
+    side, what = WORKLOADS[name]
+    vae = network(train.device, train.shape[1])
+    steps = epochs * math.ceil(train.shape[0] / BATCH_SIZE)
+    if what == "query":
+        trained = fit(vae, train, "elbo", 1)  # a Fit to query; both sides query the same weights
+        if side == "ppgen":
+            return Workload(partial(trained.log_prob, test, k=QUERY_K), 1)
+        return Workload(partial(handwritten.log_prob, trained.model, test, QUERY_K, PARTICLE_POINTS), 1)
+    bound = name.rsplit("-", 1)[1]
+    if what == "fit":
+        return Workload(partial(fit, vae, train, bound, epochs), steps)
+    if what == "loss":
+        backend, structure = BOUNDS[bound].backend(), inspect(vae, train[:2])
+        loss = partial(without_validation, partial(backend.loss, vae, structure))
+    else:
+        loss = partial(BOUNDS[bound].loss, vae)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
+    generator = torch.Generator().manual_seed(SEED)
+    return Workload(partial(handwritten.train, loss, optimizer, train, epochs, BATCH_SIZE, generator), steps)
