@@ -27,7 +27,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     Arguments:
         model: a Pyro program: an ``nn.Module`` with ``model(x)`` (and ``guide(x)`` where it has continuous
             latents), or a ``(model_fn, guide_fn)`` pair of plain functions.
-        data: Tensor or NumPy array of shape [N, ...], one data point per row.
+        data: Tensor or NumPy array of shape [N, ...], one data point per row; the model's floating-point
+            parameters take its dtype (float64 data, float64 model).
         inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
             latents that need a guide and ``MLE()`` for a model whose log p(x) is exact.
         epochs: passes over the data.

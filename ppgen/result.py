@@ -13,8 +13,8 @@ from torch import Tensor, nn
 
 from ppgen.bounds import enumerated_posterior, exact_log_prob, log_weights
 from ppgen.checkpoint import CHECKPOINT_FORMAT, atomic_save, class_path, resolve_class
-from ppgen.data import as_data
 from ppgen.checks import check_positive_int
+from ppgen.data import as_data
 from ppgen.objective import Objective
 from ppgen.posterior import Posterior
 from ppgen.program import PARTICLE_PLATE, Model, Structure, as_module, has_guide, inspect, sample_sites
@@ -31,6 +31,7 @@ class Fit:
         structure: what ppgen learnt of the program by tracing it.
         inference: the objective it was fitted with.
         history: the mean training loss of each epoch, in nats per data point.
+        example: a few training rows, which fix the shape and dtype of x and let a loaded fit trace its program.
     """
 
     def __init__(self, model: nn.Module, structure: Structure, inference: Objective, *, history: list[float],
