@@ -204,6 +204,13 @@ def test_an_interrupted_save_leaves_the_earlier_checkpoint_intact(tmp_path, bina
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["fit.pt"]
 
 
+def test_a_checkpoint_gets_the_permissions_of_any_new_file(tmp_path, binary):
+    fit = ppgen.fit(small_vae(), binary, epochs=1, progress=False)
+    fit.save(tmp_path / "fit.pt")
+    (tmp_path / "plain").write_bytes(b"")
+    assert (tmp_path / "fit.pt").stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
 def test_loading_never_executes_code_from_the_file(tmp_path):
     class Payload:
         def __reduce__(self):
