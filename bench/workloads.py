@@ -28,7 +28,7 @@ LR = 1e-3
 SEED = 0
 QUERY_K = 1000
 #: particles x points a pass of the importance-sampled log p(x); the hand-written query chunks the same way.
-PARTICLE_POINTS = getattr(ppgen.result, "PARTICLE_POINTS_PER_PASS", 2**15)
+PARTICLE_POINTS = ppgen.result.PARTICLE_POINTS_PER_PASS
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ import argparse
 import inspect
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence

@@ -80,7 +80,7 @@ class PyroFunctions(nn.Module):
         with pyro.get_param_store().scope(self._store) as store:
             result = fn(x)
         for name, value in store["params"].items():
-            key = name.replace(".", "$")
+            key = _param_key(name)
             if key not in self.params:
                 self.params[key] = value if isinstance(value, nn.Parameter) else nn.Parameter(value.detach())
             store["params"][name] = self.params[key]
@@ -97,8 +97,14 @@ class PyroFunctions(nn.Module):
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> PyroFunctions:
         super()._apply(fn, *args, **kwargs)  # moves self.params; the store must follow them
         for name in self._store["params"]:
-            self._store["params"][name] = self.params[name.replace(".", "$")]
+            self._store["params"][name] = self.params[_param_key(name)]
         return self
+
+
+def _param_key(name: str) -> str:
+    """The ``ParameterDict`` key of the ``pyro.param`` called ``name``: no dots, and never the name of one of
+    the dict's own attributes (a parameter called ``"half"`` or ``"to"`` is a parameter, not a method)."""
+    return "param:" + name.replace(".", "$")
 
 
 def as_module(model: Any) -> nn.Module:

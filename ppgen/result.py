@@ -6,18 +6,17 @@ import math
 import os
 from typing import Any
 
-import pyro
 import pyro.poutine as poutine
 import torch
 from torch import Tensor, nn
 
-from ppgen.bounds import enumerated_posterior, exact_log_prob, log_weights
+from ppgen.bounds import enumerated_log_posterior, exact_log_prob, log_weights, trace_particles
 from ppgen.checkpoint import CHECKPOINT_FORMAT, atomic_save, class_path, resolve_class
 from ppgen.checks import check_positive_int
 from ppgen.data import as_data
 from ppgen.objective import Objective
 from ppgen.posterior import Posterior
-from ppgen.program import PARTICLE_PLATE, Model, Structure, as_module, has_guide, inspect, sample_sites
+from ppgen.program import Model, Structure, as_module, has_guide, inspect, sample_sites
 
 #: particles times data points evaluated in one pass of an importance-sampled query; bounds memory.
 PARTICLE_POINTS_PER_PASS = 2**15
@@ -55,7 +54,7 @@ class Fit:
     @property
     def device(self) -> torch.device:
         """Where the model's parameters live."""
-        return next(self.model.parameters()).device
+        return next(self.model.parameters(), self.example).device
 
     def _data(self, x: Any, name: str = "x") -> Tensor:
         x = as_data(x, name=name)
@@ -111,34 +110,54 @@ class Fit:
         return trace.nodes[self.structure.observed[0]]["value"]
 
     @torch.no_grad()
-    def encode(self, x: Any, site: str | None = None) -> Tensor:
+    def encode(self, x: Any, site: str | None = None, num_samples: int = 100) -> Tensor:
         """The posterior mean of a latent site given x, Tensor[N, d].
 
-        For a site the guide draws, E_q[z|x] under q(z|x). For a discrete latent that the model sums out,
-        the exact posterior p(c|x) over its C values, Tensor[N, C], which is E[onehot(c) | x].
+        For a site the guide draws, E_q[z|x] under q(z|x). For a discrete latent c that the model sums out, the
+        posterior p(c|x) over its C values, Tensor[N, C], which is E[onehot(c) | x]: exact when the model has
+        no guided latents, otherwise E_q(z|x)[p(c|x, z)], the c-marginal of the posterior that
+        :meth:`posterior` draws from. Where a mean has no closed form (that last case, or a guide distribution
+        without an analytic mean), it is the average of ``num_samples`` draws.
         """
         name = self._latent_site(site)
+        check_positive_int(num_samples, "num_samples")
         x = self._data(x)
         if name in self.structure.enumerated:
-            return enumerated_posterior(self.model, self.structure, x, name)
-        return poutine.trace(self.model.guide).get_trace(x).nodes[name]["fn"].mean
+            _, model_trace = trace_particles(self.model, self.structure, x, self._draws_given_guide(num_samples))
+            return enumerated_log_posterior(model_trace, name, self._particle_dim).exp().mean(0)
+        q = poutine.trace(self.model.guide).get_trace(x).nodes[name]["fn"]
+        try:
+            return q.mean
+        except NotImplementedError:  # e.g. a transformed distribution: no closed form, so draws
+            return self.posterior(x, num_samples).samples[name].mean(0)
 
     @torch.no_grad()
     def posterior(self, x: Any, num_samples: int = 500) -> Posterior:
-        """``num_samples`` draws of every latent site for every row of x: z ~ q(z|x) for the sites the guide
-        draws, c ~ p(c|x) exactly for the discrete latents the model sums out."""
+        """``num_samples`` joint draws of every latent site for every row of x.
+
+        z_s ~ q(z|x) for the sites the guide draws, and for each discrete latent c that the model sums out,
+        c_s ~ p(c | x, z_s) exactly given the same draw z_s (each such c from its own marginal given z_s).
+        """
         check_positive_int(num_samples, "num_samples")
         self._latent_sites()
         x = self._data(x)
-        samples = {}
-        if self.structure.guided:
-            with pyro.plate(PARTICLE_PLATE, num_samples, dim=-self.structure.max_plate_nesting - 1):
-                trace = poutine.trace(self.model.guide).get_trace(x)
-            samples = {site["name"]: site["value"] for site in sample_sites(trace)}
+        particles = self._draws_given_guide(num_samples)
+        guide_trace, model_trace = trace_particles(self.model, self.structure, x, particles)
+        samples = {site["name"]: site["value"] for site in sample_sites(guide_trace)} if guide_trace else {}
         for name in self.structure.enumerated:
-            probs = enumerated_posterior(self.model, self.structure, x, name)
-            samples[name] = torch.distributions.Categorical(probs).sample((num_samples,))
+            log_posterior = enumerated_log_posterior(model_trace, name, self._particle_dim)
+            # one draw per guide particle; with no guided latents, all draws from the one exact posterior
+            draws = torch.distributions.Categorical(logits=log_posterior).sample((num_samples // particles,))
+            samples[name] = draws.flatten(0, 1)
         return Posterior(samples)
+
+    def _draws_given_guide(self, num_samples: int) -> int:
+        """Particles to trace for ``num_samples`` posterior draws: one when no latent comes from the guide."""
+        return num_samples if self.structure.guided else 1
+
+    @property
+    def _particle_dim(self) -> int:
+        return -self.structure.max_plate_nesting - 1
 
     def _latent_sites(self) -> tuple[str, ...]:
         latent = self.structure.guided + self.structure.enumerated

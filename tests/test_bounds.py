@@ -103,3 +103,114 @@ def test_every_backend_sums_out_an_enumerated_latent_to_the_same_value(backend):
     program = ppgen.program.as_module((mixture_of_bernoullis(), None))
     structure = inspect(program, x)
     torch.testing.assert_close(backend.loss(program, structure, x), -exact_log_prob(program, structure, x).mean())
+
+
+def test_a_per_point_latent_beside_a_per_pixel_plate_counts_once():
+    """z_n ~ N(0, 1), x_nd ~ N(z_n, 1) over D pixels, and the guide the exact posterior N(sum_d x_nd / (D + 1),
+    1 / (D + 1)): every log weight is log p(x) = log N(x; 0, I + 1 1^T), whichever plate each site sits in."""
+    d = 5
+
+    def model(x):
+        with pyro.plate("data", x.shape[0], dim=-2):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(()), 1.0))
+            with pyro.plate("pixels", d, dim=-1):
+                pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0], dim=-2):
+            pyro.sample("z", dist.Normal(x.sum(-1, keepdim=True) / (d + 1), (d + 1) ** -0.5))
+
+    x = torch.randn(7, d, dtype=torch.float64)
+    program = ppgen.program.as_module((model, guide))
+    exact = dist.MultivariateNormal(torch.zeros(d, dtype=torch.float64),
+                                    torch.eye(d, dtype=torch.float64) + 1).log_prob(x)
+    torch.testing.assert_close(log_weights(program, inspect(program, x), x, 30), exact.expand(30, 7),
+                               rtol=0, atol=1e-12)
+
+
+def test_the_elbo_of_latents_in_nested_plates_is_pyros_trace_elbo():
+    """A per-point and a per-pixel latent in model and guide: ppgen's ELBO is Pyro's Trace_ELBO on the same draws."""
+    d = 4
+    loc = torch.linspace(-1, 1, d, dtype=torch.float64)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0], dim=-2):
+            z = pyro.sample("z", dist.Normal(x.new_zeros(()), 1.0))
+            with pyro.plate("pixels", d, dim=-1):
+                u = pyro.sample("u", dist.Normal(loc, 0.5))
+                pyro.sample("x", dist.Normal(z + u, 1.0), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0], dim=-2):
+            pyro.sample("z", dist.Normal(x.mean(-1, keepdim=True), 0.7))
+            with pyro.plate("pixels", d, dim=-1):
+                pyro.sample("u", dist.Normal(0.5 * x, 0.4))
+
+    x = torch.randn(6, d, dtype=torch.float64)
+    program = ppgen.program.as_module((model, guide))
+    structure = inspect(program, x)
+    pyro.set_rng_seed(1)
+    ours = inference.ELBO().loss(program, structure, x)
+    pyro.set_rng_seed(1)  # the same draws
+    theirs = pyro.infer.Trace_ELBO(max_plate_nesting=2).differentiable_loss(model, guide, x) / len(x)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+
+
+def mixture_with_a_guided_offset(sigma):
+    """c ~ Bernoulli(1/2) summed out, z ~ N(0, 3^2) guided by a q(z|x) = N(0.5, 1) that ignores x,
+    x | c, z ~ N(mu_c + z, sigma^2) with mu = (-3, 3)."""
+    mus = torch.tensor([-3.0, 3.0], dtype=torch.float64)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            c = pyro.sample("c", dist.Categorical(logits=x.new_zeros(2)), infer={"enumerate": "parallel"})
+            z = pyro.sample("z", dist.Normal(x.new_zeros(()), 3.0))
+            pyro.sample("x", dist.Normal(mus[c] + z, sigma), obs=x[:, 0])
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(x.new_full((), 0.5), 1.0))
+
+    return ppgen.program.as_module((model, guide)), mus
+
+
+def test_an_enumerated_latent_beside_a_guided_one_has_the_posterior_given_the_guides_draws():
+    """encode(c) = E_q(z|x)[p(c|x, z)], checked against that integral on a fine grid in z, computed by hand."""
+    program, mus = mixture_with_a_guided_offset(sigma=1.0)
+    x = torch.tensor([[0.0], [1.0], [-2.0]], dtype=torch.float64)
+    fit = ppgen.Fit(program, inspect(program, x), inference.ELBO(), history=[], example=x[:2])
+    z = torch.linspace(0.5 - 10, 0.5 + 10, 40001, dtype=torch.float64)
+    q = dist.Normal(0.5, 1.0).log_prob(z).exp()
+    log_lik = dist.Normal(mus[:, None, None] + z, 1.0).log_prob(x[:, 0, None])   # [C, N, grid]
+    p_c_given_x_z = log_lik.softmax(0)
+    expected = torch.trapezoid(q * p_c_given_x_z, z, dim=-1).T                    # [N, C]
+    torch.testing.assert_close(fit.encode(x, site="c", num_samples=40000), expected, rtol=0, atol=0.01)
+
+
+def test_posterior_draws_of_an_enumerated_latent_follow_the_guides_draw_of_z():
+    """With sigma small, p(c = 1 | x = 0, z) is 1 for z < 0 and 0 for z > 0: each c_s must match its own z_s."""
+    program, _ = mixture_with_a_guided_offset(sigma=0.1)
+    x = torch.zeros(2, 1, dtype=torch.float64)
+    fit = ppgen.Fit(program, inspect(program, x), inference.ELBO(), history=[], example=x)
+    draws = fit.posterior(x, num_samples=4000).samples
+    assert draws["z"].shape == draws["c"].shape == (4000, 2)
+    assert ((draws["c"] == 1) == (draws["z"] < 0)).double().mean() > 0.98
+    assert abs((draws["c"] == 1).double().mean() - 0.3085) < 0.03  # P(z < 0) under q = N(0.5, 1)
+
+
+def test_the_enumerated_posterior_of_one_point_or_per_pixel_latents_is_exact():
+    """p(c_nd | x_nd) of a latent component per pixel, in closed form; a batch of one is a row of a larger one."""
+    mus, weights = torch.tensor([-1.0, 0.5, 2.0]), torch.tensor([0.2, 0.3, 0.5])
+
+    def model(x):
+        with pyro.plate("data", x.shape[0], dim=-2), pyro.plate("pixels", x.shape[1], dim=-1):
+            c = pyro.sample("c", dist.Categorical(weights), infer={"enumerate": "parallel"})
+            pyro.sample("x", dist.Normal(mus[c], 1.0), obs=x)
+
+    x = torch.randn(5, 4)
+    program = ppgen.program.as_module((model, None))
+    fit = ppgen.Fit(program, inspect(program, x), inference.MLE(), history=[], example=x[:2])
+    expected = (weights.log() + dist.Normal(mus, 1.0).log_prob(x[..., None])).softmax(-1)
+    torch.testing.assert_close(fit.encode(x), expected)
+    torch.testing.assert_close(fit.encode(x[:1]), expected[:1])
+    assert fit.posterior(x[:1], num_samples=6).samples["c"].shape == (6, 1, 4)

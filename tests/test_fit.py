@@ -153,6 +153,20 @@ def test_two_function_programs_keep_their_own_parameters(binary):
     assert len(pyro.get_param_store()) == 0
 
 
+def test_a_pyro_param_may_share_its_name_with_a_module_method(binary):
+    """``pyro.param("half")`` is a parameter, not torch's ``Module.half``; it trains and is saved like any other."""
+
+    def model(x):
+        half = pyro.param("half", torch.zeros(6))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Bernoulli(logits=half).to_event(1), obs=x)
+
+    fit = ppgen.fit(model, binary, epochs=50, lr=0.1, progress=False)
+    (param,) = fit.model.parameters()
+    p = binary.mean(0)  # the maximum-likelihood Bernoulli probabilities
+    assert (torch.sigmoid(param.detach()) - p).abs().max() < 0.05
+
+
 @pytest.mark.parametrize("make", [small_vae, lambda: models.PPCA(x_dim=6, z_dim=2),
                                   lambda: models.GMM(x_dim=6, n_components=2, covariance="diag")])
 def test_a_loaded_fit_answers_every_query_identically(tmp_path, binary, make):

@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.bounds import enumerated_posterior, exact_log_prob
+from ppgen.bounds import exact_log_prob
 from ppgen.program import inspect
 from programs import AmortisedPPCA
 
@@ -85,7 +85,7 @@ def test_gmm_log_prob_is_scikit_learns_mixture_density(covariance):
     structure = inspect(gmm, data)
     log_p = exact_log_prob(gmm, structure, data)
     np.testing.assert_allclose(log_p.detach().numpy(), em.score_samples(x), rtol=0, atol=1e-10)
-    responsibilities = enumerated_posterior(gmm, structure, data, "c")
+    responsibilities = ppgen.Fit(gmm, structure, inference.MLE(), history=[], example=data[:2]).encode(data)
     np.testing.assert_allclose(responsibilities.detach().numpy(), em.predict_proba(x), rtol=0, atol=1e-10)
 
 
