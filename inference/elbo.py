@@ -12,7 +12,7 @@ from ppgen.objective import Objective
 from ppgen.program import Structure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ELBO(Objective):
     """Stochastic variational inference on the ELBO, estimated with K reparameterised particles.
 
@@ -29,7 +29,7 @@ class ELBO(Objective):
     num_particles: int = 1
 
     def __post_init__(self) -> None:
-        check_positive_int(self.num_particles, "num_particles")
+        object.__setattr__(self, "num_particles", check_positive_int(self.num_particles, "num_particles"))  # np.int64(5) saves as 5
 
     def loss(self, module: nn.Module, structure: Structure, x: Tensor) -> Tensor:
         return -log_weights(module, structure, x, self.num_particles).mean()

@@ -12,7 +12,7 @@ from ppgen.objective import Objective
 from ppgen.program import Structure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IWAE(Objective):
     """The K-sample importance-weighted bound, one per data point, with the K particles vectorised.
 
@@ -29,7 +29,7 @@ class IWAE(Objective):
     k: int = 5
 
     def __post_init__(self) -> None:
-        check_positive_int(self.k, "k")
+        object.__setattr__(self, "k", check_positive_int(self.k, "k"))  # np.int64(5) saves as 5
 
     def loss(self, module: nn.Module, structure: Structure, x: Tensor) -> Tensor:
         return -log_mean_exp(log_weights(module, structure, x, self.k)).mean()

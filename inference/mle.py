@@ -11,7 +11,7 @@ from ppgen.objective import Objective
 from ppgen.program import Structure
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MLE(Objective):
     """Maximum likelihood on the exact log p(x).
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -10,6 +13,7 @@ from sklearn.cluster import KMeans
 from torch import Tensor, nn
 from torch.distributions import constraints, transform_to
 
+from ppgen.checks import check_positive_int
 from ppgen.program import DATA_PLATE, Model
 
 COVARIANCES = ("full", "diag")
@@ -33,6 +37,11 @@ class GMM(Model):
         super().__init__()
         if covariance not in COVARIANCES:
             raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+        x_dim, n_components = check_positive_int(x_dim, "x_dim"), check_positive_int(n_components, "n_components")
+        if isinstance(reg_covar, bool) or not isinstance(reg_covar, numbers.Real):
+            raise TypeError(f"reg_covar must be a number >= 0, got {type(reg_covar).__name__}")
+        if not 0 <= reg_covar < math.inf:
+            raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
         self.x_dim, self.n_components, self.covariance, self.reg_covar = x_dim, n_components, covariance, reg_covar
         self.logits = nn.Parameter(torch.zeros(n_components))
         self.locs = nn.Parameter(torch.randn(n_components, x_dim))
@@ -58,7 +67,13 @@ class GMM(Model):
             pyro.sample("x", self.component(c), obs=x)
 
     def initialize(self, x: Tensor) -> None:
-        """Weights, means and covariances of the k-means clusters of x (scikit-learn's KMeans)."""
+        """Weights, means and covariances of the k-means clusters of x (scikit-learn's KMeans).
+
+        Raises:
+            ValueError: x has fewer points than the mixture has components.
+        """
+        if len(x) < self.n_components:
+            raise ValueError(f"data: {len(x)} point(s) cannot start {self.n_components} components (n_components)")
         data = x.detach().cpu().double().numpy()
         seed = int(torch.randint(2**31 - 1, ()).item())
         labels = KMeans(self.n_components, n_init=1, random_state=seed).fit(data).labels_

@@ -7,6 +7,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
+from ppgen.checks import check_positive_int
 from ppgen.program import DATA_PLATE, Model
 
 
@@ -30,6 +31,10 @@ class PPCA(Model):
 
     def __init__(self, *, x_dim: int, z_dim: int = 2) -> None:
         super().__init__()
+        x_dim, z_dim = check_positive_int(x_dim, "x_dim"), check_positive_int(z_dim, "z_dim")
+        if z_dim > x_dim:
+            raise ValueError(f"z_dim must be at most x_dim ({x_dim}): PPCA has no more components than dimensions, "
+                             f"got {z_dim}")
         self.x_dim, self.z_dim = x_dim, z_dim
         self.weight = nn.Parameter(0.1 * torch.randn(x_dim, z_dim))
         self.loc = nn.Parameter(torch.zeros(x_dim))

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
 
+from ppgen.checks import check_positive_int
 from ppgen.program import DATA_PLATE, Model
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -44,7 +45,10 @@ class VAE(Model):
         super().__init__()
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        hidden = tuple(hidden)
+        if not isinstance(hidden, Sequence):
+            raise TypeError(f"hidden must be a sequence of layer widths such as (400,), got {type(hidden).__name__}")
+        hidden = tuple(check_positive_int(width, f"hidden[{i}]") for i, width in enumerate(hidden))
+        x_dim, z_dim = check_positive_int(x_dim, "x_dim"), check_positive_int(z_dim, "z_dim")
         self.x_dim, self.z_dim, self.likelihood = x_dim, z_dim, likelihood
         self.encoder = mlp((x_dim, *hidden, 2 * z_dim))
         self.decoder = mlp((z_dim, *hidden[::-1], x_dim))

@@ -24,12 +24,22 @@ from torch import Tensor, nn
 from ppgen.program import DATA_PLATE, PARTICLE_PLATE, Structure, has_guide, sample_sites
 
 
+def draw_particles(module: nn.Module, structure: Structure, x: Tensor, num_particles: int) -> poutine.Trace | None:
+    """z_k ~ q(z|x) for K particles in one vectorised pass, in a plate left of the program's own plates.
+
+    Returns:
+        The guide's trace, or ``None`` for a program without a guide.
+    """
+    if not has_guide(module):
+        return None
+    with pyro.plate(PARTICLE_PLATE, num_particles, dim=structure.particle_dim):
+        return poutine.trace(module.guide).get_trace(x)
+
+
 def trace_particles(module: nn.Module, structure: Structure, x: Tensor, num_particles: int,
                     use_guide: bool = True) -> tuple[poutine.Trace | None, poutine.Trace]:
-    """K particles of the program in one vectorised pass, in a plate left of the model's own plates.
-
-    The guide draws z_k ~ q(z|x); the model is replayed on those draws, with its discrete latents that are
-    marked for enumeration left as enumerated tensor dimensions, to be summed out.
+    """K particles of the program: z_k ~ q(z|x) from :func:`draw_particles`, and the model replayed on them, with
+    its discrete latents that are marked for enumeration left as enumerated tensor dimensions, to be summed out.
 
     Arguments:
         module: the program (protocol of :mod:`ppgen.program`).
@@ -39,20 +49,16 @@ def trace_particles(module: nn.Module, structure: Structure, x: Tensor, num_part
         use_guide: draw z from the guide; ``False`` runs the model alone, every latent enumerated.
 
     Returns:
-        The guide's trace (``None`` without a guide) and the model's trace.
+        The guide's trace (``None`` without a guide, or with ``use_guide=False``) and the model's trace.
     """
-    particle_dim = -structure.max_plate_nesting - 1
-    with pyro.plate(PARTICLE_PLATE, num_particles, dim=particle_dim):
-        guide_trace = None
-        if use_guide and has_guide(module):
-            guide_trace = poutine.trace(module.guide).get_trace(x)
-        model = module.model
-        if structure.enumerated or not use_guide:
-            model = poutine.enum(model, first_available_dim=particle_dim - 1)
-        if guide_trace is not None:
-            model = poutine.replay(model, trace=guide_trace)
-        model_trace = poutine.trace(model).get_trace(x)
-    return guide_trace, model_trace
+    guide_trace = draw_particles(module, structure, x, num_particles) if use_guide else None
+    model = module.model
+    if structure.enumerated or not use_guide:
+        model = poutine.enum(model, first_available_dim=structure.particle_dim - 1)
+    if guide_trace is not None:
+        model = poutine.replay(model, trace=guide_trace)
+    with pyro.plate(PARTICLE_PLATE, num_particles, dim=structure.particle_dim):
+        return guide_trace, poutine.trace(model).get_trace(x)
 
 
 def log_weights(module: nn.Module, structure: Structure, x: Tensor, num_particles: int,
@@ -65,11 +71,10 @@ def log_weights(module: nn.Module, structure: Structure, x: Tensor, num_particle
         Tensor[K, N], differentiable in the parameters of model and guide.
     """
     guide_trace, model_trace = trace_particles(module, structure, x, num_particles, use_guide)
-    particle_dim = -structure.max_plate_nesting - 1
     shape = (num_particles, x.shape[0])
-    log_w = per_point_log_density(model_trace, particle_dim, shape)
+    log_w = per_point_log_density(model_trace, structure.particle_dim, shape)
     if guide_trace is not None:
-        log_w = log_w - per_point_log_density(guide_trace, particle_dim, shape)
+        log_w = log_w - per_point_log_density(guide_trace, structure.particle_dim, shape)
     return log_w
 
 

@@ -11,6 +11,8 @@ from typing import IO, Any
 import torch
 
 CHECKPOINT_FORMAT = "ppgen.fit/1"
+#: what a checkpoint of that format holds besides its format tag.
+CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "example"})
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -20,6 +22,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     The file gets the permissions ``open`` would give it (0o666 less the umask), not ``mkstemp``'s private 0o600.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder: give the path of a file to write")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
@@ -52,11 +56,12 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def resolve_class(path: str, base: type) -> type:
+def resolve_class(path: str, base: type, hint: str) -> type:
     """The subclass of ``base`` named ``path`` (``module:QualName``).
 
     Only ppgen's own modules are imported here; any other class must already be imported by the
-    caller, so a checkpoint can never make ppgen import a module of its choosing.
+    caller, so a checkpoint can never make ppgen import a module of its choosing. ``hint`` ends the
+    error message when the class is not found: what else the caller can do.
     """
     module_name, _, qualname = path.partition(":")
     if module_name == "ppgen" or module_name.startswith("ppgen."):
@@ -64,7 +69,7 @@ def resolve_class(path: str, base: type) -> type:
     found = {class_path(c): c for c in _subclasses(base)}
     if path not in found:
         raise ValueError(f"the checkpoint names {path}, which is not an imported subclass of {base.__name__}: "
-                         f"import it first, or pass the model to ppgen.load(path, model=...)")
+                         f"{hint}")
     return found[path]
 
 

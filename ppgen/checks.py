@@ -1,13 +1,59 @@
-"""Argument checks that raise the errors users read: the argument's name and what was expected."""
+"""Argument checks that raise the errors users read: the argument's name and what was expected.
+
+Each returns the value as the plain Python or torch type the rest of ppgen uses, so that a NumPy
+scalar (``np.int64(5)``, ``np.float32(1e-3)``) is as good as the number it holds.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
+import torch
 
-def check_positive_int(value: Any, name: str) -> None:
-    """Raise ``TypeError``/``ValueError`` naming ``name`` unless ``value`` is a positive int."""
-    if isinstance(value, bool) or not isinstance(value, int):
+#: numpy.random.seed, which Pyro's set_rng_seed calls, takes seeds in [0, 2**32).
+SEED_LIMIT = 2**32
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an ``int``; a ``TypeError``/``ValueError`` naming ``name`` unless it is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value}")
+    return int(value)
+
+
+def check_positive_float(value: Any, name: str) -> float:
+    """``value`` as a ``float``; a ``TypeError``/``ValueError`` naming ``name`` unless it is finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
+    if not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """``value`` as an ``int`` seed in [0, 2**32), or a ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int in [0, 2**32), got {type(value).__name__}")
+    if not 0 <= value < SEED_LIMIT:
+        raise ValueError(f"{name} must be an int in [0, 2**32), got {value}")
+    return int(value)
+
+
+def check_device(value: Any, name: str = "device") -> torch.device:
+    """``value`` as a ``torch.device`` that exists on this machine, or a ``TypeError``/``ValueError``."""
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a str or torch.device such as 'cpu' or 'cuda', got {type(value).__name__}")
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{name} must name a torch device such as 'cpu', 'cuda' or 'cuda:1', got {value!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={value!r}, but CUDA is not available here (torch.cuda.is_available() is False)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={value!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device

@@ -8,8 +8,10 @@ r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from
 
 ``ppgen fit`` writes one folder per run: ``fit.pt`` (the fitted model, :func:`ppgen.load` reads it
 back), ``metrics.json`` (the run's configuration, the training loss per epoch and the test
-log-likelihood), and three pictures: ``samples.png``, ``latent.png`` (for models with an encoder)
-and ``loss.png``.  ``metrics.json`` holds everything ``ppgen eval`` needs to rebuild the test set.
+log-likelihood, with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, or the
+importance samples ``eval_k`` of the estimate), and three pictures: ``samples.png``, ``latent.png`` (for
+models with latent variables) and ``loss.png``.  ``metrics.json`` holds everything ``ppgen eval`` needs
+to rebuild the test set.
 
 Data sets (``--data``):
 
@@ -17,8 +19,9 @@ Data sets (``--data``):
 - ``moons``: two moons, train ``n=1000`` with seed ``S``, test ``n=500`` with seed ``S+1``;
 - ``idx:PATH``: a local MNIST-style IDX image file; the last 20% of the images are the test set.
 
-Errors a user can cause (a missing run folder, a bad data file) are reported on one line,
-``ppgen: error: ...``, with exit status 1; bad arguments are argparse errors with exit status 2.
+Errors a user can cause (a missing run folder, a bad data file, an ``--out`` that cannot be written) are
+reported on one line, ``ppgen: error: ...``, with exit status 1, before any work where they can be foreseen;
+bad arguments are argparse errors with exit status 2.  The folder of a run is made only once its fit succeeded.
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ import argparse
 import inspect
 import json
 import math
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ import torch
 import ppgen
 from ppgen import datasets, plots, registry
 from ppgen.checkpoint import atomic_write
+from ppgen.checks import SEED_LIMIT, check_device, check_positive_float, check_positive_int, check_seed
 
 __all__ = ["main"]
 
@@ -78,7 +83,8 @@ def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
     Arguments:
         spec: The data set, as given to ``--data`` (an ``idx:`` path should be absolute).
         binarize: Whether to binarize image data; ignored for ``moons``.
-        seed: The run's seed; ``moons`` draws its train set with it and its test set with ``seed + 1``.
+        seed: The run's seed; ``moons`` draws its train set with it and its test set with the next seed
+            (``seed + 1`` modulo 2**32).
     """
     kind = _data_kind(spec)
     if kind == "digits":
@@ -87,7 +93,8 @@ def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
         return Data(train, test, labels, is_image=True)
     if kind == "moons":
         train = datasets.moons(n=MOONS_TRAIN, noise=MOONS_NOISE, seed=seed)
-        test, labels = datasets.moons(n=MOONS_TEST, noise=MOONS_NOISE, seed=seed + 1, return_labels=True)
+        test_seed = (seed + 1) % SEED_LIMIT
+        test, labels = datasets.moons(n=MOONS_TEST, noise=MOONS_NOISE, seed=test_seed, return_labels=True)
         return Data(train, test, labels, is_image=False)
     if kind == "idx":
         path = Path(spec[len("idx:"):]).expanduser()
@@ -114,32 +121,29 @@ def _data_arg(value: str) -> str:
 # Argument parsing
 
 
-def _positive(kind: type):
-    def parse(value: str):
+def _argument_type(parse: Callable[[str], Any], check: Callable[[Any, str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type``: the string ``parse``d, then ``check``ed by one of :mod:`ppgen.checks`.
+
+    A failure becomes an :class:`argparse.ArgumentTypeError`, which argparse reports after the flag's name.
+    """
+
+    def convert(text: str) -> Any:
         try:
-            number = kind(value)
+            value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {value!r}") from None
-        if not (number > 0 and math.isfinite(number)):
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-        return number
+            raise argparse.ArgumentTypeError(f"expected {parse.__name__}, got {text!r}") from None
+        try:
+            return check(value, "value")
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
-
-
-_positive_int = _positive(int)
-_positive_float = _positive(float)
+    return convert
 
 
-def _device_arg(value: str) -> str:
-    try:
-        device = torch.device(value)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"not a torch device: {value!r} (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{value!r}: CUDA is not available on this machine")
-    return value
+_positive_int = _argument_type(int, check_positive_int)
+_positive_float = _argument_type(float, check_positive_float)
+_seed = _argument_type(int, check_seed)
+_device = _argument_type(str, check_device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,10 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="observation likelihood, for vae (default: bernoulli for images, gaussian for moons)")
     fit.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                      help="binarize image data (default: when the likelihood is Bernoulli)")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=_seed, default=0)
     fit.add_argument("--eval-k", type=_positive_int, default=1000,
                      help="importance samples for the test log-likelihood")
-    fit.add_argument("--device", type=_device_arg, default="cpu")
+    fit.add_argument("--device", type=_device, default="cpu")
     fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on a terminal)")
     fit.add_argument("--out", type=Path, default=None, metavar="RUN",
@@ -198,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     evaluate.add_argument("--k", type=_positive_int, default=None,
                           help="importance samples (default: the run's --eval-k)")
-    evaluate.add_argument("--seed", type=int, default=None, help="seed of the estimate (default: the run's)")
-    evaluate.add_argument("--device", type=_device_arg, default="cpu")
+    evaluate.add_argument("--seed", type=_seed, default=None, help="seed of the estimate (default: the run's)")
+    evaluate.add_argument("--device", type=_device, default="cpu")
     evaluate.set_defaults(func=_cmd_eval, parser=evaluate)
 
     sample = commands.add_parser(
@@ -211,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=_positive_int, default=N_SAMPLES, help="number of samples")
     sample.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="picture to write; the extension picks the format (default: RUN/samples-<n>.png)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--device", type=_device_arg, default="cpu")
+    sample.add_argument("--seed", type=_seed, default=0)
+    sample.add_argument("--device", type=_device, default="cpu")
     sample.set_defaults(func=_cmd_sample, parser=sample)
     return parser
 
@@ -255,6 +259,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     kind = _data_kind(args.data)
     if args.k is not None and args.inference is None:
         args.parser.error("--k needs --inference (iwae: importance samples, elbo: particles)")
+    if args.k is not None and args.inference == "mle":
+        args.parser.error("--k does not apply to --inference mle")
     if kind == "moons" and args.binarize is not None:
         args.parser.error("--binarize/--no-binarize applies to image data (digits, idx:PATH), not moons")
     options = _model_options(args)
@@ -262,6 +268,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if kind != "moons":
         binarize = args.binarize if args.binarize is not None else options.get("likelihood") == "bernoulli"
     run = args.out if args.out is not None else Path("runs") / f"{args.model}-{kind}"
+    _check_out(run, folder=run)
 
     config = {
         "model": args.model,
@@ -275,14 +282,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "seed": args.seed,
         "eval_k": args.eval_k,
-        "device": args.device,
+        "device": str(args.device),
     }
     data = load_data(args.data, binarize=binarize, seed=args.seed)
     x_dim = data.train.shape[1]
+    pyro.set_rng_seed(args.seed)  # the initial weights are drawn here, before ppgen.fit seeds the training
     model = registry.build_model(args.model, x_dim, **options)
     backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
 
-    run.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     fit = ppgen.fit(
         model,
@@ -296,9 +303,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     wall_time = time.perf_counter() - start
+    run.mkdir(parents=True, exist_ok=True)  # only now, so that a fit that fails leaves no empty folder behind
     fit.save(run / FIT_FILE)
 
-    log_likelihood = _test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed)
+    estimate = _test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed)
     metrics = {
         "config": config,
         "x_dim": x_dim,
@@ -306,8 +314,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "n_test": len(data.test),
         "train_loss": [_finite_or_none(loss) for loss in fit.history],
         "objective": repr(fit.inference),
-        "test_log_likelihood": _finite_or_none(log_likelihood),
-        "eval_k": args.eval_k,
+        "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
+        "eval_k": estimate.k,
+        "exact": estimate.k is None,
         "wall_time_s": wall_time,
     }
     _write_json(run / METRICS_FILE, metrics)
@@ -321,10 +330,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     plots.loss_curve(fit.history, run / "loss.png", title=f"training loss, {fit.inference!r}")
     written.append("loss.png")
 
-    print(
-        f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s: "
-        f"test log-likelihood {log_likelihood:.4f} nats per point (k={args.eval_k}, {len(data.test)} points)"
-    )
+    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s: {estimate}")
     print(f"wrote {', '.join(str(run / name) for name in written)}")
     if skipped is not None:
         print(f"latent.png skipped: {skipped}")
@@ -334,9 +340,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     fit = _load_fit(args.run, device=args.device)
     metrics_path = args.run / METRICS_FILE
-    if not metrics_path.is_file():
-        raise FileNotFoundError(f"{metrics_path} not found: `ppgen eval` needs the run's config to rebuild its test set")
-    metrics = json.loads(metrics_path.read_text())
+    metrics = _read_metrics(metrics_path)
     config = metrics.get("config") if isinstance(metrics, dict) else None
     if not isinstance(config, dict) or not {"data", "seed"} <= config.keys():
         raise ValueError(f"{metrics_path} holds no run config (data, seed): was it written by `ppgen fit`?")
@@ -345,16 +349,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     data = load_data(config["data"], binarize=config.get("binarize"), seed=int(config["seed"]))
 
     start = time.perf_counter()
-    log_likelihood = _test_log_likelihood(fit, data.test, k=k, seed=seed)
+    estimate = _test_log_likelihood(fit, data.test, k=k, seed=seed)
     metrics["eval"] = {
-        "k": k,
+        "k": estimate.k,
+        "exact": estimate.k is None,
         "seed": seed,
-        "test_log_likelihood": _finite_or_none(log_likelihood),
-        "n_test": len(data.test),
+        "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
+        "n_test": estimate.n,
         "wall_time_s": time.perf_counter() - start,
     }
     _write_json(metrics_path, metrics)
-    print(f"test log-likelihood {log_likelihood:.4f} nats per point (k={k}, {len(data.test)} points)")
+    print(estimate)
     print(f"recorded under 'eval' in {metrics_path}")
     return 0
 
@@ -362,6 +367,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     fit = _load_fit(args.run, device=args.device)
     out = args.out if args.out is not None else args.run / f"samples-{args.n}.png"
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder: give the picture's file name, e.g. {out / 'samples.png'}")
+    _check_out(out, folder=out.parent)
     pyro.set_rng_seed(args.seed)
     x = fit.sample(args.n)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -374,19 +382,54 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 # Helpers
 
 
-def _load_fit(run: Path, device: str) -> ppgen.Fit:
-    if not run.is_dir():
+@dataclass(frozen=True)
+class Estimate:
+    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact."""
+
+    log_likelihood: float
+    k: int | None
+    n: int
+
+    def __str__(self) -> str:
+        method = "exact" if self.k is None else f"k={self.k}"
+        return f"test log-likelihood {self.log_likelihood:.4f} nats per point ({method}, {self.n} points)"
+
+
+def _test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int) -> Estimate:
+    """Mean log p(x) over the test set; seeded, so `eval` can reproduce `fit`; ``k`` is unused where it is exact."""
+    pyro.set_rng_seed(seed)
+    log_likelihood = fit.log_prob(test, k=k).detach().double().mean().item()
+    return Estimate(log_likelihood, k=None if fit.structure.exact else k, n=len(test))
+
+
+def _check_out(out: Path, folder: Path) -> None:
+    """Refuses, before any work is done, an ``--out`` whose ``folder`` cannot be made or written in."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"--out {out}: {existing} exists and is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: {existing} is not writable")
+
+
+def _load_fit(run: Path, device: torch.device) -> ppgen.Fit:
+    if not run.exists():
         raise FileNotFoundError(f"run folder {run} not found")
+    if not run.is_dir():
+        raise NotADirectoryError(f"{run} is not a run folder (the folder `ppgen fit --out` writes)")
     path = run / FIT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run} is not a finished `ppgen fit` run")
     return ppgen.load(path, device=device)
 
 
-def _test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int) -> float:
-    """Mean log p(x) over the test set, in nats per point; seeded, so `eval` can reproduce `fit`."""
-    pyro.set_rng_seed(seed)
-    return fit.log_prob(test, k=k).detach().double().mean().item()
+def _read_metrics(path: Path) -> Any:
+    """The parsed contents of a run's metrics.json; an error naming the file where it is missing or not JSON."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: `ppgen eval` needs the run's config to rebuild its test set")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:  # json.JSONDecodeError, or UnicodeDecodeError for a binary file
+        raise ValueError(f"{path} is not valid JSON ({error}): was it written by `ppgen fit`?") from None
 
 
 def _draw_samples(x: torch.Tensor, path: Path, reference: torch.Tensor | None = None) -> None:
@@ -398,20 +441,25 @@ def _draw_samples(x: torch.Tensor, path: Path, reference: torch.Tensor | None = 
 
 
 def _draw_latent(fit: ppgen.Fit, data: Data, path: Path) -> str | None:
-    """Draws a 2-D view of E[z|x] over the test set; returns why not when the model has no encoder."""
+    """Draws a 2-D view of E[z|x] over the test set, for the latent site z that ``fit.encode`` answers about.
+
+    For a discrete site c that the model sums out, E[c|x] is the posterior p(c|x) (see :meth:`ppgen.Fit.encode`).
+    Returns why not when the model has no latent site to encode.
+    """
     try:
         z = fit.encode(data.test)
     except ValueError as error:
         path.unlink(missing_ok=True)  # a picture left by an earlier run in the same folder would mislead
         return str(error)
+    site = fit.latent_sites[0]
     z = z.detach().cpu().double().reshape(len(z), -1)
-    title = r"posterior means $\mathbb{E}[z \mid x]$, test set"
+    title = f"posterior means E[{site} | x], test set"
     if z.shape[1] == 1:
         plots.scatter(torch.cat([z, torch.zeros_like(z)], dim=1), path, labels=data.test_labels,
-                      title=title, xlabel="$z_1$", ylabel="(z is 1-D)")
+                      title=title, xlabel=site, ylabel=f"({site} is 1-D)")
         return None
     if z.shape[1] == 2:
-        plots.scatter(z, path, labels=data.test_labels, title=title, xlabel="$z_1$", ylabel="$z_2$")
+        plots.scatter(z, path, labels=data.test_labels, title=title, xlabel=f"{site}[0]", ylabel=f"{site}[1]")
         return None
     from sklearn.decomposition import PCA
 
@@ -422,7 +470,7 @@ def _draw_latent(fit: ppgen.Fit, data: Data, path: Path) -> str | None:
         z2,
         path,
         labels=data.test_labels,
-        title=title + f" (PCA of {z.shape[1]}-D $z$)",
+        title=title + f" (PCA of {z.shape[1]}-D {site})",
         xlabel=f"PC 1 ({share[0]:.0f}% of variance)",
         ylabel=f"PC 2 ({share[1]:.0f}% of variance)",
     )
@@ -453,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # argparse: --help, --version, and usage errors (status 2)
         code = stop.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+    except (ValueError, OSError, FloatingPointError) as error:  # OSError: files and folders a user named
         print(f"ppgen: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

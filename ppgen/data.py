@@ -18,7 +18,7 @@ def as_data(data: Any, *, name: str = "data") -> Tensor:
     Floating-point tensors and arrays keep their dtype (float64 stays float64); integer and bool
     ones become ``torch.get_default_dtype()``, and so does anything else NumPy reads as numbers
     (nested lists), since Python numbers carry no chosen precision. A tensor or array that needs
-    no conversion is returned without a copy.
+    no conversion is returned without a copy, detached from any autograd graph (data is not a parameter).
 
     Arguments:
         data: A ``torch.Tensor``, a ``numpy.ndarray`` or nested lists of numbers.
@@ -36,7 +36,7 @@ def as_data(data: Any, *, name: str = "data") -> Tensor:
         >>> as_data([[0, 1], [2, 3]]).dtype == torch.get_default_dtype()
         True
     """
-    x = data if isinstance(data, Tensor) else _from_array(data, name)
+    x = (data.detach() if data.requires_grad else data) if isinstance(data, Tensor) else _from_array(data, name)
     if x.is_complex():
         raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}")
     if not x.is_floating_point():

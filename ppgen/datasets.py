@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ppgen.checks import check_positive_int
+from ppgen.checks import check_positive_int, check_seed
 
 #: IDX type code -> big-endian NumPy dtype of the stored values.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -91,15 +91,12 @@ def moons(n: int = 1000, noise: float = 0.1, seed: int = 0,
     """
     from sklearn.datasets import make_moons
 
-    check_positive_int(n, "n")
+    n = check_positive_int(n, "n")
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
         raise TypeError(f"noise must be a real number, got {type(noise).__name__}")
     if not 0 <= noise < math.inf:
         raise ValueError(f"noise must be finite and >= 0, got {noise}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = check_seed(seed)
     x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
     points = torch.from_numpy(x.astype(np.float32))
     return (points, torch.from_numpy(y.astype(np.int64))) if return_labels else points

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pyro
@@ -12,10 +15,10 @@ from pyro.optim import PyroOptim
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import as_data
-from ppgen.checks import check_positive_int
 from ppgen.objective import Objective
-from ppgen.program import Structure, as_module, example_batch, inspect
+from ppgen.program import Structure, as_model_input, as_module, example_batch, inspect
 from ppgen.result import Fit
 
 
@@ -36,7 +39,9 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         lr: learning rate of the default optimiser, Adam, and of an optimiser class passed as ``optim``.
         optim: ``None`` (Adam), a ``torch.optim.Optimizer`` subclass, or a ``pyro.optim`` optimiser such as
             ``pyro.optim.Adam({"lr": 1e-3})``.
-        seed: seeds torch, NumPy and Python's RNGs and the data order; ``None`` leaves them alone.
+        seed: seeds torch, NumPy and Python's RNGs and the data order; ``None`` leaves them alone. A model's
+            initial weights are drawn when it is built: call ``pyro.set_rng_seed`` before building it too
+            for a run that repeats exactly.
         device: where the parameters and the data live, e.g. ``"cuda"``.
         progress: show a progress bar; by default only when stderr is a terminal.
 
@@ -45,40 +50,59 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
 
     Raises:
         TypeError, ValueError: bad arguments or data, or a backend that cannot fit this model; raised
-            before any training step.
+            before the model is changed in any way.
+        FloatingPointError: the steps diverged (the loss or a parameter stopped being finite).
     """
-    check_positive_int(epochs, "epochs")
-    check_positive_int(batch_size, "batch_size")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if inference is not None and not isinstance(inference, Objective):
-        raise TypeError(f"inference must be a ppgen.inference backend such as inference.ELBO(), "
-                        f"got {type(inference).__name__}")
-    device = torch.device(device)
-    x = as_data(data, name="data").to(device)
-    module = as_module(model)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    make_optimizer = optimizer_factory(optim, check_positive_float(lr, "lr"))
+    check_backend(inference)
+    device = check_device(device)
     if seed is not None:
-        pyro.set_rng_seed(seed)
-    module.to(device=device, dtype=x.dtype)
-    structure = inspect(module, example_batch(x))
+        pyro.set_rng_seed(check_seed(seed))
+    x = as_data(data, name="data")
+    module = as_module(model)
+    # Everything is checked before the model changes: trace it as it is (this also creates the parameters
+    # of a program that makes them on its first run), then move it to the data's device and dtype.
+    structure = inspect(module, as_model_input(example_batch(x), module), name="data")
+    if next(module.parameters(), None) is None:
+        raise ValueError("the model has no parameters to fit")
     structure.check_data(x, name="data")
     if inference is None:
         from ppgen.registry import default_inference  # the registry joins the core to the backends
 
         inference = default_inference(structure)
     inference.check(structure)
+    module.to(device=device, dtype=x.dtype)
+    x = x.to(device)
     if callable(getattr(module, "initialize", None)):
         module.initialize(x)
-    optimizer = make_optimizer(optim, module.parameters(), lr)
+    optimizer = make_optimizer(list(module.parameters()))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     history = train(module, structure, inference, optimizer, x, epochs, batch_size, generator, progress)
     return Fit(module, structure, inference, history=history, example=example_batch(x).cpu())
 
 
+def check_backend(inference: Any) -> None:
+    """A ``TypeError`` unless ``inference`` is ``None`` or a backend that a saved fit can record."""
+    if inference is None:
+        return
+    if not isinstance(inference, Objective):
+        raise TypeError(f"inference must be a ppgen.inference backend such as inference.ELBO(), "
+                        f"got {type(inference).__name__}")
+    if not dataclasses.is_dataclass(inference):
+        raise TypeError(f"inference: {type(inference).__name__} must be a dataclass, whose fields a saved fit "
+                        f"records (see ppgen.objective.Objective)")
+
+
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
           x: Tensor, epochs: int, batch_size: int, generator: torch.Generator | None,
           progress: bool | None) -> list[float]:
-    """Run ``epochs`` passes of mini-batch gradient steps on the loss; return the mean loss of each epoch."""
+    """Run ``epochs`` passes of mini-batch gradient steps on the loss; return the mean loss of each epoch.
+
+    Raises:
+        FloatingPointError: the loss or a parameter stopped being finite (the steps diverged).
+    """
     module.train()
     history: list[float] = []
     show = sys.stderr.isatty() if progress is None else progress
@@ -87,12 +111,27 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     # checking every distribution's arguments again on every step is work done once already.
     with pyro.validation_enabled(False):
         for _ in bar:
-            history.append(epoch(module, structure, inference, optimizer, x, batch_size, generator))
+            try:
+                history.append(epoch(module, structure, inference, optimizer, x, batch_size, generator))
+            except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
+                raise FloatingPointError(f"{error} in epoch {len(history) + 1}: the steps diverged, lower lr") \
+                    from error
+            except RuntimeError:
+                check_finite(module, len(history) + 1)
+                raise
             if not math.isfinite(history[-1]):
                 raise FloatingPointError(f"the loss became {history[-1]} in epoch {len(history)}: lower lr")
             bar.set_postfix(loss=f"{history[-1]:.3f}")
+    check_finite(module, epochs)  # the last step's update is seen by no loss
     module.eval()
     return history
+
+
+def check_finite(module: nn.Module, epoch: int) -> None:
+    """A ``FloatingPointError`` if a parameter holds NaN or infinity after ``epoch`` epochs."""
+    bad = [name for name, param in module.named_parameters() if not bool(torch.isfinite(param).all())]
+    if bad:
+        raise FloatingPointError(f"parameter(s) {', '.join(bad)} became non-finite in epoch {epoch}: lower lr")
 
 
 def epoch(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
@@ -110,20 +149,17 @@ def epoch(module: nn.Module, structure: Structure, inference: Objective, optimiz
     return total.item() / x.shape[0]
 
 
-def make_optimizer(optim: Any, params: Any, lr: float) -> torch.optim.Optimizer:
-    """A torch optimiser over ``params`` from ``optim`` (see :func:`fit`)."""
-    params = list(params)
-    if not params:
-        raise ValueError("the model has no parameters to fit")
+def optimizer_factory(optim: Any, lr: float) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:
+    """What builds the torch optimiser from the parameters, given ``optim`` (see :func:`fit`); checked now,
+    called once the model is ready."""
     if optim is None:
-        return torch.optim.Adam(params, lr=lr)
+        return functools.partial(torch.optim.Adam, lr=lr)
     if isinstance(optim, type) and issubclass(optim, torch.optim.Optimizer):
-        return optim(params, lr=lr)
+        return functools.partial(optim, lr=lr)
     if isinstance(optim, PyroOptim):
         if not isinstance(optim.pt_optim_args, dict):
             raise TypeError("optim: a pyro.optim optimiser with per-parameter arguments is not supported; "
                             "pass its arguments as a dict")
-        return optim.pt_optim_constructor(params, **optim.pt_optim_args)
+        return functools.partial(optim.pt_optim_constructor, **optim.pt_optim_args)
     raise TypeError(f"optim must be None, a torch.optim.Optimizer class or a pyro.optim optimiser, "
                     f"got {type(optim).__name__}")
-

@@ -8,7 +8,7 @@ anything differentiable) plugs in. A complete backend, the ELBO with K particles
     from ppgen.bounds import log_weights
     from ppgen.objective import Objective
 
-    @dataclass(frozen=True)
+    @dataclass(frozen=True, kw_only=True)
     class MyELBO(Objective):
         num_particles: int = 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
@@ -18,8 +19,10 @@ class Posterior:
     samples: dict[str, Tensor]
 
     def mean(self) -> dict[str, Tensor]:
-        """The Monte Carlo posterior mean of each site, Tensor[N, ...]."""
-        return {name: value.mean(0) for name, value in self.samples.items()}
+        """The Monte Carlo posterior mean of each site, Tensor[N, ...]; a discrete site's values are averaged
+        as numbers (for a Bernoulli site, the posterior probability of 1)."""
+        as_float = lambda v: v if v.is_floating_point() else v.to(torch.get_default_dtype())  # noqa: E731
+        return {name: as_float(value).mean(0) for name, value in self.samples.items()}
 
     def to_arviz(self) -> az.InferenceData:
         """An ``arviz.InferenceData`` with one chain of S draws in its ``posterior`` group.

@@ -22,8 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyro
 import pyro.poutine as poutine
+import torch
 from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor, nn
 from torch.distributions import constraints
@@ -49,9 +51,19 @@ class Model(nn.Module):
                 raise TypeError(f"{cls.__name__}() takes keyword arguments only, got {len(args)} positional")
             init(self, **config)
             if type(self) is cls:
-                self.config = dict(config)
+                self.config = {key: _plain(value) for key, value in config.items()}
 
         cls.__init__ = recording_init  # type: ignore[method-assign]
+
+
+def _plain(value: Any) -> Any:
+    """A keyword argument as plain Python, which a checkpoint read with ``weights_only=True`` can hold: NumPy and
+    torch scalars become numbers (``x_dim=np.prod(shape)`` is an ``np.int64``), inside lists and tuples too."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.dim() == 0):
+        return value.item()
+    return value
 
 
 class PyroFunctions(nn.Module):
@@ -68,9 +80,10 @@ class PyroFunctions(nn.Module):
 
     def __init__(self, model_fn: Callable[[Tensor], Any], guide_fn: Callable[[Tensor], Any] | None = None) -> None:
         super().__init__()
-        for name, fn in (("model_fn", model_fn), ("guide_fn", guide_fn)):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        if not callable(model_fn):
+            raise TypeError(f"model_fn must be callable, got {type(model_fn).__name__}")
+        if guide_fn is not None and not callable(guide_fn):
+            raise TypeError(f"guide_fn must be callable or None, got {type(guide_fn).__name__}")
         self.model_fn = model_fn
         self.guide_fn = guide_fn
         self.params = nn.ParameterDict()
@@ -154,6 +167,11 @@ class Structure:
     reparameterized: bool
     data_support: constraints.Constraint | None
 
+    @property
+    def particle_dim(self) -> int:
+        """The batch dimension of the particle plate: left of every plate of the program."""
+        return -self.max_plate_nesting - 1
+
     def check_data(self, x: Tensor, name: str) -> None:
         """Raise a ``ValueError`` naming ``name`` if a row of x lies outside the support of the likelihood."""
         if self.data_support is None:
@@ -161,10 +179,13 @@ class Structure:
         ok = self.data_support.check(x)
         if not bool(ok.all()):
             bad = (~ok).reshape(x.shape[0], -1).any(1).nonzero()[:, 0]
+            support = self.data_support
+            while isinstance(support, constraints.independent):  # the support of one coordinate of x
+                support = support.base_constraint
+            hint = ": values in {0, 1}, as a Bernoulli likelihood needs" if support is constraints.boolean else ""
             raise ValueError(
                 f"{name}: {bad.numel()} data point(s) lie outside the support of the model's likelihood "
-                f"({self.data_support}), the first at row {bad[0].item()}; a Bernoulli likelihood, for one, "
-                f"needs values in {{0, 1}}")
+                f"({self.data_support}{hint}), the first at row {bad[0].item()}")
 
 
 def sample_sites(trace: poutine.Trace) -> list[dict]:
@@ -179,17 +200,27 @@ def _check_in_data_plate(site: dict, program: str) -> None:
             f"per data point, so every latent and observed site must sit inside the plate named '{DATA_PLATE}'")
 
 
-def inspect(module: nn.Module, x: Tensor) -> Structure:
+def inspect(module: nn.Module, x: Tensor, name: str = "x") -> Structure:
     """Trace the guide and the model once on ``x`` and read off their :class:`Structure`.
 
+    Arguments:
+        module: the program.
+        x: a few data points to run it on.
+        name: what the caller calls the data, for error messages.
+
     Raises:
-        ValueError: the program breaks the protocol (no observed site, a site outside the data plate,
-            a sequentially enumerated site).
+        ValueError: the program fails on x (data of the wrong shape, for one), or breaks the protocol (no
+            observed site, a site outside the data plate, a guide site the model does not have, a
+            sequentially enumerated site).
     """
-    with poutine.block():
-        guide_trace = poutine.trace(module.guide).get_trace(x) if has_guide(module) else None
-        replayed = poutine.replay(module.model, trace=guide_trace) if guide_trace else module.model
-        model_trace = poutine.trace(replayed).get_trace(x)
+    try:
+        with poutine.block():
+            guide_trace = poutine.trace(module.guide).get_trace(x) if has_guide(module) else None
+            replayed = poutine.replay(module.model, trace=guide_trace) if guide_trace else module.model
+            model_trace = poutine.trace(replayed).get_trace(x)
+    except (RuntimeError, ValueError, IndexError) as error:
+        raise ValueError(f"{name}: the program fails on rows of shape {list(x.shape[1:])} and dtype {x.dtype}: "
+                         f"{error}") from error
     guide_sites = sample_sites(guide_trace) if guide_trace else []
     model_sites = sample_sites(model_trace)
     for site in guide_sites:
@@ -201,6 +232,10 @@ def inspect(module: nn.Module, x: Tensor) -> Structure:
         raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
     guided = tuple(s["name"] for s in guide_sites)
     latent = [s for s in model_sites if not s["is_observed"]]
+    orphans = set(guided) - {s["name"] for s in latent}
+    if orphans:
+        raise ValueError(f"guide site(s) {', '.join(map(repr, sorted(orphans)))} are not latent sites of the model: "
+                         f"q(z|x) must draw the model's own latents, under the same names")
     for site in latent:
         if site["infer"].get("enumerate") == "sequential":
             raise ValueError(f"site '{site['name']}' asks for sequential enumeration; ppgen sums out "
@@ -224,6 +259,15 @@ def inspect(module: nn.Module, x: Tensor) -> Structure:
 
 def _enumerable(site: dict) -> bool:
     return site["infer"].get("enumerate") == "parallel" and site["fn"].has_enumerate_support
+
+
+def as_model_input(x: Tensor, module: nn.Module) -> Tensor:
+    """x on the device and in the floating-point dtype of the module's parameters as they are now (torch's
+    default dtype, on the CPU, for a program whose parameters do not exist before its first run)."""
+    param = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if param is None:
+        return x.to(device="cpu", dtype=torch.get_default_dtype())
+    return x.to(device=param.device, dtype=param.dtype)
 
 
 def example_batch(x: Tensor, size: int = 2) -> Tensor:

@@ -10,13 +10,13 @@ import pyro.poutine as poutine
 import torch
 from torch import Tensor, nn
 
-from ppgen.bounds import enumerated_log_posterior, exact_log_prob, log_weights, trace_particles
-from ppgen.checkpoint import CHECKPOINT_FORMAT, atomic_save, class_path, resolve_class
-from ppgen.checks import check_positive_int
+from ppgen.bounds import draw_particles, enumerated_log_posterior, exact_log_prob, log_weights, trace_particles
+from ppgen.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, atomic_save, class_path, resolve_class
+from ppgen.checks import check_device, check_positive_int
 from ppgen.data import as_data
 from ppgen.objective import Objective
 from ppgen.posterior import Posterior
-from ppgen.program import Model, Structure, as_module, has_guide, inspect, sample_sites
+from ppgen.program import Model, Structure, as_model_input, as_module, inspect, sample_sites
 
 #: particles times data points evaluated in one pass of an importance-sampled query; bounds memory.
 PARTICLE_POINTS_PER_PASS = 2**15
@@ -74,7 +74,7 @@ class Fit:
         z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower bound in expectation that
         tightens as K grows.
         """
-        check_positive_int(k, "k")
+        k = check_positive_int(k, "k")
         x = self._data(x)
         if self.structure.exact:
             return exact_log_prob(self.model, self.structure, x)
@@ -83,12 +83,13 @@ class Fit:
     @torch.no_grad()
     def iwae_bound(self, x: Any, k: int) -> Tensor:
         """The K-sample importance-weighted bound through the guide, Tensor[N], for any model with a guide."""
-        check_positive_int(k, "k")
+        k = check_positive_int(k, "k")
         return self._iwae(self._data(x), k)
 
     def _iwae(self, x: Tensor, k: int) -> Tensor:
-        if not has_guide(self.model) and not self.structure.exact:
-            raise ValueError("importance sampling log p(x) needs a guide q(z|x); this model has none")
+        if self.structure.unguided:
+            raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
+                             f"{self.structure.unguided}; this model has none (its log_prob(x) is exact)")
         points = max(1, PARTICLE_POINTS_PER_PASS // k)
         particles = min(k, PARTICLE_POINTS_PER_PASS)
         out = []
@@ -101,7 +102,7 @@ class Fit:
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
         """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]."""
-        check_positive_int(n, "n")
+        n = check_positive_int(n, "n")
         if len(self.structure.observed) != 1:
             raise ValueError(f"sample() returns the model's one observed site, but it has "
                              f"{len(self.structure.observed)}: {self.structure.observed}")
@@ -111,7 +112,8 @@ class Fit:
 
     @torch.no_grad()
     def encode(self, x: Any, site: str | None = None, num_samples: int = 100) -> Tensor:
-        """The posterior mean of a latent site given x, Tensor[N, d].
+        """The posterior mean of a latent site given x: Tensor[N, d] for a site of d coordinates per data point
+        (a site in further plates keeps their dimensions, as the program lays them out).
 
         For a site the guide draws, E_q[z|x] under q(z|x). For a discrete latent c that the model sums out, the
         posterior p(c|x) over its C values, Tensor[N, C], which is E[onehot(c) | x]: exact when the model has
@@ -120,11 +122,11 @@ class Fit:
         without an analytic mean), it is the average of ``num_samples`` draws.
         """
         name = self._latent_site(site)
-        check_positive_int(num_samples, "num_samples")
+        num_samples = check_positive_int(num_samples, "num_samples")
         x = self._data(x)
         if name in self.structure.enumerated:
             _, model_trace = trace_particles(self.model, self.structure, x, self._draws_given_guide(num_samples))
-            return enumerated_log_posterior(model_trace, name, self._particle_dim).exp().mean(0)
+            return enumerated_log_posterior(model_trace, name, self.structure.particle_dim).exp().mean(0)
         q = poutine.trace(self.model.guide).get_trace(x).nodes[name]["fn"]
         try:
             return q.mean
@@ -138,14 +140,17 @@ class Fit:
         z_s ~ q(z|x) for the sites the guide draws, and for each discrete latent c that the model sums out,
         c_s ~ p(c | x, z_s) exactly given the same draw z_s (each such c from its own marginal given z_s).
         """
-        check_positive_int(num_samples, "num_samples")
-        self._latent_sites()
+        num_samples = check_positive_int(num_samples, "num_samples")
+        self._check_latent()
         x = self._data(x)
         particles = self._draws_given_guide(num_samples)
-        guide_trace, model_trace = trace_particles(self.model, self.structure, x, particles)
+        if self.structure.enumerated:
+            guide_trace, model_trace = trace_particles(self.model, self.structure, x, particles)
+        else:  # the guide's draws are the whole answer
+            guide_trace = draw_particles(self.model, self.structure, x, particles)
         samples = {site["name"]: site["value"] for site in sample_sites(guide_trace)} if guide_trace else {}
         for name in self.structure.enumerated:
-            log_posterior = enumerated_log_posterior(model_trace, name, self._particle_dim)
+            log_posterior = enumerated_log_posterior(model_trace, name, self.structure.particle_dim)
             # one draw per guide particle; with no guided latents, all draws from the one exact posterior
             draws = torch.distributions.Categorical(logits=log_posterior).sample((num_samples // particles,))
             samples[name] = draws.flatten(0, 1)
@@ -156,18 +161,21 @@ class Fit:
         return num_samples if self.structure.guided else 1
 
     @property
-    def _particle_dim(self) -> int:
-        return -self.structure.max_plate_nesting - 1
+    def latent_sites(self) -> tuple[str, ...]:
+        """The latent sites a query can answer about: those the guide draws, then those the model sums out."""
+        return self.structure.guided + self.structure.enumerated
 
-    def _latent_sites(self) -> tuple[str, ...]:
-        latent = self.structure.guided + self.structure.enumerated
-        if not latent:
+    def _check_latent(self) -> None:
+        if self.structure.unguided and not self.latent_sites:
+            raise ValueError(f"{type(self.model).__name__}'s latent site(s) {self.structure.unguided} have no guide "
+                             f"q(z|x) to infer them: give the model a guide(x) that draws them")
+        if not self.latent_sites:
             raise ValueError(f"{type(self.model).__name__} has no latent variables to infer")
-        return latent
 
     def _latent_site(self, site: str | None) -> str:
         """The latent site a query is about: the one there is, or the one named."""
-        latent = self._latent_sites()
+        self._check_latent()
+        latent = self.latent_sites
         if site is None:
             if len(latent) > 1:
                 raise ValueError(f"the model has several latent sites {latent}: choose one with site=")
@@ -201,18 +209,40 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
         path: the checkpoint file.
         model: the program to load the parameters into, when the checkpoint cannot rebuild it.
         device: where to put the parameters.
+
+    Raises:
+        ValueError: the file is not a ppgen fit, is damaged, names a class that is not imported, or holds
+            parameters that ``model`` does not have.
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    device = check_device(device)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever bytes are there, they are not a fit: say so, run nothing
+        raise ValueError(f"{os.fspath(path)} is not a readable ppgen fit (torch.load raised "
+                         f"{type(error).__name__}); nothing in it was run") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{os.fspath(path)} is not a ppgen fit (no '{CHECKPOINT_FORMAT}' format tag)")
+    missing = sorted(CHECKPOINT_KEYS - state.keys())
+    if missing:
+        raise ValueError(f"{os.fspath(path)} is a damaged ppgen fit: it lacks {', '.join(missing)}")
     example = state["example"]
     if model is None:
-        module = resolve_class(state["model"]["class"], Model)(**state["model"]["config"])
+        module = resolve_class(state["model"]["class"], Model, hint="pass the model, built as it was, to "
+                               "ppgen.load(path, model=...), or import its module first if it is a ppgen.Model")
+        module = module(**state["model"]["config"])
     else:
         module = as_module(model)
+    # trace first: that creates the parameters of a program that makes them on its first run
+    structure = inspect(module, as_model_input(example, module), name=f"the example rows in {os.fspath(path)}")
     module.to(device=device, dtype=example.dtype)
-    structure = inspect(module, example.to(device))  # also creates the parameters of lazy programs
-    module.load_state_dict(state["state_dict"])
+    try:
+        module.load_state_dict(state["state_dict"])
+    except RuntimeError as error:
+        raise ValueError(f"model: its parameters are not those saved in {os.fspath(path)}: {error}") from None
     module.eval()
-    inference = resolve_class(state["inference"]["class"], Objective)(**state["inference"]["config"])
+    backend = resolve_class(state["inference"]["class"], Objective, hint="import the module that defines this "
+                            "backend first")
+    inference = backend(**state["inference"]["config"])
     return Fit(module, structure, inference, history=state["history"], example=example)

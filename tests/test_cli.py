@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,18 @@ def assert_png(path: Path, size: tuple[int, int] | None = None) -> None:
         assert image.shape[:2] == size
 
 
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    """``err`` is the one-line ``ppgen: error: ...`` of a user error, naming each of ``fragments``."""
+    assert err.startswith("ppgen: error:") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    """A copy of a run folder, for a test that damages it."""
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """One VAE-on-digits run, shared by the tests that only read it."""
@@ -45,6 +58,25 @@ def vae_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
                      "--z-dim", "2", "--hidden", "32", *TINY, "--out", str(run)])
     assert code == 0, capture.err
     return run, capture.out
+
+
+@pytest.fixture(scope="module")
+def gmm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
+    """One GMM-on-moons run (exact log p(x)), with the keyword arguments each picture was drawn with."""
+    run = tmp_path_factory.mktemp("gmm") / "run"
+    drawn = {}
+
+    def scatter(x2d, path, labels=None, **kwargs):
+        drawn[Path(path).name] = kwargs
+        scatter_png(x2d, path, labels, **kwargs)
+
+    scatter_png = plots.scatter
+    capture = _Capture()
+    with pytest.MonkeyPatch.context() as patch, capture:
+        patch.setattr(plots, "scatter", scatter)
+        code = main(["fit", "--model", "gmm", "--data", "moons", "--components", "3", *TINY, "--out", str(run)])
+    assert code == 0, capture.err
+    return run, capture.out, drawn
 
 
 class _Capture:
@@ -88,13 +120,31 @@ def test_fit_metrics(vae_run):
     assert all(isinstance(loss, float) and math.isfinite(loss) for loss in metrics["train_loss"])
     ll = metrics["test_log_likelihood"]
     assert math.isfinite(ll) and ll < 0  # binarized digits: a probability mass, so log p(x) < 0
-    assert metrics["eval_k"] == 10
+    assert metrics["eval_k"] == 10 and metrics["exact"] is False
     assert metrics["wall_time_s"] > 0
     config = metrics["config"]
     assert config["model"] == "vae" and config["data"] == "digits" and config["inference"] == "iwae"
-    assert config["binarize"] is True
+    assert config["binarize"] is True and config["device"] == "cpu"
     assert config["model_options"] == {"z_dim": 2, "hidden": [32], "likelihood": "bernoulli"}
-    assert f"{ll:.4f}" in out
+    assert f"{ll:.4f}" in out and "(k=10, 360 points)" in out
+
+
+def test_fit_is_reproducible(vae_run, tmp_path):
+    """The same --seed gives the same run: the initial weights are seeded too, not only the training."""
+    run, _ = vae_run
+    again = tmp_path / "again"
+    assert main(["fit", "--model", "vae", "--data", "digits", "--inference", "iwae", "--k", "2",
+                 "--z-dim", "2", "--hidden", "32", *TINY, "--out", str(again)]) == 0
+    first, second = read_metrics(run), read_metrics(again)
+    assert second["train_loss"] == first["train_loss"]
+    assert second["test_log_likelihood"] == first["test_log_likelihood"]
+
+
+def test_latent_view_is_titled_after_the_latent_site(gmm_run):
+    _, _, drawn = gmm_run
+    latent = drawn["latent.png"]  # p(c|x) over 3 components: E[c | x] of the one-hot c, seen through PCA
+    assert "E[c | x]" in latent["title"] and "PCA of 3-D c" in latent["title"]
+    assert "z" not in latent["title"]
 
 
 def test_samples_png_has_the_figure_size(vae_run):
@@ -122,7 +172,8 @@ def test_eval_records_and_prints(vae_run, capsys):
     out = capsys.readouterr().out
     metrics = read_metrics(run)
     entry = metrics["eval"]
-    assert entry["k"] == 10 and math.isfinite(entry["test_log_likelihood"])
+    assert entry["k"] == 10 and entry["exact"] is False and math.isfinite(entry["test_log_likelihood"])
+    assert "(k=10, 360 points)" in out
     assert f"{entry['test_log_likelihood']:.4f}" in out
     # Same k, same seed, same test set: eval reproduces the estimate fit made.
     assert entry["test_log_likelihood"] == pytest.approx(before["test_log_likelihood"], abs=1e-4)
@@ -157,9 +208,9 @@ def test_sample_default_out(vae_run):
 # other models and data
 
 
-def test_gmm_on_moons(tmp_path):
-    run = tmp_path / "gmm"
-    assert main(["fit", "--model", "gmm", "--data", "moons", "--components", "3", *TINY, "--out", str(run)]) == 0
+def test_gmm_on_moons(gmm_run, tmp_path):
+    run, _, _ = gmm_run
+    run = copy_run(run, tmp_path)
     for name in RUN_FILES:  # latent.png shows p(c|x), the posterior over the summed-out component
         assert (run / name).is_file(), name
     metrics = read_metrics(run)
@@ -170,13 +221,27 @@ def test_gmm_on_moons(tmp_path):
     assert read_metrics(run)["eval"]["test_log_likelihood"] == pytest.approx(metrics["test_log_likelihood"])
 
 
+def test_an_exact_log_likelihood_is_reported_as_exact(gmm_run, tmp_path, capsys):
+    """log p(x) of a GMM is exact: no k is printed or recorded, by fit and by eval alike."""
+    run, out, _ = gmm_run
+    assert "(exact, 500 points)" in out and "k=" not in out
+    metrics = read_metrics(run)
+    assert metrics["exact"] is True and metrics["eval_k"] is None
+    run = copy_run(run, tmp_path)
+    assert main(["eval", str(run), "--k", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "(exact, 500 points)" in out and "k=" not in out
+    entry = read_metrics(run)["eval"]
+    assert entry["exact"] is True and entry["k"] is None
+
+
 def test_ppca_on_continuous_digits(tmp_path):
     run = tmp_path / "ppca"
     assert main(["fit", "--model", "ppca", "--data", "digits", "--z-dim", "3", *TINY, "--out", str(run)]) == 0
     for name in RUN_FILES:
         assert (run / name).is_file(), name
     metrics = read_metrics(run)
-    assert metrics["config"]["binarize"] is False
+    assert metrics["config"]["binarize"] is False and metrics["exact"] is True
     assert len(metrics["train_loss"]) == 2
     assert math.isfinite(metrics["test_log_likelihood"])
 
@@ -222,6 +287,15 @@ def test_unknown_model(tmp_path, capsys):
         (["fit", "--lr", "-1"], "--lr"),
         (["fit", "--inference", "nuts"], "nuts"),
         (["fit", "--k", "5"], "--k needs --inference"),
+        (["fit", "--inference", "mle", "--k", "5"], "--k does not apply to --inference mle"),
+        (["fit", "--epochs", "2.5"], "argument --epochs: expected int, got '2.5'"),
+        (["fit", "--lr", "nan"], "argument --lr: value must be a positive finite number"),
+        (["fit", "--seed", "-5"], "argument --seed: value must be an int in [0, 2**32), got -5"),
+        (["eval", "RUN", "--seed", "4294967296"], "argument --seed"),
+        (["sample", "RUN", "--seed", "one"], "argument --seed: expected int"),
+        (["fit", "--device", "gpu"], "argument --device: value must name a torch device"),
+        (["eval", "RUN", "--device", "cuda:99"], "argument --device: value='cuda:99'"),
+        (["sample", "RUN", "--device", "tpu:0"], "argument --device"),
         (["fit", "--model", "gmm", "--z-dim", "2"], "--z-dim"),
         (["fit", "--data", "moons", "--binarize"], "--binarize"),
         (["eval"], "RUN"),
@@ -245,6 +319,70 @@ def test_run_without_fit_pt(tmp_path, capsys):
     assert main(["sample", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert str(tmp_path / "fit.pt") in err and "Traceback" not in err
+
+
+def test_eval_of_a_file_says_it_is_not_a_run_folder(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a run")
+    assert main(["eval", str(afile)]) == 1
+    assert_one_line_error(capsys.readouterr().err, f"{afile} is not a run folder")
+
+
+def test_eval_with_corrupt_metrics_names_the_file(vae_run, tmp_path, capsys):
+    run = copy_run(vae_run[0], tmp_path)
+    (run / "metrics.json").write_text('{"config": ')
+    assert main(["eval", str(run)]) == 1
+    assert_one_line_error(capsys.readouterr().err, str(run / "metrics.json"), "not valid JSON")
+
+
+@pytest.mark.parametrize("command", ["eval", "sample"])
+def test_corrupt_fit_pt(vae_run, tmp_path, capsys, command):
+    run = copy_run(vae_run[0], tmp_path)
+    (run / "fit.pt").write_bytes(bytes(range(256)) * 4)
+    assert main([command, str(run)]) == 1
+    assert_one_line_error(capsys.readouterr().err, str(run / "fit.pt"))
+
+
+def test_fit_refuses_an_out_that_is_a_file_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ppgen, "fit", lambda *args, **kwargs: pytest.fail("trained before checking --out"))
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out in [afile, afile / "run"]:
+        assert main(["fit", "--model", "ppca", *TINY, "--out", str(out)]) == 1
+        assert_one_line_error(capsys.readouterr().err, f"--out {out}", f"{afile} exists and is not a folder")
+    assert afile.read_text() == "keep me"
+
+
+def test_a_failed_fit_leaves_no_run_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "vae", "--inference", "mle", *TINY, "--out", str(run)]) == 1
+    assert_one_line_error(capsys.readouterr().err, "MLE")
+    assert not run.exists()
+
+
+def test_sample_refuses_an_out_it_cannot_write(vae_run, tmp_path, capsys):
+    run, _ = vae_run
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["sample", str(run), "-n", "4", "--out", str(afile / "s.png")]) == 1
+    assert_one_line_error(capsys.readouterr().err, f"--out {afile / 's.png'}", f"{afile} exists and is not a folder")
+    assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path)]) == 1
+    assert_one_line_error(capsys.readouterr().err, f"--out {tmp_path} is a folder")
+    assert afile.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "error", [FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError, FileNotFoundError]
+)
+def test_file_system_errors_are_one_line(error, vae_run, monkeypatch, capsys):
+    """An OSError that a command meets on a path the user named is reported, not raised."""
+
+    def fails(args):
+        raise error(13, "the file system says no", "some/path")
+
+    monkeypatch.setattr(cli, "_cmd_sample", fails)
+    assert main(["sample", str(vae_run[0])]) == 1
+    assert_one_line_error(capsys.readouterr().err, "the file system says no", "some/path")
 
 
 def test_missing_idx_file(tmp_path, capsys):
@@ -299,3 +437,11 @@ def test_a_model_without_latents_skips_the_latent_view(tmp_path):
     stale.write_bytes(b"from an earlier run")
     reason = cli._draw_latent(fit, cli.Data(x, x, None, is_image=False), stale)
     assert "no latent variables" in reason and not stale.exists()
+
+
+def test_the_largest_seed_draws_both_moons_sets(tmp_path):
+    """The test set of moons is drawn with the next seed, which wraps around at 2**32."""
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "gmm", "--data", "moons", *TINY[:-2], "--seed", str(2**32 - 1),
+                 "--out", str(run)]) == 0
+    assert read_metrics(run)["config"]["seed"] == 2**32 - 1

@@ -1,7 +1,10 @@
 """``ppgen.fit`` and the ``Fit`` queries: arguments, errors before any work, reproducibility, checkpoints."""
 
+import math
 import os
 import pickle
+
+import numpy as np
 
 import pyro
 import pyro.distributions as dist
@@ -52,25 +55,81 @@ def test_progress_bar_shows_only_when_asked(binary, capsys):
     assert capsys.readouterr().err == ""
 
 
+class PlainBackend(inference.Objective):
+    def loss(self, module, structure, x):
+        return inference.ELBO().loss(module, structure, x)
+
+
+@pytest.mark.parametrize("make", [small_vae, lambda: models.PPCA(x_dim=6, z_dim=2)], ids=["VAE", "PPCA"])
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"data": torch.full((4, 6), float("nan"))}, ValueError, "data has 24 non-finite"),
     ({"data": torch.rand(6)}, ValueError, r"data must have shape \[N, ...\]"),
-    ({"data": torch.full((4, 6), 0.5)}, ValueError, "outside the support"),
+    ({"data": torch.rand(4, 5).double()}, ValueError, r"data: the program fails on rows of shape \[5\]"),
     ({"data": "digits"}, TypeError, "data must be"),
     ({"epochs": 0}, ValueError, "epochs must be a positive int"),
     ({"batch_size": 2.5}, TypeError, "batch_size must be a positive int"),
-    ({"lr": -1.0}, ValueError, "lr must be a positive number"),
+    ({"lr": -1.0}, ValueError, "lr must be a positive finite number"),
+    ({"lr": float("inf")}, ValueError, "lr must be a positive finite number"),
+    ({"lr": "0.01"}, TypeError, "lr must be a positive number"),
+    ({"seed": -1}, ValueError, r"seed must be an int in \[0, 2\*\*32\)"),
+    ({"seed": 1.5}, TypeError, "seed must be an int"),
+    ({"device": "nope"}, ValueError, "device must name a torch device"),
+    ({"device": None}, TypeError, "device must be a str or torch.device"),
     ({"inference": "iwae"}, TypeError, "inference must be a ppgen.inference backend"),
-    ({"inference": inference.MLE()}, ValueError, r"MLE\(\) needs the exact log-likelihood"),
+    ({"inference": PlainBackend()}, TypeError, "inference: PlainBackend must be a dataclass"),
     ({"optim": "adam"}, TypeError, "optim must be"),
-])
-def test_bad_arguments_are_refused_before_any_training(binary, kwargs, error, match):
-    vae = small_vae()
-    before = {k: v.clone() for k, v in vae.state_dict().items()}
-    arguments = {"data": binary, "epochs": 1, "progress": False, **kwargs}
+    ({"optim": pyro.optim.Adam(lambda module, name: {"lr": 0.1})}, TypeError, "per-parameter arguments"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_bad_arguments_are_refused_before_the_model_changes(binary, make, kwargs, error, match):
+    model = make()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    arguments = {"data": binary.double(), "epochs": 1, "progress": False, **kwargs}
     with pytest.raises(error, match=match):
-        ppgen.fit(vae, arguments.pop("data"), **arguments)
-    assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+        ppgen.fit(model, arguments.pop("data"), **arguments)
+    for name, value in model.state_dict().items():  # float64 data and the model is still float32, untouched
+        assert value.dtype == before[name].dtype and torch.equal(value, before[name]), name
+
+
+@pytest.mark.parametrize("data, backend, match", [
+    (torch.full((4, 6), 0.5, dtype=torch.float64), None, "outside the support"),
+    (torch.ones(4, 6, dtype=torch.float64), inference.MLE(), r"MLE\(\) needs the exact log-likelihood"),
+])
+def test_a_model_that_cannot_fit_the_data_is_refused_before_it_changes(data, backend, match):
+    vae = small_vae()
+    with pytest.raises(ValueError, match=match):
+        ppgen.fit(vae, data, inference=backend, progress=False)
+    assert all(p.dtype == torch.float32 for p in vae.parameters())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where CUDA is missing")
+def test_a_cuda_device_where_there_is_none_is_refused(binary):
+    with pytest.raises(ValueError, match=r"device='cuda', but CUDA is not available"):
+        ppgen.fit(small_vae(), binary, device="cuda")
+
+
+def test_numpy_numbers_are_numbers(binary):
+    fit = ppgen.fit(small_vae(), binary, epochs=np.int64(1), batch_size=np.int32(16), lr=np.float32(1e-3),
+                    inference=inference.IWAE(k=np.int64(3)), progress=False)
+    assert fit.inference == inference.IWAE(k=3) and type(fit.inference.k) is int
+    assert fit.log_prob(binary, k=np.int64(4)).shape == (64,)
+
+
+class Overshoot(torch.optim.SGD):
+    """An optimiser whose every step leaves a NaN in the first parameter: a divergence no loss has seen yet."""
+
+    def step(self, closure=None):
+        super().step(closure)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = float("nan")
+
+
+def test_a_fit_that_diverges_says_so(binary):
+    """Any step can blow up, the last one too, which no loss sees: fit checks the parameters at the end."""
+    with pytest.raises(FloatingPointError, match="non-finite in epoch 1: lower lr"):
+        ppgen.fit(small_vae(), binary, epochs=1, optim=Overshoot, batch_size=64, progress=False)
+    with pytest.raises(FloatingPointError, match="lower lr"):  # PPCA's Cholesky factor fails first
+        ppgen.fit(models.PPCA(x_dim=6, z_dim=2), binary, epochs=5, lr=1e6, inference=inference.ELBO(),
+                  progress=False)
 
 
 def test_backend_arguments_are_checked():
@@ -85,6 +144,21 @@ def test_a_model_that_is_not_a_pyro_program_is_refused(binary):
         ppgen.fit(nn.Linear(6, 6), binary)
     with pytest.raises(TypeError, match="model must be"):
         ppgen.fit("vae", binary)
+    with pytest.raises(TypeError, match="model_fn must be callable, got NoneType"):
+        ppgen.fit((None, None), binary)
+
+
+def test_data_outside_the_support_is_named_with_the_support(binary):
+    def counts(x):
+        rate = pyro.param("rate", torch.ones(6), constraint=dist.constraints.positive)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Poisson(rate).to_event(1), obs=x)
+
+    with pytest.raises(ValueError, match=r"data: 1 data point\(s\) .*IntegerGreaterThan\(lower_bound=0\).*row 3") as error:
+        ppgen.fit(counts, torch.cat([binary[:3], -binary[3:4] - 1, binary[4:]]))
+    assert "Bernoulli" not in str(error.value)
+    with pytest.raises(ValueError, match=r"values in \{0, 1\}, as a Bernoulli likelihood needs"):
+        ppgen.fit(small_vae(), torch.full((4, 6), 0.5))
 
 
 def test_a_guide_must_cover_continuous_latents(binary):
@@ -196,7 +270,7 @@ def test_a_users_own_module_is_loaded_into_a_model_passed_in(tmp_path, binary):
 
     fit = ppgen.fit(Coin(), binary, epochs=5, lr=0.1, progress=False)
     fit.save(tmp_path / "fit.pt")
-    with pytest.raises(ValueError, match="pass the model to ppgen.load"):
+    with pytest.raises(ValueError, match=r"ppgen.load\(path, model=...\)"):
         ppgen.load(tmp_path / "fit.pt")
     loaded = ppgen.load(tmp_path / "fit.pt", model=Coin())
     torch.testing.assert_close(loaded.log_prob(binary), fit.log_prob(binary), rtol=0, atol=0)
@@ -232,7 +306,7 @@ def test_loading_never_executes_code_from_the_file(tmp_path):
 
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps({"format": checkpoint.CHECKPOINT_FORMAT, "model": Payload()}, protocol=2))
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ValueError, match="is not a readable ppgen fit"):
         ppgen.load(path)
     assert not (tmp_path / "pwned").exists()
 
@@ -248,3 +322,134 @@ def test_the_same_code_runs_on_cuda(binary):
     fit = ppgen.fit(small_vae(), binary, epochs=2, device="cuda", progress=False)
     assert fit.device.type == "cuda"
     assert fit.log_prob(binary, k=10).device.type == "cuda" and fit.sample(3).device.type == "cuda"
+
+
+def test_a_guide_site_the_model_does_not_have_is_refused(binary):
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], 1), 1.0).to_event(1))
+            pyro.sample("x", dist.Bernoulli(logits=z.expand(-1, 6)).to_event(1), obs=x)
+
+    def guide(x):
+        scale = pyro.param("scale", torch.ones(1), constraint=dist.constraints.positive)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], 1), scale).to_event(1))
+            pyro.sample("w", dist.Normal(torch.zeros(x.shape[0], 1), scale).to_event(1))  # a typo, say
+
+    with pytest.raises(ValueError, match="guide site\\(s\\) 'w' are not latent sites of the model"):
+        ppgen.fit((model, guide), binary)
+
+
+class LinearGaussian(nn.Module):
+    """z ~ N(m, 1), x | z ~ N(z, 1): an exact log p(x) = log N(x; m, 2), and no guide for z."""
+
+    def __init__(self):
+        super().__init__()
+        self.m = nn.Parameter(torch.zeros(1))
+
+    def model(self, x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(self.m, 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(z, 1.0).to_event(1), obs=x)
+
+    def log_prob(self, x):
+        return dist.Normal(self.m, 2**0.5).log_prob(x).sum(-1)
+
+
+def test_an_exact_model_without_a_guide_answers_log_p_and_says_what_it_cannot():
+    x = torch.randn(50, 1) + 3
+    fit = ppgen.fit(LinearGaussian(), x, epochs=300, lr=0.05, progress=False)
+    assert fit.inference == inference.MLE() and abs(fit.model.m.item() - x.mean().item()) < 0.05
+    with pytest.raises(ValueError, match="needs a guide q\\(z\\|x\\) that draws the latent site\\(s\\) \\('z',\\)"):
+        fit.iwae_bound(x, k=10)
+    with pytest.raises(ValueError, match="latent site\\(s\\) \\('z',\\) have no guide"):
+        fit.encode(x)
+
+
+def test_a_plain_function_program_takes_the_datas_dtype():
+    """Parameters that pyro.param and pyro.module make on the first run follow float64 data like any other."""
+    net = nn.Linear(3, 3)
+
+    def model(x):
+        pyro.module("net", net)
+        scale = pyro.param("scale", torch.ones(3), constraint=dist.constraints.positive)
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(net(torch.ones_like(x)), scale).to_event(1), obs=x)
+
+    x = torch.randn(40, 3, dtype=torch.float64)
+    fit = ppgen.fit((model, None), x, epochs=2, progress=False)
+    assert {p.dtype for p in fit.model.parameters()} == {torch.float64} and net.weight.dtype == torch.float64
+    assert fit.log_prob(x).dtype == torch.float64
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"not a checkpoint", "is not a readable ppgen fit"),
+    (b"", "is not a readable ppgen fit"),
+    (b"hello", "is not a readable ppgen fit"),
+    ({"format": checkpoint.CHECKPOINT_FORMAT, "model": {}}, "is a damaged ppgen fit: it lacks example, history"),
+])
+def test_a_damaged_file_is_refused_with_its_name(tmp_path, content, match):
+    path = tmp_path / "fit.pt"
+    path.write_bytes(content) if isinstance(content, bytes) else torch.save(content, path)
+    with pytest.raises(ValueError, match=match):
+        ppgen.load(path)
+
+
+def test_a_model_of_another_shape_is_refused_on_load(tmp_path, binary):
+    ppgen.fit(small_vae(), binary, epochs=1, progress=False).save(tmp_path / "fit.pt")
+    with pytest.raises(ValueError, match="model: its parameters are not those saved in"):
+        ppgen.load(tmp_path / "fit.pt", model=models.VAE(x_dim=6, z_dim=3, hidden=(16,)))
+
+
+def test_numpy_numbers_in_a_models_arguments_are_saved_as_numbers(tmp_path, binary):
+    vae = models.VAE(x_dim=np.int64(6), z_dim=np.int32(2), hidden=[np.int64(16)])
+    assert vae.config == {"x_dim": 6, "z_dim": 2, "hidden": [16]} and type(vae.config["x_dim"]) is int
+    ppgen.fit(vae, binary, epochs=1, progress=False).save(tmp_path / "fit.pt")
+    assert ppgen.load(tmp_path / "fit.pt").model.config == vae.config
+
+
+def test_saving_onto_a_folder_names_it(tmp_path, binary):
+    fit = ppgen.fit(small_vae(), binary, epochs=1, progress=False)
+    with pytest.raises(IsADirectoryError, match="is a folder: give the path of a file"):
+        fit.save(tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_data_that_requires_grad_is_left_alone(binary):
+    data = binary.clone().requires_grad_()
+    ppgen.fit(small_vae(), data, epochs=1, progress=False)
+    assert data.grad is None
+
+
+def test_the_posterior_mean_of_a_discrete_site_is_its_average_value(binary):
+    x = binary + 0.3 * torch.randn(64, 6)
+    gmm = ppgen.fit(models.GMM(x_dim=6, n_components=2, covariance="diag"), x, epochs=1, progress=False)
+    draws = gmm.posterior(gmm.example, num_samples=4000)
+    torch.testing.assert_close(draws.mean()["c"], gmm.encode(gmm.example)[:, 1], atol=0.05, rtol=0)
+
+
+def test_backends_take_keyword_arguments_only():
+    with pytest.raises(TypeError):
+        inference.ELBO(3)
+    with pytest.raises(TypeError):
+        inference.IWAE(5)
+
+
+def test_encode_averages_draws_where_the_guide_has_no_closed_form_mean(binary):
+    """q(z|x) = exp of N(mu, s^2), as a bare TransformedDistribution: its mean is exp(mu + s^2 / 2)."""
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.LogNormal(torch.zeros(x.shape[0], 1), 1.0).to_event(1))
+            pyro.sample("x", dist.Bernoulli(probs=z.clamp(max=1).expand(*z.shape[:-1], 6) / 2).to_event(1), obs=x)
+
+    def guide(x):
+        loc = pyro.param("loc", torch.tensor([0.3]))
+        with pyro.plate("data", x.shape[0]):
+            base = dist.Normal(loc.expand(x.shape[0], 1), 0.5)
+            pyro.sample("z", dist.TransformedDistribution(base, [dist.transforms.ExpTransform()]).to_event(1))
+
+    program = ppgen.program.as_module((model, guide))
+    fit = ppgen.Fit(program, ppgen.program.inspect(program, binary), inference.ELBO(), history=[], example=binary[:2])
+    expected = torch.full((4, 1), math.exp(0.3 + 0.5**2 / 2))
+    torch.testing.assert_close(fit.encode(binary[:4], num_samples=200000), expected, atol=0.02, rtol=0)

@@ -51,10 +51,31 @@ def test_a_gaussian_vae_fits_real_valued_data():
     assert fit.sample(4).dtype == torch.float32 and not set(fit.sample(4).unique().tolist()) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("build, match", [
-    (lambda: models.VAE(x_dim=3, likelihood="poisson"), "likelihood must be one of"),
-    (lambda: models.GMM(x_dim=3, covariance="spherical"), "covariance must be one of"),
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("x_dim, error", [(0, ValueError), (-1, ValueError), ("64", TypeError), (6.0, TypeError)])
+def test_x_dim_must_be_a_positive_int(name, x_dim, error):
+    with pytest.raises(error, match="x_dim must be a positive int"):
+        registry.MODELS[name](x_dim=x_dim)
+
+
+@pytest.mark.parametrize("build, error, match", [
+    (lambda: models.VAE(x_dim=3, likelihood="poisson"), ValueError, "likelihood must be one of"),
+    (lambda: models.VAE(x_dim=3, z_dim=0), ValueError, "z_dim must be a positive int"),
+    (lambda: models.VAE(x_dim=3, hidden=5), TypeError, "hidden must be a sequence of layer widths"),
+    (lambda: models.VAE(x_dim=3, hidden=(8, 0)), ValueError, r"hidden\[1\] must be a positive int"),
+    (lambda: models.PPCA(x_dim=3, z_dim=4), ValueError, "z_dim must be at most x_dim"),
+    (lambda: models.GMM(x_dim=3, covariance="spherical"), ValueError, "covariance must be one of"),
+    (lambda: models.GMM(x_dim=3, n_components=0), ValueError, "n_components must be a positive int"),
+    (lambda: models.GMM(x_dim=3, reg_covar=-1.0), ValueError, "reg_covar must be a finite number >= 0"),
 ])
-def test_bad_model_options_are_refused(build, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_model_options_are_refused(build, error, match):
+    with pytest.raises(error, match=match):
         build()
+
+
+def test_a_gmm_needs_a_point_per_component_to_start():
+    gmm = models.GMM(x_dim=2, n_components=3)
+    before = {k: v.clone() for k, v in gmm.state_dict().items()}
+    with pytest.raises(ValueError, match=r"data: 2 point\(s\) cannot start 3 components"):
+        ppgen.fit(gmm, torch.randn(2, 2), progress=False)
+    assert all(torch.equal(before[k], v) for k, v in gmm.state_dict().items())
