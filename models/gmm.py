@@ -25,11 +25,19 @@ class GMM(Model):
     Every backend sums c out exactly, so log p(x) = log sum_c pi_c N(x; mu_c, Sigma_c) is exact and
     no guide is needed. Before training the mixture starts from k-means, as EM does.
 
+    Each component is parametrised relative to a reference (m_c, R_c), its k-means estimate:
+    mu_c = m_c + R_c delta_c and Sigma_c = (R_c T_c)(R_c T_c)^T + reg_covar I, with delta_c = 0 and T_c = I
+    at the start. A gradient step on delta_c and T_c is then a change in the component's own coordinates,
+    which keeps the steps of an optimiser such as Adam (about lr per parameter, whatever its scale) in
+    proportion where a covariance is nearly singular, as it is along the always-blank pixels of image data.
+    There the likelihood grows without bound as a variance shrinks; ``reg_covar`` is its floor, as in
+    scikit-learn's ``GaussianMixture``, which adds it to every covariance it estimates.
+
     Arguments:
         x_dim: D, the size of a data point.
         n_components: C, the number of mixture components.
         covariance: ``"full"`` (a Cholesky factor per component) or ``"diag"``.
-        reg_covar: added to the diagonal of each covariance at initialisation.
+        reg_covar: added to the diagonal of every covariance, so that each variance is at least this.
     """
 
     def __init__(self, *, x_dim: int, n_components: int = 3, covariance: str = "full",
@@ -43,28 +51,55 @@ class GMM(Model):
         if not 0 <= reg_covar < math.inf:
             raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
         self.x_dim, self.n_components, self.covariance, self.reg_covar = x_dim, n_components, covariance, reg_covar
+        full = covariance == "full"
         self.logits = nn.Parameter(torch.zeros(n_components))
-        self.locs = nn.Parameter(torch.randn(n_components, x_dim))
-        shape = (n_components, x_dim, x_dim) if covariance == "full" else (n_components, x_dim)
-        self.unconstrained_scale = nn.Parameter(torch.zeros(shape))
+        self.offset = nn.Parameter(torch.zeros(n_components, x_dim))  # delta
+        self.unconstrained_scale = nn.Parameter(torch.zeros((n_components, x_dim, x_dim) if full else
+                                                            (n_components, x_dim)))  # T = I at zero
+        self.register_buffer("reference_locs", torch.randn(n_components, x_dim))  # m
+        self.register_buffer("reference_scale", torch.eye(x_dim).expand(n_components, -1, -1).clone() if full
+                             else torch.ones(n_components, x_dim))  # R
 
     @property
     def _scale_constraint(self) -> constraints.Constraint:
         return constraints.lower_cholesky if self.covariance == "full" else constraints.positive
 
+    def components(self) -> tuple[Tensor, Tensor]:
+        """mu_c = m_c + R_c delta_c, Tensor[C, D], and Sigma_c, Tensor[C, D, D], or its diagonal, Tensor[C, D]."""
+        relative = transform_to(self._scale_constraint)(self.unconstrained_scale)
+        if self.covariance == "full":
+            locs = self.reference_locs + (self.reference_scale @ self.offset.unsqueeze(-1)).squeeze(-1)
+            scale = self.reference_scale @ relative
+            eye = torch.eye(self.x_dim, dtype=scale.dtype, device=scale.device)
+            return locs, scale @ scale.mT + self.reg_covar * eye
+        scale = self.reference_scale * relative
+        return self.reference_locs + self.reference_scale * self.offset, scale.square() + self.reg_covar
+
     def component(self, c: Tensor | None = None) -> dist.Distribution:
         """N(mu_c, Sigma_c) for the components indexed by c (all of them when c is None)."""
-        locs, scale = self.locs, transform_to(self._scale_constraint)(self.unconstrained_scale)
+        locs, covariance = self.components()
         if c is not None:
-            locs, scale = locs[c], scale[c]
+            locs, covariance = locs[c], covariance[c]
         if self.covariance == "full":
-            return dist.MultivariateNormal(locs, scale_tril=scale)
-        return dist.Normal(locs, scale).to_event(1)
+            return dist.MultivariateNormal(locs, covariance_matrix=covariance)
+        return dist.Normal(locs, covariance.sqrt()).to_event(1)
 
     def model(self, x: Tensor) -> None:
         with pyro.plate(DATA_PLATE, x.shape[0]):
             c = pyro.sample("c", dist.Categorical(logits=self.logits), infer={"enumerate": "parallel"})
             pyro.sample("x", self.component(c), obs=x)
+
+    @torch.no_grad()
+    def set_components(self, weights: Tensor, locs: Tensor, scales: Tensor) -> None:
+        """Make the mixture pi = ``weights``, mu = ``locs`` and Sigma = scale scale^T + reg_covar I, from
+        ``scales`` (Cholesky factors, or standard deviations for a diagonal covariance), and make these the
+        reference of every later step."""
+        as_param = lambda a: torch.as_tensor(a, dtype=self.logits.dtype, device=self.logits.device)  # noqa: E731
+        self.logits.copy_(as_param(weights).log())
+        self.reference_locs.copy_(as_param(locs))
+        self.reference_scale.copy_(as_param(scales))
+        self.offset.zero_()
+        self.unconstrained_scale.zero_()
 
     def initialize(self, x: Tensor) -> None:
         """Weights, means and covariances of the k-means clusters of x (scikit-learn's KMeans).
@@ -82,10 +117,6 @@ class GMM(Model):
         means = resp.T @ data / counts[:, None]
         centred = data[None] - means[:, None]
         cov = np.einsum("cn,cni,cnj->cij", resp.T, centred, centred) / counts[:, None, None]
-        cov += self.reg_covar * np.eye(self.x_dim)
+        cov += self.reg_covar * np.eye(self.x_dim)  # the reference must be regular; Sigma adds the floor again
         scale = np.linalg.cholesky(cov) if self.covariance == "full" else np.sqrt(np.diagonal(cov, 0, 1, 2))
-        as_param = lambda a: torch.as_tensor(a, dtype=self.locs.dtype, device=self.locs.device)  # noqa: E731
-        with torch.no_grad():
-            self.logits.copy_(as_param(np.log(counts / counts.sum())))
-            self.locs.copy_(as_param(means))
-            self.unconstrained_scale.copy_(transform_to(self._scale_constraint).inv(as_param(scale)))
+        self.set_components(counts / counts.sum(), means, scale)

@@ -461,6 +461,10 @@ def _draw_latent(fit: ppgen.Fit, data: Data, path: Path) -> str | None:
     if z.shape[1] == 2:
         plots.scatter(z, path, labels=data.test_labels, title=title, xlabel=f"{site}[0]", ylabel=f"{site}[1]")
         return None
+    if not bool((z.var(0) > 0).any()):  # no spread, so no principal directions: every point at one place
+        plots.scatter(z[:, :2], path, labels=data.test_labels, title=title + " (the same for every point)",
+                      xlabel=f"{site}[0]", ylabel=f"{site}[1]")
+        return None
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2)

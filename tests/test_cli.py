@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.image
 import numpy as np
@@ -445,3 +446,13 @@ def test_the_largest_seed_draws_both_moons_sets(tmp_path):
     assert main(["fit", "--model", "gmm", "--data", "moons", *TINY[:-2], "--seed", str(2**32 - 1),
                  "--out", str(run)]) == 0
     assert read_metrics(run)["config"]["seed"] == 2**32 - 1
+
+
+def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
+    """Posterior means that are the same for every point have no principal directions: no PCA, no 'nan%'."""
+    drawn = {}
+    monkeypatch.setattr(plots, "scatter", lambda points, path, **options: drawn.update(points=points, **options))
+    fit = SimpleNamespace(encode=lambda x: torch.tensor([[0.0, 0.0, 1.0]]).expand(len(x), 3), latent_sites=("c",))
+    data = cli.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
+    assert cli._draw_latent(fit, data, tmp_path / "latent.png") is None
+    assert "the same for every point" in drawn["title"] and "nan" not in drawn["xlabel"] + drawn["ylabel"]

@@ -70,17 +70,24 @@ def test_gmm_by_mle_matches_scikit_learn_em():
     assert abs(fit.log_prob(torch.tensor(x)).mean().item() - em.score(x)) < 0.05
 
 
+def test_gmm_by_mle_keeps_up_with_em_where_covariances_are_nearly_singular():
+    """Digits have always-blank pixels, so each covariance has directions of no spread but reg_covar: gradient steps
+    must stay in proportion there. Measured over seeds 0-3: within 3 nats of EM either way (local optima)."""
+    train, test = datasets.digits(), datasets.digits(split="test")
+    em = GaussianMixture(3, covariance_type="full", random_state=0).fit(train.numpy())
+    fit = ppgen.fit(models.GMM(x_dim=64, n_components=3), train, epochs=50, lr=0.01, progress=False)
+    assert fit.log_prob(train).mean().item() > em.score(train.numpy()) - 2  # measured: 102.1 against 103.1
+    assert fit.log_prob(test).mean().item() > em.score(test.numpy()) - 2    # measured: 86.0 against 87.3
+
+
 @pytest.mark.parametrize("covariance", ["full", "diag"])
 def test_gmm_log_prob_is_scikit_learns_mixture_density(covariance):
     """With scikit-learn's parameters copied in, the enumerated log p(x) is its score_samples to float64 precision."""
     x = StandardScaler().fit_transform(load_iris().data)
     em = GaussianMixture(3, covariance_type=covariance, random_state=0).fit(x)
-    gmm = models.GMM(x_dim=4, n_components=3, covariance=covariance).double()
+    gmm = models.GMM(x_dim=4, n_components=3, covariance=covariance, reg_covar=0.0).double()
     scale = np.linalg.cholesky(em.covariances_) if covariance == "full" else np.sqrt(em.covariances_)
-    with torch.no_grad():
-        gmm.logits.copy_(torch.tensor(np.log(em.weights_)))
-        gmm.locs.copy_(torch.tensor(em.means_))
-        gmm.unconstrained_scale.copy_(torch.distributions.transform_to(gmm._scale_constraint).inv(torch.tensor(scale)))
+    gmm.set_components(torch.tensor(em.weights_), torch.tensor(em.means_), torch.tensor(scale))
     data = torch.tensor(x)
     structure = inspect(gmm, data)
     log_p = exact_log_prob(gmm, structure, data)
@@ -97,5 +104,5 @@ def test_vae_beats_the_best_independent_bernoulli_model_on_digits():
     fit = ppgen.fit(models.VAE(x_dim=64, z_dim=8, hidden=(200,)), train, inference=inference.IWAE(k=5),
                     epochs=60, batch_size=64, lr=2e-3, progress=False)
     vae = fit.log_prob(test, k=1000).mean().item()
-    margin = 5.0  # nats per image; measured: independent about -24.6, VAE about -15 (see the issue note)
+    margin = 5.0  # nats per image; measured: independent -25.2, VAE -17.2 (see the note on issue 2)
     assert vae > independent + margin, (vae, independent)
