@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 import pyro
 import pyro.distributions as dist
@@ -13,7 +10,7 @@ from sklearn.cluster import KMeans
 from torch import Tensor, nn
 from torch.distributions import constraints, transform_to
 
-from ppgen.checks import check_positive_int
+from ppgen.checks import check_non_negative_float, check_positive_int
 from ppgen.program import DATA_PLATE, Model
 
 COVARIANCES = ("full", "diag")
@@ -46,10 +43,7 @@ class GMM(Model):
         if covariance not in COVARIANCES:
             raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
         x_dim, n_components = check_positive_int(x_dim, "x_dim"), check_positive_int(n_components, "n_components")
-        if isinstance(reg_covar, bool) or not isinstance(reg_covar, numbers.Real):
-            raise TypeError(f"reg_covar must be a number >= 0, got {type(reg_covar).__name__}")
-        if not 0 <= reg_covar < math.inf:
-            raise ValueError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
+        reg_covar = check_non_negative_float(reg_covar, "reg_covar")
         self.x_dim, self.n_components, self.covariance, self.reg_covar = x_dim, n_components, covariance, reg_covar
         full = covariance == "full"
         self.logits = nn.Parameter(torch.zeros(n_components))
@@ -65,24 +59,25 @@ class GMM(Model):
         return constraints.lower_cholesky if self.covariance == "full" else constraints.positive
 
     def components(self) -> tuple[Tensor, Tensor]:
-        """mu_c = m_c + R_c delta_c, Tensor[C, D], and Sigma_c, Tensor[C, D, D], or its diagonal, Tensor[C, D]."""
+        """mu_c = m_c + R_c delta_c, Tensor[C, D], and the scale of Sigma_c: its Cholesky factor, Tensor[C, D, D],
+        or the standard deviations of a diagonal covariance, Tensor[C, D]."""
         relative = transform_to(self._scale_constraint)(self.unconstrained_scale)
         if self.covariance == "full":
             locs = self.reference_locs + (self.reference_scale @ self.offset.unsqueeze(-1)).squeeze(-1)
             scale = self.reference_scale @ relative
             eye = torch.eye(self.x_dim, dtype=scale.dtype, device=scale.device)
-            return locs, scale @ scale.mT + self.reg_covar * eye
+            return locs, torch.linalg.cholesky(scale @ scale.mT + self.reg_covar * eye)
         scale = self.reference_scale * relative
-        return self.reference_locs + self.reference_scale * self.offset, scale.square() + self.reg_covar
+        return self.reference_locs + self.reference_scale * self.offset, (scale.square() + self.reg_covar).sqrt()
 
     def component(self, c: Tensor | None = None) -> dist.Distribution:
         """N(mu_c, Sigma_c) for the components indexed by c (all of them when c is None)."""
-        locs, covariance = self.components()
+        locs, scale = self.components()  # factorised once per component, then indexed
         if c is not None:
-            locs, covariance = locs[c], covariance[c]
+            locs, scale = locs[c], scale[c]
         if self.covariance == "full":
-            return dist.MultivariateNormal(locs, covariance_matrix=covariance)
-        return dist.Normal(locs, covariance.sqrt()).to_event(1)
+            return dist.MultivariateNormal(locs, scale_tril=scale)
+        return dist.Normal(locs, scale).to_event(1)
 
     def model(self, x: Tensor) -> None:
         with pyro.plate(DATA_PLATE, x.shape[0]):
@@ -102,7 +97,9 @@ class GMM(Model):
         self.unconstrained_scale.zero_()
 
     def initialize(self, x: Tensor) -> None:
-        """Weights, means and covariances of the k-means clusters of x (scikit-learn's KMeans).
+        """Weights, means and covariances of the k-means clusters of x (scikit-learn's KMeans), each covariance
+        with ``reg_covar`` on its diagonal for a regular reference, to which Sigma adds its floor: the mixture
+        starts at the k-means covariances plus 2 ``reg_covar`` I.
 
         Raises:
             ValueError: x has fewer points than the mixture has components.

@@ -72,13 +72,13 @@ def log_weights(module: nn.Module, structure: Structure, x: Tensor, num_particle
     """
     guide_trace, model_trace = trace_particles(module, structure, x, num_particles, use_guide)
     shape = (num_particles, x.shape[0])
-    log_w = per_point_log_density(model_trace, structure.particle_dim, shape)
-    if guide_trace is not None:
-        log_w = log_w - per_point_log_density(guide_trace, structure.particle_dim, shape)
+    log_w = per_point_log_density(model_trace, structure, shape)
+    if guide_trace is not None and structure.guided:  # a guide that draws nothing has density one
+        log_w = log_w - per_point_log_density(guide_trace, structure, shape)
     return log_w
 
 
-def per_point_log_density(trace: poutine.Trace, particle_dim: int, shape: tuple[int, int]) -> Tensor:
+def per_point_log_density(trace: poutine.Trace, structure: Structure, shape: tuple[int, int]) -> Tensor:
     """Sum the log-densities of a trace's sample sites into Tensor[K, N], one entry per particle and point.
 
     Each site's plates other than the particle and data plates are summed over that site alone: a per-point
@@ -87,16 +87,16 @@ def per_point_log_density(trace: poutine.Trace, particle_dim: int, shape: tuple[
     """
     trace.compute_log_prob()
     sites = sample_sites(trace)
-    data_dim = next(f.dim for s in sites for f in s["cond_indep_stack"] if f.name == DATA_PLATE)
     if any(site["infer"].get("_enumerate_dim") is not None for site in sites):
-        return _particle_by_point(_contract_enumerated(trace, sites), data_dim, particle_dim, shape)
-    return sum(_particle_by_point(site["log_prob"], data_dim, particle_dim, shape) for site in sites)
+        return _particle_by_point(_contract_enumerated(trace, sites), structure, shape)
+    return sum(_particle_by_point(site["log_prob"], structure, shape) for site in sites)
 
 
-def _particle_by_point(log_density: Tensor, data_dim: int, particle_dim: int, shape: tuple[int, int]) -> Tensor:
+def _particle_by_point(log_density: Tensor, structure: Structure, shape: tuple[int, int]) -> Tensor:
     """A log-density laid out on the program's plates, summed over all but the particle and data plates: [K, N]."""
+    particle_dim = structure.particle_dim
     log_density = log_density.reshape((1,) * max(0, -particle_dim - log_density.dim()) + log_density.shape)
-    keep = (log_density.dim() + particle_dim, log_density.dim() + data_dim)
+    keep = (log_density.dim() + particle_dim, log_density.dim() + structure.data_dim)
     summed = [d for d in range(log_density.dim()) if d not in keep]
     if summed:
         log_density = log_density.sum(summed, keepdim=True)

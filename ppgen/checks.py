@@ -34,6 +34,15 @@ def check_positive_float(value: Any, name: str) -> float:
     return float(value)
 
 
+def check_non_negative_float(value: Any, name: str) -> float:
+    """``value`` as a ``float``; a ``TypeError``/``ValueError`` naming ``name`` unless it is finite and >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number >= 0, got {type(value).__name__}")
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def check_seed(value: Any, name: str = "seed") -> int:
     """``value`` as an ``int`` seed in [0, 2**32), or a ``TypeError``/``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

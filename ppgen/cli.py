@@ -316,7 +316,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "objective": repr(fit.inference),
         "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
         "eval_k": estimate.k,
-        "exact": estimate.k is None,
+        "exact": estimate.exact,
         "wall_time_s": wall_time,
     }
     _write_json(run / METRICS_FILE, metrics)
@@ -352,7 +352,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     estimate = _test_log_likelihood(fit, data.test, k=k, seed=seed)
     metrics["eval"] = {
         "k": estimate.k,
-        "exact": estimate.k is None,
+        "exact": estimate.exact,
         "seed": seed,
         "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
         "n_test": estimate.n,
@@ -390,8 +390,13 @@ class Estimate:
     k: int | None
     n: int
 
+    @property
+    def exact(self) -> bool:
+        """Whether log p(x) is exact, rather than estimated with k importance samples."""
+        return self.k is None
+
     def __str__(self) -> str:
-        method = "exact" if self.k is None else f"k={self.k}"
+        method = "exact" if self.exact else f"k={self.k}"
         return f"test log-likelihood {self.log_likelihood:.4f} nats per point ({method}, {self.n} points)"
 
 

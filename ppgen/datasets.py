@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import gzip
 import math
-import numbers
 import os
 import zlib
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ppgen.checks import check_positive_int, check_seed
+from ppgen.checks import check_non_negative_float, check_positive_int, check_seed
 
 #: IDX type code -> big-endian NumPy dtype of the stored values.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -92,10 +91,7 @@ def moons(n: int = 1000, noise: float = 0.1, seed: int = 0,
     from sklearn.datasets import make_moons
 
     n = check_positive_int(n, "n")
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
-        raise TypeError(f"noise must be a real number, got {type(noise).__name__}")
-    if not 0 <= noise < math.inf:
-        raise ValueError(f"noise must be finite and >= 0, got {noise}")
+    noise = check_non_negative_float(noise, "noise")
     seed = check_seed(seed)
     x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
     points = torch.from_numpy(x.astype(np.float32))

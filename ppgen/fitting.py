@@ -73,10 +73,10 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
 
         inference = default_inference(structure)
     inference.check(structure)
+    if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
+        module.initialize(as_model_input(x, module))
     module.to(device=device, dtype=x.dtype)
     x = x.to(device)
-    if callable(getattr(module, "initialize", None)):
-        module.initialize(x)
     optimizer = make_optimizer(list(module.parameters()))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     history = train(module, structure, inference, optimizer, x, epochs, batch_size, generator, progress)

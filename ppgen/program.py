@@ -7,7 +7,9 @@ A model is a Pyro program held by a ``torch.nn.Module``:
   on a placeholder draws x ~ p(x);
 * ``guide(x)`` (where the model has continuous latents) draws them from q(z|x), in the same plate;
 * ``log_prob(x) -> Tensor[N]`` (optional) is the exact log-likelihood log p(x);
-* ``initialize(x)`` (optional) sets data-dependent starting values once, before the first step.
+* ``initialize(x)`` (optional) sets data-dependent starting values once, before the first step; it sees x
+  in the dtype and on the device the model has before ``fit`` moves it, and may refuse the data with a
+  ``ValueError`` before it changes anything.
 
 Discrete latents marked ``infer={"enumerate": "parallel"}`` need no guide: they are summed out
 exactly. The zoo follows this protocol and nothing else. Two plain functions ``(model_fn, guide_fn)``
@@ -149,6 +151,7 @@ class Structure:
 
     Attributes:
         max_plate_nesting: how many batch dimensions the model's plates use.
+        data_dim: the batch dimension of the data plate, the leftmost of them.
         observed: the names of the observed sites, x.
         guided: the latent sites that the guide draws from q(z|x).
         enumerated: the model's discrete latents that are summed out exactly.
@@ -159,6 +162,7 @@ class Structure:
     """
 
     max_plate_nesting: int
+    data_dim: int
     observed: tuple[str, ...]
     guided: tuple[str, ...]
     enumerated: tuple[str, ...]
@@ -193,11 +197,18 @@ def sample_sites(trace: poutine.Trace) -> list[dict]:
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
 
 
-def _check_in_data_plate(site: dict, program: str) -> None:
-    if not any(frame.name == DATA_PLATE for frame in site["cond_indep_stack"]):
+def _data_dim(site: dict, program: str) -> int:
+    """The batch dimension of the data plate at a site, which must sit in it, left of any other plate of its own."""
+    plates = {frame.name: frame.dim for frame in site["cond_indep_stack"] if frame.vectorized}
+    if DATA_PLATE not in plates:
         raise ValueError(
             f"{program} site '{site['name']}' is outside pyro.plate('{DATA_PLATE}', ...): ppgen's bounds are "
             f"per data point, so every latent and observed site must sit inside the plate named '{DATA_PLATE}'")
+    if plates[DATA_PLATE] != min(plates.values()):
+        raise ValueError(
+            f"{program} site '{site['name']}' has a plate left of pyro.plate('{DATA_PLATE}', ...): give the data "
+            f"plate the leftmost dim (e.g. dim=-2 around a plate with dim=-1), so that a point is a row")
+    return plates[DATA_PLATE]
 
 
 def inspect(module: nn.Module, x: Tensor, name: str = "x") -> Structure:
@@ -223,13 +234,12 @@ def inspect(module: nn.Module, x: Tensor, name: str = "x") -> Structure:
                          f"{error}") from error
     guide_sites = sample_sites(guide_trace) if guide_trace else []
     model_sites = sample_sites(model_trace)
-    for site in guide_sites:
-        _check_in_data_plate(site, "guide")
-    for site in model_sites:
-        _check_in_data_plate(site, "model")
     observed = tuple(s["name"] for s in model_sites if s["is_observed"])
     if not observed:
         raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
+    data_dims = {_data_dim(site, "guide") for site in guide_sites} | {_data_dim(site, "model") for site in model_sites}
+    if len(data_dims) > 1:
+        raise ValueError(f"pyro.plate('{DATA_PLATE}', ...) must have one dim throughout, got {sorted(data_dims)}")
     guided = tuple(s["name"] for s in guide_sites)
     latent = [s for s in model_sites if not s["is_observed"]]
     orphans = set(guided) - {s["name"] for s in latent}
@@ -246,6 +256,7 @@ def inspect(module: nn.Module, x: Tensor, name: str = "x") -> Structure:
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
     return Structure(
         max_plate_nesting=max(dims, default=0),
+        data_dim=data_dims.pop(),
         observed=observed,
         guided=guided,
         enumerated=enumerated,

@@ -89,7 +89,7 @@ class Fit:
     def _iwae(self, x: Tensor, k: int) -> Tensor:
         if self.structure.unguided:
             raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
-                             f"{self.structure.unguided}; this model has none (its log_prob(x) is exact)")
+                             f"{self.structure.unguided}; no guide draws them (log_prob(x) is exact for this model)")
         points = max(1, PARTICLE_POINTS_PER_PASS // k)
         particles = min(k, PARTICLE_POINTS_PER_PASS)
         out = []
@@ -131,7 +131,7 @@ class Fit:
         try:
             return q.mean
         except NotImplementedError:  # e.g. a transformed distribution: no closed form, so draws
-            return self.posterior(x, num_samples).samples[name].mean(0)
+            return draw_particles(self.model, self.structure, x, num_samples).nodes[name]["value"].mean(0)
 
     @torch.no_grad()
     def posterior(self, x: Any, num_samples: int = 500) -> Posterior:
@@ -150,10 +150,12 @@ class Fit:
             guide_trace = draw_particles(self.model, self.structure, x, particles)
         samples = {site["name"]: site["value"] for site in sample_sites(guide_trace)} if guide_trace else {}
         for name in self.structure.enumerated:
-            log_posterior = enumerated_log_posterior(model_trace, name, self.structure.particle_dim)
-            # one draw per guide particle; with no guided latents, all draws from the one exact posterior
-            draws = torch.distributions.Categorical(logits=log_posterior).sample((num_samples // particles,))
-            samples[name] = draws.flatten(0, 1)
+            given = torch.distributions.Categorical(logits=enumerated_log_posterior(model_trace, name,
+                                                                                    self.structure.particle_dim))
+            if self.structure.guided:  # one draw for each guide particle z_s
+                samples[name] = given.sample()
+            else:  # one exact posterior, as a single particle: every draw from it
+                samples[name] = given.sample((num_samples,))[:, 0]
         return Posterior(samples)
 
     def _draws_given_guide(self, num_samples: int) -> int:

@@ -15,24 +15,24 @@ from programs import AmortisedPPCA
 
 
 def ppca_and_data(x_dim=5, z_dim=2, n=20):
-    """A float64 PPCA with random W (not orthogonal), mu and sigma, and n draws x ~ p(x) from it."""
+    """A float64 PPCA with random W (not orthogonal), mu and sigma, n draws x ~ p(x), and p(x) = N(mu, W W^T + s^2 I)."""
     ppca = models.PPCA(x_dim=x_dim, z_dim=z_dim).double()
     w, mu = torch.randn(x_dim, z_dim, dtype=torch.float64), torch.randn(x_dim, dtype=torch.float64)
     with torch.no_grad():
         ppca.weight.copy_(w)
         ppca.loc.copy_(mu)
         ppca.log_sigma.fill_(math.log(0.7))
-    x = dist.MultivariateNormal(mu, w @ w.T + 0.49 * torch.eye(x_dim, dtype=torch.float64)).sample((n,))
-    return ppca, x
+    p_x = dist.MultivariateNormal(mu, w @ w.T + 0.49 * torch.eye(x_dim, dtype=torch.float64))
+    return ppca, p_x.sample((n,)), p_x
 
 
 def test_with_the_exact_posterior_every_log_weight_is_log_p_x():
     """PPCA's guide is p(z|x) in closed form, so log p(x, z) - log q(z|x) = log p(x) on every draw."""
-    ppca, x = ppca_and_data()
+    ppca, x, p_x = ppca_and_data()
     structure = inspect(ppca, x)
     log_w = log_weights(ppca, structure, x, 50)
     assert log_w.shape == (50, 20)
-    exact = ppca.log_prob(x)
+    exact = p_x.log_prob(x)
     torch.testing.assert_close(log_w, exact.expand(50, 20), rtol=0, atol=1e-12)
     # so the ELBO and every IWAE_k equal log p(x) on every draw, whatever the backend
     for backend in (inference.ELBO(num_particles=3), inference.IWAE(k=7)):
@@ -41,10 +41,10 @@ def test_with_the_exact_posterior_every_log_weight_is_log_p_x():
 
 def test_chunked_importance_sampling_combines_chunks_exactly(monkeypatch):
     """k = 20 in chunks of 8, 8 and 4 particles gives log (1/k) sum w exactly: here every w = p(x)."""
-    ppca, x = ppca_and_data()
+    ppca, x, p_x = ppca_and_data()
     fit = ppgen.Fit(ppca, inspect(ppca, x), inference.ELBO(), history=[], example=x[:2])
     monkeypatch.setattr(result, "PARTICLE_POINTS_PER_PASS", 8)
-    torch.testing.assert_close(fit.iwae_bound(x, k=20), ppca.log_prob(x).detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(fit.iwae_bound(x, k=20), p_x.log_prob(x), rtol=0, atol=1e-12)
 
 
 def test_iwae_bounds_rise_towards_log_p_x_with_k():
@@ -214,3 +214,20 @@ def test_the_enumerated_posterior_of_one_point_or_per_pixel_latents_is_exact():
     torch.testing.assert_close(fit.encode(x), expected)
     torch.testing.assert_close(fit.encode(x[:1]), expected[:1])
     assert fit.posterior(x[:1], num_samples=6).samples["c"].shape == (6, 1, 4)
+
+
+def test_a_guide_that_draws_nothing_adds_nothing():
+    """A mixture whose component is summed out, with an empty guide: every bound is the exact log p(x)."""
+    x = torch.bernoulli(torch.full((40, 6), 0.4))
+    program = ppgen.program.as_module((mixture_of_bernoullis(), lambda x: None))
+    fit = ppgen.fit(program, x, inference=inference.IWAE(k=3), epochs=2, progress=False)
+    torch.testing.assert_close(fit.iwae_bound(x, k=5), fit.log_prob(x))
+
+
+def test_a_plate_left_of_the_data_plate_is_refused():
+    def model(x):
+        with pyro.plate("pixels", x.shape[1], dim=-2), pyro.plate("data", x.shape[0], dim=-1):
+            pyro.sample("x", dist.Normal(0.0, 1.0), obs=x.T)
+
+    with pytest.raises(ValueError, match="has a plate left of pyro.plate\\('data', ...\\)"):
+        ppgen.fit(model, torch.randn(5, 3))

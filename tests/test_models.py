@@ -77,5 +77,15 @@ def test_a_gmm_needs_a_point_per_component_to_start():
     gmm = models.GMM(x_dim=2, n_components=3)
     before = {k: v.clone() for k, v in gmm.state_dict().items()}
     with pytest.raises(ValueError, match=r"data: 2 point\(s\) cannot start 3 components"):
-        ppgen.fit(gmm, torch.randn(2, 2), progress=False)
-    assert all(torch.equal(before[k], v) for k, v in gmm.state_dict().items())
+        ppgen.fit(gmm, torch.randn(2, 2, dtype=torch.float64), progress=False)
+    for name, value in gmm.state_dict().items():  # float64 data, and the model still float32, untouched
+        assert value.dtype == before[name].dtype and torch.equal(value, before[name]), name
+
+
+def test_gmm_draws_have_the_mixtures_mean():
+    """x ~ p(x) drawn with the component summed in: E[x] = sum_c pi_c mu_c."""
+    fit = ppgen.fit(models.GMM(x_dim=4, n_components=3), torch.randn(60, 4), epochs=1, progress=False)
+    draws = fit.sample(20000)
+    locs, scale_tril = (t.detach() for t in fit.model.components())
+    weights = fit.model.logits.detach().softmax(0)
+    torch.testing.assert_close(draws.mean(0), weights @ locs, atol=0.1, rtol=0)  # E[x] = sum_c pi_c mu_c
