@@ -63,7 +63,7 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     x = as_data(data, name="data")
     module = as_module(model)
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
-    # of a program that makes them on its first run), then move it to the data's device and dtype.
+    # of a program that makes them on its first run), then move it to `device` and the data's dtype.
     structure = inspect(module, as_model_input(example_batch(x), module), name="data")
     if next(module.parameters(), None) is None:
         raise ValueError("the model has no parameters to fit")
