@@ -23,7 +23,7 @@ from ppgen.program import DATA_PLATE, has_guide
 from ppgen.traces import Plan, sample_sites, trace_alone, trace_particles
 
 #: exceptions that mean "the program fails on these inputs", turned into one ValueError that says so.
-PROGRAM_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError)
+PROGRAM_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError, AssertionError)
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,8 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
     data_dim = next(f.dim for f in observed[0]["cond_indep_stack"] if f.name == data_plate)
     plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=data_dim, vectorized=True)
-    data_site, observed_input = next(((s, i) for s in observed for i, arg in enumerate(batch.args)
-                                      if s["value"] is arg), (None, None))
+    data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
+                                      if s["value"] is arg), (None, None))  # x first, then the labels
     structure = Structure(
         plan=plan,
         num_inputs=len(batch.args),
@@ -173,13 +173,14 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
             guide_trace, model_trace = trace_particles(module, candidate, batch, particles)
             for trace in filter(None, (guide_trace, model_trace)):
                 trace.compute_log_prob()
-            nesting = candidate.plan.max_plate_nesting + 1
+            nesting = candidate.plan.max_plate_nesting + candidate.plan.vectorized
             if guide_trace is not None:
                 check_model_guide_match(model_trace, guide_trace, nesting)
                 check_traceenum_requirements(model_trace, guide_trace)
             for trace in filter(None, (guide_trace, model_trace)):
                 for site in sample_sites(trace):
                     check_site_shape(site, nesting)
+            _check_no_hidden_dims(guide_trace, model_trace, nesting)
             per_point_terms(guide_trace, model_trace, candidate, batch, particles)
 
     try:
@@ -197,6 +198,22 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
             f"vectorise, let every tensor keep its leading batch dimensions: z.shape[:-1] rather than z.view(-1, d), "
             f"x.expand(z.shape[:-1] + x.shape[-1:]) rather than a reshape to the batch", stacklevel=3)
         return sequential
+
+
+def _check_no_hidden_dims(guide_trace: poutine.Trace | None, model_trace: poutine.Trace, nesting: int) -> None:
+    """A ``ValueError`` where a site's log-density has a dimension left of every plate that no enumeration made:
+    a program that adds one (an ``unsqueeze`` of a particle-batched latent) would have its terms summed over it."""
+    traces = [t for t in (guide_trace, model_trace) if t is not None]
+    enumerated = {s["infer"]["_enumerate_dim"] for t in traces for s in sample_sites(t)
+                  if s["infer"].get("_enumerate_dim") is not None}
+    for trace in traces:
+        for site in sample_sites(trace):
+            shape = site["log_prob"].shape
+            for i in range(len(shape) - nesting):
+                if shape[i] > 1 and i - len(shape) not in enumerated:
+                    raise ValueError(
+                        f"site '{site['name']}' has a batch dimension of size {shape[i]} left of every plate (batch "
+                        f"shape {list(shape)}, {nesting} plate dimension(s)) that no enumeration made")
 
 
 def _fails(name: str, batch: Batch, error: Exception) -> ValueError:
