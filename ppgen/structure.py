@@ -119,6 +119,10 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
     if not observed:
         raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
     data_plate = _find_data_plate(observed, len(batch))
+    declared = next(f.full_size for f in observed[0]["cond_indep_stack"] if f.name == data_plate)
+    if declared not in (None, len(batch), batch.size):
+        raise ValueError(f"pyro.plate('{data_plate}', {declared}, subsample_size=...) declares {declared} data points, "
+                         f"but the data set has {batch.size}: declare its size, or give the plate the batch's size")
     for site in guide_sites + model_sites:
         _check_site_plates(site, data_plate)
     latent = [s for s in model_sites if not s["is_observed"]]
@@ -229,7 +233,12 @@ def _find_data_plate(observed: list[dict], batch_size: int) -> str:
     """The plate of the data points: around every observed site, of the batch's size; ``"data"`` if several are."""
     common = None
     for site in observed:
-        names = {f.name for f in site["cond_indep_stack"] if f.vectorized and f.size == batch_size}
+        frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+        unsized = [f.name for f in frames if f.size is None or f.size < 0]  # pyro.plate(name) without a size
+        if unsized:
+            raise ValueError(f"pyro.plate('{unsized[0]}') around site '{site['name']}' has no size: give the plate of "
+                             f"the data points its size, pyro.plate('{unsized[0]}', x.shape[0])")
+        names = {f.name for f in frames if f.size == batch_size}
         common = names if common is None else common & names
     if not common:
         raise ValueError(

@@ -467,3 +467,18 @@ def test_no_warning_for_a_program_that_broadcasts(x):
         log_w = ppgen.log_weights((model, guide), x, k=6)
     # the guide is the exact posterior N(x/2, 1/2): every weight is log p(x) = log N(x; 0, 2)
     torch.testing.assert_close(log_w, dist.Normal(0.0, 2 ** 0.5).log_prob(x).expand(6, 7), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("plate, match", [
+    (lambda x: pyro.plate("data"), r"pyro.plate\('data'\) around site 'x' has no size"),
+    (lambda x: pyro.plate("data", 50, subsample_size=len(x)), r"declares 50 data points, but the data set has 7"),
+    (lambda x: pyro.plate("points", len(x) + 1), r"no pyro.plate around the observed site\(s\) 'x' has the batch's"),
+])
+def test_a_data_plate_that_does_not_match_the_data_is_refused_clearly(x, plate, match):
+    def model(x):
+        scale = pyro.param("scale", torch.tensor(1.0), constraint=dist.constraints.positive)
+        with plate(x):
+            pyro.sample("x", dist.Normal(0.0, scale), obs=x)
+
+    with pytest.raises(ValueError, match=match):
+        ppgen.fit(model, x, progress=False)
