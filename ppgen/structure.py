@@ -13,6 +13,7 @@ from typing import Any
 import pyro
 import pyro.poutine as poutine
 import torch
+from pyro.distributions import Delta
 from pyro.util import (check_model_guide_match, check_site_shape, check_traceenum_requirements, get_rng_state,
                        set_rng_state)
 from torch import Tensor, nn
@@ -41,6 +42,8 @@ class Structure:
         enumerated: the model's discrete latents that are summed out exactly (marked in the model itself).
         unguided: the model's latents that neither the guide draws nor enumeration can sum out.
         global_sites: the model's latent sites outside the data plate, shared by every data point.
+        point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
+            without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
         exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
         reparameterized: whether every guide site that is sampled has a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
@@ -56,6 +59,7 @@ class Structure:
     enumerated: tuple[str, ...]
     unguided: tuple[str, ...]
     global_sites: tuple[str, ...]
+    point_estimates: tuple[str, ...]
     exact: bool
     reparameterized: bool
     data_support: constraints.Constraint | None
@@ -157,6 +161,8 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
         enumerated=enumerated,
         unguided=unguided,
         global_sites=global_sites,
+        point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
+            s["name"] for s in guide_sites if _point_mass(s["fn"])),
         exact=callable(getattr(module, "log_prob", None)) or all(_enumerable(s) for s in latent),
         reparameterized=all(s["fn"].has_rsample for s in guide_sites if not _enumerable(s)),
         data_support=data_site["fn"].support if data_site else None,
@@ -291,6 +297,13 @@ def _check_enumeration(model_trace: poutine.Trace, guide_sites: list[dict], enum
 
 def _enumerable(site: dict) -> bool:
     return site["infer"].get("enumerate") == "parallel" and site["fn"].has_enumerate_support
+
+
+def _point_mass(fn: Any) -> bool:
+    """Whether a distribution is a Delta, under any ``to_event``, ``expand`` or ``mask`` wrapper."""
+    while hasattr(fn, "base_dist"):
+        fn = fn.base_dist
+    return isinstance(fn, Delta)
 
 
 def _auxiliary(site: dict) -> bool:
