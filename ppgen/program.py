@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 
 DATA_PLATE = "data"
+"""The plate of the data points: every site of a program sits inside ``pyro.plate(DATA_PLATE, N)``."""
 PARTICLE_PLATE = "particles"
 
 
