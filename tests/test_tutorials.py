@@ -21,7 +21,8 @@ def test_there_are_tutorials():
 
 @pytest.mark.parametrize("tutorial", TUTORIALS, ids=[t.stem for t in TUTORIALS])
 def test_tutorial_runs_in_quick_mode(tutorial, tmp_path):
-    env = {**os.environ, "PPGEN_QUICK": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}  # one thread: a shared machine
+    # one thread: on a shared machine, torch threads that wait for each other cost more than they give
+    env = {**os.environ, "PPGEN_QUICK": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(tutorial)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, f"{tutorial.name} failed in quick mode:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"

@@ -9,10 +9,17 @@
 # which is IWAE_K: a lower bound in expectation that rises towards log p(x) as K grows. This tutorial watches it
 # rise towards a value we know exactly, and then uses it where nothing is known exactly.
 #
-# **Full-run figures** (measured on a shared 2-core CPU, about FULL_TIME in all):
-# FULL_FIGURES
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 3 minutes of wall time in all):
 #
-# Reproduce them with `.venv/bin/python docs/tutorials/density.py`; `PPGEN_QUICK=1` runs a few epochs only.
+# - PPCA (q = 8), 100 epochs of MLE: exact test log p(x) = 12.858 nats per image.
+# - The same model with a mean-field guide: IWAE_K falls short of the exact value by 0.379 nats at K = 1, 0.068 at
+#   K = 10, 0.032 at K = 100 and 0.002 at K = 3000.
+# - GMM (10 diagonal components): exact test log p(x) = 51.567 nats per image.
+# - VAE (z = 8, IWAE(k=5), 40 epochs): test log p(x) ~ -19.78 nats at K = 1, -18.44 at K = 10, -18.23 at K = 100,
+#   -18.20 at K = 1000 (spread over 3 repeats: 0.13, 0.09, 0.006, 0.010).
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/density.py`;
+# `PPGEN_QUICK=1` runs a few epochs on a few images only.
 
 # %%
 import os
@@ -100,7 +107,9 @@ axes[0].set_ylabel("IWAE_K estimate");
 # ## Exact by summing out: a Gaussian mixture
 #
 # A discrete latent c marked for enumeration is summed out exactly, log p(x) = log sum_c pi_c N(x; mu_c, Sigma_c),
-# so the GMM's `log_prob` is exact too. Its numbers are densities of continuous pixels, comparable with PPCA's:
+# so the GMM's `log_prob` is exact too. Its numbers are densities of continuous pixels, comparable with PPCA's.
+# A density can exceed one, so log p(x) can be positive and large: pixels that are blank in every image get a
+# variance near the floor `reg_covar` = 1e-3, and each adds -0.5 log(2 pi sigma^2), about +2 nats.
 
 # %%
 torch.manual_seed(0)

@@ -4,10 +4,17 @@
 # Changing how a model is fitted is one argument, `inference=`; the model and the queries stay as they are. This
 # tutorial fits one VAE with every backend, compares them in a table, then writes a new backend in a few lines.
 #
-# **Full-run figures** (measured on a shared 2-core CPU, about FULL_TIME in all):
-# FULL_FIGURES
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2.5 minutes of wall time in all):
 #
-# Reproduce them with `.venv/bin/python docs/tutorials/inference.py`; `PPGEN_QUICK=1` runs a few epochs only.
+# - VAE (z = 8), 30 epochs from the same initial weights; test log p(x) estimated with K = 1000, test ELBO, and
+#   their gap: `ELBO()` -19.34 / -19.83 / 0.49 nats; `ELBO(num_particles=5)` -18.78 / -19.31 / 0.54;
+#   `IWAE(k=5)` -18.53 / -19.72 / 1.19; `IWAE(k=20)` -18.28 / -20.48 / 2.20; `MLE()` refused before training.
+#   The larger K, the better log p(x) and the looser q(z|x) as a posterior on its own (Rainforth et al., 2018).
+# - The Rényi bound written here: equal to the IWAE loss at alpha = 0 on the same draws (45.417984 both);
+#   fitted at alpha = 0.5, test log p(x) ~ -18.59 nats.
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/inference.py`;
+# `PPGEN_QUICK=1` runs a few epochs on a few images only.
 
 # %%
 import math

@@ -14,10 +14,17 @@
 # This tutorial fits the same data with each objective: first a model whose maximum-likelihood solution is known
 # in closed form, so we can see where each objective lands, then a VAE, where the objectives differ.
 #
-# **Full-run figures** (measured on a shared 2-core CPU, about FULL_TIME in all):
-# FULL_FIGURES
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2 minutes of wall time in all):
 #
-# Reproduce them with `.venv/bin/python docs/tutorials/learning.py`; `PPGEN_QUICK=1` runs a few epochs only.
+# - PPCA (q = 8) on the grey-level digits, 60 epochs: MLE, ELBO and IWAE(k=5) all end at a training log p(x) of
+#   13.446 nats per image (test: 12.648), against 14.364 (test: 13.362) for Tipping and Bishop's closed-form
+#   maximum-likelihood solution: the three objectives coincide for this model, and 60 epochs of Adam get within
+#   about 0.9 nats of the optimum.
+# - VAE (z = 8) on the binarised digits, 40 epochs: test log p(x) ~ -18.80 nats by the ELBO, -18.20 by IWAE(k=5)
+#   (K = 1000 estimates); `MLE()` refuses the VAE before training.
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/learning.py`;
+# `PPGEN_QUICK=1` runs a few epochs on a few images only.
 
 # %%
 import os

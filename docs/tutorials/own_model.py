@@ -6,10 +6,15 @@
 # model goes through the same door. This tutorial grows a model from ten lines to a neural network, then shows what
 # `fit` checks and what its errors mean.
 #
-# **Full-run figures** (measured on a shared 2-core CPU, about FULL_TIME in all):
-# FULL_FIGURES
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2 minutes of wall time in all):
 #
-# Reproduce them with `.venv/bin/python docs/tutorials/own_model.py`; `PPGEN_QUICK=1` runs a few epochs only.
+# - Independent pixels (100 epochs of MLE): test log p(x) = -25.230 nats per image; the closed-form maximum
+#   likelihood (pixel frequencies) gives -25.218.
+# - Mixture of 10 pixel patterns, component summed out: -20.259 nats per image, exact.
+# - A 4-D VAE written from scratch (IWAE(k=5), 40 epochs): test log p(x) ~ -19.49 nats (K = 1000).
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/own_model.py`;
+# `PPGEN_QUICK=1` runs a few epochs on a few images only.
 
 # %%
 import os

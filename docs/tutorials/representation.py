@@ -5,10 +5,15 @@
 # posterior p(z|x), approximated by the guide q(z|x). `fit.encode(x)` gives its mean E_q[z|x] per data point;
 # `fit.posterior(x, num_samples=S)` gives S draws per point, which export to ArviZ for summaries and plots.
 #
-# **Full-run figures** (measured on a shared 2-core CPU, about FULL_TIME in all):
-# FULL_FIGURES
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2.5 minutes of wall time in all):
 #
-# Reproduce them with `.venv/bin/python docs/tutorials/representation.py`; `PPGEN_QUICK=1` runs a few epochs only.
+# - VAE (z = 2, IWAE(k=5), 60 epochs), trained without labels: a logistic regression on its 2-D codes E[z|x]
+#   classifies 62.5% of the test digits (chance: 10%).
+# - GMM (10 diagonal components, 100 epochs): the most probable component p(c|x) groups the test digits with a
+#   purity of 68.3%.
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/representation.py`;
+# `PPGEN_QUICK=1` runs a few epochs on a few images only.
 
 # %%
 import os

@@ -5,10 +5,15 @@
 # `model(x)` with its observation unconditioned, so every `pyro.sample` statement draws in turn, z ~ p(z) then
 # x ~ p(x|z). That is ancestral sampling, and it needs nothing but the model.
 #
-# **Full-run figures** (measured on a shared 2-core CPU, about FULL_TIME in all):
-# FULL_FIGURES
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2.5 minutes of wall time in all):
 #
-# Reproduce them with `.venv/bin/python docs/tutorials/sampling.py`; `PPGEN_QUICK=1` runs a few epochs only.
+# - VAE (z = 8, IWAE(k=5), 50 epochs) samples: binary 8x8 images, pixels in {0, 1}.
+# - GMM (8 components) on 1,000 two-moons points, 100 epochs: sample mean (0.468, 0.272) against the data's
+#   (0.501, 0.249); covariance entries 0.793, -0.190, 0.250 against 0.763, -0.195, 0.257; held-out
+#   log p(x) = -1.101 nats per point.
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/sampling.py`;
+# `PPGEN_QUICK=1` runs a few epochs on a few images only.
 
 # %%
 import os
