@@ -27,11 +27,11 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ppgen $(DEMO) --out runs/demo
 
-# Redraws the README's pictures, runs every tutorial (full mode; outputs cached in .cache/ by file content)
-# and builds the site into site/, offline and --strict.
+# Redraws the README's pictures, runs every tutorial (full mode, one thread as their quoted figures were measured;
+# outputs cached in .cache/ by file content) and builds the site into site/, offline and --strict.
 docs: $(STAMP)
 	$(PY) docs/tools/demo_pictures.py $(DEMO)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) bench/run.py
