@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ppgen $(DEMO) --out runs/demo
 
 # Redraws the README's pictures, runs every tutorial (full mode, one thread as their quoted figures were measured;
-# outputs cached in .cache/ by file content) and builds the site into site/, offline and --strict.
+# outputs cached in build/docs-cache/ by file content) and builds the site into site/, offline and --strict.
 docs: $(STAMP)
 	$(PY) docs/tools/demo_pictures.py $(DEMO)
 	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
@@ -37,4 +37,4 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs site .cache
+	rm -rf $(VENV) build dist *.egg-info runs site
