@@ -30,7 +30,7 @@ demo: $(STAMP)
 # Redraws the README's pictures, runs every tutorial (full mode, one thread as their quoted figures were measured;
 # outputs cached in build/docs-cache/ by file content) and builds the site into site/, offline and --strict.
 docs: $(STAMP)
-	$(PY) docs/tools/demo_pictures.py $(DEMO)
+	OMP_NUM_THREADS=1 $(PY) docs/tools/demo_pictures.py $(DEMO)
 	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
