@@ -34,6 +34,8 @@ from torch.distributions import constraints, transform_to
 from ppgen.data import Batch
 
 DATA_PLATE = "data"
+"""The conventional name of the plate of the data points, ``pyro.plate(DATA_PLATE, x.shape[0])``; ppgen finds the
+plate of the batch's size under any name."""
 
 
 class Model(nn.Module):
