@@ -120,7 +120,11 @@ class Fit:
         no guided latents, otherwise E_q(z|x)[p(c|x, z)], the c-marginal of the posterior that
         :meth:`posterior` draws from. Where a mean has no closed form (that last case, or a guide distribution
         without an analytic mean), it is the average of ``num_samples`` draws.
+
+        A model with an ``encode(x)`` method of its own (a flow: x mapped to its base space) answers with it.
         """
+        if callable(getattr(self.model, "encode", None)):
+            return self.model.encode(self._data(x))
         name = self._latent_site(site)
         num_samples = check_positive_int(num_samples, "num_samples")
         x = self._data(x)
