@@ -1,8 +1,6 @@
 """Normalising flows against the truth: numerical integrals, the change-of-variables formula by autograd,
 inverse after forward, a cross-validated kernel density estimate, and brute-force bin integrals."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -189,22 +187,37 @@ def perturbed_vae():
 
 
 def elbo_gap(fit, test):
-    """IWAE-5000 minus the ELBO (200 particles per point), nats per point: how loose the ELBO is."""
+    """IWAE-5000 minus the ELBO (200 particles per point), nats per point: how loose the ELBO is; and IWAE-5000."""
     with torch.no_grad():
         elbo = log_weights(fit.model, fit.structure, test, 200).mean().item()
-    return fit.iwae_bound(test, 5000).mean().item() - elbo
+    iwae = fit.iwae_bound(test, 5000).mean().item()
+    return iwae - elbo, iwae
+
+
+def test_flow_vae_fits_by_iwae_and_its_bounds_are_ordered():
+    """Fitted by IWAE(k=5): on held-out digits ELBO = IWAE_1 <= IWAE_10 <= IWAE_1000 (in expectation; 360 points)."""
+    train, test = datasets.digits(binarize=True)[:300], datasets.digits(binarize=True, split="test")
+    fit = ppgen.fit(models.FlowVAE(x_dim=64, z_dim=4, hidden=(64,)), train, inference=inference.IWAE(k=5),
+                    epochs=3, progress=False)
+    bounds = [fit.iwae_bound(test, k).mean().item() for k in (1, 10, 1000)]
+    assert bounds[0] < bounds[1] < bounds[2], bounds
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", [inference.ELBO(), inference.IWAE(k=5)])
-def test_a_flow_guide_gives_a_tighter_elbo_than_a_diagonal_gaussian_on_held_out_digits(objective):
+def test_a_flow_guide_gives_a_tighter_elbo_than_a_diagonal_gaussian_on_held_out_digits():
+    """The same decoder p(x|z) (a VAE's, then frozen) and two guides trained the same way from the VAE's encoder:
+    log p(x) is the same for both (their IWAE-5000 agree), so the smaller gap IWAE-5000 - ELBO on held-out
+    digits is the smaller KL(q(z|x) || p(z|x)): the flow's."""
     train = datasets.digits(binarize=True)
     test = datasets.digits(binarize=True, split="test")
-    gaps = {}
-    for name, cls in [("vae", models.VAE), ("flowvae", models.FlowVAE)]:
-        torch.manual_seed(0)
-        fit = ppgen.fit(cls(x_dim=64, z_dim=4, hidden=(200,)), train, inference=objective, epochs=30,
-                        progress=False)
-        gaps[name] = elbo_gap(fit, test)
-    assert 0 < gaps["flowvae"] < gaps["vae"], gaps
-    assert math.isfinite(gaps["vae"])
+    torch.manual_seed(0)
+    vae = ppgen.fit(models.VAE(x_dim=64, z_dim=4, hidden=(200,)), train, epochs=20, progress=False).model
+    gaps, log_p = {}, {}
+    for cls in (models.VAE, models.FlowVAE):
+        model = cls(x_dim=64, z_dim=4, hidden=(200,))
+        model.load_state_dict(vae.state_dict(), strict=False)  # the IAF layers are the FlowVAE's own
+        model.decoder.requires_grad_(False)
+        fit = ppgen.fit(model, train, inference=inference.ELBO(), epochs=20, progress=False)
+        gaps[cls.__name__], log_p[cls.__name__] = elbo_gap(fit, test)
+    assert log_p["FlowVAE"] == pytest.approx(log_p["VAE"], abs=0.02)
+    assert 0 < gaps["FlowVAE"] < gaps["VAE"], gaps
