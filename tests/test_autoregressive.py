@@ -146,3 +146,13 @@ def test_data_off_the_binary_support_are_refused():
 def test_bad_options_are_refused(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_a_saved_fit_loads_with_its_masks_and_orderings(name, tmp_path):
+    fit = ppgen.fit(BUILDERS[name](), training_data(64), epochs=2, progress=False)
+    fit.save(tmp_path / "fit.pt")
+    loaded = ppgen.load(tmp_path / "fit.pt")
+    x = every_binary_vector(torch.float32)
+    torch.testing.assert_close(loaded.log_prob(x), fit.log_prob(x))
+    torch.testing.assert_close(loaded.model.orders, fit.model.orders)

@@ -221,3 +221,17 @@ def test_a_flow_guide_gives_a_tighter_elbo_than_a_diagonal_gaussian_on_held_out_
         gaps[cls.__name__], log_p[cls.__name__] = elbo_gap(fit, test)
     assert log_p["FlowVAE"] == pytest.approx(log_p["VAE"], abs=0.02)
     assert 0 < gaps["FlowVAE"] < gaps["VAE"], gaps
+
+
+@pytest.mark.parametrize("build", [lambda: models.MAF(x_dim=3), lambda: models.NeuralSplineFlow(x_dim=3),
+                                   lambda: models.RealNVP(x_dim=3), lambda: models.FlowVAE(x_dim=3, z_dim=2),
+                                   lambda: models.DequantizedFlow(x_dim=3, levels=2)])
+def test_a_saved_fit_loads_and_answers_the_same(build, tmp_path):
+    x = torch.bernoulli(torch.full((64, 3), 0.4))
+    fit = ppgen.fit(build(), x, epochs=2, progress=False)
+    fit.save(tmp_path / "fit.pt")
+    loaded = ppgen.load(tmp_path / "fit.pt")
+    torch.manual_seed(0)
+    expected = fit.log_prob(x, k=10)
+    torch.manual_seed(0)
+    torch.testing.assert_close(loaded.log_prob(x, k=10), expected)
