@@ -7,6 +7,7 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
    through ``inference.loss`` + backward + step in a plain loop, against the hand-written loss and loop;
 2. the time of ``fit.log_prob(test, k=1000)`` against a hand-written importance-sampled estimate;
 3. the peak memory of each, one fresh process per workload;
+4. the exact-likelihood families' test log-likelihood on the digits (``exact_families.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, writes everything to
 ``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
@@ -35,6 +36,7 @@ import ppgen
 from ppgen.data import as_batch
 from ppgen.structure import inspect
 
+import exact_families
 import handwritten
 import render
 from workloads import BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, network
@@ -183,6 +185,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per timed training run (default 20)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per training figure (default 7)")
+    parser.add_argument("--exact-epochs", type=int, default=30,
+                        help="epochs of every model in the exact-families table (default 30)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {
@@ -209,6 +213,10 @@ def main() -> None:
         print("  memory...", flush=True)
         results["figures"] += rows + memory(device, args.threads)
     results["seconds"] = round(time.perf_counter() - start, 1)
+    print("exact-likelihood families (cpu):", flush=True)
+    start = time.perf_counter()
+    results["exact_families"] = exact_families.measure(args.exact_epochs)
+    results["exact_families"]["seconds"] = round(time.perf_counter() - start, 1)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)

@@ -3,12 +3,29 @@
 | model | family | paper |
 |---|---|---|
 | :class:`VAE` | variational autoencoder | Kingma and Welling, 2014 |
+| :class:`FlowVAE` | VAE with an inverse autoregressive flow as q(z given x) | Kingma et al., 2016 |
 | :class:`PPCA` | probabilistic PCA, exact log p(x) | Tipping and Bishop, 1999 |
 | :class:`GMM` | Gaussian mixture, component summed out | — |
+| :class:`FVSBN` | fully visible sigmoid belief network, exact log p(x) | Neal, 1992; Frey, 1998 |
+| :class:`NADE` | neural autoregressive distribution estimator, exact log p(x) | Larochelle and Murray, 2011 |
+| :class:`MADE` | masked autoencoder, one or several orderings, exact log p(x) | Germain et al., 2015 |
+| :class:`RealNVP` | affine coupling flow, exact log p(x) | Dinh et al., 2017 |
+| :class:`MAF` | masked autoregressive flow, exact log p(x) | Papamakarios et al., 2017 |
+| :class:`NeuralSplineFlow` | rational-quadratic spline flow, exact log p(x) | Durkan et al., 2019 |
+| :class:`DequantizedFlow` | a flow on integer data by uniform dequantisation | Theis et al., 2016 |
 """
 
+from ppgen.models.dequantized import DequantizedFlow
+from ppgen.models.flowvae import FlowVAE
+from ppgen.models.fvsbn import FVSBN
 from ppgen.models.gmm import GMM
+from ppgen.models.made import MADE
+from ppgen.models.maf import MAF
+from ppgen.models.nade import NADE
+from ppgen.models.nsf import NeuralSplineFlow
 from ppgen.models.ppca import PPCA
+from ppgen.models.realnvp import RealNVP
 from ppgen.models.vae import VAE
 
-__all__ = ["GMM", "PPCA", "VAE"]
+__all__ = ["DequantizedFlow", "FVSBN", "FlowVAE", "GMM", "MADE", "MAF", "NADE", "NeuralSplineFlow", "PPCA",
+           "RealNVP", "VAE"]

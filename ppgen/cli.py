@@ -456,7 +456,7 @@ def _draw_latent(fit: ppgen.Fit, data: Data, path: Path) -> str | None:
     except ValueError as error:
         path.unlink(missing_ok=True)  # a picture left by an earlier run in the same folder would mislead
         return str(error)
-    site = fit.latent_sites[0]
+    site = fit.latent_sites[0] if fit.latent_sites else "z"  # a flow: encode is its map to the base space
     z = z.detach().cpu().double().reshape(len(z), -1)
     title = f"posterior means E[{site} | x], test set"
     if z.shape[1] == 1:

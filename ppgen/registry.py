@@ -11,7 +11,12 @@ from ppgen import models as zoo
 from ppgen.objective import Objective
 from ppgen.structure import Structure
 
-MODELS: dict[str, type[nn.Module]] = {"vae": zoo.VAE, "ppca": zoo.PPCA, "gmm": zoo.GMM}
+MODELS: dict[str, type[nn.Module]] = {
+    "vae": zoo.VAE, "ppca": zoo.PPCA, "gmm": zoo.GMM,
+    "fvsbn": zoo.FVSBN, "nade": zoo.NADE, "made": zoo.MADE,
+    "realnvp": zoo.RealNVP, "maf": zoo.MAF, "nsf": zoo.NeuralSplineFlow, "dequantized": zoo.DequantizedFlow,
+    "flowvae": zoo.FlowVAE,
+}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE}
 
 

@@ -123,7 +123,11 @@ class Fit:
         E_q(z|x)[p(c|x, z)], the c-marginal of the posterior that :meth:`posterior` draws from. Where a mean has
         no closed form (that last case, or a guide distribution without an analytic mean), it is the average of
         ``num_samples`` draws.
+
+        A model with an ``encode(x)`` method of its own (a flow: x mapped to its base space) answers with it.
         """
+        if callable(getattr(self.model, "encode", None)):
+            return self.model.encode(*self._batch(inputs).args)
         name = representation.latent_site(self.model, self.structure, site)
         num_samples = check_positive_int(num_samples, "num_samples")
         return representation.encode(self.model, self.structure, self._batch(inputs), name, num_samples)
