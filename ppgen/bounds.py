@@ -36,6 +36,8 @@ def elbo_terms(module: nn.Module, structure: Structure, batch: Batch, num_partic
     A program that does not broadcast over particles is run once per particle. ``global_terms=False`` leaves
     out the terms of global latents, keeping log p(x_n, z_k | theta_k) - log q(z_k | x_n, theta_k).
     """
+    if not (use_guide and structure.guided) and num_particles > 1:  # nothing is drawn: every particle is the same
+        return elbo_terms(module, structure, batch, 1, use_guide, global_terms).expand(num_particles, -1)
     if structure.plan.vectorized or num_particles == 1:
         guide_trace, model_trace = trace_particles(module, structure, batch, num_particles, use_guide)
         return per_point_terms(guide_trace, model_trace, structure, batch, num_particles, global_terms)

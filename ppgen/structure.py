@@ -194,7 +194,7 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
             per_point_terms(guide_trace, model_trace, candidate, batch, particles)
 
     try:
-        run(structure, 2)
+        run(structure, 2 if structure.guided else 1)  # with nothing drawn, one particle stands for all
         return structure
     except PROGRAM_ERRORS as vectorised_error:
         sequential = Structure(**{**structure.__dict__, "plan": structure.plan.one_particle_at_a_time()})

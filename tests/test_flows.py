@@ -8,6 +8,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
 import ppgen
+import ppgen.traces
 from ppgen import datasets, inference, models
 from ppgen.bounds import log_weights
 from ppgen.data import as_batch
@@ -174,7 +175,7 @@ def test_flow_vae_guide_scores_its_draws_with_the_inverse_flow_density():
     vae = perturbed_vae()
     x = torch.bernoulli(torch.full((5, 6), 0.5)).double()
     structure = inspect(vae, x)
-    trace = ppgen.bounds.draw_particles(vae, structure, x, 3)
+    trace = ppgen.traces.draw_particles(vae, structure, as_batch(x), 3)
     site = trace.nodes["z"]
     torch.testing.assert_close(site["fn"].log_prob(site["value"]), site["fn"].dist.log_prob(site["value"]))
 
@@ -191,7 +192,7 @@ def elbo_gap(fit, test):
     """IWAE-5000 minus the ELBO (200 particles per point), nats per point: how loose the ELBO is; and IWAE-5000."""
     with torch.no_grad():
         elbo = log_weights(fit.model, fit.structure, as_batch(test), 200).mean().item()
-    iwae = fit.iwae_bound(test, 5000).mean().item()
+    iwae = fit.iwae_bound(test, k=5000).mean().item()
     return iwae - elbo, iwae
 
 
@@ -200,7 +201,7 @@ def test_flow_vae_fits_by_iwae_and_its_bounds_are_ordered():
     train, test = datasets.digits(binarize=True)[:300], datasets.digits(binarize=True, split="test")
     fit = ppgen.fit(models.FlowVAE(x_dim=64, z_dim=4, hidden=(64,)), train, inference=inference.IWAE(k=5),
                     epochs=3, progress=False)
-    bounds = [fit.iwae_bound(test, k).mean().item() for k in (1, 10, 1000)]
+    bounds = [fit.iwae_bound(test, k=k).mean().item() for k in (1, 10, 1000)]
     assert bounds[0] < bounds[1] < bounds[2], bounds
 
 
