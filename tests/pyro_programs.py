@@ -611,7 +611,7 @@ def linreg_model(x: Tensor, y: Tensor) -> None:
     b = pyro.sample("b", dist.Normal(0.0, 10.0))
     sigma = pyro.sample("sigma", dist.LogNormal(0.0, 1.0))
     with pyro.plate("data", x.shape[0]):
-        pyro.sample("obs", dist.Normal(x @ w + b, sigma), obs=y)
+        pyro.sample("obs", dist.Normal((x * w).sum(-1) + b, sigma), obs=y)
 
 
 def linreg_guide(x: Tensor, y: Tensor) -> None:

@@ -254,3 +254,157 @@ def test_brute_force_per_pixel_enumeration_under_a_point_latent():
             per_c.append(torch.tensor([0.6, 0.4])[c].log() + sum(pixels))
         truth.append(torch.stack(per_c).logsumexp(0))
     check_brute_force(P.point_pixel_model, P.empty_guide, (x,), torch.stack(truth), max_plate_nesting=2)
+
+
+# --------------------------------------------------------------------------------- fits: ppgen.fit against Pyro's SVI
+def learnt(fit, suffix: str) -> Tensor:
+    """The one learnt parameter whose name (the program's own, e.g. ``AutoNormal.locs.w``) ends with ``suffix``."""
+    found = [value for name, value in fit.params.items() if name.endswith(suffix)]
+    assert len(found) == 1, (suffix, sorted(fit.params))
+    return found[0].detach()
+
+
+def pyro_svi(model, guide, data, steps: int, optim, elbo, batch_size: int | None = None, seed: int = 0) -> None:
+    """Pyro's own loop: SVI steps over shuffled mini-batches (every point once per epoch), the global param store."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    svi = pyro.infer.SVI(model, guide, optim, loss=elbo)
+    n = data[0].shape[0]
+    batch_size = batch_size or n
+    for _ in range(steps):
+        for rows in torch.randperm(n).split(batch_size):
+            svi.step(*(tensor[rows] for tensor in data))
+
+
+def conjugate_regression() -> tuple[tuple[Tensor, Tensor], Tensor, Tensor]:
+    """y = x w + b + N(0, 0.5^2), w, b ~ N(0, 1): the data and the exact posterior's mean and covariance."""
+    x = P.randn(60, 2, seed=21)
+    y = x @ torch.tensor([1.5, -0.7]) + 0.3 + 0.5 * P.randn(60, seed=22)
+    design = torch.cat([x, torch.ones(60, 1)], 1)
+    precision = torch.eye(3) + design.T @ design / 0.25
+    covariance = torch.linalg.inv(precision)
+    return (x, y), covariance @ design.T @ y / 0.25, covariance
+
+
+def conjugate_model(x: Tensor, y: Tensor) -> None:
+    w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+    b = pyro.sample("b", dist.Normal(0.0, 1.0))
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("obs", dist.Normal((x * w).sum(-1) + b, 0.5), obs=y)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("guide_class", ["AutoNormal", "AutoMultivariateNormal"])
+def test_bayesian_regression_autoguide_matches_conjugate_posterior(guide_class):
+    """Mean-field VI on a Gaussian posterior finds its mean and the conditional spreads 1/sqrt(Lambda_ii);
+    a full-covariance guide finds the posterior itself."""
+    from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
+
+    from ppgen import inference
+
+    data, mean, covariance = conjugate_regression()
+    guide = {"AutoNormal": AutoNormal, "AutoMultivariateNormal": AutoMultivariateNormal}[guide_class](conjugate_model)
+    fit = ppgen.fit((conjugate_model, guide), data, inference=inference.ELBO(num_particles=32), epochs=1500,
+                    batch_size=60, lr=0.01, seed=0, progress=False)
+    if guide_class == "AutoNormal":
+        loc = torch.cat([learnt(fit, "locs.w"), learnt(fit, "locs.b").reshape(1)])
+        std = torch.cat([learnt(fit, "scales.w"), learnt(fit, "scales.b").reshape(1)])
+        expected_std = torch.linalg.inv(covariance).diagonal().rsqrt()
+    else:
+        loc = learnt(fit, ".loc")
+        scale_tril = learnt(fit, ".scale")[:, None] * learnt(fit, ".scale_tril")
+        std = (scale_tril @ scale_tril.T).diagonal().sqrt()
+        expected_std = covariance.diagonal().sqrt()
+    torch.testing.assert_close(loc, mean, rtol=0, atol=0.2 * expected_std.min().item())
+    torch.testing.assert_close(std, expected_std, rtol=0.1, atol=0)
+
+
+@pytest.mark.slow
+def test_gmm_tutorial_autodelta_follows_pyro_svi():
+    """The gmm tutorial's MAP fit: the loss is deterministic (AutoDelta, assignments summed out), so ppgen's Adam
+    steps on the mean ELBO per point retrace Pyro's steps on the summed ELBO."""
+    from pyro.infer.autoguide import AutoDelta
+
+    from ppgen import inference
+
+    data = P.GMM_DATA.clone()
+    optim = {"lr": 0.1, "betas": [0.8, 0.99]}
+    (program, model, guide) = P.gmm_guide(AutoDelta)()
+    pyro_svi(model, guide, (data,), 200, pyro.optim.Adam(optim), TraceEnum_ELBO(max_plate_nesting=1))
+    store = pyro.get_param_store()
+    expected = {name: store[f"AutoDelta.{name}"].detach().clone() for name in ("weights", "scale", "locs")}
+    fit = ppgen.fit(P.gmm_guide(AutoDelta)()[0], data, inference=inference.ELBO(), epochs=200, batch_size=5,
+                    optim=pyro.optim.Adam(optim), seed=0, progress=False)
+    for name, value in expected.items():
+        torch.testing.assert_close(learnt(fit, f"AutoDelta.{name}"), value, rtol=1e-3, atol=1e-3)
+    assert expected["locs"].sort().values[0] < 1.5 < 10 < expected["locs"].sort().values[1]
+
+
+@pytest.mark.slow
+def test_gmm_tutorial_autonormal_agrees_with_pyro_svi():
+    """The gmm tutorial with AutoNormal: draws differ between the two loops, so the fitted posteriors are compared
+    within a tolerance, both after 1,000 steps from the same start."""
+    from pyro.infer.autoguide import AutoNormal
+
+    from ppgen import inference
+
+    data = P.GMM_DATA.clone()
+    _, model, guide = P.gmm_guide(AutoNormal)()
+    pyro_svi(model, guide, (data,), 1000, pyro.optim.Adam({"lr": 0.05}), TraceEnum_ELBO(max_plate_nesting=1))
+    store = pyro.get_param_store()
+    fit = ppgen.fit(P.gmm_guide(AutoNormal)()[0], data, inference=inference.ELBO(), epochs=1000, batch_size=5,
+                    lr=0.05, seed=0, progress=False)
+    ours = learnt(fit, "AutoNormal.locs.locs").sort().values
+    theirs = store["AutoNormal.locs.locs"].detach().sort().values
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0.5)
+    for name in ("locs.scale", "scales.locs"):
+        torch.testing.assert_close(learnt(fit, f"AutoNormal.{name}"), store[f"AutoNormal.{name}"].detach(),
+                                   rtol=0.5, atol=0.2)
+
+
+def m2_digits() -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor], Tensor]:
+    """The binarised digits with one-hot labels, 10% of the training labels kept (a seeded draw), the test set
+    unlabelled, and the test labels for the accuracy."""
+    x, y = ppgen.datasets.digits(split="train", binarize=True, return_labels=True)
+    x_test, y_test = ppgen.datasets.digits(split="test", binarize=True, return_labels=True)
+    mask = torch.zeros(x.shape[0], dtype=torch.bool)
+    mask[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[: x.shape[0] // 10]] = True
+    one_hot = torch.nn.functional.one_hot(y, 10).to(torch.float64)
+    train = (x.double(), one_hot, mask)
+    placeholder = torch.nn.functional.one_hot(torch.zeros_like(y_test), 10).to(torch.float64)  # masked out
+    test = (x_test.double(), placeholder, torch.zeros(x_test.shape[0], dtype=torch.bool))
+    return train, test, y_test
+
+
+def m2_test_elbo(module, test: tuple[Tensor, Tensor, Tensor]) -> float:
+    """The test ELBO per point of a fitted M2, by Pyro's TraceEnum_ELBO (q(y|x) enumerated), 20 particles."""
+    elbo = TraceEnum_ELBO(max_plate_nesting=1, num_particles=20, vectorize_particles=True)
+    pyro.set_rng_seed(1)
+    with torch.no_grad():
+        return -elbo.loss(module.model, module.guide, *test) / test[0].shape[0]
+
+
+@pytest.mark.slow
+def test_m2_semi_supervised_vae_on_digits_matches_pyro_svi():
+    """ss_vae_M2.py on the digits with 10% of the labels: the same network, settings and seed fitted by ppgen.fit
+    and by Pyro's SVI loop with TraceEnum_ELBO; test ELBO within 0.5 nats, q(y|x) classifies above chance."""
+    from ppgen import inference
+
+    train, test, y_test = m2_digits()
+    settings = dict(epochs=30, batch_size=100, lr=1e-3)
+    reference = P.MaskedSSVAE(x_dim=64, y_dim=10, z_dim=8, hidden=64)
+    pyro_svi(reference.model, reference.guide, train, settings["epochs"], pyro.optim.Adam({"lr": settings["lr"]}),
+             TraceEnum_ELBO(max_plate_nesting=1), batch_size=settings["batch_size"])
+    pyro_accuracy = (reference.encoder_y(test[0]).argmax(-1) == y_test).double().mean().item()
+
+    program = P.MaskedSSVAE(x_dim=64, y_dim=10, z_dim=8, hidden=64)
+    fit = ppgen.fit(program, train, inference=inference.ELBO(), seed=0, progress=False, **settings)
+    posterior = fit.encode(*test, site="y_unobserved")
+    assert posterior.shape == (test[0].shape[0], 10)
+    accuracy = (posterior.argmax(-1) == y_test).double().mean().item()
+
+    ours, theirs = m2_test_elbo(fit.model, test), m2_test_elbo(reference, test)
+    print(f"M2 on digits, test ELBO per point: ppgen {ours:.3f}, Pyro {theirs:.3f}; "
+          f"accuracy: ppgen {accuracy:.3f}, Pyro {pyro_accuracy:.3f}")
+    assert abs(ours - theirs) < 0.5
+    assert accuracy > 0.1 + 0.2
