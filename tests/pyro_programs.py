@@ -182,7 +182,7 @@ def mvn_guide(x: Tensor) -> None:
 
 # vae.py's amortised guide as a function pair: pyro.module("encoder", ...) registers a Linear encoder, z a
 # to_event(1) Normal; the decoder is a fixed linear map.
-ENCODER: nn.Module = nn.Linear(D, 4)
+ENCODER: nn.Module = nn.Linear(D, 4, dtype=torch.float64)
 
 
 def amortised_model(x: Tensor) -> None:
@@ -652,7 +652,7 @@ def regression_data() -> tuple[Tensor, Tensor]:
 # tutorial gmm: weights ~ Dirichlet, scale ~ LogNormal, locs ~ Normal in a "components" plate, the assignment
 # enumerated per point; the guide AutoDelta(poutine.block(model, expose=[...])) (AutoNormal in gmm_autonormal). The
 # tutorial's data [0, 1, 10, 11, 12]; its random init_loc_fn replaced by a fixed one (locs at data[0] and data[2]).
-GMM_DATA = torch.tensor([0.0, 1.0, 10.0, 11.0, 12.0])
+GMM_DATA = torch.tensor([0.0, 1.0, 10.0, 11.0, 12.0], dtype=torch.float64)
 
 
 def gmm_model(x: Tensor) -> None:

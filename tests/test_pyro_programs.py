@@ -83,7 +83,7 @@ def pyro_iwae(case: P.Case, seed: int) -> float:
 
 def monte_carlo(draw, seeds: range) -> tuple[float, float]:
     """The mean of draws under each seed and its standard error."""
-    values = torch.tensor([float(draw(seed)) for seed in seeds])
+    values = torch.tensor([torch.as_tensor(draw(seed)).detach().item() for seed in seeds])
     return values.mean().item(), values.std().item() / math.sqrt(len(values))
 
 
@@ -163,7 +163,8 @@ def check_brute_force(model, guide, data, truth: Tensor, max_plate_nesting: int 
     torch.testing.assert_close(ppgen_points(model, guide, data), truth, rtol=0, atol=1e-6)
 
 
-MIX_WEIGHTS, MIX_LOCS = torch.tensor([0.2, 0.3, 0.5]), torch.tensor([-2.0, 0.0, 3.0])
+MIX_WEIGHTS = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
+MIX_LOCS = torch.tensor([-2.0, 0.0, 3.0], dtype=torch.float64)
 
 
 def mixture_log_lik(x: float) -> Tensor:
