@@ -30,9 +30,13 @@ from pyro.infer import RenyiELBO, Trace_ELBO, TraceEnum_ELBO
 from torch import Tensor
 
 import ppgen
-import pyro_programs as P
+from pyro_programs import CASES as PROGRAMS
+from pyro_programs import common
+from pyro_programs import discrete as enum
+from pyro_programs import global_latents as glob
+from pyro_programs import guide_side as gside
 
-CASES = {case.name: case for case in P.CASES}
+CASES = {case.name: case for case in PROGRAMS}
 EVALUATED = [name for name, case in CASES.items() if case.refused is None]
 REFUSED = [name for name, case in CASES.items() if case.refused is not None]
 IWAE = [name for name in EVALUATED if CASES[name].iwae]
@@ -52,7 +56,7 @@ def as_data(data: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
     return data[0] if len(data) == 1 else data
 
 
-def pyro_elbo(case: P.Case, seed: int) -> float:
+def pyro_elbo(case: common.Case, seed: int) -> float:
     """Pyro's ELBO of the whole data set, -loss, from a fresh program and param store under ``seed``."""
     pyro.clear_param_store()
     _, model, guide = case.make()
@@ -62,7 +66,7 @@ def pyro_elbo(case: P.Case, seed: int) -> float:
     return -elbo.loss(model, guide, *data)
 
 
-def ppgen_elbo(case: P.Case, seed: int, k: int = 1) -> Tensor:
+def ppgen_elbo(case: common.Case, seed: int, k: int = 1) -> Tensor:
     """ppgen's [K, N] log weights of a fresh program under ``seed``."""
     pyro.clear_param_store()
     program, _, _ = case.make()
@@ -71,7 +75,7 @@ def ppgen_elbo(case: P.Case, seed: int, k: int = 1) -> Tensor:
     return ppgen.log_weights(program, as_data(data), k=k)
 
 
-def pyro_iwae(case: P.Case, seed: int) -> float:
+def pyro_iwae(case: common.Case, seed: int) -> float:
     pyro.clear_param_store()
     _, model, guide = case.make()
     data = case.data()
@@ -132,9 +136,9 @@ def test_guide_discrete_site_refused_by_iwae():
     """A discrete site the guide draws cannot be reparameterised: IWAE names it and the way out."""
     from ppgen import inference
 
-    (x,) = P.reals()
+    (x,) = common.reals()
     with pytest.raises((ValueError, TypeError), match="'c'"):
-        ppgen.fit((P.guide_enum_model, P.guide_enum_guide), x, inference=inference.IWAE(k=2), epochs=1,
+        ppgen.fit((gside.guide_enum_model, gside.guide_enum_guide), x, inference=inference.IWAE(k=2), epochs=1,
                   progress=False)
 
 
@@ -173,63 +177,63 @@ def mixture_log_lik(x: float) -> Tensor:
 
 def test_brute_force_mask_whole_point():
     """poutine.mask over c and x: a masked point adds nothing (not log 3)."""
-    x, mask = P.with_mask(P.reals)()
-    truth = torch.stack([mixture_log_lik(x[n]) if mask[n] else torch.tensor(0.0) for n in range(P.N)])
-    check_brute_force(P.masked_model, P.empty_guide, (x, mask), truth)
+    x, mask = common.with_mask(common.reals)()
+    truth = torch.stack([mixture_log_lik(x[n]) if mask[n] else torch.tensor(0.0) for n in range(common.N)])
+    check_brute_force(enum.masked_model, common.empty_guide, (x, mask), truth)
 
 
 def test_brute_force_mask_observation_only():
     """poutine.mask on x only: the prior of c still sums to one, the masked point adds nothing."""
-    x, mask = P.with_mask(P.reals)()
-    truth = torch.stack([mixture_log_lik(x[n]) if mask[n] else torch.tensor(0.0) for n in range(P.N)])
-    check_brute_force(P.masked_obs_model, P.empty_guide, (x, mask), truth)
+    x, mask = common.with_mask(common.reals)()
+    truth = torch.stack([mixture_log_lik(x[n]) if mask[n] else torch.tensor(0.0) for n in range(common.N)])
+    check_brute_force(enum.masked_obs_model, common.empty_guide, (x, mask), truth)
 
 
 def test_brute_force_scale_outside_the_sum():
     """poutine.scale(2.5) multiplies log sum_c p(c) p(x|c), not the terms inside the sum."""
-    (x,) = P.reals()
-    truth = torch.stack([2.5 * mixture_log_lik(x[n]) for n in range(P.N)])
-    check_brute_force(P.scaled_model, P.empty_guide, (x,), truth)
+    (x,) = common.reals()
+    truth = torch.stack([2.5 * mixture_log_lik(x[n]) for n in range(common.N)])
+    check_brute_force(enum.scaled_model, common.empty_guide, (x,), truth)
 
 
 def test_brute_force_obs_mask_label_summed_out():
     """obs_mask: a known label is observed, a missing one summed out exactly (z from a Delta guide at a * x)."""
-    x, y, mask = P.labelled()
+    x, y, mask = common.labelled()
     a = 0.3
     truth = []
-    for n in range(P.N):
+    for n in range(common.N):
         z = a * x[n]
-        terms = [MIX_WEIGHTS[c].log() + normal(z + P.LABEL_LOCS[c], 1.0, x[n]) for c in range(3)]
+        terms = [MIX_WEIGHTS[c].log() + normal(z + enum.LABEL_LOCS[c], 1.0, x[n]) for c in range(3)]
         labelled = terms[int(y[n])]
         truth.append(normal(0.0, 1.0, z) + (labelled if mask[n] else torch.stack(terms).logsumexp(0)))
-    check_brute_force(P.obs_mask_model, P.obs_mask_guide, (x, y, mask), torch.stack(truth))
+    check_brute_force(enum.obs_mask_model, enum.obs_mask_guide, (x, y, mask), torch.stack(truth))
 
 
 def test_brute_force_guide_enumerates_masked_label():
     """M2's guide q(y|x) enumerated with the known labels masked out: E_q(y|x)[log p - log q] where y is missing,
     log p(x, y, z) - log q(z|x, y) where it is known (z from a Delta at 0.1 y)."""
-    x, y, mask = P.labelled()
+    x, y, mask = common.labelled()
     logits = torch.tensor([0.1, -0.2, 0.3])
     truth = []
-    for n in range(P.N):
+    for n in range(common.N):
         def joint(c: int) -> Tensor:
             z = 0.1 * c
-            return normal(0.0, 1.0, z) + MIX_WEIGHTS[c].log() + normal(z + P.LABEL_LOCS[c], 1.0, x[n])
+            return normal(0.0, 1.0, z) + MIX_WEIGHTS[c].log() + normal(z + enum.LABEL_LOCS[c], 1.0, x[n])
         if mask[n]:
             truth.append(joint(int(y[n])))
         else:
             q = torch.softmax(logits + 0.5 * x[n], -1)
             truth.append(sum(q[c] * (joint(c) - q[c].log()) for c in range(3)))
-    check_brute_force(P.guide_mask_model, P.guide_mask_guide, (x, y, mask), torch.stack(truth))
+    check_brute_force(enum.guide_mask_model, enum.guide_mask_guide, (x, y, mask), torch.stack(truth))
 
 
 def test_brute_force_hmm_sequences_of_different_lengths():
     """hmm.py: log p(y_1..y_L) by summing over every hidden path of each sequence's own length."""
-    sequences, lengths = P.hmm_data()
+    sequences, lengths = enum.hmm_data()
     probs_x = torch.tensor([[0.8, 0.2], [0.3, 0.7]])
     probs_y = torch.tensor([[0.1, 0.6], [0.7, 0.3]])
     truth = []
-    for n in range(P.N):
+    for n in range(common.N):
         paths = []
         for path in itertools.product(range(2), repeat=int(lengths[n])):
             log_p, previous = torch.tensor(0.0), 0
@@ -239,22 +243,22 @@ def test_brute_force_hmm_sequences_of_different_lengths():
                 previous = state
             paths.append(log_p)
         truth.append(torch.stack(paths).logsumexp(0))
-    check_brute_force(P.hmm_model, P.empty_guide, (sequences, lengths), torch.stack(truth), max_plate_nesting=2)
+    check_brute_force(enum.hmm_model, common.empty_guide, (sequences, lengths), torch.stack(truth), max_plate_nesting=2)
 
 
 def test_brute_force_per_pixel_enumeration_under_a_point_latent():
     """c per point, d per pixel given c: log sum_c p(c) prod_pixels sum_d p(d|c) p(x|d)."""
-    (x,) = P.matrix()
+    (x,) = common.matrix()
     q = torch.tensor([0.2, 0.7])
     truth = []
-    for n in range(P.N):
+    for n in range(common.N):
         per_c = []
         for c in range(2):
             pixels = [torch.stack([dist.Bernoulli(q[c]).log_prob(torch.tensor(float(d))) + normal(2.0 * d, 1.0, x[n, i])
-                                   for d in range(2)]).logsumexp(0) for i in range(P.D)]
+                                   for d in range(2)]).logsumexp(0) for i in range(common.D)]
             per_c.append(torch.tensor([0.6, 0.4])[c].log() + sum(pixels))
         truth.append(torch.stack(per_c).logsumexp(0))
-    check_brute_force(P.point_pixel_model, P.empty_guide, (x,), torch.stack(truth), max_plate_nesting=2)
+    check_brute_force(enum.point_pixel_model, common.empty_guide, (x,), torch.stack(truth), max_plate_nesting=2)
 
 
 # --------------------------------------------------------------------------------- fits: ppgen.fit against Pyro's SVI
@@ -279,8 +283,8 @@ def pyro_svi(model, guide, data, steps: int, optim, elbo, batch_size: int | None
 
 def conjugate_regression() -> tuple[tuple[Tensor, Tensor], Tensor, Tensor]:
     """y = x w + b + N(0, 0.5^2), w, b ~ N(0, 1): the data and the exact posterior's mean and covariance."""
-    x = P.randn(60, 2, seed=21)
-    y = x @ torch.tensor([1.5, -0.7]) + 0.3 + 0.5 * P.randn(60, seed=22)
+    x = common.randn(60, 2, seed=21)
+    y = x @ torch.tensor([1.5, -0.7]) + 0.3 + 0.5 * common.randn(60, seed=22)
     design = torch.cat([x, torch.ones(60, 1)], 1)
     precision = torch.eye(3) + design.T @ design / 0.25
     covariance = torch.linalg.inv(precision)
@@ -328,13 +332,13 @@ def test_gmm_tutorial_autodelta_follows_pyro_svi():
 
     from ppgen import inference
 
-    data = P.GMM_DATA.clone()
+    data = glob.GMM_DATA.clone()
     optim = {"lr": 0.1, "betas": [0.8, 0.99]}
-    (program, model, guide) = P.gmm_guide(AutoDelta)()
+    (program, model, guide) = glob.gmm_guide(AutoDelta)()
     pyro_svi(model, guide, (data,), 200, pyro.optim.Adam(optim), TraceEnum_ELBO(max_plate_nesting=1))
     store = pyro.get_param_store()
     expected = {name: store[f"AutoDelta.{name}"].detach().clone() for name in ("weights", "scale", "locs")}
-    fit = ppgen.fit(P.gmm_guide(AutoDelta)()[0], data, inference=inference.ELBO(), epochs=200, batch_size=5,
+    fit = ppgen.fit(glob.gmm_guide(AutoDelta)()[0], data, inference=inference.ELBO(), epochs=200, batch_size=5,
                     optim=pyro.optim.Adam(optim), seed=0, progress=False)
     for name, value in expected.items():
         torch.testing.assert_close(learnt(fit, f"AutoDelta.{name}"), value, rtol=1e-3, atol=1e-3)
@@ -349,11 +353,11 @@ def test_gmm_tutorial_autonormal_agrees_with_pyro_svi():
 
     from ppgen import inference
 
-    data = P.GMM_DATA.clone()
-    _, model, guide = P.gmm_guide(AutoNormal)()
+    data = glob.GMM_DATA.clone()
+    _, model, guide = glob.gmm_guide(AutoNormal)()
     pyro_svi(model, guide, (data,), 1000, pyro.optim.Adam({"lr": 0.05}), TraceEnum_ELBO(max_plate_nesting=1))
     store = pyro.get_param_store()
-    fit = ppgen.fit(P.gmm_guide(AutoNormal)()[0], data, inference=inference.ELBO(), epochs=1000, batch_size=5,
+    fit = ppgen.fit(glob.gmm_guide(AutoNormal)()[0], data, inference=inference.ELBO(), epochs=1000, batch_size=5,
                     lr=0.05, seed=0, progress=False)
     ours = learnt(fit, "AutoNormal.locs.locs").sort().values
     theirs = store["AutoNormal.locs.locs"].detach().sort().values
@@ -393,12 +397,12 @@ def test_m2_semi_supervised_vae_on_digits_matches_pyro_svi():
 
     train, test, y_test = m2_digits()
     settings = dict(epochs=30, batch_size=100, lr=1e-3)
-    reference = P.MaskedSSVAE(x_dim=64, y_dim=10, z_dim=8, hidden=64)
+    reference = gside.MaskedSSVAE(x_dim=64, y_dim=10, z_dim=8, hidden=64)
     pyro_svi(reference.model, reference.guide, train, settings["epochs"], pyro.optim.Adam({"lr": settings["lr"]}),
              TraceEnum_ELBO(max_plate_nesting=1), batch_size=settings["batch_size"])
     pyro_accuracy = (reference.encoder_y(test[0]).argmax(-1) == y_test).double().mean().item()
 
-    program = P.MaskedSSVAE(x_dim=64, y_dim=10, z_dim=8, hidden=64)
+    program = gside.MaskedSSVAE(x_dim=64, y_dim=10, z_dim=8, hidden=64)
     fit = ppgen.fit(program, train, inference=inference.ELBO(), seed=0, progress=False, **settings)
     posterior = fit.encode(*test, site="y_unobserved")
     assert posterior.shape == (test[0].shape[0], 10)
