@@ -281,23 +281,6 @@ def pyro_svi(model, guide, data, steps: int, optim, elbo, batch_size: int | None
             svi.step(*(tensor[rows] for tensor in data))
 
 
-def conjugate_regression() -> tuple[tuple[Tensor, Tensor], Tensor, Tensor]:
-    """y = x w + b + N(0, 0.5^2), w, b ~ N(0, 1): the data and the exact posterior's mean and covariance."""
-    x = common.randn(60, 2, seed=21)
-    y = x @ torch.tensor([1.5, -0.7]) + 0.3 + 0.5 * common.randn(60, seed=22)
-    design = torch.cat([x, torch.ones(60, 1)], 1)
-    precision = torch.eye(3) + design.T @ design / 0.25
-    covariance = torch.linalg.inv(precision)
-    return (x, y), covariance @ design.T @ y / 0.25, covariance
-
-
-def conjugate_model(x: Tensor, y: Tensor) -> None:
-    w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
-    b = pyro.sample("b", dist.Normal(0.0, 1.0))
-    with pyro.plate("data", x.shape[0]):
-        pyro.sample("obs", dist.Normal((x * w).sum(-1) + b, 0.5), obs=y)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("guide_class", ["AutoNormal", "AutoMultivariateNormal"])
 def test_bayesian_regression_autoguide_matches_conjugate_posterior(guide_class):
@@ -307,9 +290,9 @@ def test_bayesian_regression_autoguide_matches_conjugate_posterior(guide_class):
 
     from ppgen import inference
 
-    data, mean, covariance = conjugate_regression()
-    guide = {"AutoNormal": AutoNormal, "AutoMultivariateNormal": AutoMultivariateNormal}[guide_class](conjugate_model)
-    fit = ppgen.fit((conjugate_model, guide), data, inference=inference.ELBO(num_particles=32), epochs=1500,
+    data, mean, covariance = glob.conjugate_regression()
+    guide = {"AutoNormal": AutoNormal, "AutoMultivariateNormal": AutoMultivariateNormal}[guide_class](glob.conjugate_model)
+    fit = ppgen.fit((glob.conjugate_model, guide), data, inference=inference.ELBO(num_particles=32), epochs=1500,
                     batch_size=60, lr=0.01, seed=0, progress=False)
     if guide_class == "AutoNormal":
         loc = torch.cat([learnt(fit, "locs.w"), learnt(fit, "locs.b").reshape(1)])
@@ -367,20 +350,6 @@ def test_gmm_tutorial_autonormal_agrees_with_pyro_svi():
                                    rtol=0.5, atol=0.2)
 
 
-def m2_digits() -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor], Tensor]:
-    """The binarised digits with one-hot labels, 10% of the training labels kept (a seeded draw), the test set
-    unlabelled, and the test labels for the accuracy."""
-    x, y = ppgen.datasets.digits(split="train", binarize=True, return_labels=True)
-    x_test, y_test = ppgen.datasets.digits(split="test", binarize=True, return_labels=True)
-    mask = torch.zeros(x.shape[0], dtype=torch.bool)
-    mask[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[: x.shape[0] // 10]] = True
-    one_hot = torch.nn.functional.one_hot(y, 10).to(torch.float64)
-    train = (x.double(), one_hot, mask)
-    placeholder = torch.nn.functional.one_hot(torch.zeros_like(y_test), 10).to(torch.float64)  # masked out
-    test = (x_test.double(), placeholder, torch.zeros(x_test.shape[0], dtype=torch.bool))
-    return train, test, y_test
-
-
 def m2_test_elbo(module, test: tuple[Tensor, Tensor, Tensor]) -> float:
     """The test ELBO per point of a fitted M2, by Pyro's TraceEnum_ELBO (q(y|x) enumerated), 20 particles."""
     elbo = TraceEnum_ELBO(max_plate_nesting=1, num_particles=20, vectorize_particles=True)
@@ -395,7 +364,7 @@ def test_m2_semi_supervised_vae_on_digits_matches_pyro_svi():
     and by Pyro's SVI loop with TraceEnum_ELBO; test ELBO within 0.5 nats, q(y|x) classifies above chance."""
     from ppgen import inference
 
-    train, test, y_test = m2_digits()
+    train, test, y_test = gside.m2_digits()
     settings = dict(epochs=30, batch_size=100, lr=1e-3)
     reference = gside.MaskedSSVAE(x_dim=64, y_dim=10, z_dim=8, hidden=64)
     pyro_svi(reference.model, reference.guide, train, settings["epochs"], pyro.optim.Adam({"lr": settings["lr"]}),

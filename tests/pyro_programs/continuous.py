@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from pyro_programs.common import D, N, positive
+from pyro_programs.common import D, positive
 
 
 # test_valid_models.py test_plate_ok: a Normal latent per point in a plate; its Bernoulli swapped for a Gaussian

@@ -183,3 +183,21 @@ def per_point_guide(x: Tensor) -> None:
     loc = pyro.param("loc", torch.linspace(-1.0, 1.0, N))
     with pyro.plate("data", N):
         pyro.sample("z", dist.Normal(loc, 0.6))
+
+
+def conjugate_regression() -> tuple[tuple[Tensor, Tensor], Tensor, Tensor]:
+    """y = x w + b + N(0, 0.5^2) with w, b ~ N(0, 1) and the noise known (the slow test's regression): the data and
+    the exact posterior's mean and covariance."""
+    x = randn(60, 2, seed=21)
+    y = x @ torch.tensor([1.5, -0.7]) + 0.3 + 0.5 * randn(60, seed=22)
+    design = torch.cat([x, torch.ones(60, 1)], 1)
+    precision = torch.eye(3) + design.T @ design / 0.25
+    covariance = torch.linalg.inv(precision)
+    return (x, y), covariance @ design.T @ y / 0.25, covariance
+
+
+def conjugate_model(x: Tensor, y: Tensor) -> None:
+    w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([2]).to_event(1))
+    b = pyro.sample("b", dist.Normal(0.0, 1.0))
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("obs", dist.Normal((x * w).sum(-1) + b, 0.5), obs=y)

@@ -8,7 +8,8 @@ import torch
 from pyro.infer import config_enumerate
 from torch import Tensor, nn
 
-from pyro_programs.common import ENUM, N, bits, labelled
+import ppgen
+from pyro_programs.common import ENUM, N, bits
 
 
 # test_enum.py's GMM with guide-side enumeration (test_elbo_enumerate_plate_* with config_enumerate(guide)): q(c|x)
@@ -114,3 +115,17 @@ def m2_data(labelled: bool = True) -> tuple[Tensor, ...]:
 def m2_masked_data() -> tuple[Tensor, Tensor, Tensor]:
     x, y = m2_data()
     return x, y, torch.tensor([True, False, False, True, False])
+
+
+def m2_digits() -> tuple[tuple[Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor], Tensor]:
+    """The binarised digits with one-hot labels, 10% of the training labels kept (a seeded draw), the test set
+    unlabelled, and the test labels for the accuracy."""
+    x, y = ppgen.datasets.digits(split="train", binarize=True, return_labels=True)
+    x_test, y_test = ppgen.datasets.digits(split="test", binarize=True, return_labels=True)
+    mask = torch.zeros(x.shape[0], dtype=torch.bool)
+    mask[torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))[: x.shape[0] // 10]] = True
+    one_hot = nn.functional.one_hot(y, 10).to(torch.float64)
+    train = (x.double(), one_hot, mask)
+    placeholder = nn.functional.one_hot(torch.zeros_like(y_test), 10).to(torch.float64)  # masked out
+    test = (x_test.double(), placeholder, torch.zeros(x_test.shape[0], dtype=torch.bool))
+    return train, test, y_test
