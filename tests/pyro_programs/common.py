@@ -29,8 +29,10 @@ class Case:
         iwae: K for ``RenyiELBO(alpha=0)``, where Pyro's IWAE is per point (no global latents); ``None`` otherwise.
         exact: whether the draws are identical under one seed (else the test compares Monte Carlo means).
         broadcasts: whether the program broadcasts over a particle dimension (Pyro's particles vectorised).
+        guide_enumerates: whether the guide enumerates a discrete site (config_enumerate(guide)): there are no
+            importance weights then, and ppgen's ELBO is read from the first loss of ``ppgen.fit``.
         refused: the regex of the error Pyro raises, for a program Pyro refuses.
-        sites: names, one of which ppgen's refusal must mention.
+        sites: names, one of which ppgen's refusal must mention (for an enumerating guide: its enumerated sites).
     """
 
     name: str
@@ -41,6 +43,7 @@ class Case:
     iwae: int | None = None
     exact: bool = True
     broadcasts: bool = True
+    guide_enumerates: bool = False
     refused: str | None = None
     sites: tuple[str, ...] = ()
 
