@@ -355,7 +355,7 @@ def test_gmm_tutorial_autodelta_follows_pyro_svi():
     pyro_svi(model, guide, (data,), 200, pyro.optim.Adam(optim), TraceEnum_ELBO(max_plate_nesting=1))
     store = pyro.get_param_store()
     expected = {name: store[f"AutoDelta.{name}"].detach().clone() for name in ("weights", "scale", "locs")}
-    fit = ppgen.fit(glob.gmm_guide(AutoDelta)()[0], data, inference=inference.ELBO(), epochs=200, batch_size=5,
+    fit = ppgen.fit(glob.gmm_guide(AutoDelta)()[0], (data,), inference=inference.ELBO(), epochs=200, batch_size=5,
                     optim=pyro.optim.Adam(optim), seed=0, progress=False)
     for name, value in expected.items():
         torch.testing.assert_close(learnt(fit, f"AutoDelta.{name}"), value, rtol=1e-3, atol=1e-3)
@@ -372,7 +372,7 @@ def test_gmm_tutorial_autonormal_agrees_with_pyro_svi():
     _, model, guide = glob.gmm_guide(AutoNormal)()
     pyro_svi(model, guide, (data,), 1000, pyro.optim.Adam({"lr": 0.05}), TraceEnum_ELBO(max_plate_nesting=1))
     store = pyro.get_param_store()
-    fit = ppgen.fit(glob.gmm_guide(AutoNormal)()[0], data, inference=inference.ELBO(), epochs=1000, batch_size=5,
+    fit = ppgen.fit(glob.gmm_guide(AutoNormal)()[0], (data,), inference=inference.ELBO(), epochs=1000, batch_size=5,
                     lr=0.05, seed=0, progress=False)
     ours = learnt(fit, "AutoNormal.locs.locs").sort().values
     theirs = store["AutoNormal.locs.locs"].detach().sort().values
