@@ -28,6 +28,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer import RenyiELBO, Trace_ELBO, TraceEnum_ELBO
+from pyro.infer.autoguide import AutoDelta, AutoMultivariateNormal, AutoNormal
 from torch import Tensor
 
 import ppgen
@@ -320,17 +321,15 @@ def pyro_svi(model, guide, data, steps: int, optim, elbo, batch_size: int | None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("guide_class", ["AutoNormal", "AutoMultivariateNormal"])
+@pytest.mark.parametrize("guide_class", [AutoNormal, AutoMultivariateNormal], ids=["AutoNormal", "AutoMVN"])
 def test_bayesian_regression_autoguide_matches_conjugate_posterior(guide_class):
     """Mean-field VI on a Gaussian posterior finds its mean and the conditional spreads 1/sqrt(Lambda_ii);
     a full-covariance guide finds the posterior itself."""
-    from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
-
     data, mean, covariance = glob.conjugate_regression()
-    guide = {"AutoNormal": AutoNormal, "AutoMultivariateNormal": AutoMultivariateNormal}[guide_class](glob.conjugate_model)
+    guide = guide_class(glob.conjugate_model)
     fit = ppgen.fit((glob.conjugate_model, guide), data, inference=inference.ELBO(num_particles=32), epochs=1500,
                     batch_size=60, lr=0.01, seed=0, progress=False)
-    if guide_class == "AutoNormal":
+    if guide_class is AutoNormal:
         loc = torch.cat([learnt(fit, "locs.w"), learnt(fit, "locs.b").reshape(1)])
         std = torch.cat([learnt(fit, "scales.w"), learnt(fit, "scales.b").reshape(1)])
         expected_std = torch.linalg.inv(covariance).diagonal().rsqrt()
@@ -347,8 +346,6 @@ def test_bayesian_regression_autoguide_matches_conjugate_posterior(guide_class):
 def test_gmm_tutorial_autodelta_follows_pyro_svi():
     """The gmm tutorial's MAP fit: the loss is deterministic (AutoDelta, assignments summed out), so ppgen's Adam
     steps on the mean ELBO per point retrace Pyro's steps on the summed ELBO."""
-    from pyro.infer.autoguide import AutoDelta
-
     data = glob.GMM_DATA.clone()
     optim = {"lr": 0.1, "betas": [0.8, 0.99]}
     (program, model, guide) = glob.gmm_guide(AutoDelta)()
@@ -366,8 +363,6 @@ def test_gmm_tutorial_autodelta_follows_pyro_svi():
 def test_gmm_tutorial_autonormal_agrees_with_pyro_svi():
     """The gmm tutorial with AutoNormal: draws differ between the two loops, so the fitted posteriors are compared
     within a tolerance, both after 1,000 steps from the same start."""
-    from pyro.infer.autoguide import AutoNormal
-
     data = glob.GMM_DATA.clone()
     _, model, guide = glob.gmm_guide(AutoNormal)()
     pyro_svi(model, guide, (data,), 1000, pyro.optim.Adam({"lr": 0.05}), TraceEnum_ELBO(max_plate_nesting=1))
