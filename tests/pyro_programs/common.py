@@ -31,6 +31,8 @@ class Case:
         broadcasts: whether the program broadcasts over a particle dimension (Pyro's particles vectorised).
         guide_enumerates: whether the guide enumerates a discrete site (config_enumerate(guide)): there are no
             importance weights then, and ppgen's ELBO is read from the first loss of ``ppgen.fit``.
+        may_refuse: whether ppgen may refuse the program although Pyro evaluates it, with a message naming one of
+            ``sites`` (the issue's "agrees with Pyro or is refused with a message that names the site").
         refused: the regex of the error Pyro raises, for a program Pyro refuses.
         sites: names, one of which ppgen's refusal must mention (for an enumerating guide: its enumerated sites).
     """
@@ -44,6 +46,7 @@ class Case:
     exact: bool = True
     broadcasts: bool = True
     guide_enumerates: bool = False
+    may_refuse: bool = False
     refused: str | None = None
     sites: tuple[str, ...] = ()
 
