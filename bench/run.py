@@ -32,7 +32,8 @@ import pyro
 import torch
 
 import ppgen
-from ppgen.program import inspect
+from ppgen.data import as_batch
+from ppgen.structure import inspect
 
 import handwritten
 import render
@@ -152,13 +153,14 @@ def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
     """The hand-written losses, gradients and log p(x) against ppgen's, on the same weights and random draws."""
     vae = network(train.device, train.shape[1])
     structure, xb = inspect(vae, train[:2]), train[:BATCH_SIZE]
+    batch = as_batch(xb)
     checks = {}
     for bound in BOUNDS.values():
         values, grads = [], []
-        for loss in (partial(bound.backend().loss, vae, structure), partial(bound.loss, vae)):
+        for loss, data in ((partial(bound.backend().loss, vae, structure), batch), (partial(bound.loss, vae), xb)):
             torch.manual_seed(SEED + 1)
             vae.zero_grad(set_to_none=True)
-            value = loss(xb)
+            value = loss(data)
             value.backward()
             values.append(value.item())
             grads.append(torch.cat([p.grad.flatten() for p in vae.parameters()]))

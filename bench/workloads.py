@@ -16,10 +16,11 @@ import torch
 from torch import Tensor
 
 import ppgen
-import ppgen.result
+import ppgen.density
 from ppgen import datasets, inference
 from ppgen.models import VAE
-from ppgen.program import inspect
+from ppgen.data import Batch
+from ppgen.structure import inspect
 
 import handwritten  # bench/ is on sys.path when a script in it runs
 
@@ -28,7 +29,7 @@ LR = 1e-3
 SEED = 0
 QUERY_K = 1000
 #: particles x points a pass of the importance-sampled log p(x); the hand-written query chunks the same way.
-PARTICLE_POINTS = ppgen.result.PARTICLE_POINTS_PER_PASS
+PARTICLE_POINTS = ppgen.density.PARTICLE_POINTS_PER_PASS
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,10 @@ def fit(vae: VAE, train: Tensor, bound: str, epochs: int) -> ppgen.Fit:
                      seed=SEED, device=train.device, progress=False)
 
 
-def without_validation(loss: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+def without_validation(loss: Callable[[Batch], Tensor], x: Tensor) -> Tensor:
     """``loss(x)`` with Pyro's argument checks off, as ``ppgen.fit`` computes it in training."""
     with pyro.validation_enabled(False):
-        return loss(x)
+        return loss(Batch((x,), torch.arange(len(x)), len(x)))
 
 
 def build(name: str, train: Tensor, test: Tensor, epochs: int) -> Workload:

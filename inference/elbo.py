@@ -6,18 +6,20 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ppgen.bounds import log_weights
+from ppgen.bounds import elbo_terms
 from ppgen.checks import check_positive_int
+from ppgen.data import Batch
 from ppgen.objective import Objective
-from ppgen.program import Structure
+from ppgen.structure import Structure
 
 
 @dataclass(frozen=True, kw_only=True)
 class ELBO(Objective):
     """Stochastic variational inference on the ELBO, estimated with K reparameterised particles.
 
-    Discrete latents that the model enumerates are summed out exactly inside log p(x, z) (the
-    estimator of Pyro's ``TraceEnum_ELBO``); the rest come from the guide (``Trace_ELBO``).
+    Discrete latents that the model enumerates are summed out exactly inside log p(x, z), and those that the
+    guide enumerates are summed over weighted by q (the estimators of Pyro's ``TraceEnum_ELBO``); the rest come
+    from the guide (``Trace_ELBO``). Global latents count once for the data set: 1/N of their terms per point.
 
     Arguments:
         num_particles: K, the particles averaged per data point; the particles are vectorised.
@@ -31,5 +33,5 @@ class ELBO(Objective):
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_particles", check_positive_int(self.num_particles, "num_particles"))  # np.int64(5) saves as 5
 
-    def loss(self, module: nn.Module, structure: Structure, x: Tensor) -> Tensor:
-        return -log_weights(module, structure, x, self.num_particles).mean()
+    def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
+        return -elbo_terms(module, structure, batch, self.num_particles).mean()

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ppgen.bounds import exact_log_prob
+from ppgen.data import Batch
 from ppgen.objective import Objective
-from ppgen.program import Structure
+from ppgen.structure import Structure
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,5 +33,5 @@ class MLE(Objective):
                 f"nor integrated in closed form (and the model has no log_prob(x)): use inference.ELBO() or "
                 f"inference.IWAE()")
 
-    def loss(self, module: nn.Module, structure: Structure, x: Tensor) -> Tensor:
-        return -exact_log_prob(module, structure, x).mean()
+    def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
+        return -exact_log_prob(module, structure, batch).mean()

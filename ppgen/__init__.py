@@ -13,8 +13,10 @@ inference backend of your choice, and ask it for log p(x), new samples x ~ p(x),
 from ppgen import datasets
 from ppgen.fitting import fit
 from ppgen.posterior import Posterior
-from ppgen.program import DATA_PLATE, Model, Structure
+from ppgen.program import DATA_PLATE, Model
 from ppgen.result import Fit, load
+from ppgen.structure import Structure
+from ppgen.weights import log_weights
 
 __version__ = "0.1.0"
-__all__ = ["DATA_PLATE", "Fit", "Model", "Posterior", "Structure", "datasets", "fit", "load"]
+__all__ = ["DATA_PLATE", "Fit", "Model", "Posterior", "Structure", "datasets", "fit", "load", "log_weights"]

@@ -10,9 +10,9 @@ from typing import IO, Any
 
 import torch
 
-CHECKPOINT_FORMAT = "ppgen.fit/1"
+CHECKPOINT_FORMAT = "ppgen.fit/2"
 #: what a checkpoint of that format holds besides its format tag.
-CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "example"})
+CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "example", "data_size"})
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import TensorDataset
 
 #: NumPy dtype kinds that hold real numbers: bool, signed and unsigned integers, floats.
 _NUMERIC_KINDS = "biuf"
 
 
-def as_data(data: Any, *, name: str = "data") -> Tensor:
+def as_data(data: Any, *, name: str = "data", min_dim: int = 2) -> Tensor:
     """Turns user data into a tensor of shape [N, ...], one data point per row.
 
     Floating-point tensors and arrays keep their dtype (float64 stays float64); integer and bool
@@ -23,14 +25,15 @@ def as_data(data: Any, *, name: str = "data") -> Tensor:
     Arguments:
         data: A ``torch.Tensor``, a ``numpy.ndarray`` or nested lists of numbers.
         name: The argument's name, used in error messages.
+        min_dim: the fewest dimensions accepted: 2 for points that are vectors, 1 where a point may be a number.
 
     Returns:
-        A tensor with at least two dimensions and at least one row, whose entries are all finite.
+        A tensor with at least ``min_dim`` dimensions and at least one row, whose entries are all finite.
 
     Raises:
         TypeError: If ``data`` does not hold real numbers (a string, a dict, None, an object or
             complex array, ragged lists).
-        ValueError: If ``data`` has fewer than two dimensions, no rows, or NaN or infinite entries.
+        ValueError: If ``data`` has fewer than ``min_dim`` dimensions, no rows, or NaN or infinite entries.
 
     Example:
         >>> as_data([[0, 1], [2, 3]]).dtype == torch.get_default_dtype()
@@ -41,7 +44,7 @@ def as_data(data: Any, *, name: str = "data") -> Tensor:
         raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}")
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
-    if x.dim() < 2:
+    if x.dim() < min_dim:
         raise ValueError(f"{name} must have shape [N, ...] with one data point per row, got shape "
                          f"{list(x.shape)}: reshape a single point to x[None] or a column to x[:, None]")
     if len(x) == 0:
@@ -66,3 +69,80 @@ def _from_array(data: Any, name: str) -> Tensor:
     if not array.dtype.isnative or not array.flags.writeable or min(array.strides, default=0) < 0:
         array = array.astype(array.dtype.newbyteorder("="))  # buffers torch cannot share: copy
     return torch.as_tensor(array)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The inputs of one call of a program, ``model(*args)`` and ``guide(*args)``, and where they sit in the data.
+
+    Attributes:
+        args: the aligned inputs (x, y, ...), each Tensor[B, ...]: row b of every input is data point b.
+        rows: LongTensor[B], the indices of these points in the data set, which a data plate that declares the
+            data set's full size (``pyro.plate("data", N, subsample_size=B)``) receives as its subsample.
+        size: N, the number of points in the whole data set, among which the terms of global latents are shared.
+    """
+
+    args: tuple[Tensor, ...]
+    rows: Tensor
+    size: int
+
+    def __len__(self) -> int:
+        return self.args[0].shape[0]
+
+    def take(self, rows: Tensor) -> Batch:
+        """The points at ``rows`` (indices into this batch), still part of the same data set."""
+        return Batch(tuple(arg[rows] for arg in self.args), self.rows[rows], self.size)
+
+    def head(self, n: int) -> Batch:
+        """The first ``n`` points."""
+        return self.take(torch.arange(min(n, len(self))))
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Batch:
+        """The batch on ``device``, its floating-point inputs in ``dtype`` (labels and masks keep theirs)."""
+        args = tuple(arg.to(device=device, dtype=dtype if arg.is_floating_point() else None) for arg in self.args)
+        return Batch(args, self.rows.to(device), self.size)
+
+
+def as_batch(data: Any, *, name: str = "data") -> Batch:
+    """The whole data set as one :class:`Batch`: a single array, or a tuple of aligned inputs.
+
+    A single tensor, array or nested list goes through :func:`as_data` (x, one point per row; a 1-D x is one
+    number per point). A ``tuple``
+    ``(x, y, ...)`` or a ``torch.utils.data.TensorDataset`` holds aligned inputs (a :class:`Batch` is returned as it
+    is), passed positionally to the
+    program as ``model(x, y, ...)``: each has one row per data point (a 1-D input, such as labels, is one
+    number per point), floating-point inputs keep their dtype, integer and bool inputs (labels, masks) keep
+    theirs, and floating-point entries must be finite.
+
+    Raises:
+        TypeError: an input does not hold real numbers, or ``data`` is an empty tuple.
+        ValueError: inputs of different lengths, no rows, or non-finite entries.
+    """
+    if isinstance(data, Batch):
+        return data
+    if isinstance(data, TensorDataset):
+        data = tuple(data.tensors)
+    if not isinstance(data, tuple):
+        x = as_data(data, name=name, min_dim=1)
+        return Batch((x,), torch.arange(len(x)), len(x))
+    if not data:
+        raise TypeError(f"{name} is an empty tuple: pass the data x, or aligned inputs (x, y, ...)")
+    args = tuple(_as_input(value, f"{name}[{i}]") for i, value in enumerate(data))
+    lengths = [len(arg) for arg in args]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"{name}: the inputs must have one row per data point each, got lengths {lengths}")
+    return Batch(args, torch.arange(lengths[0]), lengths[0])
+
+
+def _as_input(value: Any, name: str) -> Tensor:
+    """One of several aligned inputs: at least one dimension and one row; its dtype kept; finite if floating."""
+    x = (value.detach() if value.requires_grad else value) if isinstance(value, Tensor) else _from_array(value, name)
+    if x.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}")
+    if x.dim() < 1 or len(x) == 0:
+        raise ValueError(f"{name} must have one row per data point, got shape {list(x.shape)}")
+    if x.is_floating_point():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"{name} has {bad} non-finite entries (NaN or infinity) out of {x.numel()}")
+    return x

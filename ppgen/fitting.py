@@ -12,14 +12,15 @@ from typing import Any
 import pyro
 import torch
 from pyro.optim import PyroOptim
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
-from ppgen.data import as_data
+from ppgen.data import Batch, as_batch
 from ppgen.objective import Objective
-from ppgen.program import Structure, as_model_input, as_module, example_batch, inspect
+from ppgen.program import as_model_input, as_module
 from ppgen.result import Fit
+from ppgen.structure import Structure, example_batch, inspect
 
 
 def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: int = 10, batch_size: int = 128,
@@ -30,8 +31,9 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     Arguments:
         model: a Pyro program: an ``nn.Module`` with ``model(x)`` (and ``guide(x)`` where it has continuous
             latents), or a ``(model_fn, guide_fn)`` pair of plain functions.
-        data: Tensor or NumPy array of shape [N, ...], one data point per row; the model's floating-point
-            parameters take its dtype (float64 data, float64 model).
+        data: Tensor or NumPy array of shape [N, ...], one data point per row, or a tuple ``(x, y, ...)`` (or a
+            ``TensorDataset``) of aligned inputs, batched together and passed as ``model(x, y, ...)``; the model's
+            floating-point parameters take the dtype of x (float64 data, float64 model).
         inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
             latents that need a guide and ``MLE()`` for a model whose log p(x) is exact.
         epochs: passes over the data.
@@ -60,27 +62,28 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     device = check_device(device)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
-    x = as_data(data, name="data")
+    data = as_batch(data, name="data")
     module = as_module(model)
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
-    structure = inspect(module, as_model_input(example_batch(x), module), name="data")
+    structure = inspect(module, as_model_input(example_batch(data), module), name="data")
     if next(module.parameters(), None) is None:
         raise ValueError("the model has no parameters to fit")
-    structure.check_data(x, name="data")
+    structure.check_data(data, name="data")
     if inference is None:
         from ppgen.registry import default_inference  # the registry joins the core to the backends
 
         inference = default_inference(structure)
     inference.check(structure)
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
-        module.initialize(as_model_input(x, module))
-    module.to(device=device, dtype=x.dtype)
-    x = x.to(device)
+        module.initialize(*as_model_input(data, module).args)
+    dtype = data.args[0].dtype if data.args[0].is_floating_point() else torch.get_default_dtype()
+    module.to(device=device, dtype=dtype)
+    data = data.to(device, dtype)
     optimizer = make_optimizer(list(module.parameters()))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    history = train(module, structure, inference, optimizer, x, epochs, batch_size, generator, progress)
-    return Fit(module, structure, inference, history=history, example=example_batch(x).cpu())
+    history = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress)
+    return Fit(module, structure, inference, history=history, example=example_batch(data).to("cpu"))
 
 
 def check_backend(inference: Any) -> None:
@@ -96,7 +99,7 @@ def check_backend(inference: Any) -> None:
 
 
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
-          x: Tensor, epochs: int, batch_size: int, generator: torch.Generator | None,
+          data: Batch, epochs: int, batch_size: int, generator: torch.Generator | None,
           progress: bool | None) -> list[float]:
     """Run ``epochs`` passes of mini-batch gradient steps on the loss; return the mean loss of each epoch.
 
@@ -112,7 +115,7 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     with pyro.validation_enabled(False):
         for _ in bar:
             try:
-                history.append(epoch(module, structure, inference, optimizer, x, batch_size, generator))
+                history.append(epoch(module, structure, inference, optimizer, data, batch_size, generator))
             except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
                 raise FloatingPointError(f"{error} in epoch {len(history) + 1}: the steps diverged, lower lr") \
                     from error
@@ -135,18 +138,18 @@ def check_finite(module: nn.Module, epoch: int) -> None:
 
 
 def epoch(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
-          x: Tensor, batch_size: int, generator: torch.Generator | None) -> float:
-    """One pass over x in shuffled mini-batches; returns the mean loss per data point."""
-    order = torch.randperm(x.shape[0], generator=generator).to(x.device)
-    total = x.new_zeros(())
-    for batch in order.split(batch_size):
-        xb = x[batch]
-        loss = inference.loss(module, structure, xb)
+          data: Batch, batch_size: int, generator: torch.Generator | None) -> float:
+    """One pass over the data in shuffled mini-batches; returns the mean loss per data point."""
+    order = torch.randperm(len(data), generator=generator).to(data.rows.device)
+    total = data.args[0].new_zeros((), dtype=next(module.parameters()).dtype)
+    for rows in order.split(batch_size):
+        batch = data.take(rows)
+        loss = inference.loss(module, structure, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.detach() * xb.shape[0]
-    return total.item() / x.shape[0]
+        total += loss.detach() * len(batch)
+    return total.item() / len(data)
 
 
 def optimizer_factory(optim: Any, lr: float) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:

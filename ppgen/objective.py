@@ -13,7 +13,7 @@ anything differentiable) plugs in. A complete backend, the ELBO with K particles
         num_particles: int = 1
 
         def loss(self, module, structure, x):
-            return -log_weights(module, structure, x, self.num_particles).mean()
+            return -log_weights(module, structure, batch, self.num_particles).mean()
 
 Backends are frozen dataclasses with keyword arguments only, so that a saved fit records which
 objective made it and with what settings.
@@ -27,15 +27,17 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ppgen.program import Structure
+from ppgen.data import Batch
+from ppgen.structure import Structure
 
 
 class Objective(abc.ABC):
     """An inference backend: a loss L(theta, phi; x) to minimise over mini-batches x."""
 
     @abc.abstractmethod
-    def loss(self, module: nn.Module, structure: Structure, x: Tensor) -> Tensor:
-        """The scalar loss for a batch ``x``, in nats per data point (the mean over the batch)."""
+    def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
+        """The scalar loss for a mini-batch of the data (its inputs ``batch.args``, B points of N), in nats per data
+        point: the mean over the batch of per-point terms, an unbiased estimate of the full-data loss / N."""
 
     def check(self, structure: Structure) -> None:
         """Raise a ``ValueError`` before any training if this objective cannot fit a model of this structure."""
@@ -47,7 +49,8 @@ class Objective(abc.ABC):
         if not structure.reparameterized:
             raise ValueError(
                 f"{type(self).__name__}() differentiates through samples of q(z|x), but the guide has a site "
-                f"without a reparameterised sampler (rsample); sum discrete latents out in the model instead")
+                f"without a reparameterised sampler (rsample); sum discrete latents out in the model, or enumerate "
+                f"them in the guide (config_enumerate) under inference.ELBO()")
 
     @property
     def config(self) -> dict[str, Any]:

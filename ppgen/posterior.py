@@ -14,9 +14,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Posterior:
-    """Draws from q(z|x): ``samples[site]`` is Tensor[S, N, ...], S draws for each of N data points."""
+    """Draws from the posterior: ``samples[site]`` is Tensor[S, N, ...], S draws for each of N data points, or
+    Tensor[S, ...] for a global latent (listed in ``global_sites``), which all points share."""
 
     samples: dict[str, Tensor]
+    global_sites: tuple[str, ...] = ()
 
     def mean(self) -> dict[str, Tensor]:
         """The Monte Carlo posterior mean of each site, Tensor[N, ...]; a discrete site's values are averaged
@@ -28,12 +30,13 @@ class Posterior:
         """An ``arviz.InferenceData`` with one chain of S draws in its ``posterior`` group.
 
         Each site ``z`` of shape [S, N, d...] has dimensions ``(chain, draw, point, z_dim_0, ...)``, where
-        ``point`` indexes the data points the posterior was conditioned on.
+        ``point`` indexes the data points the posterior was conditioned on; a global latent has no ``point``.
         """
         import arviz as az  # imported on use: it is slow to import and only this export needs it
 
         posterior, dims = {}, {}
         for name, value in self.samples.items():
             posterior[name] = value.detach().cpu().numpy()[None]
-            dims[name] = ["point"] + [f"{name}_dim_{i}" for i in range(value.dim() - 2)]
+            local = name not in self.global_sites
+            dims[name] = ["point"] * local + [f"{name}_dim_{i}" for i in range(value.dim() - 1 - local)]
         return az.from_dict(posterior=posterior, dims=dims)

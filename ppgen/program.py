@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyro
-import pyro.poutine as poutine
 import torch
-from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor, nn
-from torch.distributions import constraints
+from torch.distributions import constraints, transform_to
+
+from ppgen.data import Batch
 
 DATA_PLATE = "data"
-PARTICLE_PLATE = "particles"
 
 
 class Model(nn.Module):
@@ -76,11 +74,11 @@ class PyroFunctions(nn.Module):
     and ``.to(device)`` see it like any other.
 
     Arguments:
-        model_fn: the Pyro model, called as ``model_fn(x)``.
-        guide_fn: the guide, called as ``guide_fn(x)``; ``None`` for a model without continuous latents.
+        model_fn: the Pyro model, called as ``model_fn(x)`` (or ``model_fn(x, y, ...)`` on aligned inputs).
+        guide_fn: the guide, called with the same inputs; ``None`` for a model without latents to guide.
     """
 
-    def __init__(self, model_fn: Callable[[Tensor], Any], guide_fn: Callable[[Tensor], Any] | None = None) -> None:
+    def __init__(self, model_fn: Callable[..., Any], guide_fn: Callable[..., Any] | None = None) -> None:
         super().__init__()
         if not callable(model_fn):
             raise TypeError(f"model_fn must be callable, got {type(model_fn).__name__}")
@@ -91,9 +89,9 @@ class PyroFunctions(nn.Module):
         self.params = nn.ParameterDict()
         self._store: dict[str, dict] = {"params": {}, "constraints": {}}
 
-    def _run(self, fn: Callable[[Tensor], Any], x: Tensor) -> Any:
+    def _run(self, fn: Callable[..., Any], *args: Tensor) -> Any:
         with pyro.get_param_store().scope(self._store) as store:
-            result = fn(x)
+            result = fn(*args)
         for name, value in store["params"].items():
             key = _param_key(name)
             if key not in self.params:
@@ -101,13 +99,13 @@ class PyroFunctions(nn.Module):
             store["params"][name] = self.params[key]
         return result
 
-    def model(self, x: Tensor) -> Any:
-        return self._run(self.model_fn, x)
+    def model(self, *args: Tensor) -> Any:
+        return self._run(self.model_fn, *args)
 
-    def guide(self, x: Tensor) -> Any:
+    def guide(self, *args: Tensor) -> Any:
         if self.guide_fn is None:
             raise AttributeError("this program has no guide")
-        return self._run(self.guide_fn, x)
+        return self._run(self.guide_fn, *args)
 
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> PyroFunctions:
         super()._apply(fn, *args, **kwargs)  # moves self.params; the store must follow them
@@ -145,142 +143,22 @@ def has_guide(module: nn.Module) -> bool:
     return callable(getattr(module, "guide", None))
 
 
-@dataclass(frozen=True)
-class Structure:
-    """What one trace of a program shows: its sites and plates, learnt once before fitting.
-
-    Attributes:
-        max_plate_nesting: how many batch dimensions the model's plates use.
-        data_dim: the batch dimension of the data plate, the leftmost of them.
-        observed: the names of the observed sites, x.
-        guided: the latent sites that the guide draws from q(z|x).
-        enumerated: the model's discrete latents that are summed out exactly.
-        unguided: the model's latents that neither the guide draws nor enumeration can sum out.
-        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated).
-        reparameterized: whether every guide site has a reparameterised sampler (``rsample``).
-        data_support: the support of the likelihood of x, to check data against before fitting.
-    """
-
-    max_plate_nesting: int
-    data_dim: int
-    observed: tuple[str, ...]
-    guided: tuple[str, ...]
-    enumerated: tuple[str, ...]
-    unguided: tuple[str, ...]
-    exact: bool
-    reparameterized: bool
-    data_support: constraints.Constraint | None
-
-    @property
-    def particle_dim(self) -> int:
-        """The batch dimension of the particle plate: left of every plate of the program."""
-        return -self.max_plate_nesting - 1
-
-    def check_data(self, x: Tensor, name: str) -> None:
-        """Raise a ``ValueError`` naming ``name`` if a row of x lies outside the support of the likelihood."""
-        if self.data_support is None:
-            return
-        ok = self.data_support.check(x)
-        if not bool(ok.all()):
-            bad = (~ok).reshape(x.shape[0], -1).any(1).nonzero()[:, 0]
-            support = self.data_support
-            while isinstance(support, constraints.independent):  # the support of one coordinate of x
-                support = support.base_constraint
-            hint = ": values in {0, 1}, as a Bernoulli likelihood needs" if support is constraints.boolean else ""
-            raise ValueError(
-                f"{name}: {bad.numel()} data point(s) lie outside the support of the model's likelihood "
-                f"({self.data_support}{hint}), the first at row {bad[0].item()}")
-
-
-def sample_sites(trace: poutine.Trace) -> list[dict]:
-    """The sample sites of a trace, without the subsample sites that plates add."""
-    return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
-
-
-def _data_dim(site: dict, program: str) -> int:
-    """The batch dimension of the data plate at a site, which must sit in it, left of any other plate of its own."""
-    plates = {frame.name: frame.dim for frame in site["cond_indep_stack"] if frame.vectorized}
-    if DATA_PLATE not in plates:
-        raise ValueError(
-            f"{program} site '{site['name']}' is outside pyro.plate('{DATA_PLATE}', ...): ppgen's bounds are "
-            f"per data point, so every latent and observed site must sit inside the plate named '{DATA_PLATE}'")
-    if plates[DATA_PLATE] != min(plates.values()):
-        raise ValueError(
-            f"{program} site '{site['name']}' has a plate left of pyro.plate('{DATA_PLATE}', ...): give the data "
-            f"plate the leftmost dim (e.g. dim=-2 around a plate with dim=-1), so that a point is a row")
-    return plates[DATA_PLATE]
-
-
-def inspect(module: nn.Module, x: Tensor, name: str = "x") -> Structure:
-    """Trace the guide and the model once on ``x`` and read off their :class:`Structure`.
-
-    Arguments:
-        module: the program.
-        x: a few data points to run it on.
-        name: what the caller calls the data, for error messages.
-
-    Raises:
-        ValueError: the program fails on x (data of the wrong shape, for one), or breaks the protocol (no
-            observed site, a site outside the data plate, a guide site the model does not have, a
-            sequentially enumerated site).
-    """
-    try:
-        with poutine.block():
-            guide_trace = poutine.trace(module.guide).get_trace(x) if has_guide(module) else None
-            replayed = poutine.replay(module.model, trace=guide_trace) if guide_trace else module.model
-            model_trace = poutine.trace(replayed).get_trace(x)
-    except (RuntimeError, ValueError, IndexError) as error:
-        raise ValueError(f"{name}: the program fails on rows of shape {list(x.shape[1:])} and dtype {x.dtype}: "
-                         f"{error}") from error
-    guide_sites = sample_sites(guide_trace) if guide_trace else []
-    model_sites = sample_sites(model_trace)
-    observed = tuple(s["name"] for s in model_sites if s["is_observed"])
-    if not observed:
-        raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
-    data_dims = {_data_dim(site, "guide") for site in guide_sites} | {_data_dim(site, "model") for site in model_sites}
-    if len(data_dims) > 1:
-        raise ValueError(f"pyro.plate('{DATA_PLATE}', ...) must have one dim throughout, got {sorted(data_dims)}")
-    guided = tuple(s["name"] for s in guide_sites)
-    latent = [s for s in model_sites if not s["is_observed"]]
-    orphans = set(guided) - {s["name"] for s in latent}
-    if orphans:
-        raise ValueError(f"guide site(s) {', '.join(map(repr, sorted(orphans)))} are not latent sites of the model: "
-                         f"q(z|x) must draw the model's own latents, under the same names")
-    for site in latent:
-        if site["infer"].get("enumerate") == "sequential":
-            raise ValueError(f"site '{site['name']}' asks for sequential enumeration; ppgen sums out "
-                             f"discrete latents in parallel: use infer={{'enumerate': 'parallel'}}")
-    enumerated = tuple(s["name"] for s in latent if s["name"] not in guided and _enumerable(s))
-    unguided = tuple(s["name"] for s in latent if s["name"] not in guided and s["name"] not in enumerated)
-    all_enumerable = all(_enumerable(s) for s in latent)
-    dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
-    return Structure(
-        max_plate_nesting=max(dims, default=0),
-        data_dim=data_dims.pop(),
-        observed=observed,
-        guided=guided,
-        enumerated=enumerated,
-        unguided=unguided,
-        exact=callable(getattr(module, "log_prob", None)) or all_enumerable,
-        reparameterized=all(s["fn"].has_rsample for s in guide_sites),
-        data_support=next((s["fn"].support for s in model_sites
-                           if s["is_observed"] and s["value"] is x), None),
-    )
-
-
-def _enumerable(site: dict) -> bool:
-    return site["infer"].get("enumerate") == "parallel" and site["fn"].has_enumerate_support
-
-
-def as_model_input(x: Tensor, module: nn.Module) -> Tensor:
-    """x on the device and in the floating-point dtype of the module's parameters as they are now (torch's
+def as_model_input(batch: Batch, module: nn.Module) -> Batch:
+    """The batch on the device and in the floating-point dtype of the module's parameters as they are now (torch's
     default dtype, on the CPU, for a program whose parameters do not exist before its first run)."""
     param = next((p for p in module.parameters() if p.is_floating_point()), None)
     if param is None:
-        return x.to(device="cpu", dtype=torch.get_default_dtype())
-    return x.to(device=param.device, dtype=param.dtype)
+        return batch.to(device="cpu", dtype=torch.get_default_dtype())
+    return batch.to(device=param.device, dtype=param.dtype)
 
 
-def example_batch(x: Tensor, size: int = 2) -> Tensor:
-    """A few rows of ``x`` to trace a program on."""
-    return x[:size]
+def constrained_params(module: nn.Module) -> dict[str, Tensor]:
+    """Every learnt parameter of a program by the name the program gave it, constrained.
+
+    A ``pyro.param`` of a function pair appears under its own name, in its constrained space (a
+    ``constraint=positive`` scale is positive); an ``nn.Module``'s parameters under their ``state_dict`` names.
+    """
+    if not isinstance(module, PyroFunctions):
+        return {name: param.detach() for name, param in module.named_parameters()}
+    return {name: transform_to(module._store["constraints"].get(name, constraints.real))(param).detach()
+            for name, param in module._store["params"].items()}

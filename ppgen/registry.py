@@ -9,7 +9,7 @@ from torch import nn
 from ppgen import inference as backends
 from ppgen import models as zoo
 from ppgen.objective import Objective
-from ppgen.program import Structure
+from ppgen.structure import Structure
 
 MODELS: dict[str, type[nn.Module]] = {"vae": zoo.VAE, "ppca": zoo.PPCA, "gmm": zoo.GMM}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE}

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
-import pyro.poutine as poutine
 import torch
 from torch import Tensor, nn
 
-from ppgen.bounds import draw_particles, enumerated_log_posterior, exact_log_prob, log_weights, trace_particles
+from ppgen import density, representation, sampling
 from ppgen.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, atomic_save, class_path, resolve_class
 from ppgen.checks import check_device, check_positive_int
-from ppgen.data import as_data
+from ppgen.data import Batch, as_batch
 from ppgen.objective import Objective
 from ppgen.posterior import Posterior
-from ppgen.program import Model, Structure, as_model_input, as_module, inspect, sample_sites
-
-#: particles times data points evaluated in one pass of an importance-sampled query; bounds memory.
-PARTICLE_POINTS_PER_PASS = 2**15
+from ppgen.program import Model, as_model_input, as_module, constrained_params
+from ppgen.structure import Structure, inspect
 
 
 class Fit:
@@ -30,16 +26,18 @@ class Fit:
         structure: what ppgen learnt of the program by tracing it.
         inference: the objective it was fitted with.
         history: the mean training loss of each epoch, in nats per data point.
-        example: a few training rows, which fix the shape and dtype of x and let a loaded fit trace its program.
+        example: a few training rows of every input (a :class:`~ppgen.data.Batch`, or anything ``fit`` takes as
+            data), which fix their shapes and dtypes, let a loaded fit trace its program, and record N, the size
+            of the training set (``example.size``).
     """
 
     def __init__(self, model: nn.Module, structure: Structure, inference: Objective, *, history: list[float],
-                 example: Tensor) -> None:
+                 example: Batch | Any) -> None:
         self.model = model
         self.structure = structure
         self.inference = inference
         self.history = history
-        self.example = example
+        self.example = as_batch(example, name="example")
 
     def __repr__(self) -> str:
         last = f"{self.history[-1]:.4g}" if self.history else "n/a"
@@ -48,143 +46,104 @@ class Fit:
 
     @property
     def x_shape(self) -> tuple[int, ...]:
-        """The shape of one data point."""
-        return tuple(self.example.shape[1:])
+        """The shape of one data point x, the first input."""
+        return tuple(self.example.args[0].shape[1:])
 
     @property
     def device(self) -> torch.device:
         """Where the model's parameters live."""
-        return next(self.model.parameters(), self.example).device
+        return next(self.model.parameters(), self.example.args[0]).device
 
-    def _data(self, x: Any, name: str = "x") -> Tensor:
-        x = as_data(x, name=name)
-        if tuple(x.shape[1:]) != self.x_shape:
-            raise ValueError(f"{name} must have shape [N, {', '.join(map(str, self.x_shape))}] like the training "
-                             f"data, got {list(x.shape)}")
-        x = x.to(device=self.device, dtype=self.example.dtype)
-        self.structure.check_data(x, name)
-        return x
+    @property
+    def params(self) -> dict[str, Tensor]:
+        """Every learnt parameter under the name the program gave it, constrained: ``fit.params["scale"] > 0`` for
+        a ``pyro.param("scale", ..., constraint=positive)``; an ``nn.Module``'s parameters by their own names."""
+        return constrained_params(self.model)
+
+    def _batch(self, inputs: tuple[Any, ...], name: str = "x") -> Batch:
+        """Query inputs checked against the training inputs: as many, each of the same shape per point."""
+        if len(inputs) != self.structure.num_inputs:
+            raise TypeError(f"the model takes {self.structure.num_inputs} input(s) (x, ...), as it was fitted, got "
+                            f"{len(inputs)}; pass the query's options by keyword, e.g. log_prob(x, k=1000)")
+        batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name)
+        for i, (arg, like) in enumerate(zip(batch.args, self.example.args)):
+            if arg.shape[1:] != like.shape[1:]:
+                where = name if len(inputs) == 1 else f"{name}[{i}]"
+                raise ValueError(f"{where} must have shape [N, {', '.join(map(str, like.shape[1:]))}] like the "
+                                 f"training data, got {list(arg.shape)}")
+        batch = Batch(batch.args, batch.rows, self.example.size).to(self.device, self.example.args[0].dtype)
+        self.structure.check_data(batch, name)
+        return batch
 
     @torch.no_grad()
-    def log_prob(self, x: Any, k: int = 1000) -> Tensor:
-        """log p(x) for each row of x, Tensor[N].
+    def log_prob(self, *inputs: Any, k: int = 1000) -> Tensor:
+        """log p(x) for each row of x, Tensor[N] (given the model's further inputs, ``log_prob(x, y)``).
 
         Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
         enumeration); otherwise the importance-sampled estimate log (1/K) sum_k p(x, z_k) / q(z_k|x) with
         z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower bound in expectation that
-        tightens as K grows.
+        tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)].
         """
         k = check_positive_int(k, "k")
-        x = self._data(x)
-        if self.structure.exact:
-            return exact_log_prob(self.model, self.structure, x)
-        return self._iwae(x, k)
+        return density.log_prob(self.model, self.structure, self._batch(inputs), k)
 
     @torch.no_grad()
-    def iwae_bound(self, x: Any, k: int) -> Tensor:
+    def iwae_bound(self, *inputs: Any, k: int) -> Tensor:
         """The K-sample importance-weighted bound through the guide, Tensor[N], for any model with a guide."""
         k = check_positive_int(k, "k")
-        return self._iwae(self._data(x), k)
-
-    def _iwae(self, x: Tensor, k: int) -> Tensor:
-        if self.structure.unguided:
-            raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
-                             f"{self.structure.unguided}; no guide draws them (log_prob(x) is exact for this model)")
-        points = max(1, PARTICLE_POINTS_PER_PASS // k)
-        particles = min(k, PARTICLE_POINTS_PER_PASS)
-        out = []
-        for xb in x.split(points):
-            sums = [log_weights(self.model, self.structure, xb, min(particles, k - start)).logsumexp(0)
-                    for start in range(0, k, particles)]
-            out.append(torch.stack(sums).logsumexp(0) - math.log(k))
-        return torch.cat(out)
+        return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k)
 
     @torch.no_grad()
-    def sample(self, n: int) -> Tensor:
-        """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]."""
+    def sample(self, n: int, *given: Any) -> Tensor:
+        """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]; for a model of further inputs,
+        ``sample(n, y)`` draws x ~ p(x | y) with one row of y per draw."""
         n = check_positive_int(n, "n")
-        if len(self.structure.observed) != 1:
-            raise ValueError(f"sample() returns the model's one observed site, but it has "
-                             f"{len(self.structure.observed)}: {self.structure.observed}")
-        placeholder = self.example[:1].to(self.device).expand(n, *self.x_shape)
-        trace = poutine.trace(poutine.uncondition(self.model.model)).get_trace(placeholder)
-        return trace.nodes[self.structure.observed[0]]["value"]
+        if len(given) != self.structure.num_inputs - 1:
+            raise TypeError(f"sample(n, ...) takes the model's {self.structure.num_inputs - 1} input(s) besides x, "
+                            f"got {len(given)}")
+        others = [i for i in range(self.structure.num_inputs) if i != (self.structure.observed_input or 0)]
+        checked = []
+        for i, value in zip(others, given):
+            batch = as_batch((value,), name=f"given[{len(checked)}]")
+            like = self.example.args[i]
+            if len(batch) != n or batch.args[0].shape[1:] != like.shape[1:]:
+                raise ValueError(f"given[{len(checked)}] must have shape [{n}, {', '.join(map(str, like.shape[1:]))}]:"
+                                 f" one row per draw, got {list(batch.args[0].shape)}")
+            checked.append(batch.to(self.device, like.dtype if like.is_floating_point() else None).args[0])
+        return sampling.sample(self.model, self.structure, self.example.to(self.device), n, tuple(checked))
 
     @torch.no_grad()
-    def encode(self, x: Any, site: str | None = None, num_samples: int = 100) -> Tensor:
+    def encode(self, *inputs: Any, site: str | None = None, num_samples: int = 100) -> Tensor:
         """The posterior mean of a latent site given x: Tensor[N, d] for a site of d coordinates per data point
         (a site in further plates keeps their dimensions, as the program lays them out).
 
-        For a site the guide draws, E_q[z|x] under q(z|x). For a discrete latent c that the model sums out, the
-        posterior p(c|x) over its C values, Tensor[N, C], which is E[onehot(c) | x]: exact when the model has
-        no guided latents, otherwise E_q(z|x)[p(c|x, z)], the c-marginal of the posterior that
-        :meth:`posterior` draws from. Where a mean has no closed form (that last case, or a guide distribution
-        without an analytic mean), it is the average of ``num_samples`` draws.
+        For a site the guide draws, E_q[z|x] under q(z|x); for a discrete site the guide enumerates, q(c|x) over
+        its C values, Tensor[N, C]. For a discrete latent c that the model sums out, the posterior p(c|x),
+        Tensor[N, C], which is E[onehot(c) | x]: exact when the model has no guided latents, otherwise
+        E_q(z|x)[p(c|x, z)], the c-marginal of the posterior that :meth:`posterior` draws from. Where a mean has
+        no closed form (that last case, or a guide distribution without an analytic mean), it is the average of
+        ``num_samples`` draws.
         """
-        name = self._latent_site(site)
+        name = representation.latent_site(self.model, self.structure, site)
         num_samples = check_positive_int(num_samples, "num_samples")
-        x = self._data(x)
-        if name in self.structure.enumerated:
-            _, model_trace = trace_particles(self.model, self.structure, x, self._draws_given_guide(num_samples))
-            return enumerated_log_posterior(model_trace, name, self.structure.particle_dim).exp().mean(0)
-        q = poutine.trace(self.model.guide).get_trace(x).nodes[name]["fn"]
-        try:
-            return q.mean
-        except NotImplementedError:  # e.g. a transformed distribution: no closed form, so draws
-            return draw_particles(self.model, self.structure, x, num_samples).nodes[name]["value"].mean(0)
+        return representation.encode(self.model, self.structure, self._batch(inputs), name, num_samples)
 
     @torch.no_grad()
-    def posterior(self, x: Any, num_samples: int = 500) -> Posterior:
+    def posterior(self, *inputs: Any, num_samples: int = 500) -> Posterior:
         """``num_samples`` joint draws of every latent site for every row of x.
 
         z_s ~ q(z|x) for the sites the guide draws, and for each discrete latent c that the model sums out,
         c_s ~ p(c | x, z_s) exactly given the same draw z_s (each such c from its own marginal given z_s).
+        Global latents come with their draws too, without a data dimension.
         """
         num_samples = check_positive_int(num_samples, "num_samples")
-        self._check_latent()
-        x = self._data(x)
-        particles = self._draws_given_guide(num_samples)
-        if self.structure.enumerated:
-            guide_trace, model_trace = trace_particles(self.model, self.structure, x, particles)
-        else:  # the guide's draws are the whole answer
-            guide_trace = draw_particles(self.model, self.structure, x, particles)
-        samples = {site["name"]: site["value"] for site in sample_sites(guide_trace)} if guide_trace else {}
-        for name in self.structure.enumerated:
-            given = torch.distributions.Categorical(logits=enumerated_log_posterior(model_trace, name,
-                                                                                    self.structure.particle_dim))
-            if self.structure.guided:  # one draw for each guide particle z_s
-                samples[name] = given.sample()
-            else:  # one exact posterior, as a single particle: every draw from it
-                samples[name] = given.sample((num_samples,))[:, 0]
-        return Posterior(samples)
-
-    def _draws_given_guide(self, num_samples: int) -> int:
-        """Particles to trace for ``num_samples`` posterior draws: one when no latent comes from the guide."""
-        return num_samples if self.structure.guided else 1
+        representation.check_latent(self.model, self.structure)
+        return representation.posterior(self.model, self.structure, self._batch(inputs), num_samples)
 
     @property
     def latent_sites(self) -> tuple[str, ...]:
         """The latent sites a query can answer about: those the guide draws, then those the model sums out."""
-        return self.structure.guided + self.structure.enumerated
-
-    def _check_latent(self) -> None:
-        if self.structure.unguided and not self.latent_sites:
-            raise ValueError(f"{type(self.model).__name__}'s latent site(s) {self.structure.unguided} have no guide "
-                             f"q(z|x) to infer them: give the model a guide(x) that draws them")
-        if not self.latent_sites:
-            raise ValueError(f"{type(self.model).__name__} has no latent variables to infer")
-
-    def _latent_site(self, site: str | None) -> str:
-        """The latent site a query is about: the one there is, or the one named."""
-        self._check_latent()
-        latent = self.latent_sites
-        if site is None:
-            if len(latent) > 1:
-                raise ValueError(f"the model has several latent sites {latent}: choose one with site=")
-            return latent[0]
-        if site not in latent:
-            raise ValueError(f"site must be one of the model's latent sites {latent}, got {site!r}")
-        return site
+        return representation.latent_sites(self.structure)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fit to ``path`` atomically: a crash mid-write leaves any earlier file intact."""
@@ -195,7 +154,8 @@ class Fit:
             "state_dict": {name: t.detach().cpu() for name, t in self.model.state_dict().items()},
             "inference": {"class": class_path(type(self.inference)), "config": self.inference.config},
             "history": list(self.history),
-            "example": self.example.cpu(),
+            "example": [arg.cpu() for arg in self.example.args],
+            "data_size": self.example.size,
         }, path)
 
 
@@ -229,7 +189,7 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     missing = sorted(CHECKPOINT_KEYS - state.keys())
     if missing:
         raise ValueError(f"{os.fspath(path)} is a damaged ppgen fit: it lacks {', '.join(missing)}")
-    example = state["example"]
+    example = _example(state, path)
     if model is None:
         module = resolve_class(state["model"]["class"], Model, hint="pass the model, built as it was, to "
                                "ppgen.load(path, model=...), or import its module first if it is a ppgen.Model")
@@ -238,7 +198,7 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
         module = as_module(model)
     # trace first: that creates the parameters of a program that makes them on its first run
     structure = inspect(module, as_model_input(example, module), name=f"the example rows in {os.fspath(path)}")
-    module.to(device=device, dtype=example.dtype)
+    module.to(device=device, dtype=example.args[0].dtype)
     try:
         module.load_state_dict(state["state_dict"])
     except RuntimeError as error:
@@ -248,3 +208,11 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
                             "backend first")
     inference = backend(**state["inference"]["config"])
     return Fit(module, structure, inference, history=state["history"], example=example)
+
+
+def _example(state: dict, path: str | os.PathLike) -> Batch:
+    """The example rows of a checkpoint, as a batch of the training set's size."""
+    args, size = state["example"], state.get("data_size")
+    if not (isinstance(args, list) and args and all(isinstance(a, Tensor) for a in args) and isinstance(size, int)):
+        raise ValueError(f"{os.fspath(path)} is a damaged ppgen fit: its example rows or data size are not readable")
+    return Batch(tuple(args), torch.arange(len(args[0])), size)

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import ppgen
-from ppgen import inference, models, result
+from ppgen import density, inference, models
 from ppgen.bounds import exact_log_prob, log_weights
-from ppgen.program import inspect
+from ppgen.data import as_batch
+from ppgen.structure import inspect
 from programs import AmortisedPPCA
 
 
@@ -30,20 +31,20 @@ def test_with_the_exact_posterior_every_log_weight_is_log_p_x():
     """PPCA's guide is p(z|x) in closed form, so log p(x, z) - log q(z|x) = log p(x) on every draw."""
     ppca, x, p_x = ppca_and_data()
     structure = inspect(ppca, x)
-    log_w = log_weights(ppca, structure, x, 50)
+    log_w = log_weights(ppca, structure, as_batch(x), 50)
     assert log_w.shape == (50, 20)
     exact = p_x.log_prob(x)
     torch.testing.assert_close(log_w, exact.expand(50, 20), rtol=0, atol=1e-12)
     # so the ELBO and every IWAE_k equal log p(x) on every draw, whatever the backend
     for backend in (inference.ELBO(num_particles=3), inference.IWAE(k=7)):
-        torch.testing.assert_close(backend.loss(ppca, structure, x), -exact.mean(), rtol=0, atol=1e-12)
+        torch.testing.assert_close(backend.loss(ppca, structure, as_batch(x)), -exact.mean(), rtol=0, atol=1e-12)
 
 
 def test_chunked_importance_sampling_combines_chunks_exactly(monkeypatch):
     """k = 20 in chunks of 8, 8 and 4 particles gives log (1/k) sum w exactly: here every w = p(x)."""
     ppca, x, p_x = ppca_and_data()
     fit = ppgen.Fit(ppca, inspect(ppca, x), inference.ELBO(), history=[], example=x[:2])
-    monkeypatch.setattr(result, "PARTICLE_POINTS_PER_PASS", 8)
+    monkeypatch.setattr(density, "PARTICLE_POINTS_PER_PASS", 8)
     torch.testing.assert_close(fit.iwae_bound(x, k=20), p_x.log_prob(x), rtol=0, atol=1e-12)
 
 
@@ -58,7 +59,7 @@ def test_iwae_bounds_rise_towards_log_p_x_with_k():
     fit = ppgen.fit(AmortisedPPCA(x_dim=64, z_dim=4), x, inference=inference.ELBO(), epochs=40, batch_size=100,
                     lr=0.02, progress=False)
     exact = fit.log_prob(x)
-    bounds = {k: fit.iwae_bound(x, k) for k in (1, 50, 5000)}
+    bounds = {k: fit.iwae_bound(x, k=k) for k in (1, 50, 5000)}
 
     def at_least(a, b):  # mean(a - b) >= 0 up to three standard errors
         d = a - b
@@ -87,8 +88,8 @@ def test_enumeration_with_an_inner_plate_is_the_exact_mixture_likelihood():
     x = torch.bernoulli(torch.full((40, 6), 0.4))
     program = ppgen.program.as_module((mixture_of_bernoullis(), None))
     structure = inspect(program, x)
-    assert structure.enumerated == ("c",) and structure.exact and structure.max_plate_nesting == 2
-    log_p = exact_log_prob(program, structure, x)
+    assert structure.enumerated == ("c",) and structure.exact and structure.plan.max_plate_nesting == 2
+    log_p = exact_log_prob(program, structure, as_batch(x))
     store = program._store["params"]
     weights = dist.transforms.transform_to(dist.constraints.simplex)(store["weights"])
     probs = torch.sigmoid(store["probs"])
@@ -102,7 +103,7 @@ def test_every_backend_sums_out_an_enumerated_latent_to_the_same_value(backend):
     x = torch.bernoulli(torch.full((40, 6), 0.4))
     program = ppgen.program.as_module((mixture_of_bernoullis(), None))
     structure = inspect(program, x)
-    torch.testing.assert_close(backend.loss(program, structure, x), -exact_log_prob(program, structure, x).mean())
+    torch.testing.assert_close(backend.loss(program, structure, as_batch(x)), -exact_log_prob(program, structure, as_batch(x)).mean())
 
 
 def test_a_per_point_latent_beside_a_per_pixel_plate_counts_once():
@@ -124,7 +125,7 @@ def test_a_per_point_latent_beside_a_per_pixel_plate_counts_once():
     program = ppgen.program.as_module((model, guide))
     exact = dist.MultivariateNormal(torch.zeros(d, dtype=torch.float64),
                                     torch.eye(d, dtype=torch.float64) + 1).log_prob(x)
-    torch.testing.assert_close(log_weights(program, inspect(program, x), x, 30), exact.expand(30, 7),
+    torch.testing.assert_close(log_weights(program, inspect(program, x), as_batch(x), 30), exact.expand(30, 7),
                                rtol=0, atol=1e-12)
 
 
@@ -150,7 +151,7 @@ def test_the_elbo_of_latents_in_nested_plates_is_pyros_trace_elbo():
     program = ppgen.program.as_module((model, guide))
     structure = inspect(program, x)
     pyro.set_rng_seed(1)
-    ours = inference.ELBO().loss(program, structure, x)
+    ours = inference.ELBO().loss(program, structure, as_batch(x))
     pyro.set_rng_seed(1)  # the same draws
     theirs = pyro.infer.Trace_ELBO(max_plate_nesting=2).differentiable_loss(model, guide, x) / len(x)
     torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)

@@ -63,7 +63,7 @@ class PlainBackend(inference.Objective):
 @pytest.mark.parametrize("make", [small_vae, lambda: models.PPCA(x_dim=6, z_dim=2)], ids=["VAE", "PPCA"])
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"data": torch.full((4, 6), float("nan"))}, ValueError, "data has 24 non-finite"),
-    ({"data": torch.rand(6)}, ValueError, r"data must have shape \[N, ...\]"),
+    ({"data": torch.rand(6)}, ValueError, r"data: the program fails on rows of shape \[\]"),
     ({"data": torch.rand(4, 5).double()}, ValueError, r"data: the program fails on rows of shape \[5\]"),
     ({"data": "digits"}, TypeError, "data must be"),
     ({"epochs": 0}, ValueError, "epochs must be a positive int"),
@@ -176,11 +176,11 @@ def test_a_guide_must_cover_continuous_latents(binary):
         ppgen.fit(NoGuide(), binary, inference=inference.ELBO())
 
 
-def test_sites_outside_the_data_plate_are_refused(binary):
+def test_observations_outside_any_plate_of_the_data_are_refused(binary):
     def model(x):
         pyro.sample("x", dist.Bernoulli(0.5 * torch.ones(x.shape)).to_event(2), obs=x)
 
-    with pytest.raises(ValueError, match="outside pyro.plate\\('data'"):
+    with pytest.raises(ValueError, match=r"no pyro.plate around the observed site\(s\) 'x' has the batch's size"):
         ppgen.fit(model, binary)
 
 
@@ -386,7 +386,7 @@ def test_a_plain_function_program_takes_the_datas_dtype():
     (b"not a checkpoint", "is not a readable ppgen fit"),
     (b"", "is not a readable ppgen fit"),
     (b"hello", "is not a readable ppgen fit"),
-    ({"format": checkpoint.CHECKPOINT_FORMAT, "model": {}}, "is a damaged ppgen fit: it lacks example, history"),
+    ({"format": checkpoint.CHECKPOINT_FORMAT, "model": {}}, "is a damaged ppgen fit: it lacks data_size, example, history"),
 ])
 def test_a_damaged_file_is_refused_with_its_name(tmp_path, content, match):
     path = tmp_path / "fit.pt"
@@ -453,6 +453,6 @@ def test_encode_averages_draws_where_the_guide_has_no_closed_form_mean(binary):
             pyro.sample("z", dist.TransformedDistribution(base, [dist.transforms.ExpTransform()]).to_event(1))
 
     program = ppgen.program.as_module((model, guide))
-    fit = ppgen.Fit(program, ppgen.program.inspect(program, binary), inference.ELBO(), history=[], example=binary[:2])
+    fit = ppgen.Fit(program, ppgen.structure.inspect(program, binary), inference.ELBO(), history=[], example=binary[:2])
     expected = torch.full((4, 1), math.exp(0.3 + 0.5**2 / 2))
     torch.testing.assert_close(fit.encode(binary[:4], num_samples=200000), expected, atol=0.02, rtol=0)

@@ -10,7 +10,8 @@ from sklearn.preprocessing import StandardScaler
 import ppgen
 from ppgen import datasets, inference, models
 from ppgen.bounds import exact_log_prob
-from ppgen.program import inspect
+from ppgen.data import as_batch
+from ppgen.structure import inspect
 from programs import AmortisedPPCA
 
 
@@ -91,7 +92,7 @@ def test_gmm_log_prob_is_scikit_learns_mixture_density(covariance):
     gmm.set_components(torch.tensor(em.weights_), torch.tensor(em.means_), torch.tensor(scale))
     data = torch.tensor(x)
     structure = inspect(gmm, data)
-    log_p = exact_log_prob(gmm, structure, data)
+    log_p = exact_log_prob(gmm, structure, as_batch(data))
     np.testing.assert_allclose(log_p.detach().numpy(), em.score_samples(x), rtol=0, atol=1e-10)
     responsibilities = ppgen.Fit(gmm, structure, inference.MLE(), history=[], example=data[:2]).encode(data)
     np.testing.assert_allclose(responsibilities.detach().numpy(), em.predict_proba(x), rtol=0, atol=1e-10)

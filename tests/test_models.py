@@ -5,7 +5,8 @@ import torch
 
 import ppgen
 from ppgen import inference, models, registry
-from ppgen.program import inspect
+from ppgen.data import as_batch
+from ppgen.structure import inspect
 
 ZOO = sorted(registry.MODELS)
 
@@ -28,7 +29,7 @@ def test_every_parameter_gets_a_gradient_from_the_elbo(name, x):
     """The ELBO trains model and guide together (and sums out enumerated latents), so it reaches every parameter."""
     model = registry.MODELS[name](x_dim=5)
     structure = inspect(model, x)
-    inference.ELBO().loss(model, structure, x).backward()
+    inference.ELBO().loss(model, structure, as_batch(x)).backward()
     for param_name, param in model.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, param_name
 
@@ -40,9 +41,9 @@ def test_answers_every_query_defined_for_it_and_says_which_is_not(name, x):
     assert fit.sample(7).shape == (7, 5)
     assert fit.encode(x).shape[0] == 32
     assert all(s.shape[:2] == (11, 32) for s in fit.posterior(x, num_samples=11).samples.values())
-    assert fit.iwae_bound(x, 3).shape == (32,)
+    assert fit.iwae_bound(x, k=3).shape == (32,)
     if not fit.structure.guided:  # every latent summed out: the bound is log p(x) itself
-        torch.testing.assert_close(fit.iwae_bound(x, 3), fit.log_prob(x))
+        torch.testing.assert_close(fit.iwae_bound(x, k=3), fit.log_prob(x))
 
 
 def test_a_gaussian_vae_fits_real_valued_data():

@@ -1,0 +1,47 @@
+"""Density estimation: log p(x) for each point, exact where the model allows, importance-sampled otherwise."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ppgen.bounds import exact_log_prob, log_weights
+from ppgen.data import Batch
+from ppgen.structure import Structure
+
+#: particles times data points evaluated in one pass of an importance-sampled query; bounds memory.
+PARTICLE_POINTS_PER_PASS = 2**15
+
+
+def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:
+    """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k."""
+    if structure.exact:
+        return exact_log_prob(module, structure, batch)
+    return importance_log_prob(module, structure, batch, k)
+
+
+def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:
+    """The K-sample importance-weighted estimate log (1/K) sum_k p(x_n, z_k) / q(z_k|x_n), z_k ~ q(z|x_n), Tensor[N].
+
+    A lower bound on log p(x_n) in expectation that tightens as K grows (IWAE_K). For a model with global latents
+    theta, each particle draws theta_k ~ q(theta) and the local terms are weighted given it: the estimate is of the
+    posterior predictive density log E_q(theta)[p(x_n | theta)], the global latents drawn from q for the whole
+    data set. Particles and points are evaluated in chunks of at most ``PARTICLE_POINTS_PER_PASS``.
+
+    Raises:
+        ValueError: the model has latents that no guide draws.
+    """
+    if structure.unguided:
+        raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
+                         f"{structure.unguided}; no guide draws them")
+    points = max(1, PARTICLE_POINTS_PER_PASS // k)
+    particles = min(k, PARTICLE_POINTS_PER_PASS)
+    out = []
+    for rows in torch.arange(len(batch)).split(points):
+        chunk = batch.take(rows.to(batch.rows.device))
+        sums = [log_weights(module, structure, chunk, min(particles, k - start), global_terms=False).logsumexp(0)
+                for start in range(0, k, particles)]
+        out.append(torch.stack(sums).logsumexp(0) - math.log(k))
+    return torch.cat(out)

@@ -1,0 +1,96 @@
+"""Representation: what the model thinks explains x, as a posterior mean (``encode``) or as posterior draws."""
+
+from __future__ import annotations
+
+import pyro.poutine as poutine
+import torch
+from torch import Tensor, nn
+
+from ppgen.data import Batch
+from ppgen.enumeration import enumerated_log_posterior
+from ppgen.posterior import Posterior
+from ppgen.structure import Structure
+from ppgen.traces import BatchRows, draw_particles, sample_sites, trace_particles
+
+
+def latent_sites(structure: Structure) -> tuple[str, ...]:
+    """The latent sites a query can answer about: those the guide draws, then those the model sums out."""
+    return structure.guided + structure.enumerated
+
+
+def check_latent(module: nn.Module, structure: Structure) -> None:
+    """A ``ValueError`` unless the program has latents that a query can infer."""
+    if structure.unguided and not latent_sites(structure):
+        raise ValueError(f"{type(module).__name__}'s latent site(s) {structure.unguided} have no guide q(z|x) to "
+                         f"infer them: give the model a guide(x) that draws them")
+    if not latent_sites(structure):
+        raise ValueError(f"{type(module).__name__} has no latent variables to infer")
+
+
+def latent_site(module: nn.Module, structure: Structure, site: str | None) -> str:
+    """The latent site a query is about: the one there is, or the one named."""
+    check_latent(module, structure)
+    latent = latent_sites(structure)
+    if site is None:
+        if len(latent) > 1:
+            raise ValueError(f"the model has several latent sites {latent}: choose one with site=")
+        return latent[0]
+    if site not in latent:
+        raise ValueError(f"site must be one of the model's latent sites {latent}, got {site!r}")
+    return site
+
+
+def encode(module: nn.Module, structure: Structure, batch: Batch, site: str, num_samples: int) -> Tensor:
+    """The posterior mean of a latent site given x: Tensor[N, d] (see :meth:`ppgen.Fit.encode`)."""
+    if site in structure.enumerated:
+        _, model_trace = trace_particles(module, structure, batch, _draws_given_guide(structure, num_samples))
+        return enumerated_log_posterior(model_trace, site, structure.particle_dim,
+                                        structure.plan.data_plate).exp().mean(0)
+    q = poutine.trace(BatchRows(batch)(module.guide)).get_trace(*batch.args).nodes[site]["fn"]
+    if site in structure.guide_enumerated:  # q(c|x) over the C values, as the model's sums give p(c|x)
+        values = q.enumerate_support(expand=False)
+        return q.log_prob(values).movedim(0, -1).exp()
+    try:
+        return q.mean
+    except NotImplementedError:  # e.g. a transformed distribution: no closed form, so draws
+        return draw_particles(module, structure, batch, num_samples).nodes[site]["value"].mean(0)
+
+
+def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples: int) -> Posterior:
+    """``num_samples`` joint draws of every latent site for every point (see :meth:`ppgen.Fit.posterior`)."""
+    if structure.guide_enumerated:
+        raise ValueError(f"posterior draws need one draw of every latent, but the guide enumerates "
+                         f"{structure.guide_enumerated}: ask encode(x, site=...) for q(c|x) instead")
+    particles = _draws_given_guide(structure, num_samples)
+    if structure.enumerated:
+        guide_trace, model_trace = trace_particles(module, structure, batch, particles)
+    else:  # the guide's draws are the whole answer
+        guide_trace = draw_particles(module, structure, batch, particles)
+    samples = {site["name"]: _draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
+               if not site["infer"].get("is_auxiliary")} if guide_trace else {}
+    for name in structure.enumerated:
+        logits = enumerated_log_posterior(model_trace, name, structure.particle_dim, structure.plan.data_plate)
+        given = torch.distributions.Categorical(logits=logits)
+        if structure.guided:  # one draw for each guide particle z_s
+            samples[name] = given.sample()
+        else:  # one exact posterior, as a single particle: every draw from it
+            samples[name] = given.sample((num_samples,))[:, 0]
+    return Posterior(samples, global_sites=structure.global_sites)
+
+
+def _draws(site: dict, particle_dim: int) -> Tensor:
+    """A guide site's draws as Tensor[S, *plates, *event]: the particle dimension, then the site's own plates (the
+    data plate first), without the dimensions of size one that stand for plates the site is not in."""
+    value = site["value"]
+    event = site["fn"].event_dim
+    batch_dims = value.dim() - event
+    value = value.reshape((1,) * max(0, -particle_dim - batch_dims) + value.shape)
+    own = {value.dim() - event + f.dim for f in site["cond_indep_stack"] if f.vectorized}
+    particle = value.dim() - event + particle_dim
+    keep = [d for d in range(value.dim()) if d == particle or d in own or d >= value.dim() - event]
+    return value.reshape([value.shape[d] for d in keep])
+
+
+def _draws_given_guide(structure: Structure, num_samples: int) -> int:
+    """Particles to trace for ``num_samples`` posterior draws: one when no latent comes from the guide."""
+    return num_samples if structure.guided else 1
