@@ -98,7 +98,9 @@ def mvn_guide(x: Tensor) -> None:
 
 # vae.py's amortised guide as a function pair: pyro.module("encoder", ...) registers a Linear encoder, z a
 # to_event(1) Normal; the decoder is a fixed linear map.
-ENCODER: nn.Module = nn.Linear(D, 4, dtype=torch.float64)
+with torch.random.fork_rng():  # the same starting weights in every process, the global RNG left alone
+    torch.manual_seed(0)
+    ENCODER = nn.Linear(D, 4).double()
 
 
 def amortised_model(x: Tensor) -> None:
@@ -138,11 +140,12 @@ def nested_guide(x: Tensor) -> None:
 class VAE(nn.Module):
     def __init__(self, x_dim: int = 8, z_dim: int = 2, hidden: int = 6, view: bool = False) -> None:
         super().__init__()
-        torch.manual_seed(0)
         self.x_dim, self.z_dim, self.view = x_dim, z_dim, view
-        self.enc_fc1, self.enc_fc21, self.enc_fc22 = nn.Linear(x_dim, hidden), nn.Linear(hidden, z_dim), \
-            nn.Linear(hidden, z_dim)
-        self.dec_fc1, self.dec_fc21 = nn.Linear(z_dim, hidden), nn.Linear(hidden, x_dim)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            self.enc_fc1, self.enc_fc21, self.enc_fc22 = nn.Linear(x_dim, hidden), nn.Linear(hidden, z_dim), \
+                nn.Linear(hidden, z_dim)
+            self.dec_fc1, self.dec_fc21 = nn.Linear(z_dim, hidden), nn.Linear(hidden, x_dim)
         self.double()
 
     def decode(self, z: Tensor) -> Tensor:

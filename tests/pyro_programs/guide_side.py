@@ -50,13 +50,15 @@ def enum_both_guide(x: Tensor) -> None:
 class SSVAE(nn.Module):
     def __init__(self, x_dim: int = 8, y_dim: int = 3, z_dim: int = 2, hidden: int = 6, seed: int = 0) -> None:
         super().__init__()
-        torch.manual_seed(seed)
         self.x_dim, self.y_dim, self.z_dim = x_dim, y_dim, z_dim
-        self.encoder_y = nn.Sequential(nn.Linear(x_dim, hidden), nn.Softplus(), nn.Linear(hidden, y_dim),
-                                       nn.Softmax(-1))
-        self.encoder_z = nn.Sequential(nn.Linear(x_dim + y_dim, hidden), nn.Softplus(), nn.Linear(hidden, 2 * z_dim))
-        self.decoder = nn.Sequential(nn.Linear(z_dim + y_dim, hidden), nn.Softplus(), nn.Linear(hidden, x_dim),
-                                     nn.Sigmoid())
+        with torch.random.fork_rng():  # starting weights fixed by seed, the global RNG left alone
+            torch.manual_seed(seed)
+            self.encoder_y = nn.Sequential(nn.Linear(x_dim, hidden), nn.Softplus(), nn.Linear(hidden, y_dim),
+                                           nn.Softmax(-1))
+            self.encoder_z = nn.Sequential(nn.Linear(x_dim + y_dim, hidden), nn.Softplus(),
+                                           nn.Linear(hidden, 2 * z_dim))
+            self.decoder = nn.Sequential(nn.Linear(z_dim + y_dim, hidden), nn.Softplus(), nn.Linear(hidden, x_dim),
+                                         nn.Sigmoid())
         self.guide = config_enumerate(self.guide_, "parallel", expand=True)
         self.double()
 
