@@ -5,8 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # The CPU wheel of torch sits on disk; installing it first keeps pip from pulling GBs of CUDA packages.
 TORCH  := torch==2.13.0
+# What `make demo` fits; `make docs` fits the same to redraw the README's pictures (a test compares the two).
+DEMO   := fit --model vae --data digits --inference iwae --k 5 --epochs 300
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all demo docs bench clean
 
 install: $(STAMP)
 
@@ -23,10 +25,16 @@ test-all: $(STAMP)
 	$(VENV)/bin/pytest -q -m ""
 
 demo: $(STAMP)
-	$(VENV)/bin/ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 300 --out runs/demo
+	$(VENV)/bin/ppgen $(DEMO) --out runs/demo
+
+# Redraws the README's pictures, runs every tutorial (full mode, one thread as their quoted figures were measured;
+# outputs cached in build/docs-cache/ by file content) and builds the site into site/, offline and --strict.
+docs: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) docs/tools/demo_pictures.py $(DEMO)
+	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info runs
+	rm -rf $(VENV) build dist *.egg-info runs site

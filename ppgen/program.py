@@ -1,20 +1,22 @@
-"""The model protocol: what ppgen needs from a generative model, and what it learns about one.
+"""The model protocol: what ppgen needs from a generative model.
 
 A model is a Pyro program held by a ``torch.nn.Module``:
 
-* ``model(x)`` draws the latents and observes ``x`` inside ``pyro.plate("data", x.shape[0])``;
-  it may use ``x`` only through ``obs=`` statements and its shape, so that running it unconditioned
-  on a placeholder draws x ~ p(x);
-* ``guide(x)`` (where the model has continuous latents) draws them from q(z|x), in the same plate;
+* ``model(x)`` (or ``model(x, y, ...)`` on aligned inputs) draws the latents and observes ``x`` inside the plate
+  of the data points, ``pyro.plate("data", x.shape[0])`` (any name: the plate of the batch's size around the
+  observed sites); it may use ``x`` only through ``obs=`` statements and its shape, so that running it with the
+  observation released on a placeholder draws x ~ p(x). Sites outside that plate are global latents.
+* ``guide(x)`` (where the model has latents to infer) draws them from q(z|x), with the same inputs;
 * ``log_prob(x) -> Tensor[N]`` (optional) is the exact log-likelihood log p(x);
 * ``initialize(x)`` (optional) sets data-dependent starting values once, before the first step; it sees x
   in the dtype and on the device the model has before ``fit`` moves it, and may refuse the data with a
   ``ValueError`` before it changes anything.
 
-Discrete latents marked ``infer={"enumerate": "parallel"}`` need no guide: they are summed out
+Discrete latents marked ``infer={"enumerate": "parallel"}`` in the model need no guide: they are summed out
 exactly. The zoo follows this protocol and nothing else. Two plain functions ``(model_fn, guide_fn)``
 are wrapped by :class:`PyroFunctions`, which gives the parameters they create with ``pyro.param``
-or ``pyro.module`` a store of their own, so that several fits live side by side in one process.
+or ``pyro.module`` a store of their own, so that several fits live side by side in one process. What ppgen
+learns of a program by tracing it is in :mod:`ppgen.structure`; how it runs one, in :mod:`ppgen.traces`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from torch.distributions import constraints, transform_to
 from ppgen.data import Batch
 
 DATA_PLATE = "data"
+"""The conventional name of the plate of the data points, ``pyro.plate(DATA_PLATE, x.shape[0])``; ppgen finds the
+plate of the batch's size under any name."""
 
 
 class Model(nn.Module):

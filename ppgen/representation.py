@@ -61,6 +61,9 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
     if structure.guide_enumerated:
         raise ValueError(f"posterior draws need one draw of every latent, but the guide enumerates "
                          f"{structure.guide_enumerated}: ask encode(x, site=...) for q(c|x) instead")
+    if not structure.plan.vectorized and structure.guided and num_samples > 1:  # one particle at a time
+        draws = [posterior(module, structure, batch, 1).samples for _ in range(num_samples)]
+        return Posterior({name: torch.cat([d[name] for d in draws]) for name in draws[0]}, structure.global_sites)
     particles = _draws_given_guide(structure, num_samples)
     if structure.enumerated:
         guide_trace, model_trace = trace_particles(module, structure, batch, particles)

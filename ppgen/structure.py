@@ -13,6 +13,7 @@ from typing import Any
 import pyro
 import pyro.poutine as poutine
 import torch
+from pyro.distributions import Delta
 from pyro.util import (check_model_guide_match, check_site_shape, check_traceenum_requirements, get_rng_state,
                        set_rng_state)
 from torch import Tensor, nn
@@ -23,7 +24,7 @@ from ppgen.program import DATA_PLATE, has_guide
 from ppgen.traces import Plan, sample_sites, trace_alone, trace_particles
 
 #: exceptions that mean "the program fails on these inputs", turned into one ValueError that says so.
-PROGRAM_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError)
+PROGRAM_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError, AssertionError)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Structure:
         enumerated: the model's discrete latents that are summed out exactly (marked in the model itself).
         unguided: the model's latents that neither the guide draws nor enumeration can sum out.
         global_sites: the model's latent sites outside the data plate, shared by every data point.
+        point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
+            without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
         exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
         reparameterized: whether every guide site that is sampled has a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
@@ -56,6 +59,7 @@ class Structure:
     enumerated: tuple[str, ...]
     unguided: tuple[str, ...]
     global_sites: tuple[str, ...]
+    point_estimates: tuple[str, ...]
     exact: bool
     reparameterized: bool
     data_support: constraints.Constraint | None
@@ -119,6 +123,10 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
     if not observed:
         raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
     data_plate = _find_data_plate(observed, len(batch))
+    declared = next(f.full_size for f in observed[0]["cond_indep_stack"] if f.name == data_plate)
+    if declared not in (None, len(batch), batch.size):
+        raise ValueError(f"pyro.plate('{data_plate}', {declared}, subsample_size=...) declares {declared} data points, "
+                         f"but the data set has {batch.size}: declare its size, or give the plate the batch's size")
     for site in guide_sites + model_sites:
         _check_site_plates(site, data_plate)
     latent = [s for s in model_sites if not s["is_observed"]]
@@ -140,8 +148,8 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
     data_dim = next(f.dim for f in observed[0]["cond_indep_stack"] if f.name == data_plate)
     plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=data_dim, vectorized=True)
-    data_site, observed_input = next(((s, i) for s in observed for i, arg in enumerate(batch.args)
-                                      if s["value"] is arg), (None, None))
+    data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
+                                      if s["value"] is arg), (None, None))  # x first, then the labels
     structure = Structure(
         plan=plan,
         num_inputs=len(batch.args),
@@ -153,6 +161,8 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
         enumerated=enumerated,
         unguided=unguided,
         global_sites=global_sites,
+        point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
+            s["name"] for s in guide_sites if _point_mass(s["fn"])),
         exact=callable(getattr(module, "log_prob", None)) or all(_enumerable(s) for s in latent),
         reparameterized=all(s["fn"].has_rsample for s in guide_sites if not _enumerable(s)),
         data_support=data_site["fn"].support if data_site else None,
@@ -173,13 +183,14 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
             guide_trace, model_trace = trace_particles(module, candidate, batch, particles)
             for trace in filter(None, (guide_trace, model_trace)):
                 trace.compute_log_prob()
-            nesting = candidate.plan.max_plate_nesting + 1
+            nesting = candidate.plan.max_plate_nesting + candidate.plan.vectorized
             if guide_trace is not None:
                 check_model_guide_match(model_trace, guide_trace, nesting)
                 check_traceenum_requirements(model_trace, guide_trace)
             for trace in filter(None, (guide_trace, model_trace)):
                 for site in sample_sites(trace):
                     check_site_shape(site, nesting)
+            _check_no_hidden_dims(guide_trace, model_trace, nesting)
             per_point_terms(guide_trace, model_trace, candidate, batch, particles)
 
     try:
@@ -199,6 +210,22 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
         return sequential
 
 
+def _check_no_hidden_dims(guide_trace: poutine.Trace | None, model_trace: poutine.Trace, nesting: int) -> None:
+    """A ``ValueError`` where a site's log-density has a dimension left of every plate that no enumeration made:
+    a program that adds one (an ``unsqueeze`` of a particle-batched latent) would have its terms summed over it."""
+    traces = [t for t in (guide_trace, model_trace) if t is not None]
+    enumerated = {s["infer"]["_enumerate_dim"] for t in traces for s in sample_sites(t)
+                  if s["infer"].get("_enumerate_dim") is not None}
+    for trace in traces:
+        for site in sample_sites(trace):
+            shape = site["log_prob"].shape
+            for i in range(len(shape) - nesting):
+                if shape[i] > 1 and i - len(shape) not in enumerated:
+                    raise ValueError(
+                        f"site '{site['name']}' has a batch dimension of size {shape[i]} left of every plate (batch "
+                        f"shape {list(shape)}, {nesting} plate dimension(s)) that no enumeration made")
+
+
 def _fails(name: str, batch: Batch, error: Exception) -> ValueError:
     shapes = ", ".join(f"{list(arg.shape[1:])} {arg.dtype}" for arg in batch.args)
     return ValueError(f"{name}: the program fails on rows of shape {shapes}: {error}")
@@ -212,7 +239,12 @@ def _find_data_plate(observed: list[dict], batch_size: int) -> str:
     """The plate of the data points: around every observed site, of the batch's size; ``"data"`` if several are."""
     common = None
     for site in observed:
-        names = {f.name for f in site["cond_indep_stack"] if f.vectorized and f.size == batch_size}
+        frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+        unsized = [f.name for f in frames if f.size is None or f.size < 0]  # pyro.plate(name) without a size
+        if unsized:
+            raise ValueError(f"pyro.plate('{unsized[0]}') around site '{site['name']}' has no size: give the plate of "
+                             f"the data points its size, pyro.plate('{unsized[0]}', x.shape[0])")
+        names = {f.name for f in frames if f.size == batch_size}
         common = names if common is None else common & names
     if not common:
         raise ValueError(
@@ -265,6 +297,13 @@ def _check_enumeration(model_trace: poutine.Trace, guide_sites: list[dict], enum
 
 def _enumerable(site: dict) -> bool:
     return site["infer"].get("enumerate") == "parallel" and site["fn"].has_enumerate_support
+
+
+def _point_mass(fn: Any) -> bool:
+    """Whether a distribution is a Delta, under any ``to_event``, ``expand`` or ``mask`` wrapper."""
+    while hasattr(fn, "base_dist"):
+        fn = fn.base_dist
+    return isinstance(fn, Delta)
 
 
 def _auxiliary(site: dict) -> bool:

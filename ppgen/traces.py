@@ -31,7 +31,8 @@ class Plan:
         data_plate: the name of the plate of the data points.
         data_dim: its batch dimension, the leftmost of the program's plates around a data point.
         vectorized: whether the program broadcasts over a plate of particles left of its own plates; if not,
-            K particles are drawn one at a time.
+            K particles are drawn one at a time, each without a particle plate, as Pyro's ``Trace_ELBO`` runs
+            a program that it does not vectorise.
     """
 
     max_plate_nesting: int
@@ -84,7 +85,7 @@ def draw_particles(module: Any, structure: Any, batch: Batch, num_particles: int
     """
     if not has_guide(module):
         return None
-    guide = _in_particles(BatchRows(batch)(module.guide), num_particles, structure.particle_dim)
+    guide = _in_particles(BatchRows(batch)(module.guide), num_particles, structure.plan)
     if structure.guide_enumerated:
         guide = poutine.enum(guide, first_available_dim=structure.particle_dim - 1)
     return poutine.trace(guide).get_trace(*batch.args)
@@ -106,7 +107,7 @@ def trace_particles(module: Any, structure: Any, batch: Batch, num_particles: in
         The guide's trace (``None`` without a guide, or with ``use_guide=False``) and the model's trace.
     """
     guide_trace = draw_particles(module, structure, batch, num_particles) if use_guide else None
-    model = _in_particles(BatchRows(batch)(module.model), num_particles, structure.particle_dim)
+    model = _in_particles(BatchRows(batch)(module.model), num_particles, structure.plan)
     if structure.enumerated or not use_guide:
         model = poutine.enum(model, first_available_dim=structure.particle_dim - 1)
     if guide_trace is not None:
@@ -114,10 +115,16 @@ def trace_particles(module: Any, structure: Any, batch: Batch, num_particles: in
     return guide_trace, poutine.trace(model).get_trace(*batch.args)
 
 
-def _in_particles(fn: Callable[..., Any], num_particles: int, dim: int) -> Callable[..., Any]:
+def _in_particles(fn: Callable[..., Any], num_particles: int, plan: Plan) -> Callable[..., Any]:
     """``fn`` run inside the particle plate, which thus broadcasts its sites before any handler around it (replay,
-    enumeration) marks them done, as Pyro's vectorised particles do."""
+    enumeration) marks them done, as Pyro's vectorised particles do; a program that does not broadcast over
+    particles runs as it is, one particle."""
+    if not plan.vectorized:
+        if num_particles != 1:
+            raise ValueError(f"this program is run one particle at a time, not {num_particles} at once")
+        return fn
+
     def run(*args: Any) -> Any:
-        with pyro.plate(PARTICLE_PLATE, num_particles, dim=dim):
+        with pyro.plate(PARTICLE_PLATE, num_particles, dim=plan.particle_dim):
             return fn(*args)
     return run

@@ -29,6 +29,9 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
         data: x as a Tensor [N, ...], or a tuple ``(x, y, ...)`` of aligned inputs passed as ``model(x, y, ...)``.
         k: K, the number of particles, drawn in one vectorised pass.
 
+    The inputs are moved to the device and floating-point dtype of the program's parameters (a program without
+    parameters runs on them as they are); the program itself is not changed.
+
     Raises:
         TypeError, ValueError: as :func:`ppgen.fit` does for the program and the data, and where the guide
             enumerates a discrete site (then a particle is not one draw of every latent).
@@ -50,4 +53,10 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
     module = as_module(model)
     structure = inspect(module, as_model_input(example_batch(data), module), name="data")
     structure.check_data(data, name="data")
-    return bounds.log_weights(module, structure, as_model_input(data, module), k)
+    if structure.unguided:
+        raise ValueError(f"latent site(s) {structure.unguided} are neither drawn by a guide nor summed out by the "
+                         f"model: give the program a guide that draws them, or mark discrete ones "
+                         f"infer={{'enumerate': 'parallel'}} (config_enumerate(model) marks obs_mask's unobserved part)")
+    if next(module.parameters(), None) is not None:  # the inputs follow the program's parameters
+        data = as_model_input(data, module)
+    return bounds.log_weights(module, structure, data, k)
