@@ -113,7 +113,7 @@ class _PointReduction:
     def weigh_by_guide(self, guide_sites: list[dict], enumerated: tuple[str, ...]) -> None:
         """q(c|x) of the guide's enumerated values, by which every per-point term is weighted and summed."""
         if enumerated:
-            log_q = sum(site["unscaled_log_prob"] for site in guide_sites if site["name"] in enumerated)
+            log_q = sum(_normalised(site) for site in guide_sites if site["name"] in enumerated)
             self.weights = log_q.exp()
 
     def __call__(self, site: dict) -> Tensor:
@@ -147,6 +147,14 @@ class _PointReduction:
             log_density = log_density.sum(summed, keepdim=True)
         rows = log_density.shape[keep[1]] if data_dim is not None else 1
         return log_density.reshape(log_density.shape[particle], rows).expand(self.shape)
+
+
+def _normalised(site: dict) -> Tensor:
+    """log q(c = j | ...) of an enumerated guide site, normalised over its values j: a point where the site is masked
+    (``.mask(False)``, a label that is observed there) has log-density 0 for every value, and then weighs each value
+    equally instead of each fully, as the terms there do not depend on it."""
+    log_q = site["unscaled_log_prob"]
+    return log_q - log_q.logsumexp(site["infer"]["_enumerate_dim"], keepdim=True)
 
 
 def _aligned(*tensors: Tensor) -> list[Tensor]:

@@ -60,22 +60,28 @@ def contract_enumerated(trace: poutine.Trace, sites: list[dict], data_plate: str
         target = frozenset(symbol[f.name] for f in keep["cond_indep_stack"] if f.vectorized)
         target_dims = {keep["infer"]["_enumerate_symbol"]}
     sum_dims = set(trace.symbol_to_dim) - set(symbol.values())
-    contracted = packed.unpack(contract_to_tensor(factors, sum_dims, target_ordinal=target, target_dims=target_dims),
-                               trace.symbol_to_dim)
+    try:
+        contracted = contract_to_tensor(factors, sum_dims, target_ordinal=target, target_dims=target_dims)
+    except (ValueError, NotImplementedError) as error:  # Pyro names plate symbols; say which sites are summed
+        names = ", ".join(repr(site["name"]) for site in sites)
+        raise ValueError(f"the sum over the enumerated values of site(s) {names} cannot be computed: {error}") from error
+    contracted = packed.unpack(contracted, trace.symbol_to_dim)
     return contracted if keep is not None else contracted * _common_scale(sites)
 
 
 def _common_scale(sites: list[dict]) -> Tensor | float:
     """The one scale that every site inside the sum shares, applied after it."""
-    scales = {float(site["scale"]) if not isinstance(site["scale"], Tensor) or site["scale"].dim() == 0 else None
-              for site in sites}
-    if None in scales:
-        raise ValueError("enumeration only supports scalar poutine.scale: a site inside the sum over an enumerated "
-                         "latent has a tensor-valued scale")
-    if len(scales) != 1:
-        raise ValueError(f"Expected all enumerated sample sites to share a common poutine.scale, but found "
-                         f"{len(scales)} different scales: {sorted(scales)}")
-    return scales.pop()
+    scales = {site["name"]: float(site["scale"]) if not isinstance(site["scale"], Tensor) or site["scale"].dim() == 0
+              else None for site in sites}
+    tensors = [name for name, scale in scales.items() if scale is None]
+    if tensors:
+        raise ValueError(f"enumeration only supports scalar poutine.scale: site(s) {', '.join(map(repr, tensors))} "
+                         f"inside the sum over an enumerated latent have a tensor-valued scale")
+    if len(set(scales.values())) != 1:
+        listed = ", ".join(f"'{name}': {scale}" for name, scale in scales.items())
+        raise ValueError(f"Expected all enumerated sample sites to share a common poutine.scale, but the sites inside "
+                         f"one sum have different scales ({listed}): scale the whole sum, or none of it")
+    return next(iter(scales.values()))
 
 
 def _with_leading_dim(term: Tensor, dim: str) -> Tensor:

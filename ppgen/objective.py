@@ -48,9 +48,10 @@ class Objective(abc.ABC):
                 f"or mark discrete ones infer={{'enumerate': 'parallel'}} so they are summed out")
         if not structure.reparameterized:
             raise ValueError(
-                f"{type(self).__name__}() differentiates through samples of q(z|x), but the guide has a site "
-                f"without a reparameterised sampler (rsample); sum discrete latents out in the model, or enumerate "
-                f"them in the guide (config_enumerate) under inference.ELBO()")
+                f"{type(self).__name__}() differentiates through samples of q(z|x), but guide site(s) "
+                f"{', '.join(map(repr, structure.unreparameterized))} have no reparameterised sampler (rsample); sum "
+                f"discrete latents out in the model, or enumerate them in the guide (config_enumerate) under "
+                f"inference.ELBO()")
 
     @property
     def config(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class Structure:
         point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
             without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
         exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
-        reparameterized: whether every guide site that is sampled has a reparameterised sampler (``rsample``).
+        unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
     """
 
@@ -61,8 +61,13 @@ class Structure:
     global_sites: tuple[str, ...]
     point_estimates: tuple[str, ...]
     exact: bool
-    reparameterized: bool
+    unreparameterized: tuple[str, ...]
     data_support: constraints.Constraint | None
+
+    @property
+    def reparameterized(self) -> bool:
+        """Whether every guide site that is sampled has a reparameterised sampler."""
+        return not self.unreparameterized
 
     @property
     def particle_dim(self) -> int:
@@ -164,7 +169,7 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
         point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
             s["name"] for s in guide_sites if _point_mass(s["fn"])),
         exact=callable(getattr(module, "log_prob", None)) or all(_enumerable(s) for s in latent),
-        reparameterized=all(s["fn"].has_rsample for s in guide_sites if not _enumerable(s)),
+        unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
         data_support=data_site["fn"].support if data_site else None,
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
@@ -186,7 +191,11 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
             nesting = candidate.plan.max_plate_nesting + candidate.plan.vectorized
             if guide_trace is not None:
                 check_model_guide_match(model_trace, guide_trace, nesting)
-                check_traceenum_requirements(model_trace, guide_trace)
+                try:
+                    check_traceenum_requirements(model_trace, guide_trace)
+                except ValueError as error:  # Pyro's words name plate symbols; say which sites are summed
+                    raise ValueError(f"enumerated site(s) {', '.join(map(repr, candidate.enumerated))}: {error}") \
+                        from error
             for trace in filter(None, (guide_trace, model_trace)):
                 for site in sample_sites(trace):
                     check_site_shape(site, nesting)

@@ -24,6 +24,7 @@ import re
 import warnings
 
 import pyro
+import pyro.poutine as poutine
 import pyro.distributions as dist
 import pytest
 import torch
@@ -66,8 +67,16 @@ def pyro_elbo(case: common.Case, seed: int) -> float:
     _, model, guide = case.make()
     data = case.data()
     elbo = TraceEnum_ELBO(max_plate_nesting=case.max_plate_nesting) if case.enum else Trace_ELBO()
+    set_up(guide, data)
     pyro.set_rng_seed(seed)
     return -elbo.loss(model, guide, *data)
+
+
+def set_up(guide, data: tuple[Tensor, ...]) -> None:
+    """Run the guide once, unseen: an AutoGuide draws from the model on its first call to learn its sites, which
+    ppgen's tracing does before the seeded draws (and gives the RNG back), so Pyro's draws must start after it too."""
+    with poutine.block():
+        guide(*data)
 
 
 def ppgen_elbo(case: common.Case, seed: int, k: int = 1) -> Tensor:
@@ -104,6 +113,7 @@ def pyro_iwae(case: common.Case, seed: int) -> float:
     data = case.data()
     elbo = RenyiELBO(alpha=0.0, num_particles=case.iwae, vectorize_particles=case.broadcasts,
                      max_plate_nesting=case.max_plate_nesting)
+    set_up(guide, data)
     pyro.set_rng_seed(seed)
     return -elbo.loss(model, guide, *data)
 
