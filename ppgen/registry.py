@@ -11,7 +11,10 @@ from ppgen import models as zoo
 from ppgen.objective import Objective
 from ppgen.program import Structure
 
-MODELS: dict[str, type[nn.Module]] = {"vae": zoo.VAE, "ppca": zoo.PPCA, "gmm": zoo.GMM}
+MODELS: dict[str, type[nn.Module]] = {
+    "vae": zoo.VAE, "conv-vae": zoo.ConvVAE, "hvae": zoo.HVAE, "gmvae": zoo.GMVAE, "ppca": zoo.PPCA,
+    "factor-analysis": zoo.FactorAnalysis, "gmm": zoo.GMM, "mixture-of-bernoullis": zoo.MixtureOfBernoullis,
+}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE}
 
 

@@ -36,9 +36,10 @@ def test_every_parameter_gets_a_gradient_from_the_elbo(name, x):
 @pytest.mark.parametrize("name", ZOO)
 def test_answers_every_query_defined_for_it_and_says_which_is_not(name, x):
     fit = ppgen.fit(registry.MODELS[name](x_dim=5), x, epochs=2, progress=False)
+    site = fit.latent_sites[0]  # a model with several latent sites is asked about one of them
     assert fit.log_prob(x, k=5).shape == (32,) and torch.isfinite(fit.log_prob(x, k=5)).all()
     assert fit.sample(7).shape == (7, 5)
-    assert fit.encode(x).shape[0] == 32
+    assert fit.encode(x, site=site).shape[0] == 32
     assert all(s.shape[:2] == (11, 32) for s in fit.posterior(x, num_samples=11).samples.values())
     assert fit.iwae_bound(x, 3).shape == (32,)
     if not fit.structure.guided:  # every latent summed out: the bound is log p(x) itself
