@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The CPU wheel of torch sits on disk; installing it first keeps pip from pulling GBs of CUDA packages.
 TORCH  := torch==2.13.0
 
-.PHONY: install test test-all demo bench clean
+.PHONY: install test test-all demo bench data clean
 
 install: $(STAMP)
 
@@ -27,6 +27,17 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# Fashion-MNIST's four gzipped IDX files, from Debian's package, into /usr/share/datasets/fashion-mnist/.
+data:
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+		echo "Fashion-MNIST is in /usr/share/datasets/fashion-mnist/"; \
+	elif command -v apt-get >/dev/null; then \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist; \
+	else \
+		echo "no apt-get here: put the four Fashion-MNIST IDX files (*.gz) in a folder and set PPGEN_FASHION_MNIST to it" >&2; \
+		exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs

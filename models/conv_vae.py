@@ -35,7 +35,7 @@ class ConvVAE(Model):
         z_dim: the size of the latent code z.
         image_shape: (C, H, W); by default one channel, as square as D allows (8 x 8 for D = 64).
         channels: output channels of the encoder's stride-2 convolutions (the decoder mirrors them).
-        hidden: the width of the dense layer between the convolutions and z.
+        dense: the width of the dense layer between the convolutions and z.
         likelihood: p(x|z), one of :data:`ppgen.models.likelihoods.LIKELIHOODS`.
         scale: the fixed standard deviation of a Gaussian likelihood; ``None`` learns one per pixel.
 
@@ -47,11 +47,11 @@ class ConvVAE(Model):
     """
 
     def __init__(self, *, x_dim: int, z_dim: int = 8, image_shape: Sequence[int] | None = None,
-                 channels: Sequence[int] = (32, 64), hidden: int = 256, likelihood: str = "bernoulli",
+                 channels: Sequence[int] = (32, 64), dense: int = 256, likelihood: str = "bernoulli",
                  scale: float | None = None) -> None:
         super().__init__()
         x_dim, z_dim = check_positive_int(x_dim, "x_dim"), check_positive_int(z_dim, "z_dim")
-        hidden = check_positive_int(hidden, "hidden")
+        dense = check_positive_int(dense, "dense")
         channels = check_widths(channels, "channels")
         if not channels:
             raise ValueError("channels must name at least one convolution, got ()")
@@ -61,8 +61,8 @@ class ConvVAE(Model):
         self.x_dim, self.z_dim, self.image_shape, self.likelihood = x_dim, z_dim, tuple(shape), likelihood
         self.observation_model = build_likelihood(likelihood, x_dim, scale)
         out_channels = shape[0] * self.observation_model.params_per_dim
-        self.encoder = ConvEncoder(self.image_shape, channels, hidden, 2 * z_dim)
-        self.decoder = ConvDecoder(z_dim, self.image_shape, channels, hidden, out_channels)
+        self.encoder = ConvEncoder(self.image_shape, channels, dense, 2 * z_dim)
+        self.decoder = ConvDecoder(z_dim, self.image_shape, channels, dense, out_channels)
 
     def _image(self, x: Tensor) -> Tensor:
         if math.prod(x.shape[1:]) != self.x_dim:
