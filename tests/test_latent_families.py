@@ -33,7 +33,8 @@ def paired_lower(small, large):
     return (d.mean() + 3 * d.std() / math.sqrt(len(d))).item()
 
 
-@pytest.mark.parametrize("name", LATENT_FAMILIES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "ConvVAE" else n
+                                  for n in LATENT_FAMILIES])
 def test_elbo_below_iwae_k_below_iwae_5000_on_held_out_data(name, digits):
     train, test = digits
     fit = ppgen.fit(LATENT_FAMILIES[name](), train, epochs=3, batch_size=64, progress=False)
