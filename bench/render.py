@@ -94,7 +94,8 @@ Each family built with the zoo's defaults (`models.NAME(x_dim=D)`), fitted with 
 log p(x) is the importance-sampled estimate `fit.log_prob(test, k={settings['k']})` (± one standard error over
 the test images). Times were measured on a shared 2-core machine whose load changes during a run: the total
 training wall time is shown as measured, and the ratio to the VAE is that of a training step (ELBO, backward,
-Adam, batch 128), the median of rounds in which the four families take their steps in turn. Written by `bench/latent_families.py` (part of `make bench`, or `bench/run.py --suite latent`) to
+Adam, batch 128), the median of rounds in which the four families take their steps in turn.
+Written by `bench/latent_families.py` (part of `make bench`, or `bench/run.py --suite latent`) to
 `bench/latent_families.json`, in {latent['seconds']:.0f} s.
 
 {family_tables(latent)}

@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--hidden", type=_positive_int, nargs="+", default=None,
                      help="hidden layer widths, for vae (default: the model's)")
     fit.add_argument("--likelihood", choices=["bernoulli", "gaussian", "continuous_bernoulli"], default=None,
-                     help="observation likelihood, for the VAE family (default: bernoulli for images, gaussian for moons)")
+                     help="observation likelihood, for the VAE family (default: bernoulli for images, "
+                          "gaussian for moons)")
     fit.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                      help="binarize image data (default: when the likelihood is Bernoulli)")
     fit.add_argument("--dequantize", action="store_true",
