@@ -308,7 +308,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)  # the initial weights are drawn here, before ppgen.fit seeds the training
     model = registry.build_model(args.model, x_dim, **options)
     backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
-    spacing, continuous = grid_spacing(data.train), _continuous_likelihood(model, data.train)
+    spacing, continuous = grid_spacing(data.train), _is_density(inspect_program(model, data.train[:2]).data_support)
     if args.dequantize and not (continuous and spacing is not None):
         why = "its likelihood is discrete" if not continuous else "the data do not lie on a grid of at most 256 values"
         args.parser.error(f"--dequantize applies to a continuous density on discrete data, but for {args.model} "
@@ -380,7 +380,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     data = load_data(config["data"], binarize=config.get("binarize"), seed=int(config["seed"]))
 
     start = time.perf_counter()
-    spacing = config.get("dequantize")
+    spacing, grid = config.get("dequantize"), grid_spacing(data.test)
+    comparable = spacing is not None or grid is None or not _is_density(fit.structure.data_support)
     estimate = _test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing)
     metrics["eval"] = {
         "k": estimate.k,
@@ -388,7 +389,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "seed": seed,
         "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
         "n_test": estimate.n,
-        **_comparability(metrics.get("comparable", True), grid_spacing(data.test) if spacing is None else spacing),
+        **_comparability(comparable, grid),
         "wall_time_s": time.perf_counter() - start,
     }
     _write_json(metrics_path, metrics)
@@ -447,9 +448,9 @@ def _test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: in
     return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact else k, n=len(test))
 
 
-def _continuous_likelihood(model: torch.nn.Module, x: torch.Tensor) -> bool:
-    """Whether the model's likelihood of x is a density (a continuous support), read from one trace of it."""
-    support = inspect_program(model, x[:2]).data_support
+def _is_density(support: Any) -> bool:
+    """Whether a likelihood with this support (a :class:`~ppgen.program.Structure`'s ``data_support``) is a
+    density, whose log p(x) is not a log-probability."""
     return support is not None and not support.is_discrete
 
 
