@@ -8,7 +8,7 @@ TORCH  := torch==2.13.0
 # What `make demo` fits; `make docs` fits the same to redraw the README's pictures (a test compares the two).
 DEMO   := fit --model vae --data digits --inference iwae --k 5 --epochs 300
 
-.PHONY: install test test-all demo docs bench clean
+.PHONY: install test test-all demo docs bench data clean
 
 install: $(STAMP)
 
@@ -35,6 +35,17 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+# Fashion-MNIST's four gzipped IDX files, from Debian's package, into /usr/share/datasets/fashion-mnist/.
+data:
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then \
+		echo "Fashion-MNIST is in /usr/share/datasets/fashion-mnist/"; \
+	elif command -v apt-get >/dev/null; then \
+		$$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y dataset-fashion-mnist; \
+	else \
+		echo "no apt-get here: put the four Fashion-MNIST IDX files (*.gz) in a folder and set PPGEN_FASHION_MNIST to it" >&2; \
+		exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs site

@@ -94,8 +94,68 @@ log-likelihoods): FVSBN worst of the three. On the binarised digits that orderin
 """
 
 
-def render(results: dict) -> str:
-    """The benchmarks page."""
+def latent_results() -> dict | None:
+    """The last results of ``latent_families.py``, if it has run."""
+    path = BENCH / "latent_families.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def family_tables(latent: dict) -> str:
+    """One Markdown table per data set: test log-likelihood and training time of each latent-variable family."""
+    settings, parts = latent["settings"], []
+    for data, block in latent["families"].items():
+        lines = [f"**{data}**: {block['data']}; {block['epochs']} epochs each.", "",
+                 f"| model | test log-likelihood, IWAE-{settings['k']} (nats per image) | final training loss "
+                 f"(-ELBO) | training wall time | training step time / VAE's |", "|---|---:|---:|---:|---:|"]
+        for row in block["rows"]:
+            lines.append(f"| `{row['model']}` | {row['test_log_likelihood']:.2f} ± {row['standard_error']:.2f} "
+                         f"| {row['final_training_loss']:.2f} | {row['train_seconds']:.0f} s "
+                         f"| {row['time_ratio_to_vae']:.2f} |")
+        parts.append("\n".join(lines))
+    for data, why in latent["skipped"].items():
+        parts.append(f"**{data}**: skipped: {why}")
+    return "\n\n".join(parts)
+
+
+def classification_table(latent: dict) -> str:
+    """Accuracy and log loss against the number of labels, one row per size and classifier."""
+    lines = ["| labelled images | classifier | test accuracy | test log loss |", "|---:|---|---:|---:|"]
+    for row in latent["classification"]["rows"]:
+        lines.append(f"| {row['n_labels']} | {row['classifier']} | {row['accuracy']:.3f} | {row['log_loss']:.3f} |")
+    return "\n".join(lines)
+
+
+def latent_section(latent: dict | None) -> str:
+    """The page's section on the latent-variable families and on classification."""
+    if latent is None:
+        return ""
+    settings = latent["settings"]
+    return f"""
+## Latent-variable families
+
+Each family built with the zoo's defaults (`models.NAME(x_dim=D)`), fitted with `{settings['inference']}`, Adam
+(lr {settings['lr']}, batch {settings['batch_size']}), seed {settings['seed']}, {settings['threads']} torch thread;
+log p(x) is the importance-sampled estimate `fit.log_prob(test, k={settings['k']})` (± one standard error over
+the test images). Times were measured on a shared 2-core machine whose load changes during a run: the total
+training wall time is shown as measured, and the ratio to the VAE is that of a training step (ELBO, backward,
+Adam, batch 128), the median of rounds in which the four families take their steps in turn.
+Written by `bench/latent_families.py` (part of `make bench`, or `bench/run.py --suite latent`) to
+`bench/latent_families.json`, in {latent['seconds']:.0f} s.
+
+{family_tables(latent)}
+
+## Generative against discriminative classification
+
+`ppgen.GenerativeClassifier` fits one density p(x|y) per class and classifies by Bayes' rule; scikit-learn's
+`LogisticRegression` (default regularisation) is the discriminative reference. Data:
+{latent['classification']['data']}; each figure the mean over the seeds shown.
+
+{classification_table(latent)}
+"""
+
+
+def render(results: dict, latent: dict | None = None) -> str:
+    """The benchmarks page; with ``latent``, the results of ``latent_families.py`` too."""
     machine, settings = results["machine"], results["settings"]
     gpu = f", GPU {machine['gpu']}" if machine["gpu"] else ""
     return f"""# Benchmarks
@@ -135,12 +195,12 @@ ppgen {machine['ppgen']} at `{machine['commit']}`.
 Checks of the reference against ppgen:
 
 {sanity(results)}
-{exact_section(results)}"""
+{exact_section(results)}{latent_section(latent)}"""
 
 
 def main() -> None:
     results = json.loads((BENCH / "results.json").read_text())
-    (BENCH.parent / "docs" / "benchmarks.md").write_text(render(results))
+    (BENCH.parent / "docs" / "benchmarks.md").write_text(render(results, latent_results()))
 
 
 if __name__ == "__main__":

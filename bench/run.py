@@ -8,6 +8,7 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 2. the time of ``fit.log_prob(test, k=1000)`` against a hand-written importance-sampled estimate;
 3. the peak memory of each, one fresh process per workload;
 4. the exact-likelihood families' test log-likelihood on the digits (``exact_families.py``);
+5. the latent-variable families and generative against discriminative classification (``latent_families.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, writes everything to
 ``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
@@ -38,6 +39,7 @@ from ppgen.structure import inspect
 
 import exact_families
 import handwritten
+import latent_families
 import render
 from workloads import BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, network
 
@@ -187,8 +189,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per training figure (default 7)")
     parser.add_argument("--exact-epochs", type=int, default=30,
                         help="epochs of every model in the exact-families table (default 30)")
+    parser.add_argument("--suite", choices=["all", "speed", "latent"], default="all",
+                        help="speed: the figures against the hand-written loop; latent: latent_families.py "
+                             "(about 20 min on 2 cores); the other suite's last results are rendered as they are")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.suite != "speed":
+        latent_families.main()
+    if args.suite == "latent":
+        DOCS.write_text(render.render(json.loads(RESULTS.read_text()), render.latent_results()))
+        print(f"wrote {latent_families.RESULTS.relative_to(BENCH.parent)} and {DOCS.relative_to(BENCH.parent)}")
+        return
     results = {
         "machine": machine(args.threads),
         "settings": {"data": "digits, binarised: 1437 training and 360 test points of 64 pixels",
@@ -221,7 +232,7 @@ def main() -> None:
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)
     DOCS.parent.mkdir(exist_ok=True)
-    DOCS.write_text(render.render(results))
+    DOCS.write_text(render.render(results, render.latent_results()))
     print(render.table(results))
     print(f"wrote {RESULTS.relative_to(BENCH.parent)} and {DOCS.relative_to(BENCH.parent)} "
           f"in {results['seconds']} s")

@@ -4,7 +4,11 @@
 |---|---|---|
 | :class:`VAE` | variational autoencoder | Kingma and Welling, 2014 |
 | :class:`FlowVAE` | VAE with an inverse autoregressive flow as q(z given x) | Kingma et al., 2016 |
+| :class:`ConvVAE` | convolutional VAE for images (C, H, W) | Kingma and Welling, 2014; Kulkarni et al., 2015 |
+| :class:`HVAE` | VAE with two stochastic layers z2 -> z1 -> x | Burda, Grosse and Salakhutdinov, 2015 |
+| :class:`GMVAE` | VAE with a mixture-of-Gaussians prior, component summed out | Dilokthanakul et al., 2016 |
 | :class:`PPCA` | probabilistic PCA, exact log p(x) | Tipping and Bishop, 1999 |
+| :class:`FactorAnalysis` | factor analysis, exact log p(x) | Rubin and Thayer, 1982 |
 | :class:`GMM` | Gaussian mixture, component summed out | — |
 | :class:`FVSBN` | fully visible sigmoid belief network, exact log p(x) | Neal, 1992; Frey, 1998 |
 | :class:`NADE` | neural autoregressive distribution estimator, exact log p(x) | Larochelle and Murray, 2011 |
@@ -13,19 +17,27 @@
 | :class:`MAF` | masked autoregressive flow, exact log p(x) | Papamakarios et al., 2017 |
 | :class:`NeuralSplineFlow` | rational-quadratic spline flow, exact log p(x) | Durkan et al., 2019 |
 | :class:`DequantizedFlow` | a flow on integer data by uniform dequantisation | Theis et al., 2016 |
+| :class:`MixtureOfBernoullis` | mixture of Bernoullis, component summed out | Bishop, 2006, section 9.3.3 |
+
+The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 """
 
+from ppgen.models.conv_vae import ConvVAE
 from ppgen.models.dequantized import DequantizedFlow
+from ppgen.models.factor_analysis import FactorAnalysis
 from ppgen.models.flowvae import FlowVAE
 from ppgen.models.fvsbn import FVSBN
 from ppgen.models.gmm import GMM
+from ppgen.models.gmvae import GMVAE
+from ppgen.models.hvae import HVAE
 from ppgen.models.made import MADE
 from ppgen.models.maf import MAF
+from ppgen.models.mixture_of_bernoullis import MixtureOfBernoullis
 from ppgen.models.nade import NADE
 from ppgen.models.nsf import NeuralSplineFlow
 from ppgen.models.ppca import PPCA
 from ppgen.models.realnvp import RealNVP
 from ppgen.models.vae import VAE
 
-__all__ = ["DequantizedFlow", "FVSBN", "FlowVAE", "GMM", "MADE", "MAF", "NADE", "NeuralSplineFlow", "PPCA",
-           "RealNVP", "VAE"]
+__all__ = ["ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE",
+           "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "VAE"]

@@ -11,6 +11,7 @@ inference backend of your choice, and ask it for log p(x), new samples x ~ p(x),
 """
 
 from ppgen import datasets
+from ppgen.classifier import GenerativeClassifier
 from ppgen.fitting import fit
 from ppgen.posterior import Posterior
 from ppgen.program import DATA_PLATE, Model
@@ -19,4 +20,5 @@ from ppgen.structure import Structure
 from ppgen.weights import log_weights
 
 __version__ = "0.1.0"
-__all__ = ["DATA_PLATE", "Fit", "Model", "Posterior", "Structure", "datasets", "fit", "load", "log_weights"]
+__all__ = ["DATA_PLATE", "Fit", "GenerativeClassifier", "Model", "Posterior", "Structure", "datasets", "fit",
+           "load", "log_weights"]

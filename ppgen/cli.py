@@ -17,7 +17,15 @@ Data sets (``--data``):
 
 - ``digits``: scikit-learn's 8x8 handwritten digits, binarized for a Bernoulli likelihood;
 - ``moons``: two moons, train ``n=1000`` with seed ``S``, test ``n=500`` with seed ``S+1``;
+- ``fashion-mnist``: Fashion-MNIST's 60,000 training and 10,000 test images of 28x28, read from local files
+  (see :func:`ppgen.datasets.fashion_mnist`; ``make data`` installs them);
 - ``idx:PATH``: a local MNIST-style IDX image file; the last 20% of the images are the test set.
+
+Comparable figures: a continuous density (a Gaussian likelihood, PPCA, a GMM...) fitted to data on a grid (the
+digits' 17 grey levels, 8-bit pixels) reports a log-density that grows without bound and cannot stand beside a
+discrete model's log-probability; ``metrics.json`` then says ``"comparable": false``. ``--dequantize`` fits it
+to x + delta u, u ~ U[0, 1)^D instead, and reports log p(x + delta u) + D log delta, a lower bound on the
+log-probability of the discrete test data, in the same nats per point (:mod:`ppgen.dequantize`).
 
 Errors a user can cause (a missing run folder, a bad data file, an ``--out`` that cannot be written) are
 reported on one line, ``ppgen: error: ...``, with exit status 1, before any work where they can be foreseen;
@@ -44,6 +52,8 @@ import torch
 import ppgen
 from ppgen import datasets, plots, registry
 from ppgen.checkpoint import atomic_write
+from ppgen.dequantize import dequantize, discrete_log_likelihood, grid_spacing
+from ppgen.program import inspect as inspect_program
 from ppgen.checks import SEED_LIMIT, check_device, check_positive_float, check_positive_int, check_seed
 
 __all__ = ["main"]
@@ -96,6 +106,10 @@ def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
         test_seed = (seed + 1) % SEED_LIMIT
         test, labels = datasets.moons(n=MOONS_TEST, noise=MOONS_NOISE, seed=test_seed, return_labels=True)
         return Data(train, test, labels, is_image=False)
+    if kind == "fashion-mnist":
+        train = datasets.fashion_mnist(split="train", binarize=bool(binarize))
+        test, labels = datasets.fashion_mnist(split="test", binarize=bool(binarize), return_labels=True)
+        return Data(train, test, labels, is_image=True)
     if kind == "idx":
         path = Path(spec[len("idx:"):]).expanduser()
         if not path.is_file():
@@ -105,16 +119,17 @@ def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
         if n_train < 1 or n_train >= len(x):
             raise ValueError(f"{path} holds {len(x)} images: too few to hold out 20% as a test set")
         return Data(x[:n_train], x[n_train:], None, is_image=True)
-    raise ValueError(f"unknown data set {spec!r}: use digits, moons or idx:PATH")
+    raise ValueError(f"unknown data set {spec!r}: use digits, moons, fashion-mnist or idx:PATH")
 
 
 def _data_arg(value: str) -> str:
-    if value in ("digits", "moons"):
+    if value in ("digits", "moons", "fashion-mnist"):
         return value
     if value.startswith("idx:") and len(value) > len("idx:"):
         # Absolute, so that `ppgen eval` finds the file from any working directory.
         return "idx:" + str(Path(value[len("idx:"):]).expanduser().resolve())
-    raise argparse.ArgumentTypeError(f"unknown data set {value!r} (choose from digits, moons, idx:PATH)")
+    raise argparse.ArgumentTypeError(f"unknown data set {value!r} (choose from digits, moons, fashion-mnist, "
+                                     f"idx:PATH)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     fit.add_argument("--model", default="vae", choices=sorted(registry.MODELS), help="model family")
-    fit.add_argument("--data", default="digits", type=_data_arg, help="digits, moons, or idx:PATH")
+    fit.add_argument("--data", default="digits", type=_data_arg, help="digits, moons, fashion-mnist, or idx:PATH")
     fit.add_argument(
         "--inference",
         default=None,
@@ -180,10 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="mixture components, for gmm (default: the model's)")
     fit.add_argument("--hidden", type=_positive_int, nargs="+", default=None,
                      help="hidden layer widths, for vae (default: the model's)")
-    fit.add_argument("--likelihood", choices=["bernoulli", "gaussian"], default=None,
-                     help="observation likelihood, for vae (default: bernoulli for images, gaussian for moons)")
+    fit.add_argument("--likelihood", choices=["bernoulli", "gaussian", "continuous_bernoulli"], default=None,
+                     help="observation likelihood, for the VAE family (default: bernoulli for images, "
+                          "gaussian for moons)")
     fit.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                      help="binarize image data (default: when the likelihood is Bernoulli)")
+    fit.add_argument("--dequantize", action="store_true",
+                     help="fit a continuous density to data on a grid plus uniform noise, and report the test "
+                          "log-likelihood in the discrete data's units (comparable with discrete models)")
     fit.add_argument("--seed", type=_seed, default=0)
     fit.add_argument("--eval-k", type=_positive_int, default=1000,
                      help="importance samples for the test log-likelihood")
@@ -289,11 +308,19 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)  # the initial weights are drawn here, before ppgen.fit seeds the training
     model = registry.build_model(args.model, x_dim, **options)
     backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
+    spacing, continuous = grid_spacing(data.train), _is_density(inspect_program(model, data.train[:2]).data_support)
+    if args.dequantize and not (continuous and spacing is not None):
+        why = "its likelihood is discrete" if not continuous else "the data do not lie on a grid of at most 256 values"
+        args.parser.error(f"--dequantize applies to a continuous density on discrete data, but for {args.model} "
+                          f"on {kind} {why}")
+    config["dequantize"] = spacing if args.dequantize else None
+    train = dequantize(data.train, spacing, torch.Generator().manual_seed(args.seed)) if args.dequantize \
+        else data.train
 
     start = time.perf_counter()
     fit = ppgen.fit(
         model,
-        data.train,
+        train,
         inference=backend,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -306,7 +333,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     run.mkdir(parents=True, exist_ok=True)  # only now, so that a fit that fails leaves no empty folder behind
     fit.save(run / FIT_FILE)
 
-    estimate = _test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed)
+    estimate = _test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed, spacing=config["dequantize"])
+    comparable = not continuous or spacing is None or args.dequantize
     metrics = {
         "config": config,
         "x_dim": x_dim,
@@ -317,6 +345,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
         "eval_k": estimate.k,
         "exact": estimate.exact,
+        **_comparability(comparable, spacing),
         "wall_time_s": wall_time,
     }
     _write_json(run / METRICS_FILE, metrics)
@@ -331,6 +360,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     written.append("loss.png")
 
     print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s: {estimate}")
+    if not comparable:
+        print(f"note: {metrics['comparability']}")
     print(f"wrote {', '.join(str(run / name) for name in written)}")
     if skipped is not None:
         print(f"latent.png skipped: {skipped}")
@@ -349,13 +380,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     data = load_data(config["data"], binarize=config.get("binarize"), seed=int(config["seed"]))
 
     start = time.perf_counter()
-    estimate = _test_log_likelihood(fit, data.test, k=k, seed=seed)
+    spacing, grid = config.get("dequantize"), grid_spacing(data.test)
+    comparable = spacing is not None or grid is None or not _is_density(fit.structure.data_support)
+    estimate = _test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing)
     metrics["eval"] = {
         "k": estimate.k,
         "exact": estimate.exact,
         "seed": seed,
         "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
         "n_test": estimate.n,
+        **_comparability(comparable, grid),
         "wall_time_s": time.perf_counter() - start,
     }
     _write_json(metrics_path, metrics)
@@ -400,11 +434,34 @@ class Estimate:
         return f"test log-likelihood {self.log_likelihood:.4f} nats per point ({method}, {self.n} points)"
 
 
-def _test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int) -> Estimate:
-    """Mean log p(x) over the test set; seeded, so `eval` can reproduce `fit`; ``k`` is unused where it is exact."""
+def _test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int,
+                         spacing: float | None = None) -> Estimate:
+    """Mean log p(x) over the test set; seeded, so `eval` can reproduce `fit`; ``k`` is unused where it is exact.
+    With a grid ``spacing``, the test points are dequantised (the noise seeded with ``seed + 1``) and the figure is
+    the lower bound on the discrete log P(x) of :mod:`ppgen.dequantize`."""
+    if spacing is not None:
+        test = dequantize(test, spacing, torch.Generator().manual_seed((seed + 1) % SEED_LIMIT))
     pyro.set_rng_seed(seed)
-    log_likelihood = fit.log_prob(test, k=k).detach().double().mean().item()
-    return Estimate(log_likelihood, k=None if fit.structure.exact else k, n=len(test))
+    log_likelihood = fit.log_prob(test, k=k).detach().double()
+    if spacing is not None:
+        log_likelihood = discrete_log_likelihood(log_likelihood, spacing, test[0].numel())
+    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact else k, n=len(test))
+
+
+def _is_density(support: Any) -> bool:
+    """Whether a likelihood with this support (a :class:`~ppgen.program.Structure`'s ``data_support``) is a
+    density, whose log p(x) is not a log-probability."""
+    return support is not None and not support.is_discrete
+
+
+def _comparability(comparable: bool, spacing: float | None) -> dict[str, Any]:
+    """The ``comparable`` entry of metrics.json, with the reason where it is false."""
+    if comparable:
+        return {"comparable": True}
+    levels = "a grid of values" if spacing is None else f"a grid of spacing {spacing:.4g}"
+    return {"comparable": False,
+            "comparability": f"a continuous density fitted to data on {levels}: the test figure is a log-density, "
+                             f"not comparable with a discrete model's log-probability; refit with --dequantize"}
 
 
 def _check_out(out: Path, folder: Path) -> None:

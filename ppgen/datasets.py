@@ -3,6 +3,8 @@
 - :func:`digits`: scikit-learn's handwritten digits, 1,797 images of 8x8 pixels shipped inside the
   scikit-learn wheel, split once into 1,437 training and 360 test images.
 - :func:`moons`: two interleaving half circles in the plane, generated with a seed.
+- :func:`fashion_mnist`: Zalando's Fashion-MNIST, 70,000 images of 28x28 pixels, read from the four
+  gzipped IDX files that Debian's ``dataset-fashion-mnist`` package installs (never downloaded).
 - :func:`load_idx` and :func:`idx_images`: the user's own MNIST-style IDX files (plain or gzipped),
   read from a local path.
 """
@@ -27,6 +29,12 @@ IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _SPLITS = ("train", "test")
+
+#: Where Debian's ``dataset-fashion-mnist`` package puts the files, and the variable that overrides it.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_ENV = "PPGEN_FASHION_MNIST"
+_FASHION_MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 
 
 def digits(split: str = "train", binarize: bool = False,
@@ -96,6 +104,64 @@ def moons(n: int = 1000, noise: float = 0.1, seed: int = 0,
     x, y = make_moons(n_samples=n, noise=noise, random_state=seed)
     points = torch.from_numpy(x.astype(np.float32))
     return (points, torch.from_numpy(y.astype(np.int64))) if return_labels else points
+
+
+def fashion_mnist(split: str = "train", binarize: bool = False, root: str | os.PathLike | None = None,
+                  return_labels: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """Fashion-MNIST: 60,000 training and 10,000 test images of clothes, 28x28 grey pixels scaled to [0, 1].
+
+    The four gzipped IDX files (``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+    ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``) are read from the first of: ``root``,
+    the folder named by the environment variable ``PPGEN_FASHION_MNIST``, and
+    ``/usr/share/datasets/fashion-mnist/``, where ``apt-get install dataset-fashion-mnist`` puts them
+    (``make data`` runs that). Nothing is downloaded.
+
+    Arguments:
+        split: ``"train"`` or ``"test"``.
+        binarize: Whether to set pixels >= 0.5 to 1.0 and the others to 0.0.
+        root: The folder holding the four files.
+        return_labels: Whether to return the class (0..9) of each image as well.
+
+    Returns:
+        The images as a float32 ``Tensor[N, 784]`` (byte values divided by 255), and with ``return_labels``
+        also the classes as a ``LongTensor[N]``.
+
+    Raises:
+        ValueError: If ``split`` is neither ``"train"`` nor ``"test"``, or the files are not valid IDX files
+            of as many images as labels.
+        FileNotFoundError: If the files are in none of the three places; the message says how to get them.
+
+    References:
+        Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning Algorithms (Xiao, Rasul and
+        Vollgraf, 2017). https://arxiv.org/abs/1708.07747
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    folder = _fashion_mnist_folder(root)
+    images_file, labels_file = (folder / name for name in _FASHION_MNIST_FILES[split])
+    images, labels = idx_images(images_file, binarize=binarize), load_idx(labels_file)
+    if labels.dim() != 1 or len(labels) != len(images):
+        raise ValueError(f"{labels_file} holds labels of shape {list(labels.shape)}, but {images_file} holds "
+                         f"{len(images)} images: expected one label per image")
+    return (images, labels.long()) if return_labels else images
+
+
+def _fashion_mnist_folder(root: str | os.PathLike | None) -> Path:
+    """``root`` if given, else ``$PPGEN_FASHION_MNIST`` if set, else the Debian folder; an error if it lacks a file."""
+    if root is not None:
+        where, folder = "root", Path(root)
+    elif os.environ.get(FASHION_MNIST_ENV):
+        where, folder = f"${FASHION_MNIST_ENV}", Path(os.environ[FASHION_MNIST_ENV])
+    else:
+        where, folder = "the Debian location", FASHION_MNIST_DIR
+    names = [name for pair in _FASHION_MNIST_FILES.values() for name in pair]
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"Fashion-MNIST: {where} {folder} lacks {', '.join(missing)}. Install Debian's package "
+            f"(`apt-get install dataset-fashion-mnist`, or `make data`), which puts the four gzipped IDX files "
+            f"in {FASHION_MNIST_DIR}, or point root= or ${FASHION_MNIST_ENV} at a folder that holds them")
+    return folder
 
 
 def load_idx(path: str | os.PathLike) -> Tensor:

@@ -12,7 +12,8 @@ from ppgen.objective import Objective
 from ppgen.structure import Structure
 
 MODELS: dict[str, type[nn.Module]] = {
-    "vae": zoo.VAE, "ppca": zoo.PPCA, "gmm": zoo.GMM,
+    "vae": zoo.VAE, "conv-vae": zoo.ConvVAE, "hvae": zoo.HVAE, "gmvae": zoo.GMVAE, "ppca": zoo.PPCA,
+    "factor-analysis": zoo.FactorAnalysis, "gmm": zoo.GMM, "mixture-of-bernoullis": zoo.MixtureOfBernoullis,
     "fvsbn": zoo.FVSBN, "nade": zoo.NADE, "made": zoo.MADE,
     "realnvp": zoo.RealNVP, "maf": zoo.MAF, "nsf": zoo.NeuralSplineFlow, "dequantized": zoo.DequantizedFlow,
     "flowvae": zoo.FlowVAE,

@@ -1,0 +1,110 @@
+"""Building blocks that several families of the zoo share: multilayer perceptrons and convolutional stacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from ppgen.checks import check_positive_int
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
+    """A multilayer perceptron with ``activation`` between the linear layers of the given widths.
+
+    Arguments:
+        sizes: the widths, input first and output last.
+        activation: ``"relu"`` or ``"tanh"``.
+
+    Returns:
+        ``nn.Sequential`` of ``Linear`` layers, with no activation after the last.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(ACTIVATIONS[activation]())
+        layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def check_widths(widths: Sequence[int], name: str) -> tuple[int, ...]:
+    """``widths`` as a tuple of positive ints, or a ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
+        raise TypeError(f"{name} must be a sequence of layer widths such as (400,), got {type(widths).__name__}")
+    return tuple(check_positive_int(width, f"{name}[{i}]") for i, width in enumerate(widths))
+
+
+def halved(size: int, times: int) -> int:
+    """The size of a side after ``times`` convolutions of kernel 3, stride 2 and padding 1: ceil(size / 2) each."""
+    for _ in range(times):
+        size = (size - 1) // 2 + 1
+    return size
+
+
+class ConvEncoder(nn.Module):
+    """Images [..., C, H, W] to a vector [..., out]: stride-2 convolutions (kernel 3, padding 1), ReLU, then an MLP.
+
+    Arguments:
+        image_shape: (C, H, W).
+        channels: the output channels of each convolution; each halves the height and width (rounding up).
+        hidden: the width of the hidden layer between the last convolution and the output.
+        out: the size of the output vector.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], channels: Sequence[int], hidden: int, out: int) -> None:
+        super().__init__()
+        c, h, w = image_shape
+        layers: list[nn.Module] = []
+        for n_in, n_out in zip((c, *channels[:-1]), channels):
+            layers += [nn.Conv2d(n_in, n_out, 3, stride=2, padding=1), nn.ReLU()]
+        self.image_shape = tuple(image_shape)
+        self.convolutions = nn.Sequential(*layers, nn.Flatten())
+        flat = channels[-1] * halved(h, len(channels)) * halved(w, len(channels))
+        self.head = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, out))
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch = x.shape[:-3]
+        features = self.convolutions(x.reshape(-1, *self.image_shape))
+        return self.head(features).reshape(*batch, -1)
+
+
+class ConvDecoder(nn.Module):
+    """A vector [..., z] to images [..., out_channels, H, W]: the mirror of :class:`ConvEncoder`, with transposed
+    convolutions whose output padding restores each side to its exact size.
+
+    Arguments:
+        z_dim: the size of the input vector.
+        image_shape: (C, H, W) of the images the matching encoder reads.
+        channels: the encoder's channels (the decoder runs them in reverse).
+        hidden: the width of the hidden layer after the input.
+        out_channels: channels of the output: C times the likelihood's parameters per pixel.
+    """
+
+    def __init__(self, z_dim: int, image_shape: tuple[int, int, int], channels: Sequence[int], hidden: int,
+                 out_channels: int) -> None:
+        super().__init__()
+        _, h, w = image_shape
+        depth = len(channels)
+        sides = [(halved(h, i), halved(w, i)) for i in range(depth + 1)]  # sides[i]: after i halvings
+        self.start = (channels[-1], *sides[depth])
+        self.head = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(),
+                                  nn.Linear(hidden, channels[-1] * sides[depth][0] * sides[depth][1]), nn.ReLU())
+        layers: list[nn.Module] = []
+        outs = (*channels[-2::-1], out_channels)
+        for i, (n_in, n_out) in enumerate(zip(channels[::-1], outs)):
+            (h_in, w_in), (h_out, w_out) = sides[depth - i], sides[depth - i - 1]
+            padding = (h_out - 2 * h_in + 1, w_out - 2 * w_in + 1)  # 0 or 1: the rounding the stride lost
+            if i:
+                layers.append(nn.ReLU())
+            layers.append(nn.ConvTranspose2d(n_in, n_out, 3, stride=2, padding=1, output_padding=padding))
+        self.convolutions = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        batch = z.shape[:-1]
+        features = self.head(z.reshape(-1, z.shape[-1])).reshape(-1, *self.start)
+        images = self.convolutions(features)
+        return images.reshape(*batch, *images.shape[1:])
