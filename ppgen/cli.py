@@ -53,7 +53,7 @@ import ppgen
 from ppgen import datasets, plots, registry
 from ppgen.checkpoint import atomic_write
 from ppgen.dequantize import dequantize, discrete_log_likelihood, grid_spacing
-from ppgen.program import inspect as inspect_program
+from ppgen.structure import inspect as inspect_program
 from ppgen.checks import SEED_LIMIT, check_device, check_positive_float, check_positive_int, check_seed
 
 __all__ = ["main"]

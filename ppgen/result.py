@@ -127,6 +127,9 @@ class Fit:
         A model with an ``encode(x)`` method of its own (a flow: x mapped to its base space) answers with it.
         """
         if callable(getattr(self.model, "encode", None)):
+            if site is not None:
+                raise ValueError(f"{type(self.model).__name__} encodes x by its own map (a flow's, to its base space): "
+                                 f"it has no latent site {site!r} to choose; call encode(x) without site=")
             return self.model.encode(*self._batch(inputs).args)
         name = representation.latent_site(self.model, self.structure, site)
         num_samples = check_positive_int(num_samples, "num_samples")

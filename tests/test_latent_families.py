@@ -119,7 +119,7 @@ def test_factor_analysis_reaches_scikit_learns_log_likelihood():
     ours = fit.log_prob(torch.tensor(x)).mean().item()
     assert abs(ours - reference) < 0.05
     # the guide is the exact posterior, so the ELBO is log p(x) on every draw
-    torch.testing.assert_close(fit.iwae_bound(torch.tensor(x[:20]), 1), fit.log_prob(torch.tensor(x[:20])))
+    torch.testing.assert_close(fit.iwae_bound(torch.tensor(x[:20]), k=1), fit.log_prob(torch.tensor(x[:20])))
 
 
 def bernoulli_mixture_data(n=600, seed=0):
