@@ -3,6 +3,9 @@
 from ppgen.inference.elbo import ELBO
 from ppgen.inference.iwae import IWAE
 from ppgen.inference.mle import MLE
+from ppgen.inference.renyi import RenyiVI
+from ppgen.inference.rws import RWS
+from ppgen.inference.vimco import VIMCO
 from ppgen.objective import Objective
 
-__all__ = ["ELBO", "IWAE", "MLE", "Objective"]
+__all__ = ["ELBO", "IWAE", "MLE", "RWS", "VIMCO", "Objective", "RenyiVI"]

@@ -46,8 +46,9 @@ class Objective(abc.ABC):
                 f"or mark discrete ones infer={{'enumerate': 'parallel'}} so they are summed out")
         if not structure.reparameterized:
             raise ValueError(
-                f"{type(self).__name__}() differentiates through samples of q(z|x), but the guide has a site "
-                f"without a reparameterised sampler (rsample); sum discrete latents out in the model instead")
+                f"{self!r} differentiates through samples of q(z|x), but the guide has a site without a "
+                f"reparameterised sampler (rsample): sum discrete latents out in the model instead, or fit with a "
+                f"backend that needs no reparameterisation, inference.RWS() or inference.VIMCO()")
 
     @property
     def config(self) -> dict[str, Any]:
