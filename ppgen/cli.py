@@ -350,6 +350,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     estimate = _test_log_likelihood(fit, data.test, k=k, seed=seed)
+    pyro.set_rng_seed(seed)
+    report = fit.evaluate(data.test, k=k)  # bounds and weight diagnostics beside the estimate
     metrics["eval"] = {
         "k": estimate.k,
         "exact": estimate.exact,
@@ -357,9 +359,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "test_log_likelihood": _finite_or_none(estimate.log_likelihood),
         "n_test": estimate.n,
         "wall_time_s": time.perf_counter() - start,
+        "report": report.to_dict(),
     }
     _write_json(metrics_path, metrics)
     print(estimate)
+    print(report)
     print(f"recorded under 'eval' in {metrics_path}")
     return 0
 

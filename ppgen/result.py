@@ -14,6 +14,7 @@ from ppgen.bounds import draw_particles, enumerated_log_posterior, exact_log_pro
 from ppgen.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, atomic_save, class_path, resolve_class
 from ppgen.checks import check_device, check_positive_int
 from ppgen.data import as_data
+from ppgen.evaluation import Evaluation, evaluate
 from ppgen.objective import Objective
 from ppgen.posterior import Posterior
 from ppgen.program import Model, Structure, as_model_input, as_module, inspect, sample_sites
@@ -98,6 +99,12 @@ class Fit:
                     for start in range(0, k, particles)]
             out.append(torch.stack(sums).logsumexp(0) - math.log(k))
         return torch.cat(out)
+
+    def evaluate(self, x: Any, k: int = 5000) -> Evaluation:
+        """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
+        size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see :mod:`ppgen.evaluation`."""
+        return evaluate(self.model, self.structure, self._data(x), check_positive_int(k, "k"),
+                        particle_points=PARTICLE_POINTS_PER_PASS)
 
     @torch.no_grad()
     def sample(self, n: int) -> Tensor:
