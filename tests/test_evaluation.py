@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ import ppgen
 import ppgen.evaluation
 from ppgen import inference, models
 from ppgen.evaluation import KHAT_THRESHOLD, weight_diagnostics
+from ppgen.program import inspect
 from programs import AmortisedPPCA
+from test_backends import near_posterior_ppca
 
 
 @pytest.fixture(scope="module")
@@ -21,24 +24,40 @@ def wine() -> torch.Tensor:
     return torch.tensor(StandardScaler().fit_transform(load_wine().data))  # 178 x 13, float64
 
 
+def near_posterior_fit(x: torch.Tensor, perturbation: float) -> ppgen.Fit:
+    """AmortisedPPCA at the Tipping-Bishop maximum, its encoder moved off the exact posterior by ``perturbation``:
+    a model with an exact log p(x) and a guide as good as we choose."""
+    torch.manual_seed(0)
+    ppca = near_posterior_ppca(x, q=3, perturbation=perturbation)
+    return ppgen.Fit(ppca, inspect(ppca, x[:2]), inference.ELBO(), history=[], example=x[:2])
+
+
 @pytest.fixture(scope="module")
 def rough_fit(wine) -> ppgen.Fit:
-    """AmortisedPPCA after a short ELBO fit: a model with an exact log p(x) and a guide that is good, not exact."""
-    return ppgen.fit(AmortisedPPCA(x_dim=13, z_dim=3), wine, inference=inference.ELBO(), epochs=300,
-                     batch_size=len(wine), lr=0.02, progress=False)
+    """The exact posterior's mean with 1.35 times its spread: bounded weights, so IWAE_K converges steadily."""
+    fit = near_posterior_fit(wine, 0.0)
+    with torch.no_grad():
+        fit.model.log_posterior_scale += 0.3
+    return fit
 
 
 def test_iwae_rises_with_k_towards_the_exact_log_likelihood(rough_fit, wine):
-    """ELBO <= IWAE_1 <= IWAE_10 <= IWAE_100 <= IWAE_1000 <= log p(x), means over 178 points; the gap at K=1000 is a
-    small part of the gap at K=1 (each mean's Monte Carlo error is far below the steps between them here)."""
-    reports = {k: rough_fit.evaluate(wine, k=k) for k in (1, 10, 100, 1000)}
+    """IWAE_1 = ELBO <= IWAE_10 <= IWAE_100 <= IWAE_2000 <= log p(x), means over 178 points; the gap at K=2000 is a
+    small part of the gap at K=1. (k-hat is not this test's question: at small K its estimate is rough.)"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        reports = {k: rough_fit.evaluate(wine, k=k) for k in (1, 10, 100, 2000)}
     exact = reports[1].exact.mean().item()
-    iwae = [reports[k].iwae.mean().item() for k in (1, 10, 100, 1000)]
+    iwae = [reports[k].iwae.mean().item() for k in (1, 10, 100, 2000)]
     assert iwae == sorted(iwae)
-    assert iwae[-1] <= exact
+    # IWAE_K is below log p(x) in expectation; one estimate may sit above it by its Monte Carlo error, whose
+    # delta-method standard error per point is sqrt((K / ESS - 1) / K)
+    last = reports[2000]
+    standard_error = ((2000 / last.ess - 1) / 2000).mean().sqrt().item() / math.sqrt(len(wine))
+    assert iwae[-1] <= exact + 3 * standard_error
     assert exact - iwae[-1] < 0.2 * (exact - iwae[0])
     torch.testing.assert_close(reports[1].elbo, reports[1].iwae)  # one draw: IWAE_1 is the ELBO
-    assert (reports[1000].elbo <= reports[1000].iwae + 1e-12).all()  # Jensen, draw by draw
+    assert (reports[2000].elbo <= reports[2000].iwae + 1e-12).all()  # Jensen
     for report in reports.values():
         torch.testing.assert_close(report.exact, rough_fit.log_prob(wine))
 
@@ -56,22 +75,18 @@ def test_weight_diagnostics_are_the_textbook_formulas():
     np.testing.assert_allclose(out["khat"].numpy(), az.psislw(log_w.T.numpy())[1], rtol=1e-12)
 
 
-def test_khat_is_low_for_a_good_guide_and_above_0_7_for_a_poor_one(rough_fit, wine):
-    """A guide near the posterior gives light-tailed weights (k-hat < 0.5 everywhere, no warning); the same guide
-    made 20 times too narrow (scale e^-3) misses the posterior's mass, and its weights get a heavy tail."""
-    good = rough_fit.evaluate(wine, k=2000)
+def test_khat_is_low_for_a_good_guide_and_above_0_7_for_a_poor_one(wine):
+    """A guide near the posterior gives light-tailed weights (k-hat < 0.5 everywhere at K=2000, no warning; measured
+    max 0.20); the same guide with its encoder moved 30 times further misses the posterior's mass, and its weights
+    get a heavy tail (measured max k-hat 6.0)."""
+    good = near_posterior_fit(wine, 0.01).evaluate(wine, k=2000)
     assert good.khat.max() < 0.5 and good.unreliable == 0
     assert good.ess.min() > 500
-    poor = ppgen.fit(AmortisedPPCA(x_dim=13, z_dim=3), wine, inference=inference.ELBO(), epochs=1,
-                     progress=False)
-    poor.model.load_state_dict(rough_fit.model.state_dict())
-    with torch.no_grad():
-        poor.model.log_posterior_scale -= 3
-    with pytest.warns(UserWarning, match=r"points have a Pareto k-hat above 0.7.*not to be trusted|to be trusted"):
-        report = poor.evaluate(wine, k=2000)
-    assert (report.khat > KHAT_THRESHOLD).float().mean() > 0.5
-    assert report.unreliable == int((report.khat > KHAT_THRESHOLD).sum())
-    assert report.ess.median() < 50
+    with pytest.warns(UserWarning, match=r"points have a Pareto k-hat above 0.7.*to be trusted"):
+        poor = near_posterior_fit(wine, 0.3).evaluate(wine, k=2000)
+    assert (poor.khat > KHAT_THRESHOLD).float().mean() > 0.5
+    assert poor.unreliable == int((poor.khat > KHAT_THRESHOLD).sum())
+    assert poor.ess.median() < 50
 
 
 def test_exact_guide_has_equal_weights_full_ess_and_no_tail_to_fit(wine):
