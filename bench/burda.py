@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyro
@@ -130,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["burda"] = run(args.epochs, args.snr_repeats, args.threads)
-    results["burda"]["date"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    results["burda"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)

@@ -89,7 +89,8 @@ def burda(results: dict) -> str:
     for k in ks:
         lines.append(f"| {k} | " + " | ".join(f"{snr[(k, e)]:.3f}" for e in estimators) + " |")
     lines += ["", f"Measured {entry['date']} on a shared 2-core machine with {settings['torch_threads']} torch "
-              f"thread(s), in {entry['seconds']:.0f} s; rerun with `python bench/burda.py` (`--help` for options).",
+              f"thread(s), in {entry['seconds']:.0f} s (training seconds are wall time on that shared machine, "
+              "not a speed figure); rerun with `python bench/burda.py` (`--help` for options) or `make bench`.",
               ""]
     return "\n".join(lines)
 

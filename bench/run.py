@@ -8,8 +8,9 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 2. the time of ``fit.log_prob(test, k=1000)`` against a hand-written importance-sampled estimate;
 3. the peak memory of each, one fresh process per workload;
 
-checks that the hand-written losses equal ppgen's on the same weights and draws, writes everything to
-``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
+checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
+structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
+last one), writes everything to ``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
 repeats after a warm-up run.
 """
 
@@ -34,6 +35,7 @@ import torch
 import ppgen
 from ppgen.program import inspect
 
+import burda
 import handwritten
 import render
 from workloads import BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, network
@@ -181,8 +183,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per timed training run (default 20)")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per training figure (default 7)")
+    parser.add_argument("--burda-epochs", type=int, default=100, help="epochs per objective in burda.py (default 100)")
+    parser.add_argument("--skip-burda", action="store_true", help="keep the last burda.py results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results = {
         "machine": machine(args.threads),
         "settings": {"data": "digits, binarised: 1437 training and 360 test points of 64 pixels",
@@ -207,6 +212,12 @@ def main() -> None:
         print("  memory...", flush=True)
         results["figures"] += rows + memory(device, args.threads)
     results["seconds"] = round(time.perf_counter() - start, 1)
+    if args.skip_burda:
+        if "burda" in previous:
+            results["burda"] = previous["burda"]
+    else:
+        results["burda"] = burda.run(args.burda_epochs, snr_repeats=100, threads=args.threads)
+        results["burda"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)
