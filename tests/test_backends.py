@@ -6,7 +6,6 @@ import itertools
 import math
 import re
 
-import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest

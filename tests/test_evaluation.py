@@ -15,7 +15,6 @@ import ppgen.evaluation
 from ppgen import inference, models
 from ppgen.evaluation import KHAT_THRESHOLD, weight_diagnostics
 from ppgen.program import inspect
-from programs import AmortisedPPCA
 from test_backends import near_posterior_ppca
 
 
