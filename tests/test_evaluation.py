@@ -124,7 +124,7 @@ def test_memory_stays_bounded_whatever_n_and_k(rough_fit, wine, monkeypatch):
 def test_report_prints_and_serialises(rough_fit, wine):
     report = rough_fit.evaluate(wine, k=50)
     text = str(report)
-    assert f"IWAE_50 " in text and "ELBO" in text and "exact log p(x)" in text and "PSIS k-hat" in text
+    assert "IWAE_50 " in text and "ELBO" in text and "exact log p(x)" in text and "PSIS k-hat" in text
     as_dict = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert as_dict["n"] == len(wine) and as_dict["k"] == 50
     assert as_dict["mean"]["iwae"] == pytest.approx(report.iwae.mean().item())
