@@ -18,6 +18,7 @@
 
 # %%
 import os
+import warnings
 
 import pyro
 import pyro.distributions as dist
@@ -127,7 +128,11 @@ for backend in (inference.RWS(k=5), inference.VIMCO(k=5)):
 
 # %%
 fit = fit_vae(inference.IWAE(k=5, estimator="dreg"))
-report = fit.evaluate(test, k=max(EVAL_K, 100))
+with warnings.catch_warnings(record=True) as caught:  # shown here rather than on stderr
+    warnings.simplefilter("always")
+    report = fit.evaluate(test, k=max(EVAL_K, 100))
+for warning in caught:
+    print("warning:", warning.message)
 print(report)
 print(report.to_dict()["mean"])
 
