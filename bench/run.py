@@ -10,8 +10,9 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 4. the exact-likelihood families' test log-likelihood on the digits (``exact_families.py``);
 5. the latent-variable families and generative against discriminative classification (``latent_families.py``);
 
-checks that the hand-written losses equal ppgen's on the same weights and draws, writes everything to
-``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
+checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
+structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
+last one), writes everything to ``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
 repeats after a warm-up run.
 """
 
@@ -37,6 +38,7 @@ import ppgen
 from ppgen.data import as_batch
 from ppgen.structure import inspect
 
+import burda
 import exact_families
 import handwritten
 import latent_families
@@ -192,8 +194,11 @@ def main() -> None:
     parser.add_argument("--suite", choices=["all", "speed", "latent"], default="all",
                         help="speed: the figures against the hand-written loop; latent: latent_families.py "
                              "(about 20 min on 2 cores); the other suite's last results are rendered as they are")
+    parser.add_argument("--burda-epochs", type=int, default=100, help="epochs per objective in burda.py (default 100)")
+    parser.add_argument("--skip-burda", action="store_true", help="keep the last burda.py results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.suite != "speed":
         latent_families.main()
     if args.suite == "latent":
@@ -228,6 +233,12 @@ def main() -> None:
     start = time.perf_counter()
     results["exact_families"] = exact_families.measure(args.exact_epochs)
     results["exact_families"]["seconds"] = round(time.perf_counter() - start, 1)
+    if args.skip_burda:
+        if "burda" in previous:
+            results["burda"] = previous["burda"]
+    else:
+        results["burda"] = burda.run(args.burda_epochs, snr_repeats=100, threads=args.threads)
+        results["burda"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)

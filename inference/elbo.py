@@ -7,31 +7,51 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ppgen.bounds import elbo_terms
-from ppgen.checks import check_positive_int
+from ppgen.checks import check_choice, check_positive_int
 from ppgen.data import Batch
+from ppgen.estimators import analytic_log_weights, check_analytic_kl
 from ppgen.objective import Objective
 from ppgen.structure import Structure
+
+KL_ESTIMATES = ("sampled", "analytic")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ELBO(Objective):
-    """Stochastic variational inference on the ELBO, estimated with K reparameterised particles.
+    """Stochastic variational inference on the ELBO, estimated per data point with K reparameterised particles:
+
+        ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || p(z)) ~= (1/K) sum_k log p(x, z_k) - log q(z_k|x).
 
     Discrete latents that the model enumerates are summed out exactly inside log p(x, z), and those that the
     guide enumerates are summed over weighted by q (the estimators of Pyro's ``TraceEnum_ELBO``); the rest come
     from the guide (``Trace_ELBO``). Global latents count once for the data set: 1/N of their terms per point.
+    With ``kl="analytic"`` each latent site's KL(q || p) is taken in closed form instead of from the draws
+    (the mean-field estimator of Pyro's ``TraceMeanField_ELBO``): the same ELBO, with less variance. A site
+    whose pair of distributions has no closed-form KL is named in a ``ValueError`` on the first step, before
+    any parameter changes.
 
     Arguments:
         num_particles: K, the particles averaged per data point; the particles are vectorised.
+        kl: ``"sampled"`` or ``"analytic"``.
 
     References:
         Auto-Encoding Variational Bayes (Kingma and Welling, 2014). https://arxiv.org/abs/1312.6114
+        Pyro: Deep Universal Probabilistic Programming (Bingham et al., 2019). https://arxiv.org/abs/1810.09538
     """
 
     num_particles: int = 1
+    kl: str = "sampled"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_particles", check_positive_int(self.num_particles, "num_particles"))  # np.int64(5) saves as 5
+        check_choice(self.kl, KL_ESTIMATES, "kl")
+
+    def check(self, structure: Structure) -> None:
+        super().check(structure)
+        if self.kl == "analytic":
+            check_analytic_kl(structure)
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
+        if self.kl == "analytic":
+            return -analytic_log_weights(module, structure, batch, self.num_particles).mean()
         return -elbo_terms(module, structure, batch, self.num_particles).mean()

@@ -81,40 +81,48 @@ def per_point_terms(guide_trace: poutine.Trace | None, model_trace: poutine.Trac
     log space by Pyro's tensor contraction with ``TraceEnum_ELBO``'s semantics (masks inside the sum, scales after
     it); the guide's enumerated dimensions are summed over, weighted by q.
     """
-    reduce = _PointReduction(structure, batch, num_particles, model_trace, global_terms)
-    model_trace.compute_log_prob()
-    model_sites = sample_sites(model_trace)
-    total = 0.0
-    if structure.enumerated:
-        summed, model_sites = enumerated_sites(model_trace)
-        total = reduce.local(contract_enumerated(model_trace, summed, structure.plan.data_plate))
     guide_sites = sample_sites(guide_trace) if guide_trace is not None else []
-    if guide_sites:
+    weights = None
+    if structure.guide_enumerated and guide_sites:
         guide_trace.compute_log_prob()
-        reduce.weigh_by_guide(guide_sites, structure.guide_enumerated)
-    total = total + sum(reduce(site) for site in model_sites)  # a tensor: the model observes something
-    return total - sum(reduce(site) for site in guide_sites)
+        weights = sum(_normalised(site) for site in guide_sites if site["name"] in structure.guide_enumerated).exp()
+    total = trace_log_density(model_trace, structure, batch, num_particles, global_terms, weights)
+    if guide_sites:  # a guide that draws nothing has density one
+        total = total - trace_log_density(guide_trace, structure, batch, num_particles, global_terms, weights)
+    return total
+
+
+def trace_log_density(trace: poutine.Trace, structure: Structure, batch: Batch, num_particles: int,
+                      global_terms: bool = True, weights: Tensor | None = None) -> Tensor:
+    """The log-density of one trace of K particles (a model's, or a guide's) per particle and point, Tensor[K, B].
+
+    The model's enumerated latents are summed out exactly; ``weights`` (q of the guide's enumerated values, laid
+    out on the program's dimensions) weigh every per-point term, which is then summed over those values.
+    """
+    reduce = _PointReduction(structure, batch, num_particles, trace, global_terms, weights)
+    trace.compute_log_prob()
+    sites = sample_sites(trace)
+    total = 0.0
+    if any(site["name"] in structure.enumerated for site in sites):
+        summed, sites = enumerated_sites(trace)
+        total = reduce.local(contract_enumerated(trace, summed, structure.plan.data_plate))
+    return total + sum(reduce(site) for site in sites)
 
 
 class _PointReduction:
     """Reduces one site's log-density, laid out on the program's plates, to Tensor[K, B]."""
 
     def __init__(self, structure: Structure, batch: Batch, num_particles: int, trace: poutine.Trace,
-                 global_terms: bool) -> None:
+                 global_terms: bool, weights: Tensor | None) -> None:
         self.plan = structure.plan
         self.global_terms = global_terms
         self.shape = (num_particles, len(batch))
         self.size = batch.size
-        self.weights: Tensor | None = None
-        frame = next((f for s in sample_sites(trace) for f in s["cond_indep_stack"] if f.name == self.plan.data_plate))
+        self.weights = weights
+        frame = next((f for s in sample_sites(trace) for f in s["cond_indep_stack"] if f.name == self.plan.data_plate),
+                     None)
         #: the factor N / B by which Pyro scales a data plate that subsamples the data set itself
-        self.subsample_scale = (frame.full_size or frame.size) / frame.size
-
-    def weigh_by_guide(self, guide_sites: list[dict], enumerated: tuple[str, ...]) -> None:
-        """q(c|x) of the guide's enumerated values, by which every per-point term is weighted and summed."""
-        if enumerated:
-            log_q = sum(_normalised(site) for site in guide_sites if site["name"] in enumerated)
-            self.weights = log_q.exp()
+        self.subsample_scale = (frame.full_size or frame.size) / frame.size if frame is not None else 1.0
 
     def __call__(self, site: dict) -> Tensor:
         if any(f.name == self.plan.data_plate for f in site["cond_indep_stack"]):

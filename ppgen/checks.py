@@ -66,3 +66,19 @@ def check_device(value: Any, name: str = "device") -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"{name}={value!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
+
+
+def check_finite_float(value: Any, name: str) -> float:
+    """``value`` as a ``float``; a ``TypeError``/``ValueError`` naming ``name`` unless it is a finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
+    """``value`` unchanged; a ``ValueError`` naming ``name`` and the choices unless it is one of them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

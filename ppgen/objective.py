@@ -48,10 +48,11 @@ class Objective(abc.ABC):
                 f"or mark discrete ones infer={{'enumerate': 'parallel'}} so they are summed out")
         if not structure.reparameterized:
             raise ValueError(
-                f"{type(self).__name__}() differentiates through samples of q(z|x), but guide site(s) "
-                f"{', '.join(map(repr, structure.unreparameterized))} have no reparameterised sampler (rsample); sum "
-                f"discrete latents out in the model, or enumerate them in the guide (config_enumerate) under "
-                f"inference.ELBO()")
+                f"{self!r} differentiates through samples of q(z|x), but guide site(s) "
+                f"{', '.join(map(repr, structure.unreparameterized))} have no reparameterised sampler (rsample): sum "
+                f"discrete latents out in the model, enumerate them in the guide (config_enumerate) under "
+                f"inference.ELBO(), or fit with a backend that needs no reparameterisation, inference.RWS() or "
+                f"inference.VIMCO()")
 
     @property
     def config(self) -> dict[str, Any]:

@@ -18,7 +18,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "realnvp": zoo.RealNVP, "maf": zoo.MAF, "nsf": zoo.NeuralSplineFlow, "dequantized": zoo.DequantizedFlow,
     "flowvae": zoo.FlowVAE,
 }
-INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE}
+INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE,
+                                         "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO}
 
 
 def default_inference(structure: Structure) -> Objective:
@@ -34,9 +35,9 @@ def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
 
 
 def build_inference(name: str, k: int | None = None) -> Objective:
-    """The backend called ``name``; ``k`` is IWAE's K and the ELBO's number of particles."""
+    """The backend called ``name``; ``k`` is the ELBO's number of particles and every other bound's K."""
     if name not in INFERENCE:
         raise ValueError(f"unknown inference {name!r}: choose one of {sorted(INFERENCE)}")
     if k is None or name == "mle":
         return INFERENCE[name]()
-    return backends.IWAE(k=k) if name == "iwae" else backends.ELBO(num_particles=k)
+    return backends.ELBO(num_particles=k) if name == "elbo" else INFERENCE[name](k=k)

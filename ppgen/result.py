@@ -12,6 +12,7 @@ from ppgen import density, representation, sampling
 from ppgen.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, atomic_save, class_path, resolve_class
 from ppgen.checks import check_device, check_positive_int
 from ppgen.data import Batch, as_batch
+from ppgen.evaluation import Evaluation, evaluate
 from ppgen.objective import Objective
 from ppgen.posterior import Posterior
 from ppgen.program import Model, as_model_input, as_module, constrained_params
@@ -92,6 +93,13 @@ class Fit:
         """The K-sample importance-weighted bound through the guide, Tensor[N], for any model with a guide."""
         k = check_positive_int(k, "k")
         return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k)
+
+    def evaluate(self, *inputs: Any, k: int = 5000) -> Evaluation:
+        """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
+        size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see :mod:`ppgen.evaluation`."""
+        k = check_positive_int(k, "k")
+        return evaluate(self.model, self.structure, self._batch(inputs), k,
+                        particle_points=density.PARTICLE_POINTS_PER_PASS)
 
     @torch.no_grad()
     def sample(self, n: int, *given: Any) -> Tensor:

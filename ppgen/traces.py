@@ -85,7 +85,7 @@ def draw_particles(module: Any, structure: Any, batch: Batch, num_particles: int
     """
     if not has_guide(module):
         return None
-    guide = _in_particles(BatchRows(batch)(module.guide), num_particles, structure.plan)
+    guide = in_particles(BatchRows(batch)(module.guide), num_particles, structure.plan)
     if structure.guide_enumerated:
         guide = poutine.enum(guide, first_available_dim=structure.particle_dim - 1)
     return poutine.trace(guide).get_trace(*batch.args)
@@ -107,7 +107,7 @@ def trace_particles(module: Any, structure: Any, batch: Batch, num_particles: in
         The guide's trace (``None`` without a guide, or with ``use_guide=False``) and the model's trace.
     """
     guide_trace = draw_particles(module, structure, batch, num_particles) if use_guide else None
-    model = _in_particles(BatchRows(batch)(module.model), num_particles, structure.plan)
+    model = in_particles(BatchRows(batch)(module.model), num_particles, structure.plan)
     if structure.enumerated or not use_guide:
         model = poutine.enum(model, first_available_dim=structure.particle_dim - 1)
     if guide_trace is not None:
@@ -115,7 +115,7 @@ def trace_particles(module: Any, structure: Any, batch: Batch, num_particles: in
     return guide_trace, poutine.trace(model).get_trace(*batch.args)
 
 
-def _in_particles(fn: Callable[..., Any], num_particles: int, plan: Plan) -> Callable[..., Any]:
+def in_particles(fn: Callable[..., Any], num_particles: int, plan: Plan) -> Callable[..., Any]:
     """``fn`` run inside the particle plate, which thus broadcasts its sites before any handler around it (replay,
     enumeration) marks them done, as Pyro's vectorised particles do; a program that does not broadcast over
     particles runs as it is, one particle."""

@@ -1,0 +1,46 @@
+"""The Rényi variational bound L_alpha = 1/(1 - alpha) log E_q[(p(x, z) / q(z|x))^(1 - alpha)] (Li and Turner, 2016)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from ppgen.bounds import log_mean_exp, log_weights
+from ppgen.checks import check_finite_float, check_positive_int
+from ppgen.data import Batch
+from ppgen.objective import Objective
+from ppgen.structure import Structure
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenyiVI(Objective):
+    """Variational inference on the Rényi bound, estimated per data point with K reparameterised particles:
+
+        L_alpha(x) ~= 1/(1 - alpha) log (1/K) sum_k w_k^(1 - alpha),  w_k = p(x, z_k) / q(z_k|x),  z_k ~ q(z|x).
+
+    alpha = 1 is the ELBO (the limit, taken as (1/K) sum_k log w_k), alpha = 0 the importance-weighted bound
+    IWAE_K; for 0 <= alpha <= 1 the estimate is a lower bound on log p(x) in expectation, for alpha < 0 it can
+    lie above it. Unlike Pyro's ``RenyiELBO``, whose particles weigh the joint density of the whole mini-batch,
+    the bound here is one per data point, so the batch size does not change the objective.
+
+    Arguments:
+        alpha: the order of the Rényi divergence, any finite number.
+        k: K, the importance samples per data point.
+
+    References:
+        Rényi Divergence Variational Inference (Li and Turner, 2016). https://arxiv.org/abs/1602.02311
+    """
+
+    alpha: float = 0.5
+    k: int = 5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", check_finite_float(self.alpha, "alpha"))
+        object.__setattr__(self, "k", check_positive_int(self.k, "k"))
+
+    def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
+        log_w = log_weights(module, structure, batch, self.k)
+        if self.alpha == 1:
+            return -log_w.mean(0).mean()
+        return -(log_mean_exp((1 - self.alpha) * log_w) / (1 - self.alpha)).mean()
