@@ -13,10 +13,6 @@ from torch import Tensor, nn
 from ppgen.checks import check_positive_int
 from ppgen.program import DATA_PLATE
 
-#: dtypes too coarse for the sums of log-densities a fit adds up (float16 overflows at 65504).
-LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
 def check_bool(value: Any, name: str) -> bool:
     """``value`` if it is a ``bool``; a ``TypeError`` naming ``name`` otherwise (``"no"`` is not false)."""
     if not isinstance(value, bool):
@@ -27,13 +23,6 @@ def check_bool(value: Any, name: str) -> bool:
 def check_optional_bool(value: Any, name: str) -> bool | None:
     """``None`` or a ``bool``; a ``TypeError`` naming ``name`` otherwise."""
     return None if value is None else check_bool(value, name)
-
-
-def check_precision(x: Tensor, name: str = "data") -> None:
-    """A ``TypeError`` for float16/bfloat16 data, whose log-densities overflow or round away."""
-    if x.dtype in LOW_PRECISION:
-        raise TypeError(f"{name} has dtype {x.dtype}, too coarse for the log-densities a fit sums (float16 "
-                        f"overflows past 65504): convert it with x.float() (or x.double())")
 
 
 def check_run_arguments(out: Any, checkpoint_every: Any, resume: Any, overwrite: Any) -> None:

@@ -11,7 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.bounds import draw_particles, enumerated_log_posterior, exact_log_prob, log_weights, trace_particles
-from ppgen.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, atomic_save, class_path, resolve_class
+from ppgen.budget import BUDGET, check_particle_budget, check_sample_budget
+from ppgen.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
+                              class_path, resolve_class)
 from ppgen.checks import check_device, check_positive_int
 from ppgen.data import as_data
 from ppgen.objective import Objective
@@ -87,6 +89,7 @@ class Fit:
         return self._iwae(self._data(x), k)
 
     def _iwae(self, x: Tensor, k: int) -> Tensor:
+        check_particle_budget(k, len(x))
         if self.structure.unguided:
             raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                              f"{self.structure.unguided}; no guide draws them (log_prob(x) is exact for this model)")
@@ -103,6 +106,7 @@ class Fit:
     def sample(self, n: int) -> Tensor:
         """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]."""
         n = check_positive_int(n, "n")
+        check_sample_budget(n, self.x_shape)
         if len(self.structure.observed) != 1:
             raise ValueError(f"sample() returns the model's one observed site, but it has "
                              f"{len(self.structure.observed)}: {self.structure.observed}")
@@ -143,6 +147,7 @@ class Fit:
         num_samples = check_positive_int(num_samples, "num_samples")
         self._check_latent()
         x = self._data(x)
+        check_particle_budget(num_samples, len(x), "num_samples")
         particles = self._draws_given_guide(num_samples)
         if self.structure.enumerated:
             guide_trace, model_trace = trace_particles(self.model, self.structure, x, particles)
@@ -226,13 +231,15 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
                          f"{type(error).__name__}); nothing in it was run") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{os.fspath(path)} is not a ppgen fit (no '{CHECKPOINT_FORMAT}' format tag)")
-    missing = sorted(CHECKPOINT_KEYS - state.keys())
-    if missing:
-        raise ValueError(f"{os.fspath(path)} is a damaged ppgen fit: it lacks {', '.join(missing)}")
+    check_fit_checkpoint(state, os.fspath(path))
     example = state["example"]
     if model is None:
         module = resolve_class(state["model"]["class"], Model, hint="pass the model, built as it was, to "
                                "ppgen.load(path, model=...), or import its module first if it is a ppgen.Model")
+        if state["model"]["config"] is None:
+            raise ValueError(f"{os.fspath(path)}: field 'model.config' is None: pass the model to ppgen.load(model=)")
+        check_builds(module, state["model"]["config"], state["state_dict"], os.fspath(path),
+                     BUDGET.checkpoint_parameters)
         module = module(**state["model"]["config"])
     else:
         module = as_module(model)
@@ -246,5 +253,5 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     module.eval()
     backend = resolve_class(state["inference"]["class"], Objective, hint="import the module that defines this "
                             "backend first")
-    inference = backend(**state["inference"]["config"])
+    inference = build_recorded(backend, state["inference"]["config"], os.fspath(path), "inference")
     return Fit(module, structure, inference, history=state["history"], example=example)

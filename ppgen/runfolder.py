@@ -97,18 +97,17 @@ class RunFolder:
         run._write_manifest({"format": MANIFEST_FORMAT, "config": config, "complete": False, "files": {}})
         return run
 
-    def check_writable(self, *, overwrite: bool = False, resume: bool = False) -> None:
-        """Refuse, before any work, a folder that cannot hold a run or holds one that must not be replaced."""
+    def check_writable(self, *, overwrite: bool = False, resume: bool = False, label: str = "out") -> None:
+        """Refuse, before any work, a folder that cannot hold a run or holds one that must not be replaced;
+        ``label`` names the folder in the messages (``out`` for ``fit``, ``--out`` for the CLI)."""
         if overwrite and resume:
             raise ValueError("overwrite and resume exclude each other: replace the run, or continue it")
-        _check_no_link(self.path, "the run folder")
-        if self.path.exists() and not self.path.is_dir():
-            raise NotADirectoryError(f"the run folder {self.path} exists and is not a folder")
+        _check_no_link(self.path, label)
         existing = next(p for p in (self.path, *self.path.absolute().parents) if p.exists())
         if not existing.is_dir():
-            raise NotADirectoryError(f"the run folder {self.path}: {existing} exists and is not a folder")
+            raise NotADirectoryError(f"{label} {self.path}: {existing} exists and is not a folder")
         if not os.access(existing, os.W_OK | os.X_OK):
-            raise PermissionError(f"the run folder {self.path}: {existing} is not writable")
+            raise PermissionError(f"{label} {self.path}: {existing} is not writable")
         has_run = self.manifest_path.exists() or (self.path / FIT).exists() or (self.path / CHECKPOINT).exists()
         if has_run and not (overwrite or resume):
             raise FileExistsError(f"{self.path} holds a run already: pass overwrite (--overwrite) to replace it, "

@@ -19,6 +19,9 @@ import torch
 
 import ppgen
 from ppgen import cli, plots
+from ppgen.cli import common
+from ppgen.cli import fit as cli_fit
+from ppgen.cli import sample as cli_sample
 from ppgen.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -330,10 +333,11 @@ def test_eval_of_a_file_says_it_is_not_a_run_folder(tmp_path, capsys):
 
 
 def test_eval_with_corrupt_metrics_names_the_file(vae_run, tmp_path, capsys):
+    """A damaged metrics.json is no longer the file the run wrote: its digest is not the manifest's."""
     run = copy_run(vae_run[0], tmp_path)
     (run / "metrics.json").write_text('{"config": ')
     assert main(["eval", str(run)]) == 1
-    assert_one_line_error(capsys.readouterr().err, str(run / "metrics.json"), "not valid JSON")
+    assert_one_line_error(capsys.readouterr().err, str(run / "metrics.json"), "does not belong to the run")
 
 
 @pytest.mark.parametrize("command", ["eval", "sample"])
@@ -381,7 +385,7 @@ def test_file_system_errors_are_one_line(error, vae_run, monkeypatch, capsys):
     def fails(args):
         raise error(13, "the file system says no", "some/path")
 
-    monkeypatch.setattr(cli, "_cmd_sample", fails)
+    monkeypatch.setattr(cli_sample, "run", fails)
     assert main(["sample", str(vae_run[0])]) == 1
     assert_one_line_error(capsys.readouterr().err, "the file system says no", "some/path")
 
@@ -436,7 +440,7 @@ def test_a_model_without_latents_skips_the_latent_view(tmp_path):
     fit = ppgen.fit(coins, x, epochs=1, progress=False)
     stale = tmp_path / "latent.png"
     stale.write_bytes(b"from an earlier run")
-    reason = cli._draw_latent(fit, cli.Data(x, x, None, is_image=False), stale)
+    reason = cli_fit.draw_latent(fit, common.Data(x, x, None, is_image=False), stale)
     assert "no latent variables" in reason and not stale.exists()
 
 
@@ -453,6 +457,6 @@ def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
     drawn = {}
     monkeypatch.setattr(plots, "scatter", lambda points, path, **options: drawn.update(points=points, **options))
     fit = SimpleNamespace(encode=lambda x: torch.tensor([[0.0, 0.0, 1.0]]).expand(len(x), 3), latent_sites=("c",))
-    data = cli.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
-    assert cli._draw_latent(fit, data, tmp_path / "latent.png") is None
+    data = common.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
+    assert cli_fit.draw_latent(fit, data, tmp_path / "latent.png") is None
     assert "the same for every point" in drawn["title"] and "nan" not in drawn["xlabel"] + drawn["ylabel"]
