@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.checks import check_positive_int
-from ppgen.program import DATA_PLATE
+from ppgen.program import DATA_PLATE, as_model_input
 
 def check_bool(value: Any, name: str) -> bool:
     """``value`` if it is a ``bool``; a ``TypeError`` naming ``name`` otherwise (``"no"`` is not false)."""
@@ -39,21 +39,29 @@ def check_run_arguments(out: Any, checkpoint_every: Any, resume: Any, overwrite:
         raise ValueError("checkpoint_every needs a run folder to write checkpoints into: pass out=")
 
 
-def check_plate_size(module: nn.Module, x: Tensor, name: str = "data") -> None:
-    """The model's data plate must have one entry per row of the batch it is given.
+def check_plate_size(module: nn.Module, x: Tensor, batch_size: int, name: str = "data") -> None:
+    """The model's data plate must have one entry per row of each batch it will be given.
 
     A plate of fixed size (``pyro.plate("data", 10)``) fails on a batch of another size mid-training, and one of
-    size 1 broadcasts, so that ``sample(n)`` would return a single row.
+    size 1 broadcasts, so that ``sample(n)`` would return a single row. Checked on a batch of each size an epoch
+    has (a full one, and the last, smaller one) and on two rows.
     """
-    with torch.no_grad(), poutine.block():
-        trace = poutine.trace(module.model).get_trace(x)
-    site = trace.nodes.get(DATA_PLATE)
-    if site is None or site["type"] != "sample":
-        return
-    size = len(site["value"])
-    if size != len(x):
-        raise ValueError(f"{name}: the model's pyro.plate('{DATA_PLATE}', ...) has {size} entries on a batch of "
-                         f"{len(x)} rows: give it the batch's size, pyro.plate('{DATA_PLATE}', x.shape[0])")
+    sizes = {min(batch_size, len(x)), len(x) % batch_size or min(batch_size, len(x)), min(2, len(x))}
+    for rows in sorted(sizes):
+        batch = as_model_input(x[:rows], module)
+        with torch.no_grad(), poutine.block():
+            try:
+                trace = poutine.trace(module.model).get_trace(batch)
+            except (RuntimeError, ValueError) as error:
+                raise ValueError(f"{name}: the program fails on a batch of {rows} rows ({error}): give "
+                                 f"pyro.plate('{DATA_PLATE}', ...) the batch's size, x.shape[0]") from None
+        site = trace.nodes.get(DATA_PLATE)
+        if site is None or site["type"] != "sample":
+            continue
+        if len(site["value"]) != rows:
+            raise ValueError(f"{name}: the model's pyro.plate('{DATA_PLATE}', ...) has {len(site['value'])} "
+                             f"entries on a batch of {rows} rows: give it the batch's size, "
+                             f"pyro.plate('{DATA_PLATE}', x.shape[0])")
 
 
 def check_scalar_loss(loss: Any, backend: object) -> None:

@@ -90,7 +90,7 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     structure = inspect(module, as_model_input(example_batch(x), module), name="data")
     if next(module.parameters(), None) is None:
         raise ValueError("the model has no parameters to fit")
-    check_plate_size(module, as_model_input(example_batch(x), module))
+    check_plate_size(module, x, batch_size)
     structure.check_data(x, name="data")
     if inference is None:
         from ppgen.registry import default_inference  # the registry joins the core to the backends

@@ -219,7 +219,7 @@ def fit_config(module: Any, inference: Any, x: Any, settings: dict[str, Any],
         "extra": extra,
     }
     try:
-        return json.loads(json.dumps(config, default=repr))
+        return json.loads(json.dumps(config, default=repr, allow_nan=False))
     except ValueError as error:  # NaN or a circular structure in run_config
         raise ValueError(f"run_config must be plain JSON: {error}") from None
 
