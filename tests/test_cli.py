@@ -460,3 +460,45 @@ def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
     data = common.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
     assert cli_fit.draw_latent(fit, data, tmp_path / "latent.png") is None
     assert "the same for every point" in drawn["title"] and "nan" not in drawn["xlabel"] + drawn["ylabel"]
+
+
+def test_the_parser_imports_neither_torch_nor_pyro():
+    """`ppgen --help` stays quick: building the parser imports nothing heavy (each command imports on use)."""
+    code = "import sys; from ppgen.cli import build_parser; build_parser(); print(sorted({'torch', 'pyro'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_option_has_help_and_shows_its_default_once():
+    parser = cli.build_parser()
+    for command in ("fit", "eval", "sample"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"{command} {action.option_strings} has no help"
+            text = formatter._get_help_string(action) % {"default": action.default}
+            if not isinstance(action.default, bool):  # flags: present or not
+                assert text.count("default") == 1, f"{command} {action.option_strings}: {text!r}"
+
+
+def test_the_cli_knows_the_registry_names():
+    from ppgen import registry
+
+    assert common.MODEL_NAMES == tuple(sorted(registry.MODELS))
+    assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE))
+
+
+def test_python_m_ppgen_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "ppgen", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("ppgen ")
+
+
+def test_a_symlink_at_the_picture_is_refused_not_written_through(vae_run, tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    out = tmp_path / "samples.png"
+    out.symlink_to(target)
+    assert main(["sample", str(vae_run[0]), "-n", "4", "--out", str(out)]) == 1
+    assert target.read_text() == "keep me"
