@@ -26,7 +26,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
     The rename is atomic, so an interrupted write leaves either the old file or the new one, never a torn one;
     the folder is flushed after it, so that the rename itself survives a crash. A symbolic link at ``path`` is
-    replaced, never written through. The file gets the permissions ``open`` would give it (0o666 less the umask), not ``mkstemp``'s private 0o600.
+    replaced, never written through. The file gets the permissions ``open`` would give it (0o666 less the
+    umask), not ``mkstemp``'s private 0o600.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -120,7 +121,8 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
         return ValueError(f"{path}: field {field!r} is damaged: expected {expected}")
 
     if set(state) != CHECKPOINT_KEYS | {"format"}:
-        missing, extra = sorted(CHECKPOINT_KEYS - set(state)), sorted(map(str, set(state) - CHECKPOINT_KEYS - {"format"}))
+        missing = sorted(CHECKPOINT_KEYS - set(state))
+        extra = sorted(map(str, set(state) - CHECKPOINT_KEYS - {"format"}))
         raise bad("keys", f"exactly {sorted(CHECKPOINT_KEYS)} (missing {missing}, unknown {extra})")
     for field in ("model", "inference"):
         entry = state[field]

@@ -63,7 +63,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         run_config: JSON-able settings of the caller, recorded in the run's manifest and checked on resume.
 
     Returns:
-        The :class:`~ppgen.Fit`, holding the trained model and ``history``, the loss per epoch.
+        The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
+        the number of batches ``on_nan="skip"`` skipped.
 
     Raises:
         TypeError, ValueError: bad arguments or data, or a backend that cannot fit this model; raised
@@ -97,8 +98,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
 
         inference = default_inference(structure)
     inference.check(structure)
-    config = fit_config(module, inference, x, dict(epochs=epochs, batch_size=batch_size, lr=lr, optim=optim,
-                        seed=seed, checkpoint_every=checkpoint_every), run_config)
+    config = {} if out is None else fit_config(module, inference, x, dict(epochs=epochs, batch_size=batch_size,
+                                                                          lr=lr, optim=optim, seed=seed), run_config)
     run, saved = open_run(out, config, module, len(x), overwrite=overwrite, resume=resume)
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
         module.initialize(as_model_input(x, module))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +42,14 @@ def _check_no_link(path: Path, what: str) -> None:
     if path.is_symlink():
         raise ValueError(f"{what} {path} is a symbolic link: ppgen writes runs only to real paths, never through "
                          f"a link (remove it, or give the path it points to)")
+
+
+def _check_same_config(path: Path, recorded: dict[str, Any], config: dict[str, Any]) -> None:
+    """A ``ValueError`` naming the settings in which ``config`` differs from the run's ``recorded`` one."""
+    differ = sorted(k for k in set(config) | set(recorded) if config.get(k) != recorded.get(k))
+    if differ:
+        raise ValueError(f"resume: the run in {path} was started with another configuration (it differs in "
+                         f"{', '.join(differ)}): give the same model, data and arguments, or a new folder")
 
 
 class RunFolder:
@@ -82,11 +91,7 @@ class RunFolder:
         run.check_writable(overwrite=overwrite, resume=resume)
         previous = run.read_manifest() if run.manifest_path.exists() else None
         if previous is not None and resume:
-            differ = sorted(k for k in set(config) | set(previous["config"])
-                            if config.get(k) != previous["config"].get(k))
-            if differ:
-                raise ValueError(f"resume: the run in {run.path} was started with another configuration (it differs "
-                                 f"in {', '.join(differ)}): give the same arguments, or a new folder")
+            _check_same_config(run.path, previous["config"], config)
             run.remove_stale()
             return run
         if previous is not None:  # overwrite: what the old run wrote goes, nothing else
@@ -106,8 +111,11 @@ class RunFolder:
         existing = next(p for p in (self.path, *self.path.absolute().parents) if p.exists())
         if not existing.is_dir():
             raise NotADirectoryError(f"{label} {self.path}: {existing} exists and is not a folder")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise PermissionError(f"{label} {self.path}: {existing} is not writable")
+        try:  # os.access says yes to root everywhere, /proc too: only a file made and removed tells
+            with tempfile.TemporaryFile(dir=existing, prefix=TMP_PREFIX):
+                pass
+        except OSError as error:
+            raise PermissionError(f"{label} {self.path}: {existing} is not writable ({error.strerror})") from None
         has_run = self.manifest_path.exists() or (self.path / FIT).exists() or (self.path / CHECKPOINT).exists()
         if has_run and not (overwrite or resume):
             raise FileExistsError(f"{self.path} holds a run already: pass overwrite (--overwrite) to replace it, "
@@ -241,10 +249,7 @@ def open_run(out: str | os.PathLike | None, config: dict[str, Any], module: Any,
     from ppgen.runstate import load_state  # torch-heavy; only a resume needs it
 
     previous = run.read_manifest()
-    if previous["config"] != config:
-        differ = sorted(k for k in set(config) | set(previous["config"]) if config.get(k) != previous["config"].get(k))
-        raise ValueError(f"resume: the run in {run.path} was started with another configuration (it differs in "
-                         f"{', '.join(differ)}): give the same model, data and arguments, or a new folder")
+    _check_same_config(run.path, previous["config"], config)
     manifest_digest = previous["files"].get(CHECKPOINT)
     if manifest_digest != digest(run.path / CHECKPOINT):
         raise ValueError(f"{run.path / CHECKPOINT}: field 'digest' is not the one {MANIFEST} records: the checkpoint "

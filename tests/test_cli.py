@@ -464,7 +464,8 @@ def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
 
 def test_the_parser_imports_neither_torch_nor_pyro():
     """`ppgen --help` stays quick: building the parser imports nothing heavy (each command imports on use)."""
-    code = "import sys; from ppgen.cli import build_parser; build_parser(); print(sorted({'torch', 'pyro'} & set(sys.modules)))"
+    code = ("import sys; from ppgen.cli import build_parser; build_parser(); "
+            "print(sorted({'torch', 'pyro'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

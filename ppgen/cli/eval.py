@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     metrics_path = args.run / common.METRICS_FILE
     fit, manifest = common.load_run(args.run, args.device, common.METRICS_FILE)
-    RunFolder(args.run).check_writable(resume=True, label="RUN")  # the result is written back: refuse now, not after minutes
+    # the result is written back into the run: refuse an unwritable one now, not after minutes of work
+    RunFolder(args.run).check_writable(resume=True, label="RUN")
     config = common.run_settings(manifest, args.run / "manifest.json")
     try:
         metrics = json.loads(metrics_path.read_text())
