@@ -88,7 +88,7 @@ def edit_manifest(ctx, **extra: Any) -> Path:
 
 
 def resumable(ctx, edit: Callable[[dict], Any] | None = None, damage: bool = False) -> None:
-    """A run of the Python API in ``ctx.work / "py"`` whose checkpoint is crafted (digest kept) or damaged."""
+    """A run of the Python API in ``ctx.work / "py"`` whose checkpoint is crafted (manifest updated) or damaged."""
     run = ctx.work / "py"
     shutil.copytree(ctx.py_run, run)
     path = run / "checkpoint.pt"
@@ -226,12 +226,14 @@ CASES: list[tuple[str, Callable, type, str, Callable | None]] = [
     ("load-missing-file", lambda c: ppgen.load(c.work / "none.pt"), FileNotFoundError, "no checkpoint at", None),
     # damaged or crafted run checkpoints, met on resume
     ("resume-damaged-checkpoint", lambda c: fit(c, out=c.work / "py", resume=True), ValueError,
-     "field 'digest' is not the one manifest.json records", lambda c: resumable(c, damage=True)),
+     "is not a readable ppgen checkpoint", lambda c: resumable(c, damage=True)),
     ("resume-nan-weights", lambda c: fit(c, out=c.work / "py", resume=True), ValueError,
      r"field 'model\..*' is damaged: expected finite values",
      lambda c: resumable(c, lambda s: [v.fill_(math.nan) for v in s["model"].values() if v.is_floating_point()])),
     ("resume-order-not-a-permutation", lambda c: fit(c, out=c.work / "py", resume=True), ValueError,
      "field 'order' is damaged", lambda c: resumable(c, lambda s: s.update(order=torch.zeros(32, dtype=torch.long)))),
+    ("resume-checkpoint-of-another-run", lambda c: fit(c, out=c.work / "py", resume=True), ValueError,
+     "field 'config' is damaged", lambda c: resumable(c, lambda s: s["config"].update(lr=0.5))),
     ("resume-counters-negative", lambda c: fit(c, out=c.work / "py", resume=True), ValueError,
      "field 'counters' is damaged", lambda c: resumable(c, lambda s: s["counters"].update(step=-1))),
     ("resume-history-nan", lambda c: fit(c, out=c.work / "py", resume=True), ValueError,
