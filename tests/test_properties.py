@@ -73,7 +73,12 @@ def expected(array: np.ndarray, form: str) -> type[Exception] | None:
         return TypeError
     if array.ndim < 2 or array.shape[0] == 0:
         return ValueError
-    if not np.isfinite(array.astype(np.complex128 if array.dtype.kind == "c" else np.float64)).all():
+    # Python numbers (lists) and integers take torch's default dtype: a float finite in float64 but past
+    # float32's range is infinite there, and refused as such.
+    kept = array.dtype.kind == "f" and form != "list"
+    with np.errstate(over="ignore"):  # the overflow is the point: it makes an infinity
+        cast = array.astype(array.dtype if kept else torch.empty(0).numpy().dtype)
+    if not np.isfinite(cast).all():
         return ValueError
     return None
 
