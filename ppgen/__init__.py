@@ -8,17 +8,54 @@ inference backend of your choice, and ask it for log p(x), new samples x ~ p(x),
 
     fit = ppgen.fit(models.VAE(x_dim=64), datasets.digits(binarize=True), inference=inference.IWAE(k=5))
     fit.log_prob(datasets.digits(split="test", binarize=True), k=1000)
+
+The names below are imported on first use, so that ``ppgen --help`` needs neither torch nor Pyro. That first
+use (or ``import ppgen`` itself, where torch is imported already) seeds torch, NumPy and Python's RNGs with
+:data:`ppgen.seeding.DEFAULT_SEED`: a script builds the same initial weights on every run (see :func:`seed`).
 """
 
-from ppgen import datasets
-from ppgen.classifier import GenerativeClassifier
-from ppgen.fitting import fit
-from ppgen.posterior import Posterior
-from ppgen.program import DATA_PLATE, Model
-from ppgen.result import Fit, load
-from ppgen.structure import Structure
-from ppgen.weights import log_weights
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["DATA_PLATE", "Fit", "GenerativeClassifier", "Model", "Posterior", "Structure", "datasets", "fit",
-           "load", "log_weights"]
+
+#: public name -> the module that defines it (a module name alone: the name is that submodule).
+_LAZY = {
+    "DATA_PLATE": "ppgen.program",
+    "Diverged": "ppgen.guard",
+    "Fit": "ppgen.result",
+    "GenerativeClassifier": "ppgen.classifier",
+    "Interrupted": "ppgen.runstate",
+    "Model": "ppgen.program",
+    "Posterior": "ppgen.posterior",
+    "Structure": "ppgen.structure",
+    "datasets": "ppgen.datasets",
+    "fit": "ppgen.fitting",
+    "inference": "ppgen.inference",
+    "load": "ppgen.result",
+    "log_weights": "ppgen.weights",
+    "models": "ppgen.models",
+    "seed": "ppgen.seeding",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'ppgen' has no attribute {name!r}")
+    importlib.import_module("ppgen.seeding")
+    module = importlib.import_module(_LAZY[name])
+    value = module if module.__name__ == f"ppgen.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+if "torch" in sys.modules:  # torch's import cost is paid already: seed now, before the user builds a model
+    importlib.import_module("ppgen.seeding")

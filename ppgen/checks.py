@@ -60,6 +60,14 @@ def check_device(value: Any, name: str = "device") -> torch.device:
         device = torch.device(value)
     except RuntimeError:
         raise ValueError(f"{name} must name a torch device such as 'cpu', 'cuda' or 'cuda:1', got {value!r}") from None
+    if device.type == "meta":
+        raise ValueError(f"{name}='meta' holds shapes without values: moving a model there would destroy its "
+                         f"weights; use 'cpu' or 'cuda'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={value!r}, but Apple's MPS is not available here (torch.backends.mps.is_available() "
+                         f"is False)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"{name}={value!r}: ppgen runs on 'cpu', 'cuda' or 'mps'")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"{name}={value!r}, but CUDA is not available here (torch.cuda.is_available() is False)")

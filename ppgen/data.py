@@ -32,7 +32,7 @@ def as_data(data: Any, *, name: str = "data", min_dim: int = 2) -> Tensor:
 
     Raises:
         TypeError: If ``data`` does not hold real numbers (a string, a dict, None, an object or
-            complex array, ragged lists).
+            complex array, ragged lists), or holds float16/bfloat16 ones.
         ValueError: If ``data`` has fewer than ``min_dim`` dimensions, no rows, or NaN or infinite entries.
 
     Example:
@@ -42,6 +42,9 @@ def as_data(data: Any, *, name: str = "data", min_dim: int = 2) -> Tensor:
     x = (data.detach() if data.requires_grad else data) if isinstance(data, Tensor) else _from_array(data, name)
     if x.is_complex():
         raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}")
+    if x.dtype in (torch.float16, torch.bfloat16):  # log-densities summed in float16 overflow past 65504
+        raise TypeError(f"{name} has dtype {x.dtype}, too coarse for the log-densities a fit sums: convert it "
+                        f"with .float() or .double()")
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     if x.dim() < min_dim:

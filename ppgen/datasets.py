@@ -221,8 +221,8 @@ def idx_images(path: str | os.PathLike, binarize: bool = False) -> Tensor:
         divided by 255 into [0, 1]; other types are converted to float32 as stored.
 
     Raises:
-        ValueError: If the file is not a valid IDX file or has a single dimension (a label file:
-            read it with :func:`load_idx`).
+        ValueError: If the file is not a valid IDX file, has a single dimension (a label file:
+            read it with :func:`load_idx`), or holds NaN or infinite values.
     """
     x = load_idx(path)
     if x.dim() < 2:
@@ -231,6 +231,9 @@ def idx_images(path: str | os.PathLike, binarize: bool = False) -> Tensor:
     images = x.flatten(1).to(torch.float32)
     if x.dtype == torch.uint8:
         images /= 255
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:  # before binarising, which would turn NaN into 0 without a word
+        raise ValueError(f"{path} has {bad} non-finite values (NaN or infinity) out of {images.numel()}")
     return _binarize(images) if binarize else images
 
 

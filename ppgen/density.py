@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.bounds import exact_log_prob, log_weights
+from ppgen.budget import check_particle_budget
 from ppgen.data import Batch
 from ppgen.structure import Structure
 
@@ -33,6 +34,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     Raises:
         ValueError: the model has latents that no guide draws.
     """
+    check_particle_budget(k, len(batch))
     if structure.unguided:
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,20 +13,26 @@ from typing import Any
 import pyro
 import torch
 from pyro.optim import PyroOptim
-from torch import nn
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ppgen.boundary import check_optional_bool, check_run_arguments, check_scalar_loss
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import Batch, as_batch
+from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
 from ppgen.objective import Objective
 from ppgen.program import as_model_input, as_module
 from ppgen.result import Fit
+from ppgen.runfolder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
+from ppgen.runstate import Interrupted, RunState, StopSignals, resume_state, save_state
 from ppgen.structure import Structure, example_batch, inspect
 
 
 def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: int = 10, batch_size: int = 128,
         lr: float = 1e-3, optim: Any = None, seed: int | None = 0, device: str | torch.device = "cpu",
-        progress: bool | None = None) -> Fit:
+        progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+        resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
+        divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -42,24 +49,41 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         optim: ``None`` (Adam), a ``torch.optim.Optimizer`` subclass, or a ``pyro.optim`` optimiser such as
             ``pyro.optim.Adam({"lr": 1e-3})``.
         seed: seeds torch, NumPy and Python's RNGs and the data order; ``None`` leaves them alone. A model's
-            initial weights are drawn when it is built: call ``pyro.set_rng_seed`` before building it too
-            for a run that repeats exactly.
+            initial weights are drawn when it is built, from RNGs that ppgen seeds when it is first used (see
+            :func:`ppgen.seed`), so a script repeats exactly.
         device: where the parameters and the data live, e.g. ``"cuda"``.
         progress: show a progress bar; by default only when stderr is a terminal.
+        out: a run folder: its manifest, a checkpoint of the whole run state (``checkpoint.pt``) written every
+            ``checkpoint_every`` steps, at the end and on SIGINT/SIGTERM, and the fit (``fit.pt``).
+        checkpoint_every: steps between checkpoints; by default one per epoch.
+        resume: continue the run in ``out`` from its checkpoint (on CPU the result is bitwise that of a run
+            never stopped); with no run there, start one.
+        overwrite: replace a run already in ``out``.
+        on_nan: ``"raise"`` stops at a diverging step; ``"skip"`` skips its batch and counts it.
+        divergence_factor: a step loss more than this many times its running median (in scale) is a
+            divergence; ``None`` turns the test off (non-finite losses and gradients are always caught).
+        run_config: JSON-able settings of the caller, recorded in the run's manifest and checked on resume.
 
     Returns:
-        The :class:`~ppgen.Fit`, holding the trained model and ``history``, the loss per epoch.
+        The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
+        the number of batches ``on_nan="skip"`` skipped.
 
     Raises:
         TypeError, ValueError: bad arguments or data, or a backend that cannot fit this model; raised
-            before the model is changed in any way.
-        FloatingPointError: the steps diverged (the loss or a parameter stopped being finite).
+            before the model is changed in any way. FileExistsError: a run in ``out`` already, without
+            ``overwrite`` or ``resume``.
+        Diverged: a ``FloatingPointError``: the step named in it diverged; the model holds the parameters of the
+            last good step, in eval mode, and the exception the history so far.
+        Interrupted: a ``KeyboardInterrupt``: SIGINT or SIGTERM stopped the fit after a step, checkpointed.
     """
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     make_optimizer = optimizer_factory(optim, check_positive_float(lr, "lr"))
     check_backend(inference)
     device = check_device(device)
+    progress = check_optional_bool(progress, "progress")
+    on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
+    check_run_arguments(out, checkpoint_every, resume, overwrite)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
     data = as_batch(data, name="data")
@@ -75,6 +99,9 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
 
         inference = default_inference(structure)
     inference.check(structure)
+    config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
+                                                                          lr=lr, optim=optim, seed=seed), run_config)
+    run, saved = open_run(out, config, module, len(data), overwrite=overwrite, resume=resume)
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
         module.initialize(*as_model_input(data, module).args)
     dtype = data.args[0].dtype if data.args[0].is_floating_point() else torch.get_default_dtype()
@@ -82,8 +109,19 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     data = data.to(device, dtype)
     optimizer = make_optimizer(list(module.parameters()))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    history = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress)
-    return Fit(module, structure, inference, history=history, example=example_batch(data).to("cpu"))
+    state = resume_state(saved, module, optimizer, generator)
+    if run is not None:
+        run = RunFolder.start(run.path, config, overwrite=overwrite, resume=resume)
+    save = checkpointer(run, module, optimizer, generator, config)
+    state = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress, state=state,
+                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor)
+    result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"))
+    result.skipped = state.skipped
+    if run is not None:
+        result.save(run.path / FIT)
+        run.record(FIT)
+        run.mark_complete()
+    return result
 
 
 def check_backend(inference: Any) -> None:
@@ -98,58 +136,138 @@ def check_backend(inference: Any) -> None:
                         f"records (see ppgen.objective.Objective)")
 
 
+def take(data: Batch, rows: Tensor) -> Batch:
+    """The batch of ``data`` at ``rows``: the one place the loop reads the data."""
+    return data.take(rows.to(data.rows.device))
+
+
+def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
+                 generator: torch.Generator | None, config: dict[str, Any]) -> Callable[[RunState], str] | None:
+    """What writes the run's state into its folder (and records it in the manifest), or ``None`` without one."""
+    if run is None:
+        return None
+
+    def save(state: RunState) -> str:
+        path = run.path / CHECKPOINT
+        save_state(path, state, module, optimizer, generator, config)
+        run.record(CHECKPOINT)
+        return str(path)
+
+    return save
+
+
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
-          data: Batch, epochs: int, batch_size: int, generator: torch.Generator | None,
-          progress: bool | None) -> list[float]:
-    """Run ``epochs`` passes of mini-batch gradient steps on the loss; return the mean loss of each epoch.
+          data: Batch, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
+          state: RunState | None = None, save: Callable[[RunState], str] | None = None, every: int | None = None,
+          on_nan: str = "raise", factor: float | None = None) -> RunState:
+    """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
+
+    Arguments:
+        save: writes a checkpoint of the state; called every ``every`` steps (by default at each epoch's end),
+            at the end, and when SIGINT or SIGTERM arrives, after which :class:`Interrupted` is raised.
+        on_nan, factor: see :func:`fit`.
+
+    Returns:
+        The final state: ``history`` holds the mean loss of each epoch.
 
     Raises:
-        FloatingPointError: the loss or a parameter stopped being finite (the steps diverged).
+        Diverged: a step's loss or gradient is not finite or its loss jumped (see :mod:`ppgen.guard`).
+        Interrupted: SIGINT or SIGTERM arrived; the state after the step is saved.
     """
-    module.train()
-    history: list[float] = []
+    state = state if state is not None else RunState()
+    params = list(module.parameters())
+    with torch.no_grad():
+        good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
+    per_epoch = math.ceil(len(data) / batch_size)
+    every = every if every is not None else per_epoch
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(range(epochs), desc=f"fit {type(inference).__name__}", unit="epoch", disable=not show)
+    bar = tqdm(total=epochs, initial=state.epoch, desc=f"fit {type(inference).__name__}", unit="epoch",
+               disable=not show)
+    module.train()
     # The data were checked against the likelihood's support and the program traced with validation on;
     # checking every distribution's arguments again on every step is work done once already.
-    with pyro.validation_enabled(False):
-        for _ in bar:
-            try:
-                history.append(epoch(module, structure, inference, optimizer, data, batch_size, generator))
-            except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
-                raise FloatingPointError(f"{error} in epoch {len(history) + 1}: the steps diverged, lower lr") \
-                    from error
-            except RuntimeError:
-                check_finite(module, len(history) + 1)
-                raise
-            if not math.isfinite(history[-1]):
-                raise FloatingPointError(f"the loss became {history[-1]} in epoch {len(history)}: lower lr")
-            bar.set_postfix(loss=f"{history[-1]:.3f}")
-    check_finite(module, epochs)  # the last step's update is seen by no loss
+    with pyro.validation_enabled(False), StopSignals() as stop:
+        while state.epoch < epochs:
+            if state.order is None:
+                state.order = torch.randperm(len(data), generator=generator)
+            batches = state.order.split(batch_size)
+            while state.position < len(batches):
+                batch = take(data, batches[state.position])
+                step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor)
+                if save is not None and state.step % every == 0:
+                    save(state)
+                if stop.received:
+                    raise interrupted(state, stop.received, save)
+            finish_epoch(state, len(data), module, params, good)
+            bar.update(1)
+            bar.set_postfix(loss=f"{state.history[-1]:.3f}")
+    bar.close()
+    if save is not None:
+        save(state)
     module.eval()
-    return history
+    return state
 
 
-def check_finite(module: nn.Module, epoch: int) -> None:
-    """A ``FloatingPointError`` if a parameter holds NaN or infinity after ``epoch`` epochs."""
-    bad = [name for name, param in module.named_parameters() if not bool(torch.isfinite(param).all())]
-    if bad:
-        raise FloatingPointError(f"parameter(s) {', '.join(bad)} became non-finite in epoch {epoch}: lower lr")
-
-
-def epoch(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
-          data: Batch, batch_size: int, generator: torch.Generator | None) -> float:
-    """One pass over the data in shuffled mini-batches; returns the mean loss per data point."""
-    order = torch.randperm(len(data), generator=generator).to(data.rows.device)
-    total = data.args[0].new_zeros((), dtype=next(module.parameters()).dtype)
-    for rows in order.split(batch_size):
-        batch = data.take(rows)
+def step(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
+         batch: Batch, params: list[Tensor], good: list[Tensor], state: RunState, on_nan: str,
+         factor: float | None) -> None:
+    """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``."""
+    state.step += 1
+    state.position += 1
+    try:
         loss = inference.loss(module, structure, batch)
+        check_scalar_loss(loss, inference)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        value, norm = torch.stack([loss.detach().double(), gradient_norm(params).double().to(loss.device)]).tolist()
+    except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
+        value, norm, why = math.nan, math.nan, f"a matrix factorisation failed ({error})"
+    else:
+        why = verdict(value, norm, state.recent, factor)
+    if why is None:
+        with torch.no_grad():
+            torch._foreach_copy_(good, [p.detach() for p in params])
         optimizer.step()
-        total += loss.detach() * len(batch)
-    return total.item() / len(data)
+        state.epoch_loss += value * len(batch)
+        state.epoch_rows += len(batch)
+        state.recent = (state.recent + [value])[-WINDOW:]
+    elif on_nan == "skip":
+        optimizer.zero_grad(set_to_none=True)
+        state.skipped += 1
+    else:
+        raise diverged(module, params, good, batch, why, state)
+
+
+def finish_epoch(state: RunState, n: int, module: nn.Module, params: list[Tensor], good: list[Tensor]) -> None:
+    """Close the epoch: its mean loss goes to the history; parameters the last update made non-finite stop it."""
+    if state.epoch_rows == 0 or not all(bool(torch.isfinite(p).all()) for p in params):
+        why = "every batch was skipped" if state.epoch_rows == 0 else "a parameter became non-finite in the last update"
+        raise diverged(module, params, good, None, why, state)
+    state.history.append(state.epoch_loss / state.epoch_rows)
+    state.epoch += 1
+    state.position, state.order, state.epoch_loss, state.epoch_rows = 0, None, 0.0, 0
+
+
+def diverged(module: nn.Module, params: list[Tensor], good: list[Tensor], batch: Batch | None, why: str,
+             state: RunState) -> Diverged:
+    """The :class:`Diverged` error of a bad step, after putting back the last good parameters (eval mode)."""
+    terms = site_terms(module, batch.args) if batch is not None else {}
+    with torch.no_grad():
+        torch._foreach_copy_(params, good)
+    module.eval()
+    epoch = state.epoch + 1
+    text = message(why, state.step, epoch, terms, "the model holds the parameters of the last good step, in eval "
+                   "mode, and this error the history so far")
+    return Diverged(text, step=state.step, epoch=epoch, loss=math.nan, history=list(state.history), terms=terms)
+
+
+def interrupted(state: RunState, signal_name: str, save: Callable[[RunState], str] | None) -> Interrupted:
+    """The :class:`Interrupted` error after a signal, with the checkpoint written where there is a run folder."""
+    where = save(state) if save is not None else None
+    how = (f"the run is saved in {where}: continue it with resume=True" if where is not None
+           else "nothing was saved (no run folder: pass out= to make the run resumable)")
+    return Interrupted(f"{signal_name} at step {state.step} (epoch {state.epoch + 1}): {how}", step=state.step,
+                       signal_name=signal_name, checkpoint=where)
 
 
 def optimizer_factory(optim: Any, lr: float) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:

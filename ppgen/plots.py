@@ -10,6 +10,7 @@ Every function takes a ``torch.Tensor`` (on any device) or anything :func:`numpy
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from ppgen.checkpoint import atomic_write
 
 __all__ = ["DPI", "FIGSIZE", "image_grid", "loss_curve", "scatter"]
 
@@ -43,10 +46,14 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> None:
+    """Write the figure to ``path`` atomically: a link there is replaced, never written through."""
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower() or "png"
+    buffer = io.BytesIO()
     try:
-        fig.savefig(os.fspath(path))
+        fig.savefig(buffer, format=suffix)
     finally:
         fig.clear()
+    atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
 def _square_side(d: int) -> int | None:

@@ -9,7 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from ppgen import density, representation, sampling
-from ppgen.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_KEYS, atomic_save, class_path, resolve_class
+from ppgen.budget import BUDGET, check_particle_budget, check_sample_budget
+from ppgen.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
+                              class_path, resolve_class)
 from ppgen.checks import check_device, check_positive_int
 from ppgen.data import Batch, as_batch
 from ppgen.evaluation import Evaluation, evaluate
@@ -106,6 +108,7 @@ class Fit:
         """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]; for a model of further inputs,
         ``sample(n, y)`` draws x ~ p(x | y) with one row of y per draw."""
         n = check_positive_int(n, "n")
+        check_sample_budget(n, self.x_shape)
         if len(given) != self.structure.num_inputs - 1:
             raise TypeError(f"sample(n, ...) takes the model's {self.structure.num_inputs - 1} input(s) besides x, "
                             f"got {len(given)}")
@@ -153,7 +156,9 @@ class Fit:
         """
         num_samples = check_positive_int(num_samples, "num_samples")
         representation.check_latent(self.model, self.structure)
-        return representation.posterior(self.model, self.structure, self._batch(inputs), num_samples)
+        batch = self._batch(inputs)
+        check_particle_budget(num_samples, len(batch), "num_samples")
+        return representation.posterior(self.model, self.structure, batch, num_samples)
 
     @property
     def latent_sites(self) -> tuple[str, ...]:
@@ -201,13 +206,15 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
                          f"{type(error).__name__}); nothing in it was run") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{os.fspath(path)} is not a ppgen fit (no '{CHECKPOINT_FORMAT}' format tag)")
-    missing = sorted(CHECKPOINT_KEYS - state.keys())
-    if missing:
-        raise ValueError(f"{os.fspath(path)} is a damaged ppgen fit: it lacks {', '.join(missing)}")
-    example = _example(state, path)
+    check_fit_checkpoint(state, os.fspath(path))
+    example = _example(state)
     if model is None:
         module = resolve_class(state["model"]["class"], Model, hint="pass the model, built as it was, to "
                                "ppgen.load(path, model=...), or import its module first if it is a ppgen.Model")
+        if state["model"]["config"] is None:
+            raise ValueError(f"{os.fspath(path)}: field 'model.config' is None: pass the model to ppgen.load(model=)")
+        check_builds(module, state["model"]["config"], state["state_dict"], os.fspath(path),
+                     BUDGET.checkpoint_parameters)
         module = module(**state["model"]["config"])
     else:
         module = as_module(model)
@@ -221,13 +228,11 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     module.eval()
     backend = resolve_class(state["inference"]["class"], Objective, hint="import the module that defines this "
                             "backend first")
-    inference = backend(**state["inference"]["config"])
+    inference = build_recorded(backend, state["inference"]["config"], os.fspath(path), "inference")
     return Fit(module, structure, inference, history=state["history"], example=example)
 
 
-def _example(state: dict, path: str | os.PathLike) -> Batch:
-    """The example rows of a checkpoint, as a batch of the training set's size."""
-    args, size = state["example"], state.get("data_size")
-    if not (isinstance(args, list) and args and all(isinstance(a, Tensor) for a in args) and isinstance(size, int)):
-        raise ValueError(f"{os.fspath(path)} is a damaged ppgen fit: its example rows or data size are not readable")
-    return Batch(tuple(args), torch.arange(len(args[0])), size)
+def _example(state: dict) -> Batch:
+    """The example rows of a checkpoint (checked by ``check_fit_checkpoint``), as a batch of the training set's size."""
+    args = tuple(state["example"])
+    return Batch(args, torch.arange(len(args[0])), state["data_size"])

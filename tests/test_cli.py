@@ -19,6 +19,9 @@ import torch
 
 import ppgen
 from ppgen import cli, plots
+from ppgen.cli import common
+from ppgen.cli import fit as cli_fit
+from ppgen.cli import sample as cli_sample
 from ppgen.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -330,10 +333,11 @@ def test_eval_of_a_file_says_it_is_not_a_run_folder(tmp_path, capsys):
 
 
 def test_eval_with_corrupt_metrics_names_the_file(vae_run, tmp_path, capsys):
+    """A damaged metrics.json is no longer the file the run wrote: its digest is not the manifest's."""
     run = copy_run(vae_run[0], tmp_path)
     (run / "metrics.json").write_text('{"config": ')
     assert main(["eval", str(run)]) == 1
-    assert_one_line_error(capsys.readouterr().err, str(run / "metrics.json"), "not valid JSON")
+    assert_one_line_error(capsys.readouterr().err, str(run / "metrics.json"), "does not belong to the run")
 
 
 @pytest.mark.parametrize("command", ["eval", "sample"])
@@ -381,7 +385,7 @@ def test_file_system_errors_are_one_line(error, vae_run, monkeypatch, capsys):
     def fails(args):
         raise error(13, "the file system says no", "some/path")
 
-    monkeypatch.setattr(cli, "_cmd_sample", fails)
+    monkeypatch.setattr(cli_sample, "run", fails)
     assert main(["sample", str(vae_run[0])]) == 1
     assert_one_line_error(capsys.readouterr().err, "the file system says no", "some/path")
 
@@ -436,7 +440,7 @@ def test_a_model_without_latents_skips_the_latent_view(tmp_path):
     fit = ppgen.fit(coins, x, epochs=1, progress=False)
     stale = tmp_path / "latent.png"
     stale.write_bytes(b"from an earlier run")
-    reason = cli._draw_latent(fit, cli.Data(x, x, None, is_image=False), stale)
+    reason = cli_fit.draw_latent(fit, common.Data(x, x, None, is_image=False), stale)
     assert "no latent variables" in reason and not stale.exists()
 
 
@@ -453,6 +457,49 @@ def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
     drawn = {}
     monkeypatch.setattr(plots, "scatter", lambda points, path, **options: drawn.update(points=points, **options))
     fit = SimpleNamespace(encode=lambda x: torch.tensor([[0.0, 0.0, 1.0]]).expand(len(x), 3), latent_sites=("c",))
-    data = cli.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
-    assert cli._draw_latent(fit, data, tmp_path / "latent.png") is None
+    data = common.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
+    assert cli_fit.draw_latent(fit, data, tmp_path / "latent.png") is None
     assert "the same for every point" in drawn["title"] and "nan" not in drawn["xlabel"] + drawn["ylabel"]
+
+
+def test_the_parser_imports_neither_torch_nor_pyro():
+    """`ppgen --help` stays quick: building the parser imports nothing heavy (each command imports on use)."""
+    code = ("import sys; from ppgen.cli import build_parser; build_parser(); "
+            "print(sorted({'torch', 'pyro'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_option_has_help_and_shows_its_default_once():
+    parser = cli.build_parser()
+    for command in ("fit", "eval", "sample"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"{command} {action.option_strings} has no help"
+            text = formatter._get_help_string(action) % {"default": action.default}
+            if not isinstance(action.default, bool):  # flags: present or not
+                assert text.count("default") == 1, f"{command} {action.option_strings}: {text!r}"
+
+
+def test_the_cli_knows_the_registry_names():
+    from ppgen import registry
+
+    assert common.MODEL_NAMES == tuple(sorted(registry.MODELS))
+    assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE))
+
+
+def test_python_m_ppgen_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "ppgen", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("ppgen ")
+
+
+def test_a_symlink_at_the_picture_is_refused_not_written_through(vae_run, tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    out = tmp_path / "samples.png"
+    out.symlink_to(target)
+    assert main(["sample", str(vae_run[0]), "-n", "4", "--out", str(out)]) == 1
+    assert target.read_text() == "keep me"

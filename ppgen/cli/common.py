@@ -1,0 +1,289 @@
+"""What the ``ppgen`` commands share: argument types, the help format, data sets, the run folder, results.
+
+Nothing here imports torch at module level, so that building the parser (and ``ppgen --help``) is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    import ppgen
+
+#: the zoo's and the backends' names, as ``ppgen.registry`` has them (a test keeps the two in step).
+MODEL_NAMES = ("conv-vae", "dequantized", "factor-analysis", "flowvae", "fvsbn", "gmm", "gmvae", "hvae", "made",
+               "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
+INFERENCE_NAMES = ("elbo", "iwae", "mle", "renyi", "rws", "vimco")
+#: the data sets ``--data`` names (besides ``idx:PATH``).
+DATA_NAMES = ("digits", "moons", "fashion-mnist")
+METRICS_FILE = "metrics.json"
+MOONS_NOISE = 0.1
+MOONS_TRAIN, MOONS_TEST = 1000, 500
+IDX_TEST_FRACTION = 0.2
+N_SAMPLES = 64
+#: the most samples ``ppgen sample`` draws unless ``--max-samples`` raises it.
+MAX_SAMPLES = 100_000
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default once: appended to its help, unless the help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument types
+
+
+def argument_type(parse: Callable[[str], Any], check_name: str) -> Callable[[str], Any]:
+    """An argparse ``type``: the string ``parse``d, then checked by ``ppgen.checks.<check_name>`` (imported on
+    use). A failure becomes an :class:`argparse.ArgumentTypeError`, which argparse reports after the flag."""
+
+    def convert(text: str) -> Any:
+        from ppgen import checks
+
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {parse.__name__}, got {text!r}") from None
+        try:
+            return getattr(checks, check_name)(value, "value")
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = check_name.removeprefix("check_")
+    return convert
+
+
+positive_int = argument_type(int, "check_positive_int")
+positive_float = argument_type(float, "check_positive_float")
+seed_type = argument_type(int, "check_seed")
+device_type = argument_type(str, "check_device")
+
+
+def data_arg(value: str) -> str:
+    """``--data``: ``digits``, ``moons``, ``fashion-mnist`` or ``idx:PATH`` (made absolute, so ``eval`` finds it
+    from anywhere)."""
+    if value in DATA_NAMES:
+        return value
+    if value.startswith("idx:") and len(value) > len("idx:"):
+        return "idx:" + str(Path(value[len("idx:"):]).expanduser().resolve())
+    raise argparse.ArgumentTypeError(f"unknown data set {value!r} (choose from digits, moons, fashion-mnist, "
+                                     f"idx:PATH)")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """The options every command takes: ``--device`` and ``--threads``."""
+    parser.add_argument("--device", type=device_type, default="cpu", help="where the model runs, e.g. cuda")
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads torch may use (default: torch's choice)")
+
+
+def set_threads(threads: int | None) -> None:
+    """Give torch ``threads`` CPU threads, where the command asked for a number."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class Data:
+    """A train/test split, with test labels where the data set has them."""
+
+    train: torch.Tensor
+    test: torch.Tensor
+    test_labels: torch.Tensor | None
+    is_image: bool
+
+
+def data_kind(spec: str) -> str:
+    """``idx`` for ``idx:PATH``, else the spec itself."""
+    return "idx" if spec.startswith("idx:") else spec
+
+
+def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
+    """Builds the train and test sets named by ``spec`` (``digits``, ``moons``, ``fashion-mnist`` or ``idx:PATH``).
+
+    Arguments:
+        spec: The data set, as given to ``--data`` (an ``idx:`` path should be absolute).
+        binarize: Whether to binarize image data; ignored for ``moons``.
+        seed: The run's seed; ``moons`` draws its train set with it and its test set with the next seed
+            (``seed + 1`` modulo 2**32).
+    """
+    from ppgen import datasets
+    from ppgen.checks import SEED_LIMIT
+
+    kind = data_kind(spec)
+    if kind == "digits":
+        train = datasets.digits(split="train", binarize=bool(binarize))
+        test, labels = datasets.digits(split="test", binarize=bool(binarize), return_labels=True)
+        return Data(train, test, labels, is_image=True)
+    if kind == "moons":
+        train = datasets.moons(n=MOONS_TRAIN, noise=MOONS_NOISE, seed=seed)
+        test_seed = (seed + 1) % SEED_LIMIT
+        test, labels = datasets.moons(n=MOONS_TEST, noise=MOONS_NOISE, seed=test_seed, return_labels=True)
+        return Data(train, test, labels, is_image=False)
+    if kind == "fashion-mnist":
+        train = datasets.fashion_mnist(split="train", binarize=bool(binarize))
+        test, labels = datasets.fashion_mnist(split="test", binarize=bool(binarize), return_labels=True)
+        return Data(train, test, labels, is_image=True)
+    if kind == "idx":
+        path = Path(spec[len("idx:"):]).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"IDX file {path} not found")
+        x = datasets.idx_images(path, binarize=bool(binarize))
+        n_train = round(len(x) * (1 - IDX_TEST_FRACTION))
+        if n_train < 1 or n_train >= len(x):
+            raise ValueError(f"{path} holds {len(x)} images: too few to hold out 20% as a test set")
+        return Data(x[:n_train], x[n_train:], None, is_image=True)
+    raise ValueError(f"unknown data set {spec!r}: use digits, moons, fashion-mnist or idx:PATH")
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders
+
+
+def load_run(run: Path, device: Any, *names: str) -> tuple[ppgen.Fit, dict[str, Any]]:
+    """The fit of a finished run and its manifest, once ``fit.pt`` and ``names`` are checked to be that run's."""
+    import ppgen
+    from ppgen.runfolder import FIT, RunFolder
+
+    if not run.exists():
+        raise FileNotFoundError(f"run folder {run} not found")
+    if not run.is_dir():
+        raise NotADirectoryError(f"{run} is not a run folder (the folder `ppgen fit --out` writes)")
+    if not (run / FIT).is_file():
+        raise FileNotFoundError(f"{run / FIT} not found: {run} is not a finished `ppgen fit` run")
+    manifest = RunFolder(run).verify(FIT, *names)
+    return ppgen.load(run / FIT, device=device), manifest
+
+
+def run_settings(manifest: dict[str, Any], where: Path) -> dict[str, Any]:
+    """The CLI settings a run's manifest records, checked field by field: nothing in a file is trusted."""
+    config = manifest["config"].get("extra")
+    if not isinstance(config, dict):
+        raise ValueError(f"{where}: field 'config.extra' holds no `ppgen fit` settings: not a run of the CLI")
+    checks: dict[str, Callable[[Any], bool]] = {
+        "data": lambda v: isinstance(v, str) and (v in DATA_NAMES or bool(re.fullmatch(r"idx:/.+", v))),
+        "binarize": lambda v: v is None or isinstance(v, bool),
+        "seed": lambda v: type(v) is int and 0 <= v < 2**32,
+        "eval_k": lambda v: type(v) is int and v >= 1,
+        "dequantize": lambda v: v is None or (type(v) is float and math.isfinite(v) and v > 0),
+    }
+    for field, ok in checks.items():
+        if not ok(config.get(field)):
+            raise ValueError(f"{where}: field 'config.extra.{field}' is damaged: {config.get(field)!r}")
+    return config
+
+
+def check_out(out: Path, folder: Path) -> None:
+    """Refuses, before any work is done, an output whose ``folder`` cannot be made or written in, or a link."""
+    if out.is_symlink():
+        raise ValueError(f"--out {out} is a symbolic link: ppgen never writes through a link; remove it first")
+    existing = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"--out {out}: {existing} exists and is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: {existing} is not writable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact."""
+
+    log_likelihood: float
+    k: int | None
+    n: int
+
+    @property
+    def exact(self) -> bool:
+        """Whether log p(x) is exact, rather than estimated with k importance samples."""
+        return self.k is None
+
+    def __str__(self) -> str:
+        method = "exact" if self.exact else f"k={self.k}"
+        return f"test log-likelihood {self.log_likelihood:.4f} nats per point ({method}, {self.n} points)"
+
+
+def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int,
+                        spacing: float | None = None) -> Estimate:
+    """Mean log p(x) over the test set; seeded, so `eval` can reproduce `fit`; ``k`` is unused where it is exact.
+    With a grid ``spacing``, the test points are dequantised (the noise seeded with ``seed + 1``) and the figure is
+    the lower bound on the discrete log P(x) of :mod:`ppgen.dequantize`."""
+    import pyro
+    import torch
+
+    from ppgen.checks import SEED_LIMIT
+    from ppgen.dequantize import dequantize, discrete_log_likelihood
+
+    if spacing is not None:
+        test = dequantize(test, spacing, torch.Generator().manual_seed((seed + 1) % SEED_LIMIT))
+    pyro.set_rng_seed(seed)
+    log_likelihood = fit.log_prob(test, k=k).detach().double()
+    if spacing is not None:
+        log_likelihood = discrete_log_likelihood(log_likelihood, spacing, test[0].numel())
+    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact else k, n=len(test))
+
+
+def is_density(support: Any) -> bool:
+    """Whether a likelihood with this support (a :class:`~ppgen.structure.Structure`'s ``data_support``) is a
+    density, whose log p(x) is not a log-probability."""
+    return support is not None and not support.is_discrete
+
+
+def comparability(comparable: bool, spacing: float | None) -> dict[str, Any]:
+    """The ``comparable`` entry of metrics.json, with the reason where it is false."""
+    if comparable:
+        return {"comparable": True}
+    levels = "a grid of values" if spacing is None else f"a grid of spacing {spacing:.4g}"
+    return {"comparable": False,
+            "comparability": f"a continuous density fitted to data on {levels}: the test figure is a log-density, "
+                             f"not comparable with a discrete model's log-probability; refit with --dequantize"}
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value`` as a float, or ``None`` where it is not finite (JSON has no NaN)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def json_bytes(obj: Any) -> Callable[[Any], None]:
+    """A writer of ``obj`` as JSON, for :func:`ppgen.checkpoint.atomic_write` and :meth:`RunFolder.write`."""
+    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
+    return lambda f: f.write(text.encode())
+
+
+def draw_samples(x: torch.Tensor, path: Path, reference: torch.Tensor | None = None) -> None:
+    """Samples as a picture: a scatter plot of 2-D points, an image grid otherwise."""
+    from ppgen import plots
+
+    x = x.detach().cpu().reshape(len(x), -1)
+    if x.shape[1] == 2:
+        plots.scatter(x, path, reference=reference)
+    else:
+        plots.image_grid(x, path)

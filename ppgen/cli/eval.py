@@ -1,0 +1,76 @@
+"""``ppgen eval``: estimate a run's test log-likelihood again, with the bounds and weight diagnostics of
+:meth:`ppgen.Fit.evaluate`, and record them in its metrics.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ppgen.cli import common
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``eval`` command to the subparsers ``commands``."""
+    evaluate = commands.add_parser(
+        "eval",
+        help="re-evaluate the test log-likelihood of a run",
+        description="Load RUN/fit.pt, rebuild the run's test set, estimate log p(x) and record it in metrics.json; "
+                    "the files must all be those of one run (its manifest's digests).",
+        formatter_class=common.HelpFormatter,
+    )
+    evaluate.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
+    evaluate.add_argument("--k", type=common.positive_int, default=None,
+                          help="importance samples (default: the run's --eval-k)")
+    evaluate.add_argument("--seed", type=common.seed_type, default=None,
+                          help="seed of the estimate (default: the run's)")
+    common.add_common(evaluate)
+    evaluate.set_defaults(func=run, parser=evaluate)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the run, estimate log p(x) on its test set, record it under ``eval`` in metrics.json."""
+    from ppgen.runfolder import RunFolder
+
+    metrics_path = args.run / common.METRICS_FILE
+    fit, manifest = common.load_run(args.run, args.device, common.METRICS_FILE)
+    # the result is written back into the run: refuse an unwritable one now, not after minutes of work
+    RunFolder(args.run).check_writable(resume=True, label="RUN")
+    config = common.run_settings(manifest, args.run / "manifest.json")
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{metrics_path} is not valid JSON ({error})") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{metrics_path}: expected a JSON object, got {type(metrics).__name__}")
+    k = args.k if args.k is not None else config["eval_k"]
+    seed = args.seed if args.seed is not None else config["seed"]
+    data = common.load_data(config["data"], binarize=config["binarize"], seed=config["seed"])
+
+    import pyro
+
+    from ppgen.dequantize import grid_spacing
+
+    start = time.perf_counter()
+    spacing, grid = config.get("dequantize"), grid_spacing(data.test)
+    comparable = spacing is not None or grid is None or not common.is_density(fit.structure.data_support)
+    estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing)
+    pyro.set_rng_seed(seed)
+    report = fit.evaluate(data.test, k=k)  # bounds and weight diagnostics beside the estimate
+    metrics["eval"] = {
+        "k": estimate.k,
+        "exact": estimate.exact,
+        "seed": seed,
+        "test_log_likelihood": common.finite_or_none(estimate.log_likelihood),
+        "n_test": estimate.n,
+        **common.comparability(comparable, grid),
+        "wall_time_s": time.perf_counter() - start,
+        "report": report.to_dict(),
+    }
+    RunFolder(args.run).write(common.METRICS_FILE, common.json_bytes(metrics))
+    print(estimate)
+    print(report)
+    print(f"recorded under 'eval' in {metrics_path}")
+    return 0

@@ -1,0 +1,236 @@
+"""``ppgen fit``: fit a model of the zoo to a data set and write its run folder, resumably."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ppgen.cli import common
+
+if TYPE_CHECKING:
+    import ppgen
+
+
+def add_parser(commands: Any) -> None:
+    """Add the ``fit`` command to the subparsers ``commands``."""
+    fit = commands.add_parser(
+        "fit",
+        help="fit a model and write a run folder",
+        description="Fit a model from the zoo to a data set; write the run (manifest.json, checkpoint.pt, fit.pt, "
+                    "metrics.json, pictures) into --out. SIGINT or SIGTERM stops after the current step and "
+                    "writes a checkpoint; the same command with --resume continues it.",
+        formatter_class=common.HelpFormatter,
+    )
+    fit.add_argument("--model", default="vae", choices=common.MODEL_NAMES, help="model family")
+    fit.add_argument("--data", default="digits", type=common.data_arg, help="digits, moons, fashion-mnist, or idx:PATH")
+    fit.add_argument("--inference", default=None, choices=common.INFERENCE_NAMES,
+                     help="inference backend (default: elbo for models with latents, mle for exact-likelihood models)")
+    fit.add_argument("--k", type=common.positive_int, default=None,
+                     help="importance samples for iwae, particles for elbo (default: the backend's)")
+    fit.add_argument("--epochs", type=common.positive_int, default=50, help="passes over the training set")
+    fit.add_argument("--batch-size", type=common.positive_int, default=128, help="data points per step")
+    fit.add_argument("--lr", type=common.positive_float, default=1e-3, help="learning rate of Adam")
+    fit.add_argument("--z-dim", type=common.positive_int, default=None, help="latent dimension (default: the model's)")
+    fit.add_argument("--components", type=common.positive_int, default=None,
+                     help="mixture components, for gmm (default: the model's)")
+    fit.add_argument("--hidden", type=common.positive_int, nargs="+", default=None,
+                     help="hidden layer widths, for vae (default: the model's)")
+    fit.add_argument("--likelihood", choices=["bernoulli", "gaussian", "continuous_bernoulli"], default=None,
+                     help="observation likelihood, for the VAE family (default: bernoulli for images, "
+                          "gaussian for moons)")
+    fit.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
+                     help="binarize image data (default: when the likelihood is Bernoulli)")
+    fit.add_argument("--dequantize", action="store_true",
+                     help="fit a continuous density to data on a grid plus uniform noise, and report the test "
+                          "log-likelihood in the discrete data's units (comparable with discrete models)")
+    fit.add_argument("--seed", type=common.seed_type, default=0,
+                     help="seed of the initial weights, the data order and every draw")
+    fit.add_argument("--eval-k", type=common.positive_int, default=1000,
+                     help="importance samples for the test log-likelihood")
+    fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar (default: on a terminal)")
+    fit.add_argument("--out", type=Path, default=None, metavar="RUN",
+                     help="run folder (default: runs/<model>-<data>)")
+    fit.add_argument("--checkpoint-every", type=common.positive_int, default=None, metavar="STEPS",
+                     help="steps between checkpoints (default: one per epoch)")
+    again = fit.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint (the same arguments, bitwise on CPU)")
+    common.add_common(fit)
+    fit.set_defaults(func=run, parser=fit)
+
+
+def accepted_options(model: str) -> set[str] | None:
+    """The keyword arguments the model class takes, or None when it takes any (``**kwargs``)."""
+    from ppgen import registry
+
+    parameters = inspect.signature(registry.MODELS[model]).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
+
+
+def model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line, checked against what the model takes."""
+    accepted = accepted_options(args.model)
+    given = {
+        "z_dim": ("--z-dim", args.z_dim),
+        "n_components": ("--components", args.components),
+        "hidden": ("--hidden", list(args.hidden) if args.hidden else None),
+        "likelihood": ("--likelihood", args.likelihood),
+    }
+    options = {}
+    for name, (flag, value) in given.items():
+        if value is None:
+            continue
+        if accepted is not None and name not in accepted:
+            args.parser.error(f"{flag} does not apply to model {args.model!r}")
+        options[name] = value
+    if "likelihood" not in options and accepted is not None and "likelihood" in accepted:
+        options["likelihood"] = "gaussian" if common.data_kind(args.data) == "moons" else "bernoulli"
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit, then write the run's metrics and pictures; every file is recorded in the run's manifest."""
+    kind = common.data_kind(args.data)
+    if args.k is not None and args.inference is None:
+        args.parser.error("--k needs --inference (iwae: importance samples, elbo: particles)")
+    if args.k is not None and args.inference == "mle":
+        args.parser.error("--k does not apply to --inference mle")
+    if kind == "moons" and args.binarize is not None:
+        args.parser.error("--binarize/--no-binarize applies to image data (digits, fashion-mnist, idx:PATH), "
+                          "not moons")
+    options = model_options(args)
+    binarize = None
+    if kind != "moons":
+        binarize = args.binarize if args.binarize is not None else options.get("likelihood") == "bernoulli"
+    out = args.out if args.out is not None else Path("runs") / f"{args.model}-{kind}"
+
+    import pyro
+    import torch
+
+    import ppgen
+    from ppgen import registry
+    from ppgen.dequantize import dequantize, grid_spacing
+    from ppgen.runfolder import FIT, RunFolder
+    from ppgen.structure import inspect as inspect_program
+
+    RunFolder(out).check_writable(overwrite=args.overwrite, resume=args.resume, label="--out")  # before any work
+    config = {"model": args.model, "model_options": options, "inference": args.inference, "k": args.k,
+              "data": args.data, "binarize": binarize, "epochs": args.epochs, "batch_size": args.batch_size,
+              "lr": args.lr, "seed": args.seed, "eval_k": args.eval_k, "device": str(args.device)}
+    data = common.load_data(args.data, binarize=binarize, seed=args.seed)
+    pyro.set_rng_seed(args.seed)  # the initial weights are drawn here, before ppgen.fit seeds the training
+    model = registry.build_model(args.model, data.train.shape[1], **options)
+    backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
+    spacing = grid_spacing(data.train)
+    continuous = common.is_density(inspect_program(model, data.train[:2]).data_support)
+    if args.dequantize and not (continuous and spacing is not None):
+        why = "its likelihood is discrete" if not continuous else "the data do not lie on a grid of at most 256 values"
+        args.parser.error(f"--dequantize applies to a continuous density on discrete data, but for {args.model} "
+                          f"on {kind} {why}")
+    config["dequantize"] = spacing if args.dequantize else None
+    train = dequantize(data.train, spacing, torch.Generator().manual_seed(args.seed)) if args.dequantize \
+        else data.train
+
+    start = time.perf_counter()
+    fit = ppgen.fit(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    seed=args.seed, device=args.device, progress=args.progress, out=out,
+                    checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
+                    run_config=config)
+    wall_time = time.perf_counter() - start
+    folder = RunFolder(out)
+    estimate = common.test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed,
+                                          spacing=config["dequantize"])
+    comparable = not continuous or spacing is None or args.dequantize
+    metrics = {
+        "config": config,
+        "x_dim": data.train.shape[1],
+        "n_train": len(data.train),
+        "n_test": len(data.test),
+        "train_loss": [common.finite_or_none(loss) for loss in fit.history],
+        "objective": repr(fit.inference),
+        "test_log_likelihood": common.finite_or_none(estimate.log_likelihood),
+        "eval_k": estimate.k,
+        "exact": estimate.exact,
+        **common.comparability(comparable, spacing),
+        "wall_time_s": wall_time,
+    }
+    folder.write(common.METRICS_FILE, common.json_bytes(metrics))
+    pictures, skipped = draw_pictures(fit, data, folder, args.seed)
+    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s: {estimate}")
+    if not comparable:
+        print(f"note: {metrics['comparability']}")
+    print(f"wrote {', '.join(str(out / name) for name in [FIT, common.METRICS_FILE, *pictures])}")
+    if skipped is not None:
+        print(f"latent.png skipped: {skipped}")
+    return 0
+
+
+def draw_pictures(fit: ppgen.Fit, data: common.Data, folder: Any, seed: int) -> tuple[list[str], str | None]:
+    """samples.png, latent.png (where the model has latents) and loss.png, each recorded in the manifest;
+    returns their names, and why latent.png was skipped (``None`` where it was drawn)."""
+    import pyro
+
+    from ppgen import plots
+
+    pyro.set_rng_seed(seed)
+    common.draw_samples(fit.sample(common.N_SAMPLES), folder.path / "samples.png",
+                        reference=None if data.is_image else data.test)
+    folder.record("samples.png")
+    names = ["samples.png"]
+    skipped = draw_latent(fit, data, folder.path / "latent.png")
+    if skipped is None:
+        folder.record("latent.png")
+        names.append("latent.png")
+    else:
+        folder.forget("latent.png")  # a picture left by an earlier run in the same folder would mislead
+    plots.loss_curve(fit.history, folder.path / "loss.png", title=f"training loss, {fit.inference!r}")
+    folder.record("loss.png")
+    names.append("loss.png")
+    folder.mark_complete()
+    return names, skipped
+
+
+def draw_latent(fit: ppgen.Fit, data: common.Data, path: Path) -> str | None:
+    """Draws a 2-D view of E[z|x] over the test set, for the latent site z that ``fit.encode`` answers about.
+
+    For a discrete site c that the model sums out, E[c|x] is the posterior p(c|x) (see :meth:`ppgen.Fit.encode`).
+    Returns why not when the model has no latent site to encode.
+    """
+    import torch
+
+    from ppgen import plots
+
+    try:
+        z = fit.encode(data.test)
+    except ValueError as error:
+        path.unlink(missing_ok=True)  # a picture left by an earlier run in the same folder would mislead
+        return str(error)
+    site = fit.latent_sites[0] if fit.latent_sites else "z"  # a flow: encode is its map to the base space
+    z = z.detach().cpu().double().reshape(len(z), -1)
+    title = f"posterior means E[{site} | x], test set"
+    if z.shape[1] == 1:
+        plots.scatter(torch.cat([z, torch.zeros_like(z)], dim=1), path, labels=data.test_labels,
+                      title=title, xlabel=site, ylabel=f"({site} is 1-D)")
+        return None
+    if z.shape[1] == 2:
+        plots.scatter(z, path, labels=data.test_labels, title=title, xlabel=f"{site}[0]", ylabel=f"{site}[1]")
+        return None
+    if not bool((z.var(0) > 0).any()):  # no spread, so no principal directions: every point at one place
+        plots.scatter(z[:, :2], path, labels=data.test_labels, title=title + " (the same for every point)",
+                      xlabel=f"{site}[0]", ylabel=f"{site}[1]")
+        return None
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2)
+    z2 = pca.fit_transform(z.numpy())
+    share = pca.explained_variance_ratio_ * 100
+    plots.scatter(z2, path, labels=data.test_labels, title=title + f" (PCA of {z.shape[1]}-D {site})",
+                  xlabel=f"PC 1 ({share[0]:.0f}% of variance)", ylabel=f"PC 2 ({share[1]:.0f}% of variance)")
+    return None

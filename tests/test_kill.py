@@ -1,0 +1,115 @@
+"""Kill ``ppgen fit`` at several moments, resume it, and compare its final parameters bitwise with a run never stopped.
+
+Each case starts ``ppgen fit`` in a subprocess, waits for a moment visible on disk (a checkpoint written, a
+temporary file of a write in progress, made slow by the write-delay test hook), sends a signal, then runs the
+same command with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from ppgen.checkpoint import TMP_PREFIX
+
+ARGS = ["fit", "--model", "vae", "--data", "digits", "--z-dim", "2", "--hidden", "16", "--epochs", "3",
+        "--batch-size", "64", "--eval-k", "2", "--checkpoint-every", "5", "--no-progress", "--threads", "1"]
+#: seconds a case may wait for its moment before it fails.
+PATIENCE = 120
+
+
+def ppgen(out: Path, *extra: str, delay: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PPGEN_TEST_WRITE_DELAY", None)
+    if delay is not None:
+        env["PPGEN_TEST_WRITE_DELAY"] = delay
+    return subprocess.Popen([sys.executable, "-m", "ppgen", *ARGS, "--out", str(out), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"ppgen fit ended (status {process.returncode}) before the moment to kill it: "
+                        f"{process.stderr.read()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the moment to kill ppgen fit never came")
+        time.sleep(0.01)
+
+
+def parameters(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "fit.pt", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> dict[str, torch.Tensor]:
+    run = tmp_path_factory.mktemp("baseline") / "run"
+    process = ppgen(run)
+    _, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 0, err
+    return parameters(run)
+
+
+def tmp_file(run: Path, name: str) -> bool:
+    return any(p.name.startswith(TMP_PREFIX) and p.name.endswith(name) for p in run.glob(TMP_PREFIX + "*"))
+
+
+CASES = {
+    # SIGKILL mid-epoch: after the first periodic checkpoint (step 5 of 23 in epoch 1), while steps go on.
+    "sigkill-mid-epoch": (signal.SIGKILL, None, lambda run: (run / "checkpoint.pt").exists()),
+    # SIGKILL while a checkpoint is being written: its temporary file is there, the rename not done.
+    "sigkill-during-checkpoint-write": (signal.SIGKILL, "3:checkpoint.pt",
+                                        lambda run: tmp_file(run, "checkpoint.pt")),
+    # SIGKILL after the last checkpoint and fit.pt, while metrics.json is written.
+    "sigkill-after-last-checkpoint": (signal.SIGKILL, "3:metrics.json", lambda run: tmp_file(run, "metrics.json")),
+    # SIGKILL before any checkpoint: only the manifest is there.
+    "sigkill-before-first-checkpoint": (signal.SIGKILL, "3:manifest.json", lambda run: tmp_file(run, "manifest.json")),
+    "sigint-mid-epoch": (signal.SIGINT, None, lambda run: (run / "checkpoint.pt").exists()),
+    "sigterm-mid-epoch": (signal.SIGTERM, None, lambda run: (run / "checkpoint.pt").exists()),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_killed_fit_resumes_bitwise(case, baseline, tmp_path):
+    how, delay, moment = CASES[case]
+    run = tmp_path / "run"
+    process = ppgen(run, delay=delay)
+    wait_for(lambda: moment(run), process)
+    process.send_signal(how)
+    _, err = process.communicate(timeout=PATIENCE)
+    if how == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:  # the step finishes, a checkpoint is written, one line says how to resume
+        assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[how], err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith(f"ppgen: {how.name} at step ") and "--resume" in last and str(run) in last, err
+    resumed = ppgen(run, "--resume")
+    out, err = resumed.communicate(timeout=PATIENCE)
+    assert resumed.returncode == 0, err
+    assert not list(run.glob(TMP_PREFIX + "*")), "a killed write's temporary file was left behind"
+    final = parameters(run)
+    assert final.keys() == baseline.keys()
+    for name, value in baseline.items():
+        assert torch.equal(final[name], value), f"{name} differs from the uninterrupted run's"
+
+
+def test_a_run_is_not_overwritten_without_asking(tmp_path):
+    """A second `ppgen fit` into a finished run is refused before any work; --overwrite replaces it."""
+    run = tmp_path / "run"
+    (run).mkdir()
+    (run / "manifest.json").write_text("{}")
+    process = subprocess.run([sys.executable, "-m", "ppgen", *ARGS, "--out", str(run)], capture_output=True,
+                             text=True, timeout=PATIENCE)
+    assert process.returncode == 1
+    assert "holds a run already" in process.stderr and "--overwrite" in process.stderr
+    assert (run / "manifest.json").read_text() == "{}"

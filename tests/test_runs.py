@@ -1,0 +1,180 @@
+"""Run state, checkpoints, resuming, and the divergence guard, in-process with tiny fits."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+import ppgen
+from ppgen import inference, models
+from ppgen.guard import Diverged
+from ppgen.runstate import Interrupted
+
+SETTINGS = dict(epochs=3, batch_size=16, progress=False)
+
+
+@pytest.fixture
+def binary():
+    return torch.bernoulli(torch.full((64, 6), 0.3), generator=torch.Generator().manual_seed(1))
+
+
+def small_vae():
+    ppgen.seed(0)
+    return models.VAE(x_dim=6, z_dim=2, hidden=(8,))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scripted(inference.ELBO):
+    """The ELBO, except at chosen calls: a signal sent, or the loss replaced (NaN, infinity, a blow-up)."""
+
+    signal_at: int = 0
+    signum: int = signal.SIGINT
+    bad_at: tuple[int, ...] = ()
+    bad: float = math.nan
+
+    def loss(self, module, structure, x):
+        CALLS.append(copy.deepcopy(module.state_dict()))
+        loss = super().loss(module, structure, x)
+        if len(CALLS) == self.signal_at:
+            os.kill(os.getpid(), self.signum)
+        if len(CALLS) in self.bad_at:
+            return loss * 0 + self.bad if math.isnan(self.bad) or math.isinf(self.bad) else loss * self.bad
+        return loss
+
+
+CALLS: list[dict] = []
+
+
+@pytest.fixture(autouse=True)
+def fresh_calls():
+    CALLS.clear()
+
+
+def same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop_at", [3, 4, 7, 12])  # mid-epoch, at an epoch's end (4 steps each), later ones
+def test_a_stopped_run_resumes_bitwise(binary, tmp_path, signum, stop_at):
+    """Stopped at a step by a signal and resumed, a fit ends with the very parameters of one never stopped."""
+    whole = ppgen.fit(small_vae(), binary, inference=Scripted(), **SETTINGS)
+    CALLS.clear()
+    backend = Scripted(signal_at=stop_at, signum=signum)
+    with pytest.raises(Interrupted, match=rf"{signal.Signals(signum).name} at step {stop_at} .*resume=True") as stop:
+        ppgen.fit(small_vae(), binary, inference=backend, out=tmp_path / "run", checkpoint_every=5, **SETTINGS)
+    assert stop.value.checkpoint == str(tmp_path / "run" / "checkpoint.pt")
+    resumed = ppgen.fit(small_vae(), binary, inference=backend, out=tmp_path / "run", checkpoint_every=5,
+                        resume=True, **SETTINGS)
+    assert same_parameters(resumed.model, whole.model)
+    assert resumed.history == whole.history and len(CALLS) == 12  # each step ran once, none twice
+
+
+def test_a_stop_without_a_run_folder_says_nothing_was_saved(binary):
+    with pytest.raises(Interrupted, match="nothing was saved"):
+        ppgen.fit(small_vae(), binary, inference=Scripted(signal_at=2), **SETTINGS)
+
+
+def test_resume_with_other_settings_is_refused(binary, tmp_path):
+    ppgen.fit(small_vae(), binary, out=tmp_path / "run", **SETTINGS)
+    with pytest.raises(ValueError, match="differs in lr"):
+        ppgen.fit(small_vae(), binary, out=tmp_path / "run", resume=True, **{**SETTINGS, "lr": 0.1})
+    with pytest.raises(ValueError, match="differs in data"):
+        ppgen.fit(small_vae(), 1 - binary, out=tmp_path / "run", resume=True, **SETTINGS)
+
+
+def test_a_finished_run_is_kept_unless_overwritten(binary, tmp_path):
+    run = tmp_path / "run"
+    first = ppgen.fit(small_vae(), binary, out=run, **SETTINGS)
+    before = (run / "fit.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        ppgen.fit(small_vae(), binary, out=run, **SETTINGS)
+    assert (run / "fit.pt").read_bytes() == before
+    (run / ".tmp-abc-checkpoint.pt").write_bytes(b"a killed write")
+    again = ppgen.fit(small_vae(), binary, out=run, overwrite=True, **SETTINGS)
+    assert same_parameters(first.model, again.model) and not list(run.glob(".tmp-*"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["complete"] and set(manifest["files"]) == {"checkpoint.pt", "fit.pt"}
+
+
+@pytest.mark.parametrize("bad, reason", [(math.nan, "the loss is nan"), (math.inf, "the loss is inf"),
+                                         (1e12, "the loss jumped")])
+def test_divergence_stops_at_its_step_with_the_last_good_model(binary, bad, reason):
+    """NaN, infinity and a finite blow-up each stop training at that step; the model is as it was at the step
+    before (the last the guard passed), in eval mode, and the history so far is on the error."""
+    model = small_vae()
+    with pytest.raises(Diverged, match=rf"step 11 \(epoch 3\): {reason}.*lower lr") as error:
+        ppgen.fit(model, binary, inference=Scripted(bad_at=(11,), bad=bad), **SETTINGS)
+    assert error.value.step == 11 and error.value.epoch == 3 and len(error.value.history) == 2
+    assert same_parameters_dict(model.state_dict(), CALLS[9]) and not model.training
+    assert error.value.terms and all(name.startswith(("log p(", "log q(")) for name in error.value.terms)
+
+
+def same_parameters_dict(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[name], b[name]) for name in b)
+
+
+def test_a_non_finite_gradient_is_caught(binary):
+    """A finite loss with a NaN gradient (the sqrt of 0 has an infinite derivative, times 0 is NaN)."""
+
+    @dataclass(frozen=True, kw_only=True)
+    class NaNGradient(inference.ELBO):
+        def loss(self, module, structure, x):
+            loss = super().loss(module, structure, x)
+            return loss + 0 * torch.sqrt(loss * 0)
+
+    with pytest.raises(Diverged, match=r"step 1 \(epoch 1\): the gradient norm is nan"):
+        ppgen.fit(small_vae(), binary, inference=NaNGradient(), **SETTINGS)
+
+
+def test_on_nan_skip_counts_the_skipped_batches(binary):
+    fit = ppgen.fit(small_vae(), binary, inference=Scripted(bad_at=(2, 7)), on_nan="skip", **SETTINGS)
+    assert fit.skipped == 2 and len(fit.history) == 3 and all(math.isfinite(v) for v in fit.history)
+
+
+def test_adam_at_a_huge_learning_rate_is_caught():
+    """The issue's case: Adam at lr=1e6 used to return "successfully" with a loss of 8e31."""
+    x = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(Diverged, match="diverged at step"):
+        ppgen.fit(models.GMM(x_dim=4, n_components=2), x, lr=1e6, epochs=20, batch_size=32, progress=False)
+
+
+def test_the_guard_can_be_turned_off_for_jumps(binary):
+    fit = ppgen.fit(small_vae(), binary, inference=Scripted(bad_at=(11,), bad=1e12), divergence_factor=None,
+                    **SETTINGS)
+    assert len(fit.history) == 3
+
+
+SCRIPT = """
+import ppgen
+from ppgen import datasets, inference, models
+train = datasets.digits(split="train", binarize=True)[:128]
+model = models.VAE(x_dim=64, z_dim=2, hidden=(8,))
+fit = ppgen.fit(model, train, inference=inference.IWAE(k=2), epochs=1, batch_size=64, progress=False)
+print(fit.history[0], fit.log_prob(train[:8], k=3).sum().item())
+"""
+
+
+@pytest.mark.slow
+def test_a_script_prints_the_same_numbers_in_fresh_processes():
+    """ppgen seeds the RNGs on first use, so the initial weights drawn before `fit` repeat too."""
+    runs = [subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    assert runs[0] == runs[1] and runs[0].strip()
+
+
+def test_ppgen_seed_repeats_the_initial_weights():
+    ppgen.seed(3)
+    a = models.VAE(x_dim=4, z_dim=2, hidden=(4,))
+    ppgen.seed(3)
+    b = models.VAE(x_dim=4, z_dim=2, hidden=(4,))
+    assert same_parameters(a, b)
