@@ -46,7 +46,7 @@ class VIMCO(Objective):
                              f"others, got {self.k}")
 
     def check(self, structure: Structure) -> None:
-        super().check(dataclasses.replace(structure, reparameterized=True))  # draws are never differentiated
+        super().check(dataclasses.replace(structure, unreparameterized=()))  # draws are never differentiated
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         log_p, log_q = detached_draws(module, structure, batch, self.k)
