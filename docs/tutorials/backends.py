@@ -1,11 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-# ---
-
 # %% [markdown]
 # # Inference backends: one argument, many objectives
 #
@@ -15,6 +7,18 @@
 # diagnostics of its importance weights, and ends with a backend written from scratch.
 #
 # Set `PPGEN_QUICK=1` to run everything in a few seconds (tiny epochs and K).
+#
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2 minutes of wall time in all), test
+# log p(x) of the binarised digits in nats per image (IWAE estimates):
+#
+# - `IWAE(k=5)`: -17.687 with the standard gradient, -17.609 with DReG, -17.596 with STL; `RenyiVI(alpha=0.5)`:
+#   -17.721; the ELBO's last training loss 18.513 (sampled KL) and 18.597 (analytic KL).
+# - A discrete-latent model fitted by `RWS(k=5)`: -21.916; by `VIMCO(k=5)`: -21.996; `IWAE()` refuses it by name.
+# - `fit.evaluate(test, k=2000)` of the DReG fit: IWAE_2000 -17.609, ELBO -19.054, ESS 324 of 2000, PSIS k-hat
+#   mean 0.470 (max 1.097; 31 of 360 points above 0.7, with the warning).
+# - The hand-written `VRMax(k=5)` backend: -17.924.
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/backends.py`.
 
 # %%
 import os
@@ -46,7 +50,9 @@ def fit_vae(backend: Objective) -> ppgen.Fit:
 
 
 # %% [markdown]
-# ## `ELBO(num_particles=1, kl="sampled" | "analytic")`
+# ## The ELBO, sampled or analytic KL
+#
+# `ELBO(num_particles=1, kl="sampled" | "analytic")`.
 #
 # ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)). With `kl="analytic"` each latent site's KL is taken in closed
 # form where `torch.distributions.kl_divergence` knows the pair (Pyro's `TraceMeanField_ELBO`): the same bound
@@ -58,7 +64,9 @@ for backend in (inference.ELBO(), inference.ELBO(kl="analytic")):
     print(f"{backend!r}: last epoch's loss {fit.history[-1]:.3f} nats per image")
 
 # %% [markdown]
-# ## `IWAE(k=5, estimator="standard" | "dreg" | "stl")`
+# ## Importance weighting and its gradient estimators
+#
+# `IWAE(k=5, estimator="standard" | "dreg" | "stl")`.
 #
 # IWAE_K(x) = E[log (1/K) sum_k w_k] rises towards log p(x) with K. The estimator changes only the gradient that
 # reaches the guide: `"stl"` drops the score term (Roeder et al., 2017), `"dreg"` is the doubly reparameterised
@@ -70,7 +78,9 @@ for estimator in ("standard", "dreg", "stl"):
     print(f"IWAE(k=5, estimator={estimator!r}): log p(test) ~ {fit.log_prob(test, k=EVAL_K).mean():.3f}")
 
 # %% [markdown]
-# ## `RenyiVI(alpha=0.5, k=5)`
+# ## The Rényi bound
+#
+# `RenyiVI(alpha=0.5, k=5)`.
 #
 # L_alpha(x) = 1/(1 - alpha) log E_q[w^(1 - alpha)], per data point (Li and Turner, 2016): alpha = 1 is the
 # ELBO, alpha = 0 the IWAE bound, alpha between them interpolates.
@@ -80,7 +90,9 @@ fit = fit_vae(inference.RenyiVI(alpha=0.5, k=5))
 print(f"RenyiVI(alpha=0.5): log p(test) ~ {fit.log_prob(test, k=EVAL_K).mean():.3f}")
 
 # %% [markdown]
-# ## `RWS(k=5)` and `VIMCO(k=5)`: guides with discrete latents
+# ## Guides with discrete latents
+#
+# `RWS(k=5)` and `VIMCO(k=5)`.
 #
 # A sigmoid belief network has binary latents: its guide cannot be reparameterised, so the ELBO and IWAE refuse
 # it before training. Reweighted wake-sleep (Bornschein and Bengio, 2015) and VIMCO (Mnih and Rezende, 2016) never

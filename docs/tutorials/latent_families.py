@@ -1,12 +1,3 @@
-# ---
-# jupyter:
-#   jupytext:
-#     formats: py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
-# ---
-
 # %% [markdown]
 # # Latent-variable families
 #
@@ -16,6 +7,16 @@
 # log-likelihood is exact, and classifies with density models by Bayes' rule.
 #
 # Set `PPGEN_QUICK=1` to run it in a few seconds with tiny budgets (the figures are then meaningless).
+#
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2 minutes of wall time in all):
+#
+# - Test log p(x) of the binarised digits, nats per image (IWAE estimates, the same short budget for each): VAE
+#   -18.44, ConvVAE -21.19, HVAE -25.20, GMVAE -18.21.
+# - FactorAnalysis on the 17-level digits, dequantised: log P(x) >= -137.1 nats per image; MixtureOfBernoullis on
+#   the binarised digits: exact log p(x) = -19.87.
+# - Classification of the test digits: a generative classifier 0.908, logistic regression 0.967 (accuracy).
+#
+# Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/latent_families.py`.
 
 # %%
 import os
