@@ -18,7 +18,20 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the names are, for readers and tools (the documentation's reference among them)
+    from ppgen import datasets, inference, models
+    from ppgen.classifier import GenerativeClassifier
+    from ppgen.fitting import fit
+    from ppgen.guard import Diverged
+    from ppgen.posterior import Posterior
+    from ppgen.program import DATA_PLATE, Model
+    from ppgen.result import Fit, load
+    from ppgen.runstate import Interrupted
+    from ppgen.seeding import seed
+    from ppgen.structure import Structure
+    from ppgen.weights import log_weights
 
 __version__ = "0.1.0"
 
@@ -40,7 +53,8 @@ _LAZY = {
     "models": "ppgen.models",
     "seed": "ppgen.seeding",
 }
-__all__ = sorted(_LAZY)
+__all__ = ["DATA_PLATE", "Diverged", "Fit", "GenerativeClassifier", "Interrupted", "Model", "Posterior", "Structure",
+           "datasets", "fit", "inference", "load", "log_weights", "models", "seed"]
 
 
 def __getattr__(name: str) -> Any:

@@ -167,23 +167,24 @@ def check_builds(cls: type, config: dict[str, Any], weights: dict[str, torch.Ten
                  budget: int) -> None:
     """Build ``cls(**config)`` on the meta device (no memory): it must build, and hold the parameters saved.
 
-    A crafted config (huge layer widths) is refused here, before ``load`` would allocate the model for real.
+    A crafted config (huge layer widths) is refused here, before ``load`` would allocate the model for real. A
+    constructor that cannot run on the meta device is measured by the saved parameters instead.
     """
+    saved = sum(t.numel() for t in weights.values())
     try:
         with torch.device("meta"):
-            probe = cls(**config)
-    except Exception as error:  # noqa: BLE001 - whatever a crafted config makes a constructor raise
+            size = sum(t.numel() for t in cls(**config).state_dict().values())
+    except (RuntimeError, NotImplementedError):  # a constructor that computes on its tensors (a MADE's masks, a
+        size = saved                             # flow's permutations) cannot run on meta: the saved size stands in,
+    except Exception as error:  # noqa: BLE001   # and load_state_dict then checks the model built for real
         raise ValueError(f"{path}: field 'model.config' does not build {cls.__name__}: {type(error).__name__}: "
                          f"{error}") from None
-    size = sum(t.numel() for t in probe.state_dict().values())
     if size > budget:
         raise ValueError(f"{path}: field 'model.config' builds {size} parameters, over the budget of {budget} "
                          f"(ppgen.budget.BUDGET.checkpoint_parameters)")
-    saved = sum(t.numel() for t in weights.values())
     if size != saved:
         raise ValueError(f"{path}: field 'model.config' builds {size} parameters but field 'state_dict' holds "
                          f"{saved}: the file is damaged or crafted")
-
 
 
 def build_recorded(cls: type, config: dict[str, Any], path: str, field: str) -> Any:
