@@ -2,6 +2,7 @@
 
 import pyro
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -9,3 +10,13 @@ def seeded():
     pyro.set_rng_seed(0)
     pyro.clear_param_store()
     yield
+
+
+@pytest.fixture
+def float64():
+    """float64 as torch's default dtype for the test, where exactness to 1e-12 needs it throughout (parameters a
+    program makes on its first run included); a module asks for it with ``pytest.mark.usefixtures("float64")``."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(default)

@@ -27,13 +27,7 @@ from ppgen import inference
 LOCS = torch.tensor([-1.5, 0.0, 2.0], dtype=torch.float64)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    """Exactness to 1e-12 needs float64 throughout, parameters made on a program's first run included."""
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(default)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 @pytest.fixture

@@ -47,12 +47,7 @@ IWAE = [name for name in EVALUATED if CASES[name].iwae]
 MC_DRAWS = 200
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(default)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def as_data(data: tuple[Tensor, ...]) -> Tensor | tuple[Tensor, ...]:
