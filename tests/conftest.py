@@ -20,3 +20,13 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(default)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small networks on a shared machine: one torch thread, not several fighting for the cores; a module asks for
+    it with ``pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

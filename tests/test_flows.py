@@ -17,13 +17,7 @@ from ppgen.structure import inspect
 FLOWS = {"realnvp": models.RealNVP, "maf": models.MAF, "nsf": models.NeuralSplineFlow}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small networks on a shared machine: one thread, not several fighting for the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def perturbed(flow, dtype=torch.float64, size=0.1):
