@@ -99,9 +99,9 @@ def trace_log_density(trace: poutine.Trace, structure: Structure, batch: Batch, 
     The model's enumerated latents are summed out exactly; ``weights`` (q of the guide's enumerated values, laid
     out on the program's dimensions) weigh every per-point term, which is then summed over those values.
     """
-    reduce = _PointReduction(structure, batch, num_particles, trace, global_terms, weights)
     trace.compute_log_prob()
     sites = sample_sites(trace)
+    reduce = _PointReduction(structure, batch, num_particles, sites, global_terms, weights)
     total = 0.0
     if any(site["name"] in structure.enumerated for site in sites):
         summed, sites = enumerated_sites(trace)
@@ -112,15 +112,14 @@ def trace_log_density(trace: poutine.Trace, structure: Structure, batch: Batch, 
 class _PointReduction:
     """Reduces one site's log-density, laid out on the program's plates, to Tensor[K, B]."""
 
-    def __init__(self, structure: Structure, batch: Batch, num_particles: int, trace: poutine.Trace,
+    def __init__(self, structure: Structure, batch: Batch, num_particles: int, sites: list[dict],
                  global_terms: bool, weights: Tensor | None) -> None:
         self.plan = structure.plan
         self.global_terms = global_terms
         self.shape = (num_particles, len(batch))
         self.size = batch.size
         self.weights = weights
-        frame = next((f for s in sample_sites(trace) for f in s["cond_indep_stack"] if f.name == self.plan.data_plate),
-                     None)
+        frame = next((f for s in sites for f in s["cond_indep_stack"] if f.name == self.plan.data_plate), None)
         #: the factor N / B by which Pyro scales a data plate that subsamples the data set itself
         self.subsample_scale = (frame.full_size or frame.size) / frame.size if frame is not None else 1.0
 
@@ -140,8 +139,9 @@ class _PointReduction:
 
     def _global(self, log_density: Tensor) -> Tensor:
         """A term shared by the data set: 1/N of it to each point (or none of it, where left out)."""
-        shared = self._keep(self._padded(log_density), None) / self.size
-        return shared if self.global_terms else torch.zeros_like(shared)
+        if not self.global_terms:
+            return log_density.new_zeros(self.shape)
+        return self._keep(self._padded(log_density), None) / self.size
 
     def _padded(self, log_density: Tensor) -> Tensor:
         return log_density.reshape((1,) * max(0, -self.plan.particle_dim - log_density.dim()) + log_density.shape)
