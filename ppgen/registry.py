@@ -16,7 +16,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "factor-analysis": zoo.FactorAnalysis, "gmm": zoo.GMM, "mixture-of-bernoullis": zoo.MixtureOfBernoullis,
     "fvsbn": zoo.FVSBN, "nade": zoo.NADE, "made": zoo.MADE,
     "realnvp": zoo.RealNVP, "maf": zoo.MAF, "nsf": zoo.NeuralSplineFlow, "dequantized": zoo.DequantizedFlow,
-    "flowvae": zoo.FlowVAE,
+    "flowvae": zoo.FlowVAE, "ssvae": zoo.SSVAE, "cvae": zoo.CVAE,
 }
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE,
                                          "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO}
