@@ -1,8 +1,9 @@
-"""The semi-supervised VAE (M2): y ~ Cat(pi), z ~ N(0, I), x ~ p(x | y, z); y observed where known, summed out where not."""
+"""The semi-supervised VAE (M2): y ~ Cat(pi), z ~ N(0, I), x ~ p(x | y, z); y observed where known, else summed out."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import pyro
 import pyro.distributions as dist
@@ -16,15 +17,12 @@ from ppgen.models.layers import check_widths, mlp
 from ppgen.models.likelihoods import build_likelihood
 from ppgen.program import DATA_PLATE, Model
 
-UNLABELLED = -1
-"""The label that marks a point whose class is unknown: ``y[i] = -1`` (any negative label is read the same way)."""
-
 
 class SSVAE(Model):
     """The M2 model of Kingma et al. (2014), a VAE whose data are partly labelled, called as ``model(x, y)``.
 
     The story: a point's class is drawn, y ~ Cat(pi); its style independently, z ~ N(0, I); the decoder draws
-    the point from both, x ~ p(x | y, z). The labels y are integers 0..C-1, with ``-1`` (:data:`UNLABELLED`)
+    the point from both, x ~ p(x | y, z). The labels y are integers 0..C-1, with ``-1`` (:attr:`UNLABELLED`)
     where the class is unknown: inside the program that label becomes a mask, and y is observed where it is
     known (the site ``"y_observed"``) and summed out exactly where it is not (the site ``"y"``, marked
     ``infer={"enumerate": "parallel"}``), so an unlabelled point's bound holds
@@ -55,6 +53,9 @@ class SSVAE(Model):
         https://arxiv.org/abs/1406.5298
     """
 
+    UNLABELLED: ClassVar[int] = -1
+    """The label of a point whose class is unknown (any negative label is read the same way)."""
+
     def __init__(self, *, x_dim: int, n_classes: int = 10, z_dim: int = 8, hidden: Sequence[int] = (400,),
                  likelihood: str = "bernoulli", scale: float | None = None) -> None:
         super().__init__()
@@ -69,9 +70,9 @@ class SSVAE(Model):
 
     @staticmethod
     def unlabelled(n: int) -> Tensor:
-        """``n`` labels that all say "unknown", LongTensor[n] of :data:`UNLABELLED`: the ``y`` of a query about
+        """``n`` labels that all say "unknown", LongTensor[n] of :attr:`UNLABELLED`: the ``y`` of a query about
         p(y|x) or of draws x ~ p(x)."""
-        return torch.full((check_positive_int(n, "n"),), UNLABELLED, dtype=torch.long)
+        return torch.full((check_positive_int(n, "n"),), SSVAE.UNLABELLED, dtype=torch.long)
 
     def labels(self, y: Tensor) -> tuple[Tensor, Tensor]:
         """The known labels (0 where unknown) and the mask of the points whose label is known.
@@ -80,11 +81,11 @@ class SSVAE(Model):
             ValueError: y is not one integer label per point, or holds a label of C or more.
         """
         if y.dim() != 1 or y.is_floating_point() or y.dtype == torch.bool:
-            raise ValueError(f"y must hold one integer label per point (0..{self.n_classes - 1}, or {UNLABELLED} "
-                             f"where unknown), got dtype {y.dtype} and shape {list(y.shape)}")
+            raise ValueError(f"y must hold one integer label per point (0..{self.n_classes - 1}, or "
+                             f"{self.UNLABELLED} where unknown), got dtype {y.dtype} and shape {list(y.shape)}")
         if y.numel() and int(y.max()) >= self.n_classes:
             raise ValueError(f"y must hold labels 0..{self.n_classes - 1} (n_classes={self.n_classes}) or "
-                             f"{UNLABELLED} where unknown, got {int(y.max())}")
+                             f"{self.UNLABELLED} where unknown, got {int(y.max())}")
         known = y >= 0
         return y.clamp(min=0).long(), known
 

@@ -111,3 +111,39 @@ clf.fit(x.double(), y)
 generative = (clf.predict(x_test.double()) == y_test).double().mean().item()
 discriminative = LogisticRegression(max_iter=5000).fit(x.numpy(), y.numpy()).score(x_test.numpy(), y_test.numpy())
 print(f"accuracy: generative {generative:.3f}, logistic regression {discriminative:.3f}")
+
+# %% [markdown]
+# ## Semi-supervised classification: the SSVAE
+#
+# `models.SSVAE` is the M2 model of Kingma et al. (2014): a class y ~ Cat(pi), a style z ~ N(0, I), and
+# x ~ p(x | y, z). It is called as `model(x, y)` with integer labels, `-1` where the class is unknown: the
+# program observes y where it is known and sums it out exactly where it is not, so the unlabelled images teach
+# it too. It classifies by its own posterior, `encode(x, SSVAE.unlabelled(n), site="y")`, which is
+# p(y|x) = E_q(z|x)[p(y|x, z)]. Here one training label in ten is kept; logistic regression, which can use only
+# the labelled images, is fitted on the same ones.
+
+# %%
+x_bin, y_bin = datasets.digits(binarize=True, return_labels=True)
+kept = torch.arange(len(y_bin)) % 10 == 0
+partial = torch.where(kept, y_bin, torch.full_like(y_bin, models.SSVAE.UNLABELLED))
+ssvae = ppgen.fit(models.SSVAE(x_dim=64, n_classes=10), (x_bin, partial), epochs=4 * EPOCHS, lr=3e-3,
+                  progress=False)
+p_y = ssvae.encode(test, models.SSVAE.unlabelled(len(test)), site="y")
+few = LogisticRegression(max_iter=5000).fit(x_bin[kept].numpy(), y_bin[kept].numpy())
+print(f"{int(kept.sum())} labels: SSVAE accuracy {(p_y.argmax(-1) == y_test).double().mean():.3f}, logistic "
+      f"regression {few.score(test.numpy(), y_test.numpy()):.3f}")
+
+# %% [markdown]
+# ## Conditional generation: the CVAE
+#
+# `models.CVAE` models p(x | c) = E_z[p(x | c, z)] for a given condition c, one-hot, real-valued, or integer
+# labels as here; `sample(n, c)` draws one image per row of c. Judged by the nearest class mean of the
+# training images, the draws should have the class they were asked for.
+
+# %%
+cvae = ppgen.fit(models.CVAE(x_dim=64, c_dim=10), (x_bin, y_bin), epochs=EPOCHS, progress=False)
+asked = torch.arange(200) % 10
+draws = cvae.sample(200, asked)
+class_means = torch.stack([x_bin[y_bin == c].mean(0) for c in range(10)])
+judged = torch.cdist(draws, class_means).argmin(-1)
+print(f"CVAE draws judged as the class asked for: {(judged == asked).double().mean():.3f} (chance 0.1)")
