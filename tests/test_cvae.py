@@ -71,3 +71,11 @@ def test_a_real_valued_condition_is_fitted_and_bad_conditions_are_refused():
         ppgen.fit(models.CVAE(x_dim=6, c_dim=3), (x, torch.randn(12, 2)), epochs=1, progress=False)
     with pytest.raises(ValueError, match="c as labels must be LongTensor"):
         ppgen.fit(models.CVAE(x_dim=6, c_dim=3), (x, torch.arange(12)), epochs=1, progress=False)
+
+
+def test_every_parameter_gets_a_gradient():
+    model = models.CVAE(x_dim=6, c_dim=3, hidden=(8,))
+    x, c = torch.bernoulli(torch.full((12, 6), 0.5)), torch.arange(12) % 3
+    ppgen.log_weights(model, (x, c), k=2).mean().backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name

@@ -110,3 +110,12 @@ def test_samples_follow_the_given_labels_and_labels_are_checked():
         ppgen.fit(small_model(), (data()[0], torch.tensor([0, 4, 1, 1, 1, 1, 1, 1, 1])), epochs=1, progress=False)
     with pytest.raises(ValueError, match="y must hold one integer label per point"):
         ppgen.fit(small_model(), (data()[0], torch.zeros(9)), epochs=1, progress=False)
+
+
+def test_every_parameter_gets_a_gradient_and_the_arguments_are_recorded():
+    """The bound reaches the decoder through both the observed and the summed-out labels, the encoder, and pi."""
+    model, (x, y) = small_model(), data()
+    assert model.config == {"x_dim": D, "n_classes": C, "z_dim": 3, "hidden": (16,)}
+    bounds.log_weights(model, inspect(model, (x, y)), as_batch((x, y)), 2).mean().backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name

@@ -1,5 +1,6 @@
-"""The contract of the whole zoo, ppgen.registry.MODELS: built with defaults, fitted one epoch, every query
-answered or refused with a clear error, a save/load round trip that answers identically, float64 throughout."""
+"""The contract of the whole zoo, ppgen.registry.MODELS and CONDITIONAL_MODELS: built with defaults, fitted one
+epoch, every query answered or refused with a clear error, a save/load round trip that answers identically, float64
+throughout."""
 
 import pyro
 import pytest
@@ -8,7 +9,8 @@ import torch
 import ppgen
 from ppgen import registry
 
-ZOO = sorted(registry.MODELS)
+MODELS = {**registry.MODELS, **registry.CONDITIONAL_MODELS}
+ZOO = sorted(MODELS)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def further(name, n, dtype=torch.float32):
 
 def fitted(name, x):
     data = (x, *further(name, len(x), x.dtype)) if name in FURTHER_INPUTS else x
-    return ppgen.fit(registry.MODELS[name](x_dim=x.shape[1]), data, epochs=1, batch_size=20, progress=False)
+    return ppgen.fit(MODELS[name](x_dim=x.shape[1]), data, epochs=1, batch_size=20, progress=False)
 
 
 def answers(fit, x, site, name):
