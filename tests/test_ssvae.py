@@ -91,9 +91,9 @@ def test_elbo_below_iwae_k_below_iwae_5000_on_held_out_data(fitted_digits, label
     assert elbo.mean() < iwae_5000.mean()
 
 
-def test_encode_gives_the_label_posterior_and_a_known_label_adds_log_p_y_given_x(fitted_digits):
-    """p(y|x) from encode sums to one over the classes; and log p(x, y) <= log p(x) for every label, with
-    sum_y p(x, y) = p(x) (both IWAE-5000 estimates, so within their Monte Carlo error)."""
+def test_label_posterior_sums_to_one_and_p_x_y_summed_over_the_labels_is_p_x(fitted_digits):
+    """p(y|x) from encode sums to one over the classes; and sum_y p(x, y) = p(x), the labelled and the unlabelled
+    program estimated separately (IWAE-5000, so equal within their Monte Carlo error)."""
     fit, (x, _) = fitted_digits
     x = x[:4]
     proba = fit.encode(x, models.SSVAE.unlabelled(4), site="y")

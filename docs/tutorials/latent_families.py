@@ -126,8 +126,8 @@ print(f"accuracy: generative {generative:.3f}, logistic regression {discriminati
 x_bin, y_bin = datasets.digits(binarize=True, return_labels=True)
 kept = torch.arange(len(y_bin)) % 10 == 0
 partial = torch.where(kept, y_bin, torch.full_like(y_bin, models.SSVAE.UNLABELLED))
-ssvae = ppgen.fit(models.SSVAE(x_dim=64, n_classes=10), (x_bin, partial), epochs=4 * EPOCHS, lr=3e-3,
-                  progress=False)
+ssvae = ppgen.fit(models.SSVAE(x_dim=64, n_classes=10, hidden=(128,)), (x_bin, partial), epochs=2 * EPOCHS,
+                  lr=3e-3, progress=False)
 p_y = ssvae.encode(test, models.SSVAE.unlabelled(len(test)), site="y")
 few = LogisticRegression(max_iter=5000).fit(x_bin[kept].numpy(), y_bin[kept].numpy())
 print(f"{int(kept.sum())} labels: SSVAE accuracy {(p_y.argmax(-1) == y_test).double().mean():.3f}, logistic "
