@@ -9,8 +9,8 @@
 #
 # Set `PPGEN_QUICK=1` to run it in a few seconds with tiny budgets (the figures are then meaningless).
 #
-# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 2 minutes of wall time in all on
-# an idle machine; 8 minutes under the load of five other engineers):
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (8 minutes of wall time in all under the
+# load of five other engineers; about 2 minutes on a quieter machine before the SSVAE and CVAE were added):
 #
 # - Test log p(x) of the binarised digits, nats per image (IWAE estimates, the same short budget for each): VAE
 #   -18.44, ConvVAE -21.19, HVAE -25.20, GMVAE -18.21.
