@@ -31,9 +31,11 @@ class SSVAE(Model):
 
     Classification is by the model's own posterior over y: ``fit.encode(x, SSVAE.unlabelled(len(x)), site="y")``
     returns p(y | x) = E_q(z|x)[p(y | x, z)], Tensor[N, C], with p(y | x, z) proportional to pi_y p(x | y, z)
-    computed exactly by the sum over y. Unlike Kingma's M2 there is no separate classifier q(y|x) and so no
-    extra classification loss: every parameter is learnt by the bound on log p(x, y) (labelled points) and on
-    log p(x) (unlabelled ones). ``fit.sample(n, y)`` draws x ~ p(x | y) for known labels, and x ~ p(x) where
+    computed exactly by the sum over y (ask with every label unknown: where a label is given, x does not depend
+    on the site ``"y"``, whose posterior there is the prior pi). Unlike Kingma's M2 there is no separate
+    classifier q(y|x) and so no extra classification loss (M2's alpha term): every parameter is learnt by the
+    bound on log p(x, y) (labelled points) and on log p(x) (unlabelled ones), and with few labels the style z
+    may carry much of the class, so that p(y|x) classifies poorly (``docs/benchmarks.md`` measures it). ``fit.sample(n, y)`` draws x ~ p(x | y) for known labels, and x ~ p(x) where
     ``y`` is ``-1`` (the class then drawn from pi).
 
     Arguments:
