@@ -35,8 +35,9 @@ class SSVAE(Model):
     on the site ``"y"``, whose posterior there is the prior pi). Unlike Kingma's M2 there is no separate
     classifier q(y|x) and so no extra classification loss (M2's alpha term): every parameter is learnt by the
     bound on log p(x, y) (labelled points) and on log p(x) (unlabelled ones), and with few labels the style z
-    may carry much of the class, so that p(y|x) classifies poorly (``docs/benchmarks.md`` measures it). ``fit.sample(n, y)`` draws x ~ p(x | y) for known labels, and x ~ p(x) where
-    ``y`` is ``-1`` (the class then drawn from pi).
+    may carry much of the class, so that p(y|x) classifies poorly (``docs/benchmarks.md`` measures it).
+    ``fit.sample(n, y)`` draws x ~ p(x | y) for known labels, and x ~ p(x) where ``y`` is ``-1`` (the class
+    then drawn from pi).
 
     Arguments:
         x_dim: D, the size of a data point.
