@@ -7,6 +7,8 @@
 | :class:`ConvVAE` | convolutional VAE for images (C, H, W) | Kingma and Welling, 2014; Kulkarni et al., 2015 |
 | :class:`HVAE` | VAE with two stochastic layers z2 -> z1 -> x | Burda, Grosse and Salakhutdinov, 2015 |
 | :class:`GMVAE` | VAE with a mixture-of-Gaussians prior, component summed out | Dilokthanakul et al., 2016 |
+| :class:`SSVAE` | semi-supervised VAE (M2), the label summed out where unknown | Kingma et al., 2014 |
+| :class:`CVAE` | conditional VAE p(x given c, z), samples given c | Sohn, Lee and Yan, 2015 |
 | :class:`PPCA` | probabilistic PCA, exact log p(x) | Tipping and Bishop, 1999 |
 | :class:`FactorAnalysis` | factor analysis, exact log p(x) | Rubin and Thayer, 1982 |
 | :class:`GMM` | Gaussian mixture, component summed out | — |
@@ -23,6 +25,7 @@ The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 """
 
 from ppgen.models.conv_vae import ConvVAE
+from ppgen.models.cvae import CVAE
 from ppgen.models.dequantized import DequantizedFlow
 from ppgen.models.factor_analysis import FactorAnalysis
 from ppgen.models.flowvae import FlowVAE
@@ -37,7 +40,9 @@ from ppgen.models.nade import NADE
 from ppgen.models.nsf import NeuralSplineFlow
 from ppgen.models.ppca import PPCA
 from ppgen.models.realnvp import RealNVP
+from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE",
-           "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "VAE"]
+__all__ = ["CVAE", "ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE",
+           "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "SSVAE",
+           "VAE"]
