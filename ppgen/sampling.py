@@ -79,6 +79,27 @@ def sample(module: nn.Module, structure: Structure, example: Batch, n: int, give
     return torch.cat(parts)[torch.argsort(torch.cat(rows)).to(parts[0].device)]
 
 
+def decode(module: nn.Module, structure: Structure, example: Batch, latents: dict[str, Tensor], *,
+           mean: bool = True) -> Tensor:
+    """x given chosen values of latent sites, one row per value: E[x | z] (``mean=True``) or x ~ p(x | z); latents
+    not given are drawn from the model given those that are.
+
+    Arguments:
+        module: the program.
+        structure: its structure.
+        example: a few rows of the training inputs (see :func:`sample`); the model must take x alone.
+        latents: each site's values, Tensor[n, ...] laid out as the model draws the site for n points.
+        mean: return the mean of the data site's distribution rather than a draw from it.
+
+    Returns:
+        Tensor[n, ...]: the decoded points.
+    """
+    if structure.num_inputs != 1:
+        raise ValueError(f"decoding latents needs a model of x alone; this one takes {structure.num_inputs} inputs")
+    n = len(next(iter(latents.values())))
+    return _sample(poutine.condition(module.model, data=latents), structure, example, n, (), mean)
+
+
 def _sample(model: Callable[..., Any], structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...],
             mean: bool) -> Tensor:
     site = sampled_site(structure)
