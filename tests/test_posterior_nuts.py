@@ -57,7 +57,8 @@ def test_nuts_reaches_the_conjugate_posterior_with_converged_chains():
     mcse = torch.as_tensor(az.mcse(idata)["b"].values)
     draws = fit.posterior(x, y).samples["b"]
     assert bool(((draws.mean(0) - mean).abs() < 3 * mcse).all()), (draws.mean(0), mean, mcse)
-    torch.testing.assert_close(draws.T.cov(), covariance, rtol=0.15, atol=0)
+    # loosely: 15% of each entry, or 10% of the smaller variance for the near-zero covariance between the two
+    torch.testing.assert_close(draws.T.cov(), covariance, rtol=0.15, atol=0.1 * covariance.diag().min().item())
 
 
 def test_the_fit_holds_the_draws_with_the_samplers_statistics(small_fit):
