@@ -7,7 +7,8 @@ grows the draws follow p(z|x_n) whatever the guide, provided its tails are heavy
 come with the draws, and k-hat above 0.7 is warned of.
 
 Memory stays bounded for any N and K: points go through in chunks of about ``particle_points / K`` and the
-proposals of a chunk in passes of at most ``particle_points``; each pass resamples S draws among its own
+proposals of a chunk in passes of at most ``particle_points`` (of one, for a program that does not broadcast over
+particles); each pass resamples S draws among its own
 proposals, and a running draw is replaced by the pass's with probability sum(pass weights) / sum(weights so far),
 which is the same as resampling among all K proposals at once.
 
@@ -67,7 +68,8 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
         each draw came from, and log p(x_n | z_s); a ``UserWarning`` names how many points have k-hat > 0.7.
     """
     points = max(1, particle_points // k)
-    parts = [_chunk(module, structure, batch.take(rows), num_samples, k, min(k, particle_points))
+    per_pass = min(k, particle_points) if structure.plan.vectorized else 1  # else one particle per run
+    parts = [_chunk(module, structure, batch.take(rows), num_samples, k, per_pass)
              for rows in torch.arange(len(batch), device=batch.rows.device).split(points)]
     samples = {name: torch.cat([p[0][name] for p in parts], dim=1) for name in parts[0][0]}
     log_w, log_lik, diagnostics = (torch.cat([p[i] for p in parts], dim=-1) for i in (1, 2, 3))

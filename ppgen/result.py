@@ -183,7 +183,8 @@ class Fit:
           coordinates (:mod:`ppgen.mcmc`).
 
         A fit by a sampler (``inference.NUTS``) answers with its own draws of the global latents, whatever the
-        inputs (``method`` may then be left out or ``"nuts"``); the inputs give the log-likelihood group.
+        inputs (``method`` may then be left out or ``"nuts"``, and ``num_samples`` is the sampler's); the inputs
+        give the log-likelihood group.
 
         Returns:
             A :class:`~ppgen.posterior.Posterior`: ``mean()``, ``std()``, ``quantile(q)``, ``samples`` by site name,
