@@ -1,4 +1,4 @@
-"""Markov chain Monte Carlo over a program's latents: Pyro's NUTS on the model conditioned on data, its parameters fixed.
+"""Markov chain Monte Carlo over a program's latents: Pyro's NUTS on the model conditioned on data, parameters fixed.
 
 Two uses share this module: ``fit.posterior(x, method="nuts")`` (the local latents of the given points, under the
 fitted parameters) and the backend ``inference.NUTS`` (a :class:`Sampler`: the global latents of a model whose

@@ -115,4 +115,5 @@ def _sample(model: Callable[..., Any], structure: Structure, example: Batch, n: 
         return node["fn"].mean.expand(node["value"].shape)
     except NotImplementedError:
         raise ValueError(f"mean=True returns E[x | z], but the distribution of the data site {site!r}, "
-                         f"{type(node['fn']).__name__}, has no closed-form mean: draw samples with mean=False") from None
+                         f"{type(node['fn']).__name__}, has no closed-form mean: draw samples with "
+                         f"mean=False") from None

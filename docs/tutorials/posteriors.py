@@ -8,16 +8,18 @@
 # exports to ArviZ with the groups its users expect. A model whose parameters are themselves random is fitted by
 # `inference.NUTS()`, and ppgen's pictures show what a VAE has learnt.
 #
-# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 4 minutes of wall time in all):
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 10 minutes of wall time in all, on a
+# machine busy with other work):
 #
 # - A linear-Gaussian model with a guide shifted by half a posterior standard deviation and 0.8 times as wide:
-#   the guide's mean of z[0] for the first point is 0.104 against the exact -0.111 (MCSE 0.011); importance
-#   resampling gives -0.110 (MCSE 0.014, k-hat 0.50), NUTS -0.118 (MCSE 0.009, 4 chains).
-# - Bayesian linear regression by `inference.NUTS()` (4 chains of 1000 draws): posterior means 1.4325 and -1.9244
-#   against the conjugate 1.4327 and -1.9246, R-hat at most 1.003, no divergences; PSIS-LOO elpd -46.4 (SE 5.7)
-#   beside the in-sample sum of log p(y_n | data), -44.7.
-# - A VAE (z = 8, 50 epochs, no labels): a logistic regression on its codes E[z|x] classifies 89.2% of the test
-#   digits, on 8 random projections of x 59.7% (the mean of five projections).
+#   for the first point, the guide's E[z0 | x] is +0.352 against the exact +0.148 (MCSE 0.012: 17.7 MCSE off);
+#   importance resampling (K = 20,000) gives +0.118 (MCSE 0.015, 2.0 MCSE off; PSIS k-hat 0.50, ESS 4,165),
+#   NUTS +0.150 (MCSE 0.006, 0.4 MCSE off; 4 chains of 1,000 draws).
+# - Bayesian linear regression by `inference.NUTS()` (4 chains of 1,000 draws): posterior means 1.433 and -1.926
+#   against the conjugate 1.4327 and -1.9246, R-hat 1.00 for both (as `az.summary` rounds it), no divergences;
+#   PSIS-LOO elpd -46.47 (SE 5.70) beside the in-sample sum of log p(y_n | data), -44.69.
+# - A VAE (z = 8, 50 epochs, no labels): a logistic regression on its codes E[z|x] classifies 86.9% of the test
+#   digits, on 8 random projections of x 59.7% (the mean over five projections).
 #
 # Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/posteriors.py`; `PPGEN_QUICK=1` runs
 # short chains, few draws and two epochs.
