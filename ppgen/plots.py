@@ -324,7 +324,8 @@ def interpolation(fit: Fit, x_a: Any, x_b: Any, steps: int = 10, *, site: str | 
 
     Arguments:
         fit: a fitted latent-variable model of x alone.
-        x_a, x_b: the two end points, each one data point (shape [D] or [1, D]).
+        x_a: the start, one data point (shape [D] or [1, D]).
+        x_b: the end, one data point.
         steps: the number of points on the path, ends included (at least 2).
         site: the latent site to interpolate, where the model has several.
         shape: height and width of one image (see :func:`image_grid`).
