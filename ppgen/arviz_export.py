@@ -10,6 +10,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 POINT = "point"
 
 
-def to_inference_data(posterior: Posterior) -> az.InferenceData:
+def to_inference_data(posterior: Posterior, points: Sequence[int] | None = None) -> az.InferenceData:
     """The groups ArviZ users expect, from a posterior's draws.
 
     * ``posterior``: each latent site with dims (chain, draw, point, ``<site>_dim_0``, ...); a global latent has
@@ -36,12 +37,20 @@ def to_inference_data(posterior: Posterior) -> az.InferenceData:
 
     Arguments:
         posterior: the draws, ``posterior.chains`` chains one after the other.
+        points: a label for each data point, the coordinates of the ``point`` dimension (0, 1, ... by default).
 
     Returns:
         An ``arviz.InferenceData``; it round-trips through ``to_netcdf`` / ``arviz.from_netcdf``.
     """
     import arviz as az  # imported on use: it is slow to import and only this export needs it
 
+    coords = {}
+    if points is not None:
+        local = [v.shape[1] for name, v in posterior.samples.items() if name not in posterior.global_sites]
+        count = next(iter(local + [len(v) for v in posterior.observed.values()]), None)
+        if count is None or len(points) != count:
+            raise ValueError(f"points must label each of the posterior's {count} data points, got {len(points)}")
+        coords[POINT] = list(points)
     chains = posterior.chains
     dims: dict[str, list[str]] = {}
     groups: dict[str, dict[str, np.ndarray]] = {"posterior": {}, "sample_stats": {}, "log_likelihood": {},
@@ -62,7 +71,7 @@ def to_inference_data(posterior: Posterior) -> az.InferenceData:
         name = next(iter(posterior.observed), "x")  # the same name as the data, as ArviZ's converters do
         groups["log_likelihood"][name] = _by_chain(posterior.log_likelihood, chains)
         dims.setdefault(name, [POINT])
-    return az.from_dict(**{group: values for group, values in groups.items() if values}, dims=dims)
+    return az.from_dict(**{group: values for group, values in groups.items() if values}, dims=dims, coords=coords)
 
 
 def _by_chain(value: Tensor, chains: int) -> np.ndarray:

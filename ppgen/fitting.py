@@ -29,8 +29,9 @@ from ppgen.runstate import Interrupted, RunState, StopSignals, resume_state, sav
 from ppgen.structure import Structure, example_batch, inspect
 
 
-def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: int = 10, batch_size: int = 128,
-        lr: float = 1e-3, optim: Any = None, seed: int | None = 0, device: str | torch.device = "cpu",
+def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, epochs: int = 10,
+        batch_size: int = 128, lr: float = 1e-3, optim: Any = None, seed: int | None = 0,
+        device: str | torch.device = "cpu",
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
         divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None) -> Fit:

@@ -90,13 +90,14 @@ class Posterior:
             out[name] = found[0] if isinstance(q, (int, float)) else found
         return out
 
-    def to_arviz(self) -> az.InferenceData:
+    def to_arviz(self, points: Sequence[int] | None = None) -> az.InferenceData:
         """An ``arviz.InferenceData``: ``posterior`` (dims chain, draw, point, ``<site>_dim_i``), ``sample_stats``
         (the sampler's statistics, log importance weights where there are some), ``log_likelihood`` (per point,
-        so ``arviz.loo`` works) and ``observed_data``; see :func:`ppgen.arviz_export.to_inference_data`."""
+        so ``arviz.loo`` works) and ``observed_data``; ``points`` labels the data points (their rows in a larger
+        data set, say; 0, 1, ... by default). See :func:`ppgen.arviz_export.to_inference_data`."""
         from ppgen.arviz_export import to_inference_data
 
-        return to_inference_data(self)
+        return to_inference_data(self, points)
 
 
 def _as_float(value: Tensor) -> Tensor:

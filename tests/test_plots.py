@@ -152,6 +152,7 @@ def test_ppgen_posterior_writes_netcdf_that_arviz_reads(run, tmp_path, capsys):
                      "--k", "200", "--out", str(out)]) == 0
     idata = az.from_netcdf(str(out))
     assert idata.posterior["z"].shape == (1, 50, 2, 2)
+    assert idata.posterior["point"].values.tolist() == [3, 7]  # labelled by their rows in the test set
     assert set(idata.groups()) == {"posterior", "sample_stats", "log_likelihood", "observed_data"}
     test = datasets.digits(split="test", binarize=True)
     np.testing.assert_array_equal(idata.observed_data["x"].values, test[[3, 7]].numpy())
