@@ -4,9 +4,10 @@ from ppgen.inference.elbo import ELBO
 from ppgen.inference.iwae import IWAE
 from ppgen.inference.map import MAP
 from ppgen.inference.mle import MLE
+from ppgen.inference.nuts import NUTS
 from ppgen.inference.renyi import RenyiVI
 from ppgen.inference.rws import RWS
 from ppgen.inference.vimco import VIMCO
 from ppgen.objective import Objective
 
-__all__ = ["ELBO", "IWAE", "MAP", "MLE", "RWS", "VIMCO", "Objective", "RenyiVI"]
+__all__ = ["ELBO", "IWAE", "MAP", "MLE", "NUTS", "RWS", "VIMCO", "Objective", "RenyiVI"]

@@ -21,7 +21,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the names are, for readers and tools (the documentation's reference among them)
-    from ppgen import datasets, inference, models
+    from ppgen import datasets, inference, models, plots
     from ppgen.classifier import GenerativeClassifier
     from ppgen.fitting import fit
     from ppgen.guard import Diverged
@@ -51,10 +51,11 @@ _LAZY = {
     "load": "ppgen.result",
     "log_weights": "ppgen.weights",
     "models": "ppgen.models",
+    "plots": "ppgen.plots",
     "seed": "ppgen.seeding",
 }
 __all__ = ["DATA_PLATE", "Diverged", "Fit", "GenerativeClassifier", "Interrupted", "Model", "Posterior", "Structure",
-           "datasets", "fit", "inference", "load", "log_weights", "models", "seed"]
+           "datasets", "fit", "inference", "load", "log_weights", "models", "plots", "seed"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,11 +22,14 @@ class Budget:
         sample_values: numbers drawn by one ``sample(n)`` call (n times the size of a data point); 2**28 is
             1 GiB of float32.
         checkpoint_parameters: parameters a checkpoint may make :func:`ppgen.load` build.
+        nuts_coordinates: latent coordinates (points times latent dimensions) that NUTS moves in one
+            ``posterior(x, method="nuts")`` or one ``inference.NUTS`` fit; past it each draw takes minutes.
     """
 
     particle_points: int = 2**31
     sample_values: int = 2**28
     checkpoint_parameters: int = 2**30
+    nuts_coordinates: int = 2**12
 
 
 #: the budgets in force; raise a field to allow larger requests.

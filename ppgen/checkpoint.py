@@ -19,8 +19,9 @@ TMP_PREFIX = ".tmp-"
 _TEST_DELAY = "PPGEN_TEST_WRITE_DELAY"
 #: what a checkpoint of that format holds besides its format tag.
 CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "example", "data_size"})
-#: what a checkpoint may hold besides: fields added since the format was fixed, with defaults when absent.
-OPTIONAL_KEYS = frozenset({"skipped"})
+#: what a checkpoint may hold besides: the batches ``on_nan="skip"`` skipped (0 when absent, as in files written
+#: before it was recorded), and a sampler's draws of the global latents (a fit by ``inference.NUTS``).
+OPTIONAL_KEYS = frozenset({"skipped", "draws"})
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -122,7 +123,7 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
     def bad(field: str, expected: str) -> ValueError:
         return ValueError(f"{path}: field {field!r} is damaged: expected {expected}")
 
-    if not CHECKPOINT_KEYS <= set(state) <= CHECKPOINT_KEYS | OPTIONAL_KEYS | {"format"}:
+    if not CHECKPOINT_KEYS | {"format"} <= set(state) <= CHECKPOINT_KEYS | OPTIONAL_KEYS | {"format"}:
         missing = sorted(CHECKPOINT_KEYS - set(state))
         extra = sorted(map(str, set(state) - CHECKPOINT_KEYS - OPTIONAL_KEYS - {"format"}))
         raise bad("keys", f"exactly {sorted(CHECKPOINT_KEYS)}, and optionally {sorted(OPTIONAL_KEYS)} "
@@ -158,6 +159,24 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
         raise bad("example", "a list of aligned tensors of shape [N, ...], the first floating point, all finite")
     if not (type(state["data_size"]) is int and state["data_size"] >= len(example[0])):
         raise bad("data_size", "an int, the number of training points, at least the example's rows")
+    if "draws" in state:
+        _check_draws(state["draws"], bad)
+
+
+def _check_draws(draws: Any, bad: Callable[[str, str], ValueError]) -> None:
+    """A sampler's draws: finite tensors of S draws each, S a multiple of the number of chains."""
+    if not (isinstance(draws, dict) and set(draws) == {"samples", "chains", "sample_stats"}
+            and type(draws["chains"]) is int and draws["chains"] >= 1):
+        raise bad("draws", "a mapping of 'samples', 'chains' (a positive int) and 'sample_stats'")
+    for field in ("samples", "sample_stats"):
+        entries = draws[field]
+        if not (isinstance(entries, dict) and (entries or field == "sample_stats") and all(
+                isinstance(k, str) and isinstance(v, torch.Tensor) and v.dim() >= 1
+                and (not v.is_floating_point() or bool(torch.isfinite(v).all())) for k, v in entries.items())):
+            raise bad(f"draws.{field}", "a mapping of names to finite tensors, one row per draw")
+    sizes = {len(v) for entries in (draws["samples"], draws["sample_stats"]) for v in entries.values()}
+    if len(sizes) != 1 or sizes.pop() % draws["chains"]:
+        raise bad("draws", "the same number of draws for every site and statistic, a multiple of 'chains'")
 
 
 def _plain(value: Any, depth: int = 0) -> bool:

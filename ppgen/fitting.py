@@ -20,6 +20,7 @@ from ppgen.boundary import check_optional_bool, check_run_arguments, check_scala
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import Batch, as_batch
 from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
+from ppgen.mcmc import Sampler
 from ppgen.objective import Objective
 from ppgen.program import as_model_input, as_module
 from ppgen.result import Fit
@@ -28,8 +29,9 @@ from ppgen.runstate import Interrupted, RunState, StopSignals, resume_state, sav
 from ppgen.structure import Structure, example_batch, inspect
 
 
-def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: int = 10, batch_size: int = 128,
-        lr: float = 1e-3, optim: Any = None, seed: int | None = 0, device: str | torch.device = "cpu",
+def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, epochs: int = 10,
+        batch_size: int = 128, lr: float = 1e-3, optim: Any = None, seed: int | None = 0,
+        device: str | torch.device = "cpu",
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
         divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None) -> Fit:
@@ -42,7 +44,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
             ``TensorDataset``) of aligned inputs, batched together and passed as ``model(x, y, ...)``; the model's
             floating-point parameters take the dtype of x (float64 data, float64 model).
         inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
-            latents that need a guide and ``MLE()`` for a model whose log p(x) is exact.
+            latents that need a guide and ``MLE()`` for a model whose log p(x) is exact. A sampler,
+            ``inference.NUTS()``, draws the model's global latents instead (see :func:`draw_posterior`).
         epochs: passes over the data.
         batch_size: data points per step (the last batch of an epoch may be smaller).
         lr: learning rate of the default optimiser, Adam, and of an optimiser class passed as ``optim``.
@@ -91,6 +94,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
     structure = inspect(module, as_model_input(example_batch(data), module), name="data")
+    if isinstance(inference, Sampler):  # the hook for a sampler: one call that draws, in place of gradient steps
+        return draw_posterior(module, structure, inference, data, device, progress, out)
     if next(module.parameters(), None) is None:
         raise ValueError("the model has no parameters to fit")
     structure.check_data(data, name="data")
@@ -124,11 +129,38 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     return result
 
 
+def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, data: Batch, device: torch.device,
+                   progress: bool | None, out: Any) -> Fit:
+    """The hook by which a :class:`~ppgen.mcmc.Sampler` (``inference.NUTS``) fits: it draws the global latents given
+    the whole data set once, and the :class:`~ppgen.Fit` keeps the draws (``fit.draws``; ``history`` is empty).
+    The mini-batch settings (``epochs``, ``batch_size``, ``lr``, ``optim``, ``on_nan``) do not apply to it.
+
+    Raises:
+        ValueError: a run folder (``out``), which records the state of gradient steps, or a model with learnt
+            parameters, which a sampler would leave at their initial values; both before any work.
+    """
+    if out is not None:
+        raise ValueError(f"out: a run folder resumes gradient steps, which {sampler!r} does not take: save its fit "
+                         f"with fit.save(path)")
+    if any(True for _ in module.parameters()):
+        raise ValueError(f"{sampler!r} draws latents, but the model has parameters that nothing would fit: give "
+                         f"them priors (pyro.sample outside the data plate), or fit by inference.MAP() or ELBO()")
+    sampler.check(structure)
+    structure.check_data(data, name="data")
+    dtype = data.args[0].dtype if data.args[0].is_floating_point() else torch.get_default_dtype()
+    module.to(device=device, dtype=dtype)
+    data = data.to(device, dtype)
+    show = sys.stderr.isatty() if progress is None else progress
+    draws = sampler.draw(module, structure, data, show)
+    return Fit(module, structure, sampler, history=[], example=example_batch(data).to("cpu"), draws=draws)
+
+
 def check_backend(inference: Any) -> None:
-    """A ``TypeError`` unless ``inference`` is ``None`` or a backend that a saved fit can record."""
+    """A ``TypeError`` unless ``inference`` is ``None`` or a backend that a saved fit can record: an objective, or a
+    sampler (:class:`~ppgen.mcmc.Sampler`)."""
     if inference is None:
         return
-    if not isinstance(inference, Objective):
+    if not isinstance(inference, (Objective, Sampler)):
         raise TypeError(f"inference must be a ppgen.inference backend such as inference.ELBO(), "
                         f"got {type(inference).__name__}")
     if not dataclasses.is_dataclass(inference):

@@ -10,6 +10,7 @@ from ppgen.data import Batch
 from ppgen.enumeration import enumerated_log_posterior
 from ppgen.posterior import Posterior
 from ppgen.structure import Structure
+from ppgen.bounds import per_point_terms, trace_log_density
 from ppgen.traces import BatchRows, draw_particles, sample_sites, trace_particles
 
 
@@ -57,19 +58,19 @@ def encode(module: nn.Module, structure: Structure, batch: Batch, site: str, num
 
 
 def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples: int) -> Posterior:
-    """``num_samples`` joint draws of every latent site for every point (see :meth:`ppgen.Fit.posterior`)."""
+    """``num_samples`` joint draws of every latent site for every point, z_s ~ q(z|x), with the log weight
+    log p(x, z_s) - log q(z_s|x) and the log-likelihood log p(x | z_s) of each (see :meth:`ppgen.Fit.posterior`)."""
     if structure.guide_enumerated:
         raise ValueError(f"posterior draws need one draw of every latent, but the guide enumerates "
                          f"{structure.guide_enumerated}: ask encode(x, site=...) for q(c|x) instead")
     if not structure.plan.vectorized and structure.guided and num_samples > 1:  # one particle at a time
-        draws = [posterior(module, structure, batch, 1).samples for _ in range(num_samples)]
-        return Posterior({name: torch.cat([d[name] for d in draws]) for name in draws[0]}, structure.global_sites)
+        draws = [posterior(module, structure, batch, 1) for _ in range(num_samples)]
+        return Posterior({name: torch.cat([d.samples[name] for d in draws]) for name in draws[0].samples},
+                         structure.global_sites, log_likelihood=torch.cat([d.log_likelihood for d in draws]),
+                         log_weights=torch.cat([d.log_weights for d in draws]), observed=draws[0].observed)
     particles = _draws_given_guide(structure, num_samples)
-    if structure.enumerated:
-        guide_trace, model_trace = trace_particles(module, structure, batch, particles)
-    else:  # the guide's draws are the whole answer
-        guide_trace = draw_particles(module, structure, batch, particles)
-    samples = {site["name"]: _draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
+    guide_trace, model_trace = trace_particles(module, structure, batch, particles)
+    samples = {site["name"]: site_draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
                if not site["infer"].get("is_auxiliary")} if guide_trace else {}
     for name in structure.enumerated:
         logits = enumerated_log_posterior(model_trace, name, structure.particle_dim, structure.plan.data_plate)
@@ -78,10 +79,31 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
             samples[name] = given.sample()
         else:  # one exact posterior, as a single particle: every draw from it
             samples[name] = given.sample((num_samples,))[:, 0]
-    return Posterior(samples, global_sites=structure.global_sites)
+    log_w = per_point_terms(guide_trace, model_trace, structure, batch, particles, global_terms=False)
+    log_lik = likelihood_terms(model_trace, structure, batch, particles)
+    return Posterior(samples, global_sites=structure.global_sites, log_likelihood=log_lik.expand(num_samples, -1),
+                     log_weights=log_w.expand(num_samples, -1) if structure.guided else None,
+                     observed=observed_data(structure, batch))
 
 
-def _draws(site: dict, particle_dim: int) -> Tensor:
+def likelihood_terms(model_trace: poutine.Trace, structure: Structure, batch: Batch, num_particles: int) -> Tensor:
+    """log p(x_n | z_k) of each particle and point, Tensor[K, B]: the model's trace less the prior terms of the
+    latents the guide drew (the model's enumerated latents stay, summed out with their prior)."""
+    trace = model_trace.copy()
+    for name in structure.guided:
+        trace.remove_node(name)
+    return trace_log_density(trace, structure, batch, num_particles, global_terms=False)
+
+
+def observed_data(structure: Structure, batch: Batch) -> dict[str, Tensor]:
+    """The data a posterior is conditioned on, by the name of the site that observes it (empty where no site
+    receives an input as it is)."""
+    if structure.data_site is None:
+        return {}
+    return {structure.data_site: batch.args[structure.observed_input or 0]}
+
+
+def site_draws(site: dict, particle_dim: int) -> Tensor:
     """A guide site's draws as Tensor[S, *plates, *event]: the particle dimension, then the site's own plates (the
     data plate first), without the dimensions of size one that stand for plates the site is not in."""
     value = site["value"]

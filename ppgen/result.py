@@ -8,15 +8,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ppgen import density, representation, sampling
+from ppgen import density, importance, mcmc, representation, sampling
 from ppgen.budget import BUDGET, check_particle_budget, check_sample_budget
 from ppgen.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
                               class_path, resolve_class)
-from ppgen.checks import check_device, check_positive_int
+from ppgen.checks import check_choice, check_device, check_positive_int
 from ppgen.data import Batch, as_batch
 from ppgen.evaluation import Evaluation, evaluate
 from ppgen.objective import Objective
-from ppgen.posterior import Posterior
+from ppgen.posterior import METHODS, Posterior
 from ppgen.program import Model, as_model_input, as_module, constrained_params
 from ppgen.structure import Structure, inspect
 
@@ -33,16 +33,21 @@ class Fit:
             data), which fix their shapes and dtypes, let a loaded fit trace its program, and record N, the size
             of the training set (``example.size``).
         skipped: the batches that ``fit(on_nan="skip")`` left out because their loss or gradient diverged.
+        draws: a sampler's draws of the global latents (:class:`~ppgen.mcmc.Draws`) for a fit by a sampler such as
+            ``inference.NUTS``; ``None`` for a fit by an objective. The queries then answer with the posterior
+            predictive over these draws.
     """
 
-    def __init__(self, model: nn.Module, structure: Structure, inference: Objective, *, history: list[float],
-                 example: Batch | Any, skipped: int = 0) -> None:
+    def __init__(self, model: nn.Module, structure: Structure, inference: Objective | mcmc.Sampler, *,
+                 history: list[float], example: Batch | Any, skipped: int = 0,
+                 draws: mcmc.Draws | None = None) -> None:
         self.model = model
         self.structure = structure
         self.inference = inference
         self.history = history
         self.example = as_batch(example, name="example")
         self.skipped = skipped
+        self.draws = draws
 
     def __repr__(self) -> str:
         last = f"{self.history[-1]:.4g}" if self.history else "n/a"
@@ -87,9 +92,12 @@ class Fit:
         Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
         enumeration); otherwise the importance-sampled estimate log (1/K) sum_k p(x, z_k) / q(z_k|x) with
         z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower bound in expectation that
-        tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)].
+        tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
+        a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then unused).
         """
         k = check_positive_int(k, "k")
+        if self.draws is not None:
+            return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
         return density.log_prob(self.model, self.structure, self._batch(inputs), k)
 
     @torch.no_grad()
@@ -102,13 +110,24 @@ class Fit:
         """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
         size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see :mod:`ppgen.evaluation`."""
         k = check_positive_int(k, "k")
+        if self.draws is not None:
+            raise ValueError(f"evaluate() reports the bounds of a guide q(z|x), which a fit by {self.inference!r} does "
+                             f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
+                             f"arviz.loo(fit.posterior(x).to_arviz())")
         return evaluate(self.model, self.structure, self._batch(inputs), k,
                         particle_points=density.PARTICLE_POINTS_PER_PASS)
 
     @torch.no_grad()
-    def sample(self, n: int, *given: Any) -> Tensor:
+    def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:
         """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]; for a model of further inputs,
-        ``sample(n, y)`` draws x ~ p(x | y) with one row of y per draw."""
+        ``sample(n, y)`` draws x ~ p(x | y) with one row of y per draw. For a fit by a sampler, the posterior
+        predictive: each row takes its global latents from one of the sampler's draws.
+
+        With ``mean=True``, the decoder's mean E[x | z] of the data site's distribution for each prior draw of the
+        latents z, as the VAE literature pictures samples (a Bernoulli decoder's probabilities rather than its
+        speckled 0/1 draws); a ``ValueError`` where that distribution has no closed-form mean."""
+        if not isinstance(mean, bool):
+            raise TypeError(f"mean must be True or False, got {mean!r}")
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
         if len(given) != self.structure.num_inputs - 1:
@@ -123,7 +142,8 @@ class Fit:
                 raise ValueError(f"given[{len(checked)}] must have shape [{n}, {', '.join(map(str, like.shape[1:]))}]:"
                                  f" one row per draw, got {list(batch.args[0].shape)}")
             checked.append(batch.to(self.device, like.dtype if like.is_floating_point() else None).args[0])
-        return sampling.sample(self.model, self.structure, self.example.to(self.device), n, tuple(checked))
+        return sampling.sample(self.model, self.structure, self.example.to(self.device), n, tuple(checked), mean=mean,
+                               draws=self.draws)
 
     @torch.no_grad()
     def encode(self, *inputs: Any, site: str | None = None, num_samples: int = 100) -> Tensor:
@@ -149,18 +169,55 @@ class Fit:
         return representation.encode(self.model, self.structure, self._batch(inputs), name, num_samples)
 
     @torch.no_grad()
-    def posterior(self, *inputs: Any, num_samples: int = 500) -> Posterior:
-        """``num_samples`` joint draws of every latent site for every row of x.
+    def posterior(self, *inputs: Any, num_samples: int = 1000, method: str | None = None, k: int | None = None,
+                  num_chains: int = 4, warmup_steps: int | None = None, progress: bool = False) -> Posterior:
+        """Posterior draws of every latent site for every row of x, with their diagnostics.
 
-        z_s ~ q(z|x) for the sites the guide draws, and for each discrete latent c that the model sums out,
-        c_s ~ p(c | x, z_s) exactly given the same draw z_s (each such c from its own marginal given z_s).
-        Global latents come with their draws too, without a data dimension.
+        * ``method="guide"`` (the default for a fit by an objective): z_s ~ q(z|x) for the sites the guide draws,
+          and for each discrete latent c that the model sums out, c_s ~ p(c | x, z_s) exactly given the same draw
+          z_s. Global latents come with their draws too, without a data dimension.
+        * ``method="importance"``: sampling-importance-resampling, ``num_samples`` draws among ``k`` proposals of
+          the guide (default ``10 * num_samples``) weighted by p(x, z) / q(z|x), which corrects a poor guide; the
+          ESS and PSIS k-hat of each point's weights come with them, with a warning where k-hat > 0.7
+          (:mod:`ppgen.importance`).
+        * ``method="nuts"``: Pyro's NUTS over the latents of the given points with the fitted parameters fixed,
+          ``num_chains`` chains of ``warmup_steps`` (default ``num_samples``) adaptation steps and
+          ``num_samples`` draws each, for programs of at most ``ppgen.budget.BUDGET.nuts_coordinates`` latent
+          coordinates (:mod:`ppgen.mcmc`).
+
+        A fit by a sampler (``inference.NUTS``) answers with its own draws of the global latents, whatever the
+        inputs (``method`` may then be left out or ``"nuts"``, and ``num_samples`` is the sampler's); the inputs
+        give the log-likelihood group.
+
+        Returns:
+            A :class:`~ppgen.posterior.Posterior`: ``mean()``, ``std()``, ``quantile(q)``, ``samples`` by site name,
+            and ``to_arviz()``.
         """
         num_samples = check_positive_int(num_samples, "num_samples")
+        if self.draws is not None:
+            if method not in (None, "nuts"):
+                raise ValueError(f"method: this fit holds the draws of {self.inference!r}, its posterior; "
+                                 f"method={method!r} applies to fits by an objective")
+            batch = self._batch(inputs)
+            return mcmc.to_posterior(self.model, self.structure, batch, self.draws,
+                                     representation.observed_data(self.structure, batch))
+        method = check_choice("guide" if method is None else method, METHODS, "method")
         representation.check_latent(self.model, self.structure)
         batch = self._batch(inputs)
-        check_particle_budget(num_samples, len(batch), "num_samples")
-        return representation.posterior(self.model, self.structure, batch, num_samples)
+        if method == "guide":
+            check_particle_budget(num_samples, len(batch), "num_samples")
+            return representation.posterior(self.model, self.structure, batch, num_samples)
+        if method == "importance":
+            k = 10 * num_samples if k is None else check_positive_int(k, "k")
+            importance.check_importance(self.model, self.structure)
+            check_particle_budget(k, len(batch), "k")
+            return importance.posterior(self.model, self.structure, batch, num_samples, k,
+                                        density.PARTICLE_POINTS_PER_PASS)
+        num_chains = check_positive_int(num_chains, "num_chains")
+        warmup_steps = num_samples if warmup_steps is None else check_positive_int(warmup_steps, "warmup_steps")
+        return mcmc.local_posterior(self.model, self.structure, batch, num_samples, warmup_steps=warmup_steps,
+                                    num_chains=num_chains, observed=representation.observed_data(self.structure, batch),
+                                    progress=bool(progress))
 
     @property
     def latent_sites(self) -> tuple[str, ...]:
@@ -179,6 +236,10 @@ class Fit:
             "skipped": self.skipped,
             "example": [arg.cpu() for arg in self.example.args],
             "data_size": self.example.size,
+            **({} if self.draws is None else {"draws": {
+                "samples": {name: t.detach().cpu() for name, t in self.draws.samples.items()},
+                "chains": self.draws.chains,
+                "sample_stats": {name: t.detach().cpu() for name, t in self.draws.sample_stats.items()}}}),
         }, path)
 
 
@@ -229,11 +290,15 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     except RuntimeError as error:
         raise ValueError(f"model: its parameters are not those saved in {os.fspath(path)}: {error}") from None
     module.eval()
-    backend = resolve_class(state["inference"]["class"], Objective, hint="import the module that defines this "
-                            "backend first")
+    draws = state.get("draws")
+    backend = resolve_class(state["inference"]["class"], Objective if draws is None else mcmc.Sampler,
+                            hint="import the module that defines this backend first")
     inference = build_recorded(backend, state["inference"]["config"], os.fspath(path), "inference")
+    if draws is not None:
+        draws = mcmc.Draws({name: t.to(device) for name, t in draws["samples"].items()}, draws["chains"],
+                           draws["sample_stats"])
     return Fit(module, structure, inference, history=state["history"], example=example,
-               skipped=state.get("skipped", 0))
+               skipped=state.get("skipped", 0), draws=draws)
 
 
 def _example(state: dict) -> Batch:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import pyro.poutine as poutine
 import torch
 from pyro.poutine.messenger import Messenger
@@ -10,6 +13,9 @@ from torch import Tensor, nn
 from ppgen.data import Batch
 from ppgen.structure import Structure
 from ppgen.traces import BatchRows
+
+if TYPE_CHECKING:
+    from ppgen.mcmc import Draws
 
 
 class Unobserve(Messenger):
@@ -38,8 +44,10 @@ def sampled_site(structure: Structure) -> str:
     return structure.observed[0]
 
 
-def sample(module: nn.Module, structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...]) -> Tensor:
-    """n draws x ~ p(x) from the prior predictive, or x ~ p(x | given) where the model takes further inputs.
+def sample(module: nn.Module, structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...], *,
+           mean: bool = False, draws: Draws | None = None) -> Tensor:
+    """n draws x ~ p(x) from the prior predictive, or x ~ p(x | given) where the model takes further inputs; with
+    ``mean=True``, the decoder's means E[x | z] instead, one for each draw z of the latents.
 
     Arguments:
         module: the program.
@@ -48,15 +56,64 @@ def sample(module: nn.Module, structure: Structure, example: Batch, n: int, give
             through ``obs=`` and its shape).
         n: the number of draws.
         given: the model's inputs other than x, each with n rows (one draw per row), already validated.
+        mean: return the mean of the data site's distribution given each draw of the latents, not a draw from it.
+        draws: a sampler's draws of the global latents theta (:class:`~ppgen.mcmc.Draws`): each row then takes
+            theta from one of them, chosen uniformly, so that the rows follow the posterior predictive p(x | data).
 
     Returns:
-        Tensor[n, ...]: the values of the sampled site.
+        Tensor[n, ...]: the values of the sampled site, or their means.
+
+    Raises:
+        ValueError: ``mean=True`` and the data site's distribution has no closed-form mean.
     """
+    if draws is None:
+        return _sample(module.model, structure, example, n, given, mean)
+    which = torch.randint(draws.num_draws, (n,))
+    parts, rows = [], []
+    for s in which.unique().tolist():
+        at = (which == s).nonzero().squeeze(1)
+        theta = {name: value[s].to(example.args[0].device) for name, value in draws.samples.items()}
+        model = poutine.condition(module.model, data=theta)
+        parts.append(_sample(model, structure, example, len(at), tuple(g[at.to(g.device)] for g in given), mean))
+        rows.append(at)
+    return torch.cat(parts)[torch.argsort(torch.cat(rows)).to(parts[0].device)]
+
+
+def decode(module: nn.Module, structure: Structure, example: Batch, latents: dict[str, Tensor], *,
+           mean: bool = True) -> Tensor:
+    """x given chosen values of latent sites, one row per value: E[x | z] (``mean=True``) or x ~ p(x | z); latents
+    not given are drawn from the model given those that are.
+
+    Arguments:
+        module: the program.
+        structure: its structure.
+        example: a few rows of the training inputs (see :func:`sample`); the model must take x alone.
+        latents: each site's values, Tensor[n, ...] laid out as the model draws the site for n points.
+        mean: return the mean of the data site's distribution rather than a draw from it.
+
+    Returns:
+        Tensor[n, ...]: the decoded points.
+    """
+    if structure.num_inputs != 1:
+        raise ValueError(f"decoding latents needs a model of x alone; this one takes {structure.num_inputs} inputs")
+    n = len(next(iter(latents.values())))
+    return _sample(poutine.condition(module.model, data=latents), structure, example, n, (), mean)
+
+
+def _sample(model: Callable[..., Any], structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...],
+            mean: bool) -> Tensor:
     site = sampled_site(structure)
     data_input = structure.observed_input or 0
     placeholder = example.args[data_input][:1].expand(n, *example.args[data_input].shape[1:])
     others = iter(given)
     args = tuple(placeholder if i == data_input else next(others) for i in range(structure.num_inputs))
     batch = Batch(args, torch.arange(n, device=placeholder.device), example.size)
-    model = Unobserve(site)(BatchRows(batch)(module.model))
-    return poutine.trace(model).get_trace(*args).nodes[site]["value"]
+    node = poutine.trace(Unobserve(site)(BatchRows(batch)(model))).get_trace(*args).nodes[site]
+    if not mean:
+        return node["value"]
+    try:
+        return node["fn"].mean.expand(node["value"].shape)
+    except NotImplementedError:
+        raise ValueError(f"mean=True returns E[x | z], but the distribution of the data site {site!r}, "
+                         f"{type(node['fn']).__name__}, has no closed-form mean: draw samples with "
+                         f"mean=False") from None

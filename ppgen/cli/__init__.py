@@ -5,6 +5,8 @@ r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from
     ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 50 --out runs/demo
     ppgen eval runs/demo --k 5000
     ppgen sample runs/demo -n 64 --out samples.png
+    ppgen encode runs/demo --out latent.png
+    ppgen posterior runs/demo --index 3 --method importance --out post.nc
 
 ``ppgen fit`` writes one folder per run, as one unit: ``manifest.json`` (the run's configuration and a
 digest of every file), ``checkpoint.pt`` (the whole state of the run, written every ``--checkpoint-every``
@@ -12,7 +14,10 @@ steps, at the end, and on SIGINT/SIGTERM: ``--resume`` continues it), ``fit.pt``
 :func:`ppgen.load` reads it back), ``metrics.json`` (the training loss per epoch and the test log-likelihood,
 with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, or the importance samples
 ``eval_k`` of the estimate), and the pictures ``samples.png``, ``latent.png`` (for models with latent
-variables) and ``loss.png``. ``eval`` and ``sample`` refuse a folder whose files are not all of one run. An
+variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's means E[x | z] of prior draws z
+where the likelihood has a mean. ``encode`` draws the run's test set in its latent space; ``posterior`` writes
+posterior draws of test points, with their diagnostics, as ArviZ's InferenceData in NetCDF. ``eval``, ``sample``,
+``encode`` and ``posterior`` refuse a folder whose files are not all of one run. An
 existing run is replaced only with ``--overwrite``.
 
 Data sets (``--data``):
@@ -55,8 +60,10 @@ SIGNAL_STATUS = {"SIGINT": 130, "SIGTERM": 143}
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ppgen`` command."""
     import ppgen
+    from ppgen.cli import encode as encode_command
     from ppgen.cli import eval as eval_command
     from ppgen.cli import fit as fit_command
+    from ppgen.cli import posterior as posterior_command
     from ppgen.cli import sample as sample_command
 
     parser = argparse.ArgumentParser(
@@ -65,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {ppgen.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (fit_command, eval_command, sample_command):
+    for command in (fit_command, eval_command, sample_command, encode_command, posterior_command):
         command.add_parser(commands)
     return parser
 

@@ -72,6 +72,19 @@ def argument_type(parse: Callable[[str], Any], check_name: str) -> Callable[[str
 
 
 positive_int = argument_type(int, "check_positive_int")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type``: an index, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int of 0 or more, got {value}")
+    return value
+
+
 positive_float = argument_type(float, "check_positive_float")
 seed_type = argument_type(int, "check_seed")
 device_type = argument_type(str, "check_device")
@@ -208,6 +221,26 @@ def check_out(out: Path, folder: Path) -> None:
         raise PermissionError(f"--out {out}: {existing} is not writable")
 
 
+def check_picture_out(out: Path, example: str) -> None:
+    """An output file (a picture, a NetCDF file) checked before any work: not a folder, not a link, writable."""
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder: give the file's name, e.g. {out / example}")
+    check_out(out, folder=out.parent)
+
+
+def write_netcdf(idata: Any, out: Path) -> None:
+    """An ArviZ InferenceData to ``out`` as NetCDF, atomically (a link there is replaced, never written through)."""
+    import tempfile
+
+    from ppgen.checkpoint import atomic_write
+
+    with tempfile.TemporaryDirectory() as folder:
+        staged = Path(folder) / "posterior.nc"
+        idata.to_netcdf(str(staged))
+        content = staged.read_bytes()
+    atomic_write(out, lambda f: f.write(content))
+
+
 # ---------------------------------------------------------------------------------------------
 # Results
 
@@ -278,12 +311,24 @@ def json_bytes(obj: Any) -> Callable[[Any], None]:
     return lambda f: f.write(text.encode())
 
 
-def draw_samples(x: torch.Tensor, path: Path, reference: torch.Tensor | None = None) -> None:
+def draw_samples(x: torch.Tensor, path: Path, reference: torch.Tensor | None = None,
+                 title: str = r"samples $x \sim p_\theta(x)$") -> None:
     """Samples as a picture: a scatter plot of 2-D points, an image grid otherwise."""
     from ppgen import plots
 
     x = x.detach().cpu().reshape(len(x), -1)
     if x.shape[1] == 2:
-        plots.scatter(x, path, reference=reference)
+        plots.scatter(x, path, reference=reference, title=title)
     else:
-        plots.image_grid(x, path)
+        plots.image_grid(x, path, title=title)
+
+
+def pictured_samples(fit: ppgen.Fit, n: int, image: bool) -> tuple[torch.Tensor, str]:
+    """n samples for a picture, and its title: for images the decoder's means E[x | z] of prior draws z (the VAE
+    literature's pictures, not speckled 0/1 draws) where the likelihood has a mean; draws x ~ p(x) otherwise."""
+    if image:
+        try:
+            return fit.sample(n, mean=True), r"decoder means $E[x \mid z]$, $z \sim p(z)$"
+        except ValueError:  # a likelihood without a closed-form mean (a flow's): draws instead
+            pass
+    return fit.sample(n), r"samples $x \sim p_\theta(x)$"

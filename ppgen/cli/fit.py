@@ -180,8 +180,8 @@ def draw_pictures(fit: ppgen.Fit, data: common.Data, folder: Any, seed: int) -> 
     from ppgen import plots
 
     pyro.set_rng_seed(seed)
-    common.draw_samples(fit.sample(common.N_SAMPLES), folder.path / "samples.png",
-                        reference=None if data.is_image else data.test)
+    x, title = common.pictured_samples(fit, common.N_SAMPLES, data.is_image)
+    common.draw_samples(x, folder.path / "samples.png", reference=None if data.is_image else data.test, title=title)
     folder.record("samples.png")
     names = ["samples.png"]
     skipped = draw_latent(fit, data, folder.path / "latent.png")

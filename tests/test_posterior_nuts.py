@@ -1,0 +1,164 @@
+"""``inference.NUTS``: a Bayesian linear regression's global latents against the conjugate closed form, and the
+fit a sampler returns: its checkpoint, its posterior predictive, its draws from it, its ArviZ export."""
+
+import math
+
+import arviz as az
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+
+import ppgen
+from ppgen import inference
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def regression_data(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(n, 2, generator=generator, dtype=torch.float64)
+    return x, x @ torch.tensor([1.5, -2.0], dtype=torch.float64) + 0.5 * torch.randn(n, generator=generator,
+                                                                                       dtype=torch.float64)
+
+
+def regression(x, y):
+    """b ~ N(0, 3^2 I), y_n | x_n, b ~ N(x_n . b, 0.5^2): b a global latent."""
+    b = pyro.sample("b", dist.Normal(torch.zeros(2, dtype=x.dtype), 3.0).to_event(1))
+    with pyro.plate("data", len(x)):
+        pyro.sample("y", dist.Normal((x * b).sum(-1), 0.5), obs=y)
+
+
+def conjugate_posterior(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """p(b | x, y) = N(C x^T y / 0.25, C), C = (I / 9 + x^T x / 0.25)^-1 (Bishop 2006, eq. 3.53-3.54)."""
+    covariance = torch.linalg.inv(torch.eye(2, dtype=x.dtype) / 9 + x.T @ x / 0.25)
+    return covariance @ (x.T @ y / 0.25), covariance
+
+
+@pytest.fixture(scope="module")
+def small_fit():
+    x, y = regression_data()
+    pyro.set_rng_seed(0)
+    return ppgen.fit(regression, (x, y), inference=inference.NUTS(num_samples=100, warmup_steps=60, num_chains=2),
+                     seed=0, progress=False), x, y
+
+
+@pytest.mark.slow  # four chains of 1300 steps: about 20 s of CPU
+def test_nuts_reaches_the_conjugate_posterior_with_converged_chains():
+    x, y = regression_data()
+    mean, covariance = conjugate_posterior(x, y)
+    fit = ppgen.fit(regression, (x, y), inference=inference.NUTS(num_samples=1000, warmup_steps=300), seed=0,
+                    progress=False)
+    idata = fit.posterior(x, y).to_arviz()
+    assert idata.posterior.sizes["chain"] == 4 and idata.posterior.sizes["draw"] == 1000
+    assert float(az.rhat(idata)["b"].max()) < 1.01
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    mcse = torch.as_tensor(az.mcse(idata)["b"].values)
+    draws = fit.posterior(x, y).samples["b"]
+    assert bool(((draws.mean(0) - mean).abs() < 3 * mcse).all()), (draws.mean(0), mean, mcse)
+    # loosely: 15% of each entry, or 10% of the smaller variance for the near-zero covariance between the two
+    torch.testing.assert_close(draws.T.cov(), covariance, rtol=0.15, atol=0.1 * covariance.diag().min().item())
+
+
+def test_the_fit_holds_the_draws_with_the_samplers_statistics(small_fit):
+    fit, x, y = small_fit
+    posterior = fit.posterior(x, y)
+    assert fit.history == [] and fit.draws.chains == 2
+    assert posterior.samples["b"].shape == (200, 2) and posterior.global_sites == ("b",)
+    idata = posterior.to_arviz()
+    assert idata.posterior["b"].dims == ("chain", "draw", "b_dim_0")
+    assert set(idata.sample_stats.data_vars) == {"diverging", "step_size", "tree_depth", "lp"}
+    assert idata.sample_stats["diverging"].dtype == bool
+    assert bool((idata.sample_stats["tree_depth"] >= 1).all())
+    # the step size is adapted in warmup and then fixed: one value per chain
+    assert all(len(np.unique(chain)) == 1 for chain in idata.sample_stats["step_size"].values)
+    assert list(az.summary(idata, kind="stats").index) == ["b[0]", "b[1]"]
+    # lp is log p(x, b) on the unconstrained space, here b itself: the log joint by hand
+    b = posterior.samples["b"]
+    joint = dist.Normal(0.0, 3.0).log_prob(b).sum(-1) + dist.Normal(b @ x.T, 0.5).log_prob(y).sum(-1)
+    torch.testing.assert_close(posterior.sample_stats["lp"].double(), joint, rtol=1e-6, atol=1e-6)
+
+
+def test_log_prob_is_the_posterior_predictive_over_the_draws(small_fit):
+    fit, x, y = small_fit
+    b = fit.draws.samples["b"]
+    per_draw = dist.Normal(b @ x.T, 0.5).log_prob(y)  # [S, N]
+    torch.testing.assert_close(fit.log_prob(x, y), per_draw.logsumexp(0) - math.log(len(b)))
+    torch.testing.assert_close(fit.posterior(x, y).log_likelihood, per_draw)
+
+
+def test_loo_on_the_fit_agrees_with_its_in_sample_log_likelihood(small_fit):
+    """PSIS-LOO's elpd and the in-sample sum of log p(y_n | data) differ by the effective number of parameters
+    (about 2 here), well within the standard error of elpd."""
+    fit, x, y = small_fit
+    loo = az.loo(fit.posterior(x, y).to_arviz())
+    in_sample = fit.log_prob(x, y).sum().item()
+    assert abs(loo.elpd_loo - in_sample) < loo.se
+    assert 0 < loo.p_loo < 4
+
+
+def test_samples_follow_the_posterior_predictive(small_fit):
+    fit, x, y = small_fit
+    means = fit.sample(5, x[:5], mean=True)
+    b = fit.draws.samples["b"]
+    # each row's mean is x_n . b_s for one of the draws b_s
+    assert all(bool(((x[n] @ b.T) - means[n]).abs().min() < 1e-12) for n in range(5))
+    pyro.set_rng_seed(1)
+    draws = fit.sample(4000, x[:1].expand(4000, 2))
+    predictive = (x[0] @ b.T)
+    assert abs(draws.mean().item() - predictive.mean().item()) < 4 * 0.5 / math.sqrt(4000) + 0.01
+    assert draws.std().item() == pytest.approx(math.sqrt(0.25 + predictive.var().item()), rel=0.05)
+
+
+def test_save_and_load_keep_the_draws(small_fit, tmp_path):
+    fit, x, y = small_fit
+    fit.save(tmp_path / "fit.pt")
+    again = ppgen.load(tmp_path / "fit.pt", model=regression)
+    assert again.inference == fit.inference
+    for name, value in fit.draws.samples.items():
+        assert torch.equal(again.draws.samples[name], value)
+    for name, value in fit.draws.sample_stats.items():
+        assert torch.equal(again.draws.sample_stats[name], value)
+    torch.testing.assert_close(again.log_prob(x, y), fit.log_prob(x, y))
+
+
+def test_a_damaged_draws_entry_is_refused_by_name(small_fit, tmp_path):
+    fit, _, _ = small_fit
+    fit.save(tmp_path / "fit.pt")
+    state = torch.load(tmp_path / "fit.pt", weights_only=True)
+    state["draws"]["chains"] = 3  # 200 draws are not three chains
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"field 'draws' is damaged"):
+        ppgen.load(tmp_path / "bad.pt", model=regression)
+
+
+def test_nuts_refuses_what_it_cannot_do_before_any_work():
+    x, y = regression_data(10)
+    with pytest.raises(ValueError, match=r"out: a run folder"):
+        ppgen.fit(regression, (x, y), inference=inference.NUTS(), out="never-written", progress=False)
+
+    def local(x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    with pytest.raises(ValueError, match=r"site\(s\) \('z',\) are local to each point"):
+        ppgen.fit(local, x[:, 0], inference=inference.NUTS(), progress=False)
+    with pytest.raises(ValueError, match=r"target_accept_prob must be in \(0, 1\)"):
+        inference.NUTS(target_accept_prob=1.5)
+    with pytest.raises(ValueError, match=r"num_chains must be a positive int"):
+        inference.NUTS(num_chains=0)
+
+
+def test_a_model_with_learnt_parameters_is_refused():
+    x, y = regression_data(10)
+
+    def with_parameter(x, y):
+        scale = pyro.param("scale", torch.tensor(0.5, dtype=x.dtype))
+        b = pyro.sample("b", dist.Normal(torch.zeros(2, dtype=x.dtype), 3.0).to_event(1))
+        with pyro.plate("data", len(x)):
+            pyro.sample("y", dist.Normal((x * b).sum(-1), scale.abs()), obs=y)
+
+    with pytest.raises(ValueError, match=r"parameters that nothing would fit"):
+        ppgen.fit(with_parameter, (x, y), inference=inference.NUTS(), progress=False)
