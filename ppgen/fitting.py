@@ -16,9 +16,10 @@ from pyro.optim import PyroOptim
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ppgen.boundary import check_optional_bool, check_run_arguments, check_scalar_loss
+from ppgen.boundary import check_bool, check_optional_bool, check_run_arguments, check_scalar_loss
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import Batch, as_batch
+from ppgen.distributed import SINGLE, Group, start
 from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
 from ppgen.objective import Objective
 from ppgen.program import as_model_input, as_module
@@ -32,7 +33,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         lr: float = 1e-3, optim: Any = None, seed: int | None = 0, device: str | torch.device = "cpu",
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
-        divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None) -> Fit:
+        divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
+        distributed: bool = False) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -63,6 +65,9 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         divergence_factor: a step loss more than this many times its running median (in scale) is a
             divergence; ``None`` turns the test off (non-finite losses and gradients are always caught).
         run_config: JSON-able settings of the caller, recorded in the run's manifest and checked on resume.
+        distributed: train data-parallel on ``torch.distributed``, one process per rank, as started by
+            ``torchrun`` (see :mod:`ppgen.distributed`): each global batch of ``batch_size`` rows is split across
+            the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
 
     Returns:
         The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
@@ -84,6 +89,7 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     progress = check_optional_bool(progress, "progress")
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
+    group, device = start(device, seed) if check_bool(distributed, "distributed") else (SINGLE, device)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
     data = as_batch(data, name="data")
@@ -100,27 +106,32 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         inference = default_inference(structure)
     inference.check(structure)
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
-                                                                          lr=lr, optim=optim, seed=seed), run_config)
-    run, saved = open_run(out, config, module, len(data), overwrite=overwrite, resume=resume)
+                                                                          lr=lr, optim=optim, seed=seed,
+                                                                          **group.settings), run_config)
+    run, saved = group.from_writer(lambda: open_run(out, config, module, len(data), overwrite=overwrite,
+                                                    resume=resume))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
         module.initialize(*as_model_input(data, module).args)
     dtype = data.args[0].dtype if data.args[0].is_floating_point() else torch.get_default_dtype()
     module.to(device=device, dtype=dtype)
     data = data.to(device, dtype)
+    group.broadcast_parameters(module)
+    group.seed_rank(seed)
     optimizer = make_optimizer(list(module.parameters()))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    state = resume_state(saved, module, optimizer, generator)
+    state = resume_state(group.rank_state(saved), module, optimizer, generator)
     if run is not None:
-        run = RunFolder.start(run.path, config, overwrite=overwrite, resume=resume)
-    save = checkpointer(run, module, optimizer, generator, config)
+        run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
+    save = checkpointer(run, module, optimizer, generator, config, group)
     state = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress, state=state,
-                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor)
+                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"))
     result.skipped = state.skipped
-    if run is not None:
+    if run is not None and group.writer:
         result.save(run.path / FIT)
         run.record(FIT)
         run.mark_complete()
+    group.barrier()  # the run folder is complete before any rank returns
     return result
 
 
@@ -142,15 +153,19 @@ def take(data: Batch, rows: Tensor) -> Batch:
 
 
 def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
-                 generator: torch.Generator | None, config: dict[str, Any]) -> Callable[[RunState], str] | None:
-    """What writes the run's state into its folder (and records it in the manifest), or ``None`` without one."""
+                 generator: torch.Generator | None, config: dict[str, Any],
+                 group: Group = SINGLE) -> Callable[[RunState], str] | None:
+    """What writes the run's state into its folder (and records it in the manifest), or ``None`` without one;
+    in a distributed fit every rank calls it at the same step, and rank 0 writes every rank's RNG states."""
     if run is None:
         return None
 
     def save(state: RunState) -> str:
         path = run.path / CHECKPOINT
-        save_state(path, state, module, optimizer, generator, config)
-        run.record(CHECKPOINT)
+        rank_rng = group.gather_rng(generator)
+        if group.writer:
+            save_state(path, state, module, optimizer, generator, config, rank_rng=rank_rng)
+            run.record(CHECKPOINT)
         return str(path)
 
     return save
@@ -159,13 +174,14 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
           data: Batch, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
           state: RunState | None = None, save: Callable[[RunState], str] | None = None, every: int | None = None,
-          on_nan: str = "raise", factor: float | None = None) -> RunState:
+          on_nan: str = "raise", factor: float | None = None, group: Group = SINGLE) -> RunState:
     """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
 
     Arguments:
         save: writes a checkpoint of the state; called every ``every`` steps (by default at each epoch's end),
             at the end, and when SIGINT or SIGTERM arrives, after which :class:`Interrupted` is raised.
         on_nan, factor: see :func:`fit`.
+        group: the processes of a distributed fit: each steps on its shard of every batch.
 
     Returns:
         The final state: ``history`` holds the mean loss of each epoch.
@@ -192,12 +208,15 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
                 state.order = torch.randperm(len(data), generator=generator)
             batches = state.order.split(batch_size)
             while state.position < len(batches):
-                batch = take(data, batches[state.position])
-                step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor)
+                rows = batches[state.position]
+                batch = take(data, group.shard(rows))
+                step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor,
+                     group=group, rows=len(rows))
                 if save is not None and state.step % every == 0:
                     save(state)
-                if stop.received:
-                    raise interrupted(state, stop.received, save)
+                received = group.stop_signal(stop.received)
+                if received:
+                    raise interrupted(state, received, save)
             finish_epoch(state, len(data), module, params, good)
             bar.update(1)
             bar.set_postfix(loss=f"{state.history[-1]:.3f}")
@@ -210,26 +229,34 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
 
 def step(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
          batch: Batch, params: list[Tensor], good: list[Tensor], state: RunState, on_nan: str,
-         factor: float | None) -> None:
-    """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``."""
+         factor: float | None, group: Group = SINGLE, rows: int | None = None) -> None:
+    """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``.
+
+    In a distributed fit ``batch`` is this rank's shard of a global batch of ``rows`` points: the gradients and
+    the loss are reduced to the global batch's before the guard's verdict, which is then the same on every rank.
+    """
+    rows = len(batch) if rows is None else rows
     state.step += 1
     state.position += 1
+    optimizer.zero_grad(set_to_none=True)
+    why = loss = None
     try:
-        loss = inference.loss(module, structure, batch)
-        check_scalar_loss(loss, inference)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        value, norm = torch.stack([loss.detach().double(), gradient_norm(params).double().to(loss.device)]).tolist()
+        if len(batch):  # a rank's shard of a last batch smaller than the world is empty
+            loss = inference.loss(module, structure, batch)
+            check_scalar_loss(loss, inference)
+            loss.backward()
+            loss = loss.detach()
     except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
-        value, norm, why = math.nan, math.nan, f"a matrix factorisation failed ({error})"
-    else:
-        why = verdict(value, norm, state.recent, factor)
+        loss, why = torch.tensor(math.nan), f"a matrix factorisation failed ({error})"
+    loss = group.reduce_gradients(loss, len(batch) / rows, params)
+    value, norm = torch.stack([loss.double(), gradient_norm(params).double().to(loss.device)]).tolist()
+    why = why or verdict(value, norm, state.recent, factor)
     if why is None:
         with torch.no_grad():
             torch._foreach_copy_(good, [p.detach() for p in params])
         optimizer.step()
-        state.epoch_loss += value * len(batch)
-        state.epoch_rows += len(batch)
+        state.epoch_loss += value * rows
+        state.epoch_rows += rows
         state.recent = (state.recent + [value])[-WINDOW:]
     elif on_nan == "skip":
         optimizer.zero_grad(set_to_none=True)
