@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -44,6 +43,8 @@ LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 #: seconds a collective may wait for the other ranks before it fails; the variable overrides it.
 TIMEOUT_VARIABLE = "PPGEN_DISTRIBUTED_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
+#: the signals that stop a fit after its step (:class:`~ppgen.runstate.StopSignals`).
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
 
 T = TypeVar("T")
 
@@ -63,11 +64,19 @@ class Group:
         rank: this process's rank; rank 0 alone writes the run folder.
         world_size: the number of processes.
         active: whether the methods talk to the default ``torch.distributed`` process group.
+        signals: the training loop's :class:`~ppgen.runstate.StopSignals` (see :meth:`listening`).
     """
 
     rank: int = 0
     world_size: int = 1
     active: bool = False
+    signals: Any = None
+    agreed: list[str | None] = field(default_factory=lambda: [None], compare=False, repr=False)
+
+    def listening(self, signals: Any) -> Group:
+        """This group, whose gradient all-reduce also tells every rank which stop signal any rank received from
+        ``signals`` (a :class:`~ppgen.runstate.StopSignals`): no collective of its own per step."""
+        return replace(self, signals=signals, agreed=[None]) if self.active else self
 
     @property
     def writer(self) -> bool:
@@ -95,22 +104,23 @@ class Group:
         like = params[0]
         grads = [p.grad.reshape(-1) if p.grad is not None else like.new_zeros(p.numel()) for p in params]
         value = loss.reshape(1).to(like) if loss is not None else like.new_zeros(1)
-        flags = like.new_tensor([float(p.grad is not None) for p in params])
+        received = self.signals.received if self.signals is not None else None
+        flags = like.new_tensor([float(p.grad is not None) for p in params] +
+                                [float(received == name) for name in STOP_SIGNALS])
         buffer = torch.cat([torch.cat(grads) * share, value * share, flags])
         self._collective("the gradient all-reduce", dist.all_reduce, buffer)
-        total = buffer.numel() - len(params) - 1
-        has_grad = buffer[total + 1:].tolist()
-        for p, chunk, has in zip(params, buffer[:total].split([p.numel() for p in params]), has_grad):
+        total = buffer.numel() - len(flags) - 1
+        counts = buffer[total + 1:].tolist()
+        for p, chunk, has in zip(params, buffer[:total].split([p.numel() for p in params]), counts):
             p.grad = chunk.view_as(p) if has else None
+        self.agreed[0] = next((name for name, n in zip(STOP_SIGNALS, counts[len(params):]) if n), None)
         return buffer[total]
 
     def stop_signal(self, received: str | None) -> str | None:
-        """The signal that any rank received this step, so that every rank stops at the same step."""
-        if not self.active:
-            return received
-        code = torch.tensor([signal.Signals[received].value if received else 0], device=self._device())
-        self._collective("the signal check", dist.all_reduce, code, op=dist.ReduceOp.MAX)
-        return signal.Signals(int(code)).name if int(code) else None
+        """The stop signal to act on after a step: this process's ``received`` alone, or in a distributed fit
+        the one any rank had received by the step's gradient all-reduce, so that every rank stops at the same
+        step (a signal that arrives later is acted on after the next step)."""
+        return self.agreed[0] if self.active else received
 
     def from_writer(self, compute: Callable[[], T]) -> T:
         """``compute()`` on rank 0 (which reads and writes the run folder), its result, or its error, on every rank."""

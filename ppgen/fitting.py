@@ -203,6 +203,7 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     # The data were checked against the likelihood's support and the program traced with validation on;
     # checking every distribution's arguments again on every step is work done once already.
     with pyro.validation_enabled(False), StopSignals() as stop:
+        group = group.listening(stop)
         while state.epoch < epochs:
             if state.order is None:
                 state.order = torch.randperm(len(data), generator=generator)
