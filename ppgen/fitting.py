@@ -26,6 +26,7 @@ from ppgen.program import as_model_input, as_module
 from ppgen.result import Fit
 from ppgen.runfolder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
 from ppgen.runstate import Interrupted, RunState, StopSignals, resume_state, save_state
+from ppgen.streaming import Stream, as_stream, check_streamed, epoch_batches, epoch_order
 from ppgen.structure import Structure, example_batch, inspect
 
 
@@ -42,7 +43,10 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
             latents), or a ``(model_fn, guide_fn)`` pair of plain functions.
         data: Tensor or NumPy array of shape [N, ...], one data point per row, or a tuple ``(x, y, ...)`` (or a
             ``TensorDataset``) of aligned inputs, batched together and passed as ``model(x, y, ...)``; the model's
-            floating-point parameters take the dtype of x (float64 data, float64 model).
+            floating-point parameters take the dtype of x (float64 data, float64 model). Data that do not fit
+            in memory: a ``torch.utils.data`` ``Dataset`` (read by index in the seeded order), an
+            ``IterableDataset`` (read in its own order), or a ``DataLoader`` of either whose ``batch_size`` is
+            ``batch_size`` (its worker processes load the batches); see :mod:`ppgen.streaming`.
         inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
             latents that need a guide and ``MLE()`` for a model whose log p(x) is exact.
         epochs: passes over the data.
@@ -92,14 +96,18 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     group, device = start(device, seed) if check_bool(distributed, "distributed") else (SINGLE, device)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
-    data = as_batch(data, name="data")
+    stream = as_stream(data, batch_size)
+    data = stream if stream is not None else as_batch(data, name="data")
     module = as_module(model)
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
-    structure = inspect(module, as_model_input(example_batch(data), module), name="data")
+    first = example_batch(data)
+    structure = inspect(module, as_model_input(first, module), name="data")
     if next(module.parameters(), None) is None:
         raise ValueError("the model has no parameters to fit")
-    structure.check_data(data, name="data")
+    leading = data if stream is None else data.head(batch_size)  # a stream is checked a batch at a time
+    structure.check_data(leading, name="data")
+    check_streamed(structure, data)
     if inference is None:
         from ppgen.registry import default_inference  # the registry joins the core to the backends
 
@@ -108,11 +116,11 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
                                                                           lr=lr, optim=optim, seed=seed,
                                                                           **group.settings), run_config)
-    run, saved = group.from_writer(lambda: open_run(out, config, module, len(data), overwrite=overwrite,
-                                                    resume=resume))
+    n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
+    run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
-        module.initialize(*as_model_input(data, module).args)
-    dtype = data.args[0].dtype if data.args[0].is_floating_point() else torch.get_default_dtype()
+        module.initialize(*as_model_input(leading, module).args)
+    dtype = first.args[0].dtype if first.args[0].is_floating_point() else torch.get_default_dtype()
     module.to(device=device, dtype=dtype)
     data = data.to(device, dtype)
     group.broadcast_parameters(module)
@@ -147,11 +155,6 @@ def check_backend(inference: Any) -> None:
                         f"records (see ppgen.objective.Objective)")
 
 
-def take(data: Batch, rows: Tensor) -> Batch:
-    """The batch of ``data`` at ``rows``: the one place the loop reads the data."""
-    return data.take(rows.to(data.rows.device))
-
-
 def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator | None, config: dict[str, Any],
                  group: Group = SINGLE) -> Callable[[RunState], str] | None:
@@ -172,7 +175,7 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
 
 
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
-          data: Batch, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
+          data: Batch | Stream, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
           state: RunState | None = None, save: Callable[[RunState], str] | None = None, every: int | None = None,
           on_nan: str = "raise", factor: float | None = None, group: Group = SINGLE) -> RunState:
     """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
@@ -194,8 +197,8 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     params = list(module.parameters())
     with torch.no_grad():
         good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
-    per_epoch = math.ceil(len(data) / batch_size)
-    every = every if every is not None else per_epoch
+    per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
+    every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=epochs, initial=state.epoch, desc=f"fit {type(inference).__name__}", unit="epoch",
                disable=not show)
@@ -206,19 +209,18 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
         group = group.listening(stop)
         while state.epoch < epochs:
             if state.order is None:
-                state.order = torch.randperm(len(data), generator=generator)
-            batches = state.order.split(batch_size)
-            while state.position < len(batches):
-                rows = batches[state.position]
-                batch = take(data, group.shard(rows))
+                state.order = epoch_order(data, generator)
+            for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
                 step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor,
-                     group=group, rows=len(rows))
-                if save is not None and state.step % every == 0:
+                     group=group, rows=rows)
+                if save is not None and every is not None and state.step % every == 0:
                     save(state)
                 received = group.stop_signal(stop.received)
                 if received:
                     raise interrupted(state, received, save)
-            finish_epoch(state, len(data), module, params, good)
+            finish_epoch(state, module, params, good)
+            if save is not None and every is None:
+                save(state)
             bar.update(1)
             bar.set_postfix(loss=f"{state.history[-1]:.3f}")
     bar.close()
@@ -266,7 +268,7 @@ def step(module: nn.Module, structure: Structure, inference: Objective, optimize
         raise diverged(module, params, good, batch, why, state)
 
 
-def finish_epoch(state: RunState, n: int, module: nn.Module, params: list[Tensor], good: list[Tensor]) -> None:
+def finish_epoch(state: RunState, module: nn.Module, params: list[Tensor], good: list[Tensor]) -> None:
     """Close the epoch: its mean loss goes to the history; parameters the last update made non-finite stop it."""
     if state.epoch_rows == 0 or not all(bool(torch.isfinite(p).all()) for p in params):
         why = "every batch was skipped" if state.epoch_rows == 0 else "a parameter became non-finite in the last update"
