@@ -19,6 +19,8 @@ TMP_PREFIX = ".tmp-"
 _TEST_DELAY = "PPGEN_TEST_WRITE_DELAY"
 #: what a checkpoint of that format holds besides its format tag.
 CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "example", "data_size"})
+#: what a checkpoint may hold besides: fields added since the format was fixed, with defaults when absent.
+OPTIONAL_KEYS = frozenset({"skipped"})
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -120,10 +122,11 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
     def bad(field: str, expected: str) -> ValueError:
         return ValueError(f"{path}: field {field!r} is damaged: expected {expected}")
 
-    if set(state) != CHECKPOINT_KEYS | {"format"}:
+    if not CHECKPOINT_KEYS <= set(state) <= CHECKPOINT_KEYS | OPTIONAL_KEYS | {"format"}:
         missing = sorted(CHECKPOINT_KEYS - set(state))
-        extra = sorted(map(str, set(state) - CHECKPOINT_KEYS - {"format"}))
-        raise bad("keys", f"exactly {sorted(CHECKPOINT_KEYS)} (missing {missing}, unknown {extra})")
+        extra = sorted(map(str, set(state) - CHECKPOINT_KEYS - OPTIONAL_KEYS - {"format"}))
+        raise bad("keys", f"exactly {sorted(CHECKPOINT_KEYS)}, and optionally {sorted(OPTIONAL_KEYS)} "
+                          f"(missing {missing}, unknown {extra})")
     for field in ("model", "inference"):
         entry = state[field]
         if not isinstance(entry, dict) or set(entry) != {"class", "config"}:
@@ -142,6 +145,8 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
     for name, value in weights.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise bad(f"state_dict.{name}", "finite values (it holds NaN or infinity)")
+    if not (type(state.get("skipped", 0)) is int and state.get("skipped", 0) >= 0):
+        raise bad("skipped", "an int >= 0, the batches fit(on_nan='skip') left out")
     history = state["history"]
     if not isinstance(history, list) or not all(type(v) is float and v == v and abs(v) != float("inf")
                                                 for v in history):

@@ -11,6 +11,7 @@ from ppgen.bounds import exact_log_prob, log_weights
 from ppgen.budget import check_particle_budget
 from ppgen.data import Batch
 from ppgen.distributed import current
+from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
 #: particles times data points evaluated in one pass of an importance-sampled query; bounds memory.
@@ -37,7 +38,8 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     A lower bound on log p(x_n) in expectation that tightens as K grows (IWAE_K). For a model with global latents
     theta, each particle draws theta_k ~ q(theta) and the local terms are weighted given it: the estimate is of the
     posterior predictive density log E_q(theta)[p(x_n | theta)], the global latents drawn from q for the whole
-    data set. Particles and points are evaluated in chunks of at most ``PARTICLE_POINTS_PER_PASS``.
+    data set. Particles and points are evaluated in chunks of at most ``PARTICLE_POINTS_PER_PASS``; a long query
+    shows its progress on a terminal (:func:`ppgen.progress.query_bar`).
 
     Raises:
         ValueError: the model has latents that no guide draws.
@@ -49,9 +51,11 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     points = max(1, PARTICLE_POINTS_PER_PASS // k)
     particles = min(k, PARTICLE_POINTS_PER_PASS)
     out = []
-    for rows in torch.arange(len(batch)).split(points):
-        chunk = batch.take(rows.to(batch.rows.device))
-        sums = [log_weights(module, structure, chunk, min(particles, k - start), global_terms=False).logsumexp(0)
-                for start in range(0, k, particles)]
-        out.append(torch.stack(sums).logsumexp(0) - math.log(k))
+    with query_bar(k * len(batch), "log_prob") as bar:
+        for rows in torch.arange(len(batch)).split(points):
+            chunk = batch.take(rows.to(batch.rows.device))
+            sums = [log_weights(module, structure, chunk, min(particles, k - start), global_terms=False).logsumexp(0)
+                    for start in range(0, k, particles)]
+            out.append(torch.stack(sums).logsumexp(0) - math.log(k))
+            bar.update(k * len(rows))
     return torch.cat(out)

@@ -32,6 +32,7 @@ from ppgen.bounds import exact_log_prob, log_weights
 from ppgen.checks import check_positive_int
 from ppgen.data import Batch
 from ppgen.distributed import current
+from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
 #: above this Pareto shape the importance-sampled estimate of a point is not to be trusted (Vehtari et al., 2024).
@@ -116,7 +117,8 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
 
     Memory stays bounded for any N and K: the points go through in chunks of about ``particle_points / K``,
     the particles of a point in passes of at most ``particle_points``, so that one pass holds
-    ``particle_points`` draws and a chunk's log weights max(K, ``particle_points``) numbers.
+    ``particle_points`` draws and a chunk's log weights max(K, ``particle_points``) numbers. A long evaluation
+    shows its progress on a terminal (:func:`ppgen.progress.query_bar`).
 
     Arguments:
         module: the fitted program.
@@ -154,11 +156,13 @@ def _evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int, par
     if not structure.guided or structure.unguided:  # no importance weights to diagnose
         return Evaluation(k, None, None, exact, None, None)
     columns: dict[str, list[Tensor]] = {"elbo": [], "iwae": [], "ess": [], "khat": []}
-    for xb in chunks:
-        log_w = torch.cat([log_weights(module, structure, xb, min(particle_points, k - start), global_terms=False)
-                           for start in range(0, k, particle_points)])
-        for name, value in weight_diagnostics(log_w).items():
-            columns[name].append(value)
+    with query_bar(k * len(batch), "evaluate") as bar:
+        for xb in chunks:
+            log_w = torch.cat([log_weights(module, structure, xb, min(particle_points, k - start), global_terms=False)
+                               for start in range(0, k, particle_points)])
+            for name, value in weight_diagnostics(log_w).items():
+                columns[name].append(value)
+            bar.update(k * len(xb))
     return Evaluation(k, exact=exact, **{name: torch.cat(values) for name, values in columns.items()})
 
 

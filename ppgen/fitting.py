@@ -133,8 +133,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     save = checkpointer(run, module, optimizer, generator, config, group)
     state = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress, state=state,
                   save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
-    result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"))
-    result.skipped = state.skipped
+    result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
+                 skipped=state.skipped)
     if run is not None and group.writer:
         result.save(run.path / FIT)
         run.record(FIT)

@@ -12,7 +12,7 @@ anything differentiable) plugs in. A complete backend, the ELBO with K particles
     class MyELBO(Objective):
         num_particles: int = 1
 
-        def loss(self, module, structure, x):
+        def loss(self, module, structure, batch):
             return -log_weights(module, structure, batch, self.num_particles).mean()
 
 Backends are frozen dataclasses with keyword arguments only, so that a saved fit records which

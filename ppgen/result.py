@@ -32,15 +32,17 @@ class Fit:
         example: a few training rows of every input (a :class:`~ppgen.data.Batch`, or anything ``fit`` takes as
             data), which fix their shapes and dtypes, let a loaded fit trace its program, and record N, the size
             of the training set (``example.size``).
+        skipped: the batches that ``fit(on_nan="skip")`` left out because their loss or gradient diverged.
     """
 
     def __init__(self, model: nn.Module, structure: Structure, inference: Objective, *, history: list[float],
-                 example: Batch | Any) -> None:
+                 example: Batch | Any, skipped: int = 0) -> None:
         self.model = model
         self.structure = structure
         self.inference = inference
         self.history = history
         self.example = as_batch(example, name="example")
+        self.skipped = skipped
 
     def __repr__(self) -> str:
         last = f"{self.history[-1]:.4g}" if self.history else "n/a"
@@ -174,6 +176,7 @@ class Fit:
             "state_dict": {name: t.detach().cpu() for name, t in self.model.state_dict().items()},
             "inference": {"class": class_path(type(self.inference)), "config": self.inference.config},
             "history": list(self.history),
+            "skipped": self.skipped,
             "example": [arg.cpu() for arg in self.example.args],
             "data_size": self.example.size,
         }, path)
@@ -229,7 +232,8 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     backend = resolve_class(state["inference"]["class"], Objective, hint="import the module that defines this "
                             "backend first")
     inference = build_recorded(backend, state["inference"]["config"], os.fspath(path), "inference")
-    return Fit(module, structure, inference, history=state["history"], example=example)
+    return Fit(module, structure, inference, history=state["history"], example=example,
+               skipped=state.get("skipped", 0))
 
 
 def _example(state: dict) -> Batch:

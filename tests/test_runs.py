@@ -141,6 +141,21 @@ def test_on_nan_skip_counts_the_skipped_batches(binary):
     assert fit.skipped == 2 and len(fit.history) == 3 and all(math.isfinite(v) for v in fit.history)
 
 
+def test_the_skipped_count_is_saved_and_a_fit_saved_without_it_loads_with_none(binary, tmp_path):
+    fit = ppgen.fit(small_vae(), binary, **SETTINGS)
+    fit.skipped = 3
+    fit.save(tmp_path / "fit.pt")
+    assert ppgen.load(tmp_path / "fit.pt").skipped == 3
+    state = torch.load(tmp_path / "fit.pt", weights_only=True)
+    del state["skipped"]
+    torch.save(state, tmp_path / "old.pt")
+    assert ppgen.load(tmp_path / "old.pt").skipped == 0
+    state["skipped"] = -1
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad.pt: field 'skipped' is damaged"):
+        ppgen.load(tmp_path / "bad.pt")
+
+
 def test_adam_at_a_huge_learning_rate_is_caught():
     """The issue's case: Adam at lr=1e6 used to return "successfully" with a loss of 8e31."""
     x = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
