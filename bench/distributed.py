@@ -8,8 +8,8 @@ in fresh processes started by ``torch.multiprocessing`` with a loopback gloo ren
 * hand-written, one process: the benchmark's hand-written loss and loop (``bench/handwritten.py``);
 * hand-written, two processes: the same loss in ``DistributedDataParallel``, each rank its half of every batch.
 
-Each process warms up for one epoch, then times ``--epochs`` epochs; a figure is the median over ``--repeats``
-rounds in which the four workloads run in turn. The speed-up is time per step of one process over that of two,
+Each process warms up for one epoch, then times ``--epochs`` epochs; the four workloads run in turn in each of
+``--repeats`` rounds, a time is the median over the rounds, and a ratio the median of the rounds' ratios. The speed-up is time per step of one process over that of two,
 on the same global batches; it is measured on a shared 2-core machine, where two processes have at most the two
 cores and share them with whatever else runs. Writes ``bench/distributed.json``, which ``docs/benchmarks.md``
 quotes. No GPU figure: none was lent when this was written; on a GPU machine the NCCL path runs the same script.
@@ -108,10 +108,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ratio(times: dict[str, list[float]], over: str, under: str) -> float:
+    """The median over rounds of one workload's time over another's in the same round: runs side by side share
+    the machine's load, which changes between rounds."""
+    return statistics.median(a / b for a, b in zip(times[over], times[under]))
+
+
 def measure(epochs: int, repeats: int) -> dict:
     """Seconds per step of each workload, ``repeats`` interleaved rounds, and the speed-ups of two processes."""
     times: dict[str, list[float]] = {name: [] for name in WORKLOADS}
-    start = time.perf_counter()
+    start, load = time.perf_counter(), [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(repeats):
             for name, world in WORKLOADS.items():
@@ -119,6 +125,7 @@ def measure(epochs: int, repeats: int) -> dict:
                 mp.spawn(worker, args=(world, free_port(), name, epochs, out), nprocs=world, join=True)
                 times[name].append(json.loads(Path(out).read_text()))
                 print(f"  round {round_ + 1}, {name}: {times[name][-1] * 1e3:.2f} ms/step", flush=True)
+            load.append(os.getloadavg()[0])
     median = {name: statistics.median(values) for name, values in times.items()}
     return {
         "settings": {"network": "ppgen.models.VAE(x_dim=64, z_dim=8, hidden=(400,), likelihood='bernoulli')",
@@ -127,11 +134,11 @@ def measure(epochs: int, repeats: int) -> dict:
                      "backend": "gloo", "cpu_count": os.cpu_count(), "torch": torch.__version__},
         "ms_per_step": {name: value * 1e3 for name, value in median.items()},
         "runs_ms_per_step": {name: [v * 1e3 for v in values] for name, values in times.items()},
-        "speedup": {"ppgen": median["ppgen-1"] / median["ppgen-2"],
-                    "handwritten": median["handwritten-1"] / median["handwritten-2"]},
-        "ratio_to_handwritten": {"one process": median["ppgen-1"] / median["handwritten-1"],
-                                 "two processes": median["ppgen-2"] / median["handwritten-2"]},
+        "speedup": {side: ratio(times, f"{side}-1", f"{side}-2") for side in ("ppgen", "handwritten")},
+        "ratio_to_handwritten": {"one process": ratio(times, "ppgen-1", "handwritten-1"),
+                                 "two processes": ratio(times, "ppgen-2", "handwritten-2")},
         "gpu": "not measured: no GPU was lent to this run" if not torch.cuda.is_available() else None,
+        "load_average": {"min": min(load), "max": max(load)},  # the machine's 1-minute load, between rounds
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - start, 1),
     }

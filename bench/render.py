@@ -199,6 +199,16 @@ def burda(results: dict) -> str:
     return "\n".join(lines)
 
 
+def load_note(entry: dict) -> str:
+    """The machine's load while ``bench/distributed.py`` ran, where it was recorded."""
+    load = entry.get("load_average")
+    if load is None:
+        return ""
+    return (f" The machine's 1-minute load average was between {load['min']:.1f} and {load['max']:.1f} during the "
+            f"run (on 2 cores): the two processes' steps wait for each other at every all-reduce, so the slower of "
+            f"them sets the pace.")
+
+
 def distributed_section() -> str:
     """The section on data-parallel training, from ``bench/distributed.json`` where ``bench/distributed.py`` has run."""
     path = BENCH / "distributed.json"
@@ -214,10 +224,11 @@ def distributed_section() -> str:
 `{settings['network']}` with `{settings['inference']}` on the {settings['data']}, global batch
 {settings['global_batch']} split across the processes, gloo on CPU, {settings['torch_threads']} torch thread per
 process; ppgen's `fit(distributed=True)` against the hand-written loop in `DistributedDataParallel`. Time per step
-of {settings['epochs_timed']} epochs after a warm-up epoch, the median of {settings['repeats']} interleaved rounds,
+of {settings['epochs_timed']} epochs after a warm-up epoch, the median of {settings['repeats']} interleaved rounds (a ratio: the
+median of the rounds' ratios),
 measured {entry['date']} on a shared {settings['cpu_count']}-core machine (other jobs ran beside it: two processes
 compete with them for the two cores), in {entry['seconds']:.0f} s by `python bench/distributed.py` (part of
-`make bench`). A speed-up below 1 means two processes were slower than one here.
+`make bench`). A speed-up below 1 means two processes were slower than one here.{load_note(entry)}
 
 | path | one process | two processes | speed-up, one over two |
 |---|---:|---:|---:|

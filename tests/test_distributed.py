@@ -22,6 +22,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 import ppgen
 from ppgen import inference, models, runfolder
@@ -78,6 +79,19 @@ class ExactPosterior(nn.Module):
             pyro.sample("z", dist.Normal(x / 2 + 0 * self.unused, 0.5**0.5).to_event(1))
 
 
+class Rows(Dataset):
+    """The rows of a tensor as a map-style data set."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.x[i]
+
+
 ARMED: dict[str, int] = {}  # set in a rank: the call of ``Scripted.loss`` at which to stop or fail
 
 
@@ -128,6 +142,9 @@ def fits_task(rank: int, out: Path) -> dict:
     for name, backend in FITS.items():
         fit = ppgen.fit(build(name), data(), inference=backend, distributed=True, **SETTINGS)
         result[name] = {"state": fit.model.state_dict(), "history": fit.history}
+    loader = DataLoader(Rows(data()), batch_size=BATCH, num_workers=1)  # each rank loads its shards by index
+    streamed = ppgen.fit(build("local"), loader, inference=FITS["local"], distributed=True, **SETTINGS)
+    result["streamed"] = {"state": streamed.model.state_dict(), "history": streamed.history}
     mixture = ppgen.fit(build("mixture"), data(N_MIXTURE), inference=inference.MLE(), distributed=True, **SETTINGS)
     result["mixture"] = {"state": mixture.model.state_dict(), "history": mixture.history,
                          "log_prob": mixture.log_prob(data(11, seed=2))}
@@ -226,6 +243,15 @@ def test_drawn_particles_fit_like_one_process_over_the_same_shards(ranks, name):
     reference = sharded_reference(build(name), data(), FITS[name])
     for rank in ranks:
         close(rank[name]["state"], reference.state_dict())
+
+
+def test_a_streamed_data_set_fits_as_the_same_rows_in_memory(ranks):
+    """A DataLoader over a map-style Dataset, each rank loading its shard of every global batch by index through a
+    worker process: bitwise the distributed fit of the tensor in memory."""
+    for rank in ranks:
+        assert rank["streamed"]["history"] == rank["local"]["history"]
+        for name, value in rank["streamed"]["state"].items():
+            assert torch.equal(value, rank["local"]["state"][name]), name
 
 
 def test_an_enumerated_model_fits_exactly_as_a_plain_fit(ranks):
