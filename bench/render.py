@@ -219,6 +219,46 @@ def burda(results: dict) -> str:
     return "\n".join(lines)
 
 
+def load_note(entry: dict) -> str:
+    """The machine's load while ``bench/distributed.py`` ran, where it was recorded."""
+    load = entry.get("load_average")
+    if load is None:
+        return ""
+    return (f" The machine's 1-minute load average was between {load['min']:.1f} and {load['max']:.1f} during the "
+            f"run (on 2 cores): the two processes' steps wait for each other at every all-reduce, so the slower of "
+            f"them sets the pace.")
+
+
+def distributed_section() -> str:
+    """The section on data-parallel training, from ``bench/distributed.json`` where ``bench/distributed.py`` has run."""
+    path = BENCH / "distributed.json"
+    if not path.is_file():
+        return ""
+    entry = json.loads(path.read_text())
+    settings, ms = entry["settings"], entry["ms_per_step"]
+    rows = [f"| {side} | {ms[side + '-1']:.2f} ms/step | {ms[side + '-2']:.2f} ms/step | "
+            f"{entry['speedup'][side]:.2f} |" for side in ("ppgen", "handwritten")]
+    return f"""
+## Data-parallel training on two processes
+
+`{settings['network']}` with `{settings['inference']}` on the {settings['data']}, global batch
+{settings['global_batch']} split across the processes, gloo on CPU, {settings['torch_threads']} torch thread per
+process; ppgen's `fit(distributed=True)` against the hand-written loop in `DistributedDataParallel`. Time per step
+of {settings['epochs_timed']} epochs after a warm-up epoch, the median of {settings['repeats']} interleaved rounds (a ratio: the
+median of the rounds' ratios),
+measured {entry['date']} on a shared {settings['cpu_count']}-core machine (other jobs ran beside it: two processes
+compete with them for the two cores), in {entry['seconds']:.0f} s by `python bench/distributed.py` (part of
+`make bench`). A speed-up below 1 means two processes were slower than one here.{load_note(entry)}
+
+| path | one process | two processes | speed-up, one over two |
+|---|---:|---:|---:|
+{chr(10).join(rows)}
+
+ppgen over hand-written: {entry['ratio_to_handwritten']['one process']:.2f} on one process,
+{entry['ratio_to_handwritten']['two processes']:.2f} on two. GPU (NCCL): {entry['gpu'] or 'see the results file'}.
+"""
+
+
 def render(results: dict, latent: dict | None = None) -> str:
     """The benchmarks page; with ``latent``, the results of ``latent_families.py`` too."""
     machine, settings = results["machine"], results["settings"]
@@ -261,7 +301,7 @@ Checks of the reference against ppgen:
 
 {sanity(results)}
 {exact_section(results)}{latent_section(latent)}
-{burda(results)}"""
+{burda(results)}{distributed_section()}"""
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 3. the peak memory of each, one fresh process per workload;
 4. the exact-likelihood families' test log-likelihood on the digits (``exact_families.py``);
 5. the latent-variable families and generative against discriminative classification (``latent_families.py``);
+6. the speed-up of ``fit(distributed=True)`` on two processes over one, against hand-written DDP (``distributed.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
@@ -39,6 +40,7 @@ from ppgen.data import as_batch
 from ppgen.structure import inspect
 
 import burda
+import distributed as distributed_bench
 import exact_families
 import handwritten
 import latent_families
@@ -196,6 +198,8 @@ def main() -> None:
                              "(about 20 min on 2 cores); the other suite's last results are rendered as they are")
     parser.add_argument("--burda-epochs", type=int, default=100, help="epochs per objective in burda.py (default 100)")
     parser.add_argument("--skip-burda", action="store_true", help="keep the last burda.py results")
+    parser.add_argument("--skip-distributed", action="store_true",
+                        help="keep the last distributed.py results (two processes against one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -239,6 +243,8 @@ def main() -> None:
     else:
         results["burda"] = burda.run(args.burda_epochs, snr_repeats=100, threads=args.threads)
         results["burda"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if not args.skip_distributed:
+        distributed_bench.main([])
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ppgen.bounds import exact_log_prob, log_weights
 from ppgen.budget import check_particle_budget
 from ppgen.data import Batch
+from ppgen.distributed import current
 from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
@@ -18,10 +19,17 @@ PARTICLE_POINTS_PER_PASS = 2**15
 
 
 def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:
-    """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k."""
-    if structure.exact:
-        return exact_log_prob(module, structure, batch)
-    return importance_log_prob(module, structure, batch, k)
+    """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k.
+
+    Under an initialised ``torch.distributed`` process group every rank passes the same x, evaluates its share
+    of the rows, and receives every rank's values (see :mod:`ppgen.distributed`).
+    """
+    group = current()
+    group.check_same_rows(len(batch), "log_prob")
+    local = group.local(batch)
+    values = exact_log_prob(module, structure, local) if structure.exact else \
+        importance_log_prob(module, structure, local, k)
+    return group.gather_rows(values, len(batch))
 
 
 def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:

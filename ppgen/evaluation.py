@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ppgen.bounds import exact_log_prob, log_weights
 from ppgen.checks import check_positive_int
 from ppgen.data import Batch
+from ppgen.distributed import current
 from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
@@ -128,12 +129,18 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         particle_points: the draws times points of one pass.
 
     Returns:
-        An :class:`Evaluation`; a ``UserWarning`` says how many points have k-hat > 0.7.
+        An :class:`Evaluation`; a ``UserWarning`` says how many points have k-hat > 0.7. Under an initialised
+        ``torch.distributed`` process group every rank passes the same x, evaluates its share of the rows, and
+        receives the evaluation of every row.
     """
     k = check_positive_int(k, "k")
     particle_points = check_positive_int(particle_points, "particle_points")
+    group = current()
+    group.check_same_rows(len(batch), "evaluate")
     with torch.no_grad():
-        report = _evaluate(module, structure, batch, k, particle_points)
+        local = _evaluate(module, structure, group.local(batch), k, particle_points)
+    report = Evaluation(k, **{name: None if values is None else group.gather_rows(values, len(batch))
+                              for name, values in vars(local).items() if name != "k"})
     if report.unreliable:
         warnings.warn(f"{report.unreliable} of {report.n} points have a Pareto k-hat above {KHAT_THRESHOLD}: the "
                       f"importance weights of q(z|x) have too heavy a tail there for IWAE_{k} to be trusted "

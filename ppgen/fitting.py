@@ -16,9 +16,10 @@ from pyro.optim import PyroOptim
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ppgen.boundary import check_optional_bool, check_run_arguments, check_scalar_loss
+from ppgen.boundary import check_bool, check_optional_bool, check_run_arguments, check_scalar_loss
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import Batch, as_batch
+from ppgen.distributed import SINGLE, Group, start
 from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
 from ppgen.mcmc import Sampler
 from ppgen.objective import Objective
@@ -26,6 +27,7 @@ from ppgen.program import as_model_input, as_module
 from ppgen.result import Fit
 from ppgen.runfolder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
 from ppgen.runstate import Interrupted, RunState, StopSignals, resume_state, save_state
+from ppgen.streaming import Stream, as_stream, check_streamed, epoch_batches, epoch_order
 from ppgen.structure import Structure, example_batch, inspect
 
 
@@ -34,7 +36,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         device: str | torch.device = "cpu",
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
-        divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None) -> Fit:
+        divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
+        distributed: bool = False) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -42,7 +45,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             latents), or a ``(model_fn, guide_fn)`` pair of plain functions.
         data: Tensor or NumPy array of shape [N, ...], one data point per row, or a tuple ``(x, y, ...)`` (or a
             ``TensorDataset``) of aligned inputs, batched together and passed as ``model(x, y, ...)``; the model's
-            floating-point parameters take the dtype of x (float64 data, float64 model).
+            floating-point parameters take the dtype of x (float64 data, float64 model). Data that do not fit
+            in memory: a ``torch.utils.data`` ``Dataset`` (read by index in the seeded order), an
+            ``IterableDataset`` (read in its own order), or a ``DataLoader`` of either whose ``batch_size`` is
+            ``batch_size`` (its worker processes load the batches); see :mod:`ppgen.streaming`.
         inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
             latents that need a guide and ``MLE()`` for a model whose log p(x) is exact. A sampler,
             ``inference.NUTS()``, draws the model's global latents instead (see :func:`draw_posterior`).
@@ -66,6 +72,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         divergence_factor: a step loss more than this many times its running median (in scale) is a
             divergence; ``None`` turns the test off (non-finite losses and gradients are always caught).
         run_config: JSON-able settings of the caller, recorded in the run's manifest and checked on resume.
+        distributed: train data-parallel on ``torch.distributed``, one process per rank, as started by
+            ``torchrun`` (see :mod:`ppgen.distributed`): each global batch of ``batch_size`` rows is split across
+            the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
 
     Returns:
         The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
@@ -87,45 +96,58 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     progress = check_optional_bool(progress, "progress")
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
+    group, device = start(device, seed) if check_bool(distributed, "distributed") else (SINGLE, device)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
-    data = as_batch(data, name="data")
+    stream = as_stream(data, batch_size)
+    if isinstance(inference, Sampler) and (distributed or stream is not None):
+        raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
+                         f"one process: pass the data as tensors, without distributed=True")
+    data = stream if stream is not None else as_batch(data, name="data")
     module = as_module(model)
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
-    structure = inspect(module, as_model_input(example_batch(data), module), name="data")
+    first = example_batch(data)
+    structure = inspect(module, as_model_input(first, module), name="data")
     if isinstance(inference, Sampler):  # the hook for a sampler: one call that draws, in place of gradient steps
         return draw_posterior(module, structure, inference, data, device, progress, out)
     if next(module.parameters(), None) is None:
         raise ValueError("the model has no parameters to fit")
-    structure.check_data(data, name="data")
+    leading = data if stream is None else data.head(batch_size)  # a stream is checked a batch at a time
+    structure.check_data(leading, name="data")
+    check_streamed(structure, data)
     if inference is None:
         from ppgen.registry import default_inference  # the registry joins the core to the backends
 
         inference = default_inference(structure)
     inference.check(structure)
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
-                                                                          lr=lr, optim=optim, seed=seed), run_config)
-    run, saved = open_run(out, config, module, len(data), overwrite=overwrite, resume=resume)
+                                                                          lr=lr, optim=optim, seed=seed,
+                                                                          **group.settings), run_config)
+    n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
+    run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
-        module.initialize(*as_model_input(data, module).args)
-    dtype = data.args[0].dtype if data.args[0].is_floating_point() else torch.get_default_dtype()
+        module.initialize(*as_model_input(leading, module).args)
+    dtype = first.args[0].dtype if first.args[0].is_floating_point() else torch.get_default_dtype()
     module.to(device=device, dtype=dtype)
     data = data.to(device, dtype)
+    group.broadcast_parameters(module)
+    group.seed_rank(seed)
     optimizer = make_optimizer(list(module.parameters()))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    state = resume_state(saved, module, optimizer, generator)
+    state = resume_state(group.rank_state(saved), module, optimizer, generator)
     if run is not None:
-        run = RunFolder.start(run.path, config, overwrite=overwrite, resume=resume)
-    save = checkpointer(run, module, optimizer, generator, config)
+        run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
+    save = checkpointer(run, module, optimizer, generator, config, group)
     state = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress, state=state,
-                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor)
+                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
                  skipped=state.skipped)
-    if run is not None:
+    if run is not None and group.writer:
         result.save(run.path / FIT)
         run.record(FIT)
         run.mark_complete()
+    group.barrier()  # the run folder is complete before any rank returns
     return result
 
 
@@ -168,36 +190,36 @@ def check_backend(inference: Any) -> None:
                         f"records (see ppgen.objective.Objective)")
 
 
-def take(data: Batch, rows: Tensor) -> Batch:
-    """The batch of ``data`` at ``rows``: the one place the loop reads the data."""
-    return data.take(rows.to(data.rows.device))
-
-
 def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
-                 generator: torch.Generator | None, config: dict[str, Any]) -> Callable[[RunState], str] | None:
-    """What writes the run's state into its folder (and records it in the manifest), or ``None`` without one."""
+                 generator: torch.Generator | None, config: dict[str, Any],
+                 group: Group = SINGLE) -> Callable[[RunState], str] | None:
+    """What writes the run's state into its folder (and records it in the manifest), or ``None`` without one;
+    in a distributed fit every rank calls it at the same step, and rank 0 writes every rank's RNG states."""
     if run is None:
         return None
 
     def save(state: RunState) -> str:
         path = run.path / CHECKPOINT
-        save_state(path, state, module, optimizer, generator, config)
-        run.record(CHECKPOINT)
+        rank_rng = group.gather_rng(generator)
+        if group.writer:
+            save_state(path, state, module, optimizer, generator, config, rank_rng=rank_rng)
+            run.record(CHECKPOINT)
         return str(path)
 
     return save
 
 
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
-          data: Batch, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
+          data: Batch | Stream, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
           state: RunState | None = None, save: Callable[[RunState], str] | None = None, every: int | None = None,
-          on_nan: str = "raise", factor: float | None = None) -> RunState:
+          on_nan: str = "raise", factor: float | None = None, group: Group = SINGLE) -> RunState:
     """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
 
     Arguments:
         save: writes a checkpoint of the state; called every ``every`` steps (by default at each epoch's end),
             at the end, and when SIGINT or SIGTERM arrives, after which :class:`Interrupted` is raised.
         on_nan, factor: see :func:`fit`.
+        group: the processes of a distributed fit: each steps on its shard of every batch.
 
     Returns:
         The final state: ``history`` holds the mean loss of each epoch.
@@ -210,8 +232,8 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     params = list(module.parameters())
     with torch.no_grad():
         good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
-    per_epoch = math.ceil(len(data) / batch_size)
-    every = every if every is not None else per_epoch
+    per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
+    every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=epochs, initial=state.epoch, desc=f"fit {type(inference).__name__}", unit="epoch",
                disable=not show)
@@ -219,18 +241,21 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     # The data were checked against the likelihood's support and the program traced with validation on;
     # checking every distribution's arguments again on every step is work done once already.
     with pyro.validation_enabled(False), StopSignals() as stop:
+        group = group.listening(stop)
         while state.epoch < epochs:
             if state.order is None:
-                state.order = torch.randperm(len(data), generator=generator)
-            batches = state.order.split(batch_size)
-            while state.position < len(batches):
-                batch = take(data, batches[state.position])
-                step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor)
-                if save is not None and state.step % every == 0:
+                state.order = epoch_order(data, generator)
+            for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
+                step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor,
+                     group=group, rows=rows)
+                if save is not None and every is not None and state.step % every == 0:
                     save(state)
-                if stop.received:
-                    raise interrupted(state, stop.received, save)
-            finish_epoch(state, len(data), module, params, good)
+                received = group.stop_signal(stop.received)
+                if received:
+                    raise interrupted(state, received, save)
+            finish_epoch(state, module, params, good)
+            if save is not None and every is None:
+                save(state)
             bar.update(1)
             bar.set_postfix(loss=f"{state.history[-1]:.3f}")
     bar.close()
@@ -242,26 +267,34 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
 
 def step(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
          batch: Batch, params: list[Tensor], good: list[Tensor], state: RunState, on_nan: str,
-         factor: float | None) -> None:
-    """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``."""
+         factor: float | None, group: Group = SINGLE, rows: int | None = None) -> None:
+    """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``.
+
+    In a distributed fit ``batch`` is this rank's shard of a global batch of ``rows`` points: the gradients and
+    the loss are reduced to the global batch's before the guard's verdict, which is then the same on every rank.
+    """
+    rows = len(batch) if rows is None else rows
     state.step += 1
     state.position += 1
+    optimizer.zero_grad(set_to_none=True)
+    why = loss = None
     try:
-        loss = inference.loss(module, structure, batch)
-        check_scalar_loss(loss, inference)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        value, norm = torch.stack([loss.detach().double(), gradient_norm(params).double().to(loss.device)]).tolist()
+        if len(batch):  # a rank's shard of a last batch smaller than the world is empty
+            loss = inference.loss(module, structure, batch)
+            check_scalar_loss(loss, inference)
+            loss.backward()
+            loss = loss.detach()
     except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
-        value, norm, why = math.nan, math.nan, f"a matrix factorisation failed ({error})"
-    else:
-        why = verdict(value, norm, state.recent, factor)
+        loss, why = torch.tensor(math.nan), f"a matrix factorisation failed ({error})"
+    loss = group.reduce_gradients(loss, len(batch) / rows, params)
+    value, norm = torch.stack([loss.double(), gradient_norm(params).double().to(loss.device)]).tolist()
+    why = why or verdict(value, norm, state.recent, factor)
     if why is None:
         with torch.no_grad():
             torch._foreach_copy_(good, [p.detach() for p in params])
         optimizer.step()
-        state.epoch_loss += value * len(batch)
-        state.epoch_rows += len(batch)
+        state.epoch_loss += value * rows
+        state.epoch_rows += rows
         state.recent = (state.recent + [value])[-WINDOW:]
     elif on_nan == "skip":
         optimizer.zero_grad(set_to_none=True)
@@ -270,7 +303,7 @@ def step(module: nn.Module, structure: Structure, inference: Objective, optimize
         raise diverged(module, params, good, batch, why, state)
 
 
-def finish_epoch(state: RunState, n: int, module: nn.Module, params: list[Tensor], good: list[Tensor]) -> None:
+def finish_epoch(state: RunState, module: nn.Module, params: list[Tensor], good: list[Tensor]) -> None:
     """Close the epoch: its mean loss goes to the history; parameters the last update made non-finite stop it."""
     if state.epoch_rows == 0 or not all(bool(torch.isfinite(p).all()) for p in params):
         why = "every batch was skipped" if state.epoch_rows == 0 else "a parameter became non-finite in the last update"

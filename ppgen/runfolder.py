@@ -211,20 +211,16 @@ def fit_config(module: Any, inference: Any, x: Any, settings: dict[str, Any],
     Arguments:
         module: the program; its class and, for a :class:`ppgen.Model`, the arguments it was built with.
         inference: the backend.
-        x: the data (a :class:`~ppgen.data.Batch` of its inputs), recorded by shapes, dtypes and digest.
+        x: the data (a :class:`~ppgen.data.Batch` of its inputs), recorded by shapes, dtypes and digest; or a
+            :class:`~ppgen.streaming.Stream`, recorded as its ``describe()`` says (a stream is not hashed whole).
         settings: ``fit``'s other arguments.
         extra: the caller's own settings (the CLI's), or ``None``.
     """
-    args = [arg.detach().cpu().contiguous() for arg in (x.args if hasattr(x, "args") else (x,))]
-    digest = hashlib.sha256()
-    for arg in args:
-        digest.update(arg.view(-1).view(torch.uint8).numpy().tobytes())
     config = {
         "model": f"{type(module).__module__}:{type(module).__qualname__}",
         "model_config": getattr(module, "config", None),
         "inference": repr(inference),
-        "data": {"shape": [list(arg.shape) for arg in args], "dtype": [str(arg.dtype) for arg in args],
-                 "sha256": digest.hexdigest()},
+        "data": x.describe() if hasattr(x, "describe") else _describe(x),
         **{name: value if isinstance(value, (int, float, str, type(None))) else repr(value)
            for name, value in settings.items()},
         "extra": extra,
@@ -233,6 +229,16 @@ def fit_config(module: Any, inference: Any, x: Any, settings: dict[str, Any],
         return json.loads(json.dumps(config, default=repr, allow_nan=False))
     except ValueError as error:  # NaN or a circular structure in run_config
         raise ValueError(f"run_config must be plain JSON: {error}") from None
+
+
+def _describe(x: Any) -> dict[str, Any]:
+    """In-memory data as a manifest records them: the shape and dtype of each input, and a digest of them all."""
+    args = [arg.detach().cpu().contiguous() for arg in (x.args if hasattr(x, "args") else (x,))]
+    digest = hashlib.sha256()
+    for arg in args:
+        digest.update(arg.view(-1).view(torch.uint8).numpy().tobytes())
+    return {"shape": [list(arg.shape) for arg in args], "dtype": [str(arg.dtype) for arg in args],
+            "sha256": digest.hexdigest()}
 
 
 def open_run(out: str | os.PathLike | None, config: dict[str, Any], module: Any, n: int, *, overwrite: bool,

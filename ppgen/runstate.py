@@ -104,7 +104,8 @@ def restore_rng(rng: dict[str, Any], generator: torch.Generator | None) -> None:
 
 
 def save_state(path: str | os.PathLike, state: RunState, module: nn.Module, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator | None, config: dict[str, Any]) -> None:
+               generator: torch.Generator | None, config: dict[str, Any], *,
+               rank_rng: list[dict[str, Any]] | None = None) -> None:
     """Write the run's state to ``path`` atomically.
 
     Arguments:
@@ -114,7 +115,9 @@ def save_state(path: str | os.PathLike, state: RunState, module: nn.Module, opti
         optimizer: the optimiser, whose ``state_dict`` holds its moments and step counts.
         generator: the generator of the data order (``None`` when the run is not seeded).
         config: the run's configuration, checked again on resume.
+        rank_rng: in a distributed fit, the RNG states of every rank (:func:`capture_rng`), in rank order.
     """
+    extra = {} if rank_rng is None else {"rank_rng": rank_rng}
     atomic_save({
         "format": STATE_FORMAT,
         "config": config,
@@ -127,6 +130,7 @@ def save_state(path: str | os.PathLike, state: RunState, module: nn.Module, opti
         "model": {name: t.detach().cpu() for name, t in module.state_dict().items()},
         "optimizer": optimizer.state_dict(),
         "rng": capture_rng(generator),
+        **extra,
     }, path)
 
 
@@ -163,8 +167,9 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
 
     expected_keys = {"format", "config", "counters", "order", "epoch_loss", "history", "recent", "model",
                      "optimizer", "rng"}
-    if set(raw) != expected_keys:
-        raise bad("keys", f"exactly {sorted(expected_keys)}, got {sorted(map(str, raw))}")
+    if set(raw) - {"rank_rng"} != expected_keys:
+        raise bad("keys", f"exactly {sorted(expected_keys)} (and rank_rng in a distributed run), got "
+                          f"{sorted(map(str, raw))}")
     if raw["config"] != config:
         raise bad("config", "the configuration of the run being resumed")
     counters = raw["counters"]
@@ -194,6 +199,11 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
                 not isinstance(t, Tensor) or bool(torch.isfinite(t).all()) for t in value.values()):
             raise bad("optimizer", "finite tensors for each parameter's state")
     _check_rng(raw["rng"], bad)
+    if "rank_rng" in raw:
+        if not isinstance(raw["rank_rng"], list) or len(raw["rank_rng"]) != config.get("world_size"):
+            raise bad("rank_rng", f"a list of the RNG states of each of the run's {config.get('world_size')} ranks")
+        for rng in raw["rank_rng"]:
+            _check_rng(rng, bad)
     return raw
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,9 @@ def add_parser(commands: Any) -> None:
                      help="run folder (default: runs/<model>-<data>)")
     fit.add_argument("--checkpoint-every", type=common.positive_int, default=None, metavar="STEPS",
                      help="steps between checkpoints (default: one per epoch)")
+    fit.add_argument("--distributed", action="store_true",
+                     help="train data-parallel, one process per rank, under `torchrun --nproc_per_node=N -m ppgen "
+                          "fit ...`: each batch is split across the ranks, rank 0 writes the run folder")
     again = fit.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     again.add_argument("--resume", action="store_true",
@@ -105,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
     if kind == "moons" and args.binarize is not None:
         args.parser.error("--binarize/--no-binarize applies to image data (digits, fashion-mnist, idx:PATH), "
                           "not moons")
+    from ppgen.distributed import current, launched_world_size
+
+    if launched_world_size() > 1 and not args.distributed:
+        args.parser.error(f"this process is one of {launched_world_size()} that a launcher (torchrun) started, but "
+                          f"--distributed is not given: each would fit alone and write the same run folder; pass "
+                          f"--distributed to train them together")
     options = model_options(args)
     binarize = None
     if kind != "moons":
@@ -120,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from ppgen.runfolder import FIT, RunFolder
     from ppgen.structure import inspect as inspect_program
 
-    RunFolder(out).check_writable(overwrite=args.overwrite, resume=args.resume, label="--out")  # before any work
+    if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 alone writes the run folder
+        RunFolder(out).check_writable(overwrite=args.overwrite, resume=args.resume, label="--out")  # before any work
     config = {"model": args.model, "model_options": options, "inference": args.inference, "k": args.k,
               "data": args.data, "binarize": binarize, "epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed, "eval_k": args.eval_k, "device": str(args.device)}
@@ -142,11 +153,14 @@ def run(args: argparse.Namespace) -> int:
     fit = ppgen.fit(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, progress=args.progress, out=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
-                    run_config=config)
+                    run_config=config, distributed=args.distributed)
     wall_time = time.perf_counter() - start
     folder = RunFolder(out)
     estimate = common.test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed,
                                           spacing=config["dequantize"])
+    group = current()  # the test set was evaluated by every rank, a share each; rank 0 writes the rest
+    if not group.writer:
+        return 0
     comparable = not continuous or spacing is None or args.dequantize
     metrics = {
         "config": config,
@@ -160,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         "exact": estimate.exact,
         **common.comparability(comparable, spacing),
         "wall_time_s": wall_time,
+        "world_size": group.world_size,
     }
     folder.write(common.METRICS_FILE, common.json_bytes(metrics))
     pictures, skipped = draw_pictures(fit, data, folder, args.seed)
