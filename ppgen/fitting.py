@@ -16,9 +16,10 @@ from pyro.optim import PyroOptim
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ppgen.boundary import check_optional_bool, check_run_arguments, check_scalar_loss
+from ppgen.boundary import check_optional_bool, check_run_arguments
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import Batch, as_batch
+from ppgen.fastpath import Gradients, check_compile
 from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
 from ppgen.objective import Objective
 from ppgen.program import as_model_input, as_module
@@ -32,7 +33,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         lr: float = 1e-3, optim: Any = None, seed: int | None = 0, device: str | torch.device = "cpu",
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
-        divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None) -> Fit:
+        divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
+        compile: bool | str = False) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -63,6 +65,10 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         divergence_factor: a step loss more than this many times its running median (in scale) is a
             divergence; ``None`` turns the test off (non-finite losses and gradients are always caught).
         run_config: JSON-able settings of the caller, recorded in the run's manifest and checked on resume.
+        compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step
+            (guide, model, bound, gradient) traced once per batch shape and replayed; ``True``: that graph also
+            compiled by ``torch.compile`` (seconds per batch shape, once). Checked against the plain step on the
+            same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.fastpath`).
 
     Returns:
         The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
@@ -84,6 +90,7 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
     progress = check_optional_bool(progress, "progress")
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
+    compile = check_compile(compile)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
     data = as_batch(data, name="data")
@@ -114,7 +121,7 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
         run = RunFolder.start(run.path, config, overwrite=overwrite, resume=resume)
     save = checkpointer(run, module, optimizer, generator, config)
     state = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress, state=state,
-                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor)
+                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, compile=compile)
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"))
     result.skipped = state.skipped
     if run is not None:
@@ -159,13 +166,13 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
           data: Batch, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
           state: RunState | None = None, save: Callable[[RunState], str] | None = None, every: int | None = None,
-          on_nan: str = "raise", factor: float | None = None) -> RunState:
+          on_nan: str = "raise", factor: float | None = None, compile: bool | str = False) -> RunState:
     """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
 
     Arguments:
         save: writes a checkpoint of the state; called every ``every`` steps (by default at each epoch's end),
             at the end, and when SIGINT or SIGTERM arrives, after which :class:`Interrupted` is raised.
-        on_nan, factor: see :func:`fit`.
+        on_nan, factor, compile: see :func:`fit`.
 
     Returns:
         The final state: ``history`` holds the mean loss of each epoch.
@@ -176,6 +183,7 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     """
     state = state if state is not None else RunState()
     params = list(module.parameters())
+    gradients = Gradients(module, structure, inference, compile)
     with torch.no_grad():
         good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
     per_epoch = math.ceil(len(data) / batch_size)
@@ -193,7 +201,7 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
             batches = state.order.split(batch_size)
             while state.position < len(batches):
                 batch = take(data, batches[state.position])
-                step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor)
+                step(module, structure, gradients, optimizer, batch, params, good, state, on_nan, factor)
                 if save is not None and state.step % every == 0:
                     save(state)
                 if stop.received:
@@ -208,17 +216,14 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     return state
 
 
-def step(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
+def step(module: nn.Module, structure: Structure, gradients: Gradients, optimizer: torch.optim.Optimizer,
          batch: Batch, params: list[Tensor], good: list[Tensor], state: RunState, on_nan: str,
          factor: float | None) -> None:
     """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``."""
     state.step += 1
     state.position += 1
     try:
-        loss = inference.loss(module, structure, batch)
-        check_scalar_loss(loss, inference)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = gradients(batch)  # the backend's loss, its gradient in each parameter's .grad
         value, norm = torch.stack([loss.detach().double(), gradient_norm(params).double().to(loss.device)]).tolist()
     except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
         value, norm, why = math.nan, math.nan, f"a matrix factorisation failed ({error})"
