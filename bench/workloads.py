@@ -20,6 +20,7 @@ import ppgen.density
 from ppgen import datasets, inference
 from ppgen.models import VAE
 from ppgen.data import Batch
+from ppgen.fastpath import Gradients
 from ppgen.structure import inspect
 
 import handwritten  # bench/ is on sys.path when a script in it runs
@@ -46,10 +47,15 @@ BOUNDS = {
     "iwae5": Bound("IWAE(k=5)", partial(inference.IWAE, k=5), partial(handwritten.iwae_loss, k=5)),
 }
 
+#: the values of ``fit(..., compile=...)`` that the training figures compare, by workload name.
+COMPILE = {"capture": "capture", "compiled": True}
+
 #: workload name -> (side, what). Training workloads run ``epochs`` passes; a query is one call.
 WORKLOADS = {
     **{f"ppgen-fit-{b}": ("ppgen", "fit") for b in BOUNDS},
+    **{f"ppgen-fit-capture-{b}": ("ppgen", "fit-capture") for b in BOUNDS},
     **{f"ppgen-loss-{b}": ("ppgen", "loss") for b in BOUNDS},
+    **{f"ppgen-{mode}-{b}": ("ppgen", mode) for mode in COMPILE for b in BOUNDS},
     **{f"handwritten-{b}": ("handwritten", "train") for b in BOUNDS},
     "ppgen-query": ("ppgen", "query"),
     "handwritten-query": ("handwritten", "query"),
@@ -58,10 +64,12 @@ WORKLOADS = {
 
 @dataclass(frozen=True)
 class Workload:
-    """A built workload: ``run()`` does the measured work, ``steps`` optimiser steps (or 1 query) of it."""
+    """A built workload: ``run()`` does the measured work, ``steps`` optimiser steps (or 1 query) of it;
+    ``setup_seconds``, the time its set-up spent capturing (and compiling) the step, untimed in ``run()``."""
 
     run: Callable[[], object]
     steps: int
+    setup_seconds: float = 0.0
 
 
 def load_data(device: torch.device) -> tuple[Tensor, Tensor]:
@@ -76,10 +84,40 @@ def network(device: torch.device, x_dim: int) -> VAE:
     return VAE(x_dim=x_dim).to(device)
 
 
-def fit(vae: VAE, train: Tensor, bound: str, epochs: int) -> ppgen.Fit:
+def fit(vae: VAE, train: Tensor, bound: str, epochs: int, compile: bool | str = False) -> ppgen.Fit:
     """``ppgen.fit`` with the benchmark's settings: the public path, progress bar off."""
     return ppgen.fit(vae, train, inference=BOUNDS[bound].backend(), epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                     seed=SEED, device=train.device, progress=False)
+                     seed=SEED, device=train.device, progress=False, compile=compile)
+
+
+def captured(vae: VAE, train: Tensor, bound: str, compile: bool | str) -> Gradients:
+    """ppgen's step for ``bound`` captured (``compile="capture"``) or compiled (``True``) for both batch shapes of
+    an epoch, the full batch and the last one: the set-up that ``fit`` does on the first step of each shape."""
+    gradients = Gradients(vae, inspect(vae, train[:2]), BOUNDS[bound].backend(), compile)
+    last = len(train) % BATCH_SIZE or BATCH_SIZE
+    with pyro.validation_enabled(False):
+        for size in sorted({BATCH_SIZE, last}):
+            gradients(Batch((train[:size],), torch.arange(size, device=train.device), len(train)))
+    if gradients.fallbacks:
+        raise RuntimeError(f"the benchmark's step was not captured: {gradients.fallbacks}")
+    return gradients
+
+
+def train_captured(gradients: Gradients, optimizer: torch.optim.Optimizer, x: Tensor, epochs: int, batch_size: int,
+                   generator: torch.Generator) -> list[float]:
+    """The hand-written loop of :func:`handwritten.train`, with ppgen's captured step for loss and backward."""
+    n = x.shape[0]
+    history = []
+    with pyro.validation_enabled(False):
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=generator).to(x.device)
+            total = x.new_zeros(())
+            for rows in order.split(batch_size):
+                loss = gradients(Batch((x[rows],), rows, n))
+                optimizer.step()
+                total += loss * len(rows)
+            history.append(total.item() / n)
+    return history
 
 
 def without_validation(loss: Callable[[Batch], Tensor], x: Tensor) -> Tensor:
@@ -99,13 +137,17 @@ def build(name: str, train: Tensor, test: Tensor, epochs: int) -> Workload:
             return Workload(partial(trained.log_prob, test, k=QUERY_K), 1)
         return Workload(partial(handwritten.log_prob, trained.model, test, QUERY_K, PARTICLE_POINTS), 1)
     bound = name.rsplit("-", 1)[1]
-    if what == "fit":
-        return Workload(partial(fit, vae, train, bound, epochs), steps)
+    if what in ("fit", "fit-capture"):
+        return Workload(partial(fit, vae, train, bound, epochs, "capture" if what == "fit-capture" else False), steps)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
+    generator = torch.Generator().manual_seed(SEED)
+    if what in COMPILE:
+        gradients = captured(vae, train, bound, COMPILE[what])
+        return Workload(partial(train_captured, gradients, optimizer, train, epochs, BATCH_SIZE, generator), steps,
+                        sum(gradients.capture_seconds.values()))
     if what == "loss":
         backend, structure = BOUNDS[bound].backend(), inspect(vae, train[:2])
         loss = partial(without_validation, partial(backend.loss, vae, structure))
     else:
         loss = partial(BOUNDS[bound].loss, vae)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
-    generator = torch.Generator().manual_seed(SEED)
     return Workload(partial(handwritten.train, loss, optimizer, train, epochs, BATCH_SIZE, generator), steps)

@@ -142,10 +142,11 @@ class Gradients:
         except Exception as error:  # anything a trace cannot take: data-dependent control flow, for one
             return self._fall_back(key, batch, f"the step could not be traced: {type(error).__name__}: "
                                                f"{_first_line(error)}")
-        run = torch.compile(graph, dynamic=False) if self.compile is True else graph
-        captured = _Captured(_flat(run), 0.0)
-        self._graphs[key] = captured
-        loss = self._verified(key, captured, batch)
+        with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
+            warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
+            captured = _Captured(_flat(torch.compile(graph, dynamic=False) if self.compile is True else graph), 0.0)
+            self._graphs[key] = captured
+            loss = self._verified(key, captured, batch)
         captured.seconds = self.capture_seconds[key] = time.perf_counter() - start
         return loss
 
