@@ -35,6 +35,7 @@ import pyro
 import torch
 
 import ppgen
+from ppgen import fastpath
 from ppgen.data import as_batch
 from ppgen.structure import inspect
 
@@ -43,7 +44,8 @@ import exact_families
 import handwritten
 import latent_families
 import render
-from workloads import BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, network
+from workloads import (BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, model_of,
+                       network)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -172,11 +174,12 @@ def run_memory(workload: str, device: torch.device, threads: int) -> tuple[float
 
 def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
     """The hand-written losses, gradients and log p(x) against ppgen's, on the same weights and random draws."""
-    vae = network(train.device, train.shape[1])
-    structure, xb = inspect(vae, train[:2]), train[:BATCH_SIZE]
+    xb = train[:BATCH_SIZE]
     batch = as_batch(xb)
     checks = {}
-    for bound in BOUNDS.values():
+    for key, bound in BOUNDS.items():
+        vae = model_of(key, train)
+        structure = inspect(vae, train[:2])
         values, grads = [], []
         for loss, data in ((partial(bound.backend().loss, vae, structure), batch), (partial(bound.loss, vae), xb)):
             torch.manual_seed(SEED + 1)
@@ -187,7 +190,7 @@ def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
             grads.append(torch.cat([p.grad.flatten() for p in vae.parameters()]))
         checks[f"loss, {bound.label}"] = {"ppgen": values[0], "handwritten": values[1],
                                           "max_abs_grad_difference": (grads[0] - grads[1]).abs().max().item()}
-    trained = fit(vae, train, "elbo", 1)
+    trained = fit(network(train.device, train.shape[1]), train, "elbo", 1)
     estimates = []
     for query in (partial(trained.log_prob, test, k=QUERY_K),
                   partial(handwritten.log_prob, trained.model, test, QUERY_K, PARTICLE_POINTS)):
@@ -226,7 +229,7 @@ def main() -> None:
                      "network": "ppgen.models.VAE(x_dim=64, z_dim=8, hidden=(400,), likelihood='bernoulli')",
                      "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,
                      "epochs_per_run": args.epochs, "repeats": args.repeats, "query_k": QUERY_K,
-                     "particle_points_per_pass": PARTICLE_POINTS},
+                     "particle_points_per_pass": PARTICLE_POINTS, "verify_every": fastpath.VERIFY_EVERY},
         "figures": [], "sanity": {}, "final_training_loss": {}, "capture_seconds": {}, "skipped": {},
     }
     devices = [torch.device("cpu")]

@@ -13,12 +13,13 @@ from functools import partial
 
 import pyro
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 import ppgen
 import ppgen.density
 from ppgen import datasets, inference
-from ppgen.models import VAE
+from ppgen.models import VAE, MixtureOfBernoullis
+from ppgen.objective import Objective
 from ppgen.data import Batch
 from ppgen.fastpath import Gradients
 from ppgen.structure import inspect
@@ -35,16 +36,20 @@ PARTICLE_POINTS = ppgen.density.PARTICLE_POINTS_PER_PASS
 
 @dataclass(frozen=True)
 class Bound:
-    """One training objective, as a ppgen backend and as a hand-written loss of (vae, x)."""
+    """One training objective and model, as a ppgen backend and as a hand-written loss of (model, x); the
+    model is the benchmark's VAE unless ``mixture``."""
 
     label: str
-    backend: Callable[[], inference.ELBO | inference.IWAE]
-    loss: Callable[[VAE, Tensor], Tensor]
+    backend: Callable[[], Objective]
+    loss: Callable[[nn.Module, Tensor], Tensor]
+    mixture: bool = False
 
 
 BOUNDS = {
     "elbo": Bound("ELBO", inference.ELBO, handwritten.elbo_loss),
     "iwae5": Bound("IWAE(k=5)", partial(inference.IWAE, k=5), partial(handwritten.iwae_loss, k=5)),
+    "mixture": Bound("MLE, MixtureOfBernoullis(n_components=10), c enumerated", inference.MLE,
+                     handwritten.mixture_loss, mixture=True),
 }
 
 #: the values of ``fit(..., compile=...)`` that the training figures compare, by workload name.
@@ -82,6 +87,17 @@ def network(device: torch.device, x_dim: int) -> VAE:
     """The benchmarked network, ``VAE(x_dim, z_dim=8, hidden=(400,))``, with the same initial weights each call."""
     torch.manual_seed(SEED)
     return VAE(x_dim=x_dim).to(device)
+
+
+def model_of(bound: str, train: Tensor) -> nn.Module:
+    """The network of ``bound``: :func:`network`, or the mixture of Bernoullis started from the data (k-means), the
+    same initial weights each call."""
+    if not BOUNDS[bound].mixture:
+        return network(train.device, train.shape[1])
+    torch.manual_seed(SEED)
+    mixture = MixtureOfBernoullis(x_dim=train.shape[1])
+    mixture.initialize(train)
+    return mixture.to(train.device)
 
 
 def fit(vae: VAE, train: Tensor, bound: str, epochs: int, compile: bool | str = False) -> ppgen.Fit:
@@ -129,7 +145,7 @@ def without_validation(loss: Callable[[Batch], Tensor], x: Tensor) -> Tensor:
 def build(name: str, train: Tensor, test: Tensor, epochs: int) -> Workload:
     """Set up workload ``name`` (a key of :data:`WORKLOADS`); training ones run ``epochs`` passes over ``train``."""
     side, what = WORKLOADS[name]
-    vae = network(train.device, train.shape[1])
+    vae = network(train.device, train.shape[1]) if what == "query" else model_of(name.rsplit("-", 1)[1], train)
     steps = epochs * math.ceil(train.shape[0] / BATCH_SIZE)
     if what == "query":
         trained = fit(vae, train, "elbo", 1)  # a Fit to query; both sides query the same weights
