@@ -54,7 +54,8 @@ handlers (particle plate, guide trace, replay, `compute_log_prob`) and autograd,
 `compile="capture"` traces that whole step, guide, model, log weights, objective and `torch.autograd.grad`, once
 per batch shape into one graph of tensor operations (`make_fx` on fake tensors, parameters, buffers, data and rows
 as inputs, random draws as operations of the graph) and replays it; `compile=True` compiles that graph with
-`torch.compile` (inductor). The model stays the user's Pyro program. The first step of each batch shape runs the
+`torch.compile` (inductor), for the first batch shape (the full batch; the last, smaller batch of an epoch is
+replayed uncompiled). The model stays the user's Pyro program. The first step of each batch shape runs the
 plain step and the graph on the same draws and compares loss, gradients, buffers and the random stream, and
 again every {results["settings"].get("verify_every", "few hundred")} replays; a program the trace cannot take (data-dependent control
 flow, parameters in a param store) or whose graph disagrees runs the plain step, with a `FastPathFallback`

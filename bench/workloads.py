@@ -107,12 +107,13 @@ def fit(vae: VAE, train: Tensor, bound: str, epochs: int, compile: bool | str = 
 
 
 def captured(vae: VAE, train: Tensor, bound: str, compile: bool | str) -> Gradients:
-    """ppgen's step for ``bound`` captured (``compile="capture"``) or compiled (``True``) for both batch shapes of
-    an epoch, the full batch and the last one: the set-up that ``fit`` does on the first step of each shape."""
+    """ppgen's step for ``bound`` captured (``compile="capture"``) or compiled (``True``: the full batch compiled,
+    the last one of an epoch captured) for both batch shapes of an epoch: the set-up that ``fit`` does on the first
+    step of each shape."""
     gradients = Gradients(vae, inspect(vae, train[:2]), BOUNDS[bound].backend(), compile)
     last = len(train) % BATCH_SIZE or BATCH_SIZE
     with pyro.validation_enabled(False):
-        for size in sorted({BATCH_SIZE, last}):
+        for size in dict.fromkeys((BATCH_SIZE, last)):  # the full batch first: compile=True compiles that one
             gradients(Batch((train[:size],), torch.arange(size, device=train.device), len(train)))
     if gradients.fallbacks:
         raise RuntimeError(f"the benchmark's step was not captured: {gradients.fallbacks}")

@@ -6,7 +6,8 @@ site's ``log_prob``) and autograd's graph again at every step, in Python. Here t
 graph of tensor operations by ``make_fx`` on fake tensors, with the parameters, buffers, data and row indices as
 inputs and the random draws as operations of the graph (so that replaying it draws from torch's random stream
 exactly as the plain step does). The graph is then replayed as it is (``compile="capture"``), or compiled by
-``torch.compile``'s inductor (``compile=True``).
+``torch.compile``'s inductor (``compile=True``): the first batch shape only, the full batch of a fit, as the
+compilation takes seconds and the last, smaller batch of an epoch is one step in many; later shapes are replayed.
 
 Correctness before speed. Tracing on fake tensors, which hold no values, fails on data-dependent control flow (a
 Python ``if`` on a tensor's value) instead of recording one branch of it; a program whose parameters live in a
@@ -80,7 +81,8 @@ class Gradients:
         structure: its :class:`~ppgen.structure.Structure`.
         inference: the backend whose ``loss`` is differentiated.
         compile: ``False``: the plain step, Pyro's handlers at every step; ``"capture"``: the step traced once per
-            batch shape and replayed; ``True``: the traced step also compiled by ``torch.compile`` (inductor).
+            batch shape and replayed; ``True``: the traced step of the first batch shape also compiled by
+            ``torch.compile`` (inductor), those of later shapes replayed.
 
     Attributes:
         capture_seconds: seconds spent tracing (and, with ``compile=True``, compiling) each batch shape, by shape.
@@ -144,7 +146,8 @@ class Gradients:
                                                f"{_first_line(error)}")
         with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
             warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
-            captured = _Captured(_flat(torch.compile(graph, dynamic=False) if self.compile is True else graph), 0.0)
+            compiled = self.compile is True and not self.capture_seconds  # the first shape only
+            captured = _Captured(_flat(torch.compile(graph, dynamic=False) if compiled else graph), 0.0)
             self._graphs[key] = captured
             loss = self._verified(key, captured, batch)
         captured.seconds = self.capture_seconds[key] = time.perf_counter() - start

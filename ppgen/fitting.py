@@ -66,8 +66,8 @@ def fit(model: Any, data: Any, *, inference: Objective | None = None, epochs: in
             divergence; ``None`` turns the test off (non-finite losses and gradients are always caught).
         run_config: JSON-able settings of the caller, recorded in the run's manifest and checked on resume.
         compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step
-            (guide, model, bound, gradient) traced once per batch shape and replayed; ``True``: that graph also
-            compiled by ``torch.compile`` (seconds per batch shape, once). Checked against the plain step on the
+            (guide, model, bound, gradient) traced once per batch shape and replayed; ``True``: the graph of the
+            first batch shape also compiled by ``torch.compile`` (seconds, once). Checked against the plain step on the
             same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.fastpath`).
 
     Returns:
