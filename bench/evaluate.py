@@ -31,7 +31,7 @@ RESULTS = Path(__file__).resolve().parent / "evaluate.json"
 KS = (100, 1000, 5000)
 NS = (1_000, 10_000, 100_000)
 #: N * K above which a configuration runs only with --full.
-DEFAULT_LIMIT = 10**7
+DEFAULT_LIMIT = 5 * 10**6
 BUDGETS = (2**13, 2**15, 2**17)
 
 

@@ -26,9 +26,10 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ from ppgen.boundary import check_scalar_loss
 from ppgen.data import Batch
 from ppgen.estimators import _Call
 from ppgen.objective import Objective
-from ppgen.program import PyroFunctions
+from ppgen.program import PyroFunctions, _param_key
 from ppgen.structure import Structure, _first_line
 
 #: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled.
@@ -135,9 +136,6 @@ class Gradients:
 
     def _capture(self, key: tuple, batch: Batch) -> Tensor:
         """The plain step on ``batch``; the step's graph traced, checked against it, and kept for its shape."""
-        if isinstance(self.module, PyroFunctions):
-            return self._fall_back(key, batch, "the program's parameters live in a param store (pyro.param in "
-                                               "plain functions), which a traced graph cannot take as inputs")
         start = time.perf_counter()
         try:
             graph = self._trace(batch)
@@ -150,7 +148,8 @@ class Gradients:
             captured = _Captured(_flat(torch.compile(graph, dynamic=False) if compiled else graph), 0.0)
             self._graphs[key] = captured
             loss = self._verified(key, captured, batch)
-        captured.seconds = self.capture_seconds[key] = time.perf_counter() - start
+        if key not in self.fallbacks:
+            captured.seconds = self.capture_seconds[key] = time.perf_counter() - start
         return loss
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:
@@ -170,10 +169,11 @@ class Gradients:
 
         inputs = [p.detach().requires_grad_() for p in self.params] + self.buffers + [batch.rows, *batch.args]
         with torch.enable_grad():
-            return make_fx(step, tracing_mode="fake")(*inputs)
+            return make_fx(step, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
 
     def _loss_of(self, batch: Batch) -> Tensor:
-        loss = self.inference.loss(self.module, self.structure, batch)
+        with _store_reads_inputs(self.module):
+            loss = self.inference.loss(self.module, self.structure, batch)
         check_scalar_loss(loss, self.inference)
         return loss
 
@@ -209,6 +209,21 @@ class Gradients:
         warnings.warn(f"compile={self.compile!r}: batches of shape {key[1]} run on the plain path: {why}",
                       FastPathFallback, stacklevel=4)
         return self.plain(batch)
+
+
+@contextlib.contextmanager
+def _store_reads_inputs(module: nn.Module) -> Iterator[None]:
+    """Inside ``functional_call``, the param store of a :class:`~ppgen.program.PyroFunctions` pair holds the
+    tensors swapped in for its parameters, so that ``pyro.param`` reads the graph's inputs; restored after."""
+    if not isinstance(module, PyroFunctions):
+        yield
+        return
+    saved = dict(module._store["params"])
+    module._store["params"].update({name: module.params[_param_key(name)] for name in saved})
+    try:
+        yield
+    finally:  # a run of the program may have replaced the dict: restore the one it holds now
+        module._store["params"].update(saved)
 
 
 def _flat(graph: Callable[..., Any]) -> Callable[..., Any]:
