@@ -57,9 +57,10 @@ as inputs, random draws as operations of the graph) and replays it; `compile=Tru
 `torch.compile` (inductor), for the first batch shape (the full batch; the last, smaller batch of an epoch is
 replayed uncompiled). The model stays the user's Pyro program. The first step of each batch shape runs the
 plain step and the graph on the same draws and compares loss, gradients, buffers and the random stream, and
-again every {results["settings"].get("verify_every", "few hundred")} replays; a program the trace cannot take (data-dependent control
-flow, parameters in a param store) or whose graph disagrees runs the plain step, with a `FastPathFallback`
-warning (`tests/test_fastpath.py` checks every zoo model under every backend, and the fallbacks).
+again every {results["settings"].get("verify_every", "few hundred")} replays; a program the trace cannot take
+(data-dependent control flow or shapes) or whose graph disagrees runs the plain step, with a `FastPathFallback`
+warning (`tests/test_fastpath.py` checks every zoo model under every backend, the reference set of users' Pyro
+programs under ELBO and IWAE, and the fallbacks).
 
 Rows `captured step` and `compiled step` run ppgen's step in the hand-written loop, the capture (and compilation)
 done in set-up and reported here; `ppgen.fit(compile='capture')` is the whole fit with its trace included.
