@@ -70,7 +70,6 @@ class _Captured:
     """One batch shape's graph: ``run`` maps (parameters, buffers, rows, inputs) to (loss, gradients)."""
 
     run: Callable[..., Any]
-    seconds: float
     replays: int = 0
 
 
@@ -146,11 +145,11 @@ class Gradients:
         with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
             warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
             compiled = self.compile is True and not self.capture_seconds  # the first shape only
-            captured = _Captured(_flat(torch.compile(graph, dynamic=False) if compiled else graph), 0.0)
+            captured = _Captured(_flat(torch.compile(graph, dynamic=False) if compiled else graph))
             self._graphs[key] = captured
             loss = self._verified(key, captured, batch)
         if key not in self.fallbacks:
-            captured.seconds = self.capture_seconds[key] = time.perf_counter() - start
+            self.capture_seconds[key] = time.perf_counter() - start
         return loss
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:
