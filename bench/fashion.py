@@ -55,7 +55,7 @@ def epoch(path: str, bound: str, x: torch.Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved epochs per path (default 2)")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved epochs per path (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     try:

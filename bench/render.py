@@ -357,7 +357,8 @@ and the same initial weights. Data: {settings['data']}.
 Rerun with `make bench` (about {results['seconds']:.0f} s here; `bench/run.py --help` for options); it rewrites
 `bench/results.json` and this page. Tests never fail on a timing.
 
-Measured on a shared 2-core machine, interleaved, torch.set_num_threads(1): {machine['date']} on {machine['cpu']} ({machine['cpu_count']} CPUs{gpu}), torch
+Measured on a shared 2-core machine, interleaved, torch.set_num_threads(1):
+{machine['date']} on {machine['cpu']} ({machine['cpu_count']} CPUs{gpu}), torch
 {machine['torch']} with {machine['torch_threads']} thread(s), Pyro {machine['pyro']}, Python {machine['python']},
 ppgen {machine['ppgen']} at `{machine['commit']}`.
 
@@ -366,7 +367,8 @@ ppgen {machine['ppgen']} at `{machine['commit']}`.
 Checks of the reference against ppgen:
 
 {sanity(results)}
-{fast_path_section(results)}{fashion_section()}{evaluate_section()}{scale_section()}{exact_section(results)}{latent_section(latent)}
+{fast_path_section(results)}{fashion_section()}{evaluate_section()}{scale_section()}
+{exact_section(results)}{latent_section(latent)}
 {burda(results)}"""
 
 

@@ -90,8 +90,8 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object
     return time.perf_counter() - start, out
 
 
-def time_workloads(names: list[str], train: torch.Tensor, test: torch.Tensor, epochs: int,
-                   repeats: int, setup: dict[str, float] | None = None) -> tuple[dict[str, list[float]], dict[str, object]]:
+def time_workloads(names: list[str], train: torch.Tensor, test: torch.Tensor, epochs: int, repeats: int,
+                   setup: dict[str, float] | None = None) -> tuple[dict[str, list[float]], dict[str, object]]:
     """Seconds per step of each workload in each of ``repeats`` interleaved rounds after a warm-up run; each
     workload's set-up seconds (capturing or compiling its step) go into ``setup``."""
     built = {name: build(name, train, test, epochs) for name in names}

@@ -15,8 +15,9 @@ step of every batch shape runs both paths on the same random draws and compares 
 buffer and the random stream's position afterwards (a parameter that the program reads other than through the
 module, which the graph would hold as a constant, shows there): any difference, or any failure to trace, leaves
 that batch shape on the plain path for the rest of the fit, with a :class:`FastPathFallback` warning that says
-why. The parameters of plain functions, in a param store of their own, are read from the graph's inputs. The comparison is repeated every :data:`VERIFY_EVERY` replays of a
-graph, for a program whose set of sites could change with Python state that no trace sees.
+why. The parameters of plain functions, in a param store of their own, are read from the graph's inputs. The
+comparison is repeated every :data:`VERIFY_EVERY` replays of a graph, for a program whose set of sites could change
+with Python state that no trace sees.
 
 References:
     PyTorch 2: Faster Machine Learning Through Dynamic Python Bytecode Transformation and Graph Compilation (Ansel
@@ -242,7 +243,8 @@ def _shape_key(batch: Batch, training: bool) -> tuple:
 
 
 def _disagreement(loss: Tensor, replayed: Tensor, grads: list[Tensor | None], replayed_grads: list[Tensor | None],
-                  buffers: list[Tensor], replayed_buffers: list[Tensor], rng: Tensor, replayed_rng: Tensor) -> str | None:
+                  buffers: list[Tensor], replayed_buffers: list[Tensor], rng: Tensor,
+                  replayed_rng: Tensor) -> str | None:
     """Why the graph's results differ from the plain step's on the same draws, or ``None`` where they agree."""
     if not torch.equal(rng, replayed_rng):
         return "the captured step drew a different number of random values"

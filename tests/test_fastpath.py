@@ -185,8 +185,9 @@ def test_users_pyro_programs_give_the_plain_steps_loss_and_gradients(case, backe
         fast(batch)
         assert_same_step(plain, fast, batch, seeds=(2, 3))
     assert len(fast.capture_seconds) + len(fast.fallbacks) == 1
-    assert [str(w.message) for w in caught] == [f"compile='capture': batches of shape {tuple(tuple(a.shape) for a in args)} "
-                                                f"run on the plain path: {why}" for why in fast.fallbacks.values()]
+    shape = tuple(tuple(a.shape) for a in args)
+    assert [str(w.message) for w in caught] == [f"compile='capture': batches of shape {shape} run on the plain path: "
+                                                f"{why}" for why in fast.fallbacks.values()]
     for why in fast.fallbacks.values():
         assert why.startswith(("the step could not be traced: GuardOnDataDependentSymNode",
                                "the captured step's gradient of parameter"))
