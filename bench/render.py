@@ -67,6 +67,12 @@ done in set-up and reported here; `ppgen.fit(compile='capture')` is the whole fi
 
 {capture_seconds(results)}
 
+Limits, as measured: the captured step without a compiler replays its graph of some two hundred operations one
+Python call at a time, about as fast as the hand-written loop's eager forward and C++ backward, not faster; only the
+compiled step beats the hand-written loop. Its compilation took tens of seconds per batch shape here, not the few
+seconds the goal asks, and a program that falls back runs the plain step, whose ratio is in the first rows. Tried and
+left out: `torch.compile` of the backend's loss as it is (graph breaks in Pyro's messenger stack, no speed-up).
+
 Not measured here: the GPU rows (no GPU was lent to this work). The captured step adds no host-device
 synchronisation of its own, but `fit`'s divergence guard still reads the loss and the gradient norm back at each
 step. `compile=True` is not the default: its inductor compilation takes tens of seconds per batch shape on this
@@ -102,7 +108,8 @@ torch.set_num_threads(1), by `{data['command']}`; left out as too long here (run
 
 {chr(10).join(lines)}
 
-Peak memory against the chunk budget, N = 1000, K = 1000:
+Peak memory against the chunk budget, N = 1000, K = 1000 (measured in one process: a query whose memory the
+allocator had kept from an earlier one reads lower, down to 0):
 
 {chr(10).join(budget)}
 """
@@ -125,11 +132,13 @@ def scale_section() -> str:
 ![Step time as a ratio to hand-written PyTorch against batch size, width, K and N](images/scale.png)
 
 `bench/scale.py` varies one setting at a time from the speed figures' (batch 128, width 400, K = 1, N = 1437).
-The plain step's ratio falls from {ratio(smallest, 'plain'):.2f} at batch {smallest['setting']['batch size']} to
+The plain step's ratio goes from {ratio(smallest, 'plain'):.2f} at batch {smallest['setting']['batch size']} to
 {ratio(biggest, 'plain'):.2f} at batch {biggest['setting']['batch size']} (the captured step's: from
-{ratio(smallest, 'captured'):.2f} to {ratio(biggest, 'captured'):.2f}): past a few hundred points per step the
-fixed cost per step no longer matters. N changes nothing ({len([k for k in rows if k[0] == 'N'])} sizes up to
-{max(k[1] for k in rows if k[0] == 'N')}). Measured {data['date']} on a shared 2-core machine, interleaved,
+{ratio(smallest, 'captured'):.2f} to {ratio(biggest, 'captured'):.2f}): the fixed cost per step matters less as
+the work per step grows. The size of the data set N leaves it where it was (plain step:
+{", ".join(f"{ratio(rows[key], 'plain'):.2f}" for key in sorted(k for k in rows if k[0] == 'N'))} for N =
+{", ".join(str(key[1]) for key in sorted(k for k in rows if k[0] == 'N'))}).
+Measured {data['date']} on a shared 2-core machine, interleaved,
 torch.set_num_threads(1), {data['steps']} steps x {data['repeats']} rounds per point.
 """
 
