@@ -70,8 +70,9 @@ done in set-up and reported here; `ppgen.fit(compile='capture')` is the whole fi
 Limits, as measured: the captured step without a compiler replays its graph of some two hundred operations one
 Python call at a time, about as fast as the hand-written loop's eager forward and C++ backward, not faster; only the
 compiled step beats the hand-written loop. Its compilation took tens of seconds per batch shape here, not the few
-seconds the goal asks, and a program that falls back runs the plain step, whose ratio is in the first rows. Tried and
-left out: `torch.compile` of the backend's loss as it is (graph breaks in Pyro's messenger stack, no speed-up).
+seconds the goal asks, and a program that falls back runs the plain step, whose ratio is in the first rows. Not retried
+here: `torch.compile` of the backend's loss as it is, which issue 13 measured at no speed-up (graph breaks in
+Pyro's messenger stack); tracing the step first is what removes them.
 
 Not measured here: the GPU rows (no GPU was lent to this work). The captured step adds no host-device
 synchronisation of its own, but `fit`'s divergence guard still reads the loss and the gradient norm back at each
