@@ -17,15 +17,12 @@ def number(value: float | None) -> str:
 
 def table(results: dict) -> str:
     """The figures as a Markdown table."""
-    lines = ["| device | figure | ppgen path | ppgen | hand-written | ratio ppgen / hand-written |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = ["| device | figure | ppgen path | ratio ppgen / hand-written |", "|---|---|---|---:|"]
     for row in results["figures"]:
-        unit = row["unit"]
         ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}"
-        lines.append(f"| {row['device']} | {row['figure']} | `{row['ppgen_path']}` | {number(row['ppgen'])} {unit} "
-                     f"| {number(row['handwritten'])} {unit} | {ratio} |")
+        lines.append(f"| {row['device']} | {row['figure']} | `{row['ppgen_path']}` | {ratio} ({row['unit']}) |")
     for device, why in results["skipped"].items():
-        lines.append(f"| {device} | skipped: {why} | | | | |")
+        lines.append(f"| {device} | skipped: {why} | | |")
     return "\n".join(lines)
 
 
@@ -367,7 +364,8 @@ and the same initial weights. Data: {settings['data']}.
 Rerun with `make bench` (about {results['seconds']:.0f} s here; `bench/run.py --help` for options); it rewrites
 `bench/results.json` and this page. Tests never fail on a timing.
 
-Measured on a shared 2-core machine, interleaved, torch.set_num_threads(1):
+Ratios only (the absolute times are in `bench/results.json`), measured on a shared 2-core machine, interleaved,
+torch.set_num_threads(1), by `{results.get('command', 'make bench')}`:
 {machine['date']} on {machine['cpu']} ({machine['cpu_count']} CPUs{gpu}), torch
 {machine['torch']} with {machine['torch_threads']} thread(s), Pyro {machine['pyro']}, Python {machine['python']},
 ppgen {machine['ppgen']} at `{machine['commit']}`.

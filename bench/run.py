@@ -225,6 +225,7 @@ def main() -> None:
         return
     results = {
         "machine": machine(args.threads),
+        "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
         "settings": {"data": "digits, binarised: 1437 training and 360 test points of 64 pixels",
                      "network": "ppgen.models.VAE(x_dim=64, z_dim=8, hidden=(400,), likelihood='bernoulli')",
                      "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,
