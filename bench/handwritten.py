@@ -1,7 +1,8 @@
 """The reference: the VAE's bounds, training loop and log p(x) estimate written by hand in PyTorch.
 
 The network is the encoder and decoder of a ``ppgen.models.VAE``, used directly as ``nn.Module`` parts;
-nothing here goes through Pyro. For K particles z_k = loc + scale * eps_k, eps_k ~ N(0, I),
+nothing here goes through Pyro. The mixture of Bernoullis, a model whose discrete class is enumerated, has
+its log-likelihood written out too (:func:`mixture_loss`). For K particles z_k = loc + scale * eps_k, eps_k ~ N(0, I),
 
     log w_k = log p(x | z_k) + log N(z_k; 0, I) - log N(z_k; loc, scale),
 
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ppgen.models import VAE
+from ppgen.models import VAE, MixtureOfBernoullis
 
 
 def log_weights(vae: VAE, x: Tensor, k: int) -> Tensor:
@@ -43,6 +44,14 @@ def elbo_loss(vae: VAE, x: Tensor, k: int = 1) -> Tensor:
 def iwae_loss(vae: VAE, x: Tensor, k: int) -> Tensor:
     """The negative K-sample importance-weighted bound per data point, averaged over the batch."""
     return -(log_weights(vae, x, k).logsumexp(0) - math.log(k)).mean()
+
+
+def mixture_loss(mixture: MixtureOfBernoullis, x: Tensor) -> Tensor:
+    """The negative log-likelihood per point of a mixture of Bernoullis, its class c summed out by hand:
+    -log sum_c pi_c prod_d p_cd^x_d (1 - p_cd)^(1 - x_d), averaged over the batch."""
+    log_pi = mixture.logits.log_softmax(-1)
+    log_px_given_c = x @ F.logsigmoid(mixture.probs_logits).T + (1 - x) @ F.logsigmoid(-mixture.probs_logits).T
+    return -(log_pi + log_px_given_c).logsumexp(-1).mean()
 
 
 def train(loss_fn: Callable[[Tensor], Tensor], optimizer: torch.optim.Optimizer, x: Tensor, epochs: int,

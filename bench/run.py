@@ -36,6 +36,7 @@ import pyro
 import torch
 
 import ppgen
+from ppgen import fastpath
 from ppgen.data import as_batch
 from ppgen.structure import inspect
 
@@ -45,7 +46,8 @@ import exact_families
 import handwritten
 import latent_families
 import render
-from workloads import BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, network
+from workloads import (BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, model_of,
+                       network)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -90,10 +92,13 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object
     return time.perf_counter() - start, out
 
 
-def time_workloads(names: list[str], train: torch.Tensor, test: torch.Tensor, epochs: int,
-                   repeats: int) -> tuple[dict[str, list[float]], dict[str, object]]:
-    """Seconds per step of each workload in each of ``repeats`` interleaved rounds after a warm-up run."""
+def time_workloads(names: list[str], train: torch.Tensor, test: torch.Tensor, epochs: int, repeats: int,
+                   setup: dict[str, float] | None = None) -> tuple[dict[str, list[float]], dict[str, object]]:
+    """Seconds per step of each workload in each of ``repeats`` interleaved rounds after a warm-up run; each
+    workload's set-up seconds (capturing or compiling its step) go into ``setup``."""
     built = {name: build(name, train, test, epochs) for name in names}
+    if setup is not None:
+        setup.update({name: workload.setup_seconds for name, workload in built.items()})
     for workload in built.values():
         workload.run()
     seconds: dict[str, list[float]] = {name: [] for name in names}
@@ -119,22 +124,34 @@ def final_loss(out: object) -> float:
     return out.history[-1] if isinstance(out, ppgen.Fit) else out[-1]
 
 
-def speed(train: torch.Tensor, test: torch.Tensor, epochs: int, repeats: int) -> tuple[list[dict], dict]:
-    """The training-step and query timings, and the final training losses of both sides."""
-    device, rows, losses = train.device, [], {}
+#: the ppgen side of each training figure: workload name (before the bound's key), and the path it times.
+TRAINING_PATHS = {
+    "ppgen-fit": "ppgen.fit",
+    "ppgen-fit-capture": "ppgen.fit(compile='capture'), capture included",
+    "ppgen-loss": "inference.loss + backward + step",
+    "ppgen-capture": "captured step (compile='capture') + step",
+    "ppgen-compiled": "compiled step (compile=True) + step",
+}
+
+
+def speed(train: torch.Tensor, test: torch.Tensor, epochs: int, repeats: int) -> tuple[list[dict], dict, dict]:
+    """The training-step and query timings, the final training losses of both sides, and the seconds spent
+    capturing and compiling each bound's step (both batch shapes of an epoch)."""
+    device, rows, losses, setup = train.device, [], {}, {}
     for key, bound in BOUNDS.items():
-        names = [f"ppgen-fit-{key}", f"ppgen-loss-{key}", f"handwritten-{key}"]
-        seconds, last = time_workloads(names, train, test, epochs, repeats)
+        names = [f"{side}-{key}" for side in TRAINING_PATHS] + [f"handwritten-{key}"]
+        seconds, last = time_workloads(names, train, test, epochs, repeats, setup)
         print(f"  training {bound.label}: done", flush=True)
-        rows.append(figure(device, f"training step, {bound.label}", "ppgen.fit", "ms/step", 1e3,
-                           seconds[names[0]], seconds[names[2]]))
-        rows.append(figure(device, f"training step, {bound.label}", "inference.loss + backward + step",
-                           "ms/step", 1e3, seconds[names[1]], seconds[names[2]]))
-        losses[bound.label] = {"ppgen.fit": final_loss(last[names[0]]), "handwritten": final_loss(last[names[2]])}
+        for side, path in TRAINING_PATHS.items():
+            rows.append(figure(device, f"training step, {bound.label}", path, "ms/step", 1e3,
+                               seconds[f"{side}-{key}"], seconds[names[-1]]))
+        losses[bound.label] = {"ppgen.fit": final_loss(last[names[0]]), "handwritten": final_loss(last[names[-1]])}
     seconds, _ = time_workloads(["ppgen-query", "handwritten-query"], train, test, 1, max(3, repeats // 2))
     rows.append(figure(device, f"log p(x) of the {test.shape[0]} test points, k={QUERY_K}", "Fit.log_prob",
                        "ms/query", 1e3, seconds["ppgen-query"], seconds["handwritten-query"]))
-    return rows, losses
+    capture = {f"{BOUNDS[name.rsplit('-', 1)[1]].label}, {name.split('-')[1]}": round(value, 2)
+               for name, value in setup.items() if value > 0}
+    return rows, losses, capture
 
 
 def memory(device: torch.device, threads: int) -> list[dict]:
@@ -159,11 +176,12 @@ def run_memory(workload: str, device: torch.device, threads: int) -> tuple[float
 
 def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
     """The hand-written losses, gradients and log p(x) against ppgen's, on the same weights and random draws."""
-    vae = network(train.device, train.shape[1])
-    structure, xb = inspect(vae, train[:2]), train[:BATCH_SIZE]
+    xb = train[:BATCH_SIZE]
     batch = as_batch(xb)
     checks = {}
-    for bound in BOUNDS.values():
+    for key, bound in BOUNDS.items():
+        vae = model_of(key, train)
+        structure = inspect(vae, train[:2])
         values, grads = [], []
         for loss, data in ((partial(bound.backend().loss, vae, structure), batch), (partial(bound.loss, vae), xb)):
             torch.manual_seed(SEED + 1)
@@ -174,7 +192,7 @@ def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
             grads.append(torch.cat([p.grad.flatten() for p in vae.parameters()]))
         checks[f"loss, {bound.label}"] = {"ppgen": values[0], "handwritten": values[1],
                                           "max_abs_grad_difference": (grads[0] - grads[1]).abs().max().item()}
-    trained = fit(vae, train, "elbo", 1)
+    trained = fit(network(train.device, train.shape[1]), train, "elbo", 1)
     estimates = []
     for query in (partial(trained.log_prob, test, k=QUERY_K),
                   partial(handwritten.log_prob, trained.model, test, QUERY_K, PARTICLE_POINTS)):
@@ -211,12 +229,13 @@ def main() -> None:
         return
     results = {
         "machine": machine(args.threads),
+        "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
         "settings": {"data": "digits, binarised: 1437 training and 360 test points of 64 pixels",
                      "network": "ppgen.models.VAE(x_dim=64, z_dim=8, hidden=(400,), likelihood='bernoulli')",
                      "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,
                      "epochs_per_run": args.epochs, "repeats": args.repeats, "query_k": QUERY_K,
-                     "particle_points_per_pass": PARTICLE_POINTS},
-        "figures": [], "sanity": {}, "final_training_loss": {}, "skipped": {},
+                     "particle_points_per_pass": PARTICLE_POINTS, "verify_every": fastpath.VERIFY_EVERY},
+        "figures": [], "sanity": {}, "final_training_loss": {}, "capture_seconds": {}, "skipped": {},
     }
     devices = [torch.device("cpu")]
     if torch.cuda.is_available():
@@ -228,16 +247,20 @@ def main() -> None:
         print(f"{device}:", flush=True)
         train, test = load_data(device)
         results["sanity"][device.type] = sanity(train, test)
-        rows, losses = speed(train, test, args.epochs, args.repeats)
+        rows, losses, capture = speed(train, test, args.epochs, args.repeats)
         results["final_training_loss"][device.type] = losses
+        results["capture_seconds"][device.type] = capture
         print("  memory...", flush=True)
         results["figures"] += rows + memory(device, args.threads)
     results["seconds"] = round(time.perf_counter() - start, 1)
-    print("exact-likelihood families (cpu):", flush=True)
-    start = time.perf_counter()
-    results["exact_families"] = exact_families.measure(args.exact_epochs)
-    results["exact_families"]["seconds"] = round(time.perf_counter() - start, 1)
-    if args.skip_burda:
+    if args.suite == "speed" and "exact_families" in previous:  # the speed suite alone keeps the last table
+        results["exact_families"] = previous["exact_families"]
+    else:
+        print("exact-likelihood families (cpu):", flush=True)
+        start = time.perf_counter()
+        results["exact_families"] = exact_families.measure(args.exact_epochs)
+        results["exact_families"]["seconds"] = round(time.perf_counter() - start, 1)
+    if args.skip_burda or args.suite == "speed":
         if "burda" in previous:
             results["burda"] = previous["burda"]
     else:

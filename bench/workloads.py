@@ -13,13 +13,15 @@ from functools import partial
 
 import pyro
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 import ppgen
 import ppgen.density
 from ppgen import datasets, inference
-from ppgen.models import VAE
+from ppgen.models import VAE, MixtureOfBernoullis
+from ppgen.objective import Objective
 from ppgen.data import Batch
+from ppgen.fastpath import Gradients
 from ppgen.structure import inspect
 
 import handwritten  # bench/ is on sys.path when a script in it runs
@@ -34,22 +36,31 @@ PARTICLE_POINTS = ppgen.density.PARTICLE_POINTS_PER_PASS
 
 @dataclass(frozen=True)
 class Bound:
-    """One training objective, as a ppgen backend and as a hand-written loss of (vae, x)."""
+    """One training objective and model, as a ppgen backend and as a hand-written loss of (model, x); the
+    model is the benchmark's VAE unless ``mixture``."""
 
     label: str
-    backend: Callable[[], inference.ELBO | inference.IWAE]
-    loss: Callable[[VAE, Tensor], Tensor]
+    backend: Callable[[], Objective]
+    loss: Callable[[nn.Module, Tensor], Tensor]
+    mixture: bool = False
 
 
 BOUNDS = {
     "elbo": Bound("ELBO", inference.ELBO, handwritten.elbo_loss),
     "iwae5": Bound("IWAE(k=5)", partial(inference.IWAE, k=5), partial(handwritten.iwae_loss, k=5)),
+    "mixture": Bound("MLE, MixtureOfBernoullis(n_components=10), c enumerated", inference.MLE,
+                     handwritten.mixture_loss, mixture=True),
 }
+
+#: the values of ``fit(..., compile=...)`` that the training figures compare, by workload name.
+COMPILE = {"capture": "capture", "compiled": True}
 
 #: workload name -> (side, what). Training workloads run ``epochs`` passes; a query is one call.
 WORKLOADS = {
     **{f"ppgen-fit-{b}": ("ppgen", "fit") for b in BOUNDS},
+    **{f"ppgen-fit-capture-{b}": ("ppgen", "fit-capture") for b in BOUNDS},
     **{f"ppgen-loss-{b}": ("ppgen", "loss") for b in BOUNDS},
+    **{f"ppgen-{mode}-{b}": ("ppgen", mode) for mode in COMPILE for b in BOUNDS},
     **{f"handwritten-{b}": ("handwritten", "train") for b in BOUNDS},
     "ppgen-query": ("ppgen", "query"),
     "handwritten-query": ("handwritten", "query"),
@@ -58,10 +69,12 @@ WORKLOADS = {
 
 @dataclass(frozen=True)
 class Workload:
-    """A built workload: ``run()`` does the measured work, ``steps`` optimiser steps (or 1 query) of it."""
+    """A built workload: ``run()`` does the measured work, ``steps`` optimiser steps (or 1 query) of it;
+    ``setup_seconds``, the time its set-up spent capturing (and compiling) the step, untimed in ``run()``."""
 
     run: Callable[[], object]
     steps: int
+    setup_seconds: float = 0.0
 
 
 def load_data(device: torch.device) -> tuple[Tensor, Tensor]:
@@ -76,10 +89,52 @@ def network(device: torch.device, x_dim: int) -> VAE:
     return VAE(x_dim=x_dim).to(device)
 
 
-def fit(vae: VAE, train: Tensor, bound: str, epochs: int) -> ppgen.Fit:
+def model_of(bound: str, train: Tensor) -> nn.Module:
+    """The network of ``bound``: :func:`network`, or the mixture of Bernoullis started from the data (k-means), the
+    same initial weights each call."""
+    if not BOUNDS[bound].mixture:
+        return network(train.device, train.shape[1])
+    torch.manual_seed(SEED)
+    mixture = MixtureOfBernoullis(x_dim=train.shape[1])
+    mixture.initialize(train)
+    return mixture.to(train.device)
+
+
+def fit(vae: VAE, train: Tensor, bound: str, epochs: int, compile: bool | str = False) -> ppgen.Fit:
     """``ppgen.fit`` with the benchmark's settings: the public path, progress bar off."""
     return ppgen.fit(vae, train, inference=BOUNDS[bound].backend(), epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                     seed=SEED, device=train.device, progress=False)
+                     seed=SEED, device=train.device, progress=False, compile=compile)
+
+
+def captured(vae: VAE, train: Tensor, bound: str, compile: bool | str) -> Gradients:
+    """ppgen's step for ``bound`` captured (``compile="capture"``) or compiled (``True``: the full batch compiled,
+    the last one of an epoch captured) for both batch shapes of an epoch: the set-up that ``fit`` does on the first
+    step of each shape."""
+    gradients = Gradients(vae, inspect(vae, train[:2]), BOUNDS[bound].backend(), compile)
+    last = len(train) % BATCH_SIZE or BATCH_SIZE
+    with pyro.validation_enabled(False):
+        for size in dict.fromkeys((BATCH_SIZE, last)):  # the full batch first: compile=True compiles that one
+            gradients(Batch((train[:size],), torch.arange(size, device=train.device), len(train)))
+    if gradients.fallbacks:
+        raise RuntimeError(f"the benchmark's step was not captured: {gradients.fallbacks}")
+    return gradients
+
+
+def train_captured(gradients: Gradients, optimizer: torch.optim.Optimizer, x: Tensor, epochs: int, batch_size: int,
+                   generator: torch.Generator) -> list[float]:
+    """The hand-written loop of :func:`handwritten.train`, with ppgen's captured step for loss and backward."""
+    n = x.shape[0]
+    history = []
+    with pyro.validation_enabled(False):
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=generator).to(x.device)
+            total = x.new_zeros(())
+            for rows in order.split(batch_size):
+                loss = gradients(Batch((x[rows],), rows, n))
+                optimizer.step()
+                total += loss * len(rows)
+            history.append(total.item() / n)
+    return history
 
 
 def without_validation(loss: Callable[[Batch], Tensor], x: Tensor) -> Tensor:
@@ -91,7 +146,7 @@ def without_validation(loss: Callable[[Batch], Tensor], x: Tensor) -> Tensor:
 def build(name: str, train: Tensor, test: Tensor, epochs: int) -> Workload:
     """Set up workload ``name`` (a key of :data:`WORKLOADS`); training ones run ``epochs`` passes over ``train``."""
     side, what = WORKLOADS[name]
-    vae = network(train.device, train.shape[1])
+    vae = network(train.device, train.shape[1]) if what == "query" else model_of(name.rsplit("-", 1)[1], train)
     steps = epochs * math.ceil(train.shape[0] / BATCH_SIZE)
     if what == "query":
         trained = fit(vae, train, "elbo", 1)  # a Fit to query; both sides query the same weights
@@ -99,13 +154,17 @@ def build(name: str, train: Tensor, test: Tensor, epochs: int) -> Workload:
             return Workload(partial(trained.log_prob, test, k=QUERY_K), 1)
         return Workload(partial(handwritten.log_prob, trained.model, test, QUERY_K, PARTICLE_POINTS), 1)
     bound = name.rsplit("-", 1)[1]
-    if what == "fit":
-        return Workload(partial(fit, vae, train, bound, epochs), steps)
+    if what in ("fit", "fit-capture"):
+        return Workload(partial(fit, vae, train, bound, epochs, "capture" if what == "fit-capture" else False), steps)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
+    generator = torch.Generator().manual_seed(SEED)
+    if what in COMPILE:
+        gradients = captured(vae, train, bound, COMPILE[what])
+        return Workload(partial(train_captured, gradients, optimizer, train, epochs, BATCH_SIZE, generator), steps,
+                        sum(gradients.capture_seconds.values()))
     if what == "loss":
         backend, structure = BOUNDS[bound].backend(), inspect(vae, train[:2])
         loss = partial(without_validation, partial(backend.loss, vae, structure))
     else:
         loss = partial(BOUNDS[bound].loss, vae)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
-    generator = torch.Generator().manual_seed(SEED)
     return Workload(partial(handwritten.train, loss, optimizer, train, epochs, BATCH_SIZE, generator), steps)

@@ -16,10 +16,11 @@ from pyro.optim import PyroOptim
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ppgen.boundary import check_bool, check_optional_bool, check_run_arguments, check_scalar_loss
+from ppgen.boundary import check_bool, check_optional_bool, check_run_arguments
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import Batch, as_batch
 from ppgen.distributed import SINGLE, Group, start
+from ppgen.fastpath import Gradients, check_compile
 from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
 from ppgen.mcmc import Sampler
 from ppgen.objective import Objective
@@ -37,7 +38,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
         divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
-        distributed: bool = False) -> Fit:
+        distributed: bool = False, compile: bool | str = False) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -75,6 +76,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         distributed: train data-parallel on ``torch.distributed``, one process per rank, as started by
             ``torchrun`` (see :mod:`ppgen.distributed`): each global batch of ``batch_size`` rows is split across
             the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
+        compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step
+            (guide, model, bound, gradient) traced once per batch shape and replayed; ``True``: the graph of the
+            first batch shape also compiled by ``torch.compile`` (seconds, once). Checked against the plain step on the
+            same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.fastpath`).
 
     Returns:
         The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
@@ -96,6 +101,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     progress = check_optional_bool(progress, "progress")
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
+    compile = check_compile(compile)
     group, device = start(device, seed) if check_bool(distributed, "distributed") else (SINGLE, device)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
@@ -140,7 +146,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
     save = checkpointer(run, module, optimizer, generator, config, group)
     state = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress, state=state,
-                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
+                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group, compile=compile)
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
                  skipped=state.skipped)
     if run is not None and group.writer:
@@ -212,13 +218,14 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
 def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
           data: Batch | Stream, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
           state: RunState | None = None, save: Callable[[RunState], str] | None = None, every: int | None = None,
-          on_nan: str = "raise", factor: float | None = None, group: Group = SINGLE) -> RunState:
+          on_nan: str = "raise", factor: float | None = None, group: Group = SINGLE,
+          compile: bool | str = False) -> RunState:
     """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
 
     Arguments:
         save: writes a checkpoint of the state; called every ``every`` steps (by default at each epoch's end),
             at the end, and when SIGINT or SIGTERM arrives, after which :class:`Interrupted` is raised.
-        on_nan, factor: see :func:`fit`.
+        on_nan, factor, compile: see :func:`fit`.
         group: the processes of a distributed fit: each steps on its shard of every batch.
 
     Returns:
@@ -230,6 +237,7 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     """
     state = state if state is not None else RunState()
     params = list(module.parameters())
+    gradients = Gradients(module, structure, inference, compile)
     with torch.no_grad():
         good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
     per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
@@ -246,7 +254,7 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
             if state.order is None:
                 state.order = epoch_order(data, generator)
             for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
-                step(module, structure, inference, optimizer, batch, params, good, state, on_nan, factor,
+                step(module, gradients, optimizer, batch, params, good, state, on_nan, factor,
                      group=group, rows=rows)
                 if save is not None and every is not None and state.step % every == 0:
                     save(state)
@@ -265,7 +273,7 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     return state
 
 
-def step(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
+def step(module: nn.Module, gradients: Gradients, optimizer: torch.optim.Optimizer,
          batch: Batch, params: list[Tensor], good: list[Tensor], state: RunState, on_nan: str,
          factor: float | None, group: Group = SINGLE, rows: int | None = None) -> None:
     """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``.
@@ -280,10 +288,7 @@ def step(module: nn.Module, structure: Structure, inference: Objective, optimize
     why = loss = None
     try:
         if len(batch):  # a rank's shard of a last batch smaller than the world is empty
-            loss = inference.loss(module, structure, batch)
-            check_scalar_loss(loss, inference)
-            loss.backward()
-            loss = loss.detach()
+            loss = gradients(batch)  # the backend's loss (detached), its gradient in each parameter's .grad
     except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
         loss, why = torch.tensor(math.nan), f"a matrix factorisation failed ({error})"
     loss = group.reduce_gradients(loss, len(batch) / rows, params)

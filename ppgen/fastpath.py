@@ -1,0 +1,287 @@
+"""A training step captured once per batch shape and replayed, the program staying the Pyro program the user wrote.
+
+The plain step runs Pyro's effect handlers (the particle plate, the guide's trace, the model replayed on it, each
+site's ``log_prob``) and autograd's graph again at every step, in Python. Here the whole step, guide, model, the
+[K, B] log weights, the objective and its gradient (``torch.autograd.grad``), is traced once per batch shape into one
+graph of tensor operations by ``make_fx`` on fake tensors, with the parameters, buffers, data and row indices as
+inputs and the random draws as operations of the graph (so that replaying it draws from torch's random stream
+exactly as the plain step does). The graph is then replayed as it is (``compile="capture"``), or compiled by
+``torch.compile``'s inductor (``compile=True``): the first batch shape only, the full batch of a fit, as the
+compilation takes seconds and the last, smaller batch of an epoch is one step in many; later shapes are replayed.
+
+Correctness before speed. Tracing on fake tensors, which hold no values, fails on data-dependent control flow (a
+Python ``if`` on a tensor's value, a shape read from the data) instead of recording one branch of it; and the first
+step of every batch shape runs both paths on the same random draws and compares the loss, every gradient, every
+buffer and the random stream's position afterwards (a parameter that the program reads other than through the
+module, which the graph would hold as a constant, shows there): any difference, or any failure to trace, leaves
+that batch shape on the plain path for the rest of the fit, with a :class:`FastPathFallback` warning that says
+why. The parameters of plain functions, in a param store of their own, are read from the graph's inputs. The
+comparison is repeated every :data:`VERIFY_EVERY` replays of a graph, for a program whose set of sites could change
+with Python state that no trace sees.
+
+References:
+    PyTorch 2: Faster Machine Learning Through Dynamic Python Bytecode Transformation and Graph Compilation (Ansel
+    et al., 2024). https://doi.org/10.1145/3620665.3640366
+    Composable Effects for Flexible and Accelerated Probabilistic Programming in NumPyro (Phan, Pradhan and
+    Jankowiak, 2019). https://arxiv.org/abs/1912.11554
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.fx.experimental.proxy_tensor import make_fx
+
+from ppgen.boundary import check_scalar_loss
+from ppgen.data import Batch
+from ppgen.estimators import _Call
+from ppgen.objective import Objective
+from ppgen.program import PyroFunctions, _param_key
+from ppgen.structure import Structure, _first_line
+
+#: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled.
+COMPILE_MODES = (False, "capture", True)
+#: replays of a captured graph between two comparisons with the plain step on the same draws.
+VERIFY_EVERY = 200
+
+
+class FastPathFallback(UserWarning):
+    """A batch shape that the fast path could not capture, or whose capture disagreed with the plain step: that shape
+    runs on the plain path for the rest of the fit."""
+
+
+def check_compile(value: Any) -> bool | str:
+    """``compile``: ``False``, ``"capture"`` or ``True``; a ``TypeError``/``ValueError`` naming it otherwise."""
+    if not isinstance(value, (bool, str)):
+        raise TypeError(f"compile must be False, 'capture' or True, got {type(value).__name__}")
+    if value not in COMPILE_MODES:
+        raise ValueError(f"compile must be False, 'capture' or True, got {value!r}")
+    return value
+
+
+@dataclass
+class _Captured:
+    """One batch shape's graph: ``run`` maps (parameters, buffers, rows, inputs) to (loss, gradients)."""
+
+    run: Callable[..., Any]
+    replays: int = 0
+
+
+@dataclass
+class Gradients:
+    """The loss of a batch, with its gradient put into each parameter's ``.grad`` (replacing what was there).
+
+    Arguments:
+        module: the program (protocol of :mod:`ppgen.program`).
+        structure: its :class:`~ppgen.structure.Structure`.
+        inference: the backend whose ``loss`` is differentiated.
+        compile: ``False``: the plain step, Pyro's handlers at every step; ``"capture"``: the step traced once per
+            batch shape and replayed; ``True``: the traced step of the first batch shape also compiled by
+            ``torch.compile`` (inductor), those of later shapes replayed.
+
+    Attributes:
+        capture_seconds: seconds spent tracing (and, with ``compile=True``, compiling) each batch shape, by shape.
+        fallbacks: why each batch shape that runs on the plain path does so, by shape.
+    """
+
+    module: nn.Module
+    structure: Structure
+    inference: Objective
+    compile: bool | str = False
+    capture_seconds: dict[tuple, float] = field(default_factory=dict)
+    fallbacks: dict[tuple, str] = field(default_factory=dict)
+    _graphs: dict[tuple, _Captured] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        check_compile(self.compile)
+        self.params = [p for _, p in self.module.named_parameters()]
+        self.buffers = [b for _, b in self.module.named_buffers()]
+
+    def __call__(self, batch: Batch) -> Tensor:
+        """The loss of ``batch`` (detached), its gradients in the parameters' ``.grad``."""
+        if self.compile is False:
+            return self.plain(batch)
+        key = _shape_key(batch, self.module.training)
+        if key in self.fallbacks:
+            return self.plain(batch)
+        captured = self._graphs.get(key)
+        if captured is None:
+            return self._capture(key, batch)
+        captured.replays += 1
+        if captured.replays % VERIFY_EVERY == 0:
+            return self._verified(key, captured, batch)
+        return self._replay(captured, batch)
+
+    def plain(self, batch: Batch) -> Tensor:
+        """The plain step: the backend's loss through Pyro's handlers, and ``backward``."""
+        loss = self.inference.loss(self.module, self.structure, batch)
+        check_scalar_loss(loss, self.inference)
+        for p in self.params:
+            p.grad = None
+        loss.backward()
+        return loss.detach()
+
+    def _replay(self, captured: _Captured, batch: Batch) -> Tensor:
+        with torch.no_grad():
+            loss, grads = captured.run([p.detach() for p in self.params], self.buffers, batch.rows, *batch.args)
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        return loss
+
+    def _capture(self, key: tuple, batch: Batch) -> Tensor:
+        """The plain step on ``batch``; the step's graph traced, checked against it, and kept for its shape."""
+        start = time.perf_counter()
+        try:
+            graph = self._trace(batch)
+        except Exception as error:  # anything a trace cannot take: data-dependent control flow, for one
+            return self._fall_back(key, batch, f"the step could not be traced: {type(error).__name__}: "
+                                               f"{_first_line(error)}")
+        with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
+            warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
+            compiled = self.compile is True and not self.capture_seconds  # the first shape only
+            captured = _Captured(_flat(torch.compile(graph, dynamic=False) if compiled else graph))
+            self._graphs[key] = captured
+            loss = self._verified(key, captured, batch)
+        if key not in self.fallbacks:
+            self.capture_seconds[key] = time.perf_counter() - start
+        return loss
+
+    def _trace(self, batch: Batch) -> torch.fx.GraphModule:
+        """The step as one graph of (parameters, buffers, rows, inputs) -> (loss, gradients), traced on fake tensors."""
+        wrapper = _Call(self.module, self._loss_of)
+        names = [f"program.{n}" for n, _ in self.module.named_parameters()]
+        buffer_names = [f"program.{n}" for n, _ in self.module.named_buffers()]
+        num_params, num_buffers = len(names), len(buffer_names)
+
+        def step(*flat: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+            params, buffers = flat[:num_params], flat[num_params:num_params + num_buffers]
+            rows, args = flat[num_params + num_buffers], flat[num_params + num_buffers + 1:]
+            tensors = {**dict(zip(names, params)), **dict(zip(buffer_names, buffers))}
+            loss = torch.func.functional_call(wrapper, tensors, (Batch(tuple(args), rows, batch.size),))
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            return loss.detach(), list(grads)
+
+        inputs = [p.detach().requires_grad_() for p in self.params] + self.buffers + [batch.rows, *batch.args]
+        with torch.enable_grad():
+            return make_fx(step, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
+
+    def _loss_of(self, batch: Batch) -> Tensor:
+        with _store_reads_inputs(self.module):
+            loss = self.inference.loss(self.module, self.structure, batch)
+        check_scalar_loss(loss, self.inference)
+        return loss
+
+    def _verified(self, key: tuple, captured: _Captured, batch: Batch) -> Tensor:
+        """The plain step on ``batch``, and the graph run on the same draws from the same buffers: any difference in
+        the loss, a gradient, a buffer or the random stream's position puts this shape on the plain path."""
+        device = self.params[0].device if self.params else torch.device("cpu")
+        before, buffers = _rng_state(device), [b.clone() for b in self.buffers]
+        loss = self.plain(batch)
+        grads = [p.grad for p in self.params]
+        after, updated = _rng_state(device), [b.clone() for b in self.buffers]
+        _set_rng_state(device, before)
+        _copy(self.buffers, buffers)
+        try:
+            replayed = self._replay(captured, batch)
+            why = _disagreement(loss, replayed, grads, [p.grad for p in self.params], updated, self.buffers,
+                                after, _rng_state(device))
+        except Exception as error:  # a compiled graph that fails to build or run: the plain step stands
+            why = f"the captured step failed to run: {type(error).__name__}: {_first_line(error)}"
+        _set_rng_state(device, after)
+        _copy(self.buffers, updated)
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        if why is not None:
+            self._graphs.pop(key, None)
+            self.fallbacks[key] = why
+            warnings.warn(f"compile={self.compile!r}: batches of shape {key[1]} run on the plain path: {why}",
+                          FastPathFallback, stacklevel=4)
+        return loss
+
+    def _fall_back(self, key: tuple, batch: Batch, why: str) -> Tensor:
+        self.fallbacks[key] = why
+        warnings.warn(f"compile={self.compile!r}: batches of shape {key[1]} run on the plain path: {why}",
+                      FastPathFallback, stacklevel=4)
+        return self.plain(batch)
+
+
+@contextlib.contextmanager
+def _store_reads_inputs(module: nn.Module) -> Iterator[None]:
+    """Inside ``functional_call``, the param store of a :class:`~ppgen.program.PyroFunctions` pair holds the
+    tensors swapped in for its parameters, so that ``pyro.param`` reads the graph's inputs; restored after."""
+    if not isinstance(module, PyroFunctions):
+        yield
+        return
+    saved = dict(module._store["params"])
+    module._store["params"].update({name: module.params[_param_key(name)] for name in saved})
+    try:
+        yield
+    finally:  # a run of the program may have replaced the dict: restore the one it holds now
+        module._store["params"].update(saved)
+
+
+def _flat(graph: Callable[..., Any]) -> Callable[..., Any]:
+    """The graph called with (parameters, buffers, rows, *inputs) as one flat list of tensors."""
+
+    def run(params: list[Tensor], buffers: list[Tensor], rows: Tensor, *args: Tensor) -> Any:
+        return graph(*params, *buffers, rows, *args)
+
+    return run
+
+
+def _shape_key(batch: Batch, training: bool) -> tuple:
+    """What a captured graph is specialised to: the inputs' shapes, dtypes and devices, N, and train or eval mode."""
+    return (training, tuple(tuple(a.shape) for a in batch.args), tuple((a.dtype, a.device) for a in batch.args),
+            batch.rows.device, batch.size)
+
+
+def _disagreement(loss: Tensor, replayed: Tensor, grads: list[Tensor | None], replayed_grads: list[Tensor | None],
+                  buffers: list[Tensor], replayed_buffers: list[Tensor], rng: Tensor,
+                  replayed_rng: Tensor) -> str | None:
+    """Why the graph's results differ from the plain step's on the same draws, or ``None`` where they agree."""
+    if not torch.equal(rng, replayed_rng):
+        return "the captured step drew a different number of random values"
+    if not _close(loss, replayed):
+        return f"the captured step's loss {float(replayed)} differs from the plain step's {float(loss)}"
+    for i, (g, h) in enumerate(zip(grads, replayed_grads)):
+        if (g is None) != (h is None) or (g is not None and not _close(g, h)):
+            return f"the captured step's gradient of parameter {i} differs from the plain step's"
+    for i, (b, c) in enumerate(zip(buffers, replayed_buffers)):
+        if not _close(b, c):
+            return f"the captured step's update of buffer {i} differs from the plain step's"
+    return None
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    """Equal up to float rounding, relative to the larger entries of ``a``."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if not a.is_floating_point():
+        return torch.equal(a, b)
+    tolerance = 1e-9 if a.dtype == torch.float64 else 1e-4
+    scale = a.abs().max() if a.numel() else a.new_zeros(())
+    return bool(((a - b).abs() <= tolerance * (scale + 1e-6)).all())
+
+
+def _rng_state(device: torch.device) -> Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_rng_state(device: torch.device, state: Tensor) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state, device)
+    else:
+        torch.set_rng_state(state)
+
+
+def _copy(targets: list[Tensor], sources: list[Tensor]) -> None:
+    with torch.no_grad():
+        for target, source in zip(targets, sources):
+            target.copy_(source)

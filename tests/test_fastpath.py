@@ -1,0 +1,222 @@
+"""The captured training step (ppgen.fastpath): the same loss and gradients as the plain step on the same draws, for
+every model of the zoo under every backend that takes it and for the reference set of users' Pyro programs, and the
+plain step, never a wrong answer, for a program that a trace cannot take."""
+
+import contextlib
+import warnings
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from torch import nn
+
+from pyro_programs import CASES as PROGRAMS
+
+import ppgen
+from ppgen import fastpath, registry
+from ppgen.data import Batch
+from ppgen.fastpath import FastPathFallback, Gradients
+from ppgen.program import as_module
+from ppgen.structure import inspect
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+ZOO = sorted(registry.MODELS)
+BACKENDS = sorted(registry.INFERENCE)
+
+
+@pytest.fixture(scope="module")
+def data():
+    pyro.set_rng_seed(1)
+    return torch.bernoulli(torch.full((40, 6), 0.4))
+
+
+def prepared(module, backend, x, rows=20):
+    """The module, its structure and the backend ready for a step on the first ``rows`` points of ``x`` (of N = 40),
+    or a skip where the backend refuses the model."""
+    batch = Batch((x[:rows],), torch.arange(rows), len(x))
+    if callable(getattr(module, "initialize", None)):
+        module.initialize(x)
+    structure = inspect(module, batch)
+    try:
+        backend.check(structure)
+    except ValueError as refusal:
+        pytest.skip(f"the backend refuses the model: {refusal}")
+    module.train()
+    return structure, batch
+
+
+def step_results(gradients, batch, seed):
+    pyro.set_rng_seed(seed)
+    loss = gradients(batch)
+    return loss, [None if p.grad is None else p.grad.clone() for p in gradients.params]
+
+
+def assert_same_step(plain, fast, batch, seeds):
+    for seed in seeds:
+        (loss, grads), (fast_loss, fast_grads) = step_results(plain, batch, seed), step_results(fast, batch, seed)
+        torch.testing.assert_close(fast_loss, loss, rtol=1e-5, atol=1e-6)
+        assert [g is None for g in fast_grads] == [g is None for g in grads]
+        for g, h in zip(grads, fast_grads):
+            if g is not None:
+                torch.testing.assert_close(h, g, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ZOO)
+def test_the_captured_step_gives_the_plain_steps_loss_and_gradients(name, backend, data):
+    module, objective = registry.MODELS[name](x_dim=6), registry.INFERENCE[backend]()
+    structure, batch = prepared(module, objective, data)
+    with pyro.validation_enabled(False):
+        plain = Gradients(module, structure, objective, False)
+        try:
+            plain(batch)
+        except AttributeError as error:  # the backend passes check() but fails on a model without a guide
+            pytest.skip(f"the plain step itself fails: {error}")
+        fast = Gradients(module, structure, objective, "capture")
+        fast(batch)  # the first step of a batch shape traces it, and checks the graph against the plain step
+        assert len(fast.capture_seconds) == 1 and not fast.fallbacks
+        assert_same_step(plain, fast, batch, seeds=(2, 3))
+
+
+def test_a_fit_with_the_captured_step_has_the_plain_fits_history(data):
+    histories = []
+    for compile in (False, "capture"):
+        torch.manual_seed(0)
+        fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, inference=ppgen.inference.IWAE(k=3), epochs=3,
+                        batch_size=16, progress=False, compile=compile)  # two batch shapes: 16 and the last 8
+        histories.append(fit.history)
+    torch.testing.assert_close(torch.tensor(histories[1]), torch.tensor(histories[0]), rtol=1e-6, atol=0)
+
+
+@pytest.mark.slow
+def test_the_compiled_step_gives_the_plain_steps_loss_and_gradients(data):
+    module, objective = registry.MODELS["vae"](x_dim=6), ppgen.inference.ELBO()
+    structure, batch = prepared(module, objective, data)
+    with pyro.validation_enabled(False):
+        plain, fast = Gradients(module, structure, objective, False), Gradients(module, structure, objective, True)
+        fast(batch)
+        assert not fast.fallbacks
+        assert_same_step(plain, fast, batch, seeds=(2,))
+
+
+class Branching(nn.Module):
+    """A model whose Python control flow depends on the data's values: no single graph computes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(6))
+
+    def model(self, x):
+        with pyro.plate("data", x.shape[0]):
+            scale = 1.0 if float(x.sum()) > 50 else 2.0
+            pyro.sample("x", dist.Normal(self.loc, scale).to_event(1), obs=x)
+
+
+class Counting(nn.Module):
+    """A model whose set of sites changes from call to call with Python state that no trace sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(6))
+        self.calls = 0
+
+    def model(self, x):
+        self.calls += 1
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(self.loc, 1.0).to_event(1), obs=x)
+            if self.calls % 3 == 0:
+                pyro.factor("extra", -(self.loc - 1).square().sum().expand(x.shape[0]))
+
+
+def test_data_dependent_control_flow_falls_back_to_the_plain_fit(data):
+    histories = []
+    for compile in (False, "capture"):
+        torch.manual_seed(0)
+        with pytest.warns(FastPathFallback, match="could not be traced") if compile else contextlib.nullcontext():
+            fit = ppgen.fit(Branching(), data, epochs=2, batch_size=16, progress=False, compile=compile)
+        histories.append(fit.history)
+    assert histories[1] == histories[0]
+
+
+def test_a_changing_set_of_sites_is_caught_by_the_check_and_falls_back(data, monkeypatch):
+    monkeypatch.setattr(fastpath, "VERIFY_EVERY", 1)
+    module, objective = Counting(), ppgen.inference.MLE()
+    structure, batch = prepared(module, objective, data)
+    fast = Gradients(module, structure, objective, "capture")
+    with pytest.warns(FastPathFallback, match="differs from the plain step"), pyro.validation_enabled(False):
+        losses = []
+        for _ in range(4):
+            pyro.set_rng_seed(0)
+            losses.append(fast(batch))
+    assert fast.fallbacks
+    base = torch.distributions.Normal(0.0, 1.0).log_prob(batch.args[0]).sum(-1).mean().neg()
+    # every loss returned is a plain step's: the model's term, with the extra factor (6 nats at loc = 0) or not
+    for loss in losses:
+        assert torch.isclose(loss, base) or torch.isclose(loss, base + 6)
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.filterwarnings("ignore:the program does not broadcast")
+@pytest.mark.parametrize("backend", ["elbo", "iwae"])
+@pytest.mark.parametrize("case", PROGRAMS, ids=[case.name for case in PROGRAMS])
+def test_users_pyro_programs_give_the_plain_steps_loss_and_gradients(case, backend):
+    """The reference set of Pyro programs (plain function pairs with a param store, modules, autoguides, enumerated
+    and global latents): each step equal to the plain one, captured where the trace takes the program, else on the
+    plain path with a warning saying why (a shape that depends on the data's values; a ``pyro.module`` whose
+    parameters the program reads from the module itself, which the check against the plain step catches)."""
+    if case.refused or (backend == "iwae" and case.iwae is None):
+        pytest.skip("Pyro refuses the program, or IWAE is not per point for it")
+    program, _, _ = case.make()
+    module, args = as_module(program), case.data()
+    batch = Batch(args, torch.arange(len(args[0])), len(args[0]))
+    objective = registry.INFERENCE[backend]()
+    try:
+        structure = inspect(module, batch)
+        objective.check(structure)
+    except ValueError as refusal:
+        pytest.skip(f"ppgen refuses the program: {refusal}")
+    if next(module.parameters(), None) is None:
+        pytest.skip("the program has no parameters to fit")
+    with pyro.validation_enabled(False), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FastPathFallback)
+        plain, fast = Gradients(module, structure, objective, False), Gradients(module, structure, objective, "capture")
+        fast(batch)
+        assert_same_step(plain, fast, batch, seeds=(2, 3))
+    assert len(fast.capture_seconds) + len(fast.fallbacks) == 1
+    shape = tuple(tuple(a.shape) for a in args)
+    assert [str(w.message) for w in caught] == [f"compile='capture': batches of shape {shape} run on the plain path: "
+                                                f"{why}" for why in fast.fallbacks.values()]
+    for why in fast.fallbacks.values():
+        assert why.startswith(("the step could not be traced: GuardOnDataDependentSymNode",
+                               "the captured step's gradient of parameter"))
+
+
+def test_a_fit_of_plain_functions_with_a_param_store_is_captured_and_equal(data):
+    def model(x):
+        loc = pyro.param("loc", torch.zeros(6))
+        scale = pyro.param("scale", torch.ones(6), constraint=dist.constraints.positive)
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(loc, 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(z, scale).to_event(1), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(pyro.param("m", torch.zeros(6)), 1.0).to_event(1))
+
+    fast = ppgen.fit((model, guide), data, epochs=3, batch_size=16, progress=False, compile="capture")
+    pyro.clear_param_store()
+    plain = ppgen.fit((model, guide), data, epochs=3, batch_size=16, progress=False)
+    torch.testing.assert_close(torch.tensor(fast.history), torch.tensor(plain.history), rtol=1e-6, atol=0)
+    for name, value in plain.params.items():
+        torch.testing.assert_close(fast.params[name], value, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("value, error", [("yes", ValueError), (1.5, TypeError), (None, TypeError)])
+def test_a_bad_compile_argument_is_refused_before_any_work(value, error, data):
+    module = registry.MODELS["vae"](x_dim=6)
+    before = [p.clone() for p in module.parameters()]
+    with pytest.raises(error, match="compile"):
+        ppgen.fit(module, data, epochs=1, progress=False, compile=value)
+    assert all(torch.equal(p, q) for p, q in zip(module.parameters(), before))
