@@ -63,7 +63,8 @@ def test_ppca_encode_is_the_closed_form_posterior_mean_whichever_backend_fitted_
     np.testing.assert_allclose(np.cov(draws[:, 0].T.numpy()), sigma2 * np.linalg.inv(m), atol=0.01)
 
 
-@pytest.mark.parametrize("backend", [inference.MLE(), inference.ELBO(), inference.IWAE(k=3)], ids=repr)
+@pytest.mark.parametrize("backend", [inference.MLE(), pytest.param(inference.ELBO(), marks=pytest.mark.slow),
+                                     pytest.param(inference.IWAE(k=3), marks=pytest.mark.slow)], ids=repr)
 def test_gmm_matches_scikit_learn_em(backend):
     """The GMM sums its assignment out, so the ELBO and IWAE_K of a model without guided latents are log p(x)
     itself and every backend that applies is maximum likelihood; tolerance 0.05 nats per point (EM's own optimum
