@@ -214,7 +214,8 @@ def main() -> None:
     parser.add_argument("--suite", choices=["all", "speed", "latent"], default="all",
                         help="speed: the figures against the hand-written loop; latent: latent_families.py "
                              "(about 20 min on 2 cores); the other suite's last results are rendered as they are")
-    parser.add_argument("--burda-epochs", type=int, default=100, help="epochs per objective in burda.py (default 100)")
+    parser.add_argument("--burda-epochs", type=int, default=None,
+                        help="epochs per objective in burda.py (default: its own per data set)")
     parser.add_argument("--skip-burda", action="store_true", help="keep the last burda.py results")
     parser.add_argument("--skip-distributed", action="store_true",
                         help="keep the last distributed.py results (two processes against one)")
@@ -264,8 +265,8 @@ def main() -> None:
         if "burda" in previous:
             results["burda"] = previous["burda"]
     else:
-        results["burda"] = burda.run(args.burda_epochs, snr_repeats=100, threads=args.threads)
-        results["burda"]["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        results["burda"] = burda.run(list(burda.NETWORKS), list(burda.CLASSES), args.burda_epochs,
+                                     threads=args.threads, previous=previous.get("burda"))
     if not args.skip_distributed:
         distributed_bench.main([])
     tmp = RESULTS.with_suffix(".json.tmp")
