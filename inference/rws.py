@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from ppgen.bounds import log_mean_exp
 from ppgen.checks import check_positive_int
-from ppgen.estimators import detached_draws, with_gradient_of
+from ppgen.estimators import check_draws_guide, detached_draws, with_gradient_of
 from ppgen.data import Batch
 from ppgen.objective import Objective
 from ppgen.structure import Structure
@@ -46,7 +45,7 @@ class RWS(Objective):
         object.__setattr__(self, "k", check_positive_int(self.k, "k"))
 
     def check(self, structure: Structure) -> None:
-        super().check(dataclasses.replace(structure, unreparameterized=()))  # draws are never differentiated
+        check_draws_guide(self, structure)
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         log_p, log_q = detached_draws(module, structure, batch, self.k)

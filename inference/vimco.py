@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ from torch import Tensor, nn
 
 from ppgen.bounds import log_mean_exp
 from ppgen.checks import check_positive_int
-from ppgen.estimators import detached_draws, with_gradient_of
+from ppgen.estimators import check_draws_guide, detached_draws, with_gradient_of
 from ppgen.data import Batch
 from ppgen.objective import Objective
 from ppgen.structure import Structure
@@ -46,7 +45,7 @@ class VIMCO(Objective):
                              f"others, got {self.k}")
 
     def check(self, structure: Structure) -> None:
-        super().check(dataclasses.replace(structure, unreparameterized=()))  # draws are never differentiated
+        check_draws_guide(self, structure)
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         log_p, log_q = detached_draws(module, structure, batch, self.k)

@@ -23,6 +23,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ from torch.distributions import kl_divergence
 
 from ppgen.bounds import trace_log_density
 from ppgen.data import Batch
+from ppgen.objective import Objective
 from ppgen.program import PyroFunctions
 from ppgen.structure import Structure
 from ppgen.traces import BatchRows, draw_particles, in_particles, sample_sites, trace_particles
@@ -146,6 +148,16 @@ def _on_site(per_point: Tensor, value: Tensor, event_dim: int, structure: Struct
     shape[batch_dims + structure.particle_dim] = per_point.shape[0]
     shape[batch_dims + structure.plan.data_dim] = per_point.shape[1]
     return per_point.reshape(shape)
+
+
+def check_draws_guide(objective: Any, structure: Structure) -> None:
+    """A ``ValueError`` unless the guide draws latents whose draws a score-function backend (RWS, VIMCO) can weigh:
+    the checks of every objective, less reparameterisation, which these backends never differentiate through."""
+    Objective.check(objective, dataclasses.replace(structure, unreparameterized=()))
+    if not structure.guided:
+        raise ValueError(f"{objective!r} trains a guide q(z|x) on importance weights of its draws, but the model's "
+                         f"guide draws no latent site: a model whose log p(x) is exact (or whose latents are summed "
+                         f"out) is fitted by inference.MLE()")
 
 
 def detached_draws(module: nn.Module, structure: Structure, batch: Batch, k: int) -> tuple[Tensor, Tensor]:

@@ -419,3 +419,10 @@ def test_a_saved_fit_records_its_backend_settings(wine, tmp_path, backend):
     fit = ppgen.fit(AmortisedPPCA(x_dim=13, z_dim=2), wine, inference=backend, epochs=1, progress=False)
     fit.save(tmp_path / "fit.pt")
     assert ppgen.load(tmp_path / "fit.pt").inference == backend
+
+
+@pytest.mark.parametrize("backend", [inference.RWS, inference.VIMCO])
+def test_score_function_backends_refuse_a_model_whose_guide_draws_nothing(backend):
+    x = torch.randn(32, 3)
+    with pytest.raises(ValueError, match=r"guide draws no latent site.*inference.MLE\(\)"):
+        ppgen.fit(models.GMM(x_dim=3, n_components=2), x, inference=backend(), epochs=1, progress=False)
