@@ -47,14 +47,23 @@ def encode(module: nn.Module, structure: Structure, batch: Batch, site: str, num
         _, model_trace = trace_particles(module, structure, batch, _draws_given_guide(structure, num_samples))
         return enumerated_log_posterior(model_trace, site, structure.particle_dim,
                                         structure.plan.data_plate).exp().mean(0)
-    q = poutine.trace(BatchRows(batch)(module.guide)).get_trace(*batch.args).nodes[site]["fn"]
+    guide_trace = poutine.trace(BatchRows(batch)(module.guide)).get_trace(*batch.args)
+    q = guide_trace.nodes[site]["fn"]
     if site in structure.guide_enumerated:  # q(c|x) over the C values, as the model's sums give p(c|x)
         values = q.enumerate_support(expand=False)
         return q.log_prob(values).movedim(0, -1).exp()
+    if [s["name"] for s in sample_sites(guide_trace)].index(site) == 0:  # q(z|x) given x alone: E_q[z|x] = its mean
+        try:
+            return q.mean
+        except NotImplementedError:  # e.g. a transformed distribution: no closed form, so draws
+            pass
+    # q(z|x, z') given guide draws z' before it (a hierarchy z1 -> z2): E_q[z|x] = E_q(z'|x)[E_q[z|x, z']], the
+    # conditional means averaged over draws of z' (their draws where the conditional has no closed-form mean)
+    drawn = draw_particles(module, structure, batch, num_samples).nodes[site]
     try:
-        return q.mean
-    except NotImplementedError:  # e.g. a transformed distribution: no closed form, so draws
-        return draw_particles(module, structure, batch, num_samples).nodes[site]["value"].mean(0)
+        return drawn["fn"].mean.mean(0)
+    except NotImplementedError:
+        return drawn["value"].mean(0)
 
 
 def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples: int) -> Posterior:

@@ -150,7 +150,9 @@ class Fit:
         """The posterior mean of a latent site given x: Tensor[N, d] for a site of d coordinates per data point
         (a site in further plates keeps their dimensions, as the program lays them out).
 
-        For a site the guide draws, E_q[z|x] under q(z|x); for a discrete site the guide enumerates, q(c|x) over
+        For a site the guide draws, E_q[z|x] under q(z|x): the mean of q(z|x) where the guide draws z first, and
+        where it draws z given earlier draws z' (a hierarchy x -> z1 -> z2), E_q(z'|x)[E_q[z|x, z']], the
+        conditional means averaged over ``num_samples`` draws of z'; for a discrete site the guide enumerates, q(c|x) over
         its C values, Tensor[N, C]. For a discrete latent c that the model sums out, the posterior p(c|x),
         Tensor[N, C], which is E[onehot(c) | x]: exact when the model has no guided latents, otherwise
         E_q(z|x)[p(c|x, z)], the c-marginal of the posterior that :meth:`posterior` draws from. Where a mean has

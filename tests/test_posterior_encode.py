@@ -29,3 +29,16 @@ def test_a_vaes_codes_classify_digits_better_than_as_many_random_projections():
     projections = [torch.randn(64, 8, generator=torch.Generator().manual_seed(seed)) for seed in range(5)]
     random = sum(accuracy(train @ r, train_labels, test @ r, test_labels) for r in projections) / 5
     assert codes > random + 0.1, (codes, random)
+
+
+def test_encode_of_a_site_drawn_given_another_averages_its_conditional_mean_over_those_draws():
+    """HVAE's guide is q(z1|x) q(z2|z1): E_q[z2|x] = E_q(z1|x)[mean of q(z2|z1)], not the mean at one draw of z1."""
+    ppgen.seed(0)
+    model = models.HVAE(x_dim=6, z_dim=3, z2_dim=2, hidden=(8,), hidden2=(8,))
+    x = torch.bernoulli(torch.full((5, 6), 0.4), generator=torch.Generator().manual_seed(0))
+    fit = ppgen.fit(model, x, epochs=1, progress=False)
+    with torch.no_grad():  # the same expectation by hand, over many draws of z1
+        loc1, raw1 = model.encoder(x).chunk(2, dim=-1)
+        z1 = loc1 + (torch.nn.functional.softplus(raw1) + 1e-4) * torch.randn(20000, *loc1.shape)
+        expected = model.encoder2(z1).chunk(2, dim=-1)[0].mean(0)
+    torch.testing.assert_close(fit.encode(x, site="z2", num_samples=20000), expected, atol=0.01, rtol=0)
