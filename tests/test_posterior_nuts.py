@@ -11,29 +11,10 @@ import pytest
 import torch
 
 import ppgen
+from programs import conjugate_posterior, regression, regression_data
 from ppgen import inference
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def regression_data(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(3)
-    x = torch.randn(n, 2, generator=generator, dtype=torch.float64)
-    return x, x @ torch.tensor([1.5, -2.0], dtype=torch.float64) + 0.5 * torch.randn(n, generator=generator,
-                                                                                       dtype=torch.float64)
-
-
-def regression(x, y):
-    """b ~ N(0, 3^2 I), y_n | x_n, b ~ N(x_n . b, 0.5^2): b a global latent."""
-    b = pyro.sample("b", dist.Normal(torch.zeros(2, dtype=x.dtype), 3.0).to_event(1))
-    with pyro.plate("data", len(x)):
-        pyro.sample("y", dist.Normal((x * b).sum(-1), 0.5), obs=y)
-
-
-def conjugate_posterior(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """p(b | x, y) = N(C x^T y / 0.25, C), C = (I / 9 + x^T x / 0.25)^-1 (Bishop 2006, eq. 3.53-3.54)."""
-    covariance = torch.linalg.inv(torch.eye(2, dtype=x.dtype) / 9 + x.T @ x / 0.25)
-    return covariance @ (x.T @ y / 0.25), covariance
 
 
 @pytest.fixture(scope="module")

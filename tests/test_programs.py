@@ -23,6 +23,7 @@ from torch.utils.data import TensorDataset
 
 import ppgen
 from ppgen import inference
+from programs import conjugate_posterior, regression, regression_data
 
 LOCS = torch.tensor([-1.5, 0.0, 2.0], dtype=torch.float64)
 
@@ -174,25 +175,6 @@ def test_an_hmm_on_sequences_of_different_lengths_equals_the_forward_algorithm()
     ours = ppgen.log_weights(model, (x, lengths))[0]
     truth = torch.tensor([forward(x[i], int(lengths[i])) for i in range(4)], dtype=torch.float64)
     torch.testing.assert_close(ours, truth, rtol=0, atol=1e-12)
-
-
-def regression_data(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(3)
-    x = torch.randn(n, 2, generator=generator, dtype=torch.float64)
-    return x, x @ torch.tensor([1.5, -2.0], dtype=torch.float64) + 0.5 * torch.randn(n, generator=generator,
-                                                                                       dtype=torch.float64)
-
-
-def regression(x, y):
-    """Bayesian linear regression: b ~ N(0, 3^2 I), y | x, b ~ N(x b, 0.5^2), b a global latent."""
-    b = pyro.sample("b", dist.Normal(torch.zeros(2, dtype=x.dtype), 3.0).to_event(1))
-    with pyro.plate("data", len(x)):
-        pyro.sample("y", dist.Normal((x * b).sum(-1), 0.5), obs=y)
-
-
-def conjugate_posterior(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    covariance = torch.linalg.inv(torch.eye(2, dtype=x.dtype) / 9 + x.T @ x / 0.25)
-    return covariance @ (x.T @ y / 0.25), covariance
 
 
 def test_a_global_latent_counts_once_for_the_data_set_as_in_pyros_elbo():
