@@ -59,11 +59,11 @@ def measure(model, x: torch.Tensor, k: int, repeats: int) -> dict:
             "ppgen_peak_mib": max(peaks["ppgen"]), "handwritten_peak_mib": max(peaks["handwritten"])}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help=f"also run N * K above {DEFAULT_LIMIT:.0e}")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per configuration (default 2)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     train, test = load_data(torch.device("cpu"))
     model = fit(network(train.device, train.shape[1]), train, "elbo", 1)

@@ -53,10 +53,10 @@ def epoch(path: str, bound: str, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=1, help="interleaved epochs per path (default 1)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     try:
         x = (datasets.fashion_mnist(split="train") > 0.5).float()

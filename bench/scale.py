@@ -97,11 +97,11 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=15, help="optimiser steps per timed run (default 15)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per point (default 3)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     train, _ = load_data(torch.device("cpu"))
     rows = []
