@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ from ppgen.boundary import check_scalar_loss
 from ppgen.data import Batch
 from ppgen.estimators import _Call
 from ppgen.objective import Objective
-from ppgen.program import PyroFunctions, _param_key
+from ppgen.program import PyroFunctions
 from ppgen.structure import Structure, _first_line
 
 #: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled.
@@ -212,19 +212,10 @@ class Gradients:
         return self.plain(batch)
 
 
-@contextlib.contextmanager
-def _store_reads_inputs(module: nn.Module) -> Iterator[None]:
+def _store_reads_inputs(module: nn.Module) -> contextlib.AbstractContextManager:
     """Inside ``functional_call``, the param store of a :class:`~ppgen.program.PyroFunctions` pair holds the
     tensors swapped in for its parameters, so that ``pyro.param`` reads the graph's inputs; restored after."""
-    if not isinstance(module, PyroFunctions):
-        yield
-        return
-    saved = dict(module._store["params"])
-    module._store["params"].update({name: module.params[_param_key(name)] for name in saved})
-    try:
-        yield
-    finally:  # a run of the program may have replaced the dict: restore the one it holds now
-        module._store["params"].update(saved)
+    return module.store_reads_params() if isinstance(module, PyroFunctions) else contextlib.nullcontext()
 
 
 def _flat(graph: Callable[..., Any]) -> Callable[..., Any]:

@@ -21,8 +21,9 @@ learns of a program by tracing it is in :mod:`ppgen.structure`; how it runs one,
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -113,9 +114,23 @@ class PyroFunctions(nn.Module):
 
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> PyroFunctions:
         super()._apply(fn, *args, **kwargs)  # moves self.params; the store must follow them
+        self._point_store_at_params()
+        return self
+
+    @contextlib.contextmanager
+    def store_reads_params(self) -> Iterator[None]:
+        """Within this context ``pyro.param`` reads the tensors that ``self.params`` holds now, such as those that
+        ``torch.func.functional_call`` swaps in; the store is restored afterwards."""
+        saved = dict(self._store["params"])
+        self._point_store_at_params()
+        try:
+            yield
+        finally:  # a run of the program may have replaced the dict: restore the one it holds now
+            self._store["params"].update(saved)
+
+    def _point_store_at_params(self) -> None:
         for name in self._store["params"]:
             self._store["params"][name] = self.params[_param_key(name)]
-        return self
 
 
 def _param_key(name: str) -> str:
