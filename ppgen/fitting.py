@@ -102,13 +102,14 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
     compile = check_compile(compile)
-    group, device = start(device, seed) if check_bool(distributed, "distributed") else (SINGLE, device)
-    if seed is not None:
-        pyro.set_rng_seed(check_seed(seed))
+    distributed = check_bool(distributed, "distributed")
     stream = as_stream(data, batch_size)
     if isinstance(inference, Sampler) and (distributed or stream is not None):
         raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
                          f"one process: pass the data as tensors, without distributed=True")
+    group, device = start(device, seed) if distributed else (SINGLE, device)
+    if seed is not None:
+        pyro.set_rng_seed(check_seed(seed))
     data = stream if stream is not None else as_batch(data, name="data")
     module = as_module(model)
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters

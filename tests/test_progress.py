@@ -37,6 +37,7 @@ def test_a_long_query_counts_its_draws_on_a_terminal(fitted, query, monkeypatch)
 
 def test_a_small_query_prints_nothing_even_on_a_terminal(fitted, monkeypatch):
     fit, x = fitted
-    monkeypatch.setattr("sys.stderr", Terminal())
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
     fit.log_prob(x, k=50)
-    assert __import__("sys").stderr.getvalue() == ""
+    assert terminal.getvalue() == ""
