@@ -51,8 +51,8 @@ def start_cpu_peak() -> tuple[float, Callable[[], float], str]:
 
 def measure(name: str, device: torch.device) -> tuple[float, str]:
     """Peak memory of workload ``name`` above the baseline, MiB, and how it was read."""
-    train, test = load_data(device)
-    workload = build(name, train, test, EPOCHS)
+    workload = build(name, device, EPOCHS)
+    train, _ = load_data(device)
     vae = network(device, train.shape[1])  # torch's first optimiser imports torch._dynamo, some 70 MiB
     torch.optim.Adam(vae.parameters()).zero_grad()
     vae.decoder(vae.encoder(train[:128])[:, :vae.z_dim]).sum().backward()

@@ -51,8 +51,8 @@ import handwritten
 import latent_families
 import render
 import scale as scale_bench
-from workloads import (BATCH_SIZE, BOUNDS, LR, PARTICLE_POINTS, QUERY_K, SEED, build, fit, load_data, model_of,
-                       network)
+from workloads import (BATCH_SIZE, BOUNDS, LR, NETWORKS, PARTICLE_POINTS, QUERY_K, SEED, build, data_of, fit,
+                       load_data, model_of, network)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -97,11 +97,11 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object
     return time.perf_counter() - start, out
 
 
-def time_workloads(names: list[str], train: torch.Tensor, test: torch.Tensor, epochs: int, repeats: int,
+def time_workloads(names: list[str], device: torch.device, epochs: int, repeats: int,
                    setup: dict[str, float] | None = None) -> tuple[dict[str, list[float]], dict[str, object]]:
     """Seconds per step of each workload in each of ``repeats`` interleaved rounds after a warm-up run; each
     workload's set-up seconds (capturing or compiling its step) go into ``setup``."""
-    built = {name: build(name, train, test, epochs) for name in names}
+    built = {name: build(name, device, epochs) for name in names}
     if setup is not None:
         setup.update({name: workload.setup_seconds for name, workload in built.items()})
     for workload in built.values():
@@ -110,7 +110,7 @@ def time_workloads(names: list[str], train: torch.Tensor, test: torch.Tensor, ep
     last: dict[str, object] = {}
     for round_ in range(repeats):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            elapsed, last[name] = timed(built[name].run, train.device)
+            elapsed, last[name] = timed(built[name].run, device)
             seconds[name].append(elapsed / built[name].steps)
     return seconds, last
 
@@ -133,37 +133,52 @@ def final_loss(out: object) -> float:
 TRAINING_PATHS = {
     "ppgen-fit": "ppgen.fit",
     "ppgen-fit-capture": "ppgen.fit(compile='capture'), capture included",
+    "ppgen-fit-compiled": "ppgen.fit(compile=True), compilation included",
     "ppgen-loss": "inference.loss + backward + step",
     "ppgen-capture": "captured step (compile='capture') + step",
     "ppgen-compiled": "compiled step (compile=True) + step",
 }
 
 
-def speed(train: torch.Tensor, test: torch.Tensor, epochs: int, repeats: int) -> tuple[list[dict], dict, dict]:
-    """The training-step and query timings, the final training losses of both sides, and the seconds spent
-    capturing and compiling each bound's step (both batch shapes of an epoch)."""
-    device, rows, losses, setup = train.device, [], {}, {}
+def available(device: torch.device, skipped: dict[str, str]) -> list[str]:
+    """The bounds whose data are here; each other one gets a line in ``skipped``."""
+    keys = []
     for key, bound in BOUNDS.items():
+        try:
+            data_of(key, device)
+            keys.append(key)
+        except FileNotFoundError as error:
+            skipped[bound.name] = f"its data set is not installed ({error})".replace("\n", " ")
+    return keys
+
+
+def speed(device: torch.device, bounds: list[str], epochs: int, repeats: int) -> tuple[list[dict], dict, dict]:
+    """The training-step timings of ``bounds`` and the query's, the final training losses of both sides, and the
+    seconds spent capturing and compiling each bound's step (both batch shapes of an epoch)."""
+    rows, losses, setup = [], {}, {}
+    for key in bounds:
+        bound = BOUNDS[key]
         names = [f"{side}-{key}" for side in TRAINING_PATHS] + [f"handwritten-{key}"]
-        seconds, last = time_workloads(names, train, test, epochs, repeats, setup)
-        print(f"  training {bound.label}: done", flush=True)
+        seconds, last = time_workloads(names, device, epochs, repeats, setup)
+        print(f"  training {bound.name}: done", flush=True)
         for side, path in TRAINING_PATHS.items():
-            rows.append(figure(device, f"training step, {bound.label}", path, "ms/step", 1e3,
+            rows.append(figure(device, f"training step, {bound.name}", path, "ms/step", 1e3,
                                seconds[f"{side}-{key}"], seconds[names[-1]]))
-        losses[bound.label] = {"ppgen.fit": final_loss(last[names[0]]), "handwritten": final_loss(last[names[-1]])}
-    seconds, _ = time_workloads(["ppgen-query", "handwritten-query"], train, test, 1, max(3, repeats // 2))
-    rows.append(figure(device, f"log p(x) of the {test.shape[0]} test points, k={QUERY_K}", "Fit.log_prob",
+        losses[bound.name] = {"ppgen.fit": final_loss(last[names[0]]), "handwritten": final_loss(last[names[-1]])}
+    seconds, _ = time_workloads(["ppgen-query", "handwritten-query"], device, 1, max(3, repeats // 2))
+    test_points = len(load_data(device)[1])
+    rows.append(figure(device, f"log p(x) of the {test_points} digits test points, k={QUERY_K}", "Fit.log_prob",
                        "ms/query", 1e3, seconds["ppgen-query"], seconds["handwritten-query"]))
-    capture = {f"{BOUNDS[name.rsplit('-', 1)[1]].label}, {name.split('-')[1]}": round(value, 2)
+    capture = {f"{BOUNDS[name.rsplit('-', 1)[1]].name}, {name.split('-')[1]}": round(value, 2)
                for name, value in setup.items() if value > 0}
     return rows, losses, capture
 
 
-def memory(device: torch.device, threads: int) -> list[dict]:
+def memory(device: torch.device, bounds: list[str], threads: int) -> list[dict]:
     """Peak memory of each workload, each in a fresh process (see memory.py)."""
     rows = []
-    pairs = [(f"peak memory, training {bound.label}", "ppgen.fit", f"ppgen-fit-{key}", f"handwritten-{key}")
-             for key, bound in BOUNDS.items()]
+    pairs = [(f"peak memory, training {BOUNDS[key].name}", "ppgen.fit", f"ppgen-fit-{key}", f"handwritten-{key}")
+             for key in bounds]
     pairs.append((f"peak memory, log p(x), k={QUERY_K}", "Fit.log_prob", "ppgen-query", "handwritten-query"))
     for name, path, ours, theirs in pairs:
         (peak, method), (reference, _) = (run_memory(workload, device, threads) for workload in (ours, theirs))
@@ -179,12 +194,13 @@ def run_memory(workload: str, device: torch.device, threads: int) -> tuple[float
     return measured["peak_mib"], measured["method"]
 
 
-def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
+def sanity(device: torch.device, bounds: list[str]) -> dict:
     """The hand-written losses, gradients and log p(x) against ppgen's, on the same weights and random draws."""
-    xb = train[:BATCH_SIZE]
-    batch = as_batch(xb)
     checks = {}
-    for key, bound in BOUNDS.items():
+    for key in bounds:
+        bound, (train, _) = BOUNDS[key], data_of(key, device)
+        xb = train[:BATCH_SIZE]
+        batch = as_batch(xb)
         vae = model_of(key, train)
         structure = inspect(vae, train[:2])
         values, grads = [], []
@@ -195,8 +211,9 @@ def sanity(train: torch.Tensor, test: torch.Tensor) -> dict:
             value.backward()
             values.append(value.item())
             grads.append(torch.cat([p.grad.flatten() for p in vae.parameters()]))
-        checks[f"loss, {bound.label}"] = {"ppgen": values[0], "handwritten": values[1],
+        checks[f"loss, {bound.name}"] = {"ppgen": values[0], "handwritten": values[1],
                                           "max_abs_grad_difference": (grads[0] - grads[1]).abs().max().item()}
+    train, test = load_data(device)
     trained = fit(network(train.device, train.shape[1]), train, "elbo", 1)
     estimates = []
     for query in (partial(trained.log_prob, test, k=QUERY_K),
@@ -239,8 +256,13 @@ def main() -> None:
     results = {
         "machine": machine(args.threads),
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
-        "settings": {"data": "digits, binarised: 1437 training and 360 test points of 64 pixels",
-                     "network": "ppgen.models.VAE(x_dim=64, z_dim=8, hidden=(400,), likelihood='bernoulli')",
+        "settings": {"data": "the digits, binarised: 1437 training and 360 test points of 64 pixels; for the "
+                             "784-pixel VAE, the first 1437 training images of Fashion-MNIST, binarised (pixels >= 0.5)",
+                     "network": "training: " + ", ".join(
+                         f"{n.label} = ppgen.models.VAE(x_dim={n.x_dim}, z_dim={n.z_dim}, hidden={n.hidden})"
+                         for n in NETWORKS.values()) + ", and ppgen.models.MixtureOfBernoullis(x_dim=64, "
+                         "n_components=10); query and memory of log p(x): ppgen.models.VAE(x_dim=64, z_dim=8, "
+                         "hidden=(400,)); Bernoulli likelihoods",
                      "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,
                      "epochs_per_run": args.epochs, "repeats": args.repeats, "query_k": QUERY_K,
                      "particle_points_per_pass": PARTICLE_POINTS, "verify_every": fastpath.VERIFY_EVERY},
@@ -254,13 +276,13 @@ def main() -> None:
     start = time.perf_counter()
     for device in devices:
         print(f"{device}:", flush=True)
-        train, test = load_data(device)
-        results["sanity"][device.type] = sanity(train, test)
-        rows, losses, capture = speed(train, test, args.epochs, args.repeats)
+        bounds = available(device, results["skipped"])
+        results["sanity"][device.type] = sanity(device, bounds)
+        rows, losses, capture = speed(device, bounds, args.epochs, args.repeats)
         results["final_training_loss"][device.type] = losses
         results["capture_seconds"][device.type] = capture
         print("  memory...", flush=True)
-        results["figures"] += rows + memory(device, args.threads)
+        results["figures"] += rows + memory(device, bounds, args.threads)
     results["seconds"] = round(time.perf_counter() - start, 1)
     if args.suite == "speed" and "exact_families" in previous:  # the speed suite alone keeps the last table
         results["exact_families"] = previous["exact_families"]

@@ -35,21 +35,54 @@ PARTICLE_POINTS = ppgen.density.PARTICLE_POINTS_PER_PASS
 
 
 @dataclass(frozen=True)
+class Network:
+    """A benchmarked VAE, ``VAE(x_dim, z_dim, hidden)``, and the data set it trains on (``"digits"`` or
+    ``"fashion-mnist"``, the latter read from the files Debian's ``dataset-fashion-mnist`` installs)."""
+
+    label: str
+    x_dim: int
+    z_dim: int
+    hidden: tuple[int, ...]
+    data: str
+
+
+#: the two sizes of issue 13's table. Both train on 1437 points, so that an epoch has the same batches (11 of 128,
+#: one of 29): the digits' training set, and the first 1437 Fashion-MNIST training images.
+NETWORKS = {
+    "small": Network("VAE 64-128-8", 64, 8, (128,), "digits"),
+    "large": Network("VAE 784-400-32", 784, 32, (400,), "fashion-mnist"),
+}
+#: Fashion-MNIST's points in the benchmark, training and test: the digits' sizes.
+FASHION_POINTS = (1437, 360)
+
+
+@dataclass(frozen=True)
 class Bound:
     """One training objective and model, as a ppgen backend and as a hand-written loss of (model, x); the
-    model is the benchmark's VAE unless ``mixture``."""
+    model is the VAE of ``NETWORKS[network]``, or with ``network=None`` the mixture of Bernoullis on the digits."""
 
     label: str
     backend: Callable[[], Objective]
     loss: Callable[[nn.Module, Tensor], Tensor]
-    mixture: bool = False
+    network: str | None
+
+    @property
+    def name(self) -> str:
+        """How the figures name it: the objective and the model."""
+        return f"{self.label}, {NETWORKS[self.network].label}" if self.network else self.label
+
+    @property
+    def data(self) -> str:
+        return NETWORKS[self.network].data if self.network else "digits"
 
 
 BOUNDS = {
-    "elbo": Bound("ELBO", inference.ELBO, handwritten.elbo_loss),
-    "iwae5": Bound("IWAE(k=5)", partial(inference.IWAE, k=5), partial(handwritten.iwae_loss, k=5)),
+    "elbo": Bound("ELBO", inference.ELBO, handwritten.elbo_loss, "small"),
+    "iwae5": Bound("IWAE(k=5)", partial(inference.IWAE, k=5), partial(handwritten.iwae_loss, k=5), "small"),
+    "elbo784": Bound("ELBO", inference.ELBO, handwritten.elbo_loss, "large"),
+    "iwae784": Bound("IWAE(k=5)", partial(inference.IWAE, k=5), partial(handwritten.iwae_loss, k=5), "large"),
     "mixture": Bound("MLE, MixtureOfBernoullis(n_components=10), c enumerated", inference.MLE,
-                     handwritten.mixture_loss, mixture=True),
+                     handwritten.mixture_loss, None),
 }
 
 #: the values of ``fit(..., compile=...)`` that the training figures compare, by workload name.
@@ -58,7 +91,7 @@ COMPILE = {"capture": "capture", "compiled": True}
 #: workload name -> (side, what). Training workloads run ``epochs`` passes; a query is one call.
 WORKLOADS = {
     **{f"ppgen-fit-{b}": ("ppgen", "fit") for b in BOUNDS},
-    **{f"ppgen-fit-capture-{b}": ("ppgen", "fit-capture") for b in BOUNDS},
+    **{f"ppgen-fit-{mode}-{b}": ("ppgen", f"fit-{mode}") for mode in COMPILE for b in BOUNDS},
     **{f"ppgen-loss-{b}": ("ppgen", "loss") for b in BOUNDS},
     **{f"ppgen-{mode}-{b}": ("ppgen", mode) for mode in COMPILE for b in BOUNDS},
     **{f"handwritten-{b}": ("handwritten", "train") for b in BOUNDS},
@@ -83,18 +116,30 @@ def load_data(device: torch.device) -> tuple[Tensor, Tensor]:
             datasets.digits(binarize=True, split="test").to(device))
 
 
+def data_of(bound: str, device: torch.device) -> tuple[Tensor, Tensor]:
+    """The training and test sets of ``bound``: the digits, or the first :data:`FASHION_POINTS` Fashion-MNIST
+    images binarised (pixels >= 0.5), which raises ``FileNotFoundError`` where Fashion-MNIST is not installed."""
+    if BOUNDS[bound].data == "digits":
+        return load_data(device)
+    train, test = (datasets.fashion_mnist(split, binarize=True)[:n].to(device)
+                   for split, n in zip(("train", "test"), FASHION_POINTS))
+    return train, test
+
+
 def network(device: torch.device, x_dim: int) -> VAE:
-    """The benchmarked network, ``VAE(x_dim, z_dim=8, hidden=(400,))``, with the same initial weights each call."""
+    """The network of the query, memory, scaling and distributed benchmarks, ``VAE(x_dim, z_dim=8,
+    hidden=(400,))``, with the same initial weights each call."""
     torch.manual_seed(SEED)
     return VAE(x_dim=x_dim).to(device)
 
 
 def model_of(bound: str, train: Tensor) -> nn.Module:
-    """The network of ``bound``: :func:`network`, or the mixture of Bernoullis started from the data (k-means), the
-    same initial weights each call."""
-    if not BOUNDS[bound].mixture:
-        return network(train.device, train.shape[1])
+    """The network of ``bound``: the VAE of its :class:`Network` or the mixture of Bernoullis started from the data
+    (k-means), the same initial weights each call."""
     torch.manual_seed(SEED)
+    if BOUNDS[bound].network is not None:
+        size = NETWORKS[BOUNDS[bound].network]
+        return VAE(x_dim=size.x_dim, z_dim=size.z_dim, hidden=size.hidden).to(train.device)
     mixture = MixtureOfBernoullis(x_dim=train.shape[1])
     mixture.initialize(train)
     return mixture.to(train.device)
@@ -143,19 +188,23 @@ def without_validation(loss: Callable[[Batch], Tensor], x: Tensor) -> Tensor:
         return loss(Batch((x,), torch.arange(len(x)), len(x)))
 
 
-def build(name: str, train: Tensor, test: Tensor, epochs: int) -> Workload:
-    """Set up workload ``name`` (a key of :data:`WORKLOADS`); training ones run ``epochs`` passes over ``train``."""
+def build(name: str, device: torch.device, epochs: int) -> Workload:
+    """Set up workload ``name`` (a key of :data:`WORKLOADS`) on ``device``; training ones run ``epochs`` passes over
+    their bound's training set (:func:`data_of`), the query one call on the digits' test set."""
     side, what = WORKLOADS[name]
-    vae = network(train.device, train.shape[1]) if what == "query" else model_of(name.rsplit("-", 1)[1], train)
-    steps = epochs * math.ceil(train.shape[0] / BATCH_SIZE)
     if what == "query":
-        trained = fit(vae, train, "elbo", 1)  # a Fit to query; both sides query the same weights
+        train, test = load_data(device)
+        trained = fit(network(device, train.shape[1]), train, "elbo", 1)  # both sides query the same weights
         if side == "ppgen":
             return Workload(partial(trained.log_prob, test, k=QUERY_K), 1)
         return Workload(partial(handwritten.log_prob, trained.model, test, QUERY_K, PARTICLE_POINTS), 1)
     bound = name.rsplit("-", 1)[1]
-    if what in ("fit", "fit-capture"):
-        return Workload(partial(fit, vae, train, bound, epochs, "capture" if what == "fit-capture" else False), steps)
+    train, _ = data_of(bound, device)
+    vae = model_of(bound, train)
+    steps = epochs * math.ceil(train.shape[0] / BATCH_SIZE)
+    if what == "fit" or what.startswith("fit-"):
+        compile = COMPILE[what.removeprefix("fit-")] if what != "fit" else False
+        return Workload(partial(fit, vae, train, bound, epochs, compile), steps)
     optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
     generator = torch.Generator().manual_seed(SEED)
     if what in COMPILE:

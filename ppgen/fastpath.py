@@ -170,7 +170,12 @@ class Gradients:
 
         inputs = [p.detach().requires_grad_() for p in self.params] + self.buffers + [batch.rows, *batch.args]
         with torch.enable_grad():
-            return make_fx(step, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
+            graph = make_fx(step, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
+        # Pyro's bookkeeping leaves results no one reads (log-densities summed for a trace, detached copies):
+        # dropping them leaves the operations that make the loss and gradients, and every random draw.
+        graph.graph.eliminate_dead_code()
+        graph.recompile()
+        return graph
 
     def _loss_of(self, batch: Batch) -> Tensor:
         with _store_reads_inputs(self.module):
