@@ -29,6 +29,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import warnings
 from collections.abc import Callable
@@ -50,6 +51,10 @@ from ppgen.structure import Structure, _first_line
 COMPILE_MODES = (False, "capture", True)
 #: replays of a captured graph between two comparisons with the plain step on the same draws.
 VERIFY_EVERY = 200
+
+#: reports, at level INFO, the seconds each batch shape's capture (and compilation) took; ``logging.getLogger("ppgen")
+#: .setLevel(logging.INFO)`` with a handler (``logging.basicConfig()``) shows them.
+logger = logging.getLogger(__name__)
 
 
 class FastPathFallback(UserWarning):
@@ -151,6 +156,8 @@ class Gradients:
             loss = self._verified(key, captured, batch)
         if key not in self.fallbacks:
             self.capture_seconds[key] = time.perf_counter() - start
+            logger.info("compile=%r: the step of batches of shape %s %s and checked in %.2f s, once for this shape",
+                        self.compile, key[1], "traced, compiled" if compiled else "traced", self.capture_seconds[key])
         return loss
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:

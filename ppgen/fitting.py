@@ -79,7 +79,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step
             (guide, model, bound, gradient) traced once per batch shape and replayed; ``True``: the graph of the
             first batch shape also compiled by ``torch.compile`` (seconds, once). Checked against the plain step on the
-            same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.fastpath`).
+            same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.fastpath`). The
+            seconds each batch shape's capture took are logged at level INFO by the ``ppgen.fastpath`` logger.
 
     Returns:
         The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,

@@ -87,6 +87,15 @@ def test_a_fit_with_the_captured_step_has_the_plain_fits_history(data):
     torch.testing.assert_close(torch.tensor(histories[1]), torch.tensor(histories[0]), rtol=1e-6, atol=0)
 
 
+def test_the_capture_of_each_batch_shape_is_timed_and_logged(data, caplog):
+    with caplog.at_level("INFO", logger="ppgen.fastpath"):
+        ppgen.fit(registry.MODELS["vae"](x_dim=6), data, inference=ppgen.inference.ELBO(), epochs=2, batch_size=16,
+                  progress=False, compile="capture")  # batch shapes 16 and the last 8, each captured once
+    shapes = [record.args[1] for record in caplog.records if record.name == "ppgen.fastpath"]
+    assert shapes == [((16, 6),), ((8, 6),)]
+    assert all(record.args[3] > 0 for record in caplog.records if record.name == "ppgen.fastpath")
+
+
 @pytest.mark.slow
 def test_the_compiled_step_gives_the_plain_steps_loss_and_gradients(data):
     module, objective = registry.MODELS["vae"](x_dim=6), ppgen.inference.ELBO()
