@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 import handwritten  # bench/ is on sys.path when a script in it runs
 import ppgen
+from ppgen.fitting import adam
 from workloads import BATCH_SIZE, LR, SEED, load_data, network
 
 BENCH = Path(__file__).resolve().parent
@@ -57,7 +58,7 @@ def train_handwritten(x: Tensor, epochs: int, world: int) -> None:
     """The hand-written loop; with two processes, DDP over each rank's contiguous half of every global batch."""
     loss_fn = HandwrittenLoss(network(x.device, x.shape[1]))
     model = nn.parallel.DistributedDataParallel(loss_fn) if world > 1 else loss_fn
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    optimizer = adam(list(model.parameters()), LR)  # ppgen.fit's default optimiser
     order = torch.Generator().manual_seed(SEED)
     rank = dist.get_rank() if world > 1 else 0
     for _ in range(epochs):

@@ -28,6 +28,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -174,6 +175,21 @@ def speed(device: torch.device, bounds: list[str], epochs: int, repeats: int) ->
     return rows, losses, capture
 
 
+def compile_times(bounds: list[str]) -> list[dict]:
+    """The first step of each batch shape under ``compile=True``, each bound in a fresh process twice over one
+    empty inductor cache: compiled from nothing, then found in that cache (see compile_time.py)."""
+    rows = []
+    for key in bounds:
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+            runs = [json.loads(subprocess.run([sys.executable, str(BENCH / "compile_time.py"), key], env=env,
+                                              capture_output=True, text=True, check=True).stdout.splitlines()[-1])
+                    for _ in range(2)]
+        rows.append({"bound": BOUNDS[key].name, "empty_cache": runs[0]["shapes"], "cached": runs[1]["shapes"]})
+        print(f"  compile time, {BOUNDS[key].name}: {rows[-1]}", flush=True)
+    return rows
+
+
 def memory(device: torch.device, bounds: list[str], threads: int) -> list[dict]:
     """Peak memory of each workload, each in a fresh process (see memory.py)."""
     rows = []
@@ -263,7 +279,7 @@ def main() -> None:
                          for n in NETWORKS.values()) + ", and ppgen.models.MixtureOfBernoullis(x_dim=64, "
                          "n_components=10); query and memory of log p(x): ppgen.models.VAE(x_dim=64, z_dim=8, "
                          "hidden=(400,)); Bernoulli likelihoods",
-                     "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,
+                     "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam(fused=True), ppgen.fit's default (ppgen.fitting.adam)", "seed": SEED,
                      "epochs_per_run": args.epochs, "repeats": args.repeats, "query_k": QUERY_K,
                      "particle_points_per_pass": PARTICLE_POINTS, "verify_every": fastpath.VERIFY_EVERY},
         "figures": [], "sanity": {}, "final_training_loss": {}, "capture_seconds": {}, "skipped": {},
@@ -283,6 +299,8 @@ def main() -> None:
         results["capture_seconds"][device.type] = capture
         print("  memory...", flush=True)
         results["figures"] += rows + memory(device, bounds, args.threads)
+        if device.type == "cpu":
+            results["compile_seconds"] = compile_times(bounds)
     results["seconds"] = round(time.perf_counter() - start, 1)
     if args.suite == "speed" and "exact_families" in previous:  # the speed suite alone keeps the last table
         results["exact_families"] = previous["exact_families"]

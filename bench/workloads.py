@@ -22,6 +22,7 @@ from ppgen.models import VAE, MixtureOfBernoullis
 from ppgen.objective import Objective
 from ppgen.data import Batch
 from ppgen.fastpath import Gradients
+from ppgen.fitting import adam  # ppgen.fit's default optimiser, on both sides
 from ppgen.structure import inspect
 
 import handwritten  # bench/ is on sys.path when a script in it runs
@@ -205,7 +206,7 @@ def build(name: str, device: torch.device, epochs: int) -> Workload:
     if what == "fit" or what.startswith("fit-"):
         compile = COMPILE[what.removeprefix("fit-")] if what != "fit" else False
         return Workload(partial(fit, vae, train, bound, epochs, compile), steps)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
+    optimizer = adam(list(vae.parameters()), LR)
     generator = torch.Generator().manual_seed(SEED)
     if what in COMPILE:
         gradients = captured(vae, train, bound, COMPILE[what])

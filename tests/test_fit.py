@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import ppgen
-from ppgen import checkpoint, inference, models
+from ppgen import checkpoint, fitting, inference, models
 
 
 @pytest.fixture
@@ -46,6 +46,18 @@ def test_history_has_one_finite_loss_per_epoch_and_a_seed_reproduces_it(binary):
 def test_torch_and_pyro_optimisers_both_drive_the_fit(binary, optim):
     fit = ppgen.fit(models.PPCA(x_dim=6, z_dim=2), binary, optim=optim, lr=1e-2, epochs=20, progress=False)
     assert fit.history[-1] < fit.history[0]
+
+
+def test_the_default_adam_is_fused_and_the_same_fit_as_torchs_default_adam(binary):
+    fits = {}
+    for optim in (None, torch.optim.Adam):  # ppgen's default, and torch's Adam with its own defaults (per tensor)
+        torch.manual_seed(0)
+        fits[optim] = ppgen.fit(small_vae(), binary.double(), optim=optim, epochs=5, batch_size=16, progress=False)
+    assert fitting.adam([nn.Parameter(torch.zeros(2))], lr=1e-3).defaults["fused"]
+    torch.testing.assert_close(torch.tensor(fits[None].history), torch.tensor(fits[torch.optim.Adam].history),
+                               rtol=1e-9, atol=0)
+    for fused, plain in zip(fits[None].model.parameters(), fits[torch.optim.Adam].model.parameters()):
+        torch.testing.assert_close(fused, plain, rtol=1e-9, atol=1e-12)
 
 
 def test_progress_bar_shows_only_when_asked(binary, capsys):
