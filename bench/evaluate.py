@@ -6,8 +6,10 @@ one epoch, in passes of at most ``ppgen.density.PARTICLE_POINTS_PER_PASS`` parti
 user sets; peak memory follows it, not N or K). Throughput is particle-points per second, as a ratio to the
 hand-written loop, interleaved, one torch thread; peak memory is the resident set's peak above the level before
 each query (``VmHWM`` after ``/proc/self/clear_refs``). The largest configurations take long on a shared 2-core
-machine: by default those with N * K above 1e7 are left out and listed as such (``--full`` runs them). A second
-table measures the peak at three chunk budgets on one configuration. Writes ``bench/evaluate.json``.
+machine: by default those with N * K above 1e7 are left out and listed as such (``--full`` runs them). ppgen's
+``log_prob(compile=True)`` is timed beside the plain query, its compilation (inductor's cache warm after the first
+query) counted in each query. A second table measures the peak at three chunk budgets on one configuration. Writes
+``bench/evaluate.json``.
 
 Run: ``python bench/evaluate.py [--full] [--repeats R]``.
 """
@@ -43,10 +45,14 @@ def peak_and_seconds(query) -> tuple[float, float]:
     return time.perf_counter() - start, peak() - baseline
 
 
-def measure(model, x: torch.Tensor, k: int, repeats: int) -> dict:
-    """Both sides on ``x`` with K = k, interleaved ``repeats`` times; the best time and the largest peak of each."""
+def measure(model, x: torch.Tensor, k: int, repeats: int, compiled: bool = True) -> dict:
+    """Both sides on ``x`` with K = k, and with ``compiled`` ppgen's ``log_prob(compile=True)`` too (its compilation
+    included), interleaved ``repeats`` times; the best time and the largest peak of each."""
     sides = {"ppgen": lambda: model.log_prob(x, k=k),
+             "compiled": lambda: model.log_prob(x, k=k, compile=True),
              "handwritten": lambda: handwritten.log_prob(model.model, x, k, ppgen.density.PARTICLE_POINTS_PER_PASS)}
+    if not compiled:
+        del sides["compiled"]
     seconds, peaks = {side: [] for side in sides}, {side: [] for side in sides}
     for round_ in range(repeats):
         for side in sides if round_ % 2 == 0 else list(sides)[::-1]:
@@ -54,9 +60,12 @@ def measure(model, x: torch.Tensor, k: int, repeats: int) -> dict:
             seconds[side].append(elapsed)
             peaks[side].append(peak)
     best = {side: min(values) for side, values in seconds.items()}
-    return {"n": len(x), "k": k, "ppgen_s": best["ppgen"], "handwritten_s": best["handwritten"],
-            "throughput_ratio": best["handwritten"] / best["ppgen"],
-            "ppgen_peak_mib": max(peaks["ppgen"]), "handwritten_peak_mib": max(peaks["handwritten"])}
+    row = {"n": len(x), "k": k, "ppgen_s": best["ppgen"], "handwritten_s": best["handwritten"],
+           "throughput_ratio": best["handwritten"] / best["ppgen"],
+           "ppgen_peak_mib": max(peaks["ppgen"]), "handwritten_peak_mib": max(peaks["handwritten"])}
+    if compiled:
+        row.update(compiled_s=best["compiled"], compiled_throughput_ratio=best["handwritten"] / best["compiled"])
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     default = ppgen.density.PARTICLE_POINTS_PER_PASS
     for budget in BUDGETS:
         ppgen.density.PARTICLE_POINTS_PER_PASS = budget
-        budgets.append({"particle_points_per_pass": budget, **measure(model, x, 1000, 1)})
+        budgets.append({"particle_points_per_pass": budget, **measure(model, x, 1000, 1, compiled=False)})
         print(budgets[-1], flush=True)
     ppgen.density.PARTICLE_POINTS_PER_PASS = default
     RESULTS.write_text(json.dumps({

@@ -8,10 +8,11 @@ import pyro
 import torch
 from torch import Tensor, nn
 
-from ppgen.bounds import exact_log_prob, log_weights
+from ppgen.bounds import exact_log_prob
 from ppgen.budget import check_particle_budget
 from ppgen.data import Batch
 from ppgen.distributed import current
+from ppgen.fastpath import Estimates
 from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
@@ -19,7 +20,7 @@ from ppgen.structure import Structure
 PARTICLE_POINTS_PER_PASS = 2**15
 
 
-def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:
+def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False) -> Tensor:
     """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k.
 
     Under an initialised ``torch.distributed`` process group every rank passes the same x, evaluates its share
@@ -29,11 +30,12 @@ def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int) -> T
     group.check_same_rows(len(batch), "log_prob")
     local = group.local(batch)
     values = exact_log_prob(module, structure, local) if structure.exact else \
-        importance_log_prob(module, structure, local, k)
+        importance_log_prob(module, structure, local, k, compile)
     return group.gather_rows(values, len(batch))
 
 
-def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:
+def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int,
+                        compile: bool | str = False) -> Tensor:
     """The K-sample importance-weighted estimate log (1/K) sum_k p(x_n, z_k) / q(z_k|x_n), z_k ~ q(z|x_n), Tensor[N].
 
     A lower bound on log p(x_n) in expectation that tightens as K grows (IWAE_K). For a model with global latents
@@ -41,7 +43,9 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     posterior predictive density log E_q(theta)[p(x_n | theta)], the global latents drawn from q for the whole
     data set. Particles and points are evaluated in chunks of at most ``PARTICLE_POINTS_PER_PASS`` (set that
     attribute of :mod:`ppgen.density` to choose the chunk budget: peak memory follows it, not N or K); a long
-    query shows its progress on a terminal (:func:`ppgen.progress.query_bar`).
+    query shows its progress on a terminal (:func:`ppgen.progress.query_bar`). ``compile="capture"`` or ``True``
+    traces each chunk's pass once per chunk shape and replays it, or compiles the first shape's with
+    ``torch.compile`` (:class:`ppgen.fastpath.Estimates`): the same estimate on the same draws.
 
     Raises:
         ValueError: the model has latents that no guide draws.
@@ -52,14 +56,15 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
                          f"{structure.unguided}; no guide draws them")
     points = max(1, PARTICLE_POINTS_PER_PASS // k)
     particles = min(k, PARTICLE_POINTS_PER_PASS)
+    passes = {n: Estimates(module, structure, n, compile) for n in {min(particles, k - start)
+                                                                    for start in range(0, k, particles)}}
     out = []
     # The data were checked against the model's support (Fit's queries check them): Pyro's checks of every
     # distribution's arguments and values, on every chunk, would be that work again, a fifth of the query's time.
     with pyro.validation_enabled(False), query_bar(k * len(batch), "log_prob") as bar:
         for rows in torch.arange(len(batch)).split(points):
             chunk = batch.take(rows.to(batch.rows.device))
-            sums = [log_weights(module, structure, chunk, min(particles, k - start), global_terms=False).logsumexp(0)
-                    for start in range(0, k, particles)]
+            sums = [passes[min(particles, k - start)](chunk) for start in range(0, k, particles)]
             out.append(torch.stack(sums).logsumexp(0) - math.log(k))
             bar.update(k * len(rows))
     return torch.cat(out)

@@ -1,4 +1,6 @@
-"""A training step captured once per batch shape and replayed, the program staying the Pyro program the user wrote.
+"""A computation of a program captured once per batch shape and replayed, the program staying the Pyro program the
+user wrote: the training step (:class:`Gradients`) and the passes of the importance-sampled log p(x) over chunks of
+points (:class:`Estimates`), both on :class:`ShapeCapture`.
 
 The plain step runs Pyro's effect handlers (the particle plate, the guide's trace, the model replayed on it, each
 site's ``log_prob``) and autograd's graph again at every step, in Python. Here the whole step, guide, model, the
@@ -8,6 +10,7 @@ inputs and the random draws as operations of the graph (so that replaying it dra
 exactly as the plain step does). The graph is then replayed as it is (``compile="capture"``), or compiled by
 ``torch.compile``'s inductor (``compile=True``): the first batch shape only, the full batch of a fit, as the
 compilation takes seconds and the last, smaller batch of an epoch is one step in many; later shapes are replayed.
+A query's pass over a chunk of points is captured the same way, without the gradient.
 
 Correctness before speed. Tracing on fake tensors, which hold no values, fails on data-dependent control flow (a
 Python ``if`` on a tensor's value, a shape read from the data) instead of recording one branch of it; and the first
@@ -33,7 +36,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,6 +44,7 @@ from torch import Tensor, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from ppgen.boundary import check_scalar_loss
+from ppgen.bounds import log_weights
 from ppgen.data import Batch
 from ppgen.estimators import _Call
 from ppgen.objective import Objective
@@ -73,22 +77,21 @@ def check_compile(value: Any) -> bool | str:
 
 @dataclass
 class _Captured:
-    """One batch shape's graph: ``run`` maps (parameters, buffers, rows, inputs) to (loss, gradients)."""
+    """One batch shape's graph: ``run`` maps (parameters, buffers, rows, inputs) to the outputs."""
 
     run: Callable[..., Any]
     replays: int = 0
 
 
-@dataclass
-class Gradients:
-    """The loss of a batch, with its gradient put into each parameter's ``.grad`` (replacing what was there).
+class ShapeCapture:
+    """A computation on a batch of the program, its graph traced once per batch shape and replayed (or compiled),
+    checked against the plain computation on the same draws; subclasses say what it computes (:meth:`plain`, the
+    traced :meth:`outputs`) and what a caller receives of its outputs (:meth:`finish`).
 
     Arguments:
         module: the program (protocol of :mod:`ppgen.program`).
-        structure: its :class:`~ppgen.structure.Structure`.
-        inference: the backend whose ``loss`` is differentiated.
-        compile: ``False``: the plain step, Pyro's handlers at every step; ``"capture"``: the step traced once per
-            batch shape and replayed; ``True``: the traced step of the first batch shape also compiled by
+        compile: ``False``: the plain computation, Pyro's handlers at every call; ``"capture"``: traced once per
+            batch shape and replayed; ``True``: the graph of the first batch shape also compiled by
             ``torch.compile`` (inductor), those of later shapes replayed.
 
     Attributes:
@@ -96,132 +99,199 @@ class Gradients:
         fallbacks: why each batch shape that runs on the plain path does so, by shape.
     """
 
-    module: nn.Module
-    structure: Structure
-    inference: Objective
-    compile: bool | str = False
-    capture_seconds: dict[tuple, float] = field(default_factory=dict)
-    fallbacks: dict[tuple, str] = field(default_factory=dict)
-    _graphs: dict[tuple, _Captured] = field(default_factory=dict, repr=False)
+    #: what the computation is called in messages, and what each of its outputs is.
+    what = "computation"
 
-    def __post_init__(self) -> None:
-        check_compile(self.compile)
-        self.params = [p for _, p in self.module.named_parameters()]
-        self.buffers = [b for _, b in self.module.named_buffers()]
+    def __init__(self, module: nn.Module, compile: bool | str = False) -> None:
+        self.module = module
+        self.compile = check_compile(compile)
+        self.params = [p for _, p in module.named_parameters()]
+        self.buffers = [b for _, b in module.named_buffers()]
+        self.capture_seconds: dict[tuple, float] = {}
+        self.fallbacks: dict[tuple, str] = {}
+        self._graphs: dict[tuple, _Captured] = {}
 
     def __call__(self, batch: Batch) -> Tensor:
-        """The loss of ``batch`` (detached), its gradients in the parameters' ``.grad``."""
         if self.compile is False:
-            return self.plain(batch)
+            return self.finish(self.plain(batch))
         key = _shape_key(batch, self.module.training)
         if key in self.fallbacks:
-            return self.plain(batch)
+            return self.finish(self.plain(batch))
         captured = self._graphs.get(key)
         if captured is None:
             return self._capture(key, batch)
         captured.replays += 1
         if captured.replays % VERIFY_EVERY == 0:
             return self._verified(key, captured, batch)
-        return self._replay(captured, batch)
+        return self.finish(self._replay(captured, batch))
 
-    def plain(self, batch: Batch) -> Tensor:
-        """The plain step: the backend's loss through Pyro's handlers, and ``backward``."""
-        loss = self.inference.loss(self.module, self.structure, batch)
-        check_scalar_loss(loss, self.inference)
-        for p in self.params:
-            p.grad = None
-        loss.backward()
-        return loss.detach()
+    def plain(self, batch: Batch) -> list[Tensor | None]:
+        """The outputs computed through Pyro's handlers, as they are."""
+        raise NotImplementedError
 
-    def _replay(self, captured: _Captured, batch: Batch) -> Tensor:
+    def outputs(self, batch: Batch) -> list[Tensor | None]:
+        """The outputs as a function of the parameters, which a trace records (the parameters swapped in)."""
+        raise NotImplementedError
+
+    def finish(self, outputs: list[Tensor | None]) -> Tensor:
+        """What a call returns, given the outputs."""
+        raise NotImplementedError
+
+    def names(self, count: int) -> list[str]:
+        """What each of ``count`` outputs is, for messages."""
+        return [f"output {i}" for i in range(count)]
+
+    def _replay(self, captured: _Captured, batch: Batch) -> list[Tensor | None]:
         with torch.no_grad():
-            loss, grads = captured.run([p.detach() for p in self.params], self.buffers, batch.rows, *batch.args)
-        for p, g in zip(self.params, grads):
-            p.grad = g
-        return loss
+            return list(captured.run([p.detach() for p in self.params], self.buffers, batch.rows, *batch.args))
 
     def _capture(self, key: tuple, batch: Batch) -> Tensor:
-        """The plain step on ``batch``; the step's graph traced, checked against it, and kept for its shape."""
+        """The plain outputs on ``batch``; the graph traced, checked against them, and kept for its shape."""
         start = time.perf_counter()
         try:
             graph = self._trace(batch)
         except Exception as error:  # anything a trace cannot take: data-dependent control flow, for one
-            return self._fall_back(key, batch, f"the step could not be traced: {type(error).__name__}: "
+            return self._fall_back(key, batch, f"the {self.what} could not be traced: {type(error).__name__}: "
                                                f"{_first_line(error)}")
         with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
             warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
             compiled = self.compile is True and not self.capture_seconds  # the first shape only
             captured = _Captured(_flat(torch.compile(graph, dynamic=False) if compiled else graph))
             self._graphs[key] = captured
-            loss = self._verified(key, captured, batch)
+            result = self._verified(key, captured, batch)
         if key not in self.fallbacks:
             self.capture_seconds[key] = time.perf_counter() - start
-            logger.info("compile=%r: the step of batches of shape %s %s and checked in %.2f s, once for this shape",
-                        self.compile, key[1], "traced, compiled" if compiled else "traced", self.capture_seconds[key])
-        return loss
+            logger.info("compile=%r: the %s of batches of shape %s %s and checked in %.2f s, once for this shape",
+                        self.compile, self.what, key[1], "traced, compiled" if compiled else "traced",
+                        self.capture_seconds[key])
+        return result
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:
-        """The step as one graph of (parameters, buffers, rows, inputs) -> (loss, gradients), traced on fake tensors."""
-        wrapper = _Call(self.module, self._loss_of)
+        """The outputs as one graph of (parameters, buffers, rows, inputs), traced on fake tensors."""
+        wrapper = _Call(self.module, self._outputs_of)
         names = [f"program.{n}" for n, _ in self.module.named_parameters()]
         buffer_names = [f"program.{n}" for n, _ in self.module.named_buffers()]
         num_params, num_buffers = len(names), len(buffer_names)
 
-        def step(*flat: Tensor) -> tuple[Tensor, list[Tensor | None]]:
+        def outputs(*flat: Tensor) -> list[Tensor | None]:
             params, buffers = flat[:num_params], flat[num_params:num_params + num_buffers]
             rows, args = flat[num_params + num_buffers], flat[num_params + num_buffers + 1:]
             tensors = {**dict(zip(names, params)), **dict(zip(buffer_names, buffers))}
-            loss = torch.func.functional_call(wrapper, tensors, (Batch(tuple(args), rows, batch.size),))
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            return loss.detach(), list(grads)
+            return torch.func.functional_call(wrapper, tensors, (Batch(tuple(args), rows, batch.size), params))
 
         inputs = [p.detach().requires_grad_() for p in self.params] + self.buffers + [batch.rows, *batch.args]
         with torch.enable_grad():
-            graph = make_fx(step, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
+            graph = make_fx(outputs, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         # Pyro's bookkeeping leaves results no one reads (log-densities summed for a trace, detached copies):
-        # dropping them leaves the operations that make the loss and gradients, and every random draw.
+        # dropping them leaves the operations that make the outputs, and every random draw.
         graph.graph.eliminate_dead_code()
         graph.recompile()
         return graph
 
-    def _loss_of(self, batch: Batch) -> Tensor:
+    def _outputs_of(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
         with _store_reads_inputs(self.module):
-            loss = self.inference.loss(self.module, self.structure, batch)
-        check_scalar_loss(loss, self.inference)
-        return loss
+            return self.outputs(batch, params)
 
     def _verified(self, key: tuple, captured: _Captured, batch: Batch) -> Tensor:
-        """The plain step on ``batch``, and the graph run on the same draws from the same buffers: any difference in
-        the loss, a gradient, a buffer or the random stream's position puts this shape on the plain path."""
+        """The plain outputs on ``batch``, and the graph run on the same draws from the same buffers: any difference
+        in an output, a buffer or the random stream's position puts this shape on the plain path."""
         device = self.params[0].device if self.params else torch.device("cpu")
         before, buffers = _rng_state(device), [b.clone() for b in self.buffers]
-        loss = self.plain(batch)
-        grads = [p.grad for p in self.params]
+        expected = self.plain(batch)
         after, updated = _rng_state(device), [b.clone() for b in self.buffers]
         _set_rng_state(device, before)
         _copy(self.buffers, buffers)
         try:
             replayed = self._replay(captured, batch)
-            why = _disagreement(loss, replayed, grads, [p.grad for p in self.params], updated, self.buffers,
+            why = _disagreement(self.what, self.names(len(expected)), expected, replayed, updated, self.buffers,
                                 after, _rng_state(device))
-        except Exception as error:  # a compiled graph that fails to build or run: the plain step stands
-            why = f"the captured step failed to run: {type(error).__name__}: {_first_line(error)}"
+        except Exception as error:  # a compiled graph that fails to build or run: the plain outputs stand
+            why = f"the captured {self.what} failed to run: {type(error).__name__}: {_first_line(error)}"
         _set_rng_state(device, after)
         _copy(self.buffers, updated)
-        for p, g in zip(self.params, grads):
-            p.grad = g
         if why is not None:
             self._graphs.pop(key, None)
-            self.fallbacks[key] = why
-            warnings.warn(f"compile={self.compile!r}: batches of shape {key[1]} run on the plain path: {why}",
-                          FastPathFallback, stacklevel=4)
-        return loss
+            self._warn(key, why)
+        return self.finish(expected)
 
     def _fall_back(self, key: tuple, batch: Batch, why: str) -> Tensor:
+        self._warn(key, why)
+        return self.finish(self.plain(batch))
+
+    def _warn(self, key: tuple, why: str) -> None:
         self.fallbacks[key] = why
         warnings.warn(f"compile={self.compile!r}: batches of shape {key[1]} run on the plain path: {why}",
-                      FastPathFallback, stacklevel=4)
-        return self.plain(batch)
+                      FastPathFallback, stacklevel=5)
+
+
+class Gradients(ShapeCapture):
+    """The loss of a batch, with its gradient put into each parameter's ``.grad`` (replacing what was there): the
+    training step, guide, model, log weights, objective and ``torch.autograd.grad`` traced as one graph.
+
+    Arguments:
+        module, compile: see :class:`ShapeCapture`.
+        structure: the program's :class:`~ppgen.structure.Structure`.
+        inference: the backend whose ``loss`` is differentiated.
+    """
+
+    what = "step"
+
+    def __init__(self, module: nn.Module, structure: Structure, inference: Objective,
+                 compile: bool | str = False) -> None:
+        super().__init__(module, compile)
+        self.structure, self.inference = structure, inference
+
+    def plain(self, batch: Batch) -> list[Tensor | None]:
+        """The plain step: the backend's loss through Pyro's handlers, and ``backward``; [loss, *gradients]."""
+        loss = self.inference.loss(self.module, self.structure, batch)
+        check_scalar_loss(loss, self.inference)
+        for p in self.params:
+            p.grad = None
+        loss.backward()
+        return [loss.detach(), *(p.grad for p in self.params)]
+
+    def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
+        loss = self.inference.loss(self.module, self.structure, batch)
+        check_scalar_loss(loss, self.inference)
+        return [loss.detach(), *torch.autograd.grad(loss, params, allow_unused=True)]
+
+    def finish(self, outputs: list[Tensor | None]) -> Tensor:
+        """The loss (detached); the gradients go into the parameters' ``.grad``."""
+        for p, g in zip(self.params, outputs[1:]):
+            p.grad = g
+        return outputs[0]
+
+    def names(self, count: int) -> list[str]:
+        return ["loss", *(f"gradient of parameter {i}" for i in range(count - 1))]
+
+
+class Estimates(ShapeCapture):
+    """log sum_k w_k(x_n) over K particles z_k ~ q(z|x_n) for each point of a batch, Tensor[B], without gradients:
+    a pass of :func:`ppgen.density.importance_log_prob` over a chunk of points.
+
+    Arguments:
+        module, compile: see :class:`ShapeCapture`.
+        structure: the program's :class:`~ppgen.structure.Structure`.
+        num_particles: K.
+    """
+
+    what = "log p(x) estimate"
+
+    def __init__(self, module: nn.Module, structure: Structure, num_particles: int,
+                 compile: bool | str = False) -> None:
+        super().__init__(module, compile)
+        self.structure, self.num_particles = structure, num_particles
+
+    def plain(self, batch: Batch) -> list[Tensor | None]:
+        with torch.no_grad():
+            return [self.outputs(batch, ())[0]]
+
+    def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
+        with torch.no_grad():
+            return [log_weights(self.module, self.structure, batch, self.num_particles, global_terms=False).logsumexp(0)]
+
+    def finish(self, outputs: list[Tensor | None]) -> Tensor:
+        return outputs[0]
 
 
 def _store_reads_inputs(module: nn.Module) -> contextlib.AbstractContextManager:
@@ -245,20 +315,18 @@ def _shape_key(batch: Batch, training: bool) -> tuple:
             batch.rows.device, batch.size)
 
 
-def _disagreement(loss: Tensor, replayed: Tensor, grads: list[Tensor | None], replayed_grads: list[Tensor | None],
+def _disagreement(what: str, names: list[str], expected: list[Tensor | None], replayed: list[Tensor | None],
                   buffers: list[Tensor], replayed_buffers: list[Tensor], rng: Tensor,
                   replayed_rng: Tensor) -> str | None:
-    """Why the graph's results differ from the plain step's on the same draws, or ``None`` where they agree."""
+    """Why the graph's outputs differ from the plain ones on the same draws, or ``None`` where they agree."""
     if not torch.equal(rng, replayed_rng):
-        return "the captured step drew a different number of random values"
-    if not _close(loss, replayed):
-        return f"the captured step's loss {float(replayed)} differs from the plain step's {float(loss)}"
-    for i, (g, h) in enumerate(zip(grads, replayed_grads)):
-        if (g is None) != (h is None) or (g is not None and not _close(g, h)):
-            return f"the captured step's gradient of parameter {i} differs from the plain step's"
+        return f"the captured {what} drew a different number of random values"
+    for name, a, b in zip(names, expected, replayed):
+        if (a is None) != (b is None) or (a is not None and not _close(a, b)):
+            return f"the captured {what}'s {name} differs from the plain {what}'s"
     for i, (b, c) in enumerate(zip(buffers, replayed_buffers)):
         if not _close(b, c):
-            return f"the captured step's update of buffer {i} differs from the plain step's"
+            return f"the captured {what}'s update of buffer {i} differs from the plain {what}'s"
     return None
 
 

@@ -15,6 +15,7 @@ from ppgen.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, ch
 from ppgen.checks import check_choice, check_device, check_positive_int
 from ppgen.data import Batch, as_batch
 from ppgen.evaluation import Evaluation, evaluate
+from ppgen.fastpath import check_compile
 from ppgen.objective import Objective
 from ppgen.posterior import METHODS, Posterior
 from ppgen.program import Model, as_model_input, as_module, constrained_params
@@ -86,7 +87,7 @@ class Fit:
         return batch
 
     @torch.no_grad()
-    def log_prob(self, *inputs: Any, k: int = 1000) -> Tensor:
+    def log_prob(self, *inputs: Any, k: int = 1000, compile: bool | str = False) -> Tensor:
         """log p(x) for each row of x, Tensor[N] (given the model's further inputs, ``log_prob(x, y)``).
 
         Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
@@ -94,17 +95,25 @@ class Fit:
         z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower bound in expectation that
         tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
         a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then unused).
+
+        ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
+        ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles the first
+        shape's with ``torch.compile`` (seconds, once: worth it from some minutes of query, large N times k),
+        each checked against the plain pass on the same draws (see :class:`ppgen.fastpath.Estimates`).
         """
         k = check_positive_int(k, "k")
+        compile = check_compile(compile)
         if self.draws is not None:
             return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
-        return density.log_prob(self.model, self.structure, self._batch(inputs), k)
+        return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile)
 
     @torch.no_grad()
-    def iwae_bound(self, *inputs: Any, k: int) -> Tensor:
-        """The K-sample importance-weighted bound through the guide, Tensor[N], for any model with a guide."""
+    def iwae_bound(self, *inputs: Any, k: int, compile: bool | str = False) -> Tensor:
+        """The K-sample importance-weighted bound through the guide, Tensor[N], for any model with a guide
+        (``compile``: see :meth:`log_prob`)."""
         k = check_positive_int(k, "k")
-        return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k)
+        compile = check_compile(compile)
+        return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile)
 
     def evaluate(self, *inputs: Any, k: int = 5000) -> Evaluation:
         """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample

@@ -14,9 +14,9 @@ from torch import nn
 from pyro_programs import CASES as PROGRAMS
 
 import ppgen
-from ppgen import fastpath, registry
+from ppgen import density, fastpath, registry
 from ppgen.data import Batch
-from ppgen.fastpath import FastPathFallback, Gradients
+from ppgen.fastpath import Estimates, FastPathFallback, Gradients
 from ppgen.program import as_module
 from ppgen.structure import inspect
 
@@ -91,9 +91,9 @@ def test_the_capture_of_each_batch_shape_is_timed_and_logged(data, caplog):
     with caplog.at_level("INFO", logger="ppgen.fastpath"):
         ppgen.fit(registry.MODELS["vae"](x_dim=6), data, inference=ppgen.inference.ELBO(), epochs=2, batch_size=16,
                   progress=False, compile="capture")  # batch shapes 16 and the last 8, each captured once
-    shapes = [record.args[1] for record in caplog.records if record.name == "ppgen.fastpath"]
-    assert shapes == [((16, 6),), ((8, 6),)]
-    assert all(record.args[3] > 0 for record in caplog.records if record.name == "ppgen.fastpath")
+    records = [record for record in caplog.records if record.name == "ppgen.fastpath"]
+    assert [record.args[2] for record in records] == [((16, 6),), ((8, 6),)]
+    assert all(record.args[1] == "step" and record.args[4] > 0 for record in records)
 
 
 @pytest.mark.slow
@@ -226,3 +226,80 @@ def test_a_bad_compile_argument_is_refused_before_any_work(value, error, data):
     with pytest.raises(error, match="compile"):
         ppgen.fit(module, data, epochs=1, progress=False, compile=value)
     assert all(torch.equal(p, q) for p, q in zip(module.parameters(), before))
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_the_captured_log_p_estimate_gives_the_plain_one_on_the_same_draws(name, data):
+    module = registry.MODELS[name](x_dim=6)
+    if callable(getattr(module, "initialize", None)):
+        module.initialize(data)
+    batch = Batch((data[:20],), torch.arange(20), len(data))
+    structure = inspect(module, batch)
+    if structure.unguided:
+        pytest.skip(f"no guide draws {structure.unguided}: log p(x) is not importance-sampled for this model")
+    module.eval()
+    with pyro.validation_enabled(False):
+        plain, fast = Estimates(module, structure, 7, False), Estimates(module, structure, 7, "capture")
+        for seed in (3, 4):  # the first call captures and checks the graph, the second replays it
+            pyro.set_rng_seed(seed)
+            expected = plain(batch)
+            pyro.set_rng_seed(seed)
+            torch.testing.assert_close(fast(batch), expected, rtol=1e-5, atol=1e-5)
+    assert not fast.fallbacks and len(fast.capture_seconds) == 1
+
+
+def test_a_captured_query_in_chunks_gives_the_plain_querys_log_p(data, monkeypatch):
+    monkeypatch.setattr(density, "PARTICLE_POINTS_PER_PASS", 8)  # passes of 8 particles x 1 point: k = 20
+    fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, epochs=2, batch_size=16, progress=False)
+    estimates = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FastPathFallback)
+        for compile in (False, "capture"):  # passes of 8, 8 and 4 particles: two graphs, each replayed per point
+            torch.manual_seed(5)
+            estimates.append(fit.log_prob(data[:6], k=20, compile=compile))
+    torch.testing.assert_close(estimates[1], estimates[0], rtol=1e-5, atol=1e-5)
+
+
+class BranchingGuide(nn.Module):
+    """A guide whose Python control flow depends on the data's values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(6))
+
+    def model(self, x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(self.loc, 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(z, 1.0).to_event(1), obs=x)
+
+    def guide(self, x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(x, 0.5 if float(x.sum()) > 50 else 1.0).to_event(1))
+
+
+def test_a_query_that_cannot_be_traced_falls_back_to_the_plain_estimate(data):
+    fit = ppgen.fit(BranchingGuide(), data, epochs=1, progress=False)
+    torch.manual_seed(2)
+    expected = fit.log_prob(data, k=10)
+    torch.manual_seed(2)
+    with pytest.warns(FastPathFallback, match="could not be traced"):
+        assert torch.equal(fit.log_prob(data, k=10, compile="capture"), expected)
+
+
+@pytest.mark.parametrize("value, error", [("yes", ValueError), (1, TypeError)])
+def test_a_bad_compile_argument_to_a_query_is_refused(value, error, data):
+    fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, epochs=1, progress=False)
+    with pytest.raises(error, match="compile"):
+        fit.log_prob(data, k=10, compile=value)
+    with pytest.raises(error, match="compile"):
+        fit.iwae_bound(data, k=10, compile=value)
+
+
+@pytest.mark.slow
+def test_the_compiled_query_gives_the_plain_querys_log_p(data):
+    fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, epochs=1, progress=False)
+    estimates = []
+    for compile in (False, True):
+        torch.manual_seed(6)
+        estimates.append(fit.log_prob(data, k=50, compile=compile))
+    torch.testing.assert_close(estimates[1], estimates[0], rtol=1e-5, atol=1e-5)
