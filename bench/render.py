@@ -99,9 +99,9 @@ Python, forward and backward (some two hundred operations for a VAE step), while
 runs in autograd's C++ engine: it gains where Pyro's handlers dominate (the small VAE, the enumerated mixture) and
 little on the 784-400-32 VAE, where the matrix products do. The compiled step beats the hand-written loop on both
 VAEs, not on the mixture: Pyro's enumeration scores every pixel under every component, a [10, B, 64] Bernoulli
-log-density and its gradient, where the hand-written loss folds the pixels into two matrix products. A program that falls back runs the plain step, whose ratio is the first row of each block: Pyro's
-handlers cost about a millisecond per step, which is most of a small model's step and a tenth of a large one's.
-Not retried here: `torch.compile` of the backend's loss as it is, which issue 13 measured at no speed-up (graph
+log-density and its gradient, where the hand-written loss folds the pixels into two matrix products. A program
+that falls back runs the plain step, whose ratio is the first row of each block: Pyro's handlers cost about a
+millisecond per step, which is most of a small model's step and a tenth of a large one's. Not retried here: `torch.compile` of the backend's loss as it is, which issue 13 measured at no speed-up (graph
 breaks in Pyro's messenger stack); tracing the step first is what removes them. `compile=True` is not the default:
 its first compilation of a model takes seconds (table above) and tens of seconds on a machine where inductor has
 never run, more than the short fits of the tests take in all.

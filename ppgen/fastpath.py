@@ -288,7 +288,8 @@ class Estimates(ShapeCapture):
 
     def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
         with torch.no_grad():
-            return [log_weights(self.module, self.structure, batch, self.num_particles, global_terms=False).logsumexp(0)]
+            weights = log_weights(self.module, self.structure, batch, self.num_particles, global_terms=False)
+            return [weights.logsumexp(0)]
 
     def finish(self, outputs: list[Tensor | None]) -> Tensor:
         return outputs[0]
