@@ -33,8 +33,10 @@ docs: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) docs/tools/demo_pictures.py $(DEMO)
 	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
+# Every benchmark (an hour or more on 2 cores); BENCH_ARGS picks parts, e.g. BENCH_ARGS="--suite speed --skip-scaling".
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Fashion-MNIST's four gzipped IDX files, from Debian's package, into /usr/share/datasets/fashion-mnist/.
 data:
