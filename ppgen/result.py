@@ -98,7 +98,7 @@ class Fit:
 
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
         ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles the first
-        shape's with ``torch.compile`` (seconds, once: worth it from some minutes of query, large N times k),
+        shape's with ``torch.compile`` (seconds, once per query: worth it for a query of more than a few seconds),
         each checked against the plain pass on the same draws (see :class:`ppgen.fastpath.Estimates`).
         """
         k = check_positive_int(k, "k")
