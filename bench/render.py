@@ -101,8 +101,9 @@ little on the 784-400-32 VAE, where the matrix products do. The compiled step be
 VAEs, not on the mixture: Pyro's enumeration scores every pixel under every component, a [10, B, 64] Bernoulli
 log-density and its gradient, where the hand-written loss folds the pixels into two matrix products. A program
 that falls back runs the plain step, whose ratio is the first row of each block: Pyro's handlers cost about a
-millisecond per step, which is most of a small model's step and a tenth of a large one's. Not retried here: `torch.compile` of the backend's loss as it is, which issue 13 measured at no speed-up (graph
-breaks in Pyro's messenger stack); tracing the step first is what removes them. `compile=True` is not the default:
+millisecond per step, which is most of a small model's step and a tenth of a large one's. Not retried here:
+`torch.compile` of the backend's loss as it is, which issue 13 measured at no speed-up (graph breaks in Pyro's
+messenger stack); tracing the step first is what removes them. `compile=True` is not the default:
 its first compilation of a model takes seconds (table above) and tens of seconds on a machine where inductor has
 never run, more than the short fits of the tests take in all.
 
@@ -482,7 +483,8 @@ ppgen aims at a training step as fast as hand-written PyTorch. Every figure here
 hand-written PyTorch loop of the *same network*, measured in the same run. The networks: {settings['network']}.
 The reference uses a VAE's `encoder` and `decoder` modules directly, with the loss written in torch
 (reparameterised z, Bernoulli log-likelihood by `binary_cross_entropy_with_logits`, Normal log-densities,
-`logsumexp` over the k particles), the same `{settings['optimizer']}` (lr {settings['lr']}), the same batches
+`logsumexp` over the k particles), the same `{settings['optimizer']}` (lr {settings['lr']}; `ppgen.fit`'s default
+optimiser), the same batches
 and the same initial weights. Data: {settings['data']}.
 
 - **Training step**: wall time of a run of {settings['epochs_per_run']} epochs divided by its optimiser steps

@@ -277,12 +277,13 @@ def main() -> None:
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
         "settings": {"data": "the digits, binarised: 1437 training and 360 test points of 64 pixels; for the "
                              "784-pixel VAE, the first 1437 training images of Fashion-MNIST, binarised (pixels >= 0.5)",
-                     "network": "training: " + ", ".join(
-                         f"{n.label} = ppgen.models.VAE(x_dim={n.x_dim}, z_dim={n.z_dim}, hidden={n.hidden})"
-                         for n in NETWORKS.values()) + ", and ppgen.models.MixtureOfBernoullis(x_dim=64, "
-                         "n_components=10); query and memory of log p(x): ppgen.models.VAE(x_dim=64, z_dim=8, "
-                         "hidden=(400,)); Bernoulli likelihoods",
-                     "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam(fused=True), ppgen.fit's default (ppgen.fitting.adam)", "seed": SEED,
+                     "network": "\n" + "".join(
+                         f"\n- {n.label}: `ppgen.models.VAE(x_dim={n.x_dim}, z_dim={n.z_dim}, hidden={n.hidden})`"
+                         for n in NETWORKS.values()) + "\n- the enumerated mixture: "
+                         "`ppgen.models.MixtureOfBernoullis(x_dim=64, n_components=10)`\n- the query and its "
+                         "memory: `ppgen.models.VAE(x_dim=64, z_dim=8, hidden=(400,))`\n\nall with Bernoulli "
+                         "likelihoods",
+                     "batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam(fused=True)", "seed": SEED,
                      "epochs_per_run": args.epochs, "repeats": args.repeats, "query_k": QUERY_K,
                      "particle_points_per_pass": PARTICLE_POINTS, "verify_every": fastpath.VERIFY_EVERY},
         "figures": [], "sanity": {}, "final_training_loss": {}, "capture_seconds": {}, "skipped": {},
