@@ -129,8 +129,9 @@ class ShapeCapture:
         """The outputs computed through Pyro's handlers, as they are."""
         raise NotImplementedError
 
-    def outputs(self, batch: Batch) -> list[Tensor | None]:
-        """The outputs as a function of the parameters, which a trace records (the parameters swapped in)."""
+    def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
+        """The outputs as a trace records them: the module's parameters are ``params`` (the graph's inputs, swapped
+        in), with respect to which a gradient may be taken."""
         raise NotImplementedError
 
     def finish(self, outputs: list[Tensor | None]) -> Tensor:
@@ -243,17 +244,20 @@ class Gradients(ShapeCapture):
 
     def plain(self, batch: Batch) -> list[Tensor | None]:
         """The plain step: the backend's loss through Pyro's handlers, and ``backward``; [loss, *gradients]."""
-        loss = self.inference.loss(self.module, self.structure, batch)
-        check_scalar_loss(loss, self.inference)
+        loss = self._loss(batch)
         for p in self.params:
             p.grad = None
         loss.backward()
         return [loss.detach(), *(p.grad for p in self.params)]
 
     def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
+        loss = self._loss(batch)
+        return [loss.detach(), *torch.autograd.grad(loss, params, allow_unused=True)]
+
+    def _loss(self, batch: Batch) -> Tensor:
         loss = self.inference.loss(self.module, self.structure, batch)
         check_scalar_loss(loss, self.inference)
-        return [loss.detach(), *torch.autograd.grad(loss, params, allow_unused=True)]
+        return loss
 
     def finish(self, outputs: list[Tensor | None]) -> Tensor:
         """The loss (detached); the gradients go into the parameters' ``.grad``."""
@@ -283,8 +287,7 @@ class Estimates(ShapeCapture):
         self.structure, self.num_particles = structure, num_particles
 
     def plain(self, batch: Batch) -> list[Tensor | None]:
-        with torch.no_grad():
-            return [self.outputs(batch, ())[0]]
+        return self.outputs(batch, ())
 
     def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
         with torch.no_grad():
