@@ -64,7 +64,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     with pyro.validation_enabled(False), query_bar(k * len(batch), "log_prob") as bar:
         for rows in torch.arange(len(batch)).split(points):
             chunk = batch.take(rows.to(batch.rows.device))
-            sums = [passes[min(particles, k - start)](chunk) for start in range(0, k, particles)]
+            sums = [passes[min(particles, k - start)](chunk).logsumexp(0) for start in range(0, k, particles)]
             out.append(torch.stack(sums).logsumexp(0) - math.log(k))
             bar.update(k * len(rows))
     return torch.cat(out)

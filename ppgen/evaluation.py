@@ -25,13 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyro
 import torch
 from torch import Tensor, nn
 
-from ppgen.bounds import exact_log_prob, log_weights
+from ppgen.bounds import exact_log_prob
 from ppgen.checks import check_positive_int
 from ppgen.data import Batch
 from ppgen.distributed import current
+from ppgen.fastpath import Estimates, check_compile
 from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
@@ -112,7 +114,7 @@ def _known(values: Tensor | None, reduce: Callable[[Tensor], Tensor]) -> float |
 
 
 def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 5000, *,
-             particle_points: int = 2**15) -> Evaluation:
+             particle_points: int = 2**15, compile: bool | str = False) -> Evaluation:
     """Bounds, log-likelihood and importance-weight diagnostics for each row of x.
 
     Memory stays bounded for any N and K: the points go through in chunks of about ``particle_points / K``,
@@ -127,6 +129,9 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
             of the local latents given theta_k ~ q(theta), as in :func:`ppgen.density.importance_log_prob`.
         k: K, the draws per point.
         particle_points: the draws times points of one pass.
+        compile: ``"capture"`` or ``True``: each pass's log weights traced once per chunk shape and replayed, or
+            the first shape's compiled by ``torch.compile``, checked against the plain pass on the same draws
+            (:class:`ppgen.fastpath.Estimates`).
 
     Returns:
         An :class:`Evaluation`; a ``UserWarning`` says how many points have k-hat > 0.7. Under an initialised
@@ -135,10 +140,11 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     """
     k = check_positive_int(k, "k")
     particle_points = check_positive_int(particle_points, "particle_points")
+    compile = check_compile(compile)
     group = current()
     group.check_same_rows(len(batch), "evaluate")
     with torch.no_grad():
-        local = _evaluate(module, structure, group.local(batch), k, particle_points)
+        local = _evaluate(module, structure, group.local(batch), k, particle_points, compile)
     report = Evaluation(k, **{name: None if values is None else group.gather_rows(values, len(batch))
                               for name, values in vars(local).items() if name != "k"})
     if report.unreliable:
@@ -149,17 +155,21 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     return report
 
 
-def _evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int, particle_points: int) -> Evaluation:
+def _evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int, particle_points: int,
+              compile: bool | str) -> Evaluation:
     points = max(1, particle_points // k)
     chunks = [batch.take(rows) for rows in torch.arange(len(batch), device=batch.rows.device).split(points)]
     exact = torch.cat([exact_log_prob(module, structure, xb) for xb in chunks]) if structure.exact else None
     if not structure.guided or structure.unguided:  # no importance weights to diagnose
         return Evaluation(k, None, None, exact, None, None)
     columns: dict[str, list[Tensor]] = {"elbo": [], "iwae": [], "ess": [], "khat": []}
-    with query_bar(k * len(batch), "evaluate") as bar:
+    sizes = [min(particle_points, k - start) for start in range(0, k, particle_points)]
+    passes = {n: Estimates(module, structure, n, compile) for n in set(sizes)}
+    # The data were checked against the model's support: Pyro's argument checks on every pass would repeat that
+    # work, and their Python branch on a tensor's value is one a captured pass cannot take.
+    with pyro.validation_enabled(False), query_bar(k * len(batch), "evaluate") as bar:
         for xb in chunks:
-            log_w = torch.cat([log_weights(module, structure, xb, min(particle_points, k - start), global_terms=False)
-                               for start in range(0, k, particle_points)])
+            log_w = torch.cat([passes[n](xb) for n in sizes])
             for name, value in weight_diagnostics(log_w).items():
                 columns[name].append(value)
             bar.update(k * len(xb))

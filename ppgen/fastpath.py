@@ -270,8 +270,9 @@ class Gradients(ShapeCapture):
 
 
 class Estimates(ShapeCapture):
-    """log sum_k w_k(x_n) over K particles z_k ~ q(z|x_n) for each point of a batch, Tensor[B], without gradients:
-    a pass of :func:`ppgen.density.importance_log_prob` over a chunk of points.
+    """The log importance weights log w_k(x_n) = log p(x_n, z_k) - log q(z_k|x_n) of K particles z_k ~ q(z|x_n) for
+    each point of a batch, Tensor[K, B], without gradients (the terms of global latents left out): a pass of
+    :func:`ppgen.density.importance_log_prob` or :func:`ppgen.evaluation.evaluate` over a chunk of points.
 
     Arguments:
         module, compile: see :class:`ShapeCapture`.
@@ -279,7 +280,7 @@ class Estimates(ShapeCapture):
         num_particles: K.
     """
 
-    what = "log p(x) estimate"
+    what = "log weights"
 
     def __init__(self, module: nn.Module, structure: Structure, num_particles: int,
                  compile: bool | str = False) -> None:
@@ -291,8 +292,7 @@ class Estimates(ShapeCapture):
 
     def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
         with torch.no_grad():
-            weights = log_weights(self.module, self.structure, batch, self.num_particles, global_terms=False)
-            return [weights.logsumexp(0)]
+            return [log_weights(self.module, self.structure, batch, self.num_particles, global_terms=False)]
 
     def finish(self, outputs: list[Tensor | None]) -> Tensor:
         return outputs[0]

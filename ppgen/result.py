@@ -115,16 +115,18 @@ class Fit:
         compile = check_compile(compile)
         return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile)
 
-    def evaluate(self, *inputs: Any, k: int = 5000) -> Evaluation:
+    def evaluate(self, *inputs: Any, k: int = 5000, compile: bool | str = False) -> Evaluation:
         """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
-        size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see :mod:`ppgen.evaluation`."""
+        size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see :mod:`ppgen.evaluation`
+        (``compile``: see :meth:`log_prob`)."""
         k = check_positive_int(k, "k")
+        compile = check_compile(compile)
         if self.draws is not None:
             raise ValueError(f"evaluate() reports the bounds of a guide q(z|x), which a fit by {self.inference!r} does "
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
         return evaluate(self.model, self.structure, self._batch(inputs), k,
-                        particle_points=density.PARTICLE_POINTS_PER_PASS)
+                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile)
 
     @torch.no_grad()
     def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:

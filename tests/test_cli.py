@@ -144,6 +144,16 @@ def test_fit_is_reproducible(vae_run, tmp_path):
     assert second["test_log_likelihood"] == first["test_log_likelihood"]
 
 
+def test_fit_with_the_captured_step_trains_as_the_plain_run_does(vae_run, tmp_path):
+    run, _ = vae_run
+    captured = tmp_path / "captured"
+    assert main(["fit", "--model", "vae", "--data", "digits", "--inference", "iwae", "--k", "2",
+                 "--z-dim", "2", "--hidden", "32", *TINY, "--compile", "capture", "--out", str(captured)]) == 0
+    first, second = read_metrics(run), read_metrics(captured)
+    assert second["train_loss"] == pytest.approx(first["train_loss"], rel=1e-5)
+    assert second["test_log_likelihood"] == pytest.approx(first["test_log_likelihood"], abs=1e-3)
+
+
 def test_latent_view_is_titled_after_the_latent_site(gmm_run):
     _, _, drawn = gmm_run
     latent = drawn["latent.png"]  # p(c|x) over 3 components: E[c | x] of the one-hot c, seen through PCA
@@ -185,6 +195,16 @@ def test_eval_records_and_prints(vae_run, capsys):
     assert {key: value for key, value in metrics.items() if key != "eval"} == {
         key: value for key, value in before.items() if key != "eval"
     }
+
+
+def test_eval_with_the_captured_passes_reproduces_the_plain_estimate(vae_run, tmp_path):
+    run = copy_run(vae_run[0], tmp_path)
+    assert main(["eval", str(run), "--k", "10"]) == 0
+    plain = read_metrics(run)["eval"]
+    assert main(["eval", str(run), "--k", "10", "--compile", "capture"]) == 0
+    captured = read_metrics(run)["eval"]
+    assert captured["test_log_likelihood"] == pytest.approx(plain["test_log_likelihood"], abs=1e-4)
+    assert captured["report"]["mean"]["iwae"] == pytest.approx(plain["report"]["mean"]["iwae"], abs=1e-4)
 
 
 def test_eval_defaults_to_the_run_eval_k(vae_run):

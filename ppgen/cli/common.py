@@ -108,6 +108,18 @@ def add_common(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads torch may use (default: torch's choice)")
 
 
+#: ``--compile``'s choices, as ``ppgen.fit``'s and the queries' ``compile`` argument.
+COMPILE_CHOICES = {"false": False, "capture": "capture", "true": True}
+
+
+def add_compile(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--compile false|capture|true``: ``compile=`` of ``ppgen.fit`` and of the queries, for ``what``."""
+    parser.add_argument("--compile", choices=list(COMPILE_CHOICES), default="false",
+                        help=f"{what}: false, the plain computation; capture, traced once per batch shape and "
+                             f"replayed; true, also compiled by torch.compile (seconds, once); each checked against "
+                             f"the plain one on the same draws")
+
+
 def set_threads(threads: int | None) -> None:
     """Give torch ``threads`` CPU threads, where the command asked for a number."""
     if threads is not None:
@@ -264,7 +276,7 @@ class Estimate:
 
 
 def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int,
-                        spacing: float | None = None) -> Estimate:
+                        spacing: float | None = None, compile: bool | str = False) -> Estimate:
     """Mean log p(x) over the test set; seeded, so `eval` can reproduce `fit`; ``k`` is unused where it is exact.
     With a grid ``spacing``, the test points are dequantised (the noise seeded with ``seed + 1``) and the figure is
     the lower bound on the discrete log P(x) of :mod:`ppgen.dequantize`."""
@@ -277,7 +289,7 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
     if spacing is not None:
         test = dequantize(test, spacing, torch.Generator().manual_seed((seed + 1) % SEED_LIMIT))
     pyro.set_rng_seed(seed)
-    log_likelihood = fit.log_prob(test, k=k).detach().double()
+    log_likelihood = fit.log_prob(test, k=k, compile=compile).detach().double()
     if spacing is not None:
         log_likelihood = discrete_log_likelihood(log_likelihood, spacing, test[0].numel())
     return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact else k, n=len(test))

@@ -26,6 +26,7 @@ def add_parser(commands: Any) -> None:
                           help="importance samples (default: the run's --eval-k)")
     evaluate.add_argument("--seed", type=common.seed_type, default=None,
                           help="seed of the estimate (default: the run's)")
+    common.add_compile(evaluate, "the importance-sampled passes")
     common.add_common(evaluate)
     evaluate.set_defaults(func=run, parser=evaluate)
 
@@ -56,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     spacing, grid = config.get("dequantize"), grid_spacing(data.test)
     comparable = spacing is not None or grid is None or not common.is_density(fit.structure.data_support)
-    estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing)
+    compile = common.COMPILE_CHOICES[args.compile]
+    estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
     pyro.set_rng_seed(seed)
-    report = fit.evaluate(data.test, k=k)  # bounds and weight diagnostics beside the estimate
+    report = fit.evaluate(data.test, k=k, compile=compile)  # bounds and weight diagnostics beside the estimate
     metrics["eval"] = {
         "k": estimate.k,
         "exact": estimate.exact,

@@ -60,6 +60,7 @@ def add_parser(commands: Any) -> None:
     fit.add_argument("--distributed", action="store_true",
                      help="train data-parallel, one process per rank, under `torchrun --nproc_per_node=N -m ppgen "
                           "fit ...`: each batch is split across the ranks, rank 0 writes the run folder")
+    common.add_compile(fit, "the training step and the test set's log p(x)")
     again = fit.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     again.add_argument("--resume", action="store_true",
@@ -153,11 +154,11 @@ def run(args: argparse.Namespace) -> int:
     fit = ppgen.fit(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, progress=args.progress, out=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
-                    run_config=config, distributed=args.distributed)
+                    run_config=config, distributed=args.distributed, compile=common.COMPILE_CHOICES[args.compile])
     wall_time = time.perf_counter() - start
     folder = RunFolder(out)
     estimate = common.test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed,
-                                          spacing=config["dequantize"])
+                                          spacing=config["dequantize"], compile=common.COMPILE_CHOICES[args.compile])
     group = current()  # the test set was evaluated by every rank, a share each; rank 0 writes the rest
     if not group.writer:
         return 0
