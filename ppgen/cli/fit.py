@@ -150,15 +150,16 @@ def run(args: argparse.Namespace) -> int:
     train = dequantize(data.train, spacing, torch.Generator().manual_seed(args.seed)) if args.dequantize \
         else data.train
 
+    compile = common.COMPILE_CHOICES[args.compile]
     start = time.perf_counter()
     fit = ppgen.fit(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, progress=args.progress, out=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
-                    run_config=config, distributed=args.distributed, compile=common.COMPILE_CHOICES[args.compile])
+                    run_config=config, distributed=args.distributed, compile=compile)
     wall_time = time.perf_counter() - start
     folder = RunFolder(out)
     estimate = common.test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed,
-                                          spacing=config["dequantize"], compile=common.COMPILE_CHOICES[args.compile])
+                                          spacing=config["dequantize"], compile=compile)
     group = current()  # the test set was evaluated by every rank, a share each; rank 0 writes the rest
     if not group.writer:
         return 0
