@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                    "images": len(x), "repeats": args.repeats, "threads": 1, "rows": rows,
                                    "optimizer": "torch.optim.Adam(fused=True)",
-                                   "command": "python bench/fashion.py"}, indent=2) + "\n")
+                                   "command": "python bench/fashion.py" + (f" --repeats {args.repeats}"
+                                                                           if args.repeats != 1 else "")},
+                                  indent=2) + "\n")
     print(f"wrote {RESULTS}")
 
 

@@ -194,8 +194,9 @@ def fashion_section() -> str:
 ## Fashion-MNIST, one epoch
 
 Time per epoch of `VAE(x_dim=784, z_dim=32, hidden=(400,))` on the {data['images']} binarised training images
-(batch 128, {data.get('optimizer', 'torch.optim.Adam')} on both sides), one epoch per run, the paths interleaved, the
-median of {data['repeats']} rounds (the capture's trace and the compilation counted in their epochs), measured {data['date']} on a shared 2-core machine, torch.set_num_threads(1), by
+(batch 128, {data.get('optimizer', 'torch.optim.Adam')} on both sides), after an untimed warm-up epoch of each path on
+the first 2048 images, one epoch per run, the paths interleaved, the median of {data['repeats']} rounds (the capture's
+trace and the compilation, inductor's cache warm, counted in their epochs), measured {data['date']} on a shared 2-core machine, torch.set_num_threads(1), by
 `{data['command']}`:
 
 {chr(10).join(lines)}
