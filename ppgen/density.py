@@ -55,16 +55,23 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")
     points = max(1, PARTICLE_POINTS_PER_PASS // k)
-    particles = min(k, PARTICLE_POINTS_PER_PASS)
-    passes = {n: Estimates(module, structure, n, compile) for n in {min(particles, k - start)
-                                                                    for start in range(0, k, particles)}}
+    passes = particle_passes(module, structure, k, PARTICLE_POINTS_PER_PASS, compile)
     out = []
     # The data were checked against the model's support (Fit's queries check them): Pyro's checks of every
     # distribution's arguments and values, on every chunk, would be that work again, a fifth of the query's time.
     with pyro.validation_enabled(False), query_bar(k * len(batch), "log_prob") as bar:
         for rows in torch.arange(len(batch)).split(points):
             chunk = batch.take(rows.to(batch.rows.device))
-            sums = [passes[min(particles, k - start)](chunk).logsumexp(0) for start in range(0, k, particles)]
+            sums = [weights(chunk).logsumexp(0) for weights in passes]
             out.append(torch.stack(sums).logsumexp(0) - math.log(k))
             bar.update(k * len(rows))
     return torch.cat(out)
+
+
+def particle_passes(module: nn.Module, structure: Structure, k: int, particles: int,
+                    compile: bool | str = False) -> list[Estimates]:
+    """K particles in passes of at most ``particles``: one :class:`~ppgen.fastpath.Estimates` per pass, each
+    computing that pass's log weights of a chunk of points (passes of one size share one, and its captured graph)."""
+    sizes = [min(particles, k - start) for start in range(0, k, particles)]
+    by_size = {n: Estimates(module, structure, n, compile) for n in set(sizes)}
+    return [by_size[n] for n in sizes]

@@ -33,7 +33,8 @@ from ppgen.bounds import exact_log_prob
 from ppgen.checks import check_positive_int
 from ppgen.data import Batch
 from ppgen.distributed import current
-from ppgen.fastpath import Estimates, check_compile
+from ppgen.density import particle_passes
+from ppgen.fastpath import check_compile
 from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
@@ -163,13 +164,12 @@ def _evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int, par
     if not structure.guided or structure.unguided:  # no importance weights to diagnose
         return Evaluation(k, None, None, exact, None, None)
     columns: dict[str, list[Tensor]] = {"elbo": [], "iwae": [], "ess": [], "khat": []}
-    sizes = [min(particle_points, k - start) for start in range(0, k, particle_points)]
-    passes = {n: Estimates(module, structure, n, compile) for n in set(sizes)}
+    passes = particle_passes(module, structure, k, particle_points, compile)
     # The data were checked against the model's support: Pyro's argument checks on every pass would repeat that
     # work, and their Python branch on a tensor's value is one a captured pass cannot take.
     with pyro.validation_enabled(False), query_bar(k * len(batch), "evaluate") as bar:
         for xb in chunks:
-            log_w = torch.cat([passes[n](xb) for n in sizes])
+            log_w = torch.cat([weights(xb) for weights in passes])
             for name, value in weight_diagnostics(log_w).items():
                 columns[name].append(value)
             bar.update(k * len(xb))

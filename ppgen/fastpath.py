@@ -99,7 +99,7 @@ class ShapeCapture:
         fallbacks: why each batch shape that runs on the plain path does so, by shape.
     """
 
-    #: what the computation is called in messages, and what each of its outputs is.
+    #: what the computation is called in messages.
     what = "computation"
 
     def __init__(self, module: nn.Module, compile: bool | str = False) -> None:

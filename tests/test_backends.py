@@ -58,15 +58,19 @@ def near_posterior_ppca(x: torch.Tensor, q: int, perturbation: float) -> Amortis
 # Fitting PPCA: every backend reaches the closed-form maximum with a learnt guide
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", [
+#: the backends with a learnt guide beyond the plain ELBO and IWAE (which test_inference fits to PPCA).
+LEARNT_GUIDE_BACKENDS = [
     inference.ELBO(kl="analytic"),
     inference.IWAE(k=10, estimator="dreg"),
     inference.IWAE(k=10, estimator="stl"),
     inference.RenyiVI(alpha=0.5, k=10),
     inference.RWS(k=10),
     inference.VIMCO(k=10),
-], ids=repr)
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", LEARNT_GUIDE_BACKENDS, ids=repr)
 def test_every_backend_fits_ppca_to_the_tipping_bishop_maximum(wine, backend):
     """Tolerance 0.05 nats per point, as for ELBO and IWAE in test_inference: the guide is learnt, so each bound
     must close its own gap, and Adam's last steps stay noisy. Measured gaps (nats per point): ELBO(kl='analytic')
@@ -101,16 +105,7 @@ class AmortisedFactorAnalysis(models.FactorAnalysis):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", [
-    inference.ELBO(),
-    inference.ELBO(kl="analytic"),
-    inference.IWAE(k=10),
-    inference.IWAE(k=10, estimator="dreg"),
-    inference.IWAE(k=10, estimator="stl"),
-    inference.RenyiVI(alpha=0.5, k=10),
-    inference.RWS(k=10),
-    inference.VIMCO(k=10),
-], ids=repr)
+@pytest.mark.parametrize("backend", [inference.ELBO(), inference.IWAE(k=10), *LEARNT_GUIDE_BACKENDS], ids=repr)
 def test_every_backend_fits_factor_analysis_to_scikit_learns_maximum(backend):
     """One factor, six coordinates of their own noise variances, 300 points; scikit-learn's FactorAnalysis (EM run
     to convergence) gives the maximum. Tolerance 0.05 nats per point as for PPCA: the guide is learnt and Adam's last
