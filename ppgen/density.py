@@ -20,7 +20,8 @@ from ppgen.structure import Structure
 PARTICLE_POINTS_PER_PASS = 2**15
 
 
-def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False) -> Tensor:
+def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False,
+             passes: Passes | None = None) -> Tensor:
     """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k.
 
     Under an initialised ``torch.distributed`` process group every rank passes the same x, evaluates its share
@@ -30,12 +31,12 @@ def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, comp
     group.check_same_rows(len(batch), "log_prob")
     local = group.local(batch)
     values = exact_log_prob(module, structure, local) if structure.exact else \
-        importance_log_prob(module, structure, local, k, compile)
+        importance_log_prob(module, structure, local, k, compile, passes)
     return group.gather_rows(values, len(batch))
 
 
 def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int,
-                        compile: bool | str = False) -> Tensor:
+                        compile: bool | str = False, passes: Passes | None = None) -> Tensor:
     """The K-sample importance-weighted estimate log (1/K) sum_k p(x_n, z_k) / q(z_k|x_n), z_k ~ q(z|x_n), Tensor[N].
 
     A lower bound on log p(x_n) in expectation that tightens as K grows (IWAE_K). For a model with global latents
@@ -45,7 +46,9 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     attribute of :mod:`ppgen.density` to choose the chunk budget: peak memory follows it, not N or K); a long
     query shows its progress on a terminal (:func:`ppgen.progress.query_bar`). ``compile="capture"`` or ``True``
     traces each chunk's pass once per chunk shape and replays it, or compiles the first shape's with
-    ``torch.compile`` (:class:`ppgen.fastpath.Estimates`): the same estimate on the same draws.
+    ``torch.compile`` (:class:`ppgen.fastpath.Estimates`): the same estimate on the same draws. ``passes`` keeps
+    those captured passes for the next query (a :class:`~ppgen.Fit` keeps one for its queries); by default they
+    last this query.
 
     Raises:
         ValueError: the model has latents that no guide draws.
@@ -55,23 +58,39 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")
     points = max(1, PARTICLE_POINTS_PER_PASS // k)
-    passes = particle_passes(module, structure, k, PARTICLE_POINTS_PER_PASS, compile)
+    estimates = (passes or Passes(module, structure)).of(k, PARTICLE_POINTS_PER_PASS, compile)
     out = []
     # The data were checked against the model's support (Fit's queries check them): Pyro's checks of every
     # distribution's arguments and values, on every chunk, would be that work again, a fifth of the query's time.
     with pyro.validation_enabled(False), query_bar(k * len(batch), "log_prob") as bar:
         for rows in torch.arange(len(batch)).split(points):
             chunk = batch.take(rows.to(batch.rows.device))
-            sums = [weights(chunk).logsumexp(0) for weights in passes]
+            sums = [weights(chunk).logsumexp(0) for weights in estimates]
             out.append(torch.stack(sums).logsumexp(0) - math.log(k))
             bar.update(k * len(rows))
     return torch.cat(out)
 
 
-def particle_passes(module: nn.Module, structure: Structure, k: int, particles: int,
-                    compile: bool | str = False) -> list[Estimates]:
-    """K particles in passes of at most ``particles``: one :class:`~ppgen.fastpath.Estimates` per pass, each
-    computing that pass's log weights of a chunk of points (passes of one size share one, and its captured graph)."""
-    sizes = [min(particles, k - start) for start in range(0, k, particles)]
-    by_size = {n: Estimates(module, structure, n, compile) for n in set(sizes)}
-    return [by_size[n] for n in sizes]
+class Passes:
+    """The passes of K particles over chunks of points that the importance-sampled queries of one program make, each
+    a :class:`~ppgen.fastpath.Estimates`, kept so that a later query reuses the graphs an earlier one captured (and
+    compiled: seconds, paid once for the program rather than once a query).
+
+    Arguments:
+        module: the program.
+        structure: its :class:`~ppgen.structure.Structure`.
+    """
+
+    def __init__(self, module: nn.Module, structure: Structure) -> None:
+        self.module, self.structure = module, structure
+        self._estimates: dict[tuple[int, bool | str], Estimates] = {}
+
+    def of(self, k: int, particles: int, compile: bool | str = False) -> list[Estimates]:
+        """K particles in passes of at most ``particles``: one :class:`~ppgen.fastpath.Estimates` per pass, each
+        computing that pass's log weights of a chunk of points (passes of one size share one, and its graphs)."""
+        sizes = [min(particles, k - start) for start in range(0, k, particles)]
+        for n in set(sizes):
+            kept = self._estimates.get((n, compile))
+            if kept is None or not kept.reads_module():
+                self._estimates[n, compile] = Estimates(self.module, self.structure, n, compile)
+        return [self._estimates[n, compile] for n in sizes]

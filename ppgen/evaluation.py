@@ -33,7 +33,7 @@ from ppgen.bounds import exact_log_prob
 from ppgen.checks import check_positive_int
 from ppgen.data import Batch
 from ppgen.distributed import current
-from ppgen.density import particle_passes
+from ppgen.density import Passes
 from ppgen.fastpath import check_compile
 from ppgen.progress import query_bar
 from ppgen.structure import Structure
@@ -115,7 +115,7 @@ def _known(values: Tensor | None, reduce: Callable[[Tensor], Tensor]) -> float |
 
 
 def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 5000, *,
-             particle_points: int = 2**15, compile: bool | str = False) -> Evaluation:
+             particle_points: int = 2**15, compile: bool | str = False, passes: Passes | None = None) -> Evaluation:
     """Bounds, log-likelihood and importance-weight diagnostics for each row of x.
 
     Memory stays bounded for any N and K: the points go through in chunks of about ``particle_points / K``,
@@ -133,6 +133,8 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         compile: ``"capture"`` or ``True``: each pass's log weights traced once per chunk shape and replayed, or
             the first shape's compiled by ``torch.compile``, checked against the plain pass on the same draws
             (:class:`ppgen.fastpath.Estimates`).
+        passes: the :class:`~ppgen.density.Passes` of this program that keep those graphs for later queries; by
+            default they last this call.
 
     Returns:
         An :class:`Evaluation`; a ``UserWarning`` says how many points have k-hat > 0.7. Under an initialised
@@ -145,7 +147,7 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     group = current()
     group.check_same_rows(len(batch), "evaluate")
     with torch.no_grad():
-        local = _evaluate(module, structure, group.local(batch), k, particle_points, compile)
+        local = _evaluate(group.local(batch), k, particle_points, compile, passes or Passes(module, structure))
     report = Evaluation(k, **{name: None if values is None else group.gather_rows(values, len(batch))
                               for name, values in vars(local).items() if name != "k"})
     if report.unreliable:
@@ -156,20 +158,20 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     return report
 
 
-def _evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int, particle_points: int,
-              compile: bool | str) -> Evaluation:
+def _evaluate(batch: Batch, k: int, particle_points: int, compile: bool | str, passes: Passes) -> Evaluation:
     points = max(1, particle_points // k)
     chunks = [batch.take(rows) for rows in torch.arange(len(batch), device=batch.rows.device).split(points)]
+    module, structure = passes.module, passes.structure
     exact = torch.cat([exact_log_prob(module, structure, xb) for xb in chunks]) if structure.exact else None
     if not structure.guided or structure.unguided:  # no importance weights to diagnose
         return Evaluation(k, None, None, exact, None, None)
     columns: dict[str, list[Tensor]] = {"elbo": [], "iwae": [], "ess": [], "khat": []}
-    passes = particle_passes(module, structure, k, particle_points, compile)
+    estimates = passes.of(k, particle_points, compile)
     # The data were checked against the model's support: Pyro's argument checks on every pass would repeat that
     # work, and their Python branch on a tensor's value is one a captured pass cannot take.
     with pyro.validation_enabled(False), query_bar(k * len(batch), "evaluate") as bar:
         for xb in chunks:
-            log_w = torch.cat([weights(xb) for weights in passes])
+            log_w = torch.cat([weights(xb) for weights in estimates])
             for name, value in weight_diagnostics(log_w).items():
                 columns[name].append(value)
             bar.update(k * len(xb))

@@ -125,6 +125,11 @@ class ShapeCapture:
             return self._verified(key, captured, batch)
         return self.finish(self._replay(captured, batch))
 
+    def reads_module(self) -> bool:
+        """Whether the module still holds the very parameters and buffers this computation reads (``module.to``
+        replaces its buffers, and a program may make parameters on a later run)."""
+        return _same(self.params, self.module.parameters()) and _same(self.buffers, self.module.buffers())
+
     def plain(self, batch: Batch) -> list[Tensor | None]:
         """The outputs computed through Pyro's handlers, as they are."""
         raise NotImplementedError
@@ -302,6 +307,11 @@ def _store_reads_inputs(module: nn.Module) -> contextlib.AbstractContextManager:
     """Inside ``functional_call``, the param store of a :class:`~ppgen.program.PyroFunctions` pair holds the
     tensors swapped in for its parameters, so that ``pyro.param`` reads the graph's inputs; restored after."""
     return module.store_reads_params() if isinstance(module, PyroFunctions) else contextlib.nullcontext()
+
+
+def _same(tensors: list[Tensor], now: Any) -> bool:
+    now = list(now)
+    return len(tensors) == len(now) and all(a is b for a, b in zip(tensors, now))
 
 
 def _flat(graph: Callable[..., Any]) -> Callable[..., Any]:

@@ -49,6 +49,8 @@ class Fit:
         self.example = as_batch(example, name="example")
         self.skipped = skipped
         self.draws = draws
+        #: the importance-sampled queries' passes, whose captured (and compiled) graphs later queries reuse
+        self._passes = density.Passes(model, structure)
 
     def __repr__(self) -> str:
         last = f"{self.history[-1]:.4g}" if self.history else "n/a"
@@ -98,14 +100,14 @@ class Fit:
 
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
         ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles the first
-        shape's with ``torch.compile`` (seconds, once per query: worth it for a query of more than a few seconds),
+        shape's with ``torch.compile`` (seconds, once for this fit: the later queries of the fit replay the graphs),
         each checked against the plain pass on the same draws (see :class:`ppgen.fastpath.Estimates`).
         """
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
         if self.draws is not None:
             return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
-        return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile)
+        return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._passes)
 
     @torch.no_grad()
     def iwae_bound(self, *inputs: Any, k: int, compile: bool | str = False) -> Tensor:
@@ -113,7 +115,8 @@ class Fit:
         (``compile``: see :meth:`log_prob`)."""
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
-        return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile)
+        return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile,
+                                           self._passes)
 
     def evaluate(self, *inputs: Any, k: int = 5000, compile: bool | str = False) -> Evaluation:
         """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
@@ -126,7 +129,7 @@ class Fit:
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
         return evaluate(self.model, self.structure, self._batch(inputs), k,
-                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile)
+                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile, passes=self._passes)
 
     @torch.no_grad()
     def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:

@@ -3,6 +3,7 @@ every model of the zoo under every backend that takes it and for the reference s
 plain step, never a wrong answer, for a program that a trace cannot take."""
 
 import contextlib
+import math
 import warnings
 
 import pyro
@@ -275,6 +276,27 @@ def test_a_captured_evaluation_gives_the_plain_evaluation(data, monkeypatch):
     for name in ("elbo", "iwae", "ess", "khat"):
         torch.testing.assert_close(getattr(reports[1], name), getattr(reports[0], name), rtol=1e-5, atol=1e-5,
                                    equal_nan=True)
+
+
+def test_a_fits_later_queries_replay_the_graphs_its_first_query_captured(data, monkeypatch):
+    monkeypatch.setattr(density, "PARTICLE_POINTS_PER_PASS", 8)
+    fit = ppgen.fit(registry.MODELS["vae"](x_dim=6, likelihood="gaussian", scale=0.5), data, epochs=1, batch_size=16,
+                    progress=False)
+    traced = []
+    trace = Estimates._trace
+    monkeypatch.setattr(Estimates, "_trace", lambda self, batch: traced.append(batch.args[0].shape) or trace(self, batch))
+    for query in range(2):
+        torch.manual_seed(5)
+        estimate = fit.log_prob(data[:6], k=20, compile="capture")
+        assert len(traced) == 2  # passes of 8 and 4 particles over chunks of 1 point: two graphs, the first query's
+    torch.manual_seed(5)
+    torch.testing.assert_close(estimate, fit.log_prob(data[:6], k=20), rtol=1e-5, atol=1e-5)
+    fit.model.observation_model.log_scale = torch.full((6,), math.log(0.25))  # a new buffer: the kept graphs read
+    torch.manual_seed(5)                                                       # the old one
+    estimate = fit.log_prob(data[:6], k=20, compile="capture")
+    assert len(traced) == 4
+    torch.manual_seed(5)
+    torch.testing.assert_close(estimate, fit.log_prob(data[:6], k=20), rtol=1e-5, atol=1e-5)
 
 
 class BranchingGuide(nn.Module):
