@@ -153,14 +153,15 @@ def fit(vae: VAE, train: Tensor, bound: str, epochs: int, compile: bool | str = 
 
 
 def captured(vae: VAE, train: Tensor, bound: str, compile: bool | str) -> Gradients:
-    """ppgen's step for ``bound`` captured (``compile="capture"``) or compiled (``True``: the full batch compiled,
-    the last one of an epoch captured) for both batch shapes of an epoch: the set-up that ``fit`` does on the first
-    step of each shape."""
+    """ppgen's step for ``bound`` captured (``compile="capture"``) or compiled (``True``) for both batch shapes of an
+    epoch: the set-up that ``fit`` does on the first step of each shape (its trace) and on the second (with
+    ``compile=True``, its compilation)."""
     gradients = Gradients(vae, inspect(vae, train[:2]), BOUNDS[bound].backend(), compile)
     last = len(train) % BATCH_SIZE or BATCH_SIZE
     with pyro.validation_enabled(False):
-        for size in dict.fromkeys((BATCH_SIZE, last)):  # the full batch first: compile=True compiles that one
-            gradients(Batch((train[:size],), torch.arange(size, device=train.device), len(train)))
+        for size in dict.fromkeys((BATCH_SIZE, last)):
+            for _ in range(2):
+                gradients(Batch((train[:size],), torch.arange(size, device=train.device), len(train)))
     if gradients.fallbacks:
         raise RuntimeError(f"the benchmark's step was not captured: {gradients.fallbacks}")
     return gradients

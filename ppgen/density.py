@@ -45,8 +45,8 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     data set. Particles and points are evaluated in chunks of at most ``PARTICLE_POINTS_PER_PASS`` (set that
     attribute of :mod:`ppgen.density` to choose the chunk budget: peak memory follows it, not N or K); a long
     query shows its progress on a terminal (:func:`ppgen.progress.query_bar`). ``compile="capture"`` or ``True``
-    traces each chunk's pass once per chunk shape and replays it, or compiles the first shape's with
-    ``torch.compile`` (:class:`ppgen.fastpath.Estimates`): the same estimate on the same draws. ``passes`` keeps
+    traces each chunk's pass once per chunk shape and replays it, or also compiles it with ``torch.compile`` when
+    the shape comes back (:class:`ppgen.fastpath.Estimates`): the same estimate on the same draws. ``passes`` keeps
     those captured passes for the next query (a :class:`~ppgen.Fit` keeps one for its queries); by default they
     last this query.
 

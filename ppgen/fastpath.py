@@ -8,9 +8,11 @@ site's ``log_prob``) and autograd's graph again at every step, in Python. Here t
 graph of tensor operations by ``make_fx`` on fake tensors, with the parameters, buffers, data and row indices as
 inputs and the random draws as operations of the graph (so that replaying it draws from torch's random stream
 exactly as the plain step does). The graph is then replayed as it is (``compile="capture"``), or compiled by
-``torch.compile``'s inductor (``compile=True``): the first batch shape only, the full batch of a fit, as the
-compilation takes seconds and the last, smaller batch of an epoch is one step in many; later shapes are replayed.
-A query's pass over a chunk of points is captured the same way, without the gradient.
+``torch.compile``'s inductor (``compile=True``) on its second call, once the shape has come back: a fit's full batch
+at its second step and the last, smaller batch of an epoch at the second epoch, as JAX compiles each shape that
+NumPyro's step meets, while a shape met once, such as the last chunk of a query, is not worth seconds of
+compilation and is replayed as captured. A query's pass over a chunk of points is captured the same way, without
+the gradient.
 
 Correctness before speed. Tracing on fake tensors, which hold no values, fails on data-dependent control flow (a
 Python ``if`` on a tensor's value, a shape read from the data) instead of recording one branch of it; and the first
@@ -77,9 +79,12 @@ def check_compile(value: Any) -> bool | str:
 
 @dataclass
 class _Captured:
-    """One batch shape's graph: ``run`` maps (parameters, buffers, rows, inputs) to the outputs."""
+    """One batch shape's graph, as traced, and ``run``, which maps (parameters, buffers, rows, inputs) to the
+    outputs: that graph, or the graph compiled."""
 
+    graph: torch.fx.GraphModule
     run: Callable[..., Any]
+    compiled: bool = False
     replays: int = 0
 
 
@@ -91,8 +96,8 @@ class ShapeCapture:
     Arguments:
         module: the program (protocol of :mod:`ppgen.program`).
         compile: ``False``: the plain computation, Pyro's handlers at every call; ``"capture"``: traced once per
-            batch shape and replayed; ``True``: the graph of the first batch shape also compiled by
-            ``torch.compile`` (inductor), those of later shapes replayed.
+            batch shape and replayed; ``True``: the graph of a batch shape also compiled by ``torch.compile``
+            (inductor) when the shape comes back, on its second call.
 
     Attributes:
         capture_seconds: seconds spent tracing (and, with ``compile=True``, compiling) each batch shape, by shape.
@@ -121,6 +126,8 @@ class ShapeCapture:
         if captured is None:
             return self._capture(key, batch)
         captured.replays += 1
+        if self.compile is True and not captured.compiled:
+            return self._compiled(key, captured, batch)
         if captured.replays % VERIFY_EVERY == 0:
             return self._verified(key, captured, batch)
         return self.finish(self._replay(captured, batch))
@@ -159,18 +166,29 @@ class ShapeCapture:
         except Exception as error:  # anything a trace cannot take: data-dependent control flow, for one
             return self._fall_back(key, batch, f"the {self.what} could not be traced: {type(error).__name__}: "
                                                f"{_first_line(error)}")
+        captured = self._graphs[key] = _Captured(graph, _flat(graph))
+        result = self._verified(key, captured, batch)
+        self._took(key, start, "traced")
+        return result
+
+    def _compiled(self, key: tuple, captured: _Captured, batch: Batch) -> Tensor:
+        """The plain outputs on ``batch``; the shape's graph compiled by inductor and checked against them."""
+        start = time.perf_counter()
         with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
             warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
-            compiled = self.compile is True and not self.capture_seconds  # the first shape only
-            captured = _Captured(_flat(torch.compile(graph, dynamic=False) if compiled else graph))
-            self._graphs[key] = captured
+            captured.run, captured.compiled = _flat(torch.compile(captured.graph, dynamic=False)), True
             result = self._verified(key, captured, batch)
-        if key not in self.fallbacks:
-            self.capture_seconds[key] = time.perf_counter() - start
-            logger.info("compile=%r: the %s of batches of shape %s %s and checked in %.2f s, once for this shape",
-                        self.compile, self.what, key[1], "traced, compiled" if compiled else "traced",
-                        self.capture_seconds[key])
+        self._took(key, start, "compiled")
         return result
+
+    def _took(self, key: tuple, start: float, done: str) -> None:
+        """Adds the seconds since ``start`` to the shape's capture seconds, and logs them, unless it fell back."""
+        if key in self.fallbacks:
+            return
+        seconds = time.perf_counter() - start
+        self.capture_seconds[key] = self.capture_seconds.get(key, 0.0) + seconds
+        logger.info("compile=%r: the %s of batches of shape %s %s and checked in %.2f s, once for this shape",
+                    self.compile, self.what, key[1], done, seconds)
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:
         """The outputs as one graph of (parameters, buffers, rows, inputs), traced on fake tensors."""

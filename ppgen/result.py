@@ -99,8 +99,8 @@ class Fit:
         a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then unused).
 
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
-        ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles the first
-        shape's with ``torch.compile`` (seconds, once for this fit: the later queries of the fit replay the graphs),
+        ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
+        ``torch.compile`` when the shape comes back (seconds, once for this fit: its later queries replay the graphs),
         each checked against the plain pass on the same draws (see :class:`ppgen.fastpath.Estimates`).
         """
         k = check_positive_int(k, "k")

@@ -208,7 +208,8 @@ def epoch_batches(data: Stream | Batch, order: Tensor | None, batch_size: int, p
     ``shard`` of it): the one place the training loop reads the data, in memory or streamed."""
     if isinstance(data, Stream):
         return data.batches(order, batch_size, position, shard)
-    return ((len(rows), data.take(shard(rows).to(data.rows.device))) for rows in order.split(batch_size)[position:])
+    order = order.to(data.rows.device)  # once an epoch, not a copy to the device (and a wait for it) every step
+    return ((len(rows), data.take(shard(rows))) for rows in order.split(batch_size)[position:])
 
 
 def check_streamed(structure: Any, data: Stream | Batch) -> None:

@@ -103,8 +103,9 @@ def test_the_compiled_step_gives_the_plain_steps_loss_and_gradients(data):
     structure, batch = prepared(module, objective, data)
     with pyro.validation_enabled(False):
         plain, fast = Gradients(module, structure, objective, False), Gradients(module, structure, objective, True)
-        fast(batch)
-        assert not fast.fallbacks
+        fast(batch)  # traced, and checked
+        fast(batch)  # come back: compiled, and checked
+        assert not fast.fallbacks and fast._graphs[next(iter(fast._graphs))].compiled
         assert_same_step(plain, fast, batch, seeds=(2,))
 
 
@@ -335,10 +336,13 @@ def test_a_bad_compile_argument_to_a_query_is_refused(value, error, data):
 
 
 @pytest.mark.slow
-def test_the_compiled_query_gives_the_plain_querys_log_p(data):
+def test_the_compiled_query_gives_the_plain_querys_log_p(data, monkeypatch):
+    monkeypatch.setattr(density, "PARTICLE_POINTS_PER_PASS", 500)  # 4 chunks of 10 points: the second is compiled
     fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, epochs=1, progress=False)
     estimates = []
     for compile in (False, True):
         torch.manual_seed(6)
         estimates.append(fit.log_prob(data, k=50, compile=compile))
     torch.testing.assert_close(estimates[1], estimates[0], rtol=1e-5, atol=1e-5)
+    (passes,) = fit._passes.of(50, 500, True)
+    assert [graph.compiled for graph in passes._graphs.values()] == [True]

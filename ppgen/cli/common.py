@@ -116,8 +116,8 @@ def add_compile(parser: argparse.ArgumentParser, what: str) -> None:
     """``--compile false|capture|true``: ``compile=`` of ``ppgen.fit`` and of the queries, for ``what``."""
     parser.add_argument("--compile", choices=list(COMPILE_CHOICES), default="false",
                         help=f"{what}: false, the plain computation; capture, traced once per batch shape and "
-                             f"replayed; true, also compiled by torch.compile (seconds, once); each checked against "
-                             f"the plain one on the same draws")
+                             f"replayed; true, also compiled by torch.compile when a shape comes back (seconds, once "
+                             f"a shape); each checked against the plain one on the same draws")
 
 
 def set_threads(threads: int | None) -> None:
