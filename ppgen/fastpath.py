@@ -20,8 +20,9 @@ step of every batch shape runs both paths on the same random draws and compares 
 buffer and the random stream's position afterwards (a parameter that the program reads other than through the
 module, which the graph would hold as a constant, shows there): any difference, or any failure to trace, leaves
 that batch shape on the plain path for the rest of the fit, with a :class:`FastPathFallback` warning that says
-why. The parameters of plain functions, in a param store of their own, are read from the graph's inputs. The
-comparison is repeated every :data:`VERIFY_EVERY` replays of a graph, for a program whose set of sites could change
+why. A compiled graph is checked the same way on its first run; one that fails to compile or disagrees leaves the
+shape replaying the graph as traced. The parameters of plain functions, in a param store of their own, are read
+from the graph's inputs. The comparison is repeated every :data:`VERIFY_EVERY` replays of a graph, for a program whose set of sites could change
 with Python state that no trace sees.
 
 References:
@@ -172,14 +173,21 @@ class ShapeCapture:
         return result
 
     def _compiled(self, key: tuple, captured: _Captured, batch: Batch) -> Tensor:
-        """The plain outputs on ``batch``; the shape's graph compiled by inductor and checked against them."""
-        start = time.perf_counter()
+        """The plain outputs on ``batch``; the shape's graph compiled by inductor and checked against them. A
+        compilation that fails (no C++ compiler for inductor, say) or disagrees leaves the shape replaying the graph
+        as traced, which its first call checked, with a :class:`FastPathFallback` warning that says why."""
+        start, traced = time.perf_counter(), captured.run
         with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
             warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
             captured.run, captured.compiled = _flat(torch.compile(captured.graph, dynamic=False)), True
-            result = self._verified(key, captured, batch)
-        self._took(key, start, "compiled")
-        return result
+            expected, why = self._checked(captured, batch)
+        if why is None:
+            self._took(key, start, "compiled")
+        else:
+            captured.run = traced
+            warnings.warn(f"compile=True: batches of shape {key[1]} replay the traced {self.what}, uncompiled: {why}",
+                          FastPathFallback, stacklevel=4)
+        return self.finish(expected)
 
     def _took(self, key: tuple, start: float, done: str) -> None:
         """Adds the seconds since ``start`` to the shape's capture seconds, and logs them, unless it fell back."""
@@ -217,8 +225,17 @@ class ShapeCapture:
             return self.outputs(batch, params)
 
     def _verified(self, key: tuple, captured: _Captured, batch: Batch) -> Tensor:
-        """The plain outputs on ``batch``, and the graph run on the same draws from the same buffers: any difference
-        in an output, a buffer or the random stream's position puts this shape on the plain path."""
+        """The plain outputs on ``batch``, checked against the graph (:meth:`_checked`): any difference puts this
+        shape on the plain path."""
+        expected, why = self._checked(captured, batch)
+        if why is not None:
+            self._graphs.pop(key, None)
+            self._warn(key, why)
+        return self.finish(expected)
+
+    def _checked(self, captured: _Captured, batch: Batch) -> tuple[list[Tensor | None], str | None]:
+        """The plain outputs on ``batch``, and why the graph run on the same draws from the same buffers differs
+        from them, in an output, a buffer or the random stream's position (``None`` where it agrees)."""
         device = self.params[0].device if self.params else torch.device("cpu")
         before, buffers = _rng_state(device), [b.clone() for b in self.buffers]
         expected = self.plain(batch)
@@ -233,10 +250,7 @@ class ShapeCapture:
             why = f"the captured {self.what} failed to run: {type(error).__name__}: {_first_line(error)}"
         _set_rng_state(device, after)
         _copy(self.buffers, updated)
-        if why is not None:
-            self._graphs.pop(key, None)
-            self._warn(key, why)
-        return self.finish(expected)
+        return expected, why
 
     def _fall_back(self, key: tuple, batch: Batch, why: str) -> Tensor:
         self._warn(key, why)

@@ -109,6 +109,24 @@ def test_the_compiled_step_gives_the_plain_steps_loss_and_gradients(data):
         assert_same_step(plain, fast, batch, seeds=(2,))
 
 
+def test_a_compilation_that_fails_leaves_the_shape_replaying_the_traced_step(data, monkeypatch):
+    def broken(graph, **options):
+        def run(*inputs):
+            raise RuntimeError("inductor found no C++ compiler")
+        return run
+
+    module, objective = registry.MODELS["vae"](x_dim=6), ppgen.inference.ELBO()
+    structure, batch = prepared(module, objective, data)
+    monkeypatch.setattr(torch, "compile", broken)
+    with pyro.validation_enabled(False):
+        plain, fast = Gradients(module, structure, objective, False), Gradients(module, structure, objective, True)
+        fast(batch)
+        with pytest.warns(FastPathFallback, match="replay the traced step, uncompiled: .*no C\\+\\+ compiler"):
+            fast(batch)
+        assert not fast.fallbacks and len(fast._graphs) == 1
+        assert_same_step(plain, fast, batch, seeds=(3, 4))
+
+
 class Branching(nn.Module):
     """A model whose Python control flow depends on the data's values: no single graph computes it."""
 
