@@ -167,6 +167,8 @@ def scale_section() -> str:
     smallest = min((row for row in data["rows"] if row["varied"] == "batch size"),
                    key=lambda row: row["setting"]["batch size"])
     ratio = lambda row, side: row[side] / row["handwritten"]  # noqa: E731
+    compiled = (f"; the compiled step's: from {ratio(smallest, 'compiled'):.2f} to {ratio(biggest, 'compiled'):.2f}"
+                if "compiled" in smallest else "")
     return f"""
 ## How the step time scales
 
@@ -175,8 +177,8 @@ def scale_section() -> str:
 `bench/scale.py` varies one setting at a time from the speed figures' (batch 128, width 400, K = 1, N = 1437).
 The plain step's ratio goes from {ratio(smallest, 'plain'):.2f} at batch {smallest['setting']['batch size']} to
 {ratio(biggest, 'plain'):.2f} at batch {biggest['setting']['batch size']} (the captured step's: from
-{ratio(smallest, 'captured'):.2f} to {ratio(biggest, 'captured'):.2f}): the fixed cost per step matters less as
-the work per step grows. The size of the data set N leaves it where it was (plain step:
+{ratio(smallest, 'captured'):.2f} to {ratio(biggest, 'captured'):.2f}{compiled}): the fixed cost per step matters
+less as the work per step grows. The size of the data set N leaves it where it was (plain step:
 {", ".join(f"{ratio(rows[key], 'plain'):.2f}" for key in sorted(k for k in rows if k[0] == 'N'))} for N =
 {", ".join(str(key[1]) for key in sorted(k for k in rows if k[0] == 'N'))}).
 Measured {data['date']} on a shared 2-core machine, interleaved,

@@ -1,10 +1,11 @@
-"""How a training step's time grows with batch size, model width, K and N: ppgen's plain and captured steps as
-ratios to the hand-written step, plotted to ``docs/images/scale.png`` and written to ``bench/scale.json``.
+"""How a training step's time grows with batch size, model width, K and N: ppgen's plain, captured and compiled
+steps as ratios to the hand-written step, plotted to ``docs/images/scale.png`` and written to ``bench/scale.json``.
 
 Each point varies one setting from the speed figures' (batch 128, ``VAE(x_dim=64, hidden=(400,))``, IWAE with
 K = 1, that is the ELBO, N = 1437 binarised digits, tiled for larger N): ``steps`` optimiser steps (loss, gradient,
-Adam) on the same random batches for each path, interleaved, ``repeats`` rounds, the median per step, one torch
-thread. The captured step's trace (once per batch shape) is set-up, outside the timing. Where the ratio nears 1
+Adam, fused, as ``ppgen.fit``'s default) on the same random batches for each path, interleaved, ``repeats`` rounds,
+the median per step, one torch thread. The captured step's trace and the compiled step's trace and compilation
+(once per batch shape) are set-up, outside the timing. Where the ratio nears 1
 the fixed cost per step (Pyro's handlers, Python) no longer matters.
 
 Run: ``python bench/scale.py [--steps S] [--repeats R]``.
@@ -30,6 +31,7 @@ import handwritten  # noqa: E402  (bench/ is on sys.path when a script in it run
 from ppgen import inference  # noqa: E402
 from ppgen.data import Batch  # noqa: E402
 from ppgen.fastpath import Gradients  # noqa: E402
+from ppgen.fitting import adam  # noqa: E402
 from ppgen.models import VAE  # noqa: E402
 from ppgen.structure import inspect  # noqa: E402
 from workloads import LR, SEED, load_data  # noqa: E402
@@ -40,7 +42,7 @@ FIGURE = BENCH.parent / "docs" / "images" / "scale.png"
 DEFAULTS = {"batch size": 128, "width": 400, "K": 1, "N": 1437}
 GRID = {"batch size": (16, 64, 128, 512, 1437), "width": (50, 100, 400, 1600), "K": (1, 5, 20, 50),
         "N": (1437, 10_000, 100_000)}
-PATHS = ("plain", "captured", "handwritten")
+PATHS = ("plain", "captured", "compiled", "handwritten")
 
 
 def timings(setting: dict, train: torch.Tensor, steps: int, repeats: int) -> dict[str, float]:
@@ -48,22 +50,24 @@ def timings(setting: dict, train: torch.Tensor, steps: int, repeats: int) -> dic
     torch.manual_seed(SEED)
     x = train.repeat(setting["N"] // len(train) + 1, 1)[:setting["N"]]
     vae = VAE(x_dim=x.shape[1], hidden=(setting["width"],))
-    optimizer = torch.optim.Adam(vae.parameters(), lr=LR)
+    optimizer = adam(list(vae.parameters()), LR)
     generator = torch.Generator().manual_seed(SEED)
     batches = [torch.randperm(len(x), generator=generator)[:setting["batch size"]] for _ in range(steps)]
     k, structure = setting["K"], inspect(vae, x[:2])
     plain = Gradients(vae, structure, inference.IWAE(k=k), False)
     captured = Gradients(vae, structure, inference.IWAE(k=k), "capture")
+    compiled = Gradients(vae, structure, inference.IWAE(k=k), True)
 
     def hand(batch: Batch) -> None:
         optimizer.zero_grad(set_to_none=True)
         handwritten.iwae_loss(vae, batch.args[0], k).backward()
 
-    paths = {"plain": plain, "captured": captured, "handwritten": hand}
+    paths = {"plain": plain, "captured": captured, "compiled": compiled, "handwritten": hand}
     data = [Batch((x[rows],), rows, len(x)) for rows in batches]
     seconds = {path: [] for path in PATHS}
     with pyro.validation_enabled(False):
-        captured(data[0])  # the trace, once for this batch shape: set-up, not timed
+        for call in (captured, compiled, compiled):  # the trace, and the compilation when the shape comes back:
+            call(data[0])                              # set-up, not timed
         for round_ in range(repeats):
             for path in PATHS if round_ % 2 == 0 else PATHS[::-1]:
                 start = time.perf_counter()
@@ -71,8 +75,8 @@ def timings(setting: dict, train: torch.Tensor, steps: int, repeats: int) -> dic
                     paths[path](batch)
                     optimizer.step()
                 seconds[path].append((time.perf_counter() - start) / steps)
-    if captured.fallbacks:
-        raise RuntimeError(f"the step was not captured at {setting}: {captured.fallbacks}")
+    if captured.fallbacks or compiled.fallbacks:
+        raise RuntimeError(f"the step was not captured at {setting}: {captured.fallbacks or compiled.fallbacks}")
     return {path: statistics.median(values) for path, values in seconds.items()}
 
 
@@ -82,7 +86,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, name in zip(axes, GRID):
         points = [row for row in rows if row["varied"] == name]
         values = [row["setting"][name] for row in points]
-        for side, style in (("plain", "o-"), ("captured", "s-")):
+        for side, style in (("plain", "o-"), ("captured", "s-"), ("compiled", "^-")):
             ax.plot(values, [row[side] / row["handwritten"] for row in points], style, label=f"ppgen, {side} step")
         ax.axhline(1.0, color="grey", lw=1, ls="--")
         ax.set_xscale("log")
@@ -99,7 +103,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=15, help="optimiser steps per timed run (default 15)")
+    parser.add_argument("--steps", type=int, default=30, help="optimiser steps per timed run (default 30)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs per point (default 3)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
