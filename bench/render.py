@@ -140,10 +140,11 @@ def evaluate_section() -> str:
 `fit.log_prob(x, k=K)` against a hand-written chunked loop of the same estimate, both in passes of at most
 `ppgen.density.PARTICLE_POINTS_PER_PASS` = {data['default_particle_points_per_pass']} particles x points (the chunk
 budget: set that attribute to trade memory for speed). `fit.log_prob(x, k=K, compile=True)` traces a pass once
-per chunk shape and compiles it with inductor when the shape comes back (the last, smaller chunk of a query is
-replayed as traced); the fit keeps the graphs for its later queries. The first query of a fit pays the capture and
-compilation (seconds; inductor's cache warm after the first configuration), which the larger queries repay; a later
-query replays. Throughput ratio above 1: ppgen faster. Peak: the resident
+per chunk shape and compiles it with inductor when the shape comes back (a shape met once, such as the last,
+smaller chunk, is replayed as traced until a later query meets it again); the fit keeps the graphs for its later
+queries, which check each graph once more against the plain pass on its first chunk. The first query of a fit pays
+the capture and compilation (seconds; inductor's cache warm after the first configuration), which the larger
+queries repay; a later query replays. Throughput ratio above 1: ppgen faster. Peak: the resident
 set's peak above its level before the query. Measured {data['date']} on a shared 2-core machine, interleaved,
 torch.set_num_threads(1), by `{data['command']}`; left out as too long here (run them with `--full`): {skipped}.
 

@@ -176,7 +176,8 @@ def speed(device: torch.device, bounds: list[str], epochs: int, repeats: int) ->
 
 
 def compile_times(bounds: list[str]) -> list[dict]:
-    """The first step of each batch shape under ``compile=True``, each bound in a fresh process twice over one
+    """The first two steps of each batch shape under ``compile=True`` (trace, then compilation), each bound in a
+    fresh process twice over one
     empty inductor cache: compiled anew (after inductor's precompiled header, timed apart), then found in that
     cache (see compile_time.py)."""
     rows = []

@@ -75,8 +75,9 @@ def timings(setting: dict, train: torch.Tensor, steps: int, repeats: int) -> dic
                     paths[path](batch)
                     optimizer.step()
                 seconds[path].append((time.perf_counter() - start) / steps)
-    if captured.fallbacks or compiled.fallbacks:
-        raise RuntimeError(f"the step was not captured at {setting}: {captured.fallbacks or compiled.fallbacks}")
+    if captured.fallbacks or compiled.fallbacks or compiled.uncompiled:
+        raise RuntimeError(f"the step was not captured (or compiled) at {setting}: "
+                           f"{captured.fallbacks or compiled.fallbacks or compiled.uncompiled}")
     return {path: statistics.median(values) for path, values in seconds.items()}
 
 

@@ -7,6 +7,7 @@ Each workload is built once, untimed (network, optimiser, data on the device), a
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -21,11 +22,15 @@ from ppgen import datasets, inference
 from ppgen.models import VAE, MixtureOfBernoullis
 from ppgen.objective import Objective
 from ppgen.data import Batch
-from ppgen.fastpath import Gradients
+from ppgen.fastpath import FastPathFallback, Gradients
 from ppgen.fitting import adam  # ppgen.fit's default optimiser, on both sides
 from ppgen.structure import inspect
 
 import handwritten  # bench/ is on sys.path when a script in it runs
+
+#: a figure labelled captured or compiled must be one: a batch shape that falls back to the plain step, or replays its
+#: graph uncompiled, stops the benchmark instead of being timed under the wrong name.
+warnings.simplefilter("error", FastPathFallback)
 
 BATCH_SIZE = 128
 LR = 1e-3
@@ -162,8 +167,9 @@ def captured(vae: VAE, train: Tensor, bound: str, compile: bool | str) -> Gradie
         for size in dict.fromkeys((BATCH_SIZE, last)):
             for _ in range(2):
                 gradients(Batch((train[:size],), torch.arange(size, device=train.device), len(train)))
-    if gradients.fallbacks:
-        raise RuntimeError(f"the benchmark's step was not captured: {gradients.fallbacks}")
+    if gradients.fallbacks or gradients.uncompiled:
+        raise RuntimeError(f"the benchmark's step was not captured (or compiled): "
+                           f"{gradients.fallbacks or gradients.uncompiled}")
     return gradients
 
 

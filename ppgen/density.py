@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import pyro
 import torch
@@ -47,8 +48,8 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     query shows its progress on a terminal (:func:`ppgen.progress.query_bar`). ``compile="capture"`` or ``True``
     traces each chunk's pass once per chunk shape and replays it, or also compiles it with ``torch.compile`` when
     the shape comes back (:class:`ppgen.fastpath.Estimates`): the same estimate on the same draws. ``passes`` keeps
-    those captured passes for the next query (a :class:`~ppgen.Fit` keeps one for its queries); by default they
-    last this query.
+    those captured passes for the next query (a :class:`~ppgen.Fit` keeps one for its queries; passes of another
+    module or structure are not used); by default they last this query.
 
     Raises:
         ValueError: the model has latents that no guide draws.
@@ -58,7 +59,8 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")
     points = max(1, PARTICLE_POINTS_PER_PASS // k)
-    estimates = (passes or Passes(module, structure)).of(k, PARTICLE_POINTS_PER_PASS, compile)
+    passes = passes if passes is not None and passes.serve(module, structure) else Passes(module, structure)
+    estimates = passes.of(k, PARTICLE_POINTS_PER_PASS, compile)
     out = []
     # The data were checked against the model's support (Fit's queries check them): Pyro's checks of every
     # distribution's arguments and values, on every chunk, would be that work again, a fifth of the query's time.
@@ -74,23 +76,37 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
 class Passes:
     """The passes of K particles over chunks of points that the importance-sampled queries of one program make, each
     a :class:`~ppgen.fastpath.Estimates`, kept so that a later query reuses the graphs an earlier one captured (and
-    compiled: seconds, paid once for the program rather than once a query).
+    compiled: seconds, paid once for the program rather than once a query). Each query compares every graph it
+    reuses with the plain pass again on its first chunk of that shape, as the program's Python state may have
+    changed in between; the passes of the last :data:`KEPT` (pass size, compile) pairs are kept.
 
     Arguments:
         module: the program.
         structure: its :class:`~ppgen.structure.Structure`.
     """
 
+    #: how many (pass size, compile) pairs' passes are kept.
+    KEPT = 8
+
     def __init__(self, module: nn.Module, structure: Structure) -> None:
         self.module, self.structure = module, structure
-        self._estimates: dict[tuple[int, bool | str], Estimates] = {}
+        self._estimates: OrderedDict[tuple[int, bool | str], Estimates] = OrderedDict()
+
+    def serve(self, module: nn.Module, structure: Structure) -> bool:
+        """Whether these are the passes of ``module`` with ``structure``."""
+        return module is self.module and structure is self.structure
 
     def of(self, k: int, particles: int, compile: bool | str = False) -> list[Estimates]:
-        """K particles in passes of at most ``particles``: one :class:`~ppgen.fastpath.Estimates` per pass, each
-        computing that pass's log weights of a chunk of points (passes of one size share one, and its graphs)."""
+        """K particles in passes of at most ``particles``, for one query: one :class:`~ppgen.fastpath.Estimates` per
+        pass, each computing that pass's log weights of a chunk of points (passes of one size share one, and its
+        graphs), each kept graph to be checked again on its first call."""
         sizes = [min(particles, k - start) for start in range(0, k, particles)]
-        for n in set(sizes):
-            kept = self._estimates.get((n, compile))
-            if kept is None or not kept.reads_module():
-                self._estimates[n, compile] = Estimates(self.module, self.structure, n, compile)
+        for n in dict.fromkeys(sizes):
+            kept = self._estimates.pop((n, compile), None)
+            if kept is None or not kept.reads_module():  # module.to(...) replaced the buffers the graphs read
+                kept = Estimates(self.module, self.structure, n, compile)
+            kept.recheck()
+            self._estimates[n, compile] = kept
+        while len(self._estimates) > self.KEPT:
+            self._estimates.popitem(last=False)
         return [self._estimates[n, compile] for n in sizes]

@@ -147,7 +147,9 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     group = current()
     group.check_same_rows(len(batch), "evaluate")
     with torch.no_grad():
-        local = _evaluate(group.local(batch), k, particle_points, compile, passes or Passes(module, structure))
+        if passes is None or not passes.serve(module, structure):
+            passes = Passes(module, structure)
+        local = _evaluate(group.local(batch), k, particle_points, compile, passes)
     report = Evaluation(k, **{name: None if values is None else group.gather_rows(values, len(batch))
                               for name, values in vars(local).items() if name != "k"})
     if report.unreliable:

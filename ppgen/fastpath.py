@@ -66,7 +66,8 @@ logger = logging.getLogger(__name__)
 
 class FastPathFallback(UserWarning):
     """A batch shape that the fast path could not capture, or whose capture disagreed with the plain step: that shape
-    runs on the plain path for the rest of the fit."""
+    runs on the plain path for the rest of the fit; or whose compilation failed or disagreed: that shape replays its
+    graph as traced."""
 
 
 def check_compile(value: Any) -> bool | str:
@@ -81,11 +82,13 @@ def check_compile(value: Any) -> bool | str:
 @dataclass
 class _Captured:
     """One batch shape's graph, as traced, and ``run``, which maps (parameters, buffers, rows, inputs) to the
-    outputs: that graph, or the graph compiled."""
+    outputs: that graph, or the graph compiled (``compiled``). ``checked``: whether ``run`` has been compared with
+    the plain computation since :meth:`ShapeCapture.recheck`."""
 
     graph: torch.fx.GraphModule
     run: Callable[..., Any]
     compiled: bool = False
+    checked: bool = True
     replays: int = 0
 
 
@@ -103,6 +106,8 @@ class ShapeCapture:
     Attributes:
         capture_seconds: seconds spent tracing (and, with ``compile=True``, compiling) each batch shape, by shape.
         fallbacks: why each batch shape that runs on the plain path does so, by shape.
+        uncompiled: with ``compile=True``, why each batch shape whose compilation failed or disagreed replays its
+            graph as traced, by shape.
     """
 
     #: what the computation is called in messages.
@@ -115,6 +120,7 @@ class ShapeCapture:
         self.buffers = [b for _, b in module.named_buffers()]
         self.capture_seconds: dict[tuple, float] = {}
         self.fallbacks: dict[tuple, str] = {}
+        self.uncompiled: dict[tuple, str] = {}
         self._graphs: dict[tuple, _Captured] = {}
 
     def __call__(self, batch: Batch) -> Tensor:
@@ -127,11 +133,18 @@ class ShapeCapture:
         if captured is None:
             return self._capture(key, batch)
         captured.replays += 1
-        if self.compile is True and not captured.compiled:
+        if self.compile is True and not captured.compiled and key not in self.uncompiled:
             return self._compiled(key, captured, batch)
-        if captured.replays % VERIFY_EVERY == 0:
+        if not captured.checked or captured.replays % VERIFY_EVERY == 0:
             return self._verified(key, captured, batch)
-        return self.finish(self._replay(captured, batch))
+        return self.finish(self._replay(captured.run, batch))
+
+    def recheck(self) -> None:
+        """Compare each kept graph with the plain computation again on its next call: a caller that keeps this
+        computation between uses (a :class:`~ppgen.Fit`'s queries) calls it at each use, as a graph holds the
+        program's Python state (a float attribute, a flag) as constants, which may have changed since."""
+        for captured in self._graphs.values():
+            captured.checked = False
 
     def reads_module(self) -> bool:
         """Whether the module still holds the very parameters and buffers this computation reads (``module.to``
@@ -155,9 +168,9 @@ class ShapeCapture:
         """What each of ``count`` outputs is, for messages."""
         return [f"output {i}" for i in range(count)]
 
-    def _replay(self, captured: _Captured, batch: Batch) -> list[Tensor | None]:
+    def _replay(self, run: Callable[..., Any], batch: Batch) -> list[Tensor | None]:
         with torch.no_grad():
-            return list(captured.run([p.detach() for p in self.params], self.buffers, batch.rows, *batch.args))
+            return list(run([p.detach() for p in self.params], self.buffers, batch.rows, *batch.args))
 
     def _capture(self, key: tuple, batch: Batch) -> Tensor:
         """The plain outputs on ``batch``; the graph traced, checked against them, and kept for its shape."""
@@ -165,26 +178,30 @@ class ShapeCapture:
         try:
             graph = self._trace(batch)
         except Exception as error:  # anything a trace cannot take: data-dependent control flow, for one
-            return self._fall_back(key, batch, f"the {self.what} could not be traced: {type(error).__name__}: "
-                                               f"{_first_line(error)}")
-        captured = self._graphs[key] = _Captured(graph, _flat(graph))
-        result = self._verified(key, captured, batch)
+            self._warn(key, f"the {self.what} could not be traced: {type(error).__name__}: {_first_line(error)}")
+            return self.finish(self.plain(batch))
+        expected, why = self._checked(_flat(graph), batch)
+        if why is not None:
+            self._warn(key, why)
+            return self.finish(expected)
+        self._graphs[key] = _Captured(graph, _flat(graph))  # kept once checked, never before
         self._took(key, start, "traced")
-        return result
+        return self.finish(expected)
 
     def _compiled(self, key: tuple, captured: _Captured, batch: Batch) -> Tensor:
         """The plain outputs on ``batch``; the shape's graph compiled by inductor and checked against them. A
         compilation that fails (no C++ compiler for inductor, say) or disagrees leaves the shape replaying the graph
         as traced, which its first call checked, with a :class:`FastPathFallback` warning that says why."""
-        start, traced = time.perf_counter(), captured.run
+        start = time.perf_counter()
         with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
             warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
-            captured.run, captured.compiled = _flat(torch.compile(captured.graph, dynamic=False)), True
-            expected, why = self._checked(captured, batch)
+            run = _flat(torch.compile(captured.graph, dynamic=False))
+            expected, why = self._checked(run, batch)
         if why is None:
+            captured.run, captured.compiled, captured.checked = run, True, True
             self._took(key, start, "compiled")
         else:
-            captured.run = traced
+            self.uncompiled[key] = why
             warnings.warn(f"compile=True: batches of shape {key[1]} replay the traced {self.what}, uncompiled: {why}",
                           FastPathFallback, stacklevel=4)
         return self.finish(expected)
@@ -195,7 +212,7 @@ class ShapeCapture:
             return
         seconds = time.perf_counter() - start
         self.capture_seconds[key] = self.capture_seconds.get(key, 0.0) + seconds
-        logger.info("compile=%r: the %s of batches of shape %s %s and checked in %.2f s, once for this shape",
+        logger.info("compile=%r: the %s of batches of shape %s %s and checked in %.2f s",
                     self.compile, self.what, key[1], done, seconds)
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:
@@ -225,16 +242,23 @@ class ShapeCapture:
             return self.outputs(batch, params)
 
     def _verified(self, key: tuple, captured: _Captured, batch: Batch) -> Tensor:
-        """The plain outputs on ``batch``, checked against the graph (:meth:`_checked`): any difference puts this
-        shape on the plain path."""
-        expected, why = self._checked(captured, batch)
+        """The plain outputs on ``batch``, checked against the shape's graph (:meth:`_checked`). A graph that a
+        :meth:`recheck` finds out of date is dropped, to be traced again at the shape's next call (the program's
+        Python state changed between two uses); any other difference puts this shape on the plain path."""
+        expected, why = self._checked(captured.run, batch)
         if why is not None:
-            self._graphs.pop(key, None)
-            self._warn(key, why)
+            del self._graphs[key]
+            if captured.checked:
+                self._warn(key, why)
+            else:
+                logger.info("compile=%r: the kept %s of batches of shape %s no longer agrees with the plain one (%s): "
+                            "it is traced again", self.compile, self.what, key[1], why)
+            return self.finish(expected)
+        captured.checked = True
         return self.finish(expected)
 
-    def _checked(self, captured: _Captured, batch: Batch) -> tuple[list[Tensor | None], str | None]:
-        """The plain outputs on ``batch``, and why the graph run on the same draws from the same buffers differs
+    def _checked(self, run: Callable[..., Any], batch: Batch) -> tuple[list[Tensor | None], str | None]:
+        """The plain outputs on ``batch``, and why the graph ``run`` on the same draws from the same buffers differs
         from them, in an output, a buffer or the random stream's position (``None`` where it agrees)."""
         device = self.params[0].device if self.params else torch.device("cpu")
         before, buffers = _rng_state(device), [b.clone() for b in self.buffers]
@@ -243,7 +267,7 @@ class ShapeCapture:
         _set_rng_state(device, before)
         _copy(self.buffers, buffers)
         try:
-            replayed = self._replay(captured, batch)
+            replayed = self._replay(run, batch)
             why = _disagreement(self.what, self.names(len(expected)), expected, replayed, updated, self.buffers,
                                 after, _rng_state(device))
         except Exception as error:  # a compiled graph that fails to build or run: the plain outputs stand
@@ -252,14 +276,10 @@ class ShapeCapture:
         _copy(self.buffers, updated)
         return expected, why
 
-    def _fall_back(self, key: tuple, batch: Batch, why: str) -> Tensor:
-        self._warn(key, why)
-        return self.finish(self.plain(batch))
-
     def _warn(self, key: tuple, why: str) -> None:
         self.fallbacks[key] = why
         warnings.warn(f"compile={self.compile!r}: batches of shape {key[1]} run on the plain path: {why}",
-                      FastPathFallback, stacklevel=5)
+                      FastPathFallback, stacklevel=4)
 
 
 class Gradients(ShapeCapture):

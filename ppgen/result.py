@@ -49,7 +49,6 @@ class Fit:
         self.example = as_batch(example, name="example")
         self.skipped = skipped
         self.draws = draws
-        #: the importance-sampled queries' passes, whose captured (and compiled) graphs later queries reuse
         self._passes = density.Passes(model, structure)
 
     def __repr__(self) -> str:
@@ -72,6 +71,13 @@ class Fit:
         """Every learnt parameter under the name the program gave it, constrained: ``fit.params["scale"] > 0`` for
         a ``pyro.param("scale", ..., constraint=positive)``; an ``nn.Module``'s parameters by their own names."""
         return constrained_params(self.model)
+
+    def _kept_passes(self) -> density.Passes:
+        """The passes of the importance-sampled queries, whose captured (and compiled) graphs later queries reuse:
+        those of the model and structure this fit holds now."""
+        if not self._passes.serve(self.model, self.structure):
+            self._passes = density.Passes(self.model, self.structure)
+        return self._passes
 
     def _batch(self, inputs: tuple[Any, ...], name: str = "x") -> Batch:
         """Query inputs checked against the training inputs: as many, each of the same shape per point."""
@@ -107,7 +113,7 @@ class Fit:
         compile = check_compile(compile)
         if self.draws is not None:
             return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
-        return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._passes)
+        return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._kept_passes())
 
     @torch.no_grad()
     def iwae_bound(self, *inputs: Any, k: int, compile: bool | str = False) -> Tensor:
@@ -116,7 +122,7 @@ class Fit:
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
         return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile,
-                                           self._passes)
+                                           self._kept_passes())
 
     def evaluate(self, *inputs: Any, k: int = 5000, compile: bool | str = False) -> Evaluation:
         """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
@@ -129,7 +135,8 @@ class Fit:
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
         return evaluate(self.model, self.structure, self._batch(inputs), k,
-                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile, passes=self._passes)
+                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile,
+                        passes=self._kept_passes())
 
     @torch.no_grad()
     def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:

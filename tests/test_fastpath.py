@@ -123,7 +123,7 @@ def test_a_compilation_that_fails_leaves_the_shape_replaying_the_traced_step(dat
         fast(batch)
         with pytest.warns(FastPathFallback, match="replay the traced step, uncompiled: .*no C\\+\\+ compiler"):
             fast(batch)
-        assert not fast.fallbacks and len(fast._graphs) == 1
+        assert not fast.fallbacks and list(fast.uncompiled) == list(fast._graphs)
         assert_same_step(plain, fast, batch, seeds=(3, 4))
 
 
@@ -316,6 +316,77 @@ def test_a_fits_later_queries_replay_the_graphs_its_first_query_captured(data, m
     assert len(traced) == 4
     torch.manual_seed(5)
     torch.testing.assert_close(estimate, fit.log_prob(data[:6], k=20), rtol=1e-5, atol=1e-5)
+
+
+class ScaledPrior(nn.Module):
+    """A model whose prior scale is a Python float: a captured graph holds it as a constant."""
+
+    prior_scale = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(6))
+
+    def model(self, x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(0.0, self.prior_scale).expand([6]).to_event(1))
+            pyro.sample("x", dist.Normal(z, 1.0).to_event(1), obs=x)
+
+    def guide(self, x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(self.loc + x / 2, 0.5).to_event(1))
+
+
+def test_a_later_query_checks_the_kept_graphs_again_and_sees_a_changed_python_state(data):
+    fit = ppgen.fit(ScaledPrior(), data, epochs=1, progress=False)
+    estimates = []
+    for scale in (1.0, 3.0):
+        fit.model.prior_scale = scale
+        for compile in ("capture", False):
+            torch.manual_seed(5)
+            estimates.append(fit.log_prob(data[:6], k=20, compile=compile))
+    torch.testing.assert_close(estimates[0], estimates[1], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(estimates[0], estimates[2])
+    torch.testing.assert_close(estimates[2], estimates[3], rtol=1e-5, atol=1e-5)
+    torch.manual_seed(5)  # the out-of-date graph was dropped, not left to the plain path: this query traces anew
+    torch.testing.assert_close(fit.log_prob(data[:6], k=20, compile="capture"), estimates[3], rtol=1e-5, atol=1e-5)
+    (kept,) = fit._kept_passes().of(20, density.PARTICLE_POINTS_PER_PASS, "capture")
+    assert not kept.fallbacks and kept._graphs
+
+
+def test_a_fits_queries_follow_a_model_put_in_its_place(data):
+    fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, epochs=1, progress=False)
+    fit.log_prob(data[:6], k=20, compile="capture")
+    other = registry.MODELS["vae"](x_dim=6)
+    fit.model = other
+    for compile in (False, "capture"):
+        torch.manual_seed(5)
+        got = fit.log_prob(data[:6], k=20, compile=compile)
+        torch.manual_seed(5)
+        expected = density.importance_log_prob(other, fit.structure, Batch((data[:6],), torch.arange(6), len(data)), 20)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_check_cut_short_keeps_no_graph_unchecked(data, monkeypatch):
+    fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, epochs=1, progress=False)
+    plain = Estimates.plain
+    calls = []
+
+    def interrupted(self, batch):  # Ctrl-C while the first query compares its graph with the plain pass
+        calls.append(batch)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return plain(self, batch)
+
+    monkeypatch.setattr(Estimates, "plain", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit.log_prob(data[:6], k=20, compile="capture")
+    assert not any(estimate._graphs for estimate in fit._kept_passes().of(20, density.PARTICLE_POINTS_PER_PASS,
+                                                                             "capture"))
+    torch.manual_seed(5)
+    got = fit.log_prob(data[:6], k=20, compile="capture")
+    torch.manual_seed(5)
+    torch.testing.assert_close(got, fit.log_prob(data[:6], k=20), rtol=1e-5, atol=1e-5)
 
 
 class BranchingGuide(nn.Module):
