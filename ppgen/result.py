@@ -72,6 +72,16 @@ class Fit:
         a ``pyro.param("scale", ..., constraint=positive)``; an ``nn.Module``'s parameters by their own names."""
         return constrained_params(self.model)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy or a pickle of a fit leaves out the graphs its queries keep (a compiled one does not pickle)."""
+        state = dict(self.__dict__)
+        del state["_passes"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._passes = density.Passes(self.model, self.structure)
+
     def _kept_passes(self) -> density.Passes:
         """The passes of the importance-sampled queries, whose captured (and compiled) graphs later queries reuse:
         those of the model and structure this fit holds now."""

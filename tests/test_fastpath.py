@@ -3,7 +3,9 @@ every model of the zoo under every backend that takes it and for the reference s
 plain step, never a wrong answer, for a program that a trace cannot take."""
 
 import contextlib
+import copy
 import math
+import pickle
 import warnings
 
 import pyro
@@ -365,6 +367,17 @@ def test_a_fits_queries_follow_a_model_put_in_its_place(data):
         torch.manual_seed(5)
         expected = density.importance_log_prob(other, fit.structure, Batch((data[:6],), torch.arange(6), len(data)), 20)
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_fit_whose_queries_keep_graphs_pickles_and_copies_without_them(data):
+    fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, epochs=1, progress=False)
+    fit.log_prob(data[:6], k=20, compile="capture")
+    for other in (pickle.loads(pickle.dumps(fit)), copy.deepcopy(fit)):
+        assert other._passes.serve(other.model, other.structure) and not other._passes._estimates
+        torch.manual_seed(5)
+        got = other.log_prob(data[:6], k=20, compile="capture")
+        torch.manual_seed(5)
+        torch.testing.assert_close(got, other.log_prob(data[:6], k=20), rtol=1e-5, atol=1e-5)
 
 
 def test_a_check_cut_short_keeps_no_graph_unchecked(data, monkeypatch):
