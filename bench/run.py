@@ -267,6 +267,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    measured_on = machine(args.threads)  # before any figure is written: the commit as checked out, not "-dirty"
     if args.suite != "speed":
         latent_families.main()
     if args.suite == "latent":
@@ -274,7 +275,7 @@ def main() -> None:
         print(f"wrote {latent_families.RESULTS.relative_to(BENCH.parent)} and {DOCS.relative_to(BENCH.parent)}")
         return
     results = {
-        "machine": machine(args.threads),
+        "machine": measured_on,
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
         "settings": {"data": "the digits, binarised: 1437 training and 360 test points of 64 pixels; for the "
                              "784-pixel VAE, the first 1437 training images of Fashion-MNIST, binarised (pixels >= 0.5)",
