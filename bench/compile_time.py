@@ -1,14 +1,14 @@
 """Seconds that ``fit(compile=True)`` spends capturing and compiling each batch shape, in a fresh process:
 ``python bench/compile_time.py BOUND [--header]``, BOUND a key of ``workloads.BOUNDS``.
 
-Prints one JSON line, ``{"bound": ..., "header_s": ..., "shapes": {"128": s, "29": s}}``: for the full batch and
-the last, smaller batch of an epoch, the seconds of the first two steps of that shape (traced and checked against
-the plain step, then compiled by inductor and checked again) as ``Gradients.capture_seconds`` records them,
-inductor's one-time imports excluded. Inductor builds C++ kernels against a precompiled header, which it makes once per cache folder
-(``TORCHINDUCTOR_CACHE_DIR``); with ``--header`` a one-line function is compiled first, and timed as ``header_s``,
-so that the shapes' seconds are those of a new model on a machine where inductor has run before. ``run.py`` runs this
-script twice on one empty folder, with ``--header`` and then without: a new graph compiled, then the same graph
-found in the cache, as in a user's second run of the same model.
+Prints one JSON line, ``{"bound": ..., "header_s": ..., "shapes": {"128": s, "29": s}}``: for the full batch and the
+last, smaller batch of an epoch, the seconds of the first two steps of that shape (traced and checked against the plain
+step, then compiled by inductor and checked again) as ``Gradients.capture_seconds`` records them, inductor's one-time
+imports excluded. Inductor builds C++ kernels against a precompiled header, which it makes once per cache folder
+(``TORCHINDUCTOR_CACHE_DIR``); with ``--header`` a one-line function is compiled first, and timed as ``header_s``, so
+that the shapes' seconds are those of a new model on a machine where inductor has run before. ``run.py`` runs this
+script twice on one empty folder, with ``--header`` and then without: a new graph compiled, then the same graph found in
+the cache, as in a user's second run of the same model.
 """
 
 from __future__ import annotations

@@ -48,9 +48,9 @@ def peak_and_seconds(query) -> tuple[float, float]:
 
 
 def measure(model: ppgen.Fit, x: torch.Tensor, k: int, repeats: int, compiled: bool = True) -> dict:
-    """Both sides on ``x`` with K = k, and with ``compiled`` ppgen's ``log_prob(compile=True)`` too, as the first
-    query of a new fit of the same model (capture and compilation included) and as a later query of ``model``, whose
-    graphs two first, untimed queries made; interleaved ``repeats`` times, the best time and the largest peak of each."""
+    """Both sides on ``x`` with K = k, and with ``compiled`` ppgen's ``log_prob(compile=True)`` too, as the first query
+    of a new fit of the same model (capture and compilation included) and as a later query of ``model``, whose graphs
+    two first, untimed queries made; interleaved ``repeats`` times, the best time and the largest peak of each."""
     sides = {"ppgen": lambda: model.log_prob(x, k=k),
              "compiled_first": lambda: new_fit(model).log_prob(x, k=k, compile=True),
              "compiled": lambda: model.log_prob(x, k=k, compile=True),

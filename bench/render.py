@@ -81,10 +81,10 @@ batch at the second step, the last, smaller batch of an epoch at the second epoc
 program. The first step of each batch shape runs the plain step and the graph on the same draws and compares loss,
 gradients, buffers and the random stream (so does the first compiled step), and again every
 {results["settings"].get("verify_every", "few hundred")} replays; a program the trace cannot take (data-dependent
-control flow or shapes) or whose graph disagrees runs the plain step, and a shape whose compilation fails replays
-its traced graph, each with a `FastPathFallback` warning (`tests/test_fastpath.py` checks every zoo model under every backend, the reference set
-of users' Pyro programs under ELBO and IWAE, and the fallbacks). The seconds each shape's capture took are logged
-at level INFO by the `ppgen.fastpath` logger.
+control flow or shapes) or whose graph disagrees runs the plain step, and a shape whose compilation fails replays its
+traced graph, each with a `FastPathFallback` warning (`tests/test_fastpath.py` checks every zoo model under every
+backend, the reference set of users' Pyro programs under ELBO and IWAE, and the fallbacks). The seconds each shape's
+capture took are logged at level INFO by the `ppgen.fastpath` logger.
 
 Rows `captured step` and `compiled step` run ppgen's step in the hand-written loop, the capture (and compilation)
 done in set-up; `ppgen.fit(compile='capture')` and `ppgen.fit(compile=True)` are whole fits, set-up, trace and

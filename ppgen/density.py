@@ -59,8 +59,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")
     points = max(1, PARTICLE_POINTS_PER_PASS // k)
-    passes = passes if passes is not None and passes.serve(module, structure) else Passes(module, structure)
-    estimates = passes.of(k, PARTICLE_POINTS_PER_PASS, compile)
+    estimates = Passes.of_program(module, structure, passes).of(k, PARTICLE_POINTS_PER_PASS, compile)
     out = []
     # The data were checked against the model's support (Fit's queries check them): Pyro's checks of every
     # distribution's arguments and values, on every chunk, would be that work again, a fifth of the query's time.
@@ -92,9 +91,13 @@ class Passes:
         self.module, self.structure = module, structure
         self._estimates: OrderedDict[tuple[int, bool | str], Estimates] = OrderedDict()
 
-    def serve(self, module: nn.Module, structure: Structure) -> bool:
-        """Whether these are the passes of ``module`` with ``structure``."""
-        return module is self.module and structure is self.structure
+    @classmethod
+    def of_program(cls, module: nn.Module, structure: Structure, kept: Passes | None = None) -> Passes:
+        """``kept`` where those are the passes of ``module`` with ``structure`` (a model put in a fit's place, say,
+        has none yet), else new, empty passes of theirs."""
+        if kept is not None and kept.module is module and kept.structure is structure:
+            return kept
+        return cls(module, structure)
 
     def of(self, k: int, particles: int, compile: bool | str = False) -> list[Estimates]:
         """K particles in passes of at most ``particles``, for one query: one :class:`~ppgen.fastpath.Estimates` per

@@ -130,8 +130,8 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
             of the local latents given theta_k ~ q(theta), as in :func:`ppgen.density.importance_log_prob`.
         k: K, the draws per point.
         particle_points: the draws times points of one pass.
-        compile: ``"capture"`` or ``True``: each pass's log weights traced once per chunk shape and replayed, or
-            also compiled by ``torch.compile`` when the shape comes back, checked against the plain pass on the same draws
+        compile: ``"capture"`` or ``True``: each pass's log weights traced once per chunk shape and replayed, or also
+            compiled by ``torch.compile`` when the shape comes back, checked against the plain pass on the same draws
             (:class:`ppgen.fastpath.Estimates`).
         passes: the :class:`~ppgen.density.Passes` of this program that keep those graphs for later queries; by
             default they last this call.
@@ -147,9 +147,7 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     group = current()
     group.check_same_rows(len(batch), "evaluate")
     with torch.no_grad():
-        if passes is None or not passes.serve(module, structure):
-            passes = Passes(module, structure)
-        local = _evaluate(group.local(batch), k, particle_points, compile, passes)
+        local = _evaluate(group.local(batch), k, particle_points, compile, Passes.of_program(module, structure, passes))
     report = Evaluation(k, **{name: None if values is None else group.gather_rows(values, len(batch))
                               for name, values in vars(local).items() if name != "k"})
     if report.unreliable:

@@ -15,15 +15,15 @@ compilation and is replayed as captured. A query's pass over a chunk of points i
 the gradient.
 
 Correctness before speed. Tracing on fake tensors, which hold no values, fails on data-dependent control flow (a
-Python ``if`` on a tensor's value, a shape read from the data) instead of recording one branch of it; and the first
-step of every batch shape runs both paths on the same random draws and compares the loss, every gradient, every
-buffer and the random stream's position afterwards (a parameter that the program reads other than through the
-module, which the graph would hold as a constant, shows there): any difference, or any failure to trace, leaves
-that batch shape on the plain path for the rest of the fit, with a :class:`FastPathFallback` warning that says
-why. A compiled graph is checked the same way on its first run; one that fails to compile or disagrees leaves the
-shape replaying the graph as traced. The parameters of plain functions, in a param store of their own, are read
-from the graph's inputs. The comparison is repeated every :data:`VERIFY_EVERY` replays of a graph, for a program whose set of sites could change
-with Python state that no trace sees.
+Python ``if`` on a tensor's value, a shape read from the data) instead of recording one branch of it; and the first step
+of every batch shape runs both paths on the same random draws and compares the loss, every gradient, every buffer and
+the random stream's position afterwards (a parameter that the program reads other than through the module, which the
+graph would hold as a constant, shows there): any difference, or any failure to trace, leaves that batch shape on the
+plain path for the rest of the fit, with a :class:`FastPathFallback` warning that says why. A compiled graph is checked
+the same way on its first run; one that fails to compile or disagrees leaves the shape replaying the graph as traced.
+The parameters of plain functions, in a param store of their own, are read from the graph's inputs. The comparison is
+repeated every :data:`VERIFY_EVERY` replays of a graph, for a program whose set of sites could change with Python state
+that no trace sees.
 
 References:
     PyTorch 2: Faster Machine Learning Through Dynamic Python Bytecode Transformation and Graph Compilation (Ansel

@@ -76,10 +76,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         distributed: train data-parallel on ``torch.distributed``, one process per rank, as started by
             ``torchrun`` (see :mod:`ppgen.distributed`): each global batch of ``batch_size`` rows is split across
             the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
-        compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step
-            (guide, model, bound, gradient) traced once per batch shape and replayed; ``True``: each batch shape's
-            graph also compiled by ``torch.compile`` when the shape comes back (seconds, once a shape). Checked
-            against the plain step on the same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.fastpath`). The
+        compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step (guide,
+            model, bound, gradient) traced once per batch shape and replayed; ``True``: each batch shape's graph also
+            compiled by ``torch.compile`` when the shape comes back (seconds, once a shape). Checked against the plain
+            step on the same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.fastpath`). The
             seconds each batch shape's capture took are logged at level INFO by the ``ppgen.fastpath`` logger.
 
     Returns:

@@ -85,8 +85,7 @@ class Fit:
     def _kept_passes(self) -> density.Passes:
         """The passes of the importance-sampled queries, whose captured (and compiled) graphs later queries reuse:
         those of the model and structure this fit holds now."""
-        if not self._passes.serve(self.model, self.structure):
-            self._passes = density.Passes(self.model, self.structure)
+        self._passes = density.Passes.of_program(self.model, self.structure, self._passes)
         return self._passes
 
     def _batch(self, inputs: tuple[Any, ...], name: str = "x") -> Batch:
