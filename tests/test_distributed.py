@@ -145,6 +145,9 @@ def fits_task(rank: int, out: Path) -> dict:
     loader = DataLoader(Rows(data()), batch_size=BATCH, num_workers=1)  # each rank loads its shards by index
     streamed = ppgen.fit(build("local"), loader, inference=FITS["local"], distributed=True, **SETTINGS)
     result["streamed"] = {"state": streamed.model.state_dict(), "history": streamed.history}
+    captured = ppgen.fit(build("local"), data(), inference=FITS["local"], distributed=True, compile="capture",
+                         **SETTINGS)
+    result["captured"] = {"state": captured.model.state_dict(), "history": captured.history}
     mixture = ppgen.fit(build("mixture"), data(N_MIXTURE), inference=inference.MLE(), distributed=True, **SETTINGS)
     result["mixture"] = {"state": mixture.model.state_dict(), "history": mixture.history,
                          "log_prob": mixture.log_prob(data(11, seed=2))}
@@ -252,6 +255,14 @@ def test_a_streamed_data_set_fits_as_the_same_rows_in_memory(ranks):
         assert rank["streamed"]["history"] == rank["local"]["history"]
         for name, value in rank["streamed"]["state"].items():
             assert torch.equal(value, rank["local"]["state"][name]), name
+
+
+def test_the_captured_step_fits_as_the_plain_step_on_every_rank(ranks):
+    """Each rank traces the step of its own shards' shapes and replays it: the distributed fit of the plain step."""
+    for rank in ranks:
+        torch.testing.assert_close(torch.tensor(rank["captured"]["history"]), torch.tensor(rank["local"]["history"]),
+                                   rtol=1e-9, atol=0)
+        close(rank["captured"]["state"], rank["local"]["state"])
 
 
 def test_an_enumerated_model_fits_exactly_as_a_plain_fit(ranks):

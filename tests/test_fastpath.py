@@ -13,6 +13,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from pyro_programs import CASES as PROGRAMS
 
@@ -80,11 +81,12 @@ def test_the_captured_step_gives_the_plain_steps_loss_and_gradients(name, backen
         assert_same_step(plain, fast, batch, seeds=(2, 3))
 
 
-def test_a_fit_with_the_captured_step_has_the_plain_fits_history(data):
+@pytest.mark.parametrize("wrap", [lambda x: x, TensorDataset], ids=["in memory", "streamed"])
+def test_a_fit_with_the_captured_step_has_the_plain_fits_history(data, wrap):
     histories = []
     for compile in (False, "capture"):
         torch.manual_seed(0)
-        fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), data, inference=ppgen.inference.IWAE(k=3), epochs=3,
+        fit = ppgen.fit(registry.MODELS["vae"](x_dim=6), wrap(data), inference=ppgen.inference.IWAE(k=3), epochs=3,
                         batch_size=16, progress=False, compile=compile)  # two batch shapes: 16 and the last 8
         histories.append(fit.history)
     torch.testing.assert_close(torch.tensor(histories[1]), torch.tensor(histories[0]), rtol=1e-6, atol=0)
