@@ -30,7 +30,7 @@ import torch  # noqa: E402
 import handwritten  # noqa: E402  (bench/ is on sys.path when a script in it runs)
 from ppgen import inference  # noqa: E402
 from ppgen.data import Batch  # noqa: E402
-from ppgen.fastpath import Gradients  # noqa: E402
+from ppgen.step import Gradients  # noqa: E402
 from ppgen.fitting import adam  # noqa: E402
 from ppgen.models import VAE  # noqa: E402
 from ppgen.structure import inspect  # noqa: E402

@@ -22,7 +22,8 @@ from ppgen import datasets, inference
 from ppgen.models import VAE, MixtureOfBernoullis
 from ppgen.objective import Objective
 from ppgen.data import Batch
-from ppgen.fastpath import FastPathFallback, Gradients
+from ppgen.fastpath import FastPathFallback
+from ppgen.step import Gradients
 from ppgen.fitting import adam  # ppgen.fit's default optimiser, on both sides
 from ppgen.structure import inspect
 

@@ -9,11 +9,11 @@ import pyro
 import torch
 from torch import Tensor, nn
 
-from ppgen.bounds import exact_log_prob
+from ppgen.bounds import exact_log_prob, log_weights
 from ppgen.budget import check_particle_budget
 from ppgen.data import Batch
 from ppgen.distributed import current
-from ppgen.fastpath import Estimates
+from ppgen.fastpath import ShapeCapture
 from ppgen.progress import query_bar
 from ppgen.structure import Structure
 
@@ -47,7 +47,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     attribute of :mod:`ppgen.density` to choose the chunk budget: peak memory follows it, not N or K); a long
     query shows its progress on a terminal (:func:`ppgen.progress.query_bar`). ``compile="capture"`` or ``True``
     traces each chunk's pass once per chunk shape and replays it, or also compiles it with ``torch.compile`` when
-    the shape comes back (:class:`ppgen.fastpath.Estimates`): the same estimate on the same draws. ``passes`` keeps
+    the shape comes back (:class:`ppgen.density.Estimates`): the same estimate on the same draws. ``passes`` keeps
     those captured passes for the next query (a :class:`~ppgen.Fit` keeps one for its queries; passes of another
     module or structure are not used); by default they last this query.
 
@@ -74,7 +74,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
 
 class Passes:
     """The passes of K particles over chunks of points that the importance-sampled queries of one program make, each
-    a :class:`~ppgen.fastpath.Estimates`, kept so that a later query reuses the graphs an earlier one captured (and
+    a :class:`~ppgen.density.Estimates`, kept so that a later query reuses the graphs an earlier one captured (and
     compiled: seconds, paid once for the program rather than once a query). Each query compares every graph it
     reuses with the plain pass again on its first chunk of that shape, as the program's Python state may have
     changed in between; the passes of the last :data:`KEPT` (pass size, compile) pairs are kept.
@@ -100,7 +100,7 @@ class Passes:
         return cls(module, structure)
 
     def of(self, k: int, particles: int, compile: bool | str = False) -> list[Estimates]:
-        """K particles in passes of at most ``particles``, for one query: one :class:`~ppgen.fastpath.Estimates` per
+        """K particles in passes of at most ``particles``, for one query: one :class:`~ppgen.density.Estimates` per
         pass, each computing that pass's log weights of a chunk of points (passes of one size share one, and its
         graphs), each kept graph to be checked again on its first call."""
         sizes = [min(particles, k - start) for start in range(0, k, particles)]
@@ -113,3 +113,32 @@ class Passes:
         while len(self._estimates) > self.KEPT:
             self._estimates.popitem(last=False)
         return [self._estimates[n, compile] for n in sizes]
+
+
+class Estimates(ShapeCapture):
+    """The log importance weights log w_k(x_n) = log p(x_n, z_k) - log q(z_k|x_n) of K particles z_k ~ q(z|x_n) for
+    each point of a batch, Tensor[K, B], without gradients (the terms of global latents left out): a pass of
+    :func:`importance_log_prob` or :func:`ppgen.evaluation.evaluate` over a chunk of points.
+
+    Arguments:
+        module, compile: see :class:`~ppgen.fastpath.ShapeCapture`.
+        structure: the program's :class:`~ppgen.structure.Structure`.
+        num_particles: K.
+    """
+
+    what = "log weights"
+
+    def __init__(self, module: nn.Module, structure: Structure, num_particles: int,
+                 compile: bool | str = False) -> None:
+        super().__init__(module, compile)
+        self.structure, self.num_particles = structure, num_particles
+
+    def plain(self, batch: Batch) -> list[Tensor | None]:
+        return self.outputs(batch, ())
+
+    def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
+        with torch.no_grad():
+            return [log_weights(self.module, self.structure, batch, self.num_particles, global_terms=False)]
+
+    def finish(self, outputs: list[Tensor | None]) -> Tensor:
+        return outputs[0]

@@ -132,7 +132,7 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         particle_points: the draws times points of one pass.
         compile: ``"capture"`` or ``True``: each pass's log weights traced once per chunk shape and replayed, or also
             compiled by ``torch.compile`` when the shape comes back, checked against the plain pass on the same draws
-            (:class:`ppgen.fastpath.Estimates`).
+            (:class:`ppgen.density.Estimates`).
         passes: the :class:`~ppgen.density.Passes` of this program that keep those graphs for later queries; by
             default they last this call.
 

@@ -1,6 +1,6 @@
 """A computation of a program captured once per batch shape and replayed, the program staying the Pyro program the
-user wrote: the training step (:class:`Gradients`) and the passes of the importance-sampled log p(x) over chunks of
-points (:class:`Estimates`), both on :class:`ShapeCapture`.
+user wrote: :class:`ShapeCapture`, on which the training step (:class:`ppgen.step.Gradients`) and the passes of the
+importance-sampled log p(x) over chunks of points (:class:`ppgen.density.Estimates`) are built.
 
 The plain step runs Pyro's effect handlers (the particle plate, the guide's trace, the model replayed on it, each
 site's ``log_prob``) and autograd's graph again at every step, in Python. Here the whole step, guide, model, the
@@ -46,13 +46,10 @@ import torch
 from torch import Tensor, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from ppgen.boundary import check_scalar_loss
-from ppgen.bounds import log_weights
 from ppgen.data import Batch
 from ppgen.estimators import _Call
-from ppgen.objective import Objective
 from ppgen.program import PyroFunctions
-from ppgen.structure import Structure, _first_line
+from ppgen.structure import _first_line
 
 #: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled.
 COMPILE_MODES = (False, "capture", True)
@@ -280,79 +277,6 @@ class ShapeCapture:
         self.fallbacks[key] = why
         warnings.warn(f"compile={self.compile!r}: batches of shape {key[1]} run on the plain path: {why}",
                       FastPathFallback, stacklevel=4)
-
-
-class Gradients(ShapeCapture):
-    """The loss of a batch, with its gradient put into each parameter's ``.grad`` (replacing what was there): the
-    training step, guide, model, log weights, objective and ``torch.autograd.grad`` traced as one graph.
-
-    Arguments:
-        module, compile: see :class:`ShapeCapture`.
-        structure: the program's :class:`~ppgen.structure.Structure`.
-        inference: the backend whose ``loss`` is differentiated.
-    """
-
-    what = "step"
-
-    def __init__(self, module: nn.Module, structure: Structure, inference: Objective,
-                 compile: bool | str = False) -> None:
-        super().__init__(module, compile)
-        self.structure, self.inference = structure, inference
-
-    def plain(self, batch: Batch) -> list[Tensor | None]:
-        """The plain step: the backend's loss through Pyro's handlers, and ``backward``; [loss, *gradients]."""
-        loss = self._loss(batch)
-        for p in self.params:
-            p.grad = None
-        loss.backward()
-        return [loss.detach(), *(p.grad for p in self.params)]
-
-    def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
-        loss = self._loss(batch)
-        return [loss.detach(), *torch.autograd.grad(loss, params, allow_unused=True)]
-
-    def _loss(self, batch: Batch) -> Tensor:
-        loss = self.inference.loss(self.module, self.structure, batch)
-        check_scalar_loss(loss, self.inference)
-        return loss
-
-    def finish(self, outputs: list[Tensor | None]) -> Tensor:
-        """The loss (detached); the gradients go into the parameters' ``.grad``."""
-        for p, g in zip(self.params, outputs[1:]):
-            p.grad = g
-        return outputs[0]
-
-    def names(self, count: int) -> list[str]:
-        return ["loss", *(f"gradient of parameter {i}" for i in range(count - 1))]
-
-
-class Estimates(ShapeCapture):
-    """The log importance weights log w_k(x_n) = log p(x_n, z_k) - log q(z_k|x_n) of K particles z_k ~ q(z|x_n) for
-    each point of a batch, Tensor[K, B], without gradients (the terms of global latents left out): a pass of
-    :func:`ppgen.density.importance_log_prob` or :func:`ppgen.evaluation.evaluate` over a chunk of points.
-
-    Arguments:
-        module, compile: see :class:`ShapeCapture`.
-        structure: the program's :class:`~ppgen.structure.Structure`.
-        num_particles: K.
-    """
-
-    what = "log weights"
-
-    def __init__(self, module: nn.Module, structure: Structure, num_particles: int,
-                 compile: bool | str = False) -> None:
-        super().__init__(module, compile)
-        self.structure, self.num_particles = structure, num_particles
-
-    def plain(self, batch: Batch) -> list[Tensor | None]:
-        return self.outputs(batch, ())
-
-    def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
-        with torch.no_grad():
-            return [log_weights(self.module, self.structure, batch, self.num_particles, global_terms=False)]
-
-    def finish(self, outputs: list[Tensor | None]) -> Tensor:
-        return outputs[0]
 
 
 def _store_reads_inputs(module: nn.Module) -> contextlib.AbstractContextManager:

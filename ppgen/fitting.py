@@ -20,7 +20,8 @@ from ppgen.boundary import check_bool, check_optional_bool, check_run_arguments
 from ppgen.checks import check_device, check_positive_float, check_positive_int, check_seed
 from ppgen.data import Batch, as_batch
 from ppgen.distributed import SINGLE, Group, start
-from ppgen.fastpath import Gradients, check_compile
+from ppgen.fastpath import check_compile
+from ppgen.step import Gradients
 from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
 from ppgen.mcmc import Sampler
 from ppgen.objective import Objective

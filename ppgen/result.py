@@ -116,7 +116,7 @@ class Fit:
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
         ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
         ``torch.compile`` when the shape comes back (seconds, once for this fit: its later queries replay the graphs),
-        each checked against the plain pass on the same draws (see :class:`ppgen.fastpath.Estimates`).
+        each checked against the plain pass on the same draws (see :class:`ppgen.density.Estimates`).
         """
         k = check_positive_int(k, "k")
         compile = check_compile(compile)

@@ -11,7 +11,7 @@ from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
 import ppgen
-import ppgen.fastpath
+import ppgen.density
 from ppgen.data import as_batch
 import ppgen.evaluation
 from ppgen import inference, models
@@ -107,13 +107,13 @@ def test_memory_stays_bounded_whatever_n_and_k(rough_fit, wine, monkeypatch):
     """No pass draws more than ``particle_points`` particles x points, even when K alone exceeds it; the result
     keeps one value per point."""
     passes = []
-    log_weights = ppgen.fastpath.log_weights  # each pass's log weights, through ppgen.fastpath.Estimates
+    log_weights = ppgen.density.log_weights  # each pass's log weights, through ppgen.density.Estimates
 
     def recording(module, structure, batch, k, *args, **kwargs):
         passes.append(k * len(batch))
         return log_weights(module, structure, batch, k, *args, **kwargs)
 
-    monkeypatch.setattr(ppgen.fastpath, "log_weights", recording)
+    monkeypatch.setattr(ppgen.density, "log_weights", recording)
     report = ppgen.evaluation.evaluate(rough_fit.model, rough_fit.structure, as_batch(wine[:30]), k=300, particle_points=128)
     assert max(passes) <= 128 and sum(passes) == 300 * 30
     assert report.iwae.shape == report.khat.shape == (30,)

@@ -20,7 +20,9 @@ from pyro_programs import CASES as PROGRAMS
 import ppgen
 from ppgen import density, fastpath, registry
 from ppgen.data import Batch
-from ppgen.fastpath import Estimates, FastPathFallback, Gradients
+from ppgen.density import Estimates
+from ppgen.fastpath import FastPathFallback
+from ppgen.step import Gradients
 from ppgen.program import as_module
 from ppgen.structure import inspect
 
