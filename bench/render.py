@@ -110,12 +110,44 @@ millisecond per step, which is most of a small model's step and a tenth of a lar
 messenger stack); tracing the step first is what removes them. `compile=True` is not the default:
 its first compilation of a model takes seconds (table above) and tens of seconds on a machine where inductor has
 never run, more than the short fits of the tests take in all.
-
-Not measured here: the GPU rows (no GPU was lent to this work). The captured step adds no host-device
-synchronisation of its own, and `fit` moves an epoch's data order to the device once an epoch, not a batch's rows
-each step; but its divergence guard still reads the loss and the gradient norm back at each step, as it decides on
-the host, against the running median of the recent losses, whether the update is applied.
 """
+
+
+def gpu_section() -> str:
+    """The GPU figures at batch 1024, from ``bench/gpu.json`` where ``bench/gpu.py`` has run on a GPU."""
+    data = _side_json("gpu.json")
+    head = "\n## On a GPU, batch 1024\n\n"
+    how = ("On CUDA the captured step adds no host-device synchronisation of its own; `fit` moves an epoch's data "
+           "order to the device once an epoch; and the divergence guard judges each step on the device "
+           "(`ppgen.guard.DeviceGuard`), reading the loss back once an epoch instead of at each step, with the same "
+           "verdicts (see the runs page). `python bench/gpu.py` measures this on a GPU: ms per step at batch 1024 "
+           "against the hand-written loop, under each guard, with the synchronisations per step counted by CUDA's "
+           "sync debug mode.")
+    if data is None:
+        return f"{head}{how} No GPU was lent to this work yet, so there are no GPU figures here.\n"
+    settings = data["settings"]
+    lines = [f"{head}{how}\n\nMeasured {data['date']} on {data['card']} by `{data['command']}`: "
+             f"{settings['points']} generated rows, {settings['epochs_per_run']} epochs a run, the median of "
+             f"{settings['repeats']} interleaved rounds. Absolute ms per step, with the ratio to the hand-written "
+             f"loop, and the host-device synchronisations per step:\n",
+             "| workload | hand-written | " + " | ".join(STEPPED_PATHS) + " |",
+             "|---|---:|" + "---:|" * len(STEPPED_PATHS)]
+    for entry in data["workloads"]:
+        rows = entry["rows"]
+        cells = [f"{rows[p]['ms_per_step']:.2f} ms ({rows[p]['ratio']:.2f}x, {rows[p]['syncs_per_step']:.2g} syncs)"
+                 for p in ["handwritten", *STEPPED_PATHS]]
+        lines.append(f"| {entry['workload']} | " + " | ".join(cells) + " |")
+    lines += ["", "Whole fits, set-up, trace and compilation included, as ratios to the hand-written loop's time:", "",
+              "| workload | " + " | ".join(FIT_PATHS) + " |", "|---|" + "---:|" * len(FIT_PATHS)]
+    for entry in data["workloads"]:
+        lines.append(f"| {entry['workload']} | " + " | ".join(number(entry["rows"][p]["ratio"]) for p in FIT_PATHS)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+#: the columns of the GPU tables: the paths of ``bench/gpu.py``.
+STEPPED_PATHS = ["captured, host guard", "captured, device guard", "compiled, host guard", "compiled, device guard"]
+FIT_PATHS = ["fit, plain", "fit, capture", "fit, compiled"]
 
 
 def _ratio(results: dict, figure: str, path: str, device: str = "cpu") -> float:
@@ -535,7 +567,7 @@ ppgen {machine['ppgen']} at `{machine['commit']}`.
 Checks of the reference against ppgen:
 
 {sanity(results)}
-{fast_path_section(results)}{fashion_section()}{evaluate_section()}{scale_section()}
+{fast_path_section(results)}{gpu_section()}{fashion_section()}{evaluate_section()}{scale_section()}
 {exact_section(results)}{latent_section(latent)}
 {burda(results)}{distributed_section()}"""
 

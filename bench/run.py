@@ -11,7 +11,8 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 5. the latent-variable families and generative against discriminative classification (``latent_families.py``);
 6. the speed-up of ``fit(distributed=True)`` on two processes over one, against hand-written DDP (``distributed.py``);
 7. ``log_prob`` at scale and its peak memory (``evaluate.py``), step time against batch size, width, K and N
-   (``scale.py``, a picture), and an epoch of Fashion-MNIST where it is installed (``fashion.py``);
+   (``scale.py``, a picture), an epoch of Fashion-MNIST where it is installed (``fashion.py``), and on a GPU the
+   step at batch 1024 under each divergence guard (``gpu.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
@@ -48,6 +49,7 @@ import distributed as distributed_bench
 import evaluate as evaluate_bench
 import exact_families
 import fashion as fashion_bench
+import gpu as gpu_bench
 import handwritten
 import latent_families
 import render
@@ -261,7 +263,8 @@ def main() -> None:
     parser.add_argument("--skip-burda", action="store_true", help="keep the last burda.py results")
     parser.add_argument("--skip-scaling", action="store_true",
                         help="keep the last results of evaluate.py (log p(x) at scale), scale.py (step time against "
-                             "batch, width, K and N) and fashion.py (an epoch of Fashion-MNIST)")
+                             "batch, width, K and N), fashion.py (an epoch of Fashion-MNIST) and gpu.py "
+                             "(batch 1024 on a GPU)")
     parser.add_argument("--skip-distributed", action="store_true",
                         help="keep the last distributed.py results (two processes against one)")
     args = parser.parse_args()
@@ -324,7 +327,7 @@ def main() -> None:
     if not args.skip_distributed:
         distributed_bench.main([])
     if not (args.skip_scaling or args.suite == "latent"):
-        for bench in (evaluate_bench, scale_bench, fashion_bench):  # each writes its own JSON, which render reads
+        for bench in (evaluate_bench, scale_bench, fashion_bench, gpu_bench):  # each writes the JSON render reads
             bench.main([])
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")

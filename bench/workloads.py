@@ -158,14 +158,14 @@ def fit(vae: VAE, train: Tensor, bound: str, epochs: int, compile: bool | str = 
                      seed=SEED, device=train.device, progress=False, compile=compile)
 
 
-def captured(vae: VAE, train: Tensor, bound: str, compile: bool | str) -> Gradients:
+def captured(vae: VAE, train: Tensor, bound: str, compile: bool | str, batch_size: int = BATCH_SIZE) -> Gradients:
     """ppgen's step for ``bound`` captured (``compile="capture"``) or compiled (``True``) for both batch shapes of an
     epoch: the set-up that ``fit`` does on the first step of each shape (its trace) and on the second (with
     ``compile=True``, its compilation)."""
     gradients = Gradients(vae, inspect(vae, train[:2]), BOUNDS[bound].backend(), compile)
-    last = len(train) % BATCH_SIZE or BATCH_SIZE
+    last = len(train) % batch_size or batch_size
     with pyro.validation_enabled(False):
-        for size in dict.fromkeys((BATCH_SIZE, last)):
+        for size in dict.fromkeys((batch_size, last)):
             for _ in range(2):
                 gradients(Batch((train[:size],), torch.arange(size, device=train.device), len(train)))
     if gradients.fallbacks or gradients.uncompiled:

@@ -22,7 +22,7 @@ from ppgen.data import Batch, as_batch
 from ppgen.distributed import SINGLE, Group, start
 from ppgen.fastpath import check_compile
 from ppgen.step import Gradients
-from ppgen.guard import WINDOW, Diverged, check_factor, check_on_nan, gradient_norm, message, site_terms, verdict
+from ppgen.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
 from ppgen.mcmc import Sampler
 from ppgen.objective import Objective
 from ppgen.program import as_model_input, as_module
@@ -92,7 +92,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             before the model is changed in any way. FileExistsError: a run in ``out`` already, without
             ``overwrite`` or ``resume``.
         Diverged: a ``FloatingPointError``: the step named in it diverged; the model holds the parameters of the
-            last good step, in eval mode, and the exception the history so far.
+            last good step, in eval mode, and the exception the history so far. On CUDA it is raised at the end of
+            that step's epoch (or at the next checkpoint), where the guard's verdicts are read back
+            (:mod:`ppgen.guard`).
         Interrupted: a ``KeyboardInterrupt``: SIGINT or SIGTERM stopped the fit after a step, checkpointed.
     """
     epochs = check_positive_int(epochs, "epochs")
@@ -148,8 +150,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     if run is not None:
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
     save = checkpointer(run, module, optimizer, generator, config, group)
-    state = train(module, structure, inference, optimizer, data, epochs, batch_size, generator, progress, state=state,
-                  save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group, compile=compile)
+    state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
+                  progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
                  skipped=state.skipped)
     if run is not None and group.writer:
@@ -218,17 +220,17 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
     return save
 
 
-def train(module: nn.Module, structure: Structure, inference: Objective, optimizer: torch.optim.Optimizer,
-          data: Batch | Stream, epochs: int, batch_size: int, generator: torch.Generator | None, progress: bool | None, *,
-          state: RunState | None = None, save: Callable[[RunState], str] | None = None, every: int | None = None,
-          on_nan: str = "raise", factor: float | None = None, group: Group = SINGLE,
-          compile: bool | str = False) -> RunState:
+def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | Stream, epochs: int, batch_size: int,
+          generator: torch.Generator | None, progress: bool | None, *, state: RunState | None = None,
+          save: Callable[[RunState], str] | None = None, every: int | None = None, on_nan: str = "raise",
+          factor: float | None = None, group: Group = SINGLE) -> RunState:
     """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
 
     Arguments:
+        gradients: the step: the loss of a batch and its gradient, of the program being fitted.
         save: writes a checkpoint of the state; called every ``every`` steps (by default at each epoch's end),
             at the end, and when SIGINT or SIGTERM arrives, after which :class:`Interrupted` is raised.
-        on_nan, factor, compile: see :func:`fit`.
+        on_nan, factor: see :func:`fit`.
         group: the processes of a distributed fit: each steps on its shard of every batch.
 
     Returns:
@@ -239,36 +241,44 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
         Interrupted: SIGINT or SIGTERM arrived; the state after the step is saved.
     """
     state = state if state is not None else RunState()
+    module = gradients.module
     params = list(module.parameters())
-    gradients = Gradients(module, structure, inference, compile)
-    with torch.no_grad():
-        good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
+    guard = guard_for(params, optimizer, state, on_nan, factor)
     per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
     every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=epochs, initial=state.epoch, desc=f"fit {type(inference).__name__}", unit="epoch",
+    bar = tqdm(total=epochs, initial=state.epoch, desc=f"fit {type(gradients.inference).__name__}", unit="epoch",
                disable=not show)
     module.train()
+    batch = None
     # The data were checked against the likelihood's support and the program traced with validation on;
     # checking every distribution's arguments again on every step is work done once already.
     with pyro.validation_enabled(False), StopSignals() as stop:
         group = group.listening(stop)
-        while state.epoch < epochs:
-            if state.order is None:
-                state.order = epoch_order(data, generator)
-            for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
-                step(module, gradients, optimizer, batch, params, good, state, on_nan, factor,
-                     group=group, rows=rows)
-                if save is not None and every is not None and state.step % every == 0:
+        try:
+            while state.epoch < epochs:
+                if state.order is None:
+                    state.order = epoch_order(data, generator)
+                for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
+                    step(gradients, guard, optimizer, batch, params, state, group=group, rows=rows)
+                    if save is not None and every is not None and state.step % every == 0:
+                        guard.flush()
+                        save(state)
+                    received = group.stop_signal(stop.received)
+                    if received:
+                        guard.flush()
+                        raise interrupted(state, received, save)
+                guard.flush()
+                finish_epoch(state, module, guard)
+                if save is not None and every is None:
                     save(state)
-                received = group.stop_signal(stop.received)
-                if received:
-                    raise interrupted(state, received, save)
-            finish_epoch(state, module, params, good)
-            if save is not None and every is None:
-                save(state)
-            bar.update(1)
-            bar.set_postfix(loss=f"{state.history[-1]:.3f}")
+                bar.update(1)
+                bar.set_postfix(loss=f"{state.history[-1]:.3f}")
+        except BadStep as bad:
+            # the bad step's batch: the last one, or (read back later by a DeviceGuard) found again in the order
+            if bad.step != state.step:
+                batch = next(iter(epoch_batches(data, state.order, batch_size, bad.position, group.shard)))[1]
+            raise diverged(module, guard, batch, bad.why, state, bad.step) from None
     bar.close()
     if save is not None:
         save(state)
@@ -276,10 +286,10 @@ def train(module: nn.Module, structure: Structure, inference: Objective, optimiz
     return state
 
 
-def step(module: nn.Module, gradients: Gradients, optimizer: torch.optim.Optimizer,
-         batch: Batch, params: list[Tensor], good: list[Tensor], state: RunState, on_nan: str,
-         factor: float | None, group: Group = SINGLE, rows: int | None = None) -> None:
-    """One gradient step on ``batch``, passed by the divergence guard first; advances ``state``.
+def step(gradients: Gradients, guard: Guard, optimizer: torch.optim.Optimizer, batch: Batch, params: list[Tensor],
+         state: RunState, group: Group = SINGLE, rows: int | None = None) -> None:
+    """One gradient step on ``batch``, judged by the divergence guard, which updates the parameters or not;
+    advances ``state``.
 
     In a distributed fit ``batch`` is this rank's shard of a global batch of ``rows`` points: the gradients and
     the loss are reduced to the global batch's before the guard's verdict, which is then the same on every rank.
@@ -294,44 +304,32 @@ def step(module: nn.Module, gradients: Gradients, optimizer: torch.optim.Optimiz
             loss = gradients(batch)  # the backend's loss (detached), its gradient in each parameter's .grad
     except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
         loss, why = torch.tensor(math.nan), f"a matrix factorisation failed ({error})"
-    loss = group.reduce_gradients(loss, len(batch) / rows, params)
-    value, norm = torch.stack([loss.double(), gradient_norm(params).double().to(loss.device)]).tolist()
-    why = why or verdict(value, norm, state.recent, factor)
-    if why is None:
-        with torch.no_grad():
-            torch._foreach_copy_(good, [p.detach() for p in params])
-        optimizer.step()
-        state.epoch_loss += value * rows
-        state.epoch_rows += rows
-        state.recent = (state.recent + [value])[-WINDOW:]
-    elif on_nan == "skip":
-        optimizer.zero_grad(set_to_none=True)
-        state.skipped += 1
-    else:
-        raise diverged(module, params, good, batch, why, state)
+    guard.step(group.reduce_gradients(loss, len(batch) / rows, params), rows, why)
 
 
-def finish_epoch(state: RunState, module: nn.Module, params: list[Tensor], good: list[Tensor]) -> None:
-    """Close the epoch: its mean loss goes to the history; parameters the last update made non-finite stop it."""
-    if state.epoch_rows == 0 or not all(bool(torch.isfinite(p).all()) for p in params):
+def finish_epoch(state: RunState, module: nn.Module, guard: Guard) -> None:
+    """Close the epoch (``state`` made current by the guard): its mean loss goes to the history; parameters the
+    last update made non-finite stop it."""
+    finite = torch.stack([torch.isfinite(p).all() for p in guard.params]).all() if guard.params else True
+    if state.epoch_rows == 0 or not bool(finite):
         why = "every batch was skipped" if state.epoch_rows == 0 else "a parameter became non-finite in the last update"
-        raise diverged(module, params, good, None, why, state)
+        raise diverged(module, guard, None, why, state, state.step)
     state.history.append(state.epoch_loss / state.epoch_rows)
     state.epoch += 1
     state.position, state.order, state.epoch_loss, state.epoch_rows = 0, None, 0.0, 0
+    guard.next_epoch()
 
 
-def diverged(module: nn.Module, params: list[Tensor], good: list[Tensor], batch: Batch | None, why: str,
-             state: RunState) -> Diverged:
-    """The :class:`Diverged` error of a bad step, after putting back the last good parameters (eval mode)."""
+def diverged(module: nn.Module, guard: Guard, batch: Batch | None, why: str, state: RunState,
+             step: int) -> Diverged:
+    """The :class:`Diverged` error of a bad ``step``, after putting back the last good parameters (eval mode)."""
     terms = site_terms(module, batch.args) if batch is not None else {}
-    with torch.no_grad():
-        torch._foreach_copy_(params, good)
+    guard.restore()
     module.eval()
     epoch = state.epoch + 1
-    text = message(why, state.step, epoch, terms, "the model holds the parameters of the last good step, in eval "
+    text = message(why, step, epoch, terms, "the model holds the parameters of the last good step, in eval "
                    "mode, and this error the history so far")
-    return Diverged(text, step=state.step, epoch=epoch, loss=math.nan, history=list(state.history), terms=terms)
+    return Diverged(text, step=step, epoch=epoch, loss=math.nan, history=list(state.history), terms=terms)
 
 
 def interrupted(state: RunState, signal_name: str, save: Callable[[RunState], str] | None) -> Interrupted:

@@ -1,5 +1,9 @@
 """The divergence guard: a step whose loss or gradient is not finite, or whose loss jumps far above its running
-median, stops training there, with the model as it was at the last good step and the history kept."""
+median, stops training there, with the model as it was at the last good step and the history kept.
+
+Two guards give the same verdicts: :class:`Guard` judges each step on the host, :class:`DeviceGuard` on the device
+the step ran on, read back once an epoch (on CUDA, where a read-back makes the host wait for the GPU); :func:`guard_for`
+picks one for a run."""
 
 from __future__ import annotations
 
@@ -61,20 +65,23 @@ def check_factor(value: Any) -> float | None:
     return value
 
 
-def verdict(loss: float, grad_norm: float, recent: list[float], factor: float | None) -> str | None:
+def running_median(recent: list[float]) -> float | None:
+    """The median of the ``recent`` step losses, or ``None`` before :data:`WARMUP` of them: the jump test's m."""
+    return statistics.median(recent) if len(recent) >= WARMUP else None
+
+
+def verdict(loss: float, grad_norm: float, median: float | None, factor: float | None) -> str | None:
     """Why a step is bad, or ``None`` when it is good.
 
-    A loss L is a jump when L - m > (factor - 1) * max(|m|, 1) for the median m of the ``recent`` losses (losses
-    in nats may be negative, hence the scale max(|m|, 1)); the test waits for :data:`WARMUP` losses.
+    A loss L is a jump when L - m > (factor - 1) * max(|m|, 1) for the running median m of the last step losses
+    (losses in nats may be negative, hence the scale max(|m|, 1)); ``median`` is ``None`` while the test waits.
     """
     if not math.isfinite(loss):
         return f"the loss is {loss}"
     if not math.isfinite(grad_norm):
         return f"the gradient norm is {grad_norm}"
-    if factor is not None and len(recent) >= WARMUP:
-        median = statistics.median(recent)
-        if loss - median > (factor - 1) * max(abs(median), 1.0):
-            return f"the loss jumped to {loss:.4g} from a running median of {median:.4g} (divergence_factor={factor:g})"
+    if factor is not None and median is not None and loss - median > (factor - 1) * max(abs(median), 1.0):
+        return f"the loss jumped to {loss:.4g} from a running median of {median:.4g} (divergence_factor={factor:g})"
     return None
 
 
@@ -118,3 +125,167 @@ def message(reason: str, step: int, epoch: int, terms: dict[str, float], restore
             f"too high for this model (lower lr), data on a scale the likelihood cannot fit (standardise it), a "
             f"scale or variance parameter reaching 0, or a float16-like precision; {restored}. Pass "
             f"on_nan='skip' to skip such batches instead.")
+
+
+class BadStep(Exception):
+    """A step the guard stopped training at: ``why``, its number ``step`` (from 1), and ``position``, the index of
+    its batch in the epoch's order of batches (from 0)."""
+
+    def __init__(self, why: str, step: int, position: int) -> None:
+        super().__init__(why)
+        self.why, self.step, self.position = why, step, position
+
+
+#: the devices on which :class:`DeviceGuard` judges the steps: there reading a step's loss back makes the host wait
+#: for the step to finish, so that it cannot queue the next one meanwhile.
+DEFERRED_DEVICES = ("cuda",)
+
+
+class Guard:
+    """The divergence guard over a run's steps, judging each step on the host: the loss and the gradient norm are
+    read back after every step (on CPU, where they already are, this costs nothing).
+
+    A good step updates the parameters (``optimizer.step()``) and is counted in the epoch's loss; a bad one is
+    skipped (``on_nan="skip"``) or raises :class:`BadStep`, after which :meth:`restore` puts back the parameters
+    of the last good step.
+
+    Arguments:
+        params: the model's parameters, whose ``.grad`` holds the step's gradient when :meth:`step` is called.
+        optimizer: their optimiser.
+        state: the run's state, which :meth:`flush` makes current (its loss sums, skipped count, recent losses).
+        on_nan, factor: see :func:`ppgen.fit` (``on_nan``, ``divergence_factor``).
+    """
+
+    def __init__(self, params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
+                 factor: float | None) -> None:
+        self.params, self.optimizer, self.state, self.on_nan, self.factor = params, optimizer, state, on_nan, factor
+        with torch.no_grad():
+            self.good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
+
+    def step(self, loss: Tensor, rows: int, why: str | None = None) -> None:
+        """Judge the step just differentiated (``state.step`` and ``state.position`` count it already), whose
+        ``loss`` is the mean over ``rows`` data points; ``why``: a failure the host saw, which makes it bad."""
+        state = self.state
+        value, norm = torch.stack([loss.double(), gradient_norm(self.params).double().to(loss.device)]).tolist()
+        why = why or verdict(value, norm, running_median(state.recent), self.factor)
+        if why is None:
+            with torch.no_grad():
+                torch._foreach_copy_(self.good, [p.detach() for p in self.params])
+            self.optimizer.step()
+            state.epoch_loss += value * rows
+            state.epoch_rows += rows
+            state.recent = (state.recent + [value])[-WINDOW:]
+        elif self.on_nan == "skip":
+            self.optimizer.zero_grad(set_to_none=True)
+            state.skipped += 1
+        else:
+            raise BadStep(why, state.step, state.position - 1)
+
+    def flush(self) -> None:
+        """Make ``state`` current, or raise :class:`BadStep` for a bad step not yet reported; here a no-op, as
+        :meth:`step` keeps the state current and reports a bad step at once."""
+
+    def next_epoch(self) -> None:
+        """Start the next epoch's loss sums (``state``'s are reset by the caller)."""
+
+    def restore(self) -> None:
+        """Put back the parameters of the last step the guard passed."""
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.good)
+
+
+class DeviceGuard(Guard):
+    """The same guard, judging each step where it ran: nothing is read back until :meth:`flush` (at the epoch's
+    end, at a checkpoint, on a signal), so on a GPU the host never waits for a step.
+
+    Each step's verdict is :func:`verdict`'s, computed in float64 on the device, as are the epoch's loss sums and
+    the window of recent losses. A bad step's update is skipped on the device, through the optimiser's
+    ``found_inf`` (as ``torch.amp.GradScaler`` skips one); under ``on_nan="raise"`` so is every step after it, so
+    that :meth:`flush` reports it with the parameters :class:`Guard` would have left. The steps between the bad
+    one and the flush still run; their work is discarded.
+
+    Needs an optimiser that takes ``found_inf`` (``_step_supports_amp_scaling``: the fused Adam, AdamW, SGD).
+    """
+
+    def __init__(self, params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
+                 factor: float | None) -> None:
+        super().__init__(params, optimizer, state, on_nan, factor)
+        device = params[0].device
+        f64 = dict(dtype=torch.float64, device=device)
+        self.window = torch.full((WINDOW,), math.nan, **f64)  # the recent losses, oldest first, NaN where none
+        if state.recent:
+            self.window[-len(state.recent):] = torch.tensor(state.recent, **f64)
+        self.epoch_loss = torch.tensor(state.epoch_loss, **f64)
+        self.epoch_rows = torch.tensor(state.epoch_rows, dtype=torch.int64, device=device)
+        self.skipped = torch.tensor(state.skipped, dtype=torch.int64, device=device)
+        self.stopped = torch.zeros((), dtype=torch.bool, device=device)
+        self.first_bad = torch.full((5,), math.nan, **f64)  # step, position, loss, gradient norm, median
+        self.reasons: dict[int, str] = {}  # failures the host saw, by step
+
+    def step(self, loss: Tensor, rows: int, why: str | None = None) -> None:
+        state = self.state
+        loss = loss.detach().double().to(self.window.device)
+        if why is not None:
+            self.reasons[state.step] = why
+            loss = torch.full_like(loss, math.nan)
+        norm = gradient_norm(self.params).double().to(loss.device)
+        bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
+        # full_like fills on the device: a tensor made from a number would be copied there, and that copy waits
+        median = torch.full_like(loss, math.nan)  # NaN while the jump test waits, or without one
+        if self.factor is not None:
+            median = self._median()
+            bad = bad | (loss - median > (self.factor - 1) * median.abs().clamp(min=1.0))  # False where m is NaN
+        if self.on_nan == "raise":
+            record = torch.stack([torch.full_like(loss, state.step), torch.full_like(loss, state.position - 1), loss,
+                                  norm, median])
+            self.first_bad = torch.where(bad & ~self.stopped, record, self.first_bad)
+            self.stopped = skip = self.stopped | bad
+        else:
+            skip = bad
+            self.skipped += bad
+        ok = ~skip
+        with torch.no_grad():
+            for good, p in zip(self.good, self.params):
+                good.copy_(torch.where(ok, p, good))
+        self.optimizer.found_inf = skip.float()
+        try:
+            self.optimizer.step()  # skipped on the device where found_inf is 1
+        finally:
+            del self.optimizer.found_inf
+        self.epoch_loss += torch.where(ok, loss * rows, 0.0)
+        self.epoch_rows += ok * rows
+        self.window = torch.where(ok, torch.cat([self.window[1:], loss.view(1)]), self.window)
+
+    def next_epoch(self) -> None:
+        self.epoch_loss.zero_()
+        self.epoch_rows.zero_()
+
+    def _median(self) -> Tensor:
+        """:func:`running_median` of the window, on the device: NaN before :data:`WARMUP` losses."""
+        count = (~self.window.isnan()).sum()
+        ranked = self.window.sort().values  # NaN last
+        middle = ranked.gather(0, torch.stack([(count - 1).clamp(min=0) // 2, count // 2]))
+        return torch.where(count >= WARMUP, (middle[0] + middle[1]) / 2, math.nan)
+
+    def flush(self) -> None:
+        """Read the device's record back, once: ``state`` is made current, and a bad step raises :class:`BadStep`."""
+        totals = torch.stack([self.epoch_loss, self.epoch_rows.double(), self.skipped.double(), self.stopped.double()])
+        values = torch.cat([self.first_bad, totals, self.window]).tolist()
+        record, totals, window = values[:5], values[5:9], values[9:]
+        state = self.state
+        state.epoch_loss, state.epoch_rows, state.skipped = totals[0], int(totals[1]), int(totals[2])
+        state.recent = [value for value in window if not math.isnan(value)]
+        if totals[3]:
+            step, position, loss, norm, median = record
+            why = self.reasons.get(int(step)) or verdict(loss, norm, None if math.isnan(median) else median,
+                                                         self.factor)
+            raise BadStep(why, int(step), int(position))
+
+
+def guard_for(params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
+              factor: float | None) -> Guard:
+    """The guard of a run: a :class:`DeviceGuard` where every parameter is on one of :data:`DEFERRED_DEVICES` and
+    the optimiser can skip an update on the device, a :class:`Guard` otherwise; their verdicts are the same."""
+    deferred = (bool(params) and all(p.device.type in DEFERRED_DEVICES for p in params)
+                and getattr(optimizer, "_step_supports_amp_scaling", False))
+    return (DeviceGuard if deferred else Guard)(params, optimizer, state, on_nan, factor)

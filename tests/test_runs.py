@@ -13,10 +13,13 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import ppgen
+import ppgen.guard
 from ppgen import inference, models
-from ppgen.guard import Diverged
+from ppgen.guard import DeviceGuard, Diverged, Guard, guard_for
+from ppgen.runstate import RunState
 from ppgen.runstate import Interrupted
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)
@@ -59,10 +62,20 @@ def fresh_calls():
     CALLS.clear()
 
 
+@pytest.fixture(params=["host", "device"])
+def each_guard(request, monkeypatch):
+    """Runs a test under each guard: the host's verdict every step, and the device's, read back once an epoch
+    (the default on CUDA, put on CPU here)."""
+    if request.param == "device":
+        monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
+    return request.param
+
+
 def same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
+@pytest.mark.usefixtures("each_guard")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("stop_at", [3, 4, 7, 12])  # mid-epoch, at an epoch's end (4 steps each), later ones
 def test_a_stopped_run_resumes_bitwise(binary, tmp_path, signum, stop_at):
@@ -108,6 +121,7 @@ def test_a_finished_run_is_kept_unless_overwritten(binary, tmp_path):
 
 @pytest.mark.parametrize("bad, reason", [(math.nan, "the loss is nan"), (math.inf, "the loss is inf"),
                                          (1e12, "the loss jumped")])
+@pytest.mark.usefixtures("each_guard")
 def test_divergence_stops_at_its_step_with_the_last_good_model(binary, bad, reason):
     """NaN, infinity and a finite blow-up each stop training at that step; the model is as it was at the step
     before (the last the guard passed), in eval mode, and the history so far is on the error."""
@@ -123,6 +137,7 @@ def same_parameters_dict(a: dict, b: dict) -> bool:
     return all(torch.equal(a[name], b[name]) for name in b)
 
 
+@pytest.mark.usefixtures("each_guard")
 def test_a_non_finite_gradient_is_caught(binary):
     """A finite loss with a NaN gradient (the sqrt of 0 has an infinite derivative, times 0 is NaN)."""
 
@@ -136,6 +151,7 @@ def test_a_non_finite_gradient_is_caught(binary):
         ppgen.fit(small_vae(), binary, inference=NaNGradient(), **SETTINGS)
 
 
+@pytest.mark.usefixtures("each_guard")
 def test_on_nan_skip_counts_the_skipped_batches(binary):
     fit = ppgen.fit(small_vae(), binary, inference=Scripted(bad_at=(2, 7)), on_nan="skip", **SETTINGS)
     assert fit.skipped == 2 and len(fit.history) == 3 and all(math.isfinite(v) for v in fit.history)
@@ -156,6 +172,7 @@ def test_the_skipped_count_is_saved_and_a_fit_saved_without_it_loads_with_none(b
         ppgen.load(tmp_path / "bad.pt")
 
 
+@pytest.mark.usefixtures("each_guard")
 def test_adam_at_a_huge_learning_rate_is_caught():
     """The issue's case: Adam at lr=1e6 used to return "successfully" with a loss of 8e31."""
     x = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
@@ -163,10 +180,73 @@ def test_adam_at_a_huge_learning_rate_is_caught():
         ppgen.fit(models.GMM(x_dim=4, n_components=2), x, lr=1e6, epochs=20, batch_size=32, progress=False)
 
 
+@pytest.mark.usefixtures("each_guard")
 def test_the_guard_can_be_turned_off_for_jumps(binary):
     fit = ppgen.fit(small_vae(), binary, inference=Scripted(bad_at=(11,), bad=1e12), divergence_factor=None,
                     **SETTINGS)
     assert len(fit.history) == 3
+
+
+@pytest.mark.parametrize("backend, on_nan, skipped", [
+    (Scripted(), "raise", 0), (Scripted(bad_at=(2, 7)), "skip", 2),
+    (Scripted(bad_at=(3, 11), bad=1e12), "skip", 1),  # the jump at step 3 comes before the test's warm-up
+])
+def test_the_device_guard_trains_bitwise_as_the_host_guard(binary, monkeypatch, backend, on_nan, skipped):
+    """Judged on the device and read back once an epoch, the same steps are taken and skipped: the same history,
+    skipped count and parameters, bit for bit."""
+    host = ppgen.fit(small_vae(), binary, inference=backend, on_nan=on_nan, **SETTINGS)
+    CALLS.clear()
+    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu",))
+    device = ppgen.fit(small_vae(), binary, inference=backend, on_nan=on_nan, **SETTINGS)
+    assert device.history == host.history and device.skipped == host.skipped == skipped
+    assert same_parameters(device.model, host.model)
+
+
+class ReadBacks(TorchDispatchMode):
+    """Counts the reads of a tensor's values by the host (item, bool, float, tolist): on a GPU, each waits for
+    the work queued before it."""
+
+    def __init__(self, monkeypatch):
+        super().__init__()
+        self.count = 0
+        tolist = torch.Tensor.tolist
+
+        def counted(tensor):
+            self.count += 1
+            return tolist(tensor)
+
+        monkeypatch.setattr(torch.Tensor, "tolist", counted)  # a CPU tensor's tolist reads without dispatching
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten._local_scalar_dense.default
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device"))])
+def test_the_device_guard_reads_the_loss_back_once_an_epoch(binary, monkeypatch, device):
+    """An epoch of 8 steps more costs the device guard two reads (the epoch's record, the finiteness of the
+    parameters), where the host guard reads each step's loss."""
+    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
+    data = torch.cat([binary, binary])
+
+    def reads(epochs):
+        with ReadBacks(monkeypatch) as counter:
+            ppgen.fit(small_vae(), data, epochs=epochs, batch_size=16, device=device, progress=False)
+        return counter.count
+
+    assert reads(4) - reads(2) == 2 * 2
+    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ())
+    assert reads(4) - reads(2) == 2 * (8 + 1)
+
+
+def test_the_guard_is_judged_on_the_device_where_the_optimiser_can_skip_there(monkeypatch):
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    fused, plain = torch.optim.Adam(params, fused=True), torch.optim.Adam(params)
+    assert type(guard_for(params, fused, RunState(), "raise", 100.0)) is Guard  # CPU: reading back is free
+    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu",))
+    assert type(guard_for(params, fused, RunState(), "raise", 100.0)) is DeviceGuard
+    assert type(guard_for(params, plain, RunState(), "raise", 100.0)) is Guard  # no found_inf to skip with
 
 
 SCRIPT = """
