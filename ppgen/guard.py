@@ -153,7 +153,9 @@ class Guard:
         params: the model's parameters, whose ``.grad`` holds the step's gradient when :meth:`step` is called.
         optimizer: their optimiser.
         state: the run's state, which :meth:`flush` makes current (its loss sums, skipped count, recent losses).
-        on_nan, factor: see :func:`ppgen.fit` (``on_nan``, ``divergence_factor``).
+        on_nan: ``"raise"`` or ``"skip"``, see :func:`ppgen.fit`.
+        factor: ``divergence_factor`` of :func:`ppgen.fit`: how many times its running median (in scale) a loss
+            may reach; ``None``, no jump test.
     """
 
     def __init__(self, params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
