@@ -9,7 +9,7 @@ the device: throughput does not depend on what the pixels show):
 - ms per step of ``ppgen.fitting.train``, the loop of ``ppgen.fit``, running the captured and the compiled step
   (set up beforehand, untimed), judged by each guard: :class:`ppgen.guard.Guard`, which reads each step's loss
   back, and :class:`ppgen.guard.DeviceGuard`, which reads back once an epoch;
-- the host-device synchronisations per step of each path over its timed epochs
+- the host-device synchronisations per step of each path, counted in its untimed warm-up run
   (``torch.cuda.set_sync_debug_mode("warn")``, one warning each);
 - seconds of a whole ``ppgen.fit`` (plain, capture, compiled: set-up, trace and compilation included) against the
   hand-written loop's, for ``--epochs`` epochs.
@@ -61,25 +61,31 @@ def generated(bound: str, points: int, device: torch.device) -> torch.Tensor:
     return torch.bernoulli(torch.full((points, width), 0.3, device=device), generator=generator)
 
 
-def synchronised(fn: Callable[[], object], device: torch.device) -> tuple[float, int]:
-    """Seconds of ``fn()``, the device's queue drained before and after, and how many times it made the host wait
-    for the device (CUDA's sync debug mode; 0 on CPU, where nothing waits)."""
+def seconds(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds of ``fn()``, the device's queue drained before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def waits(fn: Callable[[], object], device: torch.device) -> int:
+    """How many times ``fn()`` made the host wait for the device: CUDA's sync debug mode warns at each (0 on CPU,
+    where nothing waits). Untimed: each warning costs the host time."""
     if device.type != "cuda":
-        start = time.perf_counter()
         fn()
-        return time.perf_counter() - start, 0
-    torch.cuda.synchronize(device)
+        return 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
-        start = time.perf_counter()
         try:
             fn()
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    return seconds, sum("synchroniz" in str(w.message) for w in caught)
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def stepping(bound: str, x: torch.Tensor, path: str, epochs: int) -> Callable[[], object]:
@@ -93,7 +99,7 @@ def stepping(bound: str, x: torch.Tensor, path: str, epochs: int) -> Callable[[]
                        generator)
     compile, deferred = STEPPED[path]
     gradients = captured(vae, x, bound, compile, BATCH_SIZE)
-    data = as_batch(x, name="data")
+    data = as_batch(x, name="data").to(x.device)  # the rows' index on the device too, as fit puts it
 
     def run() -> object:
         ppgen.guard.DEFERRED_DEVICES = deferred
@@ -116,15 +122,13 @@ def measure(bound: str, device: torch.device, points: int, epochs: int, repeats:
     runs = {path: stepping(bound, x, path, epochs) for path in ["handwritten", *STEPPED]}
     runs |= {path: partial(whole_fit, bound, x, compile, epochs) for path, compile in FITS.items()}
     runs["whole handwritten"] = stepping(bound, x, "handwritten", epochs)
-    for run in runs.values():  # warm-up: inductor's cache for the fits' compilations, CUDA's kernels
-        run()
-    seconds: dict[str, list[float]] = {path: [] for path in runs}
-    syncs: dict[str, int] = {}
+    # the warm-up (inductor's cache for the fits' compilations, CUDA's kernels) counts each path's waits
+    syncs = {path: waits(run, device) for path, run in runs.items()}
+    times: dict[str, list[float]] = {path: [] for path in runs}
     for round_ in range(repeats):
         for path in runs if round_ % 2 == 0 else list(runs)[::-1]:
-            elapsed, syncs[path] = synchronised(runs[path], device)
-            seconds[path].append(elapsed)
-    median = {path: statistics.median(values) for path, values in seconds.items()}
+            times[path].append(seconds(runs[path], device))
+    median = {path: statistics.median(values) for path, values in times.items()}
     rows = {}
     for path in ["handwritten", *STEPPED]:
         rows[path] = {"ms_per_step": 1e3 * median[path] / steps, "ratio": median[path] / median["handwritten"],
@@ -156,13 +160,13 @@ def main(argv: list[str] | None = None) -> None:
                             "torch": torch.__version__},
                "workloads": []}
     for bound in GPU_BOUNDS:
-        print(f"  {BOUNDS[bound].name} on {card}...", flush=True)
+        start = time.perf_counter()
         results["workloads"].append(measure(bound, device, args.points, args.epochs, args.repeats))
+        print(f"  {BOUNDS[bound].name} on {card}: {time.perf_counter() - start:.0f} s", flush=True)
+        if device.type == "cuda":  # after each workload: a run cut short keeps what it measured
+            (BENCH / "gpu.json").write_text(json.dumps(results, indent=2) + "\n")
     if device.type == "cpu":
         print(json.dumps(results, indent=2))
-        return
-    (BENCH / "gpu.json").write_text(json.dumps(results, indent=2) + "\n")
-    print("wrote bench/gpu.json")
 
 
 if __name__ == "__main__":

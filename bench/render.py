@@ -118,8 +118,8 @@ def gpu_section() -> str:
     data = _side_json("gpu.json")
     head = "\n## On a GPU, batch 1024\n\n"
     how = ("On CUDA the captured step adds no host-device synchronisation of its own; `fit` moves an epoch's data "
-           "order to the device once an epoch; and the divergence guard judges each step on the device "
-           "(`ppgen.guard.DeviceGuard`), reading the loss back once an epoch instead of at each step, with the same "
+           "order to the device once an epoch; and with the default fused Adam the divergence guard judges each step "
+           "on the device (`ppgen.guard.DeviceGuard`), reading the loss back once an epoch instead of at each step, with the same "
            "verdicts (see the runs page). `python bench/gpu.py` measures this on a GPU: ms per step at batch 1024 "
            "against the hand-written loop, under each guard, with the synchronisations per step counted by CUDA's "
            "sync debug mode.")

@@ -92,9 +92,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             before the model is changed in any way. FileExistsError: a run in ``out`` already, without
             ``overwrite`` or ``resume``.
         Diverged: a ``FloatingPointError``: the step named in it diverged; the model holds the parameters of the
-            last good step, in eval mode, and the exception the history so far. On CUDA it is raised at the end of
-            that step's epoch (or at the next checkpoint), where the guard's verdicts are read back
-            (:mod:`ppgen.guard`).
+            last good step, in eval mode, and the exception the history so far. On CUDA with the default Adam it is
+            raised at the end of that step's epoch (or at the next checkpoint or signal), where the guard's verdicts
+            are read back (:func:`ppgen.guard.guard_for`).
         Interrupted: a ``KeyboardInterrupt``: SIGINT or SIGTERM stopped the fit after a step, checkpointed.
     """
     epochs = check_positive_int(epochs, "epochs")
@@ -243,7 +243,7 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     state = state if state is not None else RunState()
     module = gradients.module
     params = list(module.parameters())
-    guard = guard_for(params, optimizer, state, on_nan, factor)
+    guard = guard_for(module, optimizer, state, on_nan, factor, distributed=group.active)
     per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
     every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
     show = sys.stderr.isatty() if progress is None else progress
@@ -275,10 +275,12 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
                 bar.update(1)
                 bar.set_postfix(loss=f"{state.history[-1]:.3f}")
         except BadStep as bad:
-            # the bad step's batch: the last one, or (read back later by a DeviceGuard) found again in the order
+            # the bad step's batch: the last one, or (read back later by a DeviceGuard) found again in the order of
+            # data in memory; a stream is not read again for a diagnostic
             if bad.step != state.step:
-                batch = next(iter(epoch_batches(data, state.order, batch_size, bad.position, group.shard)))[1]
-            raise diverged(module, guard, batch, bad.why, state, bad.step) from None
+                batch = None if isinstance(data, Stream) else next(iter(epoch_batches(
+                    data, state.order, batch_size, bad.position, group.shard)))[1]
+            raise diverged(module, guard, batch, bad.why, state, bad.step, bad.loss) from None
     bar.close()
     if save is not None:
         save(state)
@@ -313,23 +315,24 @@ def finish_epoch(state: RunState, module: nn.Module, guard: Guard) -> None:
     finite = torch.stack([torch.isfinite(p).all() for p in guard.params]).all() if guard.params else True
     if state.epoch_rows == 0 or not bool(finite):
         why = "every batch was skipped" if state.epoch_rows == 0 else "a parameter became non-finite in the last update"
-        raise diverged(module, guard, None, why, state, state.step)
+        raise diverged(module, guard, None, why, state, state.step, math.nan)
     state.history.append(state.epoch_loss / state.epoch_rows)
     state.epoch += 1
     state.position, state.order, state.epoch_loss, state.epoch_rows = 0, None, 0.0, 0
     guard.next_epoch()
 
 
-def diverged(module: nn.Module, guard: Guard, batch: Batch | None, why: str, state: RunState,
-             step: int) -> Diverged:
-    """The :class:`Diverged` error of a bad ``step``, after putting back the last good parameters (eval mode)."""
+def diverged(module: nn.Module, guard: Guard, batch: Batch | None, why: str, state: RunState, step: int,
+             loss: float) -> Diverged:
+    """The :class:`Diverged` error of a bad ``step`` (its ``loss``), after putting back the last good parameters
+    (eval mode)."""
     terms = site_terms(module, batch.args) if batch is not None else {}
     guard.restore()
     module.eval()
     epoch = state.epoch + 1
     text = message(why, step, epoch, terms, "the model holds the parameters of the last good step, in eval "
                    "mode, and this error the history so far")
-    return Diverged(text, step=step, epoch=epoch, loss=math.nan, history=list(state.history), terms=terms)
+    return Diverged(text, step=step, epoch=epoch, loss=loss, history=list(state.history), terms=terms)
 
 
 def interrupted(state: RunState, signal_name: str, save: Callable[[RunState], str] | None) -> Interrupted:

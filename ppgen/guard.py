@@ -96,11 +96,15 @@ def gradient_norm(params: list[Tensor]) -> Tensor:
 def site_terms(module: nn.Module, batch: Any) -> dict[str, float]:
     """log q of each guide site and log p of each model site on ``batch``, summed: where a divergence shows.
 
-    Best effort: a program that fails here gives no terms (the divergence message says so).
+    The draws come from a fixed seed, not the run's RNG, so that the terms do not depend on how many steps ran
+    after the bad one (see :class:`DeviceGuard`). Best effort: a program that fails here gives no terms (the
+    divergence message says so).
     """
     args = batch if isinstance(batch, tuple) else (batch,)
+    devices = [arg.device for arg in args if isinstance(arg, Tensor) and arg.device.type == "cuda"][:1]
     try:
-        with torch.no_grad(), poutine.block():
+        with torch.no_grad(), poutine.block(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
             guide = poutine.trace(module.guide).get_trace(*args) if callable(getattr(module, "guide", None)) else None
             model = poutine.trace(poutine.replay(module.model, trace=guide) if guide else module.model).get_trace(*args)
     except Exception:  # noqa: BLE001 - a diagnostic: a program that diverged may well fail to run
@@ -128,12 +132,12 @@ def message(reason: str, step: int, epoch: int, terms: dict[str, float], restore
 
 
 class BadStep(Exception):
-    """A step the guard stopped training at: ``why``, its number ``step`` (from 1), and ``position``, the index of
-    its batch in the epoch's order of batches (from 0)."""
+    """A step the guard stopped training at: ``why``, its number ``step`` (from 1), ``position``, the index of its
+    batch in the epoch's order of batches (from 0), and its ``loss``."""
 
-    def __init__(self, why: str, step: int, position: int) -> None:
+    def __init__(self, why: str, step: int, position: int, loss: float) -> None:
         super().__init__(why)
-        self.why, self.step, self.position = why, step, position
+        self.why, self.step, self.position, self.loss = why, step, position, loss
 
 
 #: the devices on which :class:`DeviceGuard` judges the steps: there reading a step's loss back makes the host wait
@@ -181,7 +185,7 @@ class Guard:
             self.optimizer.zero_grad(set_to_none=True)
             state.skipped += 1
         else:
-            raise BadStep(why, state.step, state.position - 1)
+            raise BadStep(why, state.step, state.position - 1, value)
 
     def flush(self) -> None:
         """Make ``state`` current, or raise :class:`BadStep` for a bad step not yet reported; here a no-op, as
@@ -201,12 +205,11 @@ class DeviceGuard(Guard):
     end, at a checkpoint, on a signal), so on a GPU the host never waits for a step.
 
     Each step's verdict is :func:`verdict`'s, computed in float64 on the device, as are the epoch's loss sums and
-    the window of recent losses. A bad step's update is skipped on the device, through the optimiser's
+    the window of recent losses. A bad step's update is skipped on the device, through the fused Adam's
     ``found_inf`` (as ``torch.amp.GradScaler`` skips one); under ``on_nan="raise"`` so is every step after it, so
-    that :meth:`flush` reports it with the parameters :class:`Guard` would have left. The steps between the bad
-    one and the flush still run; their work is discarded.
-
-    Needs an optimiser that takes ``found_inf`` (``_step_supports_amp_scaling``: the fused Adam, AdamW, SGD).
+    that :meth:`flush` reports it with the parameters and optimiser state :class:`Guard` would have left. The steps
+    between the bad one and the flush still run forward and backward, and their updates are thrown away; they
+    draw from the RNG, and an error of the program in one of them is raised as it is.
     """
 
     def __init__(self, params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
@@ -217,22 +220,23 @@ class DeviceGuard(Guard):
         self.window = torch.full((WINDOW,), math.nan, **f64)  # the recent losses, oldest first, NaN where none
         if state.recent:
             self.window[-len(state.recent):] = torch.tensor(state.recent, **f64)
-        self.epoch_loss = torch.tensor(state.epoch_loss, **f64)
-        self.epoch_rows = torch.tensor(state.epoch_rows, dtype=torch.int64, device=device)
-        self.skipped = torch.tensor(state.skipped, dtype=torch.int64, device=device)
+        self.epoch_loss = torch.full((), state.epoch_loss, **f64)
+        self.epoch_rows = torch.full((), state.epoch_rows, dtype=torch.int64, device=device)
+        self.skipped = torch.full((), state.skipped, dtype=torch.int64, device=device)
         self.stopped = torch.zeros((), dtype=torch.bool, device=device)
         self.first_bad = torch.full((5,), math.nan, **f64)  # step, position, loss, gradient norm, median
-        self.reasons: dict[int, str] = {}  # failures the host saw, by step
+        self.reasons: dict[int, str] = {}  # failures the host saw, by step, under on_nan="raise"
 
     def step(self, loss: Tensor, rows: int, why: str | None = None) -> None:
         state = self.state
         loss = loss.detach().double().to(self.window.device)
         if why is not None:
-            self.reasons[state.step] = why
+            if self.on_nan == "raise":
+                self.reasons[state.step] = why
             loss = torch.full_like(loss, math.nan)
         norm = gradient_norm(self.params).double().to(loss.device)
         bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
-        # full_like fills on the device: a tensor made from a number would be copied there, and that copy waits
+        # full_like fills on the device: a tensor made from a number would be copied there, and the copy waits
         median = torch.full_like(loss, math.nan)  # NaN while the jump test waits, or without one
         if self.factor is not None:
             median = self._median()
@@ -248,7 +252,7 @@ class DeviceGuard(Guard):
         ok = ~skip
         with torch.no_grad():
             for good, p in zip(self.good, self.params):
-                good.copy_(torch.where(ok, p, good))
+                torch.where(ok, p, good, out=good)  # one kernel a parameter; exact, where p or good is not finite
         self.optimizer.found_inf = skip.float()
         try:
             self.optimizer.step()  # skipped on the device where found_inf is 1
@@ -267,7 +271,8 @@ class DeviceGuard(Guard):
         count = (~self.window.isnan()).sum()
         ranked = self.window.sort().values  # NaN last
         middle = ranked.gather(0, torch.stack([(count - 1).clamp(min=0) // 2, count // 2]))
-        return torch.where(count >= WARMUP, (middle[0] + middle[1]) / 2, math.nan)
+        median = torch.where(count % 2 == 1, middle[1], (middle[0] + middle[1]) / 2)  # as statistics.median
+        return torch.where(count >= WARMUP, median, math.nan)
 
     def flush(self) -> None:
         """Read the device's record back, once: ``state`` is made current, and a bad step raises :class:`BadStep`."""
@@ -281,13 +286,22 @@ class DeviceGuard(Guard):
             step, position, loss, norm, median = record
             why = self.reasons.get(int(step)) or verdict(loss, norm, None if math.isnan(median) else median,
                                                          self.factor)
-            raise BadStep(why, int(step), int(position))
+            raise BadStep(why, int(step), int(position), loss)
 
 
-def guard_for(params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
-              factor: float | None) -> Guard:
-    """The guard of a run: a :class:`DeviceGuard` where every parameter is on one of :data:`DEFERRED_DEVICES` and
-    the optimiser can skip an update on the device, a :class:`Guard` otherwise; their verdicts are the same."""
+def guard_for(module: nn.Module, optimizer: torch.optim.Optimizer, state: Any, on_nan: str, factor: float | None,
+              distributed: bool = False) -> Guard:
+    """The guard of a run: a :class:`DeviceGuard` where it saves the host a wait and leaves the model as
+    :class:`Guard` would, a :class:`Guard` otherwise; their verdicts are the same.
+
+    That is where every parameter is on one of :data:`DEFERRED_DEVICES`; the optimiser is a fused Adam or AdamW,
+    whose ``found_inf`` skips an update whole (the fused SGD's would leave a momentum buffer it creates unset); no
+    module keeps running statistics, which the forward passes after a bad step would move on; and the fit is not
+    distributed, where the all-reduce of each step reads back already.
+    """
+    params = list(module.parameters())
     deferred = (bool(params) and all(p.device.type in DEFERRED_DEVICES for p in params)
-                and getattr(optimizer, "_step_supports_amp_scaling", False))
+                and isinstance(optimizer, torch.optim.Adam) and bool(optimizer.defaults.get("fused"))
+                and not any(getattr(m, "track_running_stats", False) for m in module.modules())
+                and not distributed)
     return (DeviceGuard if deferred else Guard)(params, optimizer, state, on_nan, factor)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import ppgen
-from ppgen import guard, inference, models, runfolder
+from ppgen import inference, models, runfolder
 from ppgen.data import Batch
 from ppgen.evaluation import evaluate
 from ppgen.runstate import Interrupted
@@ -148,12 +148,6 @@ def fits_task(rank: int, out: Path) -> dict:
     captured = ppgen.fit(build("local"), data(), inference=FITS["local"], distributed=True, compile="capture",
                          **SETTINGS)
     result["captured"] = {"state": captured.model.state_dict(), "history": captured.history}
-    guard.DEFERRED_DEVICES = ("cpu", "cuda")  # the guard that a CUDA fit runs, here on CPU
-    try:
-        judged = ppgen.fit(build("local"), data(), inference=FITS["local"], distributed=True, **SETTINGS)
-    finally:
-        guard.DEFERRED_DEVICES = ("cuda",)
-    result["device guard"] = {"state": judged.model.state_dict(), "history": judged.history}
     mixture = ppgen.fit(build("mixture"), data(N_MIXTURE), inference=inference.MLE(), distributed=True, **SETTINGS)
     result["mixture"] = {"state": mixture.model.state_dict(), "history": mixture.history,
                          "log_prob": mixture.log_prob(data(11, seed=2))}
@@ -269,14 +263,6 @@ def test_the_captured_step_fits_as_the_plain_step_on_every_rank(ranks):
         torch.testing.assert_close(torch.tensor(rank["captured"]["history"]), torch.tensor(rank["local"]["history"]),
                                    rtol=1e-9, atol=0)
         close(rank["captured"]["state"], rank["local"]["state"])
-
-
-def test_the_device_guard_fits_bitwise_as_the_host_guard_on_every_rank(ranks):
-    """The guard judged on the device, read back once an epoch, takes the same steps on every rank."""
-    for rank in ranks:
-        assert rank["device guard"]["history"] == rank["local"]["history"]
-        for name, value in rank["device guard"]["state"].items():
-            assert torch.equal(value, rank["local"]["state"][name]), name
 
 
 def test_an_enumerated_model_fits_exactly_as_a_plain_fit(ranks):

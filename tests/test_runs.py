@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 
 import pytest
@@ -202,51 +203,98 @@ def test_the_device_guard_trains_bitwise_as_the_host_guard(binary, monkeypatch, 
     assert same_parameters(device.model, host.model)
 
 
-class ReadBacks(TorchDispatchMode):
-    """Counts the reads of a tensor's values by the host (item, bool, float, tolist): on a GPU, each waits for
-    the work queued before it."""
+@pytest.mark.parametrize("bad_at, bad", [((6,), math.nan), ((11,), 1e12), ((4, 11), math.inf)])
+def test_the_device_guard_raises_as_the_host_guard(binary, monkeypatch, bad_at, bad):
+    """A divergence read back at the epoch's end, steps after it run: the same error (step, message, per-site
+    terms, loss) and the same parameters and optimiser state as the host guard's, raised at the step."""
+    errors, models_ = [], []
+    for deferred in ((), ("cpu",)):
+        monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", deferred)
+        models_.append(small_vae())
+        CALLS.clear()
+        with pytest.raises(Diverged) as error:
+            ppgen.fit(models_[-1], binary, inference=Scripted(bad_at=bad_at, bad=bad), **SETTINGS)
+        errors.append(error.value)
+    host, device = errors
+    assert (str(device), device.step, device.terms, device.history) == (str(host), host.step, host.terms, host.history)
+    assert device.loss == host.loss or math.isnan(device.loss) and math.isnan(host.loss)
+    assert same_parameters(*models_)
 
-    def __init__(self, monkeypatch):
+
+class ReadBacks(TorchDispatchMode):
+    """Counts the times the host waits for a tensor's device: on CPU, the reads of its values (item, bool, float,
+    tolist), on CUDA every synchronising operation (CUDA's sync debug mode)."""
+
+    def __init__(self, monkeypatch, device):
         super().__init__()
-        self.count = 0
+        self.count, self.device = 0, device
         tolist = torch.Tensor.tolist
 
         def counted(tensor):
-            self.count += 1
+            self.count += device == "cpu"
             return tolist(tensor)
 
         monkeypatch.setattr(torch.Tensor, "tolist", counted)  # a CPU tensor's tolist reads without dispatching
 
+    def __enter__(self):
+        if self.device == "cuda":
+            self.warnings = warnings.catch_warnings(record=True)
+            self.caught = self.warnings.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        if self.device == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+            self.count += sum("synchroniz" in str(w.message) for w in self.caught)
+            self.warnings.__exit__(*exc)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.count += func is torch.ops.aten._local_scalar_dense.default
+        self.count += self.device == "cpu" and func is torch.ops.aten._local_scalar_dense.default
         return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"))])
 def test_the_device_guard_reads_the_loss_back_once_an_epoch(binary, monkeypatch, device):
-    """An epoch of 8 steps more costs the device guard two reads (the epoch's record, the finiteness of the
-    parameters), where the host guard reads each step's loss."""
-    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
+    """The host waits as often in an epoch of 16 steps as in one of 8 under the device guard (on CPU twice: the
+    epoch's record, the finiteness of the parameters), where the host guard reads each step's loss back."""
     data = torch.cat([binary, binary])
 
-    def reads(epochs):
-        with ReadBacks(monkeypatch) as counter:
-            ppgen.fit(small_vae(), data, epochs=epochs, batch_size=16, device=device, progress=False)
-        return counter.count
+    def waits_per_epoch(batch_size):
+        counts = []
+        for epochs in (2, 4):
+            with ReadBacks(monkeypatch, device) as counter:
+                ppgen.fit(small_vae(), data, epochs=epochs, batch_size=batch_size, device=device, progress=False)
+            counts.append(counter.count)
+        return (counts[1] - counts[0]) / 2
 
-    assert reads(4) - reads(2) == 2 * 2
+    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
+    per_epoch = waits_per_epoch(16)
+    assert waits_per_epoch(8) == per_epoch and (per_epoch == 2 or device == "cuda")  # CUDA: the order's copy too
     monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ())
-    assert reads(4) - reads(2) == 2 * (8 + 1)
+    assert waits_per_epoch(8) - waits_per_epoch(16) == 16 - 8
 
 
-def test_the_guard_is_judged_on_the_device_where_the_optimiser_can_skip_there(monkeypatch):
-    params = [torch.nn.Parameter(torch.zeros(3))]
-    fused, plain = torch.optim.Adam(params, fused=True), torch.optim.Adam(params)
-    assert type(guard_for(params, fused, RunState(), "raise", 100.0)) is Guard  # CPU: reading back is free
+def test_the_guard_is_judged_on_the_device_only_where_it_leaves_the_model_as_the_host_guard(monkeypatch):
+    """The fused Adam skips an update whole; the fused SGD would leave a momentum buffer unset, a BatchNorm's
+    running statistics would move on in the steps after a bad one, and a distributed step reads back anyway."""
+    vae, state = small_vae(), RunState()
+
+    def kind(module=vae, optimizer=None, distributed=False):
+        optimizer = optimizer or torch.optim.Adam(module.parameters(), fused=True)
+        return type(guard_for(module, optimizer, state, "raise", 100.0, distributed=distributed))
+
+    assert kind() is Guard  # CPU: reading back is free
     monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu",))
-    assert type(guard_for(params, fused, RunState(), "raise", 100.0)) is DeviceGuard
-    assert type(guard_for(params, plain, RunState(), "raise", 100.0)) is Guard  # no found_inf to skip with
+    assert kind() is DeviceGuard
+    assert kind(optimizer=torch.optim.AdamW(vae.parameters(), fused=True)) is DeviceGuard
+    assert kind(optimizer=torch.optim.Adam(vae.parameters())) is Guard
+    assert kind(optimizer=torch.optim.SGD(vae.parameters(), momentum=0.9, fused=True)) is Guard
+    assert kind(module=torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))) is Guard
+    assert kind(distributed=True) is Guard
 
 
 SCRIPT = """
