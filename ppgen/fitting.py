@@ -325,10 +325,11 @@ def finish_epoch(state: RunState, module: nn.Module, guard: Guard) -> None:
 def diverged(module: nn.Module, guard: Guard, batch: Batch | None, why: str, state: RunState, step: int,
              loss: float) -> Diverged:
     """The :class:`Diverged` error of a bad ``step`` (its ``loss``), after putting back the last good parameters
-    (eval mode)."""
+    (eval mode); its per-site terms are those of the parameters that diverged, in eval mode."""
+    guard.at_bad_step()
+    module.eval()
     terms = site_terms(module, batch.args) if batch is not None else {}
     guard.restore()
-    module.eval()
     epoch = state.epoch + 1
     text = message(why, step, epoch, terms, "the model holds the parameters of the last good step, in eval "
                    "mode, and this error the history so far")

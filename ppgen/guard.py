@@ -30,7 +30,7 @@ class Diverged(FloatingPointError):
     Attributes:
         step: the step (counted from 1) at which the guard stopped training.
         epoch: the epoch of that step (counted from 1).
-        loss: the step's loss (NaN, infinite, or the jump).
+        loss: the step's loss (NaN where it is not a number, or where the epoch's end, not a step, stopped it).
         history: the mean training loss of each epoch finished before it.
         terms: the log-density of each site of the program on the bad batch, where they could be computed.
     """
@@ -97,14 +97,15 @@ def site_terms(module: nn.Module, batch: Any) -> dict[str, float]:
     """log q of each guide site and log p of each model site on ``batch``, summed: where a divergence shows.
 
     The draws come from a fixed seed, not the run's RNG, so that the terms do not depend on how many steps ran
-    after the bad one (see :class:`DeviceGuard`). Best effort: a program that fails here gives no terms (the
-    divergence message says so).
+    after the bad one (see :class:`DeviceGuard`); the RNGs are put back after. Best effort: a program that fails
+    here gives no terms (the divergence message says so).
     """
     args = batch if isinstance(batch, tuple) else (batch,)
     devices = [arg.device for arg in args if isinstance(arg, Tensor) and arg.device.type == "cuda"][:1]
     try:
         with torch.no_grad(), poutine.block(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(0)
+            for generator in [torch.default_generator, *(torch.cuda.default_generators[d.index] for d in devices)]:
+                generator.manual_seed(0)
             guide = poutine.trace(module.guide).get_trace(*args) if callable(getattr(module, "guide", None)) else None
             model = poutine.trace(poutine.replay(module.model, trace=guide) if guide else module.model).get_trace(*args)
     except Exception:  # noqa: BLE001 - a diagnostic: a program that diverged may well fail to run
@@ -154,19 +155,20 @@ class Guard:
     of the last good step.
 
     Arguments:
-        params: the model's parameters, whose ``.grad`` holds the step's gradient when :meth:`step` is called.
-        optimizer: their optimiser.
+        module: the model, whose parameters' ``.grad`` holds the step's gradient when :meth:`step` is called.
+        optimizer: its optimiser.
         state: the run's state, which :meth:`flush` makes current (its loss sums, skipped count, recent losses).
         on_nan: ``"raise"`` or ``"skip"``, see :func:`ppgen.fit`.
         factor: ``divergence_factor`` of :func:`ppgen.fit`: how many times its running median (in scale) a loss
             may reach; ``None``, no jump test.
     """
 
-    def __init__(self, params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
                  factor: float | None) -> None:
-        self.params, self.optimizer, self.state, self.on_nan, self.factor = params, optimizer, state, on_nan, factor
+        self.optimizer, self.state, self.on_nan, self.factor = optimizer, state, on_nan, factor
+        self.params = list(module.parameters())
         with torch.no_grad():
-            self.good = [p.detach().clone() for p in params]  # the parameters of the last step the guard passed
+            self.good = [p.detach().clone() for p in self.params]  # the parameters of the last step the guard passed
 
     def step(self, loss: Tensor, rows: int, why: str | None = None) -> None:
         """Judge the step just differentiated (``state.step`` and ``state.position`` count it already), whose
@@ -194,6 +196,9 @@ class Guard:
     def next_epoch(self) -> None:
         """Start the next epoch's loss sums (``state``'s are reset by the caller)."""
 
+    def at_bad_step(self) -> None:
+        """Put the module's buffers back as the bad step left them; here a no-op, as no step ran after it."""
+
     def restore(self) -> None:
         """Put back the parameters of the last step the guard passed."""
         with torch.no_grad():
@@ -207,15 +212,20 @@ class DeviceGuard(Guard):
     Each step's verdict is :func:`verdict`'s, computed in float64 on the device, as are the epoch's loss sums and
     the window of recent losses. A bad step's update is skipped on the device, through the fused Adam's
     ``found_inf`` (as ``torch.amp.GradScaler`` skips one); under ``on_nan="raise"`` so is every step after it, so
-    that :meth:`flush` reports it with the parameters and optimiser state :class:`Guard` would have left. The steps
-    between the bad one and the flush still run forward and backward, and their updates are thrown away; they
-    draw from the RNG, and an error of the program in one of them is raised as it is.
+    that :meth:`flush` reports it with the parameters and Adam moments :class:`Guard` would have left. The steps
+    between the bad one and the flush still run forward and backward, and their updates are thrown away; the
+    buffers their forward passes update in place (a BatchNorm's running statistics) are kept as the bad step left
+    them (:meth:`at_bad_step`). They draw from the RNG, and an error of the program in one of them is raised as
+    it is.
     """
 
-    def __init__(self, params: list[Tensor], optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
                  factor: float | None) -> None:
-        super().__init__(params, optimizer, state, on_nan, factor)
-        device = params[0].device
+        super().__init__(module, optimizer, state, on_nan, factor)
+        self.buffers = list(module.buffers())
+        with torch.no_grad():
+            self.bad_step_buffers = [b.clone() for b in self.buffers]  # as the last step up to the bad one left them
+        device = self.params[0].device
         f64 = dict(dtype=torch.float64, device=device)
         self.window = torch.full((WINDOW,), math.nan, **f64)  # the recent losses, oldest first, NaN where none
         if state.recent:
@@ -245,6 +255,9 @@ class DeviceGuard(Guard):
             record = torch.stack([torch.full_like(loss, state.step), torch.full_like(loss, state.position - 1), loss,
                                   norm, median])
             self.first_bad = torch.where(bad & ~self.stopped, record, self.first_bad)
+            with torch.no_grad():
+                for kept, buffer in zip(self.bad_step_buffers, self.buffers):
+                    torch.where(self.stopped, kept, buffer, out=kept)
             self.stopped = skip = self.stopped | bad
         else:
             skip = bad
@@ -265,6 +278,11 @@ class DeviceGuard(Guard):
     def next_epoch(self) -> None:
         self.epoch_loss.zero_()
         self.epoch_rows.zero_()
+
+    def at_bad_step(self) -> None:
+        with torch.no_grad():
+            for buffer, kept in zip(self.buffers, self.bad_step_buffers):
+                buffer.copy_(kept)
 
     def _median(self) -> Tensor:
         """:func:`running_median` of the window, on the device: NaN before :data:`WARMUP` losses."""
@@ -295,13 +313,11 @@ def guard_for(module: nn.Module, optimizer: torch.optim.Optimizer, state: Any, o
     :class:`Guard` would, a :class:`Guard` otherwise; their verdicts are the same.
 
     That is where every parameter is on one of :data:`DEFERRED_DEVICES`; the optimiser is a fused Adam or AdamW,
-    whose ``found_inf`` skips an update whole (the fused SGD's would leave a momentum buffer it creates unset); no
-    module keeps running statistics, which the forward passes after a bad step would move on; and the fit is not
-    distributed, where the all-reduce of each step reads back already.
+    whose ``found_inf`` skips an update whole (the fused SGD's would leave a momentum buffer it creates unset); and
+    the fit is not distributed, where the all-reduce of each step reads back already.
     """
     params = list(module.parameters())
     deferred = (bool(params) and all(p.device.type in DEFERRED_DEVICES for p in params)
                 and isinstance(optimizer, torch.optim.Adam) and bool(optimizer.defaults.get("fused"))
-                and not any(getattr(m, "track_running_stats", False) for m in module.modules())
                 and not distributed)
-    return (DeviceGuard if deferred else Guard)(params, optimizer, state, on_nan, factor)
+    return (DeviceGuard if deferred else Guard)(module, optimizer, state, on_nan, factor)
