@@ -245,7 +245,7 @@ class DeviceGuard(Guard):
                 self.reasons[state.step] = why
             loss = torch.full_like(loss, math.nan)
         norm = gradient_norm(self.params).double().to(loss.device)
-        bad = ~(torch.isfinite(loss) & torch.isfinite(norm))
+        bad = ~torch.isfinite(torch.stack([loss, norm])).all()
         # full_like fills on the device: a tensor made from a number would be copied there, and the copy waits
         median = torch.full_like(loss, math.nan)  # NaN while the jump test waits, or without one
         if self.factor is not None:
