@@ -13,7 +13,7 @@ from typing import Any
 import pyro
 import torch
 from pyro.optim import PyroOptim
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
 from ppgen.boundary import check_bool, check_optional_bool, check_run_arguments
@@ -242,7 +242,6 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     """
     state = state if state is not None else RunState()
     module = gradients.module
-    params = list(module.parameters())
     guard = guard_for(module, optimizer, state, on_nan, factor, distributed=group.active)
     per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
     every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
@@ -260,7 +259,7 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
                 if state.order is None:
                     state.order = epoch_order(data, generator)
                 for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
-                    step(gradients, guard, optimizer, batch, params, state, group=group, rows=rows)
+                    step(gradients, guard, batch, state, group=group, rows=rows)
                     if save is not None and every is not None and state.step % every == 0:
                         guard.flush()
                         save(state)
@@ -288,8 +287,8 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     return state
 
 
-def step(gradients: Gradients, guard: Guard, optimizer: torch.optim.Optimizer, batch: Batch, params: list[Tensor],
-         state: RunState, group: Group = SINGLE, rows: int | None = None) -> None:
+def step(gradients: Gradients, guard: Guard, batch: Batch, state: RunState, group: Group = SINGLE,
+         rows: int | None = None) -> None:
     """One gradient step on ``batch``, judged by the divergence guard, which updates the parameters or not;
     advances ``state``.
 
@@ -299,14 +298,14 @@ def step(gradients: Gradients, guard: Guard, optimizer: torch.optim.Optimizer, b
     rows = len(batch) if rows is None else rows
     state.step += 1
     state.position += 1
-    optimizer.zero_grad(set_to_none=True)
+    guard.optimizer.zero_grad(set_to_none=True)
     why = loss = None
     try:
         if len(batch):  # a rank's shard of a last batch smaller than the world is empty
             loss = gradients(batch)  # the backend's loss (detached), its gradient in each parameter's .grad
     except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
         loss, why = torch.tensor(math.nan), f"a matrix factorisation failed ({error})"
-    guard.step(group.reduce_gradients(loss, len(batch) / rows, params), rows, why)
+    guard.step(group.reduce_gradients(loss, len(batch) / rows, guard.params), rows, why)
 
 
 def finish_epoch(state: RunState, module: nn.Module, guard: Guard) -> None:
