@@ -42,10 +42,10 @@ from torch import Tensor
 
 import ppgen
 from ppgen import datasets, inference
-from ppgen.data import as_batch
 from ppgen.models import HVAE, VAE
 from ppgen.models.hvae import gaussian
-from ppgen.structure import inspect
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"

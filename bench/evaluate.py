@@ -2,7 +2,7 @@
 
 For K in (100, 1000, 5000) particles and N in (1e3, 1e4, 1e5) points (the 360 test digits tiled to N rows), both
 sides estimate log p(x_n) = log (1/K) sum_k p(x_n, z_k) / q(z_k|x_n) with the VAE of the speed figures, trained
-one epoch, in passes of at most ``ppgen.density.PARTICLE_POINTS_PER_PASS`` particles x points (the chunk budget a
+one epoch, in passes of at most ``ppgen.queries.density.PARTICLE_POINTS_PER_PASS`` particles x points (the chunk budget a
 user sets; peak memory follows it, not N or K). Throughput is particle-points per second, as a ratio to the
 hand-written loop, interleaved, one torch thread; peak memory is the resident set's peak above the level before
 each query (``VmHWM`` after ``/proc/self/clear_refs``). The largest configurations take long on a shared 2-core
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 import ppgen
-import ppgen.density
+import ppgen.queries.density
 import handwritten  # bench/ is on sys.path when a script in it runs
 from memory import start_cpu_peak
 from workloads import fit, load_data, network
@@ -54,7 +54,7 @@ def measure(model: ppgen.Fit, x: torch.Tensor, k: int, repeats: int, compiled: b
     sides = {"ppgen": lambda: model.log_prob(x, k=k),
              "compiled_first": lambda: new_fit(model).log_prob(x, k=k, compile=True),
              "compiled": lambda: model.log_prob(x, k=k, compile=True),
-             "handwritten": lambda: handwritten.log_prob(model.model, x, k, ppgen.density.PARTICLE_POINTS_PER_PASS)}
+             "handwritten": lambda: handwritten.log_prob(model.model, x, k, ppgen.queries.density.PARTICLE_POINTS_PER_PASS)}
     if compiled:  # two queries: a shape met once in the first (its last chunk) is compiled in the second
         for _ in range(2):
             model.log_prob(x, k=k, compile=True)
@@ -101,12 +101,12 @@ def main(argv: list[str] | None = None) -> None:
             print(rows[-1], flush=True)
     budgets = []
     x = test.repeat(3, 1)[:1000]
-    default = ppgen.density.PARTICLE_POINTS_PER_PASS
+    default = ppgen.queries.density.PARTICLE_POINTS_PER_PASS
     for budget in BUDGETS:
-        ppgen.density.PARTICLE_POINTS_PER_PASS = budget
+        ppgen.queries.density.PARTICLE_POINTS_PER_PASS = budget
         budgets.append({"particle_points_per_pass": budget, **measure(model, x, 1000, 1, compiled=False)})
         print(budgets[-1], flush=True)
-    ppgen.density.PARTICLE_POINTS_PER_PASS = default
+    ppgen.queries.density.PARTICLE_POINTS_PER_PASS = default
     RESULTS.write_text(json.dumps({
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "threads": 1,
         "default_particle_points_per_pass": default, "rows": rows, "skipped": skipped, "budgets": budgets,

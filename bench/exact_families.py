@@ -32,8 +32,8 @@ from torch import Tensor, nn
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.bounds import log_weights
-from ppgen.data import as_batch
+from ppgen.objective.bounds import log_weights
+from ppgen.program.inputs import as_batch
 
 BENCH = Path(__file__).resolve().parent
 BATCH_SIZE, LR, SEED = 128, 1e-3, 0

@@ -27,8 +27,8 @@ import torch
 import handwritten  # bench/ is on sys.path when a script in it runs
 import ppgen
 from ppgen import datasets, inference
-from ppgen.fitting import adam
 from ppgen.models import VAE
+from ppgen.training.fitting import adam
 from workloads import BATCH_SIZE, LR, SEED
 
 RESULTS = Path(__file__).resolve().parent / "fashion.json"

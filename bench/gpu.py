@@ -6,9 +6,9 @@ every path, the same initial weights, on ``--points`` rows of generated binary d
 the device: throughput does not depend on what the pixels show):
 
 - ms per step of the hand-written loop (``handwritten.train``, which reads its loss back once an epoch);
-- ms per step of ``ppgen.fitting.train``, the loop of ``ppgen.fit``, running the captured and the compiled step
-  (set up beforehand, untimed), judged by each guard: :class:`ppgen.guard.Guard`, which reads each step's loss
-  back, and :class:`ppgen.guard.DeviceGuard`, which reads back once an epoch;
+- ms per step of ``ppgen.training.fitting.train``, the loop of ``ppgen.fit``, running the captured and the compiled step
+  (set up beforehand, untimed), judged by each guard: :class:`ppgen.training.guard.Guard`, which reads each step's loss
+  back, and :class:`ppgen.training.guard.DeviceGuard`, which reads back once an epoch;
 - the host-device synchronisations per step of each path, counted in its untimed warm-up run
   (``torch.cuda.set_sync_debug_mode("warn")``, one warning each);
 - seconds of a whole ``ppgen.fit`` (plain, capture, compiled: set-up, trace and compilation included) against the
@@ -39,9 +39,9 @@ import torch
 
 import handwritten  # bench/ is on sys.path when a script in it runs
 import ppgen
-import ppgen.guard
-from ppgen.data import as_batch
-from ppgen.fitting import adam, train
+import ppgen.training.guard
+from ppgen.program.inputs import as_batch
+from ppgen.training.fitting import adam, train
 from workloads import BOUNDS, LR, NETWORKS, SEED, captured, model_of
 
 BENCH = Path(__file__).resolve().parent
@@ -102,14 +102,14 @@ def stepping(bound: str, x: torch.Tensor, path: str, epochs: int) -> Callable[[]
     data = as_batch(x, name="data").to(x.device)  # the rows' index on the device too, as fit puts it
 
     def run() -> object:
-        ppgen.guard.DEFERRED_DEVICES = deferred
+        ppgen.training.guard.DEFERRED_DEVICES = deferred
         return train(gradients, optimizer, data, epochs, BATCH_SIZE, generator, progress=False)
 
     return run
 
 
 def whole_fit(bound: str, x: torch.Tensor, compile: bool | str, epochs: int) -> None:
-    ppgen.guard.DEFERRED_DEVICES = ("cuda",)  # the default
+    ppgen.training.guard.DEFERRED_DEVICES = ("cuda",)  # the default
     ppgen.fit(model_of(bound, x), x, inference=BOUNDS[bound].backend(), epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
               seed=SEED, device=x.device, progress=False, compile=compile)
 

@@ -33,8 +33,8 @@ from sklearn.model_selection import train_test_split
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.data import as_batch
-from ppgen.structure import inspect
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "latent_families.json"

@@ -84,7 +84,7 @@ gradients, buffers and the random stream (so does the first compiled step), and 
 control flow or shapes) or whose graph disagrees runs the plain step, and a shape whose compilation fails replays its
 traced graph, each with a `FastPathFallback` warning (`tests/test_fastpath.py` checks every zoo model under every
 backend, the reference set of users' Pyro programs under ELBO and IWAE, and the fallbacks). The seconds each shape's
-capture took are logged at level INFO by the `ppgen.fastpath` logger.
+capture took are logged at level INFO by the `ppgen.program.fastpath` logger.
 
 Rows `captured step` and `compiled step` run ppgen's step in the hand-written loop, the capture (and compilation)
 done in set-up; `ppgen.fit(compile='capture')` and `ppgen.fit(compile=True)` are whole fits, set-up, trace and
@@ -119,7 +119,7 @@ def gpu_section() -> str:
     head = "\n## On a GPU, batch 1024\n\n"
     how = ("On CUDA the captured step adds no host-device synchronisation of its own; `fit` moves an epoch's data "
            "order to the device once an epoch; and with the default fused Adam the divergence guard judges each step "
-           "on the device (`ppgen.guard.DeviceGuard`), reading the loss back once an epoch instead of at each step, with the same "
+           "on the device (`ppgen.training.guard.DeviceGuard`), reading the loss back once an epoch instead of at each step, with the same "
            "verdicts (see the runs page). `python bench/gpu.py` measures this on a GPU: ms per step at batch 1024 "
            "against the hand-written loop, under each guard, with the synchronisations per step counted by CUDA's "
            "sync debug mode.")
@@ -180,7 +180,7 @@ def evaluate_section() -> str:
 ## log p(x) at scale
 
 `fit.log_prob(x, k=K)` against a hand-written chunked loop of the same estimate, both in passes of at most
-`ppgen.density.PARTICLE_POINTS_PER_PASS` = {data['default_particle_points_per_pass']} particles x points (the chunk
+`ppgen.queries.density.PARTICLE_POINTS_PER_PASS` = {data['default_particle_points_per_pass']} particles x points (the chunk
 budget: set that attribute to trade memory for speed). `fit.log_prob(x, k=K, compile=True)` traces a pass once
 per chunk shape and compiles it with inductor when the shape comes back (a shape met once, such as the last,
 smaller chunk, is replayed as traced until a later query meets it again); the fit keeps the graphs for its later

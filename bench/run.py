@@ -40,9 +40,9 @@ import pyro
 import torch
 
 import ppgen
-from ppgen import fastpath
-from ppgen.data import as_batch
-from ppgen.structure import inspect
+from ppgen.program import fastpath
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 
 import burda
 import distributed as distributed_bench

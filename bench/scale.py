@@ -29,11 +29,11 @@ import torch  # noqa: E402
 
 import handwritten  # noqa: E402  (bench/ is on sys.path when a script in it runs)
 from ppgen import inference  # noqa: E402
-from ppgen.data import Batch  # noqa: E402
-from ppgen.step import Gradients  # noqa: E402
-from ppgen.fitting import adam  # noqa: E402
 from ppgen.models import VAE  # noqa: E402
-from ppgen.structure import inspect  # noqa: E402
+from ppgen.program.inputs import Batch  # noqa: E402
+from ppgen.program.structure import inspect  # noqa: E402
+from ppgen.training.fitting import adam  # noqa: E402
+from ppgen.training.step import Gradients  # noqa: E402
 from workloads import LR, SEED, load_data  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent

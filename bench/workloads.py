@@ -17,15 +17,15 @@ import torch
 from torch import Tensor, nn
 
 import ppgen
-import ppgen.density
+import ppgen.queries.density
 from ppgen import datasets, inference
-from ppgen.models import VAE, MixtureOfBernoullis
-from ppgen.objective import Objective
-from ppgen.data import Batch
-from ppgen.fastpath import FastPathFallback
-from ppgen.step import Gradients
-from ppgen.fitting import adam  # ppgen.fit's default optimiser, on both sides
-from ppgen.structure import inspect
+from ppgen.models import MixtureOfBernoullis, VAE
+from ppgen.objective.base import Objective
+from ppgen.program.fastpath import FastPathFallback
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import inspect
+from ppgen.training.fitting import adam  # ppgen.fit's default optimiser, on both sides
+from ppgen.training.step import Gradients
 
 import handwritten  # bench/ is on sys.path when a script in it runs
 
@@ -38,7 +38,7 @@ LR = 1e-3
 SEED = 0
 QUERY_K = 1000
 #: particles x points a pass of the importance-sampled log p(x); the hand-written query chunks the same way.
-PARTICLE_POINTS = ppgen.density.PARTICLE_POINTS_PER_PASS
+PARTICLE_POINTS = ppgen.queries.density.PARTICLE_POINTS_PER_PASS
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Inference backends: interchangeable objectives behind one small interface (:class:`ppgen.objective.Objective`)."""
+"""Inference backends: interchangeable objectives behind one small interface (:class:`~ppgen.objective.base.Objective`),
+and samplers behind another (:class:`~ppgen.objective.sampler.Sampler`)."""
 
 from ppgen.inference.elbo import ELBO
 from ppgen.inference.iwae import IWAE
@@ -8,6 +9,6 @@ from ppgen.inference.nuts import NUTS
 from ppgen.inference.renyi import RenyiVI
 from ppgen.inference.rws import RWS
 from ppgen.inference.vimco import VIMCO
-from ppgen.objective import Objective
+from ppgen.objective.base import Objective
 
 __all__ = ["ELBO", "IWAE", "MAP", "MLE", "NUTS", "RWS", "VIMCO", "Objective", "RenyiVI"]

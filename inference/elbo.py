@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ppgen.bounds import elbo_terms
-from ppgen.checks import check_choice, check_positive_int
-from ppgen.data import Batch
-from ppgen.estimators import analytic_log_weights, check_analytic_kl
-from ppgen.objective import Objective
-from ppgen.structure import Structure
+from ppgen.objective.base import Objective
+from ppgen.objective.bounds import elbo_terms
+from ppgen.objective.estimators import analytic_log_weights, check_analytic_kl
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
+from ppgen.utils.checks import check_choice, check_positive_int
 
 KL_ESTIMATES = ("sampled", "analytic")
 

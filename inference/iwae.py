@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ppgen.bounds import log_mean_exp, log_weights
-from ppgen.checks import check_choice, check_positive_int
-from ppgen.data import Batch
-from ppgen.estimators import stopped_log_weights
-from ppgen.objective import Objective
-from ppgen.structure import Structure
+from ppgen.objective.base import Objective
+from ppgen.objective.bounds import log_mean_exp, log_weights
+from ppgen.objective.estimators import stopped_log_weights
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
+from ppgen.utils.checks import check_choice, check_positive_int
 
 ESTIMATORS = ("standard", "dreg", "stl")
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ppgen.bounds import elbo_terms
-from ppgen.data import Batch
-from ppgen.objective import Objective
-from ppgen.structure import Structure
+from ppgen.objective.base import Objective
+from ppgen.objective.bounds import elbo_terms
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
 
 
 @dataclass(frozen=True, kw_only=True)

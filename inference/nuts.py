@@ -6,17 +6,17 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ppgen.checks import check_positive_float, check_positive_int
-from ppgen.data import Batch
-from ppgen.mcmc import Draws, Sampler, check_size, conditioned, latent_names, nuts
-from ppgen.structure import Structure
+from ppgen.objective.sampler import Draws, Sampler, check_size, conditioned, latent_names, nuts
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
+from ppgen.utils.checks import check_positive_float, check_positive_int
 
 
 @dataclass(frozen=True, kw_only=True)
 class NUTS(Sampler):
     """Pyro's No-U-Turn sampler over the posterior p(theta | x) of a model whose parameters are random variables
     (global latents: sites outside the data plate), given the whole data set, for models of at most
-    ``ppgen.budget.BUDGET.nuts_coordinates`` latent coordinates.
+    ``ppgen.utils.budget.BUDGET.nuts_coordinates`` latent coordinates.
 
     ``ppgen.fit(model, data, inference=inference.NUTS())`` runs the chains one after another (a seed fixes every
     draw) and returns a :class:`~ppgen.Fit` that keeps them: ``fit.posterior(x)`` and its ``to_arviz()`` hold the

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ppgen.bounds import log_mean_exp
-from ppgen.checks import check_positive_int
-from ppgen.estimators import check_draws_guide, detached_draws, with_gradient_of
-from ppgen.data import Batch
-from ppgen.objective import Objective
-from ppgen.structure import Structure
+from ppgen.objective.base import Objective
+from ppgen.objective.bounds import log_mean_exp
+from ppgen.objective.estimators import check_draws_guide, detached_draws, with_gradient_of
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
+from ppgen.utils.checks import check_positive_int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,4 +1,4 @@
-"""The model zoo: every family is a Pyro program that follows ppgen's model protocol (:mod:`ppgen.program`).
+"""The model zoo: every family is a Pyro program that follows ppgen's model protocol (:mod:`ppgen.program.protocol`).
 
 | model | family | paper |
 |---|---|---|

@@ -28,7 +28,7 @@ from torch import Size, Tensor
 from torch.distributions import constraints
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
 
 #: maps x, Tensor[..., D], to the logits of every ordering, Tensor[..., M, D]; the logit of dimension d under
 #: ordering m may depend only on the dimensions before d in that ordering.

@@ -11,10 +11,10 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from ppgen.checks import check_positive_int
 from ppgen.models.layers import ConvDecoder, ConvEncoder, check_widths
 from ppgen.models.likelihoods import build_likelihood
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
+from ppgen.utils.checks import check_positive_int
 
 
 def square_shape(x_dim: int) -> tuple[int, int, int]:

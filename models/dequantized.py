@@ -12,12 +12,12 @@ from pyro.distributions import TorchDistribution
 from torch import Size, Tensor
 from torch.distributions import constraints
 
-from ppgen.checks import check_positive_int
 from ppgen.models.flows import ExactFlow, FlowDistribution
 from ppgen.models.maf import MAF
 from ppgen.models.nsf import NeuralSplineFlow
 from ppgen.models.realnvp import RealNVP
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
+from ppgen.utils.checks import check_positive_int
 
 #: the flows a dequantised model can be built on, by registry name.
 FLOWS: dict[str, type[ExactFlow]] = {"realnvp": RealNVP, "maf": MAF, "nsf": NeuralSplineFlow}

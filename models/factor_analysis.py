@@ -7,8 +7,8 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
-from ppgen.checks import check_positive_int
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
+from ppgen.utils.checks import check_positive_int
 
 
 class FactorAnalysis(Model):

@@ -33,8 +33,8 @@ from torch.distributions import AffineTransform, constraints
 from zuko.distributions import NormalizingFlow
 from zuko.transforms import ComposedTransform
 
-from ppgen.checks import check_positive_int
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
+from ppgen.utils.checks import check_positive_int
 
 
 class FlowDistribution(ZukoToPyro):

@@ -11,10 +11,10 @@ from torch import Tensor
 from torch.nn.functional import softplus
 from zuko.distributions import DiagNormal, NormalizingFlow
 
-from ppgen.checks import check_positive_int
 from ppgen.models.flows import FlowDistribution, check_hidden
 from ppgen.models.vae import VAE
-from ppgen.program import DATA_PLATE
+from ppgen.program.protocol import DATA_PLATE
+from ppgen.utils.checks import check_positive_int
 
 #: the factor on the initial output weights of each IAF layer's network: a small one starts the layer near the
 #: identity (shift about 0, scale about 1) and keeps a gradient for every weight.

@@ -10,8 +10,8 @@ from sklearn.cluster import KMeans
 from torch import Tensor, nn
 from torch.distributions import constraints, transform_to
 
-from ppgen.checks import check_non_negative_float, check_positive_int
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
+from ppgen.utils.checks import check_non_negative_float, check_positive_int
 
 COVARIANCES = ("full", "diag")
 

@@ -10,10 +10,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import softplus
 
-from ppgen.checks import check_positive_int
 from ppgen.models.layers import check_widths, mlp
 from ppgen.models.likelihoods import build_likelihood
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
+from ppgen.utils.checks import check_positive_int
 
 
 class GMVAE(Model):

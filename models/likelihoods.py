@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.distributions import constraints
 from torch.nn.functional import logsigmoid, softplus
 
-from ppgen.checks import check_positive_float, check_positive_int
+from ppgen.utils.checks import check_positive_float, check_positive_int
 
 #: floor on the scale of a discretised logistic, in levels: keeps log P(x) finite at a perfect fit.
 MIN_LOGISTIC_SCALE = 1e-2

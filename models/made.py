@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ppgen.checks import check_positive_int, check_seed
 from ppgen.models.autoregressive import AutoregressiveModel
+from ppgen.utils.checks import check_positive_int, check_seed
 
 
 class MADE(AutoregressiveModel):

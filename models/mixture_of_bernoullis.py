@@ -9,8 +9,8 @@ import torch
 from sklearn.cluster import KMeans
 from torch import Tensor, nn
 
-from ppgen.checks import check_positive_int
-from ppgen.program import DATA_PLATE, Model
+from ppgen.program.protocol import DATA_PLATE, Model
+from ppgen.utils.checks import check_positive_int
 
 
 class MixtureOfBernoullis(Model):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ppgen.checks import check_positive_int
 from ppgen.models.autoregressive import AutoregressiveModel, natural_order
+from ppgen.utils.checks import check_positive_int
 
 
 class NADE(AutoregressiveModel):

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import zuko
 
-from ppgen.checks import check_positive_int
 from ppgen.models.flows import ExactFlow, check_hidden
+from ppgen.utils.checks import check_positive_int
 
 
 class RealNVP(ExactFlow):

@@ -11,7 +11,7 @@ inference backend of your choice, and ask it for log p(x), new samples x ~ p(x),
 
 The names below are imported on first use, so that ``ppgen --help`` needs neither torch nor Pyro. That first
 use (or ``import ppgen`` itself, where torch is imported already) seeds torch, NumPy and Python's RNGs with
-:data:`ppgen.seeding.DEFAULT_SEED`: a script builds the same initial weights on every run (see :func:`seed`).
+:data:`ppgen.utils.seeding.DEFAULT_SEED`: a script builds the same initial weights on every run (see :func:`seed`).
 """
 
 from __future__ import annotations
@@ -23,36 +23,36 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what the names are, for readers and tools (the documentation's reference among them)
     from ppgen import datasets, inference, models, plots
     from ppgen.classifier import GenerativeClassifier
-    from ppgen.fitting import fit
-    from ppgen.guard import Diverged
-    from ppgen.posterior import Posterior
-    from ppgen.program import DATA_PLATE, Model
-    from ppgen.result import Fit, load
-    from ppgen.runstate import Interrupted
-    from ppgen.seeding import seed
-    from ppgen.structure import Structure
-    from ppgen.weights import log_weights
+    from ppgen.objective.weights import log_weights
+    from ppgen.program.protocol import DATA_PLATE, Model
+    from ppgen.program.structure import Structure
+    from ppgen.queries.posterior import Posterior
+    from ppgen.queries.result import Fit, load
+    from ppgen.run.state import Interrupted
+    from ppgen.training.fitting import fit
+    from ppgen.training.guard import Diverged
+    from ppgen.utils.seeding import seed
 
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it (a module name alone: the name is that submodule).
 _LAZY = {
-    "DATA_PLATE": "ppgen.program",
-    "Diverged": "ppgen.guard",
-    "Fit": "ppgen.result",
+    "DATA_PLATE": "ppgen.program.protocol",
+    "Diverged": "ppgen.training.guard",
+    "Fit": "ppgen.queries.result",
     "GenerativeClassifier": "ppgen.classifier",
-    "Interrupted": "ppgen.runstate",
-    "Model": "ppgen.program",
-    "Posterior": "ppgen.posterior",
-    "Structure": "ppgen.structure",
+    "Interrupted": "ppgen.run.state",
+    "Model": "ppgen.program.protocol",
+    "Posterior": "ppgen.queries.posterior",
+    "Structure": "ppgen.program.structure",
     "datasets": "ppgen.datasets",
-    "fit": "ppgen.fitting",
+    "fit": "ppgen.training.fitting",
     "inference": "ppgen.inference",
-    "load": "ppgen.result",
-    "log_weights": "ppgen.weights",
+    "load": "ppgen.queries.result",
+    "log_weights": "ppgen.objective.weights",
     "models": "ppgen.models",
     "plots": "ppgen.plots",
-    "seed": "ppgen.seeding",
+    "seed": "ppgen.utils.seeding",
 }
 __all__ = ["DATA_PLATE", "Diverged", "Fit", "GenerativeClassifier", "Interrupted", "Model", "Posterior", "Structure",
            "datasets", "fit", "inference", "load", "log_weights", "models", "plots", "seed"]
@@ -61,7 +61,7 @@ __all__ = ["DATA_PLATE", "Diverged", "Fit", "GenerativeClassifier", "Interrupted
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'ppgen' has no attribute {name!r}")
-    importlib.import_module("ppgen.seeding")
+    importlib.import_module("ppgen.utils.seeding")
     module = importlib.import_module(_LAZY[name])
     value = module if module.__name__ == f"ppgen.{name}" else getattr(module, name)
     globals()[name] = value
@@ -73,4 +73,4 @@ def __dir__() -> list[str]:
 
 
 if "torch" in sys.modules:  # torch's import cost is paid already: seed now, before the user builds a model
-    importlib.import_module("ppgen.seeding")
+    importlib.import_module("ppgen.utils.seeding")

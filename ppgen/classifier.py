@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ppgen.checks import check_positive_int
-from ppgen.data import as_data
-from ppgen.fitting import fit as fit_model
-from ppgen.result import Fit
+from ppgen.program.inputs import as_data
+from ppgen.queries.result import Fit
+from ppgen.training.fitting import fit as fit_model
+from ppgen.utils.checks import check_positive_int
 
 
 class GenerativeClassifier:

@@ -26,11 +26,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ppgen.checkpoint import atomic_write
+from ppgen.run.checkpoint import atomic_write
 
 if TYPE_CHECKING:
-    from ppgen.posterior import Posterior
-    from ppgen.result import Fit
+    from ppgen.queries.posterior import Posterior
+    from ppgen.queries.result import Fit
 
 __all__ = ["DPI", "FIGSIZE", "image_grid", "interpolation", "latent", "loss_curve", "posterior", "reconstructions",
            "samples", "scatter"]
@@ -331,8 +331,8 @@ def interpolation(fit: Fit, x_a: Any, x_b: Any, steps: int = 10, *, site: str | 
         shape: height and width of one image (see :func:`image_grid`).
         path: where to write the picture too.
     """
-    from ppgen.representation import latent_site
-    from ppgen.sampling import decode
+    from ppgen.queries.representation import latent_site
+    from ppgen.queries.sampling import decode
 
     if not isinstance(steps, int) or steps < 2:
         raise ValueError(f"steps must be an int of at least 2, got {steps!r}")
@@ -359,8 +359,8 @@ def reconstructions(fit: Fit, x: Any, *, site: str | None = None, shape: tuple[i
         shape: height and width of one image (see :func:`image_grid`).
         path: where to write the picture too.
     """
-    from ppgen.representation import latent_site
-    from ppgen.sampling import decode
+    from ppgen.queries.representation import latent_site
+    from ppgen.queries.sampling import decode
 
     x = torch.as_tensor(x)
     name = latent_site(fit.model, fit.structure, site)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ppgen import models
-from ppgen.program import DATA_PLATE
+from ppgen.program.protocol import DATA_PLATE
 
 
 class AmortisedPPCA(models.PPCA):

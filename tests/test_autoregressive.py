@@ -8,8 +8,8 @@ from scipy import stats
 
 import ppgen
 from ppgen import inference, models
-from ppgen.data import as_batch
-from ppgen.structure import inspect
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 
 D = 10
 #: chi-square tests reject at this level; seeded draws make each outcome fixed, not flaky.
@@ -124,7 +124,8 @@ def test_the_exact_likelihood_is_what_mle_maximises_and_what_the_program_scores(
     x = training_data(32)
     structure = inspect(fvsbn, x)
     torch.testing.assert_close(inference.MLE().loss(fvsbn, structure, as_batch(x)), -fvsbn.log_prob(x).mean())
-    torch.testing.assert_close(ppgen.bounds.log_weights(fvsbn, structure, as_batch(x), 1)[0], fvsbn.log_prob(x))
+    torch.testing.assert_close(ppgen.objective.bounds.log_weights(fvsbn, structure, as_batch(x), 1)[0],
+                               fvsbn.log_prob(x))
 
 
 def test_data_off_the_binary_support_are_refused():

@@ -18,11 +18,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 import ppgen
-from ppgen.data import as_batch
-from ppgen import inference, models, registry
-from ppgen.bounds import log_weights
-from ppgen.program import DATA_PLATE
-from ppgen.structure import inspect
+from ppgen import inference, models
+from ppgen.objective.bounds import log_weights
+from ppgen.program.inputs import as_batch
+from ppgen.program.protocol import DATA_PLATE
+from ppgen.program.structure import inspect
+from ppgen.training import registry
 from programs import AmortisedPPCA
 from test_inference import tipping_bishop_log_likelihood
 

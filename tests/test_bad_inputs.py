@@ -29,7 +29,7 @@ import torch
 import ppgen
 from ppgen import datasets, inference, models
 from ppgen.cli import main
-from ppgen.objective import Objective
+from ppgen.objective.base import Objective
 
 
 class CLIError(Exception):
@@ -62,7 +62,7 @@ class Returns(Objective):
     kind: str = "vector"
 
     def loss(self, module, structure, x):
-        from ppgen.bounds import log_weights
+        from ppgen.objective.bounds import log_weights
 
         per_point = -log_weights(module, structure, x, 1)[0]
         return per_point if self.kind == "vector" else float(per_point.detach().mean())

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import ppgen
-from ppgen import density, inference, models
-from ppgen.bounds import exact_log_prob, log_weights
-from ppgen.data import as_batch
-from ppgen.structure import inspect
+from ppgen import inference, models
+from ppgen.objective.bounds import exact_log_prob, log_weights
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
+from ppgen.queries import density
 from programs import AmortisedPPCA
 
 
@@ -86,7 +87,7 @@ def mixture_of_bernoullis(x_dim=6, components=3):
 
 def test_enumeration_with_an_inner_plate_is_the_exact_mixture_likelihood():
     x = torch.bernoulli(torch.full((40, 6), 0.4))
-    program = ppgen.program.as_module((mixture_of_bernoullis(), None))
+    program = ppgen.program.protocol.as_module((mixture_of_bernoullis(), None))
     structure = inspect(program, x)
     assert structure.enumerated == ("c",) and structure.exact and structure.plan.max_plate_nesting == 2
     log_p = exact_log_prob(program, structure, as_batch(x))
@@ -101,7 +102,7 @@ def test_enumeration_with_an_inner_plate_is_the_exact_mixture_likelihood():
 def test_every_backend_sums_out_an_enumerated_latent_to_the_same_value(backend):
     """With no guided latents, MLE, ELBO and IWAE are all exactly -log p(x)."""
     x = torch.bernoulli(torch.full((40, 6), 0.4))
-    program = ppgen.program.as_module((mixture_of_bernoullis(), None))
+    program = ppgen.program.protocol.as_module((mixture_of_bernoullis(), None))
     structure = inspect(program, x)
     torch.testing.assert_close(backend.loss(program, structure, as_batch(x)), -exact_log_prob(program, structure, as_batch(x)).mean())
 
@@ -122,7 +123,7 @@ def test_a_per_point_latent_beside_a_per_pixel_plate_counts_once():
             pyro.sample("z", dist.Normal(x.sum(-1, keepdim=True) / (d + 1), (d + 1) ** -0.5))
 
     x = torch.randn(7, d, dtype=torch.float64)
-    program = ppgen.program.as_module((model, guide))
+    program = ppgen.program.protocol.as_module((model, guide))
     exact = dist.MultivariateNormal(torch.zeros(d, dtype=torch.float64),
                                     torch.eye(d, dtype=torch.float64) + 1).log_prob(x)
     torch.testing.assert_close(log_weights(program, inspect(program, x), as_batch(x), 30), exact.expand(30, 7),
@@ -148,7 +149,7 @@ def test_the_elbo_of_latents_in_nested_plates_is_pyros_trace_elbo():
                 pyro.sample("u", dist.Normal(0.5 * x, 0.4))
 
     x = torch.randn(6, d, dtype=torch.float64)
-    program = ppgen.program.as_module((model, guide))
+    program = ppgen.program.protocol.as_module((model, guide))
     structure = inspect(program, x)
     pyro.set_rng_seed(1)
     ours = inference.ELBO().loss(program, structure, as_batch(x))
@@ -172,7 +173,7 @@ def mixture_with_a_guided_offset(sigma):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(x.new_full((), 0.5), 1.0))
 
-    return ppgen.program.as_module((model, guide)), mus
+    return ppgen.program.protocol.as_module((model, guide)), mus
 
 
 def test_an_enumerated_latent_beside_a_guided_one_has_the_posterior_given_the_guides_draws():
@@ -209,7 +210,7 @@ def test_the_enumerated_posterior_of_one_point_or_per_pixel_latents_is_exact():
             pyro.sample("x", dist.Normal(mus[c], 1.0), obs=x)
 
     x = torch.randn(5, 4)
-    program = ppgen.program.as_module((model, None))
+    program = ppgen.program.protocol.as_module((model, None))
     fit = ppgen.Fit(program, inspect(program, x), inference.MLE(), history=[], example=x[:2])
     expected = (weights.log() + dist.Normal(mus, 1.0).log_prob(x[..., None])).softmax(-1)
     torch.testing.assert_close(fit.encode(x), expected)
@@ -220,7 +221,7 @@ def test_the_enumerated_posterior_of_one_point_or_per_pixel_latents_is_exact():
 def test_a_guide_that_draws_nothing_adds_nothing():
     """A mixture whose component is summed out, with an empty guide: every bound is the exact log p(x)."""
     x = torch.bernoulli(torch.full((40, 6), 0.4))
-    program = ppgen.program.as_module((mixture_of_bernoullis(), lambda x: None))
+    program = ppgen.program.protocol.as_module((mixture_of_bernoullis(), lambda x: None))
     fit = ppgen.fit(program, x, inference=inference.IWAE(k=3), epochs=2, progress=False)
     torch.testing.assert_close(fit.iwae_bound(x, k=5), fit.log_prob(x))
 

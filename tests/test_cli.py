@@ -505,7 +505,7 @@ def test_every_option_has_help_and_shows_its_default_once():
 
 
 def test_the_cli_knows_the_registry_names():
-    from ppgen import registry
+    from ppgen.training import registry
 
     assert common.MODEL_NAMES == tuple(sorted(registry.MODELS))
     assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE))

@@ -1,4 +1,4 @@
-"""ppgen.data.as_data: what it accepts, what it converts, and what it rejects with which message."""
+"""ppgen.program.inputs.as_data: what it accepts, what it converts, and what it rejects with which message."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ppgen.data import as_data
+from ppgen.program.inputs import as_data
 
 
 def test_tensor_passes_through_without_copy():

@@ -8,7 +8,7 @@ import torch
 
 from ppgen import datasets
 from ppgen.cli import main
-from ppgen.dequantize import dequantize, discrete_log_likelihood, grid_spacing
+from ppgen.datasets.dequantize import dequantize, discrete_log_likelihood, grid_spacing
 
 
 def test_grid_spacing_finds_the_digits_17_levels_and_refuses_continuous_data():

@@ -25,11 +25,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 import ppgen
-from ppgen import inference, models, runfolder
-from ppgen.data import Batch
-from ppgen.evaluation import evaluate
-from ppgen.runstate import Interrupted
-from ppgen.structure import inspect
+from ppgen import inference, models
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import inspect
+from ppgen.queries.evaluation import evaluate
+from ppgen.run import folder
+from ppgen.run.state import Interrupted
 
 N, D, BATCH, EPOCHS, LR, SEED = 29, 3, 8, 2, 0.05, 0
 N_MIXTURE = 25  # the last batch of 1 row leaves rank 1 nothing to do
@@ -155,8 +156,8 @@ def fits_task(rank: int, out: Path) -> dict:
     result["evaluation"] = vars(evaluate(exact, inspect(exact, (data(3),)), Batch((data(11, seed=2),),
                                                                                  torch.arange(11), 11), k=7))
     written = []
-    record = runfolder.RunFolder.record
-    runfolder.RunFolder.record = lambda self, name: (written.append(name), record(self, name))[1]
+    record = folder.RunFolder.record
+    folder.RunFolder.record = lambda self, name: (written.append(name), record(self, name))[1]
     whole = ppgen.fit(build("shared"), data(), inference=Scripted(), distributed=True, out=out / "whole", **SETTINGS)
     ARMED.update(calls=0, signal_at=3 if rank == 0 else None)  # rank 0 alone is signalled, at its third step
     try:

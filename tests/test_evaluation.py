@@ -11,12 +11,12 @@ from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
 import ppgen
-import ppgen.density
-from ppgen.data import as_batch
-import ppgen.evaluation
+import ppgen.queries.density
+import ppgen.queries.evaluation
 from ppgen import inference, models
-from ppgen.evaluation import KHAT_THRESHOLD, weight_diagnostics
-from ppgen.structure import inspect
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
+from ppgen.queries.evaluation import KHAT_THRESHOLD, weight_diagnostics
 from test_backends import near_posterior_ppca
 
 
@@ -107,17 +107,18 @@ def test_memory_stays_bounded_whatever_n_and_k(rough_fit, wine, monkeypatch):
     """No pass draws more than ``particle_points`` particles x points, even when K alone exceeds it; the result
     keeps one value per point."""
     passes = []
-    log_weights = ppgen.density.log_weights  # each pass's log weights, through ppgen.density.Estimates
+    log_weights = ppgen.queries.density.log_weights  # each pass's log weights, through ppgen.queries.density.Estimates
 
     def recording(module, structure, batch, k, *args, **kwargs):
         passes.append(k * len(batch))
         return log_weights(module, structure, batch, k, *args, **kwargs)
 
-    monkeypatch.setattr(ppgen.density, "log_weights", recording)
-    report = ppgen.evaluation.evaluate(rough_fit.model, rough_fit.structure, as_batch(wine[:30]), k=300, particle_points=128)
+    monkeypatch.setattr(ppgen.queries.density, "log_weights", recording)
+    report = ppgen.queries.evaluation.evaluate(rough_fit.model, rough_fit.structure, as_batch(wine[:30]), k=300,
+                                               particle_points=128)
     assert max(passes) <= 128 and sum(passes) == 300 * 30
     assert report.iwae.shape == report.khat.shape == (30,)
-    exact_rows = ppgen.evaluation.evaluate(rough_fit.model, rough_fit.structure, as_batch(wine[:30]), k=10,
+    exact_rows = ppgen.queries.evaluation.evaluate(rough_fit.model, rough_fit.structure, as_batch(wine[:30]), k=10,
                                            particle_points=128)
     assert max(passes) <= 128
     torch.testing.assert_close(exact_rows.exact, rough_fit.log_prob(wine[:30]))

@@ -1,5 +1,5 @@
-"""The captured training step (ppgen.fastpath): the same loss and gradients as the plain step on the same draws, for
-every model of the zoo under every backend that takes it and for the reference set of users' Pyro programs, and the
+"""The captured training step (ppgen.program.fastpath): the same loss and gradients as the plain step on the same draws,
+for every model of the zoo under every backend that takes it and for the reference set of users' Pyro programs, and the
 plain step, never a wrong answer, for a program that a trace cannot take."""
 
 import contextlib
@@ -18,13 +18,15 @@ from torch.utils.data import TensorDataset
 from pyro_programs import CASES as PROGRAMS
 
 import ppgen
-from ppgen import density, fastpath, registry
-from ppgen.data import Batch
-from ppgen.density import Estimates
-from ppgen.fastpath import FastPathFallback
-from ppgen.step import Gradients
-from ppgen.program import as_module
-from ppgen.structure import inspect
+from ppgen.program import fastpath
+from ppgen.program.fastpath import FastPathFallback
+from ppgen.program.inputs import Batch
+from ppgen.program.protocol import as_module
+from ppgen.program.structure import inspect
+from ppgen.queries import density
+from ppgen.queries.density import Estimates
+from ppgen.training import registry
+from ppgen.training.step import Gradients
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -95,10 +97,10 @@ def test_a_fit_with_the_captured_step_has_the_plain_fits_history(data, wrap):
 
 
 def test_the_capture_of_each_batch_shape_is_timed_and_logged(data, caplog):
-    with caplog.at_level("INFO", logger="ppgen.fastpath"):
+    with caplog.at_level("INFO", logger="ppgen.program.fastpath"):
         ppgen.fit(registry.MODELS["vae"](x_dim=6), data, inference=ppgen.inference.ELBO(), epochs=2, batch_size=16,
                   progress=False, compile="capture")  # batch shapes 16 and the last 8, each captured once
-    records = [record for record in caplog.records if record.name == "ppgen.fastpath"]
+    records = [record for record in caplog.records if record.name == "ppgen.program.fastpath"]
     assert [record.args[2] for record in records] == [((16, 6),), ((8, 6),)]
     assert all(record.args[1] == "step" and record.args[4] > 0 for record in records)
 

@@ -13,7 +13,9 @@ import torch
 from torch import nn
 
 import ppgen
-from ppgen import checkpoint, fitting, inference, models
+from ppgen import inference, models
+from ppgen.run import checkpoint
+from ppgen.training import fitting
 
 
 @pytest.fixture
@@ -467,7 +469,8 @@ def test_encode_averages_draws_where_the_guide_has_no_closed_form_mean(binary):
             base = dist.Normal(loc.expand(x.shape[0], 1), 0.5)
             pyro.sample("z", dist.TransformedDistribution(base, [dist.transforms.ExpTransform()]).to_event(1))
 
-    program = ppgen.program.as_module((model, guide))
-    fit = ppgen.Fit(program, ppgen.structure.inspect(program, binary), inference.ELBO(), history=[], example=binary[:2])
+    program = ppgen.program.protocol.as_module((model, guide))
+    fit = ppgen.Fit(program, ppgen.program.structure.inspect(program, binary), inference.ELBO(), history=[],
+                    example=binary[:2])
     expected = torch.full((4, 1), math.exp(0.3 + 0.5**2 / 2))
     torch.testing.assert_close(fit.encode(binary[:4], num_samples=200000), expected, atol=0.02, rtol=0)

@@ -8,11 +8,11 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KernelDensity
 
 import ppgen
-import ppgen.traces
+import ppgen.program.traces
 from ppgen import datasets, inference, models
-from ppgen.bounds import log_weights
-from ppgen.data import as_batch
-from ppgen.structure import inspect
+from ppgen.objective.bounds import log_weights
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 
 FLOWS = {"realnvp": models.RealNVP, "maf": models.MAF, "nsf": models.NeuralSplineFlow}
 
@@ -169,7 +169,7 @@ def test_flow_vae_guide_scores_its_draws_with_the_inverse_flow_density():
     vae = perturbed_vae()
     x = torch.bernoulli(torch.full((5, 6), 0.5)).double()
     structure = inspect(vae, x)
-    trace = ppgen.traces.draw_particles(vae, structure, as_batch(x), 3)
+    trace = ppgen.program.traces.draw_particles(vae, structure, as_batch(x), 3)
     site = trace.nodes["z"]
     torch.testing.assert_close(site["fn"].log_prob(site["value"]), site["fn"].dist.log_prob(site["value"]))
 

@@ -9,9 +9,9 @@ from sklearn.preprocessing import StandardScaler
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.bounds import exact_log_prob
-from ppgen.data import as_batch
-from ppgen.structure import inspect
+from ppgen.objective.bounds import exact_log_prob
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 from programs import AmortisedPPCA
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ppgen.checkpoint import TMP_PREFIX
+from ppgen.run.checkpoint import TMP_PREFIX
 
 ARGS = ["fit", "--model", "vae", "--data", "digits", "--z-dim", "2", "--hidden", "16", "--epochs", "3",
         "--batch-size", "64", "--eval-k", "2", "--checkpoint-every", "5", "--no-progress", "--threads", "1"]

@@ -10,11 +10,11 @@ from sklearn.decomposition import FactorAnalysis as SklearnFactorAnalysis
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.data import as_batch
-from ppgen.enumeration import enumerated_log_posterior
-from ppgen.traces import trace_particles
-from ppgen.models.likelihoods import LIKELIHOODS, DiscretisedLogisticDistribution, build_likelihood
-from ppgen.structure import inspect
+from ppgen.models.likelihoods import DiscretisedLogisticDistribution, LIKELIHOODS, build_likelihood
+from ppgen.program.enumeration import enumerated_log_posterior
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
+from ppgen.program.traces import trace_particles
 
 LATENT_FAMILIES = {
     "VAE": lambda: models.VAE(x_dim=64, z_dim=4, hidden=(64,)),

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 import ppgen
-from ppgen import inference, models, registry
-from ppgen.data import as_batch
-from ppgen.structure import inspect
+from ppgen import inference, models
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
+from ppgen.training import registry
 
 ZOO = sorted(registry.MODELS)
 

@@ -144,7 +144,8 @@ x = torch.randn(50, 3)
 fit = ppgen.fit(ppgen.models.PPCA(x_dim=3, z_dim=1), x, epochs=2, progress=False)
 lp = fit.log_prob(x)
 print(json.dumps({
-    "files": {m: sys.modules[m].__file__ for m in ("ppgen", "ppgen.models", "ppgen.inference", "ppgen.fitting")},
+    "files": {m: sys.modules[m].__file__
+              for m in ("ppgen", "ppgen.models", "ppgen.inference", "ppgen.training.fitting")},
     "ppca": sys.modules[type(fit.model).__module__].__file__,
     "torch": torch.__file__,
     "bare_models": bare,

@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 import ppgen
 from ppgen import datasets, inference, models, plots
 from ppgen.cli import main
-from ppgen.data import as_batch
-from ppgen.program import as_module
-from ppgen.structure import inspect
+from ppgen.program.inputs import as_batch
+from ppgen.program.protocol import as_module
+from ppgen.program.structure import inspect
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -88,7 +88,7 @@ def test_reconstructions_decode_the_posterior_mean(vae, tmp_path):
     fit, test, _ = vae
     figure = plots.reconstructions(fit, test[:6], path=tmp_path / "r.png")
     assert isinstance(figure, Figure) and image(tmp_path / "r.png").ndim == 3
-    from ppgen.sampling import decode
+    from ppgen.queries.sampling import decode
 
     z = fit.encode(test[:6])
     torch.testing.assert_close(decode(fit.model, fit.structure, fit.example, {"z": z}),
@@ -119,7 +119,7 @@ def test_the_pictures_of_a_fit_are_drawn_and_written(vae, tmp_path):
 
 def test_the_interpolation_starts_and_ends_at_the_reconstructions(vae):
     fit, test, _ = vae
-    from ppgen.sampling import decode
+    from ppgen.queries.sampling import decode
 
     ends = decode(fit.model, fit.structure, fit.example, {"z": fit.encode(test[:2])})
     figure = plots.interpolation(fit, test[0], test[1], steps=3)

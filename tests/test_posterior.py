@@ -17,9 +17,9 @@ import torch
 
 import ppgen
 from ppgen import inference
-from ppgen.data import as_batch
-from ppgen.program import as_module
-from ppgen.structure import inspect
+from ppgen.program.inputs import as_batch
+from ppgen.program.protocol import as_module
+from ppgen.program.structure import inspect
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
@@ -112,7 +112,7 @@ def test_nuts_is_deterministic_under_a_seed(off_guide):
 
 def test_nuts_refuses_a_program_over_its_budget_naming_the_size(off_guide, monkeypatch):
     fit, x, _, _ = off_guide
-    monkeypatch.setattr(ppgen.budget.BUDGET, "nuts_coordinates", 5)
+    monkeypatch.setattr(ppgen.utils.budget.BUDGET, "nuts_coordinates", 5)
     with pytest.raises(ValueError, match=r"NUTS over 6 latent coordinates .* budget of 5"):
         fit.posterior(x, method="nuts")
 
@@ -130,7 +130,7 @@ def test_importance_in_several_passes_resamples_from_every_proposal(off_guide, m
     """With passes of 500 proposals out of 20000 the draws still follow the exact posterior (the running
     replacement of each pass's draws is resampling among all K at once)."""
     fit, x, truth, _ = off_guide
-    monkeypatch.setattr(ppgen.density, "PARTICLE_POINTS_PER_PASS", 500)
+    monkeypatch.setattr(ppgen.queries.density, "PARTICLE_POINTS_PER_PASS", 500)
     posterior = fit.posterior(x[:1], num_samples=1000, method="importance", k=20000)
     error = (posterior.mean()["z"] - truth[:1]).abs() / mcse_of_mean(posterior)
     assert bool((error < 3).all()), error

@@ -117,10 +117,10 @@ def test_a_guide_that_enumerates_is_fitted_by_the_elbo_as_pyro_does_and_refused_
         with pyro.plate("data", len(x)):
             pyro.sample("c", dist.Categorical(logits=logits + torch.stack([x, -x, 0 * x], -1)))
 
-    program = ppgen.program.as_module((model, guide))
-    structure = ppgen.structure.inspect(program, x)
+    program = ppgen.program.protocol.as_module((model, guide))
+    structure = ppgen.program.structure.inspect(program, x)
     assert structure.guide_enumerated == ("c",) and not structure.exact  # exact from the model alone
-    loss = inference.ELBO().loss(program, structure, ppgen.data.as_batch(x))
+    loss = inference.ELBO().loss(program, structure, ppgen.program.inputs.as_batch(x))
     assert loss.item() * len(x) == pytest.approx(TraceEnum_ELBO(max_plate_nesting=1).loss(model, guide, x), abs=1e-10)
     with pytest.raises(ValueError, match=r"IWAE\(\) weights one draw of every latent.*enumerates \('c',\)"):
         ppgen.fit((model, guide), x, inference=inference.IWAE(), progress=False)
@@ -193,13 +193,13 @@ def test_the_mini_batch_loss_is_unbiased_for_the_full_data_elbo_per_point():
     ELBO / N exactly: local terms count once, the global term 1/N per point."""
     x, y = regression_data(60)
     guide = autoguide.AutoDelta(regression)
-    program = ppgen.program.as_module((regression, guide))
-    structure = ppgen.structure.inspect(program, (x, y))
-    data = ppgen.data.as_batch((x, y))
+    program = ppgen.program.protocol.as_module((regression, guide))
+    structure = ppgen.program.structure.inspect(program, (x, y))
+    data = ppgen.program.inputs.as_batch((x, y))
     full = inference.ELBO().loss(program, structure, data)
     batches = [inference.ELBO().loss(program, structure, data.take(rows)) for rows in torch.arange(60).split(15)]
     torch.testing.assert_close(torch.stack(batches).mean(), full, rtol=0, atol=1e-12)
-    b = ppgen.program.constrained_params(program)["AutoDelta.b"]
+    b = ppgen.program.protocol.constrained_params(program)["AutoDelta.b"]
     log_joint = (dist.Normal(0.0, 3.0).log_prob(b).sum()
                  + dist.Normal(x @ b, 0.5).log_prob(y).sum())
     torch.testing.assert_close(full, -log_joint / 60, rtol=0, atol=1e-10)

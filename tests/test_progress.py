@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ppgen
-import ppgen.progress
+import ppgen.utils.progress
 from ppgen import models
 
 
@@ -28,7 +28,7 @@ def fitted():
 @pytest.mark.parametrize("query", ["log_prob", "evaluate"])
 def test_a_long_query_counts_its_draws_on_a_terminal(fitted, query, monkeypatch):
     fit, x = fitted
-    monkeypatch.setattr(ppgen.progress, "SHOWN_FROM", 1000)
+    monkeypatch.setattr(ppgen.utils.progress, "SHOWN_FROM", 1000)
     for stream, shown in ((Terminal(), True), (io.StringIO(), False)):
         monkeypatch.setattr("sys.stderr", stream)
         getattr(fit, query)(x, k=50)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import ppgen
 from ppgen import models
-from ppgen.data import as_data
+from ppgen.program.inputs import as_data
 
 FEW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ZOO = {

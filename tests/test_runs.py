@@ -17,11 +17,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import ppgen
-import ppgen.guard
+import ppgen.training.guard
 from ppgen import inference, models
-from ppgen.guard import DeviceGuard, Diverged, Guard, guard_for
-from ppgen.runstate import RunState
-from ppgen.runstate import Interrupted
+from ppgen.run.state import RunState
+from ppgen.run.state import Interrupted
+from ppgen.training.guard import DeviceGuard, Diverged, Guard, guard_for
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)
 
@@ -68,7 +68,7 @@ def each_guard(request, monkeypatch):
     """Runs a test under each guard: the host's verdict every step, and the device's, read back once an epoch
     (the default on CUDA, put on CPU here)."""
     if request.param == "device":
-        monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
+        monkeypatch.setattr(ppgen.training.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
     return request.param
 
 
@@ -197,7 +197,7 @@ def test_the_device_guard_trains_bitwise_as_the_host_guard(binary, monkeypatch, 
     skipped count and parameters, bit for bit."""
     host = ppgen.fit(small_vae(), binary, inference=backend, on_nan=on_nan, **SETTINGS)
     CALLS.clear()
-    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu",))
+    monkeypatch.setattr(ppgen.training.guard, "DEFERRED_DEVICES", ("cpu",))
     device = ppgen.fit(small_vae(), binary, inference=backend, on_nan=on_nan, **SETTINGS)
     assert device.history == host.history and device.skipped == host.skipped == skipped
     assert same_parameters(device.model, host.model)
@@ -218,7 +218,7 @@ def test_the_device_guard_raises_as_the_host_guard(binary, monkeypatch, build, b
     terms, loss) and the same parameters and buffers as the host guard's, raised at the step."""
     errors, models_ = [], []
     for deferred in ((), ("cpu",)):
-        monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", deferred)
+        monkeypatch.setattr(ppgen.training.guard, "DEFERRED_DEVICES", deferred)
         models_.append(build())
         CALLS.clear()
         with pytest.raises(Diverged) as error:
@@ -280,10 +280,10 @@ def test_the_device_guard_reads_the_loss_back_once_an_epoch(binary, monkeypatch,
             counts.append(counter.count)
         return (counts[1] - counts[0]) / 2
 
-    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
+    monkeypatch.setattr(ppgen.training.guard, "DEFERRED_DEVICES", ("cpu", "cuda"))
     per_epoch = waits_per_epoch(16)
     assert waits_per_epoch(8) == per_epoch and (per_epoch == 2 or device == "cuda")  # CUDA: the order's copy too
-    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ())
+    monkeypatch.setattr(ppgen.training.guard, "DEFERRED_DEVICES", ())
     assert waits_per_epoch(8) - waits_per_epoch(16) == 16 - 8
 
 
@@ -297,7 +297,7 @@ def test_the_guard_is_judged_on_the_device_only_where_it_leaves_the_model_as_the
         return type(guard_for(module, optimizer, state, "raise", 100.0, distributed=distributed))
 
     assert kind() is Guard  # CPU: reading back is free
-    monkeypatch.setattr(ppgen.guard, "DEFERRED_DEVICES", ("cpu",))
+    monkeypatch.setattr(ppgen.training.guard, "DEFERRED_DEVICES", ("cpu",))
     assert kind() is DeviceGuard
     assert kind(optimizer=torch.optim.AdamW(vae.parameters(), fused=True)) is DeviceGuard
     assert kind(optimizer=torch.optim.Adam(vae.parameters())) is Guard

@@ -6,11 +6,12 @@ import torch
 from torch.distributions import Bernoulli, Normal
 
 import ppgen
-from ppgen import bounds, datasets, models
-from ppgen.data import as_batch
-from ppgen.enumeration import enumerated_log_posterior
-from ppgen.structure import inspect
-from ppgen.traces import draw_particles, trace_particles
+from ppgen import datasets, models
+from ppgen.objective import bounds
+from ppgen.program.enumeration import enumerated_log_posterior
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
+from ppgen.program.traces import draw_particles, trace_particles
 from test_latent_families import paired_lower
 
 pytestmark = pytest.mark.usefixtures("one_thread")

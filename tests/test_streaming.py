@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 import ppgen
 from ppgen import inference, models
-from ppgen.runstate import Interrupted
+from ppgen.run.state import Interrupted
 
 SETTINGS = dict(epochs=2, batch_size=16, progress=False, seed=0)
 

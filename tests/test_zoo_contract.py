@@ -1,4 +1,4 @@
-"""The contract of the whole zoo, ppgen.registry.MODELS and CONDITIONAL_MODELS: built with defaults, fitted one
+"""The contract of the whole zoo, ppgen.training.registry.MODELS and CONDITIONAL_MODELS: built with defaults, fitted one
 epoch, every query answered or refused with a clear error, a save/load round trip that answers identically, float64
 throughout."""
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ppgen
-from ppgen import registry
+from ppgen.training import registry
 
 MODELS = {**registry.MODELS, **registry.CONDITIONAL_MODELS}
 ZOO = sorted(MODELS)

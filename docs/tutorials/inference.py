@@ -27,9 +27,9 @@ from torch import Tensor, nn
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.bounds import log_weights
-from ppgen.data import Batch
-from ppgen.structure import Structure
+from ppgen.objective.bounds import log_weights
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
 
 QUICK = os.environ.get("PPGEN_QUICK") == "1"
 N_TRAIN = 256 if QUICK else None  # quick mode: the first 256 training images
@@ -92,10 +92,10 @@ for backend in [inference.MLE(), inference.ELBO(), inference.IWAE(k=5)]:
 # %% [markdown]
 # ## Writing your own backend
 #
-# A backend is an `ppgen.objective.Objective`: a frozen dataclass with keyword arguments and one method,
+# A backend is an `ppgen.objective.base.Objective`: a frozen dataclass with keyword arguments and one method,
 # `loss(module, structure, batch)`, the scalar to minimise for a mini-batch. The fitting loop calls nothing else.
 # Nearly every objective is a function of the [K, N] tensor of log importance weights
-# log w = log p(x, z_k) - log q(z_k|x) that `ppgen.bounds.log_weights` computes
+# log w = log p(x, z_k) - log q(z_k|x) that `ppgen.objective.bounds.log_weights` computes
 # (see [Concepts](../../concepts/#the-k-n-log-weight-tensor)).
 #
 # Here is the variational Rényi bound of Li and Turner (2016),

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.dequantize import dequantize, discrete_log_likelihood, grid_spacing
+from ppgen.datasets.dequantize import dequantize, discrete_log_likelihood, grid_spacing
 
 QUICK = os.environ.get("PPGEN_QUICK") == "1"
 EPOCHS, K = (1, 20) if QUICK else (50, 1000)
@@ -87,7 +87,7 @@ print("discretised logistic samples are levels:", dl.sample(3)[0, :8].tolist())
 # Factor analysis integrates its factors in closed form and has the exact posterior as its guide; the mixture
 # of Bernoullis sums its class out. Both are fitted by maximum likelihood. Factor analysis is a density, and
 # the digits' grey values lie on a grid of 17 levels: a density there can grow without bound, so its figure is
-# comparable with a discrete model's only after uniform dequantisation (`ppgen.dequantize`).
+# comparable with a discrete model's only after uniform dequantisation (`ppgen.datasets.dequantize`).
 
 # %%
 spacing = grid_spacing(grey)

@@ -35,9 +35,9 @@ from sklearn.linear_model import LogisticRegression
 
 import ppgen
 from ppgen import datasets, inference, models, plots
-from ppgen.data import as_batch
-from ppgen.program import as_module
-from ppgen.structure import inspect
+from ppgen.program.inputs import as_batch
+from ppgen.program.protocol import as_module
+from ppgen.program.structure import inspect
 
 QUICK = os.environ.get("PPGEN_QUICK") == "1"
 DRAWS = 100 if QUICK else 1000

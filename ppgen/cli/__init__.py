@@ -32,7 +32,7 @@ Comparable figures: a continuous density (a Gaussian likelihood, PPCA, a GMM...)
 digits' 17 grey levels, 8-bit pixels) reports a log-density that grows without bound and cannot stand beside a
 discrete model's log-probability; ``metrics.json`` then says ``"comparable": false``. ``--dequantize`` fits it
 to x + delta u, u ~ U[0, 1)^D instead, and reports log p(x + delta u) + D log delta, a lower bound on the
-log-probability of the discrete test data, in the same nats per point (:mod:`ppgen.dequantize`).
+log-probability of the discrete test data, in the same nats per point (:mod:`ppgen.datasets.dequantize`).
 
 Errors a user can cause (a missing run folder, a bad data file, an ``--out`` that cannot be written) are
 reported on one line, ``ppgen: error: ...``, with exit status 1, before any work where they can be foreseen;

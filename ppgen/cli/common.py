@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     import ppgen
 
-#: the zoo's and the backends' names, as ``ppgen.registry`` has them (a test keeps the two in step).
+#: the zoo's and the backends' names, as ``ppgen.training.registry`` has them (a test keeps the two in step).
 MODEL_NAMES = ("conv-vae", "dequantized", "factor-analysis", "flowvae", "fvsbn", "gmm", "gmvae", "hvae", "made",
                "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
 INFERENCE_NAMES = ("elbo", "iwae", "mle", "renyi", "rws", "vimco")
@@ -52,11 +52,11 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def argument_type(parse: Callable[[str], Any], check_name: str) -> Callable[[str], Any]:
-    """An argparse ``type``: the string ``parse``d, then checked by ``ppgen.checks.<check_name>`` (imported on
+    """An argparse ``type``: the string ``parse``d, then checked by ``ppgen.utils.checks.<check_name>`` (imported on
     use). A failure becomes an :class:`argparse.ArgumentTypeError`, which argparse reports after the flag."""
 
     def convert(text: str) -> Any:
-        from ppgen import checks
+        from ppgen.utils import checks
 
         try:
             value = parse(text)
@@ -157,7 +157,7 @@ def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
             (``seed + 1`` modulo 2**32).
     """
     from ppgen import datasets
-    from ppgen.checks import SEED_LIMIT
+    from ppgen.utils.checks import SEED_LIMIT
 
     kind = data_kind(spec)
     if kind == "digits":
@@ -192,7 +192,7 @@ def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
 def load_run(run: Path, device: Any, *names: str) -> tuple[ppgen.Fit, dict[str, Any]]:
     """The fit of a finished run and its manifest, once ``fit.pt`` and ``names`` are checked to be that run's."""
     import ppgen
-    from ppgen.runfolder import FIT, RunFolder
+    from ppgen.run.folder import FIT, RunFolder
 
     if not run.exists():
         raise FileNotFoundError(f"run folder {run} not found")
@@ -244,7 +244,7 @@ def write_netcdf(idata: Any, out: Path) -> None:
     """An ArviZ InferenceData to ``out`` as NetCDF, atomically (a link there is replaced, never written through)."""
     import tempfile
 
-    from ppgen.checkpoint import atomic_write
+    from ppgen.run.checkpoint import atomic_write
 
     with tempfile.TemporaryDirectory() as folder:
         staged = Path(folder) / "posterior.nc"
@@ -279,12 +279,12 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
                         spacing: float | None = None, compile: bool | str = False) -> Estimate:
     """Mean log p(x) over the test set; seeded, so `eval` can reproduce `fit`; ``k`` is unused where it is exact.
     With a grid ``spacing``, the test points are dequantised (the noise seeded with ``seed + 1``) and the figure is
-    the lower bound on the discrete log P(x) of :mod:`ppgen.dequantize`."""
+    the lower bound on the discrete log P(x) of :mod:`ppgen.datasets.dequantize`."""
     import pyro
     import torch
 
-    from ppgen.checks import SEED_LIMIT
-    from ppgen.dequantize import dequantize, discrete_log_likelihood
+    from ppgen.datasets.dequantize import dequantize, discrete_log_likelihood
+    from ppgen.utils.checks import SEED_LIMIT
 
     if spacing is not None:
         test = dequantize(test, spacing, torch.Generator().manual_seed((seed + 1) % SEED_LIMIT))
@@ -296,7 +296,7 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
 
 
 def is_density(support: Any) -> bool:
-    """Whether a likelihood with this support (a :class:`~ppgen.structure.Structure`'s ``data_support``) is a
+    """Whether a likelihood with this support (a :class:`~ppgen.program.structure.Structure`'s ``data_support``) is a
     density, whose log p(x) is not a log-probability."""
     return support is not None and not support.is_discrete
 
@@ -318,7 +318,7 @@ def finite_or_none(value: float) -> float | None:
 
 
 def json_bytes(obj: Any) -> Callable[[Any], None]:
-    """A writer of ``obj`` as JSON, for :func:`ppgen.checkpoint.atomic_write` and :meth:`RunFolder.write`."""
+    """A writer of ``obj`` as JSON, for :func:`ppgen.run.checkpoint.atomic_write` and :meth:`RunFolder.write`."""
     text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
     return lambda f: f.write(text.encode())
 

@@ -33,7 +33,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the run, estimate log p(x) on its test set, record it under ``eval`` in metrics.json."""
-    from ppgen.runfolder import RunFolder
+    from ppgen.run.folder import RunFolder
 
     metrics_path = args.run / common.METRICS_FILE
     fit, manifest = common.load_run(args.run, args.device, common.METRICS_FILE)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     import pyro
 
-    from ppgen.dequantize import grid_spacing
+    from ppgen.datasets.dequantize import grid_spacing
 
     start = time.perf_counter()
     spacing, grid = config.get("dequantize"), grid_spacing(data.test)

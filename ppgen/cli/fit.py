@@ -71,7 +71,7 @@ def add_parser(commands: Any) -> None:
 
 def accepted_options(model: str) -> set[str] | None:
     """The keyword arguments the model class takes, or None when it takes any (``**kwargs``)."""
-    from ppgen import registry
+    from ppgen.training import registry
 
     parameters = inspect.signature(registry.MODELS[model]).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if kind == "moons" and args.binarize is not None:
         args.parser.error("--binarize/--no-binarize applies to image data (digits, fashion-mnist, idx:PATH), "
                           "not moons")
-    from ppgen.distributed import current, launched_world_size
+    from ppgen.run.distributed import current, launched_world_size
 
     if launched_world_size() > 1 and not args.distributed:
         args.parser.error(f"this process is one of {launched_world_size()} that a launcher (torchrun) started, but "
@@ -126,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import ppgen
-    from ppgen import registry
-    from ppgen.dequantize import dequantize, grid_spacing
-    from ppgen.runfolder import FIT, RunFolder
-    from ppgen.structure import inspect as inspect_program
+    from ppgen.datasets.dequantize import dequantize, grid_spacing
+    from ppgen.program.structure import inspect as inspect_program
+    from ppgen.run.folder import FIT, RunFolder
+    from ppgen.training import registry
 
     if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 alone writes the run folder
         RunFolder(out).check_writable(overwrite=args.overwrite, resume=args.resume, label="--out")  # before any work

@@ -1,0 +1,61 @@
+"""The one interface every inference backend implements.
+
+A backend is an objective: a differentiable loss for a mini-batch whose minimiser fits the model.
+The fitting loop calls nothing else, so any loss built on :func:`ppgen.objective.bounds.log_weights` (or on
+anything differentiable) plugs in. A complete backend, the ELBO with K particles, is five lines::
+
+    from dataclasses import dataclass
+    from ppgen.objective.base import Objective
+    from ppgen.objective.bounds import log_weights
+
+    @dataclass(frozen=True, kw_only=True)
+    class MyELBO(Objective):
+        num_particles: int = 1
+
+        def loss(self, module, structure, batch):
+            return -log_weights(module, structure, batch, self.num_particles).mean()
+
+Backends are frozen dataclasses with keyword arguments only, so that a saved fit records which
+objective made it and with what settings.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict
+from typing import Any
+
+from torch import Tensor, nn
+
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
+
+
+class Objective(abc.ABC):
+    """An inference backend: a loss L(theta, phi; x) to minimise over mini-batches x."""
+
+    @abc.abstractmethod
+    def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
+        """The scalar loss for a mini-batch of the data (its inputs ``batch.args``, B points of N), in nats per data
+        point: the mean over the batch of per-point terms, an unbiased estimate of the full-data loss / N."""
+
+    def check(self, structure: Structure) -> None:
+        """Raise a ``ValueError`` before any training if this objective cannot fit a model of this structure."""
+        if structure.unguided:
+            raise ValueError(
+                f"{type(self).__name__}() needs q(z|x) for the model's latent site(s) "
+                f"{', '.join(repr(s) for s in structure.unguided)}: give the model a guide(x) that samples them, "
+                f"or mark discrete ones infer={{'enumerate': 'parallel'}} so they are summed out")
+        if not structure.reparameterized:
+            raise ValueError(
+                f"{self!r} differentiates through samples of q(z|x), but guide site(s) "
+                f"{', '.join(map(repr, structure.unreparameterized))} have no reparameterised sampler (rsample): sum "
+                f"discrete latents out in the model, enumerate them in the guide (config_enumerate) under "
+                f"inference.ELBO(), or fit with a backend that needs no reparameterisation, inference.RWS() or "
+                f"inference.VIMCO()")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this objective."""
+        return asdict(self)  # type: ignore[call-overload]
+

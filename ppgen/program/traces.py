@@ -1,0 +1,130 @@
+"""Running a program: the guide's K particles, the model replayed on them, the data plate given the batch's rows.
+
+Everything that runs a user's program for a bound or a query goes through :func:`trace_particles` (or
+:func:`trace_alone`, once, to learn its structure), so that every query sees the program the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyro
+import pyro.poutine as poutine
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.subsample_messenger import _Subsample
+
+from ppgen.program.inputs import Batch
+from ppgen.program.protocol import has_guide
+
+PARTICLE_PLATE = "particles"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to run a program, learnt once by :func:`ppgen.program.structure.inspect`.
+
+    Attributes:
+        max_plate_nesting: how many batch dimensions the program's plates use.
+        data_plate: the name of the plate of the data points.
+        data_dim: its batch dimension, the leftmost of the program's plates around a data point.
+        vectorized: whether the program broadcasts over a plate of particles left of its own plates; if not,
+            K particles are drawn one at a time, each without a particle plate, as Pyro's ``Trace_ELBO`` runs
+            a program that it does not vectorise.
+    """
+
+    max_plate_nesting: int
+    data_plate: str
+    data_dim: int
+    vectorized: bool
+
+    @property
+    def particle_dim(self) -> int:
+        """The batch dimension of the particle plate: left of every plate of the program."""
+        return -self.max_plate_nesting - 1
+
+    def one_particle_at_a_time(self) -> Plan:
+        """The same plan, for a program that does not broadcast over particles."""
+        return dataclasses.replace(self, vectorized=False)
+
+
+class BatchRows(Messenger):
+    """Gives a data plate that declares the data set's size N, ``pyro.plate(name, N, subsample_size=B)``, the
+    batch's rows as its subsample, so that per-data-point parameters are indexed by the points in the batch.
+    Pyro then scales the plate's log-densities by N / B, as for any subsampled plate."""
+
+    def __init__(self, batch: Batch) -> None:
+        super().__init__()
+        self.batch = batch
+
+    def _pyro_sample(self, msg: dict) -> None:
+        fn = msg["fn"]
+        if (isinstance(fn, _Subsample) and fn.size == self.batch.size and fn.subsample_size == len(self.batch)
+                and fn.subsample_size < fn.size and msg["value"] is None):
+            msg["value"] = self.batch.rows
+
+
+def sample_sites(trace: poutine.Trace) -> list[dict]:
+    """The sample sites of a trace, without the subsample sites that plates add."""
+    return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
+
+
+def trace_alone(fn: Callable[..., Any], batch: Batch) -> poutine.Trace:
+    """One run of a model or a guide on its own, as the program wrote it: no particles, no replay, no enumeration."""
+    return poutine.trace(BatchRows(batch)(fn)).get_trace(*batch.args)
+
+
+def draw_particles(module: Any, structure: Any, batch: Batch, num_particles: int) -> poutine.Trace | None:
+    """z_k ~ q(z|x) for K particles in one vectorised pass, in a plate left of the program's own plates; the
+    guide's discrete sites marked for enumeration are enumerated, in dimensions left of that plate.
+
+    Returns:
+        The guide's trace, or ``None`` for a program without a guide.
+    """
+    if not has_guide(module):
+        return None
+    guide = in_particles(BatchRows(batch)(module.guide), num_particles, structure.plan)
+    if structure.guide_enumerated:
+        guide = poutine.enum(guide, first_available_dim=structure.particle_dim - 1)
+    return poutine.trace(guide).get_trace(*batch.args)
+
+
+def trace_particles(module: Any, structure: Any, batch: Batch, num_particles: int,
+                    use_guide: bool = True) -> tuple[poutine.Trace | None, poutine.Trace]:
+    """K particles of the program: z_k ~ q(z|x) from :func:`draw_particles`, and the model replayed on them, with
+    its discrete latents that are marked for enumeration left as enumerated tensor dimensions, to be summed out.
+
+    Arguments:
+        module: the program (protocol of :mod:`ppgen.program.protocol`).
+        structure: its :class:`~ppgen.program.structure.Structure`.
+        batch: the inputs, a :class:`~ppgen.program.inputs.Batch` of B points.
+        num_particles: K.
+        use_guide: draw z from the guide; ``False`` runs the model alone, every latent enumerated.
+
+    Returns:
+        The guide's trace (``None`` without a guide, or with ``use_guide=False``) and the model's trace.
+    """
+    guide_trace = draw_particles(module, structure, batch, num_particles) if use_guide else None
+    model = in_particles(BatchRows(batch)(module.model), num_particles, structure.plan)
+    if structure.enumerated or not use_guide:
+        model = poutine.enum(model, first_available_dim=structure.particle_dim - 1)
+    if guide_trace is not None:
+        model = poutine.replay(model, trace=guide_trace)
+    return guide_trace, poutine.trace(model).get_trace(*batch.args)
+
+
+def in_particles(fn: Callable[..., Any], num_particles: int, plan: Plan) -> Callable[..., Any]:
+    """``fn`` run inside the particle plate, which thus broadcasts its sites before any handler around it (replay,
+    enumeration) marks them done, as Pyro's vectorised particles do; a program that does not broadcast over
+    particles runs as it is, one particle."""
+    if not plan.vectorized:
+        if num_particles != 1:
+            raise ValueError(f"this program is run one particle at a time, not {num_particles} at once")
+        return fn
+
+    def run(*args: Any) -> Any:
+        with pyro.plate(PARTICLE_PLATE, num_particles, dim=plan.particle_dim):
+            return fn(*args)
+    return run

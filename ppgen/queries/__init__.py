@@ -1,0 +1,9 @@
+"""The queries: the three questions a fitted model answers, and the tools they use.
+
+:class:`~ppgen.queries.result.Fit` is a thin face over one module per question: density estimation, log p(x)
+(:mod:`~ppgen.queries.density`); sampling, x ~ p(x) (:mod:`~ppgen.queries.sampling`); representation, q(z|x)
+(:mod:`~ppgen.queries.representation`). Posterior draws (:mod:`~ppgen.queries.posterior`) come from the guide, by
+importance resampling (:mod:`~ppgen.queries.importance`) or by NUTS (:mod:`~ppgen.queries.mcmc`), and go to ArviZ
+through one door (:mod:`~ppgen.queries.arviz_export`); :mod:`~ppgen.queries.evaluation` judges a fit. Imports
+:mod:`ppgen.objective`, :mod:`ppgen.run`, :mod:`ppgen.program` and :mod:`ppgen.utils`.
+"""

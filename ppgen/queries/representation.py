@@ -1,0 +1,130 @@
+"""Representation: what the model thinks explains x, as a posterior mean (``encode``) or as posterior draws."""
+
+from __future__ import annotations
+
+import pyro.poutine as poutine
+import torch
+from torch import Tensor, nn
+
+from ppgen.program.enumeration import enumerated_log_posterior
+from ppgen.program.inputs import Batch
+from ppgen.program.pointwise import per_point_terms, trace_log_density
+from ppgen.program.structure import Structure
+from ppgen.program.traces import BatchRows, draw_particles, sample_sites, trace_particles
+from ppgen.queries.posterior import Posterior
+
+
+def latent_sites(structure: Structure) -> tuple[str, ...]:
+    """The latent sites a query can answer about: those the guide draws, then those the model sums out."""
+    return structure.guided + structure.enumerated
+
+
+def check_latent(module: nn.Module, structure: Structure) -> None:
+    """A ``ValueError`` unless the program has latents that a query can infer."""
+    if structure.unguided and not latent_sites(structure):
+        raise ValueError(f"{type(module).__name__}'s latent site(s) {structure.unguided} have no guide q(z|x) to "
+                         f"infer them: give the model a guide(x) that draws them")
+    if not latent_sites(structure):
+        raise ValueError(f"{type(module).__name__} has no latent variables to infer")
+
+
+def latent_site(module: nn.Module, structure: Structure, site: str | None) -> str:
+    """The latent site a query is about: the one there is, or the one named."""
+    check_latent(module, structure)
+    latent = latent_sites(structure)
+    if site is None:
+        if len(latent) > 1:
+            raise ValueError(f"the model has several latent sites {latent}: choose one with site=")
+        return latent[0]
+    if site not in latent:
+        raise ValueError(f"site must be one of the model's latent sites {latent}, got {site!r}")
+    return site
+
+
+def encode(module: nn.Module, structure: Structure, batch: Batch, site: str, num_samples: int) -> Tensor:
+    """The posterior mean of a latent site given x: Tensor[N, d] (see :meth:`ppgen.Fit.encode`)."""
+    if site in structure.enumerated:
+        _, model_trace = trace_particles(module, structure, batch, _draws_given_guide(structure, num_samples))
+        return enumerated_log_posterior(model_trace, site, structure.particle_dim,
+                                        structure.plan.data_plate).exp().mean(0)
+    guide_trace = poutine.trace(BatchRows(batch)(module.guide)).get_trace(*batch.args)
+    q = guide_trace.nodes[site]["fn"]
+    if site in structure.guide_enumerated:  # q(c|x) over the C values, as the model's sums give p(c|x)
+        values = q.enumerate_support(expand=False)
+        return q.log_prob(values).movedim(0, -1).exp()
+    if [s["name"] for s in sample_sites(guide_trace)].index(site) == 0:  # q(z|x) given x alone: E_q[z|x] = its mean
+        try:
+            return q.mean
+        except NotImplementedError:  # e.g. a transformed distribution: no closed form, so draws
+            pass
+    # q(z|x, z') given guide draws z' before it (a hierarchy z1 -> z2): E_q[z|x] = E_q(z'|x)[E_q[z|x, z']], the
+    # conditional means averaged over draws of z' (their draws where the conditional has no closed-form mean)
+    drawn = draw_particles(module, structure, batch, num_samples).nodes[site]
+    try:
+        return drawn["fn"].mean.mean(0)
+    except NotImplementedError:
+        return drawn["value"].mean(0)
+
+
+def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples: int) -> Posterior:
+    """``num_samples`` joint draws of every latent site for every point, z_s ~ q(z|x), with the log weight
+    log p(x, z_s) - log q(z_s|x) and the log-likelihood log p(x | z_s) of each (see :meth:`ppgen.Fit.posterior`)."""
+    if structure.guide_enumerated:
+        raise ValueError(f"posterior draws need one draw of every latent, but the guide enumerates "
+                         f"{structure.guide_enumerated}: ask encode(x, site=...) for q(c|x) instead")
+    if not structure.plan.vectorized and structure.guided and num_samples > 1:  # one particle at a time
+        draws = [posterior(module, structure, batch, 1) for _ in range(num_samples)]
+        return Posterior({name: torch.cat([d.samples[name] for d in draws]) for name in draws[0].samples},
+                         structure.global_sites, log_likelihood=torch.cat([d.log_likelihood for d in draws]),
+                         log_weights=torch.cat([d.log_weights for d in draws]), observed=draws[0].observed)
+    particles = _draws_given_guide(structure, num_samples)
+    guide_trace, model_trace = trace_particles(module, structure, batch, particles)
+    samples = {site["name"]: site_draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
+               if not site["infer"].get("is_auxiliary")} if guide_trace else {}
+    for name in structure.enumerated:
+        logits = enumerated_log_posterior(model_trace, name, structure.particle_dim, structure.plan.data_plate)
+        given = torch.distributions.Categorical(logits=logits)
+        if structure.guided:  # one draw for each guide particle z_s
+            samples[name] = given.sample()
+        else:  # one exact posterior, as a single particle: every draw from it
+            samples[name] = given.sample((num_samples,))[:, 0]
+    log_w = per_point_terms(guide_trace, model_trace, structure, batch, particles, global_terms=False)
+    log_lik = likelihood_terms(model_trace, structure, batch, particles)
+    return Posterior(samples, global_sites=structure.global_sites, log_likelihood=log_lik.expand(num_samples, -1),
+                     log_weights=log_w.expand(num_samples, -1) if structure.guided else None,
+                     observed=observed_data(structure, batch))
+
+
+def likelihood_terms(model_trace: poutine.Trace, structure: Structure, batch: Batch, num_particles: int) -> Tensor:
+    """log p(x_n | z_k) of each particle and point, Tensor[K, B]: the model's trace less the prior terms of the
+    latents the guide drew (the model's enumerated latents stay, summed out with their prior)."""
+    trace = model_trace.copy()
+    for name in structure.guided:
+        trace.remove_node(name)
+    return trace_log_density(trace, structure, batch, num_particles, global_terms=False)
+
+
+def observed_data(structure: Structure, batch: Batch) -> dict[str, Tensor]:
+    """The data a posterior is conditioned on, by the name of the site that observes it (empty where no site
+    receives an input as it is)."""
+    if structure.data_site is None:
+        return {}
+    return {structure.data_site: batch.args[structure.observed_input or 0]}
+
+
+def site_draws(site: dict, particle_dim: int) -> Tensor:
+    """A guide site's draws as Tensor[S, *plates, *event]: the particle dimension, then the site's own plates (the
+    data plate first), without the dimensions of size one that stand for plates the site is not in."""
+    value = site["value"]
+    event = site["fn"].event_dim
+    batch_dims = value.dim() - event
+    value = value.reshape((1,) * max(0, -particle_dim - batch_dims) + value.shape)
+    own = {value.dim() - event + f.dim for f in site["cond_indep_stack"] if f.vectorized}
+    particle = value.dim() - event + particle_dim
+    keep = [d for d in range(value.dim()) if d == particle or d in own or d >= value.dim() - event]
+    return value.reshape([value.shape[d] for d in keep])
+
+
+def _draws_given_guide(structure: Structure, num_samples: int) -> int:
+    """Particles to trace for ``num_samples`` posterior draws: one when no latent comes from the guide."""
+    return num_samples if structure.guided else 1

@@ -1,0 +1,340 @@
+"""The fitted model and the three questions it answers: log p(x), x ~ p(x), and q(z|x)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ppgen.objective.base import Objective
+from ppgen.objective.sampler import Draws, Sampler
+from ppgen.program.fastpath import check_compile
+from ppgen.program.inputs import Batch, as_batch
+from ppgen.program.protocol import Model, as_model_input, as_module, constrained_params
+from ppgen.program.structure import Structure, inspect
+from ppgen.queries import density, importance, mcmc, representation, sampling
+from ppgen.queries.evaluation import Evaluation, evaluate
+from ppgen.queries.posterior import METHODS, Posterior
+from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
+                                  class_path, resolve_class)
+from ppgen.utils.budget import BUDGET, check_particle_budget, check_sample_budget
+from ppgen.utils.checks import check_choice, check_device, check_positive_int
+
+
+class Fit:
+    """A fitted generative model.
+
+    Attributes:
+        model: the trained program (an ``nn.Module``).
+        structure: what ppgen learnt of the program by tracing it.
+        inference: the objective it was fitted with.
+        history: the mean training loss of each epoch, in nats per data point.
+        example: a few training rows of every input (a :class:`~ppgen.program.inputs.Batch`, or anything ``fit`` takes
+            as data), which fix their shapes and dtypes, let a loaded fit trace its program, and record N, the size of
+            the training set (``example.size``).
+        skipped: the batches that ``fit(on_nan="skip")`` left out because their loss or gradient diverged.
+        draws: a sampler's draws of the global latents (:class:`~ppgen.objective.sampler.Draws`) for a fit by a sampler
+            such as ``inference.NUTS``; ``None`` for a fit by an objective. The queries then answer with the posterior
+            predictive over these draws.
+    """
+
+    def __init__(self, model: nn.Module, structure: Structure, inference: Objective | Sampler, *,
+                 history: list[float], example: Batch | Any, skipped: int = 0,
+                 draws: Draws | None = None) -> None:
+        self.model = model
+        self.structure = structure
+        self.inference = inference
+        self.history = history
+        self.example = as_batch(example, name="example")
+        self.skipped = skipped
+        self.draws = draws
+        self._passes = density.Passes(model, structure)
+
+    def __repr__(self) -> str:
+        last = f"{self.history[-1]:.4g}" if self.history else "n/a"
+        return (f"Fit(model={type(self.model).__name__}, inference={self.inference!r}, "
+                f"epochs={len(self.history)}, final loss={last})")
+
+    @property
+    def x_shape(self) -> tuple[int, ...]:
+        """The shape of one data point x, the first input."""
+        return tuple(self.example.args[0].shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live."""
+        return next(self.model.parameters(), self.example.args[0]).device
+
+    @property
+    def params(self) -> dict[str, Tensor]:
+        """Every learnt parameter under the name the program gave it, constrained: ``fit.params["scale"] > 0`` for
+        a ``pyro.param("scale", ..., constraint=positive)``; an ``nn.Module``'s parameters by their own names."""
+        return constrained_params(self.model)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy or a pickle of a fit leaves out the graphs its queries keep (a compiled one does not pickle)."""
+        state = dict(self.__dict__)
+        del state["_passes"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._passes = density.Passes(self.model, self.structure)
+
+    def _kept_passes(self) -> density.Passes:
+        """The passes of the importance-sampled queries, whose captured (and compiled) graphs later queries reuse:
+        those of the model and structure this fit holds now."""
+        self._passes = density.Passes.of_program(self.model, self.structure, self._passes)
+        return self._passes
+
+    def _batch(self, inputs: tuple[Any, ...], name: str = "x") -> Batch:
+        """Query inputs checked against the training inputs: as many, each of the same shape per point."""
+        if len(inputs) != self.structure.num_inputs:
+            raise TypeError(f"the model takes {self.structure.num_inputs} input(s) (x, ...), as it was fitted, got "
+                            f"{len(inputs)}; pass the query's options by keyword, e.g. log_prob(x, k=1000)")
+        batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name)
+        for i, (arg, like) in enumerate(zip(batch.args, self.example.args)):
+            if arg.shape[1:] != like.shape[1:]:
+                where = name if len(inputs) == 1 else f"{name}[{i}]"
+                raise ValueError(f"{where} must have shape [N, {', '.join(map(str, like.shape[1:]))}] like the "
+                                 f"training data, got {list(arg.shape)}")
+        batch = Batch(batch.args, batch.rows, self.example.size).to(self.device, self.example.args[0].dtype)
+        self.structure.check_data(batch, name)
+        return batch
+
+    @torch.no_grad()
+    def log_prob(self, *inputs: Any, k: int = 1000, compile: bool | str = False) -> Tensor:
+        """log p(x) for each row of x, Tensor[N] (given the model's further inputs, ``log_prob(x, y)``).
+
+        Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
+        enumeration); otherwise the importance-sampled estimate log (1/K) sum_k p(x, z_k) / q(z_k|x) with
+        z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower bound in expectation that
+        tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
+        a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then unused).
+
+        ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
+        ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
+        ``torch.compile`` when the shape comes back (seconds, once for this fit: its later queries replay the graphs),
+        each checked against the plain pass on the same draws (see :class:`ppgen.queries.density.Estimates`).
+        """
+        k = check_positive_int(k, "k")
+        compile = check_compile(compile)
+        if self.draws is not None:
+            return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
+        return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._kept_passes())
+
+    @torch.no_grad()
+    def iwae_bound(self, *inputs: Any, k: int, compile: bool | str = False) -> Tensor:
+        """The K-sample importance-weighted bound through the guide, Tensor[N], for any model with a guide
+        (``compile``: see :meth:`log_prob`)."""
+        k = check_positive_int(k, "k")
+        compile = check_compile(compile)
+        return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile,
+                                           self._kept_passes())
+
+    def evaluate(self, *inputs: Any, k: int = 5000, compile: bool | str = False) -> Evaluation:
+        """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
+        size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see :mod:`ppgen.queries.evaluation`
+        (``compile``: see :meth:`log_prob`)."""
+        k = check_positive_int(k, "k")
+        compile = check_compile(compile)
+        if self.draws is not None:
+            raise ValueError(f"evaluate() reports the bounds of a guide q(z|x), which a fit by {self.inference!r} does "
+                             f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
+                             f"arviz.loo(fit.posterior(x).to_arviz())")
+        return evaluate(self.model, self.structure, self._batch(inputs), k,
+                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile,
+                        passes=self._kept_passes())
+
+    @torch.no_grad()
+    def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:
+        """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]; for a model of further inputs,
+        ``sample(n, y)`` draws x ~ p(x | y) with one row of y per draw. For a fit by a sampler, the posterior
+        predictive: each row takes its global latents from one of the sampler's draws.
+
+        With ``mean=True``, the decoder's mean E[x | z] of the data site's distribution for each prior draw of the
+        latents z, as the VAE literature pictures samples (a Bernoulli decoder's probabilities rather than its
+        speckled 0/1 draws); a ``ValueError`` where that distribution has no closed-form mean."""
+        if not isinstance(mean, bool):
+            raise TypeError(f"mean must be True or False, got {mean!r}")
+        n = check_positive_int(n, "n")
+        check_sample_budget(n, self.x_shape)
+        if len(given) != self.structure.num_inputs - 1:
+            raise TypeError(f"sample(n, ...) takes the model's {self.structure.num_inputs - 1} input(s) besides x, "
+                            f"got {len(given)}")
+        others = [i for i in range(self.structure.num_inputs) if i != (self.structure.observed_input or 0)]
+        checked = []
+        for i, value in zip(others, given):
+            batch = as_batch((value,), name=f"given[{len(checked)}]")
+            like = self.example.args[i]
+            if len(batch) != n or batch.args[0].shape[1:] != like.shape[1:]:
+                raise ValueError(f"given[{len(checked)}] must have shape [{n}, {', '.join(map(str, like.shape[1:]))}]:"
+                                 f" one row per draw, got {list(batch.args[0].shape)}")
+            checked.append(batch.to(self.device, like.dtype if like.is_floating_point() else None).args[0])
+        return sampling.sample(self.model, self.structure, self.example.to(self.device), n, tuple(checked), mean=mean,
+                               draws=self.draws)
+
+    @torch.no_grad()
+    def encode(self, *inputs: Any, site: str | None = None, num_samples: int = 100) -> Tensor:
+        """The posterior mean of a latent site given x: Tensor[N, d] for a site of d coordinates per data point
+        (a site in further plates keeps their dimensions, as the program lays them out).
+
+        For a site the guide draws, E_q[z|x] under q(z|x): the mean of q(z|x) where the guide draws z first, and
+        where it draws z given earlier draws z' (a hierarchy x -> z1 -> z2), E_q(z'|x)[E_q[z|x, z']], the
+        conditional means averaged over ``num_samples`` draws of z'; for a discrete site the guide enumerates, q(c|x)
+        over its C values, Tensor[N, C]. For a discrete latent c that the model sums out, the posterior p(c|x),
+        Tensor[N, C], which is E[onehot(c) | x]: exact when the model has no guided latents, otherwise
+        E_q(z|x)[p(c|x, z)], the c-marginal of the posterior that :meth:`posterior` draws from. Where a mean has
+        no closed form (that last case, or a guide distribution without an analytic mean), it is the average of
+        ``num_samples`` draws.
+
+        A model with an ``encode(x)`` method of its own (a flow: x mapped to its base space) answers with it.
+        """
+        if callable(getattr(self.model, "encode", None)):
+            if site is not None:
+                raise ValueError(f"{type(self.model).__name__} encodes x by its own map (a flow's, to its base space): "
+                                 f"it has no latent site {site!r} to choose; call encode(x) without site=")
+            return self.model.encode(*self._batch(inputs).args)
+        name = representation.latent_site(self.model, self.structure, site)
+        num_samples = check_positive_int(num_samples, "num_samples")
+        return representation.encode(self.model, self.structure, self._batch(inputs), name, num_samples)
+
+    @torch.no_grad()
+    def posterior(self, *inputs: Any, num_samples: int = 1000, method: str | None = None, k: int | None = None,
+                  num_chains: int = 4, warmup_steps: int | None = None, progress: bool = False) -> Posterior:
+        """Posterior draws of every latent site for every row of x, with their diagnostics.
+
+        * ``method="guide"`` (the default for a fit by an objective): z_s ~ q(z|x) for the sites the guide draws,
+          and for each discrete latent c that the model sums out, c_s ~ p(c | x, z_s) exactly given the same draw
+          z_s. Global latents come with their draws too, without a data dimension.
+        * ``method="importance"``: sampling-importance-resampling, ``num_samples`` draws among ``k`` proposals of
+          the guide (default ``10 * num_samples``) weighted by p(x, z) / q(z|x), which corrects a poor guide; the
+          ESS and PSIS k-hat of each point's weights come with them, with a warning where k-hat > 0.7
+          (:mod:`ppgen.queries.importance`).
+        * ``method="nuts"``: Pyro's NUTS over the latents of the given points with the fitted parameters fixed,
+          ``num_chains`` chains of ``warmup_steps`` (default ``num_samples``) adaptation steps and
+          ``num_samples`` draws each, for programs of at most ``ppgen.utils.budget.BUDGET.nuts_coordinates`` latent
+          coordinates (:mod:`ppgen.queries.mcmc`).
+
+        A fit by a sampler (``inference.NUTS``) answers with its own draws of the global latents, whatever the
+        inputs (``method`` may then be left out or ``"nuts"``, and ``num_samples`` is the sampler's); the inputs
+        give the log-likelihood group.
+
+        Returns:
+            A :class:`~ppgen.queries.posterior.Posterior`: ``mean()``, ``std()``, ``quantile(q)``, ``samples`` by site
+            name, and ``to_arviz()``.
+        """
+        num_samples = check_positive_int(num_samples, "num_samples")
+        if self.draws is not None:
+            if method not in (None, "nuts"):
+                raise ValueError(f"method: this fit holds the draws of {self.inference!r}, its posterior; "
+                                 f"method={method!r} applies to fits by an objective")
+            batch = self._batch(inputs)
+            return mcmc.to_posterior(self.model, self.structure, batch, self.draws,
+                                     representation.observed_data(self.structure, batch))
+        method = check_choice("guide" if method is None else method, METHODS, "method")
+        representation.check_latent(self.model, self.structure)
+        batch = self._batch(inputs)
+        if method == "guide":
+            check_particle_budget(num_samples, len(batch), "num_samples")
+            return representation.posterior(self.model, self.structure, batch, num_samples)
+        if method == "importance":
+            k = 10 * num_samples if k is None else check_positive_int(k, "k")
+            importance.check_importance(self.model, self.structure)
+            check_particle_budget(k, len(batch), "k")
+            return importance.posterior(self.model, self.structure, batch, num_samples, k,
+                                        density.PARTICLE_POINTS_PER_PASS)
+        num_chains = check_positive_int(num_chains, "num_chains")
+        warmup_steps = num_samples if warmup_steps is None else check_positive_int(warmup_steps, "warmup_steps")
+        return mcmc.local_posterior(self.model, self.structure, batch, num_samples, warmup_steps=warmup_steps,
+                                    num_chains=num_chains, observed=representation.observed_data(self.structure, batch),
+                                    progress=bool(progress))
+
+    @property
+    def latent_sites(self) -> tuple[str, ...]:
+        """The latent sites a query can answer about: those the guide draws, then those the model sums out."""
+        return representation.latent_sites(self.structure)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fit to ``path`` atomically: a crash mid-write leaves any earlier file intact."""
+        model_class = type(self.model)
+        atomic_save({
+            "format": CHECKPOINT_FORMAT,
+            "model": {"class": class_path(model_class), "config": getattr(self.model, "config", None)},
+            "state_dict": {name: t.detach().cpu() for name, t in self.model.state_dict().items()},
+            "inference": {"class": class_path(type(self.inference)), "config": self.inference.config},
+            "history": list(self.history),
+            "skipped": self.skipped,
+            "example": [arg.cpu() for arg in self.example.args],
+            "data_size": self.example.size,
+            **({} if self.draws is None else {"draws": {
+                "samples": {name: t.detach().cpu() for name, t in self.draws.samples.items()},
+                "chains": self.draws.chains,
+                "sample_stats": {name: t.detach().cpu() for name, t in self.draws.sample_stats.items()}}}),
+        }, path)
+
+
+def load(path: str | os.PathLike, model: Any = None, device: str | torch.device = "cpu") -> Fit:
+    """Read a fit written by :meth:`Fit.save`; it answers the same queries as the fit that was saved.
+
+    The file is read with ``torch.load(weights_only=True)``, so loading never runs code from it. A zoo
+    model, or a subclass of :class:`ppgen.Model` whose module is already imported, is rebuilt from its
+    recorded class and keyword arguments; any other model is passed in as ``model`` (built as it was
+    when saved), and its parameters are loaded into it.
+
+    Arguments:
+        path: the checkpoint file.
+        model: the program to load the parameters into, when the checkpoint cannot rebuild it.
+        device: where to put the parameters.
+
+    Raises:
+        ValueError: the file is not a ppgen fit, is damaged, names a class that is not imported, or holds
+            parameters that ``model`` does not have.
+    """
+    device = check_device(device)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - whatever bytes are there, they are not a fit: say so, run nothing
+        raise ValueError(f"{os.fspath(path)} is not a readable ppgen fit (torch.load raised "
+                         f"{type(error).__name__}); nothing in it was run") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{os.fspath(path)} is not a ppgen fit (no '{CHECKPOINT_FORMAT}' format tag)")
+    check_fit_checkpoint(state, os.fspath(path))
+    example = _example(state)
+    if model is None:
+        module = resolve_class(state["model"]["class"], Model, hint="pass the model, built as it was, to "
+                               "ppgen.load(path, model=...), or import its module first if it is a ppgen.Model")
+        if state["model"]["config"] is None:
+            raise ValueError(f"{os.fspath(path)}: field 'model.config' is None: pass the model to ppgen.load(model=)")
+        check_builds(module, state["model"]["config"], state["state_dict"], os.fspath(path),
+                     BUDGET.checkpoint_parameters)
+        module = module(**state["model"]["config"])
+    else:
+        module = as_module(model)
+    # trace first: that creates the parameters of a program that makes them on its first run
+    structure = inspect(module, as_model_input(example, module), name=f"the example rows in {os.fspath(path)}")
+    module.to(device=device, dtype=example.args[0].dtype)
+    try:
+        module.load_state_dict(state["state_dict"])
+    except RuntimeError as error:
+        raise ValueError(f"model: its parameters are not those saved in {os.fspath(path)}: {error}") from None
+    module.eval()
+    draws = state.get("draws")
+    backend = resolve_class(state["inference"]["class"], Objective if draws is None else Sampler,
+                            hint="import the module that defines this backend first")
+    inference = build_recorded(backend, state["inference"]["config"], os.fspath(path), "inference")
+    if draws is not None:
+        draws = Draws({name: t.to(device) for name, t in draws["samples"].items()}, draws["chains"],
+                           draws["sample_stats"])
+    return Fit(module, structure, inference, history=state["history"], example=example,
+               skipped=state.get("skipped", 0), draws=draws)
+
+
+def _example(state: dict) -> Batch:
+    """The example rows of a checkpoint (checked by ``check_fit_checkpoint``), as a batch of the training set's size."""
+    args = tuple(state["example"])
+    return Batch(args, torch.arange(len(args[0])), state["data_size"])

@@ -1,0 +1,120 @@
+"""Sampling: new x ~ p(x), or x ~ p(x | c) given the model's other inputs, by running the model forward."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pyro.poutine as poutine
+import torch
+from pyro.poutine.messenger import Messenger
+from torch import Tensor, nn
+
+from ppgen.program.inputs import Batch
+from ppgen.program.structure import Structure
+from ppgen.program.traces import BatchRows
+
+if TYPE_CHECKING:
+    from ppgen.objective.sampler import Draws
+
+
+class Unobserve(Messenger):
+    """Turns one observed site back into a latent one, drawn from its distribution; every other ``obs=`` stays."""
+
+    def __init__(self, site: str) -> None:
+        super().__init__()
+        self.site = site
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["name"] == self.site and msg["is_observed"]:
+            msg["is_observed"], msg["value"] = False, None
+
+
+def sampled_site(structure: Structure) -> str:
+    """The observed site that :func:`sample` draws: the one that observes the data input.
+
+    Raises:
+        ValueError: the model observes several sites and none of them receives an input as it is.
+    """
+    if structure.data_site is not None:
+        return structure.data_site
+    if len(structure.observed) != 1:
+        raise ValueError(f"sample() returns the model's observed site, but it has {len(structure.observed)} "
+                         f"({structure.observed}) and none receives the data as obs= unchanged")
+    return structure.observed[0]
+
+
+def sample(module: nn.Module, structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...], *,
+           mean: bool = False, draws: Draws | None = None) -> Tensor:
+    """n draws x ~ p(x) from the prior predictive, or x ~ p(x | given) where the model takes further inputs; with
+    ``mean=True``, the decoder's means E[x | z] instead, one for each draw z of the latents.
+
+    Arguments:
+        module: the program.
+        structure: its structure.
+        example: a few rows of the training inputs, whose first row stands in for x (the model may use x only
+            through ``obs=`` and its shape).
+        n: the number of draws.
+        given: the model's inputs other than x, each with n rows (one draw per row), already validated.
+        mean: return the mean of the data site's distribution given each draw of the latents, not a draw from it.
+        draws: a sampler's draws of the global latents theta (:class:`~ppgen.objective.sampler.Draws`): each row then
+            takes theta from one of them, chosen uniformly, so that the rows follow the posterior predictive p(x |
+            data).
+
+    Returns:
+        Tensor[n, ...]: the values of the sampled site, or their means.
+
+    Raises:
+        ValueError: ``mean=True`` and the data site's distribution has no closed-form mean.
+    """
+    if draws is None:
+        return _sample(module.model, structure, example, n, given, mean)
+    which = torch.randint(draws.num_draws, (n,))
+    parts, rows = [], []
+    for s in which.unique().tolist():
+        at = (which == s).nonzero().squeeze(1)
+        theta = {name: value[s].to(example.args[0].device) for name, value in draws.samples.items()}
+        model = poutine.condition(module.model, data=theta)
+        parts.append(_sample(model, structure, example, len(at), tuple(g[at.to(g.device)] for g in given), mean))
+        rows.append(at)
+    return torch.cat(parts)[torch.argsort(torch.cat(rows)).to(parts[0].device)]
+
+
+def decode(module: nn.Module, structure: Structure, example: Batch, latents: dict[str, Tensor], *,
+           mean: bool = True) -> Tensor:
+    """x given chosen values of latent sites, one row per value: E[x | z] (``mean=True``) or x ~ p(x | z); latents
+    not given are drawn from the model given those that are.
+
+    Arguments:
+        module: the program.
+        structure: its structure.
+        example: a few rows of the training inputs (see :func:`sample`); the model must take x alone.
+        latents: each site's values, Tensor[n, ...] laid out as the model draws the site for n points.
+        mean: return the mean of the data site's distribution rather than a draw from it.
+
+    Returns:
+        Tensor[n, ...]: the decoded points.
+    """
+    if structure.num_inputs != 1:
+        raise ValueError(f"decoding latents needs a model of x alone; this one takes {structure.num_inputs} inputs")
+    n = len(next(iter(latents.values())))
+    return _sample(poutine.condition(module.model, data=latents), structure, example, n, (), mean)
+
+
+def _sample(model: Callable[..., Any], structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...],
+            mean: bool) -> Tensor:
+    site = sampled_site(structure)
+    data_input = structure.observed_input or 0
+    placeholder = example.args[data_input][:1].expand(n, *example.args[data_input].shape[1:])
+    others = iter(given)
+    args = tuple(placeholder if i == data_input else next(others) for i in range(structure.num_inputs))
+    batch = Batch(args, torch.arange(n, device=placeholder.device), example.size)
+    node = poutine.trace(Unobserve(site)(BatchRows(batch)(model))).get_trace(*args).nodes[site]
+    if not mean:
+        return node["value"]
+    try:
+        return node["fn"].mean.expand(node["value"].shape)
+    except NotImplementedError:
+        raise ValueError(f"mean=True returns E[x | z], but the distribution of the data site {site!r}, "
+                         f"{type(node['fn']).__name__}, has no closed-form mean: draw samples with "
+                         f"mean=False") from None

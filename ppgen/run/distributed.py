@@ -1,0 +1,297 @@
+"""Data-parallel training and sharded evaluation on ``torch.distributed``, one process per rank (``torchrun``).
+
+Every rank holds the whole program and draws the same seeded data order; each global batch of ``batch_size``
+rows is split into ``world_size`` contiguous shards, one per rank. A rank's loss is the mean over its B_r rows;
+after ``backward`` its gradients are weighted by B_r / B and summed over the ranks in one all-reduce, so that
+every rank holds the gradient of the mean over the global batch, the gradient a single process computes on the
+same B rows. The all-reduce is explicit, over the module's parameters, rather than ``DistributedDataParallel``:
+a Pyro program is not called through ``forward``, where DDP's hooks sit (pyro-ppl issue 2354). It works the
+same for every backend, since every :class:`~ppgen.objective.base.Objective` is a mean of per-point terms, global
+latents included: a batch keeps the size N of the whole data set, so their 1/N share per point is unchanged.
+
+Draws: when training starts, rank r seeds torch, NumPy and Python's ``random`` with :func:`rank_seed` (seed, r),
+its own streams. A model that draws nothing (maximum likelihood, latents summed out) fits to the parameters of a
+single process; one that draws particles fits to those of a single process that computes each global batch's
+loss shard by shard, shard r with stream r (see ``docs/distributed.md``).
+
+References:
+    PyTorch Distributed: Experiences on Accelerating Data Parallel Training (Li et al., 2020).
+    https://arxiv.org/abs/2006.15704
+    Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour (Goyal et al., 2017).
+    https://arxiv.org/abs/1706.02677
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import numpy as np
+import pyro
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ppgen.program.inputs import Batch
+from ppgen.run.state import capture_rng
+
+#: the variables a launcher (torchrun) sets for each process; ``fit(distributed=True)`` reads them.
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+#: seconds a collective may wait for the other ranks before it fails; the variable overrides it.
+TIMEOUT_VARIABLE = "PPGEN_DISTRIBUTED_TIMEOUT"
+DEFAULT_TIMEOUT_S = 600.0
+#: the signals that stop a fit after its step (:class:`~ppgen.run.state.StopSignals`).
+STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+T = TypeVar("T")
+
+
+class DistributedError(RuntimeError):
+    """A collective of a distributed fit failed: another rank stopped (its own error says why) or timed out."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """The processes a fit or a query runs in: this process's ``rank`` among ``world_size``.
+
+    The single-process group :data:`SINGLE` makes every method a no-op, so that the training loop reads the
+    same with and without ``torch.distributed``.
+
+    Attributes:
+        rank: this process's rank; rank 0 alone writes the run folder.
+        world_size: the number of processes.
+        active: whether the methods talk to the default ``torch.distributed`` process group.
+        signals: the training loop's :class:`~ppgen.run.state.StopSignals` (see :meth:`listening`).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    active: bool = False
+    signals: Any = None
+    agreed: list[str | None] = field(default_factory=lambda: [None], compare=False, repr=False)
+
+    def listening(self, signals: Any) -> Group:
+        """This group, whose gradient all-reduce also tells every rank which stop signal any rank received from
+        ``signals`` (a :class:`~ppgen.run.state.StopSignals`): no collective of its own per step."""
+        return replace(self, signals=signals, agreed=[None]) if self.active else self
+
+    @property
+    def writer(self) -> bool:
+        """Whether this process writes files (rank 0)."""
+        return self.rank == 0
+
+    def shard(self, rows: Tensor) -> Tensor:
+        """This rank's contiguous share of ``rows`` (shares differ in length by at most one; some may be empty)."""
+        return rows.tensor_split(self.world_size)[self.rank] if self.active else rows
+
+    def reduce_gradients(self, loss: Tensor | None, share: float, params: list[Tensor]) -> Tensor:
+        """Make every rank's gradients, and the loss, those of the mean over the global batch; call after backward.
+
+        Arguments:
+            loss: this rank's loss, the mean over its rows (detached); ``None`` for a rank without rows.
+            share: B_r / B, this rank's rows over the global batch's.
+            params: the parameters, whose ``.grad`` is replaced by the weighted sum over the ranks (``None`` where
+                no rank has a gradient, as a single process leaves it).
+
+        Returns:
+            The global mean loss, a 0-d tensor.
+        """
+        if not self.active:
+            return loss
+        like = params[0]
+        grads = [p.grad.reshape(-1) if p.grad is not None else like.new_zeros(p.numel()) for p in params]
+        value = loss.reshape(1).to(like) if loss is not None else like.new_zeros(1)
+        received = self.signals.received if self.signals is not None else None
+        flags = like.new_tensor([float(p.grad is not None) for p in params] +
+                                [float(received == name) for name in STOP_SIGNALS])
+        buffer = torch.cat([torch.cat(grads) * share, value * share, flags])
+        self._collective("the gradient all-reduce", dist.all_reduce, buffer)
+        total = buffer.numel() - len(flags) - 1
+        counts = buffer[total + 1:].tolist()
+        for p, chunk, has in zip(params, buffer[:total].split([p.numel() for p in params]), counts):
+            p.grad = chunk.view_as(p) if has else None
+        self.agreed[0] = next((name for name, n in zip(STOP_SIGNALS, counts[len(params):]) if n), None)
+        return buffer[total]
+
+    def stop_signal(self, received: str | None) -> str | None:
+        """The stop signal to act on after a step: this process's ``received`` alone, or in a distributed fit
+        the one any rank had received by the step's gradient all-reduce, so that every rank stops at the same
+        step (a signal that arrives later is acted on after the next step)."""
+        return self.agreed[0] if self.active else received
+
+    def from_writer(self, compute: Callable[[], T]) -> T:
+        """``compute()`` on rank 0 (which reads and writes the run folder), its result, or its error, on every rank."""
+        if not self.active:
+            return compute()
+        box: list[Any] = [None]
+        if self.writer:
+            try:
+                box[0] = (True, compute())
+            except Exception as error:  # noqa: BLE001 - raised again below, on every rank
+                box[0] = (False, error)
+        self._collective("sharing rank 0's run folder", dist.broadcast_object_list, box, src=0)
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+    def gather_objects(self, value: Any) -> list[Any]:
+        """``value`` of every rank, in rank order, on every rank."""
+        if not self.active:
+            return [value]
+        out: list[Any] = [None] * self.world_size
+        self._collective("gathering the ranks' RNG states", dist.all_gather_object, out, value)
+        return out
+
+    @property
+    def settings(self) -> dict[str, int]:
+        """What a run's configuration records of the group: ``world_size`` in a distributed fit (a run resumes
+        with as many ranks as it started with, each from its own RNG states), nothing otherwise."""
+        return {"world_size": self.world_size} if self.active else {}
+
+    def gather_rng(self, generator: torch.Generator | None) -> list[dict[str, Any]] | None:
+        """Every rank's RNG states (see :func:`ppgen.run.state.capture_rng`), in rank order, for rank 0's checkpoint;
+        ``None`` in a single process, whose checkpoint holds its own."""
+        if not self.active:
+            return None
+        return self.gather_objects(capture_rng(generator))
+
+    def rank_state(self, saved: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A checkpoint read by :func:`ppgen.run.state.load_state` with this rank's own RNG states in ``"rng"``."""
+        if saved is None or saved.get("rank_rng") is None:
+            return saved
+        return {**saved, "rng": saved["rank_rng"][self.rank]}
+
+    def broadcast_parameters(self, module: nn.Module) -> None:
+        """Give every rank rank 0's parameters and buffers, in place."""
+        if self.active:
+            for tensor in module.state_dict().values():
+                self._collective("the broadcast of the parameters", dist.broadcast, tensor, src=0)
+
+    def seed_rank(self, seed: int) -> None:
+        """Give each rank RNG streams of its own: seed torch, NumPy and Python's ``random`` with
+        :func:`rank_seed` (seed, rank)."""
+        if self.active:
+            pyro.set_rng_seed(rank_seed(seed, self.rank))
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.active:
+            self._collective("the barrier", dist.barrier)
+
+    def local(self, batch: Batch) -> Batch:
+        """This rank's contiguous share of a query's ``batch``; the whole batch where it has fewer rows than ranks."""
+        if not self.active or len(batch) < self.world_size:
+            return batch
+        return batch.take(self.shard(torch.arange(len(batch), device=batch.rows.device)))
+
+    def gather_rows(self, local: Tensor, n: int) -> Tensor:
+        """The per-point values of every rank's :meth:`local` share, joined in row order: Tensor[n, ...]."""
+        if not self.active or n < self.world_size:
+            return local
+        size = -(-n // self.world_size)
+        padded = local.new_full((size, *local.shape[1:]), float("nan"))
+        padded[:len(local)] = local
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        self._collective("gathering the shards of a query", dist.all_gather, parts, padded)
+        counts = [len(rows) for rows in torch.arange(n).tensor_split(self.world_size)]
+        return torch.cat([part[:count] for part, count in zip(parts, counts)])
+
+    def check_same_rows(self, n: int, name: str) -> None:
+        """A ``ValueError`` on every rank unless every rank passes a query ``n`` rows: the same data set."""
+        if not self.active:
+            return
+        sizes = torch.tensor([n, -n], device=self._device())
+        self._collective("comparing the ranks' data", dist.all_reduce, sizes, op=dist.ReduceOp.MAX)
+        if int(sizes[0]) != -int(sizes[1]):
+            raise ValueError(f"{name}: under torch.distributed every rank must pass the same data, which the ranks "
+                             f"share and gather back, but the ranks passed between {-int(sizes[1])} and "
+                             f"{int(sizes[0])} rows")
+
+    def _device(self) -> torch.device:
+        """Where this group's collectives keep their tensors: the current CUDA device under NCCL."""
+        if dist.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    def _collective(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            call(*args, **kwargs)
+        except (RuntimeError, dist.DistBackendError) as error:
+            raise DistributedError(
+                f"rank {self.rank} of {self.world_size}: {what} failed: another rank stopped (its own error says "
+                f"why: look at its output) or did not answer within the timeout ({TIMEOUT_VARIABLE}); "
+                f"torch.distributed said: {str(error).strip().splitlines()[0] if str(error).strip() else error!r}"
+            ) from error
+
+
+#: the group of a process that runs alone.
+SINGLE = Group()
+
+
+def current() -> Group:
+    """The group of the default ``torch.distributed`` process group where one is initialised, else :data:`SINGLE`."""
+    if dist.is_available() and dist.is_initialized():
+        return Group(dist.get_rank(), dist.get_world_size(), True)
+    return SINGLE
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s RNG streams in a distributed fit seeded with ``seed``: an int in [0, 2**32),
+    from NumPy's ``SeedSequence([seed, rank])``, so that the ranks' streams do not overlap."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def launched_world_size() -> int:
+    """The ``WORLD_SIZE`` a launcher such as ``torchrun`` gave this process (1 when none did)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
+
+
+def timeout() -> datetime.timedelta:
+    """How long a collective waits for the other ranks: ``PPGEN_DISTRIBUTED_TIMEOUT`` seconds, 600 by default."""
+    text = os.environ.get(TIMEOUT_VARIABLE)
+    try:
+        seconds = float(text) if text is not None else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {text!r}") from None
+    if not seconds > 0:
+        raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, got {text!r}")
+    return datetime.timedelta(seconds=seconds)
+
+
+def start(device: torch.device, seed: int | None) -> tuple[Group, torch.device]:
+    """Join the process group of a distributed fit: the one initialised already, or one from the launcher's
+    environment, with NCCL for CUDA (one process per GPU, ``cuda:LOCAL_RANK``) and gloo on CPU.
+
+    Arguments:
+        device: the fit's device; a bare ``"cuda"`` becomes ``cuda:LOCAL_RANK``.
+        seed: the fit's seed: every rank draws the data order from it, so it may not be ``None``.
+
+    Returns:
+        The group, and the device of this rank.
+
+    Raises:
+        ValueError: no seed, or no process group and no launcher's environment (run under ``torchrun``).
+    """
+    if seed is None:
+        raise ValueError("distributed=True needs seed= (an int): every rank draws the same data order from it")
+    if not dist.is_available():
+        raise ValueError("distributed=True, but this build of torch has no torch.distributed")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        missing = [name for name in LAUNCHER_VARIABLES if name not in os.environ]
+        if missing:
+            raise ValueError(f"distributed=True needs a launcher: {', '.join(missing)} not set. Start the script "
+                             f"with `torchrun --nproc_per_node=N script.py` (or initialise torch.distributed "
+                             f"yourself before fit)")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout())
+    return Group(dist.get_rank(), dist.get_world_size(), True), device
