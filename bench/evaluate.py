@@ -2,8 +2,8 @@
 
 For K in (100, 1000, 5000) particles and N in (1e3, 1e4, 1e5) points (the 360 test digits tiled to N rows), both
 sides estimate log p(x_n) = log (1/K) sum_k p(x_n, z_k) / q(z_k|x_n) with the VAE of the speed figures, trained
-one epoch, in passes of at most ``ppgen.queries.density.PARTICLE_POINTS_PER_PASS`` particles x points (the chunk budget a
-user sets; peak memory follows it, not N or K). Throughput is particle-points per second, as a ratio to the
+one epoch, in passes of at most ``ppgen.queries.density.PARTICLE_POINTS_PER_PASS`` particles x points (the chunk
+budget a user sets; peak memory follows it, not N or K). Throughput is particle-points per second, as a ratio to the
 hand-written loop, interleaved, one torch thread; peak memory is the resident set's peak above the level before
 each query (``VmHWM`` after ``/proc/self/clear_refs``). The largest configurations take long on a shared 2-core
 machine: by default those with N * K above 1e7 are left out and listed as such (``--full`` runs them). ppgen's
@@ -54,7 +54,8 @@ def measure(model: ppgen.Fit, x: torch.Tensor, k: int, repeats: int, compiled: b
     sides = {"ppgen": lambda: model.log_prob(x, k=k),
              "compiled_first": lambda: new_fit(model).log_prob(x, k=k, compile=True),
              "compiled": lambda: model.log_prob(x, k=k, compile=True),
-             "handwritten": lambda: handwritten.log_prob(model.model, x, k, ppgen.queries.density.PARTICLE_POINTS_PER_PASS)}
+             "handwritten": lambda: handwritten.log_prob(model.model, x, k,
+                                                         ppgen.queries.density.PARTICLE_POINTS_PER_PASS)}
     if compiled:  # two queries: a shape met once in the first (its last chunk) is compiled in the second
         for _ in range(2):
             model.log_prob(x, k=k, compile=True)

@@ -119,10 +119,10 @@ def gpu_section() -> str:
     head = "\n## On a GPU, batch 1024\n\n"
     how = ("On CUDA the captured step adds no host-device synchronisation of its own; `fit` moves an epoch's data "
            "order to the device once an epoch; and with the default fused Adam the divergence guard judges each step "
-           "on the device (`ppgen.training.guard.DeviceGuard`), reading the loss back once an epoch instead of at each step, with the same "
-           "verdicts (see the runs page). `python bench/gpu.py` measures this on a GPU: ms per step at batch 1024 "
-           "against the hand-written loop, under each guard, with the synchronisations per step counted by CUDA's "
-           "sync debug mode.")
+           "on the device (`ppgen.training.guard.DeviceGuard`), reading the loss back once an epoch instead of at "
+           "each step, with the same verdicts (see the runs page). `python bench/gpu.py` measures this on a GPU: ms "
+           "per step at batch 1024 against the hand-written loop, under each guard, with the synchronisations per step "
+           "counted by CUDA's sync debug mode.")
     if data is None:
         return f"{head}{how} No GPU was lent to this work yet, so there are no GPU figures here.\n"
     settings = data["settings"]
@@ -180,9 +180,9 @@ def evaluate_section() -> str:
 ## log p(x) at scale
 
 `fit.log_prob(x, k=K)` against a hand-written chunked loop of the same estimate, both in passes of at most
-`ppgen.queries.density.PARTICLE_POINTS_PER_PASS` = {data['default_particle_points_per_pass']} particles x points (the chunk
-budget: set that attribute to trade memory for speed). `fit.log_prob(x, k=K, compile=True)` traces a pass once
-per chunk shape and compiles it with inductor when the shape comes back (a shape met once, such as the last,
+`ppgen.queries.density.PARTICLE_POINTS_PER_PASS` = {data['default_particle_points_per_pass']} particles x points
+(the chunk budget: set that attribute to trade memory for speed). `fit.log_prob(x, k=K, compile=True)` traces a
+pass once per chunk shape and compiles it with inductor when the shape comes back (a shape met once, such as the last,
 smaller chunk, is replayed as traced until a later query meets it again); the fit keeps the graphs for its later
 queries, which check each graph once more against the plain pass on its first chunk. The first query of a fit pays
 the capture and compilation (seconds; inductor's cache warm after the first configuration), which the larger

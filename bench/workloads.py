@@ -19,7 +19,7 @@ from torch import Tensor, nn
 import ppgen
 import ppgen.queries.density
 from ppgen import datasets, inference
-from ppgen.models import MixtureOfBernoullis, VAE
+from ppgen.models import VAE, MixtureOfBernoullis
 from ppgen.objective.base import Objective
 from ppgen.program.fastpath import FastPathFallback
 from ppgen.program.inputs import Batch

@@ -119,7 +119,7 @@ def test_memory_stays_bounded_whatever_n_and_k(rough_fit, wine, monkeypatch):
     assert max(passes) <= 128 and sum(passes) == 300 * 30
     assert report.iwae.shape == report.khat.shape == (30,)
     exact_rows = ppgen.queries.evaluation.evaluate(rough_fit.model, rough_fit.structure, as_batch(wine[:30]), k=10,
-                                           particle_points=128)
+                                                   particle_points=128)
     assert max(passes) <= 128
     torch.testing.assert_close(exact_rows.exact, rough_fit.log_prob(wine[:30]))
 

@@ -10,7 +10,7 @@ from sklearn.decomposition import FactorAnalysis as SklearnFactorAnalysis
 
 import ppgen
 from ppgen import datasets, inference, models
-from ppgen.models.likelihoods import DiscretisedLogisticDistribution, LIKELIHOODS, build_likelihood
+from ppgen.models.likelihoods import LIKELIHOODS, DiscretisedLogisticDistribution, build_likelihood
 from ppgen.program.enumeration import enumerated_log_posterior
 from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect

@@ -12,6 +12,8 @@ import sys
 import warnings
 from dataclasses import dataclass
 
+import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -19,8 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import ppgen
 import ppgen.training.guard
 from ppgen import inference, models
-from ppgen.run.state import RunState
-from ppgen.run.state import Interrupted
+from ppgen.run.state import Interrupted, RunState
 from ppgen.training.guard import DeviceGuard, Diverged, Guard, guard_for
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)
@@ -104,6 +105,46 @@ def test_resume_with_other_settings_is_refused(binary, tmp_path):
         ppgen.fit(small_vae(), binary, out=tmp_path / "run", resume=True, **{**SETTINGS, "lr": 0.1})
     with pytest.raises(ValueError, match="differs in data"):
         ppgen.fit(small_vae(), 1 - binary, out=tmp_path / "run", resume=True, **SETTINGS)
+
+
+def gaussian_pair():
+    """A (model_fn, guide_fn) pair: z_n ~ N(0, 1), x_n ~ N(loc + z_n, 1); q(z_n | x_n) = N(x_n w, 1)."""
+    def model(x):
+        loc = pyro.param("loc", torch.zeros(x.shape[-1]))
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(torch.zeros(x.shape[0], 1), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(loc + z, 1.0).to_event(1), obs=x)
+
+    def guide(x):
+        w = pyro.param("w", torch.zeros(x.shape[-1], 1))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(x @ w, 1.0).to_event(1))
+    return model, guide
+
+
+def test_a_run_folder_that_names_a_moved_class_resumes_bitwise(tmp_path):
+    """The run folder of a function pair written before ppgen/ was grouped into rooms names the pair's program by
+    its old path, ppgen.program:PyroFunctions, in its manifest and its checkpoint: it resumes all the same."""
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0))
+    pyro.clear_param_store()
+    whole = ppgen.fit(gaussian_pair(), x, inference=Scripted(), **SETTINGS)
+    CALLS.clear()
+    backend, run = Scripted(signal_at=5, signum=signal.SIGTERM), tmp_path / "run"
+    with pytest.raises(Interrupted):
+        ppgen.fit(gaussian_pair(), x, inference=backend, out=run, checkpoint_every=2, **SETTINGS)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config"]["model"] == "ppgen.program.protocol:PyroFunctions"
+    manifest["config"]["model"] = "ppgen.program:PyroFunctions"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["config"]["model"] = "ppgen.program:PyroFunctions"
+    torch.save(state, run / "checkpoint.pt")
+    resumed = ppgen.fit(gaussian_pair(), x, inference=backend, out=run, checkpoint_every=2, resume=True, **SETTINGS)
+    assert same_parameters(resumed.model, whole.model) and resumed.history == whole.history
+    manifest["config"]["model"] = "ppgen.program:Elsewhere"  # a path that no class moved from is another program
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="differs in model"):
+        ppgen.fit(gaussian_pair(), x, inference=backend, out=run, checkpoint_every=2, resume=True, **SETTINGS)
 
 
 def test_a_finished_run_is_kept_unless_overwritten(binary, tmp_path):

@@ -33,10 +33,9 @@ from pyro.infer.autoguide import AutoDelta
 from torch import nn
 
 import ppgen
-from ppgen import datasets, inference, models
-from ppgen.objective.base import Objective
+from ppgen import DATA_PLATE, datasets, inference, models
+from ppgen.inference import Objective
 from ppgen.objective.bounds import log_weights
-from ppgen.program.protocol import DATA_PLATE
 
 QUICK = os.environ.get("PPGEN_QUICK") == "1"
 EPOCHS = 2 if QUICK else 50
@@ -190,7 +189,7 @@ print(report.to_dict()["mean"])
 # %% [markdown]
 # ## A backend of your own
 #
-# A backend is a frozen, keyword-only dataclass on `ppgen.objective.base.Objective` with one method, `loss`: a
+# A backend is a frozen, keyword-only dataclass on `ppgen.inference.Objective` with one method, `loss`: a
 # differentiable scalar in nats per data point, which `ppgen.fit` minimises. `check` (optional) refuses a model
 # before training. Here is VR-max, the alpha -> -infinity end of the Rényi family (Li and Turner, 2016): each
 # point keeps only its best particle, max_k log w_k.

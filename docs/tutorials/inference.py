@@ -92,7 +92,7 @@ for backend in [inference.MLE(), inference.ELBO(), inference.IWAE(k=5)]:
 # %% [markdown]
 # ## Writing your own backend
 #
-# A backend is an `ppgen.objective.base.Objective`: a frozen dataclass with keyword arguments and one method,
+# A backend is an `ppgen.inference.Objective`: a frozen dataclass with keyword arguments and one method,
 # `loss(module, structure, batch)`, the scalar to minimise for a mini-batch. The fitting loop calls nothing else.
 # Nearly every objective is a function of the [K, N] tensor of log importance weights
 # log w = log p(x, z_k) - log q(z_k|x) that `ppgen.objective.bounds.log_weights` computes

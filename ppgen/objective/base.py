@@ -1,11 +1,12 @@
-"""The one interface every inference backend implements.
+"""The interface of a backend that minimises a loss (a sampler such as ``inference.NUTS`` implements
+:class:`~ppgen.objective.sampler.Sampler` instead).
 
 A backend is an objective: a differentiable loss for a mini-batch whose minimiser fits the model.
 The fitting loop calls nothing else, so any loss built on :func:`ppgen.objective.bounds.log_weights` (or on
 anything differentiable) plugs in. A complete backend, the ELBO with K particles, is five lines::
 
     from dataclasses import dataclass
-    from ppgen.objective.base import Objective
+    from ppgen.inference import Objective
     from ppgen.objective.bounds import log_weights
 
     @dataclass(frozen=True, kw_only=True)

@@ -79,7 +79,6 @@ class _StopParam(Messenger):
         msg["value"] = msg["value"].detach()
 
 
-
 def stopped_parameters(module: nn.Module, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` (a program of ``module``) run with the module's parameters detached: every ``nn.Parameter`` the
     module holds swapped for a detached copy by ``torch.func.functional_call``, every ``pyro.param`` detached as

@@ -47,8 +47,7 @@ from torch import Tensor, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from ppgen.program.inputs import Batch
-from ppgen.program.protocol import ProgramCall
-from ppgen.program.protocol import PyroFunctions
+from ppgen.program.protocol import ProgramCall, PyroFunctions
 from ppgen.utils.checks import first_line
 
 #: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled.

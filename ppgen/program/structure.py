@@ -240,7 +240,6 @@ def _fails(name: str, batch: Batch, error: Exception) -> ValueError:
     return ValueError(f"{name}: the program fails on rows of shape {shapes}: {error}")
 
 
-
 def _find_data_plate(observed: list[dict], batch_size: int) -> str:
     """The plate of the data points: around every observed site, of the batch's size; ``"data"`` if several are."""
     common = None

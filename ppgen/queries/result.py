@@ -329,7 +329,7 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     inference = build_recorded(backend, state["inference"]["config"], os.fspath(path), "inference")
     if draws is not None:
         draws = Draws({name: t.to(device) for name, t in draws["samples"].items()}, draws["chains"],
-                           draws["sample_stats"])
+                      draws["sample_stats"])
     return Fit(module, structure, inference, history=state["history"], example=example,
                skipped=state.get("skipped", 0), draws=draws)
 

@@ -58,8 +58,8 @@ def sample(module: nn.Module, structure: Structure, example: Batch, n: int, give
         given: the model's inputs other than x, each with n rows (one draw per row), already validated.
         mean: return the mean of the data site's distribution given each draw of the latents, not a draw from it.
         draws: a sampler's draws of the global latents theta (:class:`~ppgen.objective.sampler.Draws`): each row then
-            takes theta from one of them, chosen uniformly, so that the rows follow the posterior predictive p(x |
-            data).
+            takes theta from one of them, chosen uniformly, so that the rows follow the posterior predictive
+            p(x | data).
 
     Returns:
         Tensor[n, ...]: the values of the sampled site, or their means.

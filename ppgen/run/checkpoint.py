@@ -19,6 +19,9 @@ TMP_PREFIX = ".tmp-"
 _TEST_DELAY = "PPGEN_TEST_WRITE_DELAY"
 #: what a checkpoint of that format holds besides its format tag.
 CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "example", "data_size"})
+#: the classes that files written by an earlier ppgen name by a path they no longer have: the recorded
+#: ``module:QualName`` -> the class's path now. A function pair's program moved when ppgen/ was grouped into rooms.
+MOVED_CLASSES = {"ppgen.program:PyroFunctions": "ppgen.program.protocol:PyroFunctions"}
 #: what a checkpoint may hold besides: the batches ``on_nan="skip"`` skipped (0 when absent, as in files written
 #: before it was recorded), and a sampler's draws of the global latents (a fit by ``inference.NUTS``).
 OPTIONAL_KEYS = frozenset({"skipped", "draws"})
@@ -90,6 +93,14 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def current_config(config: Any) -> Any:
+    """A run's configuration as a file recorded it, with the class of its program named by the path the class
+    has now (:data:`MOVED_CLASSES`), to compare with the configuration of the run that resumes it."""
+    if isinstance(config, dict) and config.get("model") in MOVED_CLASSES:
+        return {**config, "model": MOVED_CLASSES[config["model"]]}
+    return config
+
+
 def resolve_class(path: str, base: type, hint: str) -> type:
     """The subclass of ``base`` named ``path`` (``module:QualName``).
 
@@ -97,6 +108,7 @@ def resolve_class(path: str, base: type, hint: str) -> type:
     caller, so a checkpoint can never make ppgen import a module of its choosing. ``hint`` ends the
     error message when the class is not found: what else the caller can do.
     """
+    path = MOVED_CLASSES.get(path, path)
     module_name, _, qualname = path.partition(":")
     if module_name == "ppgen" or module_name.startswith("ppgen."):
         importlib.import_module(module_name)

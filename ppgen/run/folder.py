@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import torch
 
-from ppgen.run.checkpoint import TMP_PREFIX, atomic_write
+from ppgen.run.checkpoint import TMP_PREFIX, atomic_write, current_config
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "ppgen.run/1"
@@ -46,6 +46,7 @@ def _check_no_link(path: Path, what: str) -> None:
 
 def _check_same_config(path: Path, recorded: dict[str, Any], config: dict[str, Any]) -> None:
     """A ``ValueError`` naming the settings in which ``config`` differs from the run's ``recorded`` one."""
+    recorded = current_config(recorded)
     differ = sorted(k for k in set(config) | set(recorded) if config.get(k) != recorded.get(k))
     if differ:
         raise ValueError(f"resume: the run in {path} was started with another configuration (it differs in "
@@ -211,9 +212,9 @@ def fit_config(module: Any, inference: Any, x: Any, settings: dict[str, Any],
     Arguments:
         module: the program; its class and, for a :class:`ppgen.Model`, the arguments it was built with.
         inference: the backend.
-        x: the data (a :class:`~ppgen.program.inputs.Batch` of its inputs), recorded by shapes, dtypes and digest; or a
-            :class:`~ppgen.training.streaming.Stream`, recorded as its ``describe()`` says (a stream is not hashed
-            whole).
+        x: the data (a :class:`~ppgen.program.inputs.Batch` of its inputs), recorded by shapes, dtypes and digest;
+            or a :class:`~ppgen.training.streaming.Stream`, recorded as its ``describe()`` says (a stream is not
+            hashed whole).
         settings: ``fit``'s other arguments.
         extra: the caller's own settings (the CLI's), or ``None``.
     """

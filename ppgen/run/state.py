@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ppgen.run.checkpoint import atomic_save
+from ppgen.run.checkpoint import atomic_save, current_config
 
 STATE_FORMAT = "ppgen.runstate/1"
 #: the largest checkpoint ppgen reads without being asked: a file past it is refused before it is read.
@@ -170,7 +170,7 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
     if set(raw) - {"rank_rng"} != expected_keys:
         raise bad("keys", f"exactly {sorted(expected_keys)} (and rank_rng in a distributed run), got "
                           f"{sorted(map(str, raw))}")
-    if raw["config"] != config:
+    if current_config(raw["config"]) != config:
         raise bad("config", "the configuration of the run being resumed")
     counters = raw["counters"]
     if not isinstance(counters, dict) or set(counters) != {"step", "epoch", "position", "skipped", "epoch_rows"} \

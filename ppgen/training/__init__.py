@@ -4,5 +4,5 @@
 streamed (:mod:`~ppgen.training.streaming`), and runs the training step (:mod:`~ppgen.training.step`) under the
 divergence guard (:mod:`~ppgen.training.guard`), returning a :class:`~ppgen.Fit`. The registry
 (:mod:`~ppgen.training.registry`) names the zoo and the backends, for ``fit``'s default and the command line: the one
-module that imports :mod:`ppgen.models` and :mod:`ppgen.inference`. Imports every room below it.
+module that imports :mod:`ppgen.models` and :mod:`ppgen.inference`. May import every room below it.
 """

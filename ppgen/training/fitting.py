@@ -23,7 +23,7 @@ from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
 from ppgen.program.structure import Structure, example_batch, inspect
 from ppgen.queries.result import Fit
-from ppgen.run.distributed import Group, SINGLE, start
+from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
 from ppgen.run.state import Interrupted, RunState, StopSignals, resume_state, save_state
 from ppgen.training.boundary import check_bool, check_optional_bool, check_run_arguments

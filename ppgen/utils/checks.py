@@ -1,7 +1,8 @@
 """Argument checks that raise the errors users read: the argument's name and what was expected.
 
 Each returns the value as the plain Python or torch type the rest of ppgen uses, so that a NumPy
-scalar (``np.int64(5)``, ``np.float32(1e-3)``) is as good as the number it holds.
+scalar (``np.int64(5)``, ``np.float32(1e-3)``) is as good as the number it holds. :func:`first_line` cuts another
+library's error to the line that a message of ours quotes.
 """
 
 from __future__ import annotations
