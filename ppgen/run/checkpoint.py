@@ -19,8 +19,9 @@ TMP_PREFIX = ".tmp-"
 _TEST_DELAY = "PPGEN_TEST_WRITE_DELAY"
 #: what a checkpoint of that format holds besides its format tag.
 CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "example", "data_size"})
-#: the classes that files written by an earlier ppgen name by a path they no longer have: the recorded
-#: ``module:QualName`` -> the class's path now. A function pair's program moved when ppgen/ was grouped into rooms.
+#: the program classes that a run's recorded configuration (manifest and checkpoint) written by an earlier ppgen
+#: names by a path they no longer have: ``module:QualName`` -> the path now. A function pair's program moved when
+#: ppgen/ was grouped into rooms.
 MOVED_CLASSES = {"ppgen.program:PyroFunctions": "ppgen.program.protocol:PyroFunctions"}
 #: what a checkpoint may hold besides: the batches ``on_nan="skip"`` skipped (0 when absent, as in files written
 #: before it was recorded), and a sampler's draws of the global latents (a fit by ``inference.NUTS``).
@@ -108,7 +109,6 @@ def resolve_class(path: str, base: type, hint: str) -> type:
     caller, so a checkpoint can never make ppgen import a module of its choosing. ``hint`` ends the
     error message when the class is not found: what else the caller can do.
     """
-    path = MOVED_CLASSES.get(path, path)
     module_name, _, qualname = path.partition(":")
     if module_name == "ppgen" or module_name.startswith("ppgen."):
         importlib.import_module(module_name)
