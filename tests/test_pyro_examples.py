@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyro
 import pyro.poutine as poutine
@@ -31,6 +31,7 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO, TraceEnum_ELBO
 from torch import Tensor
+from torch.nn.functional import softplus
 
 import ppgen
 from ppgen import inference
@@ -141,6 +142,21 @@ TODAY: dict[str, dict[str, tuple[type[Exception], str]]] = {
 }
 
 
+@contextlib.contextmanager
+def as_today(name: str, test: str) -> Iterator[None]:
+    """Lets today's error through (to its xfail mark) only with today's words: an error of other words is a failure
+    that says what changed, so that a partial fix is seen and its mark updated."""
+    try:
+        yield
+    except Exception as error:
+        expected = TODAY.get(name, {}).get(test)
+        words = " ".join(str(error).split())
+        if expected is not None and " ".join(expected[1].split()) not in words:
+            raise AssertionError(f"{name}: today's error was {expected[1]!r}, now {type(error).__name__}: "
+                                 f"{words[:500]}") from error
+        raise
+
+
 def marked(test: str) -> list:
     """Every program, those that fail today marked xfail(strict) with their error type and words."""
     params = []
@@ -166,44 +182,79 @@ def test_pyro_runs_it(name):
 def test_elbo_equals_pyro(name):
     example = CASES[name]
     draws = MC_DRAWS // 5 if example.guide_enumerates else MC_DRAWS  # a fit per draw
-    agree(example.exact, lambda seed: ppgen_elbo(example, seed), lambda seed: pyro_elbo(example, seed), draws)
+    with as_today(name, "elbo"):
+        agree(example.exact, lambda seed: ppgen_elbo(example, seed), lambda seed: pyro_elbo(example, seed), draws)
 
 
 # ------------------------------------------------------------------------------------------ a short fit, one query
+# Each query gets the fit, the data and the program as made ((program, model, guide)); fit trains the program's own
+# networks and parameters in place, so a posterior mean with a closed form is checked against them.
 def on_simplex(probs: Tensor) -> bool:
     return bool((probs >= 0).all()) and torch.allclose(probs.sum(-1), torch.ones(()), atol=1e-6)
 
 
-def query_lda(fit, data: tuple[Tensor, ...]) -> None:
-    """Each document's topic proportions, E[doc_topics | words]: one row per document, on the simplex."""
+def query_lda(fit, data: tuple[Tensor, ...], made) -> None:
+    """E[doc_topics | words] under the guide's Delta: the predictor on each document's word histogram, as the
+    guide computes it, one row per document on the simplex."""
+    (words,) = data
+    predictor = made[2].args[0]
+    counts = torch.zeros(8, 6).scatter_add(0, words, torch.ones(words.shape))
     proportions = fit.encode(*data, site="doc_topics")
-    assert proportions.shape == (6, 3) and on_simplex(proportions)
+    torch.testing.assert_close(proportions, predictor(counts.transpose(0, 1)).detach())
+    assert on_simplex(proportions)
 
 
-def query_local(site: str, shape: tuple[int, ...], positive: bool = False):
-    """E_q[z | x] of a local site: one row per data point (positive where the prior is a Gamma)."""
-    def query(fit, data: tuple[Tensor, ...]) -> None:
-        mean = fit.encode(*data, site=site)
-        assert mean.shape == shape and bool(mean.isfinite().all())
-        assert not positive or bool((mean > 0).all())
+def query_param(site: str, points: int, expected: Callable, atol: float = 1e-6) -> Callable:
+    """E_q[z | x] of a local site whose guide has a closed-form mean, ``expected(fit, made, data)``; where the guide's
+    distribution may have no analytic mean in ppgen's eyes (an AutoNormal's), within ``atol`` of an average of
+    20000 draws (a standard error near 0.001 at the scales a short fit leaves, about 0.1)."""
+    def query(fit, data: tuple[Tensor, ...], made) -> None:
+        mean = fit.encode(*data, site=site, num_samples=20000)
+        assert mean.shape[0] == points
+        torch.testing.assert_close(mean.reshape(-1), expected(fit, made, data).reshape(-1), rtol=0, atol=atol)
     return query
 
 
-def query_m2_unsupervised(fit, data: tuple[Tensor, ...]) -> None:
-    """q(y | x), the classifier of M2: a distribution over the 3 classes for each image."""
+def query_positive(site: str, shape: tuple[int, ...]) -> Callable:
+    """E_q[z | x] of a Gamma-distributed local site (its mean under an AutoGuide has no closed form): one row per
+    data point, positive."""
+    def query(fit, data: tuple[Tensor, ...], made) -> None:
+        mean = fit.encode(*data, site=site)
+        assert mean.shape == shape and bool((mean > 0).all())
+    return query
+
+
+def gamma_def_mean(fit, made, data: tuple[Tensor, ...]) -> Tensor:
+    """The custom guide's Gamma(alpha, alpha / mean) has mean softplus(mean_z_q_top)."""
+    return softplus(fit.params["mean_z_q_top"])
+
+
+def m2_z_mean(fit, made, data: tuple[Tensor, ...]) -> Tensor:
+    """M2's q(z | x, y) = Normal(encoder_z([x, y])): its loc."""
+    return made[1].__self__.encoder_z(list(data))[0]
+
+
+def cvae_z_mean(fit, made, data: tuple[Tensor, ...]) -> Tensor:
+    """The CVAE's q(z | x, y) = Normal(recognition_net(x, y)) in training: its loc."""
+    return made[0].recognition_net(*data)[0]
+
+
+def query_m2_unsupervised(fit, data: tuple[Tensor, ...], made) -> None:
+    """q(y | x) over the 3 classes, enumerated by the guide: the program's own classifier network encoder_y."""
     probs = fit.encode(*data, site="y")
     assert probs.shape == (6, 3) and on_simplex(probs)
+    torch.testing.assert_close(probs, made[1].__self__.encoder_y(data[0]).detach())
 
 
-def query_hmm(fit, data: tuple[Tensor, ...]) -> None:
+def query_hmm(fit, data: tuple[Tensor, ...], made) -> None:
     """log p(sequence): every hidden path summed out, so exact; a probability mass of binary tones, so <= 0."""
     log_p = fit.log_prob(*data)
-    assert log_p.shape == (6,) and bool((log_p <= 0).all()) and bool(log_p.isfinite().all())
+    assert log_p.shape == (6,) and bool(log_p.isfinite().all()) and bool((log_p <= 0).all())
 
 
-def query_global(site: str, low: float, high: float):
+def query_global(site: str, low: float, high: float) -> Callable:
     """Posterior draws of a global latent: S draws without a data dimension, inside its support."""
-    def query(fit, data: tuple[Tensor, ...]) -> None:
+    def query(fit, data: tuple[Tensor, ...], made) -> None:
         posterior = fit.posterior(*data, num_samples=20)
         assert site in posterior.global_sites
         draws = posterior.samples[site]
@@ -211,22 +262,29 @@ def query_global(site: str, low: float, high: float):
     return query
 
 
+def query_flow(fit, data: tuple[Tensor, ...], made) -> None:
+    """E_q[z | x] of the flow guide (no closed form: an average of draws), one 3-vector per data point."""
+    mean = fit.encode(*data, site="z")
+    assert mean.shape == (6, 3) and bool(mean.isfinite().all())
+
+
 QUERIES = {
     "lda": query_lda,
-    "sparse_gamma_def_custom": query_local("z_top", (5, 3), positive=True),
-    "sparse_gamma_def_autodiagonal": query_local("z_top", (5, 3), positive=True),
-    "sparse_gamma_def_autonormal": query_local("z_top", (5, 3), positive=True),
-    "eight_schools_custom": query_local("eta", (8,)),
-    "eight_schools_autonormal": query_local("eta", (8,)),
+    "sparse_gamma_def_custom": query_param("z_top", 5, gamma_def_mean),
+    "sparse_gamma_def_autodiagonal": query_positive("z_top", (5, 3)),
+    "sparse_gamma_def_autonormal": query_positive("z_top", (5, 3)),
+    "eight_schools_custom": query_param("eta", 8, lambda fit, made, data: fit.params["loc_eta"]),
+    "eight_schools_autonormal": query_param("eta", 8, lambda fit, made, data: fit.params["AutoNormal.locs.eta"],
+                                            atol=0.01),
     "eight_schools_centred_autonormal": query_global("tau", 0.0, math.inf),
-    "ss_vae_m2_supervised": query_local("z", (6, 2)),
+    "ss_vae_m2_supervised": query_param("z", 6, m2_z_mean),
     "ss_vae_m2_unsupervised": query_m2_unsupervised,
-    "cvae": query_local("z", (4, 2)),
+    "cvae": query_param("z", 4, cvae_z_mean),
     "hmm_model_1": query_hmm,
     "hmm_model_2": query_hmm,
     "svi_part_ii_subsample": query_global("latent_fairness", 0.0, 1.0),
     "dp_mixture": query_global("beta", 0.0, 1.0),
-    "svi_flow_guide": query_local("z", (6, 3)),
+    "svi_flow_guide": query_flow,
 }
 
 
@@ -235,10 +293,11 @@ def test_fit_and_query(name):
     """Three epochs of ``ppgen.fit`` (mini-batches where the program's data plate follows the batch, the whole data
     where its size is fixed), a finite loss each epoch, and the program's query."""
     example = CASES[name]
-    program, _, _ = example.make()
+    made = example.make()
     data = example.data()
-    with quietly(example):
-        fit = ppgen.fit(program, as_data(data), epochs=3, batch_size=example.batch_size or example.points, lr=1e-2,
+    with quietly(example), as_today(name, "fit"):
+        fit = ppgen.fit(made[0], as_data(data), epochs=3, batch_size=example.batch_size or example.points, lr=1e-2,
                         seed=0, progress=False)
         assert len(fit.history) == 3 and all(math.isfinite(loss) for loss in fit.history)
-        QUERIES[name](fit, data)
+        with torch.no_grad():
+            QUERIES[name](fit, data, made)

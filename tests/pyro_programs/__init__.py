@@ -7,6 +7,10 @@ data point is a row. Sources (pyro-ppl/pyro): ``tests/infer/test_valid_models.py
 ``examples/vae/vae.py``, ``examples/vae/ss_vae_M2.py``, ``examples/hmm.py``,
 ``examples/toy_mixture_model_discrete_enumeration.py`` and the tutorials ``svi_part_i``, ``svi_part_ii``, ``gmm``,
 ``bayesian_regression`` and ``bayesian_regression_ii``.
+
+:mod:`pyro_programs.examples` holds Pyro's examples and tutorials themselves, models and guides verbatim (LDA, sparse
+gamma DEF, eight schools, ss_vae M2, the CVAE, hmm.py, svi_part_ii, the DP mixture, the flow guide), for
+tests/test_pyro_examples.py.
 """
 
 from pyro_programs.cases import CASES
