@@ -446,9 +446,10 @@ def test_no_warning_for_a_program_that_broadcasts(x):
 
 
 @pytest.mark.parametrize("plate, match", [
-    (lambda x: pyro.plate("data"), r"pyro.plate\('data'\) around site 'x' has no size"),
-    (lambda x: pyro.plate("data", 50, subsample_size=len(x)), r"declares 50 data points, but the data set has 7"),
-    (lambda x: pyro.plate("points", len(x) + 1), r"no pyro.plate around the observed site\(s\) 'x' has the batch's"),
+    (lambda x: pyro.plate("data", 50, subsample_size=len(x)),
+     r"no plate around the observed site\(s\) 'x' holds the data points \(plates around all of them: "
+     r"pyro.plate\('data', 50\)\); the data set has 7 points"),
+    (lambda x: pyro.plate("points", len(x) + 1), r"pyro.plate\('points', 8\)\); the data set has 7 points"),
 ])
 def test_a_data_plate_that_does_not_match_the_data_is_refused_clearly(x, plate, match):
     def model(x):
@@ -458,3 +459,69 @@ def test_a_data_plate_that_does_not_match_the_data_is_refused_clearly(x, plate, 
 
     with pytest.raises(ValueError, match=match):
         ppgen.fit(model, x, progress=False)
+
+
+def test_a_data_plate_without_a_size_is_the_plate_of_the_data_points(x):
+    """pyro.plate("data") (Pyro's ss_vae and CVAE examples): Pyro infers its size from the observed tensor; ppgen's
+    per-point log weights are those of pyro.plate("data", len(x)), and the loss of a mini-batch fit is theirs. As in
+    those examples, the prior's parameters have the batch's shape (Pyro cannot broadcast a site to a plate that has
+    no size)."""
+    def model(plate):
+        def program(x):
+            with plate(x):
+                z = pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+                pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+        return program
+
+    def guide(plate):
+        def program(x):
+            with plate(x):
+                pyro.sample("z", dist.Normal(x / 2, pyro.param("scale", torch.tensor(0.7),
+                                                         constraint=dist.constraints.positive)))
+        return program
+
+    sized, sizeless = (lambda x: pyro.plate("data", len(x))), (lambda x: pyro.plate("data"))
+    pyro.set_rng_seed(0)
+    expected = ppgen.log_weights((model(sized), guide(sized)), x, k=3)
+    pyro.set_rng_seed(0)
+    torch.testing.assert_close(ppgen.log_weights((model(sizeless), guide(sizeless)), x, k=3), expected, rtol=0, atol=0)
+    losses = [ppgen.fit((model(plate), guide(plate)), x, epochs=2, batch_size=3, progress=False).history
+              for plate in (sized, sizeless)]
+    assert losses[0] == losses[1]
+
+
+def test_a_global_factor_beside_the_plated_data_is_a_global_term(x):
+    """pyro.factor on a global latent, outside every plate, beside the observation in its data plate: the data plate
+    is found from the plated site, the factor is a global term (1/N of it per point), and the sum over points is
+    Pyro's Trace_ELBO on the same draws."""
+    def model(x):
+        mu = pyro.sample("mu", dist.Normal(0.0, 3.0))
+        pyro.factor("f", -0.5 * mu ** 2)
+        with pyro.plate("data", len(x)):
+            pyro.sample("y", dist.Normal(mu, 1.0), obs=x)
+
+    def guide(x):
+        pyro.sample("mu", dist.Normal(pyro.param("loc", torch.tensor(0.2)), 0.5))
+
+    pyro.set_rng_seed(3)
+    expected = -Trace_ELBO().loss(model, guide, x)
+    pyro.clear_param_store()
+    pyro.set_rng_seed(3)
+    assert ppgen.log_weights((model, guide), x).sum().item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_per_point_parameters_made_for_one_batch_size_refuse_other_batches_and_fit_whole(x):
+    """An AutoNormal on a local latent in pyro.plate("data", len(x)) makes one parameter per point of the batch it
+    first sees: mini-batches of another size are refused before any work, naming batch_size and the two fixes; left
+    to choose, ppgen fits it on the whole data set at every step, as Pyro's full-batch SVI does."""
+    def model(x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    with pytest.raises(ValueError, match=r"batch_size: the program runs on a batch of 3 points but fails on one of "
+                                         r"2 .*Leave batch_size out .*pyro.plate\('data', 7, subsample_size=len\(x\)\)"):
+        ppgen.fit((model, autoguide.AutoNormal(model)), x, batch_size=3, progress=False)
+    guide = autoguide.AutoNormal(model)
+    fit = ppgen.fit((model, guide), x, epochs=3, progress=False)
+    assert fit.structure.own_batch_size == 7 and fit.params["AutoNormal.locs.z"].shape == (7,)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ppgen.objective import bounds
 from ppgen.program.inputs import as_batch
 from ppgen.program.protocol import as_model_input, as_module
-from ppgen.program.structure import example_batch, inspect
+from ppgen.program.structure import inspect
 from ppgen.utils.checks import check_positive_int
 
 
@@ -28,6 +29,10 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
             guide_fn)`` pair, or a model function alone.
         data: x as a Tensor [N, ...], or a tuple ``(x, y, ...)`` of aligned inputs passed as ``model(x, y, ...)``.
         k: K, the number of particles, drawn in one vectorised pass.
+
+    A program that takes the whole data set and subsamples B points of its data plate itself (``subsample_size=B``)
+    is run on B points at a time, each run with its own K particles (of its global latents too): the sum over
+    points is then an unbiased estimate of the full-data ELBO, as Pyro's on a random subsample is.
 
     The inputs are moved to the device and floating-point dtype of the program's parameters (a program without
     parameters runs on them as they are); the program itself is not changed.
@@ -49,9 +54,10 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
         torch.Size([4, 2])
     """
     k = check_positive_int(k, "k")
-    data = as_batch(data, name="data")
+    data = as_batch(data, name="data", keep_integer_x=True)
     module = as_module(model)
-    structure = inspect(module, as_model_input(example_batch(data), module), name="data")
+    structure = inspect(module, data, name="data", batch_size=len(data))
+    data = structure.program_data(data)
     structure.check_data(data, name="data")
     if structure.unguided:
         raise ValueError(f"latent site(s) {structure.unguided} are neither drawn by a guide nor summed out by the "
@@ -59,4 +65,11 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
                          f"infer={{'enumerate': 'parallel'}} (config_enumerate(model) marks obs_mask's unobserved part)")
     if next(module.parameters(), None) is not None:  # the inputs follow the program's parameters
         data = as_model_input(data, module)
-    return bounds.log_weights(module, structure, data, k)
+    size = structure.own_batch_size or len(data)
+    if size >= len(data):
+        return bounds.log_weights(module, structure, data, k)
+    chunks = []  # a program whose data plate subsamples B points itself: B at a time, the last B for the remainder
+    for rows in torch.arange(len(data)).split(size):
+        log_w = bounds.log_weights(module, structure, data.take(torch.arange(rows[-1] + 1 - size, rows[-1] + 1)), k)
+        chunks.append(log_w[:, size - len(rows):])
+    return torch.cat(chunks, dim=1)

@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 _NUMERIC_KINDS = "biuf"
 
 
-def as_data(data: Any, *, name: str = "data", min_dim: int = 2) -> Tensor:
+def as_data(data: Any, *, name: str = "data", min_dim: int = 2, keep_integers: bool = False) -> Tensor:
     """Turns user data into a tensor of shape [N, ...], one data point per row.
 
     Floating-point tensors and arrays keep their dtype (float64 stays float64); integer and bool
@@ -26,6 +26,8 @@ def as_data(data: Any, *, name: str = "data", min_dim: int = 2) -> Tensor:
         data: A ``torch.Tensor``, a ``numpy.ndarray`` or nested lists of numbers.
         name: The argument's name, used in error messages.
         min_dim: the fewest dimensions accepted: 2 for points that are vectors, 1 where a point may be a number.
+        keep_integers: keep an integer or bool dtype as it is (for a program to decide, see
+            :attr:`ppgen.program.structure.Structure.integer_x`).
 
     Returns:
         A tensor with at least ``min_dim`` dimensions and at least one row, whose entries are all finite.
@@ -45,7 +47,7 @@ def as_data(data: Any, *, name: str = "data", min_dim: int = 2) -> Tensor:
     if x.dtype in (torch.float16, torch.bfloat16):  # log-densities summed in float16 overflow past 65504
         raise TypeError(f"{name} has dtype {x.dtype}, too coarse for the log-densities a fit sums: convert it "
                         f"with .float() or .double()")
-    if not x.is_floating_point():
+    if not x.is_floating_point() and not keep_integers:
         x = x.to(torch.get_default_dtype())
     if x.dim() < min_dim:
         raise ValueError(f"{name} must have shape [N, ...] with one data point per row, got shape "
@@ -79,21 +81,27 @@ class Batch:
     """The inputs of one call of a program, ``model(*args)`` and ``guide(*args)``, and where they sit in the data.
 
     Attributes:
-        args: the aligned inputs (x, y, ...), each Tensor[B, ...]: row b of every input is data point b.
+        args: the inputs (x, y, ...) the program is called with. Each is Tensor[B, ...], row b of every input being
+            data point b; or, for a program that takes the whole data set and subsamples it itself (``whole``),
+            the whole data set's inputs, as the program takes them.
         rows: LongTensor[B], the indices of these points in the data set, which a data plate that declares the
             data set's full size (``pyro.plate("data", N, subsample_size=B)``) receives as its subsample.
         size: N, the number of points in the whole data set, among which the terms of global latents are shared.
+        whole: whether ``args`` hold the whole data set, of which ``rows`` are this batch's points.
     """
 
     args: tuple[Tensor, ...]
     rows: Tensor
     size: int
+    whole: bool = False
 
     def __len__(self) -> int:
-        return self.args[0].shape[0]
+        return len(self.rows) if self.whole else self.args[0].shape[0]
 
     def take(self, rows: Tensor) -> Batch:
         """The points at ``rows`` (indices into this batch), still part of the same data set."""
+        if self.whole:
+            return Batch(self.args, self.rows[rows], self.size, whole=True)
         return Batch(tuple(arg[rows] for arg in self.args), self.rows[rows], self.size)
 
     def head(self, n: int) -> Batch:
@@ -103,10 +111,14 @@ class Batch:
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Batch:
         """The batch on ``device``, its floating-point inputs in ``dtype`` (labels and masks keep theirs)."""
         args = tuple(arg.to(device=device, dtype=dtype if arg.is_floating_point() else None) for arg in self.args)
-        return Batch(args, self.rows.to(device), self.size)
+        return Batch(args, self.rows.to(device), self.size, self.whole)
+
+    def as_whole(self) -> Batch:
+        """The same inputs, for a program that is called with the whole data set at every step."""
+        return Batch(self.args, self.rows, self.size, whole=True)
 
 
-def as_batch(data: Any, *, name: str = "data") -> Batch:
+def as_batch(data: Any, *, name: str = "data", keep_integer_x: bool = False) -> Batch:
     """The whole data set as one :class:`Batch`: a single array, or a tuple of aligned inputs.
 
     A single tensor, array or nested list goes through :func:`as_data` (x, one point per row; a 1-D x is one
@@ -115,7 +127,9 @@ def as_batch(data: Any, *, name: str = "data") -> Batch:
     is), passed positionally to the
     program as ``model(x, y, ...)``: each has one row per data point (a 1-D input, such as labels, is one
     number per point), floating-point inputs keep their dtype, integer and bool inputs (labels, masks) keep
-    theirs, and floating-point entries must be finite.
+    theirs, and floating-point entries must be finite. ``keep_integer_x``: a single integer x keeps its dtype too
+    (else it becomes floating point, as :func:`as_data` makes it), for the program's structure to decide
+    (:meth:`ppgen.program.structure.Structure.program_data`).
 
     Raises:
         TypeError: an input does not hold real numbers, or ``data`` is an empty tuple.
@@ -126,7 +140,7 @@ def as_batch(data: Any, *, name: str = "data") -> Batch:
     if isinstance(data, TensorDataset):
         data = tuple(data.tensors)
     if not isinstance(data, tuple):
-        x = as_data(data, name=name, min_dim=1)
+        x = as_data(data, name=name, min_dim=1, keep_integers=keep_integer_x)
         return Batch((x,), torch.arange(len(x)), len(x))
     if not data:
         raise TypeError(f"{name} is an empty tuple: pass the data x, or aligned inputs (x, y, ...)")

@@ -1,7 +1,9 @@
-"""What ppgen learns about a program by tracing it once, before fitting: its sites, its plates, its data plate.
+"""What ppgen learns about a program by tracing it, before fitting: its sites, its plates, its data plate.
 
-Every fact here is learnt once, on a few rows of the data, with Pyro's validation on, so that a program Pyro
-would refuse is refused before anything changes, with Pyro's own message where Pyro has one.
+Every fact here is learnt once, on a real batch of the data (the size of the fit's mini-batches), with Pyro's
+validation on, so that a program Pyro would refuse is refused before anything changes, with Pyro's own message
+where Pyro has one. The program runs a second time on a batch of another size and other rows: that tells which
+plate follows the batch, and whether the program runs at any batch size at all.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.distributions import Delta
+from pyro.poutine.indep_messenger import CondIndepStackFrame
 from pyro.util import (check_model_guide_match, check_site_shape, check_traceenum_requirements, get_rng_state,
                        set_rng_state)
 from torch import nn
 from torch.distributions import constraints
 
 from ppgen.program.inputs import Batch, as_batch
+from ppgen.program.plates import (declared_size, find_data_plate, plate_frames, plate_size, sizeless,
+                                  subsampled_plates)
 from ppgen.program.pointwise import per_point_terms
-from ppgen.program.protocol import DATA_PLATE, has_guide
+from ppgen.program.protocol import as_model_input, has_guide
 from ppgen.program.traces import Plan, sample_sites, trace_alone, trace_particles
 from ppgen.utils.checks import first_line
+
+#: the number of points per step where neither the user nor the program chooses it.
+DEFAULT_BATCH_SIZE = 128
 
 #: exceptions that mean "the program fails on these inputs", turned into one ValueError that says so.
 PROGRAM_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError, AssertionError)
@@ -49,6 +57,14 @@ class Structure:
         exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
         unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
+        own_batch_size: for a program called with the whole data set (``plan.whole_data``), the number of points
+            per step it requires: its data plate's own ``subsample_size``, or all of its points where the plate
+            cannot be given a batch's rows (parameters made per point, as an AutoGuide's on local latents in
+            ``pyro.plate("data", len(x))``, or data observed whole); ``None`` where any batch size runs.
+        data_size: for a program called with the whole data set, N: the number of its data plate's points.
+        integer_x: whether an integer x (the first input) is given to the program as it is, because the program
+            fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
+            floating point, as the likelihoods of reals and Bernoulli's need.
     """
 
     plan: Plan
@@ -65,6 +81,9 @@ class Structure:
     exact: bool
     unreparameterized: tuple[str, ...]
     data_support: constraints.Constraint | None
+    own_batch_size: int | None = None
+    data_size: int | None = None
+    integer_x: bool = False
 
     @property
     def reparameterized(self) -> bool:
@@ -75,6 +94,15 @@ class Structure:
     def particle_dim(self) -> int:
         """The batch dimension of the particle plate: left of every plate of the program."""
         return self.plan.particle_dim
+
+    def program_data(self, batch: Batch) -> Batch:
+        """The data as the program takes them: an integer x made floating point unless ``integer_x``; for a program
+        called with the whole data set (``plan.whole_data``) all of its inputs as one batch whose points are those of
+        its data plate."""
+        batch = floating_x(batch) if not self.integer_x else batch
+        if not self.plan.whole_data:
+            return batch
+        return Batch(batch.args, torch.arange(self.data_size, device=batch.rows.device), self.data_size, whole=True)
 
     def check_data(self, batch: Batch, name: str) -> None:
         """Raise a ``ValueError`` naming ``name`` if a row of the observed input lies outside the likelihood's support."""
@@ -94,48 +122,181 @@ class Structure:
                 f"({self.data_support}{hint}), the first at row {bad[0].item()}")
 
 
-def inspect(module: nn.Module, batch: Batch | Any, name: str = "data") -> Structure:
-    """Trace the guide and the model on a few rows and read off their :class:`Structure`.
+def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size: int | None = None) -> Structure:
+    """Trace the guide and the model on a real batch of ``data`` and read off their :class:`Structure`.
 
-    ``batch`` is a :class:`~ppgen.program.inputs.Batch`, or anything :func:`ppgen.fit` takes as data.
+    ``data`` is the whole data set (a :class:`~ppgen.program.inputs.Batch`, or anything :func:`ppgen.fit` takes as
+    data), or a stream's first batch; ``batch_size`` is the number of points per step, or ``None`` for the
+    program's own choice: its data plate's own ``subsample_size``, the whole data set where it runs at one batch
+    size only, or else :data:`DEFAULT_BATCH_SIZE`. The program runs on the inputs moved to the device and dtype of
+    its parameters (:func:`~ppgen.program.protocol.as_model_input`).
 
-    The model is traced alone (its own marks decide what it sums out), the guide alone, and then the whole
-    computation of the bounds runs once on two particles with Pyro's validation on: Pyro's checks of site shapes,
-    of model-guide agreement and of enumeration run there. A program that does not broadcast over the particle
-    plate is run one particle at a time instead, with a warning.
+    The program runs on a batch of ``batch_size`` points, the data set's last (other rows than the first, so that a
+    program that indexes its inputs by the data plate's indices shows it), then on a batch of another size: the
+    plate of the data points is found as Pyro defines it (:mod:`ppgen.program.plates`). A program whose data plate
+    subsamples the data it is given is run on the whole data set, its data plate given the batch's rows. Then the
+    whole computation of the bounds runs once on two particles with Pyro's validation on: Pyro's checks of site
+    shapes, of model-guide agreement and of enumeration run there. A program that does not broadcast over the
+    particle plate is run one particle at a time instead, with a warning.
 
     Raises:
         ValueError: the program fails on the inputs (data of the wrong shape, for one), or breaks the protocol
-            (no observed site, no plate of the batch's size, a guide site the model lacks, an enumerated latent
-            outside the data plate, a sequentially enumerated site).
+            (no observed site, no plate that holds the data points, a guide site the model lacks, an enumerated
+            latent outside the data plate, a sequentially enumerated site, per-point parameters made for one batch
+            size when the batches have several).
     """
-    batch = as_batch(batch, name=name)
+    data = as_batch(data, name=name, keep_integer_x=True)
     rng = get_rng_state()  # tracing draws; the caller's random stream is left where it was
     try:
-        return _inspect(module, batch, name)
+        return _inspect(module, data, name, batch_size)
     finally:
         set_rng_state(rng)
 
 
-def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
+def floating_x(batch: Batch) -> Batch:
+    """The batch with an integer or bool x (its first input) in torch's default floating-point dtype."""
+    x = batch.args[0]
+    if x.is_floating_point():
+        return batch
+    return Batch((x.to(torch.get_default_dtype()), *batch.args[1:]), batch.rows, batch.size, batch.whole)
+
+
+@dataclass(frozen=True)
+class _Traced:
+    """One run of the guide and the model alone, on ``batch``, and the data plate read off it."""
+
+    batch: Batch
+    guide_trace: poutine.Trace | None
+    model_trace: poutine.Trace
+    data_plate: CondIndepStackFrame
+    own_batch_size: int | None = None
+
+
+def _run_alone(module: nn.Module, batch: Batch, plate: str | None = None, replayed: bool = False
+               ) -> tuple[poutine.Trace | None, poutine.Trace]:
+    """The guide and the model each run once on ``batch`` as the program wrote them, with Pyro's validation on (no
+    particles, no enumeration); ``replayed``: the model replayed on the guide's draws, as one particle of Pyro's
+    ``Trace_ELBO`` runs it, which shows a guide whose own sizes are not the batch's."""
     with poutine.block(), pyro.validation_enabled(True):
+        guide_trace = trace_alone(module.guide, batch, plate) if has_guide(module) else None
+        if not replayed:
+            return guide_trace, trace_alone(module.model, batch, plate)
+        model_trace = trace_alone(poutine.replay(module.model, trace=guide_trace), batch, plate)
+        for trace in filter(None, (guide_trace, model_trace)):
+            trace.compute_log_prob()
+        return guide_trace, model_trace
+
+
+def _observed(model_trace: poutine.Trace) -> list[dict]:
+    observed = [s for s in sample_sites(model_trace) if s["is_observed"]]
+    if not observed:
+        raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
+    return observed
+
+
+def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None) -> _Traced:
+    """The program run alone on a real batch, and how it takes its data: a batch of rows at a time, or the whole data
+    set at every step (:func:`_whole_data`)."""
+    size = min(batch_size or DEFAULT_BATCH_SIZE, len(data))
+    first = data.take(torch.arange(len(data) - size, len(data)))  # real rows, not rows 0..B-1 where B < N
+    data = _with_x_decided(module, data, first)
+    first = as_model_input(data.take(torch.arange(len(data) - size, len(data))), module)
+    in_memory = not data.whole and len(data) == data.size
+    try:
+        guide_trace, model_trace = _run_alone(module, first)
+    except PROGRAM_ERRORS as error:
+        if not in_memory or len(first) == len(data):
+            raise _fails(name, first, error) from error
+        return _whole_data(module, data, name, batch_size, error)  # it may take the data laid out otherwise
+    observed = _observed(model_trace)
+    other = first.take(torch.arange(len(first) - 1)) if len(first) > 1 else None
+    followers, other_error = None, None
+    if other is not None:
         try:
-            guide_trace = trace_alone(module.guide, batch) if has_guide(module) else None
-            model_trace = trace_alone(module.model, batch)
+            _, other_model = _run_alone(module, other, replayed=True)
+            before = {f.name: f.size for s in observed for f in plate_frames(s)}
+            followers = {f.name for s in _observed(other_model) for f in plate_frames(s) if before.get(f.name) != f.size}
         except PROGRAM_ERRORS as error:
-            raise _fails(name, batch, error) from error
+            other_error = error
+    subsampled = subsampled_plates((guide_trace, model_trace), data.size)
+    frame = find_data_plate(observed, data.size, len(first), followers, subsampled)
+    if frame.name not in subsampled and (sizeless(frame) or frame.size == len(first)) and other_error is None:
+        return _Traced(first, guide_trace, model_trace, frame)
+    if other_error is not None and batch_size is not None and len(first) < data.size:
+        raise ValueError(
+            f"batch_size: the program runs on a batch of {len(first)} points but fails on one of {len(other)} "
+            f"({first_line(other_error)}): something in it, such as an AutoGuide's parameters for latents inside "
+            f"pyro.plate('{frame.name}', len(x)), is made for one batch size. Leave batch_size out to fit it on the "
+            f"whole data set at every step, or declare the data set's size, pyro.plate('{frame.name}', {data.size}, "
+            f"subsample_size=len(x)), so that per-point parameters are indexed by the batch's rows")
+    if not in_memory:
+        raise ValueError(f"{name}: the program takes the whole data set at every step (its data plate "
+                         f"pyro.plate('{frame.name}', ...) subsamples it, or it runs at one batch size only): pass the "
+                         f"data in memory, as a tensor or a tuple of tensors")
+    return _whole_data(module, data, name, batch_size, None)
+
+
+def _with_x_decided(module: nn.Module, data: Batch, first: Batch) -> Batch:
+    """``data`` with an integer x made floating point, unless the program fails on it so and runs on it as it is: on
+    ``first``, or else on the whole data set (a program may take only all of it); a floating-point x is left alone."""
+    if data.args[0].is_floating_point():
+        return data
+    for batch in (first, data.as_whole()) if len(first) < len(data) == data.size else (first,):
+        if _runs(module, as_model_input(floating_x(batch), module)):
+            break
+        if _runs(module, as_model_input(batch, module)):
+            return data
+    return floating_x(data)
+
+
+def _whole_data(module: nn.Module, data: Batch, name: str, batch_size: int | None,
+                error: Exception | None) -> _Traced:
+    """A program called with the whole data set, laid out as it takes it, at every step: its data plate is given the
+    rows of a batch where it declares its size (it then indexes its data by the plate's indices), and spans all of the
+    data set where it does not. ``error`` is what running it on a batch of rows raised, reported if this fails too."""
+    whole = as_model_input(data.as_whole(), module)
+    try:
+        guide_trace, model_trace = _run_alone(module, whole)
+        subsampled = subsampled_plates((guide_trace, model_trace))
+        observed = _observed(model_trace)
+        frame = find_data_plate(observed, len(data), None, subsampled=subsampled)
+    except (*PROGRAM_ERRORS, ValueError) as whole_error:
+        if error is None:
+            raise
+        raise _fails(name, data.head(1), error) from whole_error
+    n = declared_size(frame) if not sizeless(frame) else plate_size(observed[0], frame)
+    whole = Batch(whole.args, torch.arange(n), n, whole=True)
+    own = subsampled.get(frame.name)
+    if own is None:  # ppgen's rows where the plate takes them, else all of its points at every step
+        size = min(batch_size or DEFAULT_BATCH_SIZE, n)
+        own = None if size < n and _runs(module, whole.take(torch.arange(n - size, n)), frame.name) else n
+    batch = whole.take(torch.arange(n - (own or size), n))
+    try:
+        guide_trace, model_trace = _run_alone(module, batch, frame.name)
+    except PROGRAM_ERRORS as run_error:
+        raise _fails(name, batch, run_error) from run_error
+    frame = next(f for s in _observed(model_trace) for f in plate_frames(s) if f.name == frame.name)
+    return _Traced(batch, guide_trace, model_trace, frame, own_batch_size=own)
+
+
+def _runs(module: nn.Module, batch: Batch, plate: str | None = None) -> bool:
+    """Whether the program runs alone on ``batch``, its data plate ``plate`` (any plate of the data set's size where
+    ``None``) given the batch's rows."""
+    try:
+        _run_alone(module, batch, plate, replayed=True)
+    except PROGRAM_ERRORS:
+        return False
+    return True
+
+
+def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None) -> Structure:
+    traced = _learn(module, data, name, batch_size)
+    integer_x = not traced.batch.args[0].is_floating_point()
+    batch, guide_trace, model_trace = traced.batch, traced.guide_trace, traced.model_trace
     guide_sites = sample_sites(guide_trace) if guide_trace else []
     model_sites = sample_sites(model_trace)
     observed = [s for s in model_sites if s["is_observed"]]
-    if not observed:
-        raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
-    data_plate = _find_data_plate(observed, len(batch))
-    declared = next(f.full_size for f in observed[0]["cond_indep_stack"] if f.name == data_plate)
-    if declared not in (None, len(batch), batch.size):
-        raise ValueError(f"pyro.plate('{data_plate}', {declared}, subsample_size=...) declares {declared} data points, "
-                         f"but the data set has {batch.size}: declare its size, or give the plate the batch's size")
-    for site in guide_sites + model_sites:
-        _check_site_plates(site, data_plate)
+    data_plate = traced.data_plate.name
     latent = [s for s in model_sites if not s["is_observed"]]
     guide_site = {s["name"]: s for s in guide_sites}
     orphans = set(guide_site) - {s["name"] for s in latent} - {n for n, s in guide_site.items() if _auxiliary(s)}
@@ -153,8 +314,8 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
     global_sites = tuple(s["name"] for s in latent if not _in_plate(s, data_plate))
     _check_enumeration(model_trace, guide_sites, enumerated, guide_enumerated, data_plate)
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
-    data_dim = next(f.dim for f in observed[0]["cond_indep_stack"] if f.name == data_plate)
-    plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=data_dim, vectorized=True)
+    plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=traced.data_plate.dim,
+                vectorized=True, whole_data=batch.whole)
     data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
                                       if s["value"] is arg), (None, None))  # x first, then the labels
     structure = Structure(
@@ -173,6 +334,9 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
         exact=callable(getattr(module, "log_prob", None)) or all(_enumerable(s) for s in latent),
         unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
         data_support=data_site["fn"].support if data_site else None,
+        own_batch_size=traced.own_batch_size,
+        data_size=batch.size if batch.whole else None,
+        integer_x=integer_x,
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided:  # no bound is defined; the backend's check says why, naming the latents
@@ -240,41 +404,8 @@ def _fails(name: str, batch: Batch, error: Exception) -> ValueError:
     return ValueError(f"{name}: the program fails on rows of shape {shapes}: {error}")
 
 
-def _find_data_plate(observed: list[dict], batch_size: int) -> str:
-    """The plate of the data points: around every observed site, of the batch's size; ``"data"`` if several are."""
-    common = None
-    for site in observed:
-        frames = [f for f in site["cond_indep_stack"] if f.vectorized]
-        unsized = [f.name for f in frames if f.size is None or f.size < 0]  # pyro.plate(name) without a size
-        if unsized:
-            raise ValueError(f"pyro.plate('{unsized[0]}') around site '{site['name']}' has no size: give the plate of "
-                             f"the data points its size, pyro.plate('{unsized[0]}', x.shape[0])")
-        names = {f.name for f in frames if f.size == batch_size}
-        common = names if common is None else common & names
-    if not common:
-        raise ValueError(
-            f"no pyro.plate around the observed site(s) {', '.join(repr(s['name']) for s in observed)} has the "
-            f"batch's size {batch_size}: observe the data inside pyro.plate('{DATA_PLATE}', x.shape[0]) (or declare "
-            f"the data set's size with pyro.plate('{DATA_PLATE}', N, subsample_size=x.shape[0]))")
-    if len(common) > 1:
-        if DATA_PLATE in common:
-            return DATA_PLATE
-        raise ValueError(f"plates {sorted(common)} all have the batch's size {batch_size}: name the plate of the "
-                         f"data points '{DATA_PLATE}'")
-    return common.pop()
-
-
 def _in_plate(site: dict, plate: str) -> bool:
     return any(f.name == plate for f in site["cond_indep_stack"])
-
-
-def _check_site_plates(site: dict, data_plate: str) -> None:
-    """A site inside the data plate must have the data plate left of any other plate of its own: a point is a row."""
-    plates = {frame.name: frame.dim for frame in site["cond_indep_stack"] if frame.vectorized}
-    if data_plate in plates and plates[data_plate] != min(plates.values()):
-        raise ValueError(
-            f"site '{site['name']}' has a plate left of pyro.plate('{data_plate}', ...): give the data plate the "
-            f"leftmost dim (e.g. dim=-2 around a plate with dim=-1), so that a point is a row")
 
 
 def _check_enumeration(model_trace: poutine.Trace, guide_sites: list[dict], enumerated: tuple[str, ...],
@@ -316,7 +447,7 @@ def _auxiliary(site: dict) -> bool:
     return bool(site["infer"].get("is_auxiliary"))
 
 
-def example_batch(batch: Batch, size: int = 3) -> Batch:
-    """A few rows of the data to trace a program on."""
-    return batch.head(size)
-
+def example_batch(data: Batch) -> Batch:
+    """The rows a fit keeps to answer queries about the training data's shapes and to rebuild its program on load: a
+    few rows, or for a program called with the whole data set (``plan.whole_data``) all of its inputs."""
+    return data.head(3)

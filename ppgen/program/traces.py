@@ -29,16 +29,20 @@ class Plan:
     Attributes:
         max_plate_nesting: how many batch dimensions the program's plates use.
         data_plate: the name of the plate of the data points.
-        data_dim: its batch dimension, the leftmost of the program's plates around a data point.
+        data_dim: its batch dimension (any of the program's plate dimensions).
         vectorized: whether the program broadcasts over a plate of particles left of its own plates; if not,
             K particles are drawn one at a time, each without a particle plate, as Pyro's ``Trace_ELBO`` runs
             a program that it does not vectorise.
+        whole_data: whether the program is called with the whole data set and subsamples its data plate itself
+            (``pyro.plate("documents", N, subsample_size=B) as ind`` and ``data[ind]``): ppgen then passes the whole
+            inputs at every step and gives the data plate the batch's rows as its subsample.
     """
 
     max_plate_nesting: int
     data_plate: str
     data_dim: int
     vectorized: bool
+    whole_data: bool = False
 
     @property
     def particle_dim(self) -> int:
@@ -51,18 +55,23 @@ class Plan:
 
 
 class BatchRows(Messenger):
-    """Gives a data plate that declares the data set's size N, ``pyro.plate(name, N, subsample_size=B)``, the
-    batch's rows as its subsample, so that per-data-point parameters are indexed by the points in the batch.
-    Pyro then scales the plate's log-densities by N / B, as for any subsampled plate."""
+    """Gives the batch's rows as the subsample of a plate that declares the data set's size N, ``pyro.plate(name, N)``
+    or ``pyro.plate(name, N, subsample_size=B)``, so that per-data-point parameters (an AutoGuide's, or indexed by the
+    plate's indices) and data indexed by them are those of the points in the batch; Pyro then scales the plate's
+    log-densities by N / B, as for any subsampled plate. Only the plate called ``plate`` where one is named (the
+    data plate, once known); a plate whose own ``subsample_size`` is not the batch's keeps its own (Pyro refuses a
+    subsample of another size)."""
 
-    def __init__(self, batch: Batch) -> None:
+    def __init__(self, batch: Batch, plate: str | None = None) -> None:
         super().__init__()
         self.batch = batch
+        self.plate = plate
 
     def _pyro_sample(self, msg: dict) -> None:
         fn = msg["fn"]
-        if (isinstance(fn, _Subsample) and fn.size == self.batch.size and fn.subsample_size == len(self.batch)
-                and fn.subsample_size < fn.size and msg["value"] is None):
+        if (isinstance(fn, _Subsample) and msg["value"] is None and (self.plate is None or msg["name"] == self.plate)
+                and fn.size == self.batch.size and len(self.batch) < fn.size
+                and fn.subsample_size in (None, len(self.batch))):
             msg["value"] = self.batch.rows
 
 
@@ -71,9 +80,9 @@ def sample_sites(trace: poutine.Trace) -> list[dict]:
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
 
 
-def trace_alone(fn: Callable[..., Any], batch: Batch) -> poutine.Trace:
+def trace_alone(fn: Callable[..., Any], batch: Batch, plate: str | None = None) -> poutine.Trace:
     """One run of a model or a guide on its own, as the program wrote it: no particles, no replay, no enumeration."""
-    return poutine.trace(BatchRows(batch)(fn)).get_trace(*batch.args)
+    return poutine.trace(BatchRows(batch, plate)(fn)).get_trace(*batch.args)
 
 
 def draw_particles(module: Any, structure: Any, batch: Batch, num_particles: int) -> poutine.Trace | None:
@@ -85,7 +94,7 @@ def draw_particles(module: Any, structure: Any, batch: Batch, num_particles: int
     """
     if not has_guide(module):
         return None
-    guide = in_particles(BatchRows(batch)(module.guide), num_particles, structure.plan)
+    guide = in_particles(BatchRows(batch, structure.plan.data_plate)(module.guide), num_particles, structure.plan)
     if structure.guide_enumerated:
         guide = poutine.enum(guide, first_available_dim=structure.particle_dim - 1)
     return poutine.trace(guide).get_trace(*batch.args)
@@ -107,7 +116,7 @@ def trace_particles(module: Any, structure: Any, batch: Batch, num_particles: in
         The guide's trace (``None`` without a guide, or with ``use_guide=False``) and the model's trace.
     """
     guide_trace = draw_particles(module, structure, batch, num_particles) if use_guide else None
-    model = in_particles(BatchRows(batch)(module.model), num_particles, structure.plan)
+    model = in_particles(BatchRows(batch, structure.plan.data_plate)(module.model), num_particles, structure.plan)
     if structure.enumerated or not use_guide:
         model = poutine.enum(model, first_available_dim=structure.particle_dim - 1)
     if guide_trace is not None:

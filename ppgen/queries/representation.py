@@ -61,9 +61,10 @@ def encode(module: nn.Module, structure: Structure, batch: Batch, site: str, num
     # conditional means averaged over draws of z' (their draws where the conditional has no closed-form mean)
     drawn = draw_particles(module, structure, batch, num_samples).nodes[site]
     try:
-        return drawn["fn"].mean.mean(0)
+        drawn = {**drawn, "value": drawn["fn"].mean}
     except NotImplementedError:
-        return drawn["value"].mean(0)
+        pass
+    return site_draws(drawn, structure.particle_dim).mean(0)  # the site's own plates, the data plate first
 
 
 def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples: int) -> Posterior:

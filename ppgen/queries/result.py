@@ -94,13 +94,19 @@ class Fit:
         if len(inputs) != self.structure.num_inputs:
             raise TypeError(f"the model takes {self.structure.num_inputs} input(s) (x, ...), as it was fitted, got "
                             f"{len(inputs)}; pass the query's options by keyword, e.g. log_prob(x, k=1000)")
-        batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name)
+        batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name, keep_integer_x=True)
         for i, (arg, like) in enumerate(zip(batch.args, self.example.args)):
             if arg.shape[1:] != like.shape[1:]:
                 where = name if len(inputs) == 1 else f"{name}[{i}]"
                 raise ValueError(f"{where} must have shape [N, {', '.join(map(str, like.shape[1:]))}] like the "
                                  f"training data, got {list(arg.shape)}")
-        batch = Batch(batch.args, batch.rows, self.example.size).to(self.device, self.example.args[0].dtype)
+        batch = self.structure.program_data(Batch(batch.args, batch.rows, self.example.size))
+        own, plate = self.structure.own_batch_size, self.structure.plan.data_plate
+        if own is not None and own < len(batch):
+            raise ValueError(f"{name}: the program's data plate pyro.plate('{plate}', {len(batch)}, subsample_size="
+                             f"{own}) subsamples {own} of its {len(batch)} points itself, so that ppgen cannot run it "
+                             f"on all of them at once for a query; fit.params holds what it learnt")
+        batch = batch.to(self.device, self.example.args[0].dtype)
         self.structure.check_data(batch, name)
         return batch
 
@@ -316,7 +322,7 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     else:
         module = as_module(model)
     # trace first: that creates the parameters of a program that makes them on its first run
-    structure = inspect(module, as_model_input(example, module), name=f"the example rows in {os.fspath(path)}")
+    structure = inspect(module, example, name=f"the example rows in {os.fspath(path)}")
     module.to(device=device, dtype=example.args[0].dtype)
     try:
         module.load_state_dict(state["state_dict"])

@@ -21,7 +21,7 @@ from ppgen.objective.sampler import Sampler
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
-from ppgen.program.structure import Structure, example_batch, inspect
+from ppgen.program.structure import DEFAULT_BATCH_SIZE, Structure, example_batch, inspect
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
@@ -34,7 +34,7 @@ from ppgen.utils.checks import check_device, check_positive_float, check_positiv
 
 
 def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, epochs: int = 10,
-        batch_size: int = 128, lr: float = 1e-3, optim: Any = None, seed: int | None = 0,
+        batch_size: int | None = None, lr: float = 1e-3, optim: Any = None, seed: int | None = 0,
         device: str | torch.device = "cpu",
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
@@ -55,7 +55,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             latents that need a guide and ``MLE()`` for a model whose log p(x) is exact. A sampler,
             ``inference.NUTS()``, draws the model's global latents instead (see :func:`draw_posterior`).
         epochs: passes over the data.
-        batch_size: data points per step (the last batch of an epoch may be smaller).
+        batch_size: data points per step (the last batch of an epoch may be smaller); by default the program's own
+            choice where it makes one (its data plate's ``subsample_size``, or the whole data set for a program
+            whose parameters are made per point of one batch, such as an AutoGuide on local latents in
+            ``pyro.plate("data", len(x))``), else 128.
         lr: learning rate of the default optimiser, Adam, and of an optimiser class passed as ``optim``.
         optim: ``None`` (Adam, fused on CPU and CUDA: :func:`adam`), a ``torch.optim.Optimizer`` subclass, or a
             ``pyro.optim`` optimiser such as ``pyro.optim.Adam({"lr": 1e-3})``.
@@ -99,7 +102,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         Interrupted: a ``KeyboardInterrupt``: SIGINT or SIGTERM stopped the fit after a step, checkpointed.
     """
     epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
+    batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
     make_optimizer = optimizer_factory(optim, check_positive_float(lr, "lr"))
     check_backend(inference)
     device = check_device(device)
@@ -108,19 +111,21 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     check_run_arguments(out, checkpoint_every, resume, overwrite)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
-    stream = as_stream(data, batch_size)
+    stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE)
     if isinstance(inference, Sampler) and (distributed or stream is not None):
         raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
                          f"one process: pass the data as tensors, without distributed=True")
     group, device = start(device, seed) if distributed else (SINGLE, device)
     if seed is not None:
         pyro.set_rng_seed(check_seed(seed))
-    data = stream if stream is not None else as_batch(data, name="data")
+    data = stream if stream is not None else as_batch(data, name="data", keep_integer_x=True)
     module = as_module(model)
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
-    first = example_batch(data)
-    structure = inspect(module, as_model_input(first, module), name="data")
+    structure = inspect(module, data if stream is None else data.head(batch_size or DEFAULT_BATCH_SIZE), name="data",
+                        batch_size=batch_size)
+    batch_size = program_batch_size(structure, batch_size)
+    data = structure.program_data(data)
     if isinstance(inference, Sampler):  # the hook for a sampler: one call that draws, in place of gradient steps
         return draw_posterior(module, structure, inference, data, device, progress, out)
     if next(module.parameters(), None) is None:
@@ -140,7 +145,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
         module.initialize(*as_model_input(leading, module).args)
-    dtype = first.args[0].dtype if first.args[0].is_floating_point() else torch.get_default_dtype()
+    dtype = leading.args[0].dtype if leading.args[0].is_floating_point() else torch.get_default_dtype()
     module.to(device=device, dtype=dtype)
     data = data.to(device, dtype)
     group.broadcast_parameters(module)
@@ -186,7 +191,22 @@ def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, da
     data = data.to(device, dtype)
     show = sys.stderr.isatty() if progress is None else progress
     draws = sampler.draw(module, structure, data, show)
-    return Fit(module, structure, sampler, history=[], example=example_batch(data).to("cpu"), draws=draws)
+    return Fit(module, structure, sampler, history=[], example=example_batch(data).to("cpu"),
+               draws=draws)
+
+
+def program_batch_size(structure: Structure, batch_size: int | None) -> int:
+    """The number of points per step: ``batch_size``, or where it is ``None`` the program's own choice (see
+    :func:`fit`); a ``ValueError`` where the user's differs from the size the program takes (a batch_size above
+    N stands for all of the N points, as everywhere)."""
+    own = structure.own_batch_size
+    if own is not None and batch_size is not None and batch_size != own and not batch_size > own == structure.data_size:
+        how = (f"subsamples {own} of them itself" if own < structure.data_size
+               else "cannot be given a batch of them (see the docs' programs page)")
+        raise ValueError(f"batch_size: the program takes the whole data set at every step, and its data plate "
+                         f"pyro.plate('{structure.plan.data_plate}', {structure.data_size}) {how}: pass batch_size="
+                         f"{own}, or leave batch_size out")
+    return own or batch_size or DEFAULT_BATCH_SIZE
 
 
 def check_backend(inference: Any) -> None:
@@ -245,6 +265,8 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     module = gradients.module
     guard = guard_for(module, optimizer, state, on_nan, factor, distributed=group.active)
     per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
+    if gradients.structure.own_batch_size is not None:
+        per_epoch = data.size // batch_size
     every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=epochs, initial=state.epoch, desc=f"fit {type(gradients.inference).__name__}", unit="epoch",
@@ -259,6 +281,9 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
             while state.epoch < epochs:
                 if state.order is None:
                     state.order = epoch_order(data, generator)
+                    if gradients.structure.own_batch_size is not None:  # as drop_last: a program whose data plate
+                        # subsamples B points itself takes no smaller batch
+                        state.order = state.order[:len(state.order) // batch_size * batch_size]
                 for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
                     step(gradients, guard, batch, state, group=group, rows=rows)
                     if save is not None and every is not None and state.step % every == 0:

@@ -39,6 +39,8 @@ from torch import Tensor
 from torch.distributions import constraints, transforms
 from torch.nn.functional import softplus
 
+from ppgen import inference
+
 Program = tuple[Any, Callable, Callable]
 
 
@@ -61,8 +63,10 @@ class Example:
             particle at a time).
         guide_enumerates: whether the guide enumerates a discrete site (ppgen's ELBO is then read from the first
             loss of a full-batch ``ppgen.fit``).
-        batch_size: the mini-batch of the short fit (``None``: the whole data set, for a program whose data plate
-            has a fixed size and no subsample).
+        batch_size: the mini-batch of the short fit (``None``: the program's own choice, the whole data set for a
+            program whose data plate has a fixed size and no subsample).
+        backend: the ``inference`` of the short fit where the default refuses the program, as the refusal says
+            (``None``: the default).
     """
 
     name: str
@@ -76,6 +80,7 @@ class Example:
     broadcasts: bool = True
     guide_enumerates: bool = False
     batch_size: int | None = None
+    backend: Callable[[], Any] | None = None
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -1204,7 +1209,8 @@ def flow_data() -> tuple[Tensor]:
 
 
 EXAMPLES = [
-    Example("lda", "examples/lda.py", lda, lda_data, points=6, enum=True, max_plate_nesting=2, batch_size=3),
+    Example("lda", "examples/lda.py", lda, lda_data, points=6, enum=True, max_plate_nesting=2, batch_size=3,
+            broadcasts=False),
     Example("sparse_gamma_def_custom", "examples/sparse_gamma_def.py", sparse_gamma_def("custom"), faces, points=5,
             exact=False),
     Example("sparse_gamma_def_autodiagonal", "examples/sparse_gamma_def.py", sparse_gamma_def("auto"), faces,
@@ -1229,7 +1235,6 @@ EXAMPLES = [
     Example("svi_part_ii_subsample", "tutorial/source/svi_part_ii.ipynb", coin_subsampled, coin_tosses, points=10,
             exact=False, batch_size=5),
     Example("dp_mixture", "tutorial/source/dirichlet_process_mixture.ipynb", dp_mixture, four_clusters, points=20,
-            exact=False),
-    Example("svi_flow_guide", "tutorial/source/svi_flow_guide.ipynb", flow_guide, flow_data, points=6,
-            batch_size=3),
+            exact=False, broadcasts=False, backend=lambda: inference.RWS(k=5)),
+    Example("svi_flow_guide", "tutorial/source/svi_flow_guide.ipynb", flow_guide, flow_data, points=6),
 ]
