@@ -13,6 +13,8 @@ import torch
 import ppgen
 from programs import conjugate_posterior, regression, regression_data
 from ppgen import inference
+from ppgen.program.protocol import as_module
+from ppgen.program.structure import inspect
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -143,3 +145,57 @@ def test_a_model_with_learnt_parameters_is_refused():
 
     with pytest.raises(ValueError, match=r"parameters that nothing would fit"):
         ppgen.fit(with_parameter, (x, y), inference=inference.NUTS(), progress=False)
+
+
+def tutorial_regression(x, y):
+    """:func:`programs.regression` as Pyro's tutorials write it, ``x @ b``: it does not broadcast over draws of b."""
+    b = pyro.sample("b", dist.Normal(torch.zeros(2, dtype=x.dtype), 3.0).to_event(1))
+    with pyro.plate("data", len(x)):
+        pyro.sample("y", dist.Normal(x @ b, 0.5), obs=y)
+
+
+@pytest.fixture(scope="module")
+def tutorial_fit():
+    x, y = regression_data()
+    pyro.set_rng_seed(0)
+    with pytest.warns(UserWarning, match=r"does not broadcast over a plate of draws .*one draw at a time"):
+        fit = ppgen.fit(tutorial_regression, (x, y), progress=False, seed=0,
+                        inference=inference.NUTS(num_samples=100, warmup_steps=60, num_chains=2))
+    return fit, x, y
+
+
+def test_queries_of_a_model_that_does_not_broadcast_over_draws_run_one_draw_at_a_time(tutorial_fit):
+    fit, x, y = tutorial_fit
+    assert not fit.structure.plan.vectorized
+    b = fit.draws.samples["b"]
+    per_draw = dist.Normal(b @ x.T, 0.5).log_prob(y)  # [S, N], by hand
+    posterior = fit.posterior(x, y)
+    torch.testing.assert_close(posterior.log_likelihood, per_draw)
+    torch.testing.assert_close(fit.log_prob(x, y), per_draw.logsumexp(0) - math.log(len(b)))
+    idata = posterior.to_arviz()
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "point")
+    np.testing.assert_allclose(idata.log_likelihood["y"].values.reshape(len(b), -1), per_draw.numpy())
+    means = fit.sample(5, x[:5], mean=True)
+    assert all(bool(((x[n] @ b.T) - means[n]).abs().min() < 1e-12) for n in range(5))
+
+
+def test_the_posterior_predictive_is_the_conjugate_one_whether_or_not_the_model_broadcasts(tutorial_fit):
+    """log p(y_n | data) = log N(y_n; x_n . m, 0.5^2 + x_n^T C x_n) for the conjugate posterior N(m, C), within four
+    Monte Carlo standard errors of the mean of p(y_n | b_s) over the S draws (taking their effective number as S/2,
+    as the draws of a chain are correlated); the broadcasting program on the same draws gives the same values."""
+    fit, x, y = tutorial_fit
+    mean, covariance = conjugate_posterior(x, y)
+    exact = dist.Normal(x @ mean, (0.25 + ((x @ covariance) * x).sum(-1)).sqrt()).log_prob(y)
+    density = dist.Normal(fit.draws.samples["b"] @ x.T, 0.5).log_prob(y).exp()  # p(y_n | b_s), [S, N]
+    standard_error = density.std(0) / density.mean(0) / math.sqrt(len(density) / 2)  # of log of the mean, delta method
+    assert bool(((fit.log_prob(x, y) - exact).abs() < 4 * standard_error).all())
+    broadcasting = ppgen.Fit(as_module(regression), fit.structure, fit.inference, history=[], example=fit.example,
+                             draws=fit.draws)
+    assert broadcasting.structure.plan.vectorized is False  # the structure it was given already runs one at a time
+    vectorised = ppgen.Fit(as_module(regression), inspect(as_module(regression), (x, y)), fit.inference, history=[],
+                           example=fit.example, draws=fit.draws)
+    assert vectorised.structure.plan.vectorized
+    for other in (broadcasting, vectorised):
+        torch.testing.assert_close(other.log_prob(x, y), fit.log_prob(x, y), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(other.posterior(x, y).log_likelihood, fit.posterior(x, y).log_likelihood,
+                                   rtol=1e-12, atol=1e-12)

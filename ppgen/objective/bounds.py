@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
+from ppgen.objective.particles import in_passes
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.structure import Structure
@@ -33,16 +33,17 @@ def elbo_terms(module: nn.Module, structure: Structure, batch: Batch, num_partic
 
     Each entry is one particle's log weight, except that the guide's enumerated discrete sites are summed over
     exactly, weighted by q (Pyro's ``TraceEnum_ELBO`` with ``config_enumerate(guide)``): its mean is the ELBO.
-    A program that does not broadcast over particles is run once per particle. ``global_terms=False`` leaves
-    out the terms of global latents, keeping log p(x_n, z_k | theta_k) - log q(z_k | x_n, theta_k).
+    A program that does not broadcast over particles is run once per particle (:mod:`ppgen.objective.particles`).
+    ``global_terms=False`` leaves out the terms of global latents, keeping
+    log p(x_n, z_k | theta_k) - log q(z_k | x_n, theta_k).
     """
     if not (use_guide and structure.guided) and num_particles > 1:  # nothing is drawn: every particle is the same
         return elbo_terms(module, structure, batch, 1, use_guide, global_terms).expand(num_particles, -1)
-    if structure.plan.vectorized or num_particles == 1:
-        guide_trace, model_trace = trace_particles(module, structure, batch, num_particles, use_guide)
-        return per_point_terms(guide_trace, model_trace, structure, batch, num_particles, global_terms)
-    return torch.cat([elbo_terms(module, structure, batch, 1, use_guide, global_terms)
-                      for _ in range(num_particles)])
+
+    def run(start: int, count: int) -> Tensor:
+        guide_trace, model_trace = trace_particles(module, structure, batch, count, use_guide)
+        return per_point_terms(guide_trace, model_trace, structure, batch, count, global_terms)
+    return in_passes(run, num_particles, structure.plan)
 
 
 def log_weights(module: nn.Module, structure: Structure, batch: Batch, num_particles: int,

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.distributions import kl_divergence
 
 from ppgen.objective.base import Objective
+from ppgen.objective.particles import in_passes
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import trace_log_density
 from ppgen.program.protocol import ProgramCall, PyroFunctions
@@ -110,29 +111,39 @@ def stopped_log_weights(module: nn.Module, structure: Structure, batch: Batch, k
     w~_k = w_k / sum_j w_j of each particle, so that the gradient of IWAE_K = log (1/K) sum_k w_k becomes, for
     phi, sum_k w~_k^2 d log w_k / dz_k dz_k/dphi (DReG), and for the model's parameters the standard
     sum_k w~_k d log w_k / dtheta. Each draw is scaled once, where the model and q_stop read it: the path from one
-    guide site to the next inside the guide is not scaled twice.
+    guide site to the next inside the guide is not scaled twice. A program that does not broadcast over particles
+    is run once per particle, each particle's draws scaled by its own weight among all K.
     """
-    guide_trace = draw_particles(module, structure, batch, k)
-    sites = sample_sites(guide_trace)
-    z = {site["name"]: site["value"] for site in sites}
-    if doubly_reparameterised:
-        z = {name: value.view_as(value) for name, value in z.items()}  # a node of its own, to hook
-    log_w = log_joint(module, structure, batch, z, k) - log_guide(module, structure, batch, z, k, stop_parameters=True)
+    drawn: list[tuple[int, int, list[dict], dict[str, Tensor]]] = []  # each pass's particles, sites and draws
+
+    def run(start: int, count: int) -> Tensor:
+        sites = sample_sites(draw_particles(module, structure, batch, count))
+        z = {site["name"]: site["value"] for site in sites}
+        if doubly_reparameterised:
+            z = {name: value.view_as(value) for name, value in z.items()}  # a node of its own, to hook
+        drawn.append((start, count, sites, z))
+        return (log_joint(module, structure, batch, z, count)
+                - log_guide(module, structure, batch, z, count, stop_parameters=True))
+
+    log_w = in_passes(run, k, structure.plan)
     if doubly_reparameterised and log_w.requires_grad:
         normalised = log_w.detach().softmax(0)
-        for site in sites:
-            value = z[site["name"]]
-            if value.requires_grad:
-                weight = _on_site(normalised, value, site["fn"].event_dim, structure)
-                value.register_hook(lambda grad, weight=weight: grad * weight)
+        for start, count, sites, z in drawn:
+            for site in sites:
+                value = z[site["name"]]
+                if value.requires_grad:
+                    weight = _on_site(normalised[start:start + count], value, site["fn"].event_dim, structure)
+                    value.register_hook(lambda grad, weight=weight: grad * weight)
     return log_w
 
 
 def _on_site(per_point: Tensor, value: Tensor, event_dim: int, structure: Structure) -> Tensor:
-    """A [K, N] tensor laid out to broadcast against a site's value: K on the particle plate, N on the data plate."""
+    """A [K, N] tensor laid out to broadcast against a site's value: K on the particle plate, N on the data plate;
+    a site drawn without a particle plate (one particle at a time) takes its one row on the data plate alone."""
     batch_dims = value.dim() - event_dim
     shape = [1] * value.dim()
-    shape[batch_dims + structure.particle_dim] = per_point.shape[0]
+    if batch_dims + structure.particle_dim >= 0:
+        shape[batch_dims + structure.particle_dim] = per_point.shape[0]
     shape[batch_dims + structure.plan.data_dim] = per_point.shape[1]
     return per_point.reshape(shape)
 
@@ -151,13 +162,16 @@ def detached_draws(module: nn.Module, structure: Structure, batch: Batch, k: int
     """log p(x, z_k) and log q(z_k|x), each Tensor[K, N], at draws z_k ~ q(z|x) held fixed.
 
     The gradient flows into the model's and the guide's parameters, never through z, whether or not the guide
-    can be reparameterised: what score-function estimators (reweighted wake-sleep, VIMCO) differentiate.
+    can be reparameterised: what score-function estimators (reweighted wake-sleep, VIMCO) differentiate. A program
+    that does not broadcast over particles is run once per particle.
     """
-    guide_trace = draw_particles(module, structure, batch, k)
-    for site in sample_sites(guide_trace):
-        site["value"] = site["value"].detach()
-    z = {site["name"]: site["value"] for site in sample_sites(guide_trace)}
-    return log_joint(module, structure, batch, z, k), trace_log_density(guide_trace, structure, batch, k)
+    def run(start: int, count: int) -> tuple[Tensor, Tensor]:
+        guide_trace = draw_particles(module, structure, batch, count)
+        for site in sample_sites(guide_trace):
+            site["value"] = site["value"].detach()
+        z = {site["name"]: site["value"] for site in sample_sites(guide_trace)}
+        return log_joint(module, structure, batch, z, count), trace_log_density(guide_trace, structure, batch, count)
+    return in_passes(run, k, structure.plan)
 
 
 def analytic_log_weights(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:
@@ -175,17 +189,20 @@ def analytic_log_weights(module: nn.Module, structure: Structure, batch: Batch, 
         Pyro's ``TraceMeanField_ELBO`` (Bingham et al., 2019). https://docs.pyro.ai/en/stable/inference_algos.html
     """
     check_analytic_kl(structure)
-    guide_trace, model_trace = trace_particles(module, structure, batch, k)
-    for site in sample_sites(guide_trace):
-        q, node = site["fn"], model_trace.nodes[site["name"]]
-        try:
-            kl = kl_divergence(q, node["fn"])
-        except NotImplementedError:
-            raise ValueError(f"ELBO(kl='analytic'): KL(q || p) has no closed form at latent site {site['name']!r}: "
-                             f"q is {_describe(q)} and p is {_describe(node['fn'])}, a pair that "
-                             f"torch.distributions.kl_divergence does not know; use kl='sampled'") from None
-        node["log_prob"] = scale_and_mask(-kl, node["scale"], node["mask"])  # read by compute_log_prob as is
-    return trace_log_density(model_trace, structure, batch, k)
+
+    def run(start: int, count: int) -> Tensor:
+        guide_trace, model_trace = trace_particles(module, structure, batch, count)
+        for site in sample_sites(guide_trace):
+            q, node = site["fn"], model_trace.nodes[site["name"]]
+            try:
+                kl = kl_divergence(q, node["fn"])
+            except NotImplementedError:
+                raise ValueError(f"ELBO(kl='analytic'): KL(q || p) has no closed form at latent site "
+                                 f"{site['name']!r}: q is {_describe(q)} and p is {_describe(node['fn'])}, a pair "
+                                 f"that torch.distributions.kl_divergence does not know; use kl='sampled'") from None
+            node["log_prob"] = scale_and_mask(-kl, node["scale"], node["mask"])  # read by compute_log_prob as is
+        return trace_log_density(model_trace, structure, batch, count)
+    return in_passes(run, k, structure.plan)
 
 
 def check_analytic_kl(structure: Structure) -> None:

@@ -112,4 +112,6 @@ def enumerated_log_posterior(model_trace: poutine.Trace, site: str, particle_dim
     for frame in frames:
         plates[frame.dim] = frame.size
     log_joint = log_joint.expand(*plates, -1).reshape(*(f.size for f in frames), -1)
+    if all(f.name != PARTICLE_PLATE for f in frames):  # a program run one particle at a time, without the plate
+        log_joint = log_joint.unsqueeze(0)
     return log_joint.log_softmax(-1)

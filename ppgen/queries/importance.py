@@ -25,14 +25,14 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from ppgen.program.enumeration import enumerated_log_posterior
+from ppgen.objective.particles import passes
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.structure import Structure
 from ppgen.program.traces import sample_sites, trace_particles
 from ppgen.queries.evaluation import KHAT_THRESHOLD, weight_diagnostics
 from ppgen.queries.posterior import Posterior
-from ppgen.queries.representation import likelihood_terms, observed_data, site_draws
+from ppgen.queries.representation import enumerated_draws, likelihood_terms, observed_data, site_draws
 
 
 def check_importance(module: nn.Module, structure: Structure) -> None:
@@ -68,8 +68,8 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
         proposal each draw came from, and log p(x_n | z_s); a ``UserWarning`` names how many points have k-hat > 0.7.
     """
     points = max(1, particle_points // k)
-    per_pass = min(k, particle_points) if structure.plan.vectorized else 1  # else one particle per run
-    parts = [_chunk(module, structure, batch.take(rows), num_samples, k, per_pass)
+    sizes = [count for _, count in passes(k, structure.plan, particle_points)]
+    parts = [_chunk(module, structure, batch.take(rows), num_samples, sizes)
              for rows in torch.arange(len(batch), device=batch.rows.device).split(points)]
     samples = {name: torch.cat([p[0][name] for p in parts], dim=1) for name in parts[0][0]}
     log_w, log_lik, diagnostics = (torch.cat([p[i] for p in parts], dim=-1) for i in (1, 2, 3))
@@ -84,15 +84,16 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
                      observed=observed_data(structure, batch))
 
 
-def _chunk(module: nn.Module, structure: Structure, batch: Batch, num_samples: int, k: int,
-           particles: int) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-    """The draws of one chunk of B points: samples [S, B, ...], the log weights and log-likelihoods of the
-    chosen proposals [S, B], and the ESS and k-hat of the K weights, stacked [2, B]."""
+def _chunk(module: nn.Module, structure: Structure, batch: Batch, num_samples: int,
+           sizes: list[int]) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
+    """The draws of one chunk of B points from K proposals in passes of ``sizes`` (:func:`passes`): samples
+    [S, B, ...], the log weights and log-likelihoods of the chosen proposals [S, B], and the ESS and k-hat of the K
+    weights, stacked [2, B]."""
     chosen: dict[str, Tensor] | None = None
     all_log_w = []
     total = None
-    for start in range(0, k, particles):
-        draws, every = _pass(module, structure, batch, num_samples, min(particles, k - start))
+    for particles in sizes:
+        draws, every = _pass(module, structure, batch, num_samples, particles)
         all_log_w.append(every)
         mass = every.logsumexp(0)
         if chosen is None:
@@ -120,8 +121,7 @@ def _pass(module: nn.Module, structure: Structure, batch: Batch, num_samples: in
     points = torch.arange(len(batch), device=index.device)
     draws = {site["name"]: site_draws(site, structure.particle_dim)[index, points]
              for site in sample_sites(guide_trace) if not site["infer"].get("is_auxiliary")}
-    for name in structure.enumerated:  # c_s ~ p(c | x, z_s) given the chosen proposal
-        logits = enumerated_log_posterior(model_trace, name, structure.particle_dim, structure.plan.data_plate)
-        draws[name] = torch.distributions.Categorical(logits=logits[index, points]).sample()
+    for name, value in enumerated_draws(module, structure, batch, guide_trace, particles).items():
+        draws[name] = value[index, points]  # c ~ p(c | x, z_k) jointly, given the chosen proposal z_k
     draws["log_w"], draws["log_lik"] = log_w[index, points], log_lik[index, points]
     return draws, log_w

@@ -5,20 +5,26 @@ point, and the posterior predictive log p(x_n | data). The chains themselves are
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from typing import Any
 
+import pyro
 import pyro.poutine as poutine
 import torch
+from pyro.util import get_rng_state, set_rng_state
 from torch import Tensor, nn
 
+from ppgen.objective.particles import in_passes
 from ppgen.objective.sampler import Draws, check_size, conditioned, latent_names, nuts
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import trace_log_density
-from ppgen.program.structure import Structure
+from ppgen.program.structure import PROGRAM_ERRORS, Structure
 from ppgen.program.traces import BatchRows, in_particles, sample_sites, trace_alone
 from ppgen.queries.posterior import Posterior
 from ppgen.queries.representation import site_draws
+from ppgen.utils.checks import first_line
 
 #: draws times points of one pass when the log-likelihood of every point is computed under every draw.
 DRAW_POINTS_PER_PASS = 2**15
@@ -29,14 +35,16 @@ def log_likelihood(module: nn.Module, structure: Structure, batch: Batch, sample
     drawn latents (laid out as :class:`Draws` has them), the model's enumerated latents summed out.
 
     Draws and points go through in passes of about :data:`DRAW_POINTS_PER_PASS`; a program that does not broadcast
-    over particles is run once per draw.
+    over draws (``structure.plan``, learnt by :func:`with_draws_checked`) is run once per draw.
     """
     events = {name: site["fn"].event_dim for name, site in trace_alone(module.model, batch).nodes.items()
               if name in samples}
-    total = len(next(iter(samples.values())))
-    per_pass = max(1, DRAW_POINTS_PER_PASS // len(batch)) if structure.plan.vectorized else 1
-    return torch.cat([_log_likelihood(module, structure, batch, {n: v[s:s + per_pass] for n, v in samples.items()},
-                                      events) for s in range(0, total, per_pass)])
+
+    def run(start: int, count: int) -> Tensor:
+        return _log_likelihood(module, structure, batch, {n: v[start:start + count] for n, v in samples.items()},
+                               events)
+    return in_passes(run, len(next(iter(samples.values()))), structure.plan,
+                     most=max(1, DRAW_POINTS_PER_PASS // len(batch)))
 
 
 def predictive_log_prob(module: nn.Module, structure: Structure, batch: Batch, draws: Draws) -> Tensor:
@@ -60,6 +68,36 @@ def _log_likelihood(module: nn.Module, structure: Structure, batch: Batch, sampl
     for name in samples:
         trace.remove_node(name)
     return trace_log_density(trace, structure, batch, count, global_terms=False)
+
+
+def with_draws_checked(module: nn.Module, structure: Structure, batch: Batch, draws: Draws) -> Structure:
+    """``structure`` with the plan by which the queries of a sampler's fit run its model over the draws: all in one
+    plate left of the program's own plates where that gives, on the first two draws and the rows of ``batch``, the
+    values of one draw at a time; one draw at a time where it does not (``X @ w`` over draws of w, say), and said so
+    once. Learnt once, when a :class:`~ppgen.Fit` takes the draws; the caller's random stream is left as it was."""
+    if not structure.plan.vectorized:
+        return structure
+    first = {name: value[:2] for name, value in draws.samples.items()}
+    one_at_a_time = dataclasses.replace(structure, plan=structure.plan.one_particle_at_a_time())
+    rng = get_rng_state()
+    try:
+        with poutine.block(), torch.no_grad():
+            each = log_likelihood(module, one_at_a_time, batch, first)
+            try:
+                with pyro.validation_enabled(True):
+                    together = log_likelihood(module, structure, batch, first)
+                if together.shape == each.shape and torch.allclose(together, each, rtol=1e-5, atol=1e-6):
+                    return structure
+                reason = "its values over draws together differ from those of one draw at a time"
+            except PROGRAM_ERRORS as error:
+                reason = first_line(error)
+    finally:
+        set_rng_state(rng)
+    warnings.warn(f"the model does not broadcast over a plate of draws left of its own plates ({reason}); the "
+                  f"queries of this fit run it one draw at a time, which is slower. To vectorise, let every tensor "
+                  f"keep its leading batch dimensions: (X * w).sum(-1) rather than X @ w",
+                  stacklevel=3)
+    return one_at_a_time
 
 
 def in_particle_layout(value: Tensor, event_dim: int, max_plate_nesting: int) -> Tensor:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pyro.poutine as poutine
-import torch
+from pyro.infer import infer_discrete
 from torch import Tensor, nn
 
+from ppgen.objective.particles import in_passes
 from ppgen.program.enumeration import enumerated_log_posterior
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import per_point_terms, trace_log_density
 from ppgen.program.structure import Structure
-from ppgen.program.traces import BatchRows, draw_particles, sample_sites, trace_particles
+from ppgen.program.traces import BatchRows, draw_particles, in_particles, sample_sites, trace_particles
 from ppgen.queries.posterior import Posterior
 
 
@@ -44,9 +45,10 @@ def latent_site(module: nn.Module, structure: Structure, site: str | None) -> st
 def encode(module: nn.Module, structure: Structure, batch: Batch, site: str, num_samples: int) -> Tensor:
     """The posterior mean of a latent site given x: Tensor[N, d] (see :meth:`ppgen.Fit.encode`)."""
     if site in structure.enumerated:
-        _, model_trace = trace_particles(module, structure, batch, _draws_given_guide(structure, num_samples))
-        return enumerated_log_posterior(model_trace, site, structure.particle_dim,
-                                        structure.plan.data_plate).exp().mean(0)
+        def conditional(start: int, count: int) -> Tensor:  # p(c | x, z_k), Tensor[K, N, ..., C]
+            _, model_trace = trace_particles(module, structure, batch, count)
+            return enumerated_log_posterior(model_trace, site, structure.particle_dim, structure.plan.data_plate).exp()
+        return in_passes(conditional, num_samples if structure.guided else 1, structure.plan).mean(0)
     guide_trace = poutine.trace(BatchRows(batch)(module.guide)).get_trace(*batch.args)
     q = guide_trace.nodes[site]["fn"]
     if site in structure.guide_enumerated:  # q(c|x) over the C values, as the model's sums give p(c|x)
@@ -59,41 +61,55 @@ def encode(module: nn.Module, structure: Structure, batch: Batch, site: str, num
             pass
     # q(z|x, z') given guide draws z' before it (a hierarchy z1 -> z2): E_q[z|x] = E_q(z'|x)[E_q[z|x, z']], the
     # conditional means averaged over draws of z' (their draws where the conditional has no closed-form mean)
-    drawn = draw_particles(module, structure, batch, num_samples).nodes[site]
-    try:
-        drawn = {**drawn, "value": drawn["fn"].mean}
-    except NotImplementedError:
-        pass
-    return site_draws(drawn, structure.particle_dim).mean(0)  # the site's own plates, the data plate first
+    def conditional_mean(start: int, count: int) -> Tensor:  # E_q[z | x, z'_k], or the draw z_k itself
+        drawn = draw_particles(module, structure, batch, count).nodes[site]
+        try:
+            mean = drawn["fn"].mean
+        except NotImplementedError:
+            mean = drawn["value"]
+        return site_draws({**drawn, "value": mean.expand(drawn["value"].shape)}, structure.particle_dim)
+    return in_passes(conditional_mean, num_samples, structure.plan).mean(0)
 
 
 def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples: int) -> Posterior:
-    """``num_samples`` joint draws of every latent site for every point, z_s ~ q(z|x), with the log weight
-    log p(x, z_s) - log q(z_s|x) and the log-likelihood log p(x | z_s) of each (see :meth:`ppgen.Fit.posterior`)."""
+    """``num_samples`` joint draws of every latent site for every point (see :meth:`ppgen.Fit.posterior`): z_s ~ q(z|x)
+    for the sites the guide draws, global ones included (one value per draw), and the discrete latents the model sums
+    out drawn jointly from their exact conditional p(c | x, z_s) given the same draw (:func:`enumerated_draws`); with
+    the log weight log p(x, z_s) - log q(z_s|x) and the log-likelihood log p(x | z_s) of each. A program that does not
+    broadcast over particles is run once per draw."""
     if structure.guide_enumerated:
         raise ValueError(f"posterior draws need one draw of every latent, but the guide enumerates "
                          f"{structure.guide_enumerated}: ask encode(x, site=...) for q(c|x) instead")
-    if not structure.plan.vectorized and structure.guided and num_samples > 1:  # one particle at a time
-        draws = [posterior(module, structure, batch, 1) for _ in range(num_samples)]
-        return Posterior({name: torch.cat([d.samples[name] for d in draws]) for name in draws[0].samples},
-                         structure.global_sites, log_likelihood=torch.cat([d.log_likelihood for d in draws]),
-                         log_weights=torch.cat([d.log_weights for d in draws]), observed=draws[0].observed)
-    particles = _draws_given_guide(structure, num_samples)
-    guide_trace, model_trace = trace_particles(module, structure, batch, particles)
-    samples = {site["name"]: site_draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
-               if not site["infer"].get("is_auxiliary")} if guide_trace else {}
-    for name in structure.enumerated:
-        logits = enumerated_log_posterior(model_trace, name, structure.particle_dim, structure.plan.data_plate)
-        given = torch.distributions.Categorical(logits=logits)
-        if structure.guided:  # one draw for each guide particle z_s
-            samples[name] = given.sample()
-        else:  # one exact posterior, as a single particle: every draw from it
-            samples[name] = given.sample((num_samples,))[:, 0]
-    log_w = per_point_terms(guide_trace, model_trace, structure, batch, particles, global_terms=False)
-    log_lik = likelihood_terms(model_trace, structure, batch, particles)
-    return Posterior(samples, global_sites=structure.global_sites, log_likelihood=log_lik.expand(num_samples, -1),
-                     log_weights=log_w.expand(num_samples, -1) if structure.guided else None,
-                     observed=observed_data(structure, batch))
+
+    def run(start: int, count: int) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        guide_trace, model_trace = trace_particles(module, structure, batch, count)
+        samples = {site["name"]: site_draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
+                   if not site["infer"].get("is_auxiliary")} if guide_trace else {}
+        samples.update(enumerated_draws(module, structure, batch, guide_trace, count))
+        return (samples, per_point_terms(guide_trace, model_trace, structure, batch, count, global_terms=False),
+                likelihood_terms(model_trace, structure, batch, count))
+
+    samples, log_w, log_lik = in_passes(run, num_samples, structure.plan)
+    return Posterior(samples, global_sites=structure.global_sites, log_likelihood=log_lik,
+                     log_weights=log_w if structure.guided else None, observed=observed_data(structure, batch))
+
+
+def enumerated_draws(module: nn.Module, structure: Structure, batch: Batch, guide_trace: poutine.Trace | None,
+                     num_particles: int) -> dict[str, Tensor]:
+    """c_k ~ p(c | x, z_k) for the discrete latents c that the model sums out, drawn jointly (a chain of them, as in
+    an HMM, together) given each particle's guide draws z_k from ``guide_trace`` (global latents included), by Pyro's
+    ``infer_discrete``: forward sums, then backward draws.
+
+    Returns:
+        Each enumerated site's draws, Tensor[K, N, ...], laid out as :func:`site_draws` lays them out.
+    """
+    if not structure.enumerated:
+        return {}
+    model = in_particles(BatchRows(batch)(module.model), num_particles, structure.plan)
+    if guide_trace is not None:
+        model = poutine.replay(model, trace=guide_trace)
+    trace = poutine.trace(infer_discrete(model, first_available_dim=structure.particle_dim - 1)).get_trace(*batch.args)
+    return {name: site_draws(trace.nodes[name], structure.particle_dim) for name in structure.enumerated}
 
 
 def likelihood_terms(model_trace: poutine.Trace, structure: Structure, batch: Batch, num_particles: int) -> Tensor:
@@ -124,8 +140,3 @@ def site_draws(site: dict, particle_dim: int) -> Tensor:
     particle = value.dim() - event + particle_dim
     keep = [d for d in range(value.dim()) if d == particle or d in own or d >= value.dim() - event]
     return value.reshape([value.shape[d] for d in keep])
-
-
-def _draws_given_guide(structure: Structure, num_samples: int) -> int:
-    """Particles to trace for ``num_samples`` posterior draws: one when no latent comes from the guide."""
-    return num_samples if structure.guided else 1

@@ -50,6 +50,8 @@ class Fit:
         self.example = as_batch(example, name="example")
         self.skipped = skipped
         self.draws = draws
+        if draws is not None:  # whether the model broadcasts over the draws, learnt once for every query of them
+            self.structure = mcmc.with_draws_checked(model, structure, self.example.to(self.device), draws)
         self._passes = density.Passes(model, structure)
 
     def __repr__(self) -> str:
