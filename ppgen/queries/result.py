@@ -12,7 +12,7 @@ from ppgen.objective.base import Objective
 from ppgen.objective.sampler import Draws, Sampler
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
-from ppgen.program.protocol import Model, as_model_input, as_module, constrained_params
+from ppgen.program.protocol import Model, as_module, constrained_params
 from ppgen.program.structure import Structure, inspect
 from ppgen.queries import density, importance, mcmc, representation, sampling
 from ppgen.queries.evaluation import Evaluation, evaluate
