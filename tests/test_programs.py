@@ -519,8 +519,8 @@ def test_per_point_parameters_made_for_one_batch_size_refuse_other_batches_and_f
             z = pyro.sample("z", dist.Normal(0.0, 1.0))
             pyro.sample("x", dist.Normal(z, 1.0), obs=x)
 
-    with pytest.raises(ValueError, match=r"batch_size: the program runs on a batch of 3 points but fails on one of "
-                                         r"2 .*Leave batch_size out .*pyro.plate\('data', 7, subsample_size=len\(x\)\)"):
+    with pytest.raises(ValueError, match=r"batch_size: the program runs on a batch of 3 points but fails on one of 2 "
+                                         r".*Leave batch_size out .*pyro.plate\('data', 7, subsample_size=len\(x\)\)"):
         ppgen.fit((model, autoguide.AutoNormal(model)), x, batch_size=3, progress=False)
     guide = autoguide.AutoNormal(model)
     fit = ppgen.fit((model, guide), x, epochs=3, progress=False)

@@ -4,6 +4,7 @@ Pyro knows no "data plate": a program subsamples a plate that declares the data 
 ``pyro.plate("data", N, subsample_size=B)``, and Pyro scales its terms by N / B. ppgen reads the plate of the data
 points the same way. Around the observed sites it takes, in this order:
 
+0. a plate that the program subsamples itself, ``pyro.plate("documents", D, subsample_size=32)``;
 1. a plate that declares the data set's size N (with or without ``subsample_size`` or ``subsample``);
 2. a plate without a size, ``pyro.plate("data")``, whose size Pyro infers from the observed tensors;
 3. a plate of the size of the batch the program was called with, ``pyro.plate("data", len(x))``.
@@ -11,8 +12,9 @@ points the same way. Around the observed sites it takes, in this order:
 A program called with the whole data set, laid out as it takes it (Pyro's LDA takes word ids [words, documents]),
 has points that need not be rows: there the plates it subsamples come first, then the plate called ``"data"``, then
 the outermost plate it opens around the observed sites. Observed sites outside every plate (a ``pyro.factor`` on
-global latents) are global terms, not data. Where two plates qualify alike, the one called ``"data"`` is taken, or else the one whose size followed the batch's when the
-program ran on a batch of another size; only where that too leaves two is the program refused.
+global latents) are global terms, not data. Where two plates qualify alike, the one called ``"data"`` is taken, or
+else the one whose size followed the batch's when the program ran on a batch of another size; only where that too
+leaves two is the program refused.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 A model is a Pyro program held by a ``torch.nn.Module``:
 
 * ``model(x)`` (or ``model(x, y, ...)`` on aligned inputs) draws the latents and observes ``x`` inside the plate
-  of the data points, ``pyro.plate("data", x.shape[0])`` (any name: the plate of the batch's size around the
-  observed sites); it may use ``x`` only through ``obs=`` statements and its shape, so that running it with the
-  observation released on a placeholder draws x ~ p(x). Sites outside that plate are global latents.
+  of the data points, ``pyro.plate("data", x.shape[0])``, found as Pyro defines a subsampled plate (any name; see
+  :mod:`ppgen.program.plates`); it may use ``x`` only through ``obs=`` statements and its shape, so that running it
+  with the observation released on a placeholder draws x ~ p(x). Sites outside that plate are global latents. A
+  program that takes the whole data set and subsamples it (``pyro.plate("documents", D, subsample_size=32) as ind``,
+  ``data[:, ind]``, as Pyro's LDA) is called with all of it at every step, its plate given the batch's indices.
 * ``guide(x)`` (where the model has latents to infer) draws them from q(z|x), with the same inputs;
 * ``log_prob(x) -> Tensor[N]`` (optional) is the exact log-likelihood log p(x);
 * ``initialize(x)`` (optional) sets data-dependent starting values once, before the first step; it sees x
@@ -36,7 +38,7 @@ from ppgen.program.inputs import Batch
 
 DATA_PLATE = "data"
 """The conventional name of the plate of the data points, ``pyro.plate(DATA_PLATE, x.shape[0])``; ppgen finds the
-plate of the batch's size under any name."""
+plate of the data points under any name, and takes this one where two plates could each be it."""
 
 
 class Model(nn.Module):

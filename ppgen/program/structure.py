@@ -215,7 +215,8 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None) ->
         try:
             _, other_model = _run_alone(module, other, replayed=True)
             before = {f.name: f.size for s in observed for f in plate_frames(s)}
-            followers = {f.name for s in _observed(other_model) for f in plate_frames(s) if before.get(f.name) != f.size}
+            followers = {f.name for s in _observed(other_model) for f in plate_frames(s)
+                         if before.get(f.name) != f.size}
         except PROGRAM_ERRORS as error:
             other_error = error
     subsampled = subsampled_plates((guide_trace, model_trace), data.size)
