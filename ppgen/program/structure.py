@@ -217,8 +217,8 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None) ->
             before = {f.name: f.size for s in observed for f in plate_frames(s)}
             followers = {f.name for s in _observed(other_model) for f in plate_frames(s)
                          if before.get(f.name) != f.size}
-        except PROGRAM_ERRORS as error:
-            other_error = error
+        except PROGRAM_ERRORS as error:  # where the batch itself fails so (data outside the support), not its size
+            other_error = error if _runs(module, first) else None
     subsampled = subsampled_plates((guide_trace, model_trace), data.size)
     frame = find_data_plate(observed, data.size, len(first), followers, subsampled)
     if frame.name not in subsampled and (sizeless(frame) or frame.size == len(first)) and other_error is None:
