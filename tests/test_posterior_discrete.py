@@ -164,7 +164,8 @@ def test_a_discrete_latent_is_drawn_given_the_same_draw_of_a_local_latent(method
     x = torch.tensor([-0.5, 1.0, 2.5])
     posterior = as_fit((model, guide), x).posterior(x, num_samples=S, method=method)
     z, c = posterior.samples["z"], posterior.samples["c"]
-    p = (torch.tensor(0.3 / 0.7).log() + dist.Normal(z + 2, 0.5).log_prob(x) - dist.Normal(z, 0.5).log_prob(x)).sigmoid()
+    log_odds = torch.tensor(0.3 / 0.7).log() + dist.Normal(z + 2, 0.5).log_prob(x) - dist.Normal(z, 0.5).log_prob(x)
+    p = log_odds.sigmoid()  # p(c_n = 1 | x_n, z_s), [S, N], by hand
     agreement = ((c == 1) == (p > 0.5)).double().mean()
     expected = torch.maximum(p, 1 - p).mean()
     assert expected > 0.8 and abs(agreement - expected) <= 4 * (expected * (1 - expected) / c.numel()).sqrt()
