@@ -145,3 +145,27 @@ def test_an_hmms_hidden_states_are_drawn_jointly_from_their_posterior_given_the_
     marginals = torch.stack([(exact * (sequences[:, t] == 1)).sum(-1) for t in range(T)], -1)  # p(s_t = 1 | y_n)
     independent = torch.where(sequences == 1, marginals[:, None, :], 1 - marginals[:, None, :]).prod(-1)
     assert (independent - exact).abs().max() > 0.05  # draws of each state from its own marginal would fail
+
+
+@pytest.mark.parametrize("method", ["guide", "importance"])
+def test_a_discrete_latent_is_drawn_given_the_same_draw_of_a_local_latent(method):
+    """z ~ N(0, 1), c ~ Bernoulli(0.3) summed out, x | z, c ~ N(z + 2c, 0.5^2): c_s must follow p(c | x, z_s) for the
+    draw z_s it comes with, from the guide or resampled among the guide's proposals."""
+    def model(x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            c = pyro.sample("c", dist.Bernoulli(0.3), infer={"enumerate": "parallel"})
+            pyro.sample("x", dist.Normal(z + 2 * c, 0.5), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Normal(x * 0.5, 1.0))
+
+    x = torch.tensor([-0.5, 1.0, 2.5])
+    posterior = as_fit((model, guide), x).posterior(x, num_samples=S, method=method)
+    z, c = posterior.samples["z"], posterior.samples["c"]
+    log_odds = torch.tensor(0.3 / 0.7).log() + dist.Normal(z + 2, 0.5).log_prob(x) - dist.Normal(z, 0.5).log_prob(x)
+    p = log_odds.sigmoid()  # p(c_n = 1 | x_n, z_s), [S, N], by hand
+    agreement = ((c == 1) == (p > 0.5)).double().mean()
+    expected = torch.maximum(p, 1 - p).mean()
+    assert expected > 0.8 and abs(agreement - expected) <= 4 * (expected * (1 - expected) / c.numel()).sqrt()

@@ -199,3 +199,21 @@ def test_the_posterior_predictive_is_the_conjugate_one_whether_or_not_the_model_
         torch.testing.assert_close(other.log_prob(x, y), fit.log_prob(x, y), rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(other.posterior(x, y).log_likelihood, fit.posterior(x, y).log_likelihood,
                                    rtol=1e-12, atol=1e-12)
+
+
+def test_a_model_that_broadcasts_over_draws_to_wrong_values_runs_one_draw_at_a_time(tutorial_fit):
+    """``b.reshape(-1)[:2]`` keeps the shapes but reads the first draw for every draw: no error, wrong values, found
+    by comparing the draws together with one at a time."""
+    fit, x, y = tutorial_fit
+
+    def first_draw_only(x, y):
+        b = pyro.sample("b", dist.Normal(torch.zeros(2, dtype=x.dtype), 3.0).to_event(1)).reshape(-1)[:2]
+        with pyro.plate("data", len(x)):
+            pyro.sample("y", dist.Normal((x * b).sum(-1), 0.5), obs=y)
+
+    module = as_module(first_draw_only)
+    with pytest.warns(UserWarning, match=r"values over draws together differ from those of one draw at a time"):
+        other = ppgen.Fit(module, inspect(module, (x, y)), fit.inference, history=[], example=fit.example,
+                          draws=fit.draws)
+    per_draw = dist.Normal(fit.draws.samples["b"] @ x.T, 0.5).log_prob(y)
+    torch.testing.assert_close(other.posterior(x, y).log_likelihood, per_draw)

@@ -46,7 +46,7 @@ NOISE = Noise()
 class Scripted(dist.Normal):
     """A Normal whose reparameterised draws are loc + scale * eps, with eps from :data:`NOISE`."""
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=()):
         return self.loc + self.scale * NOISE.draw(self.batch_shape)
 
 

@@ -106,8 +106,8 @@ def enumerated_draws(module: nn.Module, structure: Structure, batch: Batch, guid
     if not structure.enumerated:
         return {}
     model = in_particles(BatchRows(batch)(module.model), num_particles, structure.plan)
-    if guide_trace is not None:
-        model = poutine.replay(model, trace=guide_trace)
+    if guide_trace is not None:  # conditioned, not replayed: given, they are not among the sites to draw
+        model = poutine.condition(model, data={site["name"]: site["value"] for site in sample_sites(guide_trace)})
     trace = poutine.trace(infer_discrete(model, first_available_dim=structure.particle_dim - 1)).get_trace(*batch.args)
     return {name: site_draws(trace.nodes[name], structure.particle_dim) for name in structure.enumerated}
 
