@@ -226,10 +226,18 @@ def test_a_guide_that_draws_nothing_adds_nothing():
     torch.testing.assert_close(fit.iwae_bound(x, k=5), fit.log_prob(x))
 
 
-def test_a_plate_left_of_the_data_plate_is_refused():
+def test_a_data_plate_right_of_another_plate_holds_the_points():
+    """pyro.plate("data", dim=-1) inside a plate of pixels at dim=-2, x observed transposed: Pyro lets any plate take
+    any dim. Each point's log-density sums its pixels, and mini-batches of rows fit it: log p(x) is then exactly
+    N(x; loc, 1) with the learnt loc, near the data's column means."""
     def model(x):
+        loc = pyro.param("loc", torch.zeros(x.shape[1], 1, dtype=x.dtype))
         with pyro.plate("pixels", x.shape[1], dim=-2), pyro.plate("data", x.shape[0], dim=-1):
-            pyro.sample("x", dist.Normal(0.0, 1.0), obs=x.T)
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x.T)
 
-    with pytest.raises(ValueError, match="has a plate left of pyro.plate\\('data', ...\\)"):
-        ppgen.fit(model, torch.randn(5, 3))
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(0)) + torch.tensor([1.0, -2, 0])
+    torch.testing.assert_close(ppgen.log_weights(model, x)[0], dist.Normal(0.0, 1.0).log_prob(x).sum(-1))
+    fit = ppgen.fit(model, x, batch_size=2, epochs=200, lr=0.05, progress=False)
+    loc = fit.params["loc"][:, 0]
+    torch.testing.assert_close(fit.log_prob(x), dist.Normal(loc, 1.0).log_prob(x).sum(-1))
+    torch.testing.assert_close(loc, x.mean(0), rtol=0, atol=0.3)

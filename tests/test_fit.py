@@ -77,7 +77,7 @@ class PlainBackend(inference.Objective):
 @pytest.mark.parametrize("make", [small_vae, lambda: models.PPCA(x_dim=6, z_dim=2)], ids=["VAE", "PPCA"])
 @pytest.mark.parametrize("kwargs, error, match", [
     ({"data": torch.full((4, 6), float("nan"))}, ValueError, "data has 24 non-finite"),
-    ({"data": torch.rand(6)}, ValueError, r"data: the program fails on rows of shape \[\]"),
+    ({"data": torch.rand(5)}, ValueError, r"data: the program fails on rows of shape \[\]"),
     ({"data": torch.rand(4, 5).double()}, ValueError, r"data: the program fails on rows of shape \[5\]"),
     ({"data": "digits"}, TypeError, "data must be"),
     ({"epochs": 0}, ValueError, "epochs must be a positive int"),
@@ -196,7 +196,8 @@ def test_observations_outside_any_plate_of_the_data_are_refused(binary):
     def model(x):
         pyro.sample("x", dist.Bernoulli(0.5 * torch.ones(x.shape)).to_event(2), obs=x)
 
-    with pytest.raises(ValueError, match=r"no pyro.plate around the observed site\(s\) 'x' has the batch's size"):
+    with pytest.raises(ValueError, match=r"the observed site\(s\) 'x' sit in no pyro.plate: observe the data inside "
+                                         r"pyro.plate\('data', len\(x\)\)"):
         ppgen.fit(model, binary)
 
 

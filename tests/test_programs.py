@@ -447,8 +447,8 @@ def test_no_warning_for_a_program_that_broadcasts(x):
 
 @pytest.mark.parametrize("plate, match", [
     (lambda x: pyro.plate("data", 50, subsample_size=len(x)),
-     r"no plate around the observed site\(s\) 'x' holds the data points \(plates around all of them: "
-     r"pyro.plate\('data', 50\)\); the data set has 7 points"),
+     r"pyro.plate\('data', 50, subsample_size=7\) declares 50 data points, but site 'x' observes the data it is "
+     r"given whole \(7 rows\): declare the data set's size, pyro.plate\('data', 7, subsample_size=len\(x\)\)"),
     (lambda x: pyro.plate("points", len(x) + 1), r"pyro.plate\('points', 8\)\); the data set has 7 points"),
 ])
 def test_a_data_plate_that_does_not_match_the_data_is_refused_clearly(x, plate, match):

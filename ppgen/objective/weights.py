@@ -56,7 +56,7 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
     k = check_positive_int(k, "k")
     data = as_batch(data, name="data", keep_integer_x=True)
     module = as_module(model)
-    structure = inspect(module, data, name="data", batch_size=len(data))
+    structure = inspect(module, data, name="data", batch_size=len(data), placed=True)
     data = structure.program_data(data)
     structure.check_data(data, name="data")
     if structure.unguided:

@@ -8,7 +8,9 @@ plate follows the batch, and whether the program runs at any batch size at all.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,9 @@ from ppgen.program.pointwise import per_point_terms
 from ppgen.program.protocol import as_model_input, has_guide
 from ppgen.program.traces import Plan, sample_sites, trace_alone, trace_particles
 from ppgen.utils.checks import first_line
+
+#: how the batches a program runs on are placed: on the device and in the dtype of its parameters, or as given.
+Placement = Callable[[Batch], Batch]
 
 #: the number of points per step where neither the user nor the program chooses it.
 DEFAULT_BATCH_SIZE = 128
@@ -111,7 +116,7 @@ class Structure:
         x = batch.args[self.observed_input]
         ok = self.data_support.check(x)
         if not bool(ok.all()):
-            bad = (~ok).reshape(x.shape[0], -1).any(1).nonzero()[:, 0]
+            bad = (~ok).reshape(ok.shape[0] if ok.dim() else 1, -1).any(1).nonzero()[:, 0]
             support = self.data_support
             while isinstance(support, constraints.independent):  # the support of one coordinate of x
                 support = support.base_constraint
@@ -122,14 +127,15 @@ class Structure:
                 f"({self.data_support}{hint}), the first at row {bad[0].item()}")
 
 
-def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size: int | None = None) -> Structure:
+def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size: int | None = None,
+            placed: bool = False) -> Structure:
     """Trace the guide and the model on a real batch of ``data`` and read off their :class:`Structure`.
 
     ``data`` is the whole data set (a :class:`~ppgen.program.inputs.Batch`, or anything :func:`ppgen.fit` takes as
     data), or a stream's first batch; ``batch_size`` is the number of points per step, or ``None`` for the
     program's own choice: its data plate's own ``subsample_size``, the whole data set where it runs at one batch
-    size only, or else :data:`DEFAULT_BATCH_SIZE`. The program runs on the inputs moved to the device and dtype of
-    its parameters (:func:`~ppgen.program.protocol.as_model_input`).
+    size only, or else :data:`DEFAULT_BATCH_SIZE`. ``placed``: the program runs on its inputs moved to the device
+    and dtype of its parameters (:func:`~ppgen.program.protocol.as_model_input`), as a fit runs it; else as given.
 
     The program runs on a batch of ``batch_size`` points, the data set's last (other rows than the first, so that a
     program that indexes its inputs by the data plate's indices shows it), then on a batch of another size: the
@@ -148,7 +154,8 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     data = as_batch(data, name=name, keep_integer_x=True)
     rng = get_rng_state()  # tracing draws; the caller's random stream is left where it was
     try:
-        return _inspect(module, data, name, batch_size)
+        place = functools.partial(as_model_input, module=module) if placed else (lambda batch: batch)
+        return _inspect(module, data, name, batch_size, place)
     finally:
         set_rng_state(rng)
 
@@ -194,20 +201,20 @@ def _observed(model_trace: poutine.Trace) -> list[dict]:
     return observed
 
 
-def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None) -> _Traced:
+def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, place: Placement) -> _Traced:
     """The program run alone on a real batch, and how it takes its data: a batch of rows at a time, or the whole data
     set at every step (:func:`_whole_data`)."""
     size = min(batch_size or DEFAULT_BATCH_SIZE, len(data))
     first = data.take(torch.arange(len(data) - size, len(data)))  # real rows, not rows 0..B-1 where B < N
-    data = _with_x_decided(module, data, first)
-    first = as_model_input(data.take(torch.arange(len(data) - size, len(data))), module)
+    data = _with_x_decided(module, data, first, place)
+    first = place(data.take(torch.arange(len(data) - size, len(data))))
     in_memory = not data.whole and len(data) == data.size
     try:
         guide_trace, model_trace = _run_alone(module, first)
     except PROGRAM_ERRORS as error:
         if not in_memory or len(first) == len(data):
             raise _fails(name, first, error) from error
-        return _whole_data(module, data, name, batch_size, error)  # it may take the data laid out otherwise
+        return _whole_data(module, data, name, batch_size, place, error)  # it may take the data laid out otherwise
     observed = _observed(model_trace)
     other = first.take(torch.arange(len(first) - 1)) if len(first) > 1 else None
     followers, other_error = None, None
@@ -234,28 +241,28 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None) ->
         raise ValueError(f"{name}: the program takes the whole data set at every step (its data plate "
                          f"pyro.plate('{frame.name}', ...) subsamples it, or it runs at one batch size only): pass the "
                          f"data in memory, as a tensor or a tuple of tensors")
-    return _whole_data(module, data, name, batch_size, None)
+    return _whole_data(module, data, name, batch_size, place, None)
 
 
-def _with_x_decided(module: nn.Module, data: Batch, first: Batch) -> Batch:
+def _with_x_decided(module: nn.Module, data: Batch, first: Batch, place: Placement) -> Batch:
     """``data`` with an integer x made floating point, unless the program fails on it so and runs on it as it is: on
     ``first``, or else on the whole data set (a program may take only all of it); a floating-point x is left alone."""
     if data.args[0].is_floating_point():
         return data
     for batch in (first, data.as_whole()) if len(first) < len(data) == data.size else (first,):
-        if _runs(module, as_model_input(floating_x(batch), module)):
+        if _runs(module, place(floating_x(batch))):
             break
-        if _runs(module, as_model_input(batch, module)):
+        if _runs(module, place(batch)):
             return data
     return floating_x(data)
 
 
-def _whole_data(module: nn.Module, data: Batch, name: str, batch_size: int | None,
+def _whole_data(module: nn.Module, data: Batch, name: str, batch_size: int | None, place: Placement,
                 error: Exception | None) -> _Traced:
     """A program called with the whole data set, laid out as it takes it, at every step: its data plate is given the
     rows of a batch where it declares its size (it then indexes its data by the plate's indices), and spans all of the
     data set where it does not. ``error`` is what running it on a batch of rows raised, reported if this fails too."""
-    whole = as_model_input(data.as_whole(), module)
+    whole = place(data.as_whole())
     try:
         guide_trace, model_trace = _run_alone(module, whole)
         subsampled = subsampled_plates((guide_trace, model_trace))
@@ -276,7 +283,14 @@ def _whole_data(module: nn.Module, data: Batch, name: str, batch_size: int | Non
         guide_trace, model_trace = _run_alone(module, batch, frame.name)
     except PROGRAM_ERRORS as run_error:
         raise _fails(name, batch, run_error) from run_error
-    frame = next(f for s in _observed(model_trace) for f in plate_frames(s) if f.name == frame.name)
+    observed = _observed(model_trace)
+    frame = next(f for s in observed for f in plate_frames(s) if f.name == frame.name)
+    given = [s["name"] for s in observed if any(s["value"] is arg for arg in batch.args)]
+    if frame.size < n and given:
+        raise ValueError(f"pyro.plate('{frame.name}', {n}, subsample_size={frame.size}) declares {n} data points, but "
+                         f"site '{given[0]}' observes the data it is given whole ({len(data)} rows): declare the data "
+                         f"set's size, pyro.plate('{frame.name}', {len(data)}, subsample_size=len(x)), or observe the "
+                         f"points of the plate's indices, obs=x[ind]")
     return _Traced(batch, guide_trace, model_trace, frame, own_batch_size=own)
 
 
@@ -290,8 +304,8 @@ def _runs(module: nn.Module, batch: Batch, plate: str | None = None) -> bool:
     return True
 
 
-def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None) -> Structure:
-    traced = _learn(module, data, name, batch_size)
+def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, place: Placement) -> Structure:
+    traced = _learn(module, data, name, batch_size, place)
     integer_x = not traced.batch.args[0].is_floating_point()
     batch, guide_trace, model_trace = traced.batch, traced.guide_trace, traced.model_trace
     guide_sites = sample_sites(guide_trace) if guide_trace else []

@@ -324,7 +324,7 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     else:
         module = as_module(model)
     # trace first: that creates the parameters of a program that makes them on its first run
-    structure = inspect(module, example, name=f"the example rows in {os.fspath(path)}")
+    structure = inspect(module, example, name=f"the example rows in {os.fspath(path)}", placed=True)
     module.to(device=device, dtype=example.args[0].dtype)
     try:
         module.load_state_dict(state["state_dict"])

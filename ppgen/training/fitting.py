@@ -123,9 +123,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
     structure = inspect(module, data if stream is None else data.head(batch_size or DEFAULT_BATCH_SIZE), name="data",
-                        batch_size=batch_size)
+                        batch_size=batch_size, placed=True)
     batch_size = program_batch_size(structure, batch_size)
-    data = structure.program_data(data)
+    if stream is None:  # a stream's batches are each made floating point as they are read
+        data = structure.program_data(data)
     if isinstance(inference, Sampler):  # the hook for a sampler: one call that draws, in place of gradient steps
         return draw_posterior(module, structure, inference, data, device, progress, out)
     if next(module.parameters(), None) is None:
