@@ -25,8 +25,9 @@ from ppgen.program.protocol import DATA_PLATE, has_guide
 from ppgen.program.traces import Plan, sample_sites, trace_alone, trace_particles
 from ppgen.utils.checks import first_line
 
-#: exceptions that mean "the program fails on these inputs", turned into one ValueError that says so.
-PROGRAM_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError, AssertionError)
+#: exceptions that mean "the program fails on these inputs", turned into one ValueError that says so: any that a
+#: user's program may raise while it is traced (a KeyError of its own is no less its failure than torch's errors).
+PROGRAM_ERRORS = (Exception,)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _inspect(module: nn.Module, batch: Batch, name: str) -> Structure:
             guide_trace = trace_alone(module.guide, batch) if has_guide(module) else None
             model_trace = trace_alone(module.model, batch)
         except PROGRAM_ERRORS as error:
-            raise _fails(name, batch, error) from error
+            raise _fails(name, module, batch, error) from error
     guide_sites = sample_sites(guide_trace) if guide_trace else []
     model_sites = sample_sites(model_trace)
     observed = [s for s in model_sites if s["is_observed"]]
@@ -210,7 +211,7 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
         try:
             run(sequential, 1)
         except PROGRAM_ERRORS as error:
-            raise _fails(name, batch, error) from error
+            raise _fails(name, module, batch, error) from error
         warnings.warn(
             f"the program does not broadcast over a plate of particles left of its own plates "
             f"({first_line(vectorised_error)}); ppgen draws the K particles one at a time, which is slower. To "
@@ -235,9 +236,11 @@ def _check_no_hidden_dims(guide_trace: poutine.Trace | None, model_trace: poutin
                         f"shape {list(shape)}, {nesting} plate dimension(s)) that no enumeration made")
 
 
-def _fails(name: str, batch: Batch, error: Exception) -> ValueError:
+def _fails(name: str, module: nn.Module, batch: Batch, error: Exception) -> ValueError:
     shapes = ", ".join(f"{list(arg.shape[1:])} {arg.dtype}" for arg in batch.args)
-    return ValueError(f"{name}: the program fails on rows of shape {shapes}: {error}")
+    program = getattr(getattr(module, "model_fn", None), "__qualname__", type(module).__qualname__)
+    return ValueError(f"{name}: the program fails on rows of shape {shapes}: {program} raised "
+                      f"{type(error).__name__}: {error}")
 
 
 def _find_data_plate(observed: list[dict], batch_size: int) -> str:
