@@ -20,7 +20,8 @@ from ppgen.queries.posterior import METHODS, Posterior
 from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
                                   class_path, resolve_class)
 from ppgen.utils.budget import BUDGET, check_particle_budget, check_sample_budget
-from ppgen.utils.checks import check_choice, check_device, check_not_a_class, check_positive_int, first_line
+from ppgen.utils.checks import (check_choice, check_device, check_not_a_class, check_not_a_list_of_arrays,
+                                check_positive_int, first_line)
 from ppgen.utils.paths import check_output_file, naming_path
 
 
@@ -95,6 +96,8 @@ class Fit:
         if len(inputs) != self.structure.num_inputs:
             raise TypeError(f"the model takes {self.structure.num_inputs} input(s) (x, ...), as it was fitted, got "
                             f"{len(inputs)}; pass the query's options by keyword, e.g. log_prob(x, k=1000)")
+        for value in inputs:
+            check_not_a_list_of_arrays(value, name)
         batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name)
         for i, (arg, like) in enumerate(zip(batch.args, self.example.args)):
             if arg.shape[1:] != like.shape[1:]:
