@@ -407,6 +407,11 @@ CASES: list[tuple[str, Callable, type, str, Callable | None]] = [
      "status 2: .*argument --threads: expected at most this machine's", None),
     ("cli-eval-k-past-int64", lambda c: cli("eval", c.run, "--k", str(2**63)), CLIError,
      r"status 2: .*argument --k: .*at most 2\*\*63", None),
+    ("cli-hidden-over-the-parameter-budget", lambda c: cli("fit", "--hidden", "1000000000000", "--out", c.work / "r"),
+     CLIError, r"status 2: .*--hidden 1000000000000: vae would have 154000000000080 parameters, over the budget of "
+     r"1073741824", None),
+    ("cli-z-dim-over-the-parameter-budget", lambda c: cli("fit", "--z-dim", "10000000000", "--out", c.work / "r"),
+     CLIError, r"status 2: .*--z-dim 10000000000: vae would have \d+ parameters, over the budget", None),
     ("cli-idx-a-folder", lambda c: cli("fit", "--data", f"idx:{c.work}", "--out", c.work / "r"), CLIError,
      r"status 1: ppgen: error: --data idx:.* is a folder: give the IDX file of images in it", None),
     ("cli-sample-out-not-writable", lambda c: cli("sample", c.run, "--out", "/proc/x.png"), CLIError,
@@ -645,3 +650,19 @@ def test_a_bad_rendezvous_timeout_is_named(monkeypatch):
     with pytest.raises(ValueError, match="PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT must be a number of seconds, got 'so"):
         ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), torch.ones(4, 6), epochs=1, progress=False,
                   distributed=True)
+
+
+def test_a_program_that_fails_on_the_data_is_one_line_naming_it():
+    """Data of the wrong width for a Pyro program: Pyro's shape mismatch, its first line, without its table of the
+    trace's shapes, naming the program and the exception."""
+
+    def model(x):
+        loc = pyro.param("loc", torch.zeros(6))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x)
+
+    with pytest.raises(ValueError) as error:
+        ppgen.fit((model, None), torch.ones(8, 7), progress=False)
+    text = str(error.value)
+    assert re.fullmatch(r"data: the program fails on rows of shape \[7\] torch.float32: .*model raised \w+: .*", text)
+    assert "\n" not in text and "Trace Shapes" not in text

@@ -240,7 +240,7 @@ def _fails(name: str, module: nn.Module, batch: Batch, error: Exception) -> Valu
     shapes = ", ".join(f"{list(arg.shape[1:])} {arg.dtype}" for arg in batch.args)
     program = getattr(getattr(module, "model_fn", None), "__qualname__", type(module).__qualname__)
     return ValueError(f"{name}: the program fails on rows of shape {shapes}: {program} raised "
-                      f"{type(error).__name__}: {error}")
+                      f"{type(error).__name__}: {first_line(error)}")  # not Pyro's table of the trace's shapes
 
 
 def _find_data_plate(observed: list[dict], batch_size: int) -> str:

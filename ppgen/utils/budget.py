@@ -23,7 +23,8 @@ class Budget:
             ``inference.ELBO(num_particles=K)``); past it a query would run for hours, and a step exhaust memory.
         sample_values: numbers drawn by one ``sample(n)`` call (n times the size of a data point); 2**28 is
             1 GiB of float32.
-        checkpoint_parameters: parameters a checkpoint may make :func:`ppgen.load` build.
+        checkpoint_parameters: parameters a checkpoint may make :func:`ppgen.load` build, and the sizes given to
+            ``ppgen fit`` (``--hidden``, ``--z-dim``, ``--components``) make it build.
         nuts_coordinates: latent coordinates (points times latent dimensions) that NUTS moves in one
             ``posterior(x, method="nuts")`` or one ``inference.NUTS`` fit; past it each draw takes minutes.
     """
