@@ -666,3 +666,34 @@ def test_a_program_that_fails_on_the_data_is_one_line_naming_it():
     text = str(error.value)
     assert re.fullmatch(r"data: the program fails on rows of shape \[7\] torch.float32: .*model raised \w+: .*", text)
     assert "\n" not in text and "Trace Shapes" not in text
+
+
+def test_items_of_a_users_own_collate_fn_are_stacked_by_it_then_checked():
+    """Items that only the loader's collate_fn makes a batch of (dicts here): accepted as it stacks them, the
+    stacked values checked against the likelihood's support, naming the item."""
+    x = torch.bernoulli(torch.full((48, 6), 0.3), generator=torch.Generator().manual_seed(0))
+
+    class Records(Dataset):
+        def __init__(self, x: torch.Tensor) -> None:
+            self.x = x
+
+        def __len__(self) -> int:
+            return len(self.x)
+
+        def __getitem__(self, i: int) -> dict:
+            return {"pixels": self.x[i]}
+
+    def stack(items: list[dict]) -> torch.Tensor:
+        return torch.stack([item["pixels"] for item in items])
+
+    settings = dict(epochs=1, batch_size=16, progress=False, seed=0)
+    ppgen.seed(0)
+    memory = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), x, **settings)
+    ppgen.seed(0)
+    loaded = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), DataLoader(Records(x), batch_size=16,
+                                                                            collate_fn=stack), **settings)
+    assert same_parameters(loaded.model, memory.model)
+    x[40] = 0.5
+    with pytest.raises(ValueError, match=r"^data: item 40 lies outside the support of the model's likelihood"):
+        ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), DataLoader(Records(x), batch_size=16, collate_fn=stack),
+                  **settings)

@@ -21,7 +21,8 @@ tensor, an array or a number (or a tuple of them) of the first item's shape and 
 stacked (by the ``DataLoader``'s own ``collate_fn`` where it has one, in the main process, which the loader's workers
 hand the items to), that its entries are finite and lie in the support of the model's likelihood, as data in a
 tensor are checked once before fitting. The example that :func:`ppgen.program.structure.inspect` traces is made of
-the first three items.
+the first three items; the first ``batch_size`` are checked before the first step, and an item found bad later, in
+the middle of an epoch, stops the fit there, with the steps before it taken.
 """
 
 from __future__ import annotations
@@ -365,5 +366,8 @@ def check_streamed(structure: Any, data: Stream | Batch) -> Stream | Batch:
                          f"the data plate, and their terms are shared out as 1/N per point: give the "
                          f"IterableDataset a __len__, or use a map-style Dataset")
     support = structure.data_support if structure.observed_input is not None else None
-    first = Items.of(next(iter(data.dataset)) if data.iterable else data.dataset[0])
+    if data.collate is default_collate:  # items of the user's own collate_fn may be anything it stacks
+        first = Items.of(next(iter(data.dataset)) if data.iterable else data.dataset[0])
+    else:
+        first = Items((), ())
     return replace(data, items=replace(first, observed=structure.observed_input, support=support))
