@@ -360,6 +360,8 @@ CASES: list[tuple[str, Callable, type, str, Callable | None]] = [
     ("data-a-list-of-equal-shapes", lambda c: fit(c, data=[c.x, c.x]), TypeError,
      "aligned inputs .* are passed as a tuple", None),
     ("log-prob-a-list", lambda c: c.fit.log_prob([c.x.numpy()]), TypeError, "x is a list of 1 ndarray", None),
+    ("data-a-tuple-holding-a-list", lambda c: fit(c, data=(c.x, [c.x[:, 0], c.x[:, 1]])), TypeError,
+     r"data\[1\] is a list of 2 Tensor: aligned inputs", None),
     ("model-raises-key-error", lambda c: fit(c, model=(raises_key_error, None)), ValueError,
      r"data: the program fails on rows of shape \[6\] torch.float32: raises_key_error raised KeyError: 'scale'", None),
     # streamed data
@@ -463,7 +465,7 @@ def disk(root: Path) -> dict[str, str]:
 
 
 def test_the_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 60 and len({case[0] for case in CASES}) == len(CASES)
+    assert len(CASES) >= 140 and len({case[0] for case in CASES}) == len(CASES)
 
 
 @pytest.mark.parametrize("name, call, error, words, prepare", CASES, ids=[case[0] for case in CASES])

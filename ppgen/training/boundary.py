@@ -34,6 +34,8 @@ def check_model_and_data(model: Any, data: Any) -> None:
     given for a model, or aligned inputs given as a list (see :func:`ppgen.utils.checks.check_not_a_list_of_arrays`)."""
     check_not_a_class(model, "model", "models.VAE(x_dim=64) or MyModel()")
     check_not_a_list_of_arrays(data, "data")
+    for i, value in enumerate(data if isinstance(data, tuple) else ()):
+        check_not_a_list_of_arrays(value, f"data[{i}]")
 
 
 def check_step_budget(inference: Any, points: int, batch_size: int) -> None:
