@@ -350,6 +350,10 @@ CASES: list[tuple[str, Callable, type, str, Callable | None]] = [
      r"k must be a positive int of at most",
      None),
     ("sample-n-past-int64", lambda c: c.fit.sample(2**64), ValueError, r"n must be a positive int of at most", None),
+    ("evaluate-over-budget", lambda c: c.fit.evaluate(c.x, k=10**12), ValueError,
+     "k=1000000000000 for 32 data points is 32000000000000 particle-points, over the budget", None),
+    ("moons-over-the-sample-budget", lambda c: datasets.moons(n=2**40), ValueError,
+     r"n=1099511627776 draws of shape \[2\] are 2199023255552 values, over the budget", None),
     ("encode-num-samples-past-int64", lambda c: c.fit.encode(c.x, num_samples=2**63), ValueError,
      "num_samples must be a positive int of at most", None),
     # what a careless user passes as the model or the data

@@ -148,9 +148,10 @@ class Fit:
             raise ValueError(f"evaluate() reports the bounds of a guide q(z|x), which a fit by {self.inference!r} does "
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
-        return evaluate(self.model, self.structure, self._batch(inputs), k,
-                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile,
-                        passes=self._kept_passes())
+        batch = self._batch(inputs)
+        check_particle_budget(k, len(batch))  # as log_prob's: past it, hours of work
+        return evaluate(self.model, self.structure, batch, k, particle_points=density.PARTICLE_POINTS_PER_PASS,
+                        compile=compile, passes=self._kept_passes())
 
     @torch.no_grad()
     def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:
