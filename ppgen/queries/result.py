@@ -337,6 +337,8 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
         module.to(device=device, dtype=example.args[0].dtype)
         module.load_state_dict(state["state_dict"])
     except (ValueError, RuntimeError) as error:
+        if isinstance(error, ValueError) and model is None:  # the file's own model fails on its own rows: said so
+            raise
         why = first_line(error) if isinstance(error, ValueError) else str(error)  # a trace's first line; every key
         raise ValueError(f"model: {_mismatch(state, module, os.fspath(path))}: {why}") from None
     module.eval()
