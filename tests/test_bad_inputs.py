@@ -10,10 +10,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +31,14 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 import ppgen
 from ppgen import datasets, inference, models
 from ppgen.cli import main
 from ppgen.objective.base import Objective
+from ppgen.queries.evaluation import khat_text
+from ppgen.utils.budget import BUDGET
 
 
 class CLIError(Exception):
@@ -105,6 +114,54 @@ def resumable(ctx, edit: Callable[[dict], Any] | None = None, damage: bool = Fal
 
 def fit(ctx, **kwargs: Any) -> None:
     ppgen.fit(kwargs.pop("model", ctx.model), kwargs.pop("data", ctx.x), **{**ctx.settings, **kwargs})
+
+
+class Items(Dataset):
+    """The rows of ``x`` as a map-style data set, but item ``at`` is ``bad``."""
+
+    def __init__(self, x: torch.Tensor, bad: Any, at: int) -> None:
+        self.x, self.bad, self.at = x, bad, at
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.bad if i == self.at else self.x[i]
+
+
+class Endless(IterableDataset):
+    """The rows of ``x`` over and over, without end and without a length; item ``at`` (if any) is ``bad``."""
+
+    def __init__(self, x: torch.Tensor, bad: Any = None, at: int = -1) -> None:
+        self.x, self.bad, self.at = x, bad, at
+
+    def __iter__(self):
+        for i in itertools.count():
+            yield self.bad if i == self.at else self.x[i % len(self.x)]
+
+
+#: items that are not data points of the shared x (6 coordinates in {0, 1}, float32), and the words that say so.
+BAD_ITEMS = [
+    ("none", None, TypeError, "is None, not a data point"),
+    ("string", "hello", TypeError, "is str 'hello', not a data point"),
+    ("wide", torch.ones(7), ValueError, r"has shape \[7\], but the data set's first item has \[6\]"),
+    ("float64", torch.ones(6, dtype=torch.float64), TypeError, "has dtype torch.float64, but the data set's first"),
+    ("half", torch.full((6,), 0.5), ValueError, "lies outside the support of the model's likelihood"),
+    ("two", torch.full((6,), 2.0), ValueError, "lies outside the support of the model's likelihood"),
+    ("nan", torch.full((6,), math.nan), ValueError, r"has non-finite entries \(NaN or infinity\)"),
+]
+
+
+def raises_key_error(x):
+    """A user's program with a bug of its own: a KeyError while it is traced."""
+    return {}["scale"]
+
+
+def regression(x, y):
+    """y ~ N(x w, 1) given a covariate that the user calls x: the observed input is y, the second."""
+    w = pyro.param("w", torch.zeros(x.shape[1]))
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("y", dist.Normal(x @ w, 1.0), obs=y)
 
 
 def nan_idx(ctx) -> None:
@@ -270,6 +327,106 @@ CASES: list[tuple[str, Callable, type, str, Callable | None]] = [
      "status 1: .*is a symbolic link", lambda c: link(c, "s.png")),
     ("cli-nan-idx", lambda c: cli("fit", "--data", f"idx:{c.work / 'nan.idx'}", "--out", c.work / "r"), CLIError,
      "status 1: .*nan.idx has 1 non-finite values", nan_idx),
+    # sizes: the particle budget of a training step, and Python ints past torch's int64
+    ("iwae-k-over-the-step-budget", lambda c: fit(c, inference=inference.IWAE(k=10**12)), ValueError,
+     r"inference.k=1000000000000 for 16 data points of a step \(batch_size=16\) is 16000000000000 particle-points, "
+     r"over the budget of 2147483648: lower inference.k", None),
+    ("elbo-particles-over-the-step-budget", lambda c: fit(c, inference=inference.ELBO(num_particles=10**9)),
+     ValueError, r"inference.num_particles=1000000000 for 16 data points of a step .* over the budget", None),
+    ("step-budget-counts-the-points-of-a-step", lambda c: fit(c, batch_size=10**6,
+                                                              inference=inference.IWAE(k=2**26 + 1)),
+     ValueError, r"inference.k=67108865 for 32 data points of a step \(batch_size=1000000\)", None),
+    ("batch-size-past-int64", lambda c: fit(c, batch_size=2**63), ValueError,
+     r"batch_size must be a positive int of at most 2\*\*63 - 1, the largest size torch holds, got 9223372036854775808",
+     None),
+    ("epochs-past-int64", lambda c: fit(c, epochs=2**64), ValueError,
+     r"epochs must be a positive int of at most 2\*\*63",
+     None),
+    ("checkpoint-every-past-int64", lambda c: fit(c, out=c.work / "r", checkpoint_every=10**20), ValueError,
+     r"checkpoint_every must be a positive int of at most 2\*\*63", None),
+    ("iwae-k-past-int64", lambda c: fit(c, inference=inference.IWAE(k=2**63)), ValueError,
+     r"k must be a positive int of at most 2\*\*63", None),
+    ("log-prob-k-past-int64", lambda c: c.fit.log_prob(c.x, k=2**63), ValueError,
+     r"k must be a positive int of at most",
+     None),
+    ("sample-n-past-int64", lambda c: c.fit.sample(2**64), ValueError, r"n must be a positive int of at most", None),
+    ("evaluate-over-budget", lambda c: c.fit.evaluate(c.x, k=10**12), ValueError,
+     "k=1000000000000 for 32 data points is 32000000000000 particle-points, over the budget", None),
+    ("moons-over-the-sample-budget", lambda c: datasets.moons(n=2**40), ValueError,
+     r"n=1099511627776 draws of shape \[2\] are 2199023255552 values, over the budget", None),
+    ("encode-num-samples-past-int64", lambda c: c.fit.encode(c.x, num_samples=2**63), ValueError,
+     "num_samples must be a positive int of at most", None),
+    # what a careless user passes as the model or the data
+    ("model-a-class", lambda c: fit(c, model=models.VAE), TypeError,
+     r"model is the class VAE, not an object built from it: build one first, e.g. models.VAE\(x_dim=64\)", None),
+    ("data-a-list-of-aligned-inputs", lambda c: fit(c, data=[c.x, c.x[:, 0]]), TypeError,
+     r"data is a list of 2 Tensor: aligned inputs \(x, y, ...\) are passed as a tuple, data=\(x, y\)", None),
+    ("data-a-list-of-equal-shapes", lambda c: fit(c, data=[c.x, c.x]), TypeError,
+     "aligned inputs .* are passed as a tuple", None),
+    ("log-prob-a-list", lambda c: c.fit.log_prob([c.x.numpy()]), TypeError, "x is a list of 1 ndarray", None),
+    ("data-a-tuple-holding-a-list", lambda c: fit(c, data=(c.x, [c.x[:, 0], c.x[:, 1]])), TypeError,
+     r"data\[1\] is a list of 2 Tensor: aligned inputs", None),
+    ("model-raises-key-error", lambda c: fit(c, model=(raises_key_error, None)), ValueError,
+     r"data: the program fails on rows of shape \[6\] torch.float32: raises_key_error raised KeyError: 'scale'", None),
+    # streamed data
+    ("stream-without-a-length", lambda c: fit(c, data=Endless(c.x)), ValueError,
+     r"data: the Endless has no len\(\), so an epoch has no known end .*pass steps_per_epoch=", None),
+    ("steps-per-epoch-of-a-tensor", lambda c: fit(c, steps_per_epoch=3), ValueError,
+     "steps_per_epoch applies to a stream without a length", None),
+    ("steps-per-epoch-of-a-sized-dataset", lambda c: fit(c, data=Items(c.x, c.x[0], 0), steps_per_epoch=3),
+     ValueError, r"steps_per_epoch applies to a stream without a length; this Items has len\(\) 32", None),
+    ("steps-per-epoch-zero", lambda c: fit(c, data=Endless(c.x), steps_per_epoch=0), ValueError,
+     "steps_per_epoch must be a positive int", None),
+    ("loader-of-no-indexable", lambda c: fit(c, data=DataLoader(range(32).__iter__(), batch_size=16)), TypeError,
+     r"the DataLoader reads a range_iterator, which has no len\(\) and indexing", None),
+    *[(f"first-batch-item-{kind}", lambda c, bad=bad: fit(c, data=Items(c.x, bad, 5)), error,
+       "item 5 " + words if kind not in ("half", "two") else "outside the support .* the first at row 5", None)
+      for kind, bad, error, words in BAD_ITEMS],
+    # files the user names
+    ("save-empty-path", lambda c: c.fit.save(""), ValueError, "path is empty: give the path of the file to write",
+     None),
+    ("save-into-a-folder", lambda c: c.fit.save(c.work), IsADirectoryError,
+     r"path .* is a folder: give the file's name",
+     None),
+    ("save-under-a-file", lambda c: c.fit.save(c.work / "empty.pt" / "sub.pt"), NotADirectoryError,
+     r"path .*empty.pt/sub.pt: its parent .*empty.pt is a file, not a folder",
+     lambda c: (c.work / "empty.pt").write_text("")),
+    ("save-read-only", lambda c: c.fit.save("/proc/ppgen-fit.pt"), PermissionError,
+     r"path /proc/ppgen-fit.pt: /proc is not writable", None),
+    ("save-path-an-int", lambda c: c.fit.save(3), TypeError, "path must be a path", None),
+    ("load-a-folder", lambda c: ppgen.load(c.work), IsADirectoryError,
+     r"is a folder: give the fit's file, e.g. .*fit.pt",
+     None),
+    ("load-model-a-class", lambda c: ppgen.load(c.saved, model=models.VAE), TypeError, "model is the class VAE", None),
+    ("load-another-model", lambda c: ppgen.load(c.other_fit, model=c.model), ValueError,
+     r"model: .*fit.pt holds a fit of ppgen.models.ppca:PPCA, but the model is a ppgen.models.vae:VAE: pass the model "
+     r"the fit was saved from", None),
+    ("sample-names-the-program-inputs", lambda c: c.reg.sample(3, c.x[:3], c.x[:3, 0]), TypeError,
+     r"sample\(n, ...\) draws y of model\(x, y\) and takes its other input\(s\) x, one row per draw: got 2", None),
+    ("cli-k-over-the-step-budget", lambda c: cli("fit", "--inference", "iwae", "--k", "1000000000000", "--out",
+                                                c.work / "r"), CLIError,
+     r"status 2: .*--k 1000000000000 for the 128 data points of a step \(--batch-size 128\) is 128000000000000 "
+     r"particle-points, over the budget of 2147483648", None),
+    ("cli-batch-size-past-int64", lambda c: cli("fit", "--batch-size", "99999999999999999999"), CLIError,
+     r"status 2: .*argument --batch-size: .*at most 2\*\*63 - 1", None),
+    ("cli-threads-past-the-cpus", lambda c: cli("fit", "--threads", "99999999999"), CLIError,
+     "status 2: .*argument --threads: expected at most this machine's", None),
+    ("cli-eval-k-past-int64", lambda c: cli("eval", c.run, "--k", str(2**63)), CLIError,
+     r"status 2: .*argument --k: .*at most 2\*\*63", None),
+    ("cli-hidden-over-the-parameter-budget", lambda c: cli("fit", "--hidden", "1000000000000", "--out", c.work / "r"),
+     CLIError, r"status 2: .*--hidden 1000000000000: vae would have 154000000000080 parameters, over the budget of "
+     r"1073741824", None),
+    ("cli-z-dim-over-the-parameter-budget", lambda c: cli("fit", "--z-dim", "10000000000", "--out", c.work / "r"),
+     CLIError, r"status 2: .*--z-dim 10000000000: vae would have \d+ parameters, over the budget", None),
+    ("cli-idx-a-folder", lambda c: cli("fit", "--data", f"idx:{c.work}", "--out", c.work / "r"), CLIError,
+     r"status 1: ppgen: error: --data idx:.* is a folder: give the IDX file of images in it", None),
+    ("cli-sample-out-not-writable", lambda c: cli("sample", c.run, "--out", "/proc/x.png"), CLIError,
+     "status 1: ppgen: error: --out /proc/x.png: /proc is not writable", None),
+    ("cli-sample-out-under-a-file", lambda c: cli("sample", c.run, "--out", c.work / "afile" / "x.png"), CLIError,
+     r"status 1: ppgen: error: --out .*afile/x.png: its parent .*afile is a file, not a folder",
+     lambda c: (c.work / "afile").write_text("keep me")),
+    ("cli-encode-out-empty", lambda c: cli("encode", c.run, "--out", ""), CLIError,
+     r"status 1: ppgen: error: --out .* is a folder", None),
     # data sets
     ("idx-nan-before-binarising", lambda c: datasets.idx_images(c.work / "nan.idx", binarize=True), ValueError,
      "1 non-finite values", nan_idx),
@@ -291,8 +448,10 @@ def shared(tmp_path_factory):
     tiny = ["--epochs", "1", "--eval-k", "2", "--batch-size", "512", "--no-progress"]
     cli("fit", "--model", "vae", "--z-dim", "2", "--hidden", "4", *tiny, "--out", root / "run")
     cli("fit", "--model", "ppca", *tiny, "--out", root / "other")
+    covariate = torch.randn(32, 3, generator=torch.Generator().manual_seed(1))
+    reg = ppgen.fit((regression, None), (covariate, covariate.sum(1)), inference=inference.MLE(), **settings)
     return SimpleNamespace(x=x, settings=settings, fit=fitted, saved=root / "fit.pt", py_run=root / "py",
-                           run=root / "run", other_fit=root / "other" / "fit.pt")
+                           run=root / "run", other_fit=root / "other" / "fit.pt", reg=reg)
 
 
 def disk(root: Path) -> dict[str, str]:
@@ -310,7 +469,7 @@ def disk(root: Path) -> dict[str, str]:
 
 
 def test_the_catalogue_is_large_and_distinct():
-    assert len(CASES) >= 60 and len({case[0] for case in CASES}) == len(CASES)
+    assert len(CASES) >= 140 and len({case[0] for case in CASES}) == len(CASES)
 
 
 @pytest.mark.parametrize("name, call, error, words, prepare", CASES, ids=[case[0] for case in CASES])
@@ -326,3 +485,221 @@ def test_a_bad_input_is_refused_clearly_and_changes_nothing(name, call, error, w
         call(ctx)
     assert disk(tmp_path) == before_disk and disk(shared.run.parent) == before_shared
     assert model.training and all(torch.equal(v, before_model[k]) for k, v in model.state_dict().items())
+
+
+def test_the_step_budget_is_the_queries_budget_and_admits_up_to_it(monkeypatch):
+    """K x the points of a step exactly at the budget trains; one particle-point over is refused before a step."""
+    x = torch.bernoulli(torch.full((8, 6), 0.3), generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(BUDGET, "particle_points", 3 * 8)
+    ppgen.seed(0)
+    model = models.VAE(x_dim=6, z_dim=2, hidden=(4,))
+    assert len(ppgen.fit(model, x, inference=inference.IWAE(k=3), epochs=1, batch_size=8, progress=False).history) == 1
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"inference.k=4 for 8 data points of a step .* over the budget of 24"):
+        ppgen.fit(model, x, inference=inference.IWAE(k=4), epochs=1, batch_size=8, progress=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kind, bad, error, words", BAD_ITEMS, ids=[case[0] for case in BAD_ITEMS])
+@pytest.mark.parametrize("make", [lambda x, bad: Items(x, bad, 40), lambda x, bad: Endless(x, bad, 40),
+                                  lambda x, bad: DataLoader(Endless(x, bad, 40), batch_size=16)],
+                         ids=["dataset", "stream", "stream-loader"])
+def test_an_item_read_mid_stream_is_refused_by_its_index(kind, bad, error, words, make):
+    """Item 40 is read in the fit's second or third batch: it is refused as it is read, named by its index (its
+    position in a stream), as the same values are in a tensor; the default collate's own error never shows."""
+    x = torch.bernoulli(torch.full((48, 6), 0.3), generator=torch.Generator().manual_seed(0))
+    ppgen.seed(0)
+    with pytest.raises(error, match=re.compile("data: item 40 " + words.removeprefix("item 5 "))):
+        ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), make(x, bad), epochs=1, batch_size=16, progress=False,
+                  steps_per_epoch=3 if not isinstance(make(x, bad), Items) else None)
+
+
+def test_a_bad_item_read_by_a_worker_process_is_named_in_the_main_process():
+    """A DataLoader's workers read the items; the check, and its error, are the main process's: no worker traceback."""
+    x = torch.bernoulli(torch.full((48, 6), 0.3), generator=torch.Generator().manual_seed(0))
+    ppgen.seed(0)
+    with pytest.raises(ValueError, match=r"^data: item 40 has shape \[7\], but the data set's first item has \[6\]$"):
+        ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), DataLoader(Items(x, torch.ones(7), 40), batch_size=16,
+                                                                       num_workers=2),
+                  epochs=1, batch_size=16, progress=False)
+
+
+def same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+def test_an_endless_stream_with_steps_per_epoch_fits_as_the_rows_in_memory():
+    """An endless stream of the rows in the in-memory fit's order, steps_per_epoch=2 batches of 16 an epoch: the fit
+    of the 32 rows in memory, bitwise (a VAE has no global latent, so N does not enter the loss)."""
+    x = torch.bernoulli(torch.full((32, 6), 0.3), generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(32, generator=torch.Generator().manual_seed(0))
+    settings = dict(epochs=1, batch_size=16, progress=False, seed=0)
+    ppgen.seed(0)
+    memory = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), x, **settings)
+    ppgen.seed(0)
+    streamed = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), Endless(x[order]), steps_per_epoch=2, **settings)
+    assert streamed.history == memory.history
+    assert same_parameters(streamed.model, memory.model)
+
+
+@pytest.mark.parametrize("dataset", [lambda x: x, lambda x: x.numpy(), lambda x: list(x)],
+                         ids=["tensor", "array", "list"])
+def test_a_loader_over_a_plain_indexable_fits_as_the_tensor(dataset):
+    """DataLoader(tensor), over an array or a list of rows: read by index in the seeded order, bitwise the in-memory
+    fit."""
+    x = torch.bernoulli(torch.full((32, 6), 0.3), generator=torch.Generator().manual_seed(0))
+    settings = dict(epochs=2, batch_size=16, progress=False, seed=0)
+    ppgen.seed(0)
+    memory = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), x, **settings)
+    ppgen.seed(0)
+    loaded = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), DataLoader(dataset(x), batch_size=16), **settings)
+    assert loaded.history == memory.history
+    assert same_parameters(loaded.model, memory.model)
+
+
+def test_sample_given_the_covariate_draws_the_observed_input(shared):
+    """The fit of y ~ N(x w, 1) draws y given the covariate x, one per row (the message above names them so)."""
+    covariate = torch.zeros(3, 3)
+    draws = shared.reg.sample(3, covariate)
+    assert draws.shape == (3,) and torch.isfinite(draws).all()
+
+
+@pytest.mark.parametrize("khat, text", [(0.7004, "0.7004"), (0.70000001, "0.70000001"), (0.75, "0.75"),
+                                        (0.6999, "0.70"), (1.5, "1.50")])
+def test_khat_is_printed_on_its_side_of_the_threshold(khat, text):
+    """A k-hat above 0.7 never reads "0.70" (the warning would say "above 0.7 (max 0.70)"); one below may."""
+    assert khat_text(khat) == text
+
+
+def test_ctrl_c_while_the_command_line_loads_is_an_interrupt_without_a_traceback(monkeypatch):
+    """SIGINT in the first moments of `ppgen fit` (the parser's modules being imported): exit status 130 and one line,
+    as later in the run."""
+    import ppgen.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ppgen.cli, "build_parser", interrupted)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["fit"]) == 130
+    assert err.getvalue() == "ppgen: interrupted\n"
+
+
+def test_sample_refuses_its_out_before_drawing(shared, monkeypatch):
+    """`ppgen sample RUN --out /proc/x.png` fails before the run is loaded and sampled."""
+    monkeypatch.setattr(ppgen.Fit, "sample", lambda *a, **k: pytest.fail("sampled before checking --out"))
+    with pytest.raises(CLIError, match="--out /proc/x.png: /proc is not writable"):
+        cli("sample", shared.run, "--out", "/proc/x.png")
+
+
+def run_limited(code: str, limit: int, cwd: Path) -> subprocess.CompletedProcess:
+    """``code`` in a fresh Python whose files may not grow past ``limit`` bytes (RLIMIT_FSIZE, a full disk's error:
+    "File too large")."""
+    prelude = f"import resource\nresource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_full_disk_names_the_users_file_and_leaves_nothing(shared, tmp_path):
+    """fit.save and `ppgen sample --out` under a file-size limit: the error names the user's path, never a temporary
+    file, and nothing is left in the folder."""
+    code = f"""
+        import ppgen
+        fit = ppgen.load({str(shared.saved)!r})
+        try:
+            fit.save("big/fit.pt")
+        except OSError as error:
+            print(type(error).__name__, error)
+        """
+    result = run_limited(code, 2000, tmp_path)
+    assert re.search(r"OSError \[Errno 27\] path big/fit.pt could not be written: File too large", result.stdout), \
+        result.stdout + result.stderr
+    assert list((tmp_path / "big").iterdir()) == []
+    code = f"""
+        import sys
+        from ppgen.cli import main
+        sys.exit(main(["sample", {str(shared.run)!r}, "--out", "samples.png"]))
+        """
+    result = run_limited(code, 2000, tmp_path)
+    assert result.returncode == 1 and re.search(r"^ppgen: error: \[Errno 27\] --out samples.png could not be written: "
+                                                r"File too large$", result.stderr, re.M), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big"]
+
+
+def test_a_rank_alone_is_told_so_fast(monkeypatch):
+    """RANK=0 WORLD_SIZE=2 with a master address but no other rank: a ValueError naming the variables and the launcher
+    after the rendezvous timeout (1 s here), not a DistStoreError after the collectives' 600 s."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in dict(RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                            PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT="1").items():
+        monkeypatch.setenv(name, value)
+    x = torch.bernoulli(torch.full((8, 6), 0.3), generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    words = (r"distributed=True: this process \(RANK=0, WORLD_SIZE=2, MASTER_ADDR=127.0.0.1, MASTER_PORT=\d+\) found "
+             r"no group of ranks within 1 s .*torchrun")
+    with pytest.raises(ValueError, match=words):
+        ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), x, epochs=1, progress=False, distributed=True)
+    assert time.perf_counter() - start < 30
+    assert not torch.distributed.is_initialized()
+
+
+def test_a_bad_rendezvous_timeout_is_named(monkeypatch):
+    for name, value in dict(RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29999",
+                            PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT="soon").items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match="PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT must be a number of seconds, got 'so"):
+        ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), torch.ones(4, 6), epochs=1, progress=False,
+                  distributed=True)
+
+
+def test_a_program_that_fails_on_the_data_is_one_line_naming_it():
+    """Data of the wrong width for a Pyro program: Pyro's shape mismatch, its first line, without its table of the
+    trace's shapes, naming the program and the exception."""
+
+    def model(x):
+        loc = pyro.param("loc", torch.zeros(6))
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", dist.Normal(loc, 1.0).to_event(1), obs=x)
+
+    with pytest.raises(ValueError) as error:
+        ppgen.fit((model, None), torch.ones(8, 7), progress=False)
+    text = str(error.value)
+    assert re.fullmatch(r"data: the program fails on rows of shape \[7\] torch.float32: .*model raised \w+: .*", text)
+    assert "\n" not in text and "Trace Shapes" not in text
+
+
+def test_items_of_a_users_own_collate_fn_are_stacked_by_it_then_checked():
+    """Items that only the loader's collate_fn makes a batch of (dicts here): accepted as it stacks them, the
+    stacked values checked against the likelihood's support, naming the item."""
+    x = torch.bernoulli(torch.full((48, 6), 0.3), generator=torch.Generator().manual_seed(0))
+
+    class Records(Dataset):
+        def __init__(self, x: torch.Tensor) -> None:
+            self.x = x
+
+        def __len__(self) -> int:
+            return len(self.x)
+
+        def __getitem__(self, i: int) -> dict:
+            return {"pixels": self.x[i]}
+
+    def stack(items: list[dict]) -> torch.Tensor:
+        return torch.stack([item["pixels"] for item in items])
+
+    settings = dict(epochs=1, batch_size=16, progress=False, seed=0)
+    ppgen.seed(0)
+    memory = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), x, **settings)
+    ppgen.seed(0)
+    loaded = ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), DataLoader(Records(x), batch_size=16,
+                                                                            collate_fn=stack), **settings)
+    assert same_parameters(loaded.model, memory.model)
+    x[40] = 0.5
+    with pytest.raises(ValueError, match=r"^data: item 40 lies outside the support of the model's likelihood"):
+        ppgen.fit(models.VAE(x_dim=6, z_dim=2, hidden=(4,)), DataLoader(Records(x), batch_size=16, collate_fn=stack),
+                  **settings)

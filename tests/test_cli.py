@@ -390,7 +390,8 @@ def test_sample_refuses_an_out_it_cannot_write(vae_run, tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("keep me")
     assert main(["sample", str(run), "-n", "4", "--out", str(afile / "s.png")]) == 1
-    assert_one_line_error(capsys.readouterr().err, f"--out {afile / 's.png'}", f"{afile} exists and is not a folder")
+    assert_one_line_error(capsys.readouterr().err, f"--out {afile / 's.png'}",
+                          f"its parent {afile} is a file, not a folder")
     assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path)]) == 1
     assert_one_line_error(capsys.readouterr().err, f"--out {tmp_path} is a folder")
     assert afile.read_text() == "keep me"

@@ -428,7 +428,7 @@ def test_numpy_numbers_in_a_models_arguments_are_saved_as_numbers(tmp_path, bina
 
 def test_saving_onto_a_folder_names_it(tmp_path, binary):
     fit = ppgen.fit(small_vae(), binary, epochs=1, progress=False)
-    with pytest.raises(IsADirectoryError, match="is a folder: give the path of a file"):
+    with pytest.raises(IsADirectoryError, match="is a folder: give the file.s name"):
         fit.save(tmp_path)
     assert os.listdir(tmp_path) == []
 

@@ -346,7 +346,7 @@ def test_conditional_sampling_draws_x_given_each_row_of_the_other_inputs():
     torch.testing.assert_close(draws, 3.0 * given, rtol=0, atol=1.0)
     with pytest.raises(ValueError, match=r"given\[0\] must have shape \[3, 1\]"):
         fit.sample(3, given)
-    with pytest.raises(TypeError, match="takes the model's 1 input"):
+    with pytest.raises(TypeError, match=r"draws x of model\(x, c\) and takes its other input\(s\) c, one row per draw"):
         fit.sample(3)
 
 

@@ -119,10 +119,10 @@ class SharedMean(nn.Module):
 
 def test_global_latents_need_the_length_of_a_stream(binary):
     with pytest.raises(ValueError, match=r"the stream has no length, but latent site\(s\) \('mu',\) sit outside"):
-        ppgen.fit(SharedMean(), Stream(binary, length=False), **SETTINGS)
+        ppgen.fit(SharedMean(), Stream(binary, length=False), steps_per_epoch=4, **SETTINGS)
     fit = ppgen.fit(SharedMean(), Stream(binary, length=True), **SETTINGS)  # N known: fine
     assert len(fit.history) == 2
-    local = ppgen.fit(small_vae(), Stream(binary, length=False), **SETTINGS)  # no global latent: fine without N
+    local = ppgen.fit(small_vae(), Stream(binary, length=False), steps_per_epoch=4, **SETTINGS)  # no global latent
     assert len(local.history) == 2
 
 

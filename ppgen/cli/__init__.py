@@ -80,9 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``ppgen`` command with ``argv`` (default: ``sys.argv[1:]``) and returns its exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
+    try:  # Ctrl-C while the parser's modules are imported is an interrupt like any other, without a traceback
+        args = build_parser().parse_args(argv)
         common.set_threads(args.threads)
         return args.func(args)
     except SystemExit as stop:  # argparse: --help, --version, and usage errors (status 2)

@@ -87,6 +87,15 @@ def non_negative_int(text: str) -> int:
 
 positive_float = argument_type(float, "check_positive_float")
 seed_type = argument_type(int, "check_seed")
+
+
+def threads_type(text: str) -> int:
+    """An argparse ``type``: CPU threads for torch, at most this machine's CPUs (torch takes a C ``int``, and more
+    threads than CPUs only slow it down)."""
+    value = positive_int(text)
+    if value > (os.cpu_count() or 1):
+        raise argparse.ArgumentTypeError(f"expected at most this machine's {os.cpu_count() or 1} CPUs, got {value}")
+    return value
 device_type = argument_type(str, "check_device")
 
 
@@ -104,7 +113,7 @@ def data_arg(value: str) -> str:
 def add_common(parser: argparse.ArgumentParser) -> None:
     """The options every command takes: ``--device`` and ``--threads``."""
     parser.add_argument("--device", type=device_type, default="cpu", help="where the model runs, e.g. cuda")
-    parser.add_argument("--threads", type=positive_int, default=None,
+    parser.add_argument("--threads", type=threads_type, default=None,
                         help="CPU threads torch may use (default: torch's choice)")
 
 
@@ -175,6 +184,9 @@ def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
         return Data(train, test, labels, is_image=True)
     if kind == "idx":
         path = Path(spec[len("idx:"):]).expanduser()
+        if path.is_dir():
+            raise IsADirectoryError(f"--data idx:{path} is a folder: give the IDX file of images in it, e.g. "
+                                    f"idx:{path / 'train-images-idx3-ubyte.gz'}")
         if not path.is_file():
             raise FileNotFoundError(f"IDX file {path} not found")
         x = datasets.idx_images(path, binarize=bool(binarize))
@@ -222,22 +234,15 @@ def run_settings(manifest: dict[str, Any], where: Path) -> dict[str, Any]:
     return config
 
 
-def check_out(out: Path, folder: Path) -> None:
-    """Refuses, before any work is done, an output whose ``folder`` cannot be made or written in, or a link."""
+def check_picture_out(out: Path, example: str) -> None:
+    """An output file (a picture, a NetCDF file) checked before any work: not a link, and a file that can be written
+    (:func:`ppgen.utils.paths.check_output_file`: not a folder, not under a file, in a folder that takes a new file).
+    ``example`` is a file name to suggest where ``out`` is a folder."""
+    from ppgen.utils.paths import check_output_file
+
     if out.is_symlink():
         raise ValueError(f"--out {out} is a symbolic link: ppgen never writes through a link; remove it first")
-    existing = next(path for path in (folder, *folder.absolute().parents) if path.exists())
-    if not existing.is_dir():
-        raise NotADirectoryError(f"--out {out}: {existing} exists and is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise PermissionError(f"--out {out}: {existing} is not writable")
-
-
-def check_picture_out(out: Path, example: str) -> None:
-    """An output file (a picture, a NetCDF file) checked before any work: not a folder, not a link, writable."""
-    if out.is_dir():
-        raise IsADirectoryError(f"--out {out} is a folder: give the file's name, e.g. {out / example}")
-    check_out(out, folder=out.parent)
+    check_output_file(out, "--out", example)
 
 
 def write_netcdf(idata: Any, out: Path) -> None:

@@ -39,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
     import pyro
 
     from ppgen import plots
+    from ppgen.utils.paths import naming_path
 
     pyro.set_rng_seed(args.seed)
-    plots.latent(fit, data.test, data.test_labels, site=args.site, path=out)
+    with naming_path(out, "--out"):
+        plots.latent(fit, data.test, data.test_labels, site=args.site, path=out)
     print(f"wrote the codes of {len(data.test)} test points to {out}")
     return 0

@@ -100,6 +100,39 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def check_particles(args: argparse.Namespace, points: int) -> None:
+    """``--k`` particles for each of the ``points`` of a step, held to the budget ``ppgen.fit`` holds them to
+    (:data:`ppgen.utils.budget.BUDGET`), as an argparse error naming ``--k``."""
+    from ppgen.utils.budget import BUDGET
+
+    if args.k is not None and args.k * points > BUDGET.particle_points:
+        args.parser.error(f"--k {args.k} for the {points} data points of a step (--batch-size {args.batch_size}) is "
+                          f"{args.k * points} particle-points, over the budget of {BUDGET.particle_points}: lower --k "
+                          f"or --batch-size")
+
+
+def check_model_size(args: argparse.Namespace, x_dim: int, options: dict[str, Any]) -> None:
+    """The model the options build, measured on the meta device (no memory), held to the parameter budget that
+    :func:`ppgen.load` holds a checkpoint to (:data:`ppgen.utils.budget.BUDGET`), as an argparse error naming the
+    options: ``--hidden 1000000000000`` is refused, not an allocator's traceback. A model whose constructor computes on
+    its tensors (a MADE's masks) cannot be built on the meta device, and is built for real unmeasured."""
+    import torch
+
+    from ppgen.training import registry
+    from ppgen.utils.budget import BUDGET
+
+    try:
+        with torch.device("meta"):
+            size = sum(p.numel() for p in registry.build_model(args.model, x_dim, **options).parameters())
+    except (RuntimeError, NotImplementedError):
+        return
+    if size > BUDGET.checkpoint_parameters:
+        sizes = {"--z-dim": [args.z_dim], "--components": [args.components], "--hidden": args.hidden or [None]}
+        given = " ".join(f"{flag} {' '.join(map(str, values))}" for flag, values in sizes.items() if values[0])
+        args.parser.error(f"{given}: {args.model} would have {size} parameters, over the budget of "
+                          f"{BUDGET.checkpoint_parameters}: give smaller sizes")
+
+
 def run(args: argparse.Namespace) -> int:
     """Fit, then write the run's metrics and pictures; every file is recorded in the run's manifest."""
     kind = common.data_kind(args.data)
@@ -137,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
               "data": args.data, "binarize": binarize, "epochs": args.epochs, "batch_size": args.batch_size,
               "lr": args.lr, "seed": args.seed, "eval_k": args.eval_k, "device": str(args.device)}
     data = common.load_data(args.data, binarize=binarize, seed=args.seed)
+    check_particles(args, min(args.batch_size, len(data.train)))
     pyro.set_rng_seed(args.seed)  # the initial weights are drawn here, before ppgen.fit seeds the training
+    check_model_size(args, data.train.shape[1], options)
     model = registry.build_model(args.model, data.train.shape[1], **options)
     backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
     spacing = grid_spacing(data.train)

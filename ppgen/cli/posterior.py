@@ -53,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
 
     import pyro
 
+    from ppgen.utils.paths import naming_path
+
     pyro.set_rng_seed(args.seed)
     posterior = fit.posterior(data.test[list(args.index)], num_samples=args.num_samples, method=args.method,
                               k=args.k, num_chains=args.num_chains, warmup_steps=args.warmup_steps)
-    common.write_netcdf(posterior.to_arviz(points=args.index), out)
+    with naming_path(out, "--out"):
+        common.write_netcdf(posterior.to_arviz(points=args.index), out)
     print(f"wrote {posterior.num_draws} draws of {', '.join(posterior.samples)} for test point(s) "
           f"{', '.join(map(str, args.index))} ({args.method}) to {out}")
     return 0

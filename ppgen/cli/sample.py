@@ -34,16 +34,16 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"-n {args.n} is over the budget of {args.max_samples} samples: a picture of that many "
                           f"is unreadable; raise --max-samples to insist")
     out = args.out if args.out is not None else args.run / f"samples-{args.n}.png"
-    if out.is_dir():
-        raise IsADirectoryError(f"--out {out} is a folder: give the picture's file name, e.g. {out / 'samples.png'}")
-    common.check_out(out, folder=out.parent)
+    common.check_picture_out(out, "samples.png")
     fit, _ = common.load_run(args.run, args.device)
 
     import pyro
 
+    from ppgen.utils.paths import naming_path
+
     pyro.set_rng_seed(args.seed)
     x = fit.sample(args.n)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    common.draw_samples(x, out)
+    with naming_path(out, "--out"):
+        common.draw_samples(x, out)
     print(f"wrote {args.n} samples to {out}")
     return 0

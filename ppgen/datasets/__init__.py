@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ppgen.utils.budget import check_sample_budget
 from ppgen.utils.checks import check_non_negative_float, check_positive_int, check_seed
 
 #: IDX type code -> big-endian NumPy dtype of the stored values.
@@ -93,12 +94,14 @@ def moons(n: int = 1000, noise: float = 0.1, seed: int = 0,
 
     Raises:
         TypeError: If ``n`` or ``seed`` is not an int, or ``noise`` not a real number.
-        ValueError: If ``n`` is not positive, ``noise`` is negative or not finite, or ``seed`` is
-            outside [0, 2**32).
+        ValueError: If ``n`` is not positive or past the sample budget
+            (:data:`ppgen.utils.budget.BUDGET`), ``noise`` is negative or not finite, or ``seed`` is outside
+            [0, 2**32).
     """
     from sklearn.datasets import make_moons
 
     n = check_positive_int(n, "n")
+    check_sample_budget(n, (2,))  # as fit.sample's: a request for terabytes is refused, not attempted
     noise = check_non_negative_float(noise, "noise")
     seed = check_seed(seed)
     x, y = make_moons(n_samples=n, noise=noise, random_state=seed)

@@ -38,8 +38,9 @@ Placement = Callable[[Batch], Batch]
 #: the number of points per step where neither the user nor the program chooses it.
 DEFAULT_BATCH_SIZE = 128
 
-#: exceptions that mean "the program fails on these inputs", turned into one ValueError that says so.
-PROGRAM_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError, AssertionError)
+#: exceptions that mean "the program fails on these inputs", turned into one ValueError that says so: any that a
+#: user's program may raise while it is traced (a KeyError of its own is no less its failure than torch's errors).
+PROGRAM_ERRORS = (Exception,)
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, pl
         guide_trace, model_trace = _run_alone(module, first)
     except PROGRAM_ERRORS as error:
         if not in_memory or len(first) == len(data):
-            raise _fails(name, first, error) from error
+            raise _fails(name, module, first, error) from error
         return _whole_data(module, data, name, batch_size, place, error)  # it may take the data laid out otherwise
     observed = _observed(model_trace)
     other = first.take(torch.arange(len(first) - 1)) if len(first) > 1 else None
@@ -268,10 +269,10 @@ def _whole_data(module: nn.Module, data: Batch, name: str, batch_size: int | Non
         subsampled = subsampled_plates((guide_trace, model_trace))
         observed = _observed(model_trace)
         frame = find_data_plate(observed, len(data), None, subsampled=subsampled)
-    except (*PROGRAM_ERRORS, ValueError) as whole_error:
+    except PROGRAM_ERRORS as whole_error:
         if error is None:
             raise
-        raise _fails(name, data.head(1), error) from whole_error
+        raise _fails(name, module, data.head(1), error) from whole_error
     n = declared_size(frame) if not sizeless(frame) else plate_size(observed[0], frame)
     whole = Batch(whole.args, torch.arange(n), n, whole=True)
     own = subsampled.get(frame.name)
@@ -282,7 +283,7 @@ def _whole_data(module: nn.Module, data: Batch, name: str, batch_size: int | Non
     try:
         guide_trace, model_trace = _run_alone(module, batch, frame.name)
     except PROGRAM_ERRORS as run_error:
-        raise _fails(name, batch, run_error) from run_error
+        raise _fails(name, module, batch, run_error) from run_error
     observed = _observed(model_trace)
     frame = next(f for s in observed for f in plate_frames(s) if f.name == frame.name)
     given = [s["name"] for s in observed if any(s["value"] is arg for arg in batch.args)]
@@ -389,7 +390,7 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
         try:
             run(sequential, 1)
         except PROGRAM_ERRORS as error:
-            raise _fails(name, batch, error) from error
+            raise _fails(name, module, batch, error) from error
         warnings.warn(
             f"the program does not broadcast over a plate of particles left of its own plates "
             f"({first_line(vectorised_error)}); ppgen draws the K particles one at a time, which is slower. To "
@@ -414,9 +415,11 @@ def _check_no_hidden_dims(guide_trace: poutine.Trace | None, model_trace: poutin
                         f"shape {list(shape)}, {nesting} plate dimension(s)) that no enumeration made")
 
 
-def _fails(name: str, batch: Batch, error: Exception) -> ValueError:
+def _fails(name: str, module: nn.Module, batch: Batch, error: Exception) -> ValueError:
     shapes = ", ".join(f"{list(arg.shape[1:])} {arg.dtype}" for arg in batch.args)
-    return ValueError(f"{name}: the program fails on rows of shape {shapes}: {error}")
+    program = getattr(getattr(module, "model_fn", None), "__qualname__", type(module).__qualname__)
+    return ValueError(f"{name}: the program fails on rows of shape {shapes}: {program} raised "
+                      f"{type(error).__name__}: {first_line(error)}")  # not Pyro's table of the trace's shapes
 
 
 def _in_plate(site: dict, plate: str) -> bool:

@@ -102,9 +102,19 @@ class Evaluation:
             if means["khat"] is None:
                 lines.append(f"  {'PSIS k-hat':<16}not estimable: weights all equal, or K too small to fit a tail")
             else:
-                lines.append(f"  {'PSIS k-hat':<16}mean {means['khat']:.3f}, max {means['khat_max']:.3f}; "
+                lines.append(f"  {'PSIS k-hat':<16}mean {means['khat']:.3f}, max {khat_text(means['khat_max'], 3)}; "
                              f"{self.unreliable} point(s) above {KHAT_THRESHOLD}")
         return "\n".join(lines)
+
+
+def khat_text(khat: float, digits: int = 2) -> str:
+    """k-hat to ``digits`` decimals, or as many more as it takes to read on the same side of :data:`KHAT_THRESHOLD` as
+    it lies: 0.7004 reads 0.7004, not 0.70, in a message that says it is above 0.7."""
+    for places in range(digits, 18):
+        text = f"{khat:.{places}f}"
+        if (float(text) > KHAT_THRESHOLD) == (khat > KHAT_THRESHOLD):
+            return text
+    return repr(khat)
 
 
 def _known(values: Tensor | None, reduce: Callable[[Tensor], Tensor]) -> float | None:
@@ -153,7 +163,8 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     if report.unreliable:
         warnings.warn(f"{report.unreliable} of {report.n} points have a Pareto k-hat above {KHAT_THRESHOLD}: the "
                       f"importance weights of q(z|x) have too heavy a tail there for IWAE_{k} to be trusted "
-                      f"(max k-hat {report.means()['khat_max']:.2f}); a better guide, not a larger K, is the fix",
+                      f"(max k-hat {khat_text(report.means()['khat_max'])}); a better guide, not a larger K, is the "
+                      f"fix",
                       UserWarning, stacklevel=2)
     return report
 

@@ -30,7 +30,7 @@ from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.structure import Structure
 from ppgen.program.traces import sample_sites, trace_particles
-from ppgen.queries.evaluation import KHAT_THRESHOLD, weight_diagnostics
+from ppgen.queries.evaluation import KHAT_THRESHOLD, khat_text, weight_diagnostics
 from ppgen.queries.posterior import Posterior
 from ppgen.queries.representation import enumerated_draws, likelihood_terms, observed_data, site_draws
 
@@ -77,7 +77,7 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
     unreliable = int((khat > KHAT_THRESHOLD).sum())
     if unreliable:
         warnings.warn(f"{unreliable} of {len(batch)} points have a Pareto k-hat above {KHAT_THRESHOLD} (max "
-                      f"{khat.nan_to_num(0).max().item():.2f}): the guide's tails are too light there for K={k} "
+                      f"{khat_text(khat.nan_to_num(0).max().item())}): the guide's tails are too light there for K={k} "
                       f"importance draws to reach p(z|x); resampled draws stay near q(z|x). A better guide or "
                       f"method='nuts' is the fix", UserWarning, stacklevel=3)
     return Posterior(samples, method="importance", log_likelihood=log_lik, log_weights=log_w, ess=ess, khat=khat,

@@ -20,7 +20,9 @@ from ppgen.queries.posterior import METHODS, Posterior
 from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
                                   class_path, resolve_class)
 from ppgen.utils.budget import BUDGET, check_particle_budget, check_sample_budget
-from ppgen.utils.checks import check_choice, check_device, check_positive_int
+from ppgen.utils.checks import (check_choice, check_device, check_not_a_class, check_not_a_list_of_arrays,
+                                check_positive_int, first_line)
+from ppgen.utils.paths import check_output_file, naming_path
 
 
 class Fit:
@@ -96,6 +98,8 @@ class Fit:
         if len(inputs) != self.structure.num_inputs:
             raise TypeError(f"the model takes {self.structure.num_inputs} input(s) (x, ...), as it was fitted, got "
                             f"{len(inputs)}; pass the query's options by keyword, e.g. log_prob(x, k=1000)")
+        for value in inputs:
+            check_not_a_list_of_arrays(value, name)
         batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name, keep_integer_x=True)
         for i, (arg, like) in enumerate(zip(batch.args, self.example.args)):
             if arg.shape[1:] != like.shape[1:]:
@@ -152,9 +156,10 @@ class Fit:
             raise ValueError(f"evaluate() reports the bounds of a guide q(z|x), which a fit by {self.inference!r} does "
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
-        return evaluate(self.model, self.structure, self._batch(inputs), k,
-                        particle_points=density.PARTICLE_POINTS_PER_PASS, compile=compile,
-                        passes=self._kept_passes())
+        batch = self._batch(inputs)
+        check_particle_budget(k, len(batch))  # as log_prob's: past it, hours of work
+        return evaluate(self.model, self.structure, batch, k, particle_points=density.PARTICLE_POINTS_PER_PASS,
+                        compile=compile, passes=self._kept_passes())
 
     @torch.no_grad()
     def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:
@@ -169,9 +174,7 @@ class Fit:
             raise TypeError(f"mean must be True or False, got {mean!r}")
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
-        if len(given) != self.structure.num_inputs - 1:
-            raise TypeError(f"sample(n, ...) takes the model's {self.structure.num_inputs - 1} input(s) besides x, "
-                            f"got {len(given)}")
+        sampling.check_given(self.model, self.structure, given)
         others = [i for i in range(self.structure.num_inputs) if i != (self.structure.observed_input or 0)]
         checked = []
         for i, value in zip(others, given):
@@ -266,9 +269,16 @@ class Fit:
         return representation.latent_sites(self.structure)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the fit to ``path`` atomically: a crash mid-write leaves any earlier file intact."""
+        """Write the fit to ``path`` atomically: a crash mid-write leaves any earlier file intact.
+
+        Raises:
+            ValueError, TypeError, OSError: ``path`` is empty, not a path, a folder, under a file, in a folder that
+                takes no new file, or could not be written (a full disk): checked before the fit is serialised, and
+                each error names ``path``, never the temporary file the write goes through.
+        """
+        path = check_output_file(path, "path")
         model_class = type(self.model)
-        atomic_save({
+        state = {
             "format": CHECKPOINT_FORMAT,
             "model": {"class": class_path(model_class), "config": getattr(self.model, "config", None)},
             "state_dict": {name: t.detach().cpu() for name, t in self.model.state_dict().items()},
@@ -281,7 +291,9 @@ class Fit:
                 "samples": {name: t.detach().cpu() for name, t in self.draws.samples.items()},
                 "chains": self.draws.chains,
                 "sample_stats": {name: t.detach().cpu() for name, t in self.draws.sample_stats.items()}}}),
-        }, path)
+        }
+        with naming_path(path, "path"):
+            atomic_save(state, path)
 
 
 def load(path: str | os.PathLike, model: Any = None, device: str | torch.device = "cpu") -> Fit:
@@ -302,6 +314,10 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
             parameters that ``model`` does not have.
     """
     device = check_device(device)
+    check_not_a_class(model, "model", "ppgen.load(path, model=MyModel())")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{os.fspath(path)} is a folder: give the fit's file, e.g. "
+                                f"{os.path.join(os.fspath(path), 'fit.pt')}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)}")
     try:
@@ -324,12 +340,15 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     else:
         module = as_module(model)
     # trace first: that creates the parameters of a program that makes them on its first run
-    structure = inspect(module, example, name=f"the example rows in {os.fspath(path)}", placed=True)
-    module.to(device=device, dtype=example.args[0].dtype)
     try:
+        structure = inspect(module, example, name=f"the example rows in {os.fspath(path)}", placed=True)
+        module.to(device=device, dtype=example.args[0].dtype)
         module.load_state_dict(state["state_dict"])
-    except RuntimeError as error:
-        raise ValueError(f"model: its parameters are not those saved in {os.fspath(path)}: {error}") from None
+    except (ValueError, RuntimeError) as error:
+        if isinstance(error, ValueError) and model is None:  # the file's own model fails on its own rows: said so
+            raise
+        why = first_line(error) if isinstance(error, ValueError) else str(error)  # a trace's first line; every key
+        raise ValueError(f"model: {_mismatch(state, module, os.fspath(path))}: {why}") from None
     module.eval()
     draws = state.get("draws")
     backend = resolve_class(state["inference"]["class"], Objective if draws is None else Sampler,
@@ -340,6 +359,15 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
                       draws["sample_stats"])
     return Fit(module, structure, inference, history=state["history"], example=example,
                skipped=state.get("skipped", 0), draws=draws)
+
+
+def _mismatch(state: dict, module: nn.Module, path: str) -> str:
+    """Why a model does not take a saved fit: another class than the one saved, or (the same class) other parameters."""
+    saved, given = state["model"]["class"], class_path(type(module))
+    if saved != given:
+        return (f"{path} holds a fit of {saved}, but the model is a {given}: pass the model the fit was saved from, "
+                f"built as it was")
+    return f"its parameters are not those saved in {path}"
 
 
 def _example(state: dict) -> Batch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,30 @@ def sampled_site(structure: Structure) -> str:
         raise ValueError(f"sample() returns the model's observed site, but it has {len(structure.observed)} "
                          f"({structure.observed}) and none receives the data as obs= unchanged")
     return structure.observed[0]
+
+
+def input_names(module: nn.Module, count: int) -> list[str]:
+    """The names of the program's ``count`` inputs, as its model function calls them (``model(x, y)``: x, y), so that
+    a message names them as the user does; "input i" where the signature does not say."""
+    fn = getattr(module, "model_fn", None) or module.model  # a function pair's own function, else the method
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        names = []
+    return [names[i] if i < len(names) else f"input {i}" for i in range(count)]
+
+
+def check_given(module: nn.Module, structure: Structure, given: tuple[Any, ...]) -> None:
+    """A ``TypeError`` unless ``given`` holds one value for each input of the program but the one :func:`sample` draws,
+    naming the inputs as the program does."""
+    names = input_names(module, structure.num_inputs)
+    drawn = structure.observed_input or 0
+    others = [name for i, name in enumerate(names) if i != drawn]
+    if len(given) != len(others):
+        takes = f"its other input(s) {', '.join(others)}, one row per draw" if others else "no other input"
+        raise TypeError(f"sample(n, ...) draws {names[drawn]} of model({', '.join(names)}) and takes {takes}: got "
+                        f"{len(given)} value(s) after n")
 
 
 def sample(module: nn.Module, structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...], *,

@@ -24,6 +24,7 @@ References:
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -43,6 +44,11 @@ LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 #: seconds a collective may wait for the other ranks before it fails; the variable overrides it.
 TIMEOUT_VARIABLE = "PPGEN_DISTRIBUTED_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
+#: seconds the ranks may take to find each other when the group is made; the variable overrides it. A launcher starts
+#: every rank within seconds: a rank alone (``RANK`` and ``WORLD_SIZE`` set by hand, the other ranks never started)
+#: is told so after this wait, not after a collective's.
+RENDEZVOUS_VARIABLE = "PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT"
+DEFAULT_RENDEZVOUS_S = 60.0
 #: the signals that stop a fit after its step (:class:`~ppgen.run.state.StopSignals`).
 STOP_SIGNALS = ("SIGINT", "SIGTERM")
 
@@ -253,16 +259,39 @@ def launched_world_size() -> int:
         return 1
 
 
-def timeout() -> datetime.timedelta:
-    """How long a collective waits for the other ranks: ``PPGEN_DISTRIBUTED_TIMEOUT`` seconds, 600 by default."""
-    text = os.environ.get(TIMEOUT_VARIABLE)
+def timeout(variable: str = TIMEOUT_VARIABLE, default: float = DEFAULT_TIMEOUT_S) -> datetime.timedelta:
+    """How long a collective waits for the other ranks: ``PPGEN_DISTRIBUTED_TIMEOUT`` seconds, 600 by default (or
+    another ``variable``'s, ``default`` seconds where it is not set)."""
+    text = os.environ.get(variable)
     try:
-        seconds = float(text) if text is not None else DEFAULT_TIMEOUT_S
+        seconds = float(text) if text is not None else default
     except ValueError:
-        raise ValueError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {text!r}") from None
-    if not seconds > 0:
-        raise ValueError(f"{TIMEOUT_VARIABLE} must be a positive number of seconds, got {text!r}")
+        raise ValueError(f"{variable} must be a number of seconds, got {text!r}") from None
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{variable} must be a positive number of seconds, got {text!r}")
     return datetime.timedelta(seconds=seconds)
+
+
+def join(backend: str) -> None:
+    """Initialise the default process group from a launcher's environment, the ranks given
+    ``PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT`` seconds to find each other (then the collectives' timeout).
+
+    Raises:
+        ValueError: the ranks did not find each other in time, or the launcher's variables do not name a group
+            (a rank alone, a port in use or out of range); said with the variables as set.
+    """
+    wait = timeout(RENDEZVOUS_VARIABLE, DEFAULT_RENDEZVOUS_S)
+    try:
+        store, rank, world_size = next(dist.rendezvous("env://", timeout=wait))
+    except (RuntimeError, ValueError) as error:  # DistStoreError, DistNetworkError: no other rank, a bad address
+        launched = ", ".join(f"{name}={os.environ.get(name)}" for name in LAUNCHER_VARIABLES)
+        said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"distributed=True: this process ({launched}) found no group of ranks within "
+                         f"{wait.total_seconds():g} s ({RENDEZVOUS_VARIABLE}): start every rank with a launcher, "
+                         f"`torchrun --nproc_per_node=N script.py`, or unset RANK and WORLD_SIZE to fit in one "
+                         f"process; torch.distributed said: {said}") from None
+    store.set_timeout(timeout())
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout())
 
 
 def start(device: torch.device, seed: int | None) -> tuple[Group, torch.device]:
@@ -277,7 +306,8 @@ def start(device: torch.device, seed: int | None) -> tuple[Group, torch.device]:
         The group, and the device of this rank.
 
     Raises:
-        ValueError: no seed, or no process group and no launcher's environment (run under ``torchrun``).
+        ValueError: no seed, or no process group and no launcher's environment (run under ``torchrun``), or no
+            group of ranks found in that environment (see :func:`join`).
     """
     if seed is None:
         raise ValueError("distributed=True needs seed= (an int): every rank draws the same data order from it")
@@ -293,5 +323,5 @@ def start(device: torch.device, seed: int | None) -> tuple[Group, torch.device]:
             raise ValueError(f"distributed=True needs a launcher: {', '.join(missing)} not set. Start the script "
                              f"with `torchrun --nproc_per_node=N script.py` (or initialise torch.distributed "
                              f"yourself before fit)")
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout())
+        join("nccl" if device.type == "cuda" else "gloo")
     return Group(dist.get_rank(), dist.get_world_size(), True), device

@@ -8,7 +8,13 @@ from typing import Any
 
 from torch import Tensor
 
-from ppgen.utils.checks import check_positive_int
+from ppgen.objective.base import Objective
+from ppgen.utils.budget import check_particle_budget
+from ppgen.utils.checks import check_not_a_class, check_not_a_list_of_arrays, check_positive_int
+
+#: the fields by which a backend names its particles per data point: ``inference.IWAE(k=K)``,
+#: ``inference.ELBO(num_particles=K)`` (DESIGN.md's names); a backend with neither draws one.
+PARTICLE_FIELDS = ("k", "num_particles")
 
 
 def check_bool(value: Any, name: str) -> bool:
@@ -21,6 +27,26 @@ def check_bool(value: Any, name: str) -> bool:
 def check_optional_bool(value: Any, name: str) -> bool | None:
     """``None`` or a ``bool``; a ``TypeError`` naming ``name`` otherwise."""
     return None if value is None else check_bool(value, name)
+
+
+def check_model_and_data(model: Any, data: Any) -> None:
+    """The mistakes of ``fit(model, data)`` that are neither a program's nor the data's values: the model's class
+    given for a model, or aligned inputs given as a list (see :func:`ppgen.utils.checks.check_not_a_list_of_arrays`)."""
+    check_not_a_class(model, "model", "models.VAE(x_dim=64) or MyModel()")
+    check_not_a_list_of_arrays(data, "data")
+    for i, value in enumerate(data if isinstance(data, tuple) else ()):
+        check_not_a_list_of_arrays(value, f"data[{i}]")
+
+
+def check_step_budget(inference: Any, points: int, batch_size: int) -> None:
+    """A ``ValueError`` naming the backend's argument where its K particles for each of the ``points`` of a training
+    step (``batch_size``, or N where N is smaller) exceed the particle budget that the queries keep
+    (:data:`ppgen.utils.budget.BUDGET`): refused before the first step, not an allocator's error inside it."""
+    config = inference.config if isinstance(inference, Objective) else {}
+    for field in PARTICLE_FIELDS:
+        if isinstance(config.get(field), int):
+            check_particle_budget(config[field], points, f"inference.{field}",
+                                  f"data points of a step (batch_size={batch_size})")
 
 
 def check_run_arguments(out: Any, checkpoint_every: Any, resume: Any, overwrite: Any) -> None:

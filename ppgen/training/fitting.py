@@ -26,7 +26,8 @@ from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
 from ppgen.run.state import Interrupted, RunState, StopSignals, resume_state, save_state
-from ppgen.training.boundary import check_bool, check_optional_bool, check_run_arguments
+from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
+                                     check_step_budget)
 from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
 from ppgen.training.step import Gradients
 from ppgen.training.streaming import Stream, as_stream, check_streamed, epoch_batches, epoch_order
@@ -39,7 +40,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
         divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
-        distributed: bool = False, compile: bool | str = False) -> Fit:
+        distributed: bool = False, compile: bool | str = False, steps_per_epoch: int | None = None) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -49,12 +50,15 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             ``TensorDataset``) of aligned inputs, batched together and passed as ``model(x, y, ...)``; the model's
             floating-point parameters take the dtype of x (float64 data, float64 model). Data that do not fit
             in memory: a ``torch.utils.data`` ``Dataset`` (read by index in the seeded order), an
-            ``IterableDataset`` (read in its own order), or a ``DataLoader`` of either whose ``batch_size`` is
-            ``batch_size`` (its worker processes load the batches); see :mod:`ppgen.training.streaming`.
+            ``IterableDataset`` (read in its own order), or a ``DataLoader`` of either (or of any tensor, array or
+            list) whose ``batch_size`` is ``batch_size`` (its worker processes load the items); each item is checked
+            as it is read; see :mod:`ppgen.training.streaming`.
         inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
             latents that need a guide and ``MLE()`` for a model whose log p(x) is exact. A sampler,
             ``inference.NUTS()``, draws the model's global latents instead (see :func:`draw_posterior`).
         epochs: passes over the data.
+        steps_per_epoch: the global batches of an epoch of an ``IterableDataset`` without a length, which it needs
+            (an endless stream has no end of an epoch); only for such a stream.
         batch_size: data points per step (the last batch of an epoch may be smaller); by default the program's own
             choice where it makes one (its data plate's ``subsample_size``, or the whole data set for a program
             whose parameters are made per point of one batch, such as an AutoGuide on local latents in
@@ -101,6 +105,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             are read back (:func:`ppgen.training.guard.guard_for`).
         Interrupted: a ``KeyboardInterrupt``: SIGINT or SIGTERM stopped the fit after a step, checkpointed.
     """
+    check_model_and_data(model, data)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = None if batch_size is None else check_positive_int(batch_size, "batch_size")
     make_optimizer = optimizer_factory(optim, check_positive_float(lr, "lr"))
@@ -111,7 +116,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     check_run_arguments(out, checkpoint_every, resume, overwrite)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
-    stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE)
+    stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE, steps_per_epoch)
     if isinstance(inference, Sampler) and (distributed or stream is not None):
         raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
                          f"one process: pass the data as tensors, without distributed=True")
@@ -125,6 +130,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     structure = inspect(module, data if stream is None else data.head(batch_size or DEFAULT_BATCH_SIZE), name="data",
                         batch_size=batch_size, placed=True)
     batch_size = program_batch_size(structure, batch_size)
+    check_step_budget(inference, min(batch_size, data.size or batch_size), batch_size)
     if stream is None:  # a stream's batches are each made floating point as they are read
         data = structure.program_data(data)
     if isinstance(inference, Sampler):  # the hook for a sampler: one call that draws, in place of gradient steps
@@ -133,14 +139,15 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         raise ValueError("the model has no parameters to fit")
     leading = data if stream is None else data.head(batch_size)  # a stream is checked a batch at a time
     structure.check_data(leading, name="data")
-    check_streamed(structure, data)
+    data = check_streamed(structure, data)
     if inference is None:
         from ppgen.training.registry import default_inference  # the registry joins the core to the backends
 
         inference = default_inference(structure)
     inference.check(structure)
+    steps = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}  # older runs' configs stay equal
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
-                                                                          lr=lr, optim=optim, seed=seed,
+                                                                          lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
     run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume))

@@ -1,4 +1,5 @@
-"""Size budgets of the queries: a request past one is refused at once, before it runs for hours or exhausts memory.
+"""Size budgets of the queries and of a training step: a request past one is refused at once, before it runs for
+hours or exhausts memory.
 
 The budgets live in :data:`BUDGET`, which a user raises to insist::
 
@@ -18,10 +19,12 @@ class Budget:
 
     Attributes:
         particle_points: K times N of one importance-sampled query (``log_prob``, ``iwae_bound``,
-            ``posterior``); past it a query would run for hours.
+            ``posterior``), and K times the batch's points of one training step (``inference.IWAE(k=K)``,
+            ``inference.ELBO(num_particles=K)``); past it a query would run for hours, and a step exhaust memory.
         sample_values: numbers drawn by one ``sample(n)`` call (n times the size of a data point); 2**28 is
             1 GiB of float32.
-        checkpoint_parameters: parameters a checkpoint may make :func:`ppgen.load` build.
+        checkpoint_parameters: parameters a checkpoint may make :func:`ppgen.load` build, and the sizes given to
+            ``ppgen fit`` (``--hidden``, ``--z-dim``, ``--components``) make it build.
         nuts_coordinates: latent coordinates (points times latent dimensions) that NUTS moves in one
             ``posterior(x, method="nuts")`` or one ``inference.NUTS`` fit; past it each draw takes minutes.
     """
@@ -36,10 +39,11 @@ class Budget:
 BUDGET = Budget()
 
 
-def check_particle_budget(k: int, n: int, name: str = "k") -> None:
-    """A ``ValueError`` naming ``name`` when ``k`` particles for ``n`` points exceed the budget."""
+def check_particle_budget(k: int, n: int, name: str = "k", points: str = "data points") -> None:
+    """A ``ValueError`` naming ``name`` when ``k`` particles for ``n`` points exceed the budget; ``points`` says what
+    the ``n`` points are (a query's data points, a training step's batch)."""
     if k * n > BUDGET.particle_points:
-        raise ValueError(f"{name}={k} for {n} data points is {k * n} particle-points, over the budget of "
+        raise ValueError(f"{name}={k} for {n} {points} is {k * n} particle-points, over the budget of "
                          f"{BUDGET.particle_points}: lower {name}, or raise ppgen.utils.budget.BUDGET.particle_points")
 
 

@@ -11,18 +11,25 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
 import torch
 
 #: numpy.random.seed, which Pyro's set_rng_seed calls, takes seeds in [0, 2**32).
 SEED_LIMIT = 2**32
+#: the largest size torch takes (a C ``int64_t``): past it torch says only "Overflow when unpacking long long".
+SIZE_LIMIT = 2**63 - 1
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """``value`` as an ``int``; a ``TypeError``/``ValueError`` naming ``name`` unless it is a positive integer."""
+def check_positive_int(value: Any, name: str, limit: int = SIZE_LIMIT) -> int:
+    """``value`` as an ``int``; a ``TypeError``/``ValueError`` naming ``name`` unless it is an integer in
+    [1, ``limit``] (by default :data:`SIZE_LIMIT`, so that no size reaches torch as a number it cannot hold)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"{name} must be a positive int, got {value}")
+    if value > limit:
+        bound = "2**63 - 1, the largest size torch holds" if limit == SIZE_LIMIT else str(limit)
+        raise ValueError(f"{name} must be a positive int of at most {bound}, got {value}")
     return int(value)
 
 
@@ -91,6 +98,24 @@ def check_choice(value: Any, choices: tuple[str, ...], name: str) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def check_not_a_class(value: Any, name: str, example: str) -> None:
+    """A ``TypeError`` naming ``name`` where ``value`` is a class rather than an object built from it: ``example``
+    shows how to build one (``models.VAE(x_dim=64)``)."""
+    if isinstance(value, type):
+        raise TypeError(f"{name} is the class {value.__name__}, not an object built from it: build one first, "
+                        f"e.g. {example}")
+
+
+def check_not_a_list_of_arrays(data: Any, name: str) -> None:
+    """A ``TypeError`` naming ``name`` where ``data`` is a list holding tensors or arrays: aligned inputs (x, y) are
+    a tuple, and the rows of one input a stacked tensor. NumPy would read ``[x, y]`` of equal shapes as two data
+    points, each a whole input: a silently wrong reading, so the list is refused whatever its shapes."""
+    if isinstance(data, list) and any(isinstance(item, (torch.Tensor, np.ndarray)) for item in data):
+        kinds = sorted({type(item).__name__ for item in data})
+        raise TypeError(f"{name} is a list of {len(data)} {'/'.join(kinds)}: aligned inputs (x, y, ...) are passed "
+                        f"as a tuple, {name}=(x, y); the rows of one input, as one tensor, torch.stack(rows)")
 
 
 def first_line(error: Exception) -> str:
