@@ -17,8 +17,9 @@ from ppgen.program.structure import Structure, inspect
 from ppgen.queries import density, importance, mcmc, representation, sampling
 from ppgen.queries.evaluation import Evaluation, evaluate
 from ppgen.queries.posterior import METHODS, Posterior
-from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
-                                  class_path, resolve_class)
+from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, MAX_EXAMPLE_ROWS, atomic_save, build_recorded, check_builds,
+                                  check_fit_checkpoint, class_path, resolve_class)
+from ppgen.run.folder import folder_given
 from ppgen.utils.budget import BUDGET, check_particle_budget, check_sample_budget
 from ppgen.utils.checks import check_choice, check_device, check_positive_int
 
@@ -267,7 +268,7 @@ class Fit:
             "inference": {"class": class_path(type(self.inference)), "config": self.inference.config},
             "history": list(self.history),
             "skipped": self.skipped,
-            "example": [arg.cpu() for arg in self.example.args],
+            "example": [arg.cpu() for arg in self.example.head(MAX_EXAMPLE_ROWS).args],
             "data_size": self.example.size,
             **({} if self.draws is None else {"draws": {
                 "samples": {name: t.detach().cpu() for name, t in self.draws.samples.items()},
@@ -292,8 +293,11 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     Raises:
         ValueError: the file is not a ppgen fit, is damaged, names a class that is not imported, or holds
             parameters that ``model`` does not have.
+        IsADirectoryError: ``path`` is a folder (a run folder's fit is its ``fit.pt``).
     """
     device = check_device(device)
+    if os.path.isdir(path):
+        raise IsADirectoryError(folder_given(path))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)}")
     try:

@@ -24,8 +24,8 @@ from ppgen.program.protocol import as_model_input, as_module
 from ppgen.program.structure import Structure, example_batch, inspect
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
-from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
-from ppgen.run.state import Interrupted, RunState, StopSignals, resume_state, save_state
+from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_out, fit_config, open_run
+from ppgen.run.state import Interrupted, RunState, StopSignals, expected_state, resume_state, state_payload
 from ppgen.training.boundary import check_bool, check_optional_bool, check_run_arguments
 from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
 from ppgen.training.step import Gradients
@@ -106,6 +106,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     progress = check_optional_bool(progress, "progress")
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
+    check_out(out)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
     stream = as_stream(data, batch_size)
@@ -137,10 +138,12 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
                                                                           lr=lr, optim=optim, seed=seed,
                                                                           **group.settings), run_config)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
-    run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume))
+    dtype = first.args[0].dtype if first.args[0].is_floating_point() else torch.get_default_dtype()
+    expected = expected_state(module, make_optimizer, device, dtype) if resume else None  # what a checkpoint must fit
+    run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume,
+                                                    expected=expected))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
         module.initialize(*as_model_input(leading, module).args)
-    dtype = first.args[0].dtype if first.args[0].is_floating_point() else torch.get_default_dtype()
     module.to(device=device, dtype=dtype)
     data = data.to(device, dtype)
     group.broadcast_parameters(module)
@@ -150,12 +153,13 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     state = resume_state(group.rank_state(saved), module, optimizer, generator)
     if run is not None:
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
-    save = checkpointer(run, module, optimizer, generator, config, group)
+    finished = run is not None and run.finished  # a finished run resumed: nothing to train, nothing rewritten
+    save = None if finished else checkpointer(run, module, optimizer, generator, config, group)
     state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
                   progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
                  skipped=state.skipped)
-    if run is not None and group.writer:
+    if run is not None and group.writer and not finished:
         result.save(run.path / FIT)
         run.record(FIT)
         run.mark_complete()
@@ -211,12 +215,11 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
         return None
 
     def save(state: RunState) -> str:
-        path = run.path / CHECKPOINT
         rank_rng = group.gather_rng(generator)
         if group.writer:
-            save_state(path, state, module, optimizer, generator, config, rank_rng=rank_rng)
-            run.record(CHECKPOINT)
-        return str(path)
+            payload = state_payload(state, module, optimizer, generator, config, rank_rng=rank_rng)
+            run.write(CHECKPOINT, lambda f: torch.save(payload, f))
+        return str(run.path / CHECKPOINT)
 
     return save
 
