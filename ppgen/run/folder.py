@@ -87,7 +87,7 @@ def differences(recorded: dict[str, Any], config: dict[str, Any]) -> list[str]:
             differ += [f"run_config[{k!r}]" for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
         elif names.get(key, key) not in differ:
             differ.append(names.get(key, key))
-    return differ
+    return sorted(differ)
 
 
 def _check_same_config(path: Path, recorded: dict[str, Any], config: dict[str, Any]) -> None:
