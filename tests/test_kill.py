@@ -113,3 +113,23 @@ def test_a_run_is_not_overwritten_without_asking(tmp_path):
     assert process.returncode == 1
     assert "holds a run already" in process.stderr and "--overwrite" in process.stderr
     assert (run / "manifest.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0])
+def test_ctrl_c_at_any_moment_prints_one_line_and_a_rerun_goes_on(tmp_path, delay):
+    """SIGINT while `ppgen fit` starts (imports, data, model), or later: status 130 and one line, never a traceback;
+    and the folder never blocks the rerun the line asks for (a plain one, or --resume where a checkpoint is saved)."""
+    run = tmp_path / "run"
+    process = ppgen(run)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=PATIENCE)
+    if process.returncode == -signal.SIGINT:  # before the interpreter took the signal over: the default action
+        assert err == "" and not run.exists()
+        return
+    assert process.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("ppgen: "), err
+    again = ppgen(run, *(["--resume"] if "--resume" in err else []))
+    out, err = again.communicate(timeout=PATIENCE)
+    assert again.returncode == 0, err

@@ -86,10 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     with interrupts.handled():
         try:
-            with interrupts.deferred():
+            with interrupts.deferred():  # the parser, and torch which set_threads imports
                 parser = build_parser()
-            args = parser.parse_args(argv)
-            common.set_threads(args.threads)
+                args = parser.parse_args(argv)
+                common.set_threads(args.threads)
             return args.func(args)
         except SystemExit as stop:  # argparse: --help, --version, and usage errors (status 2)
             code = stop.code

@@ -325,23 +325,20 @@ class RunFolder:
         target = self.path / name
         _check_no_link(target, "the output")
         register_run_folder(self.path, run_prefix(self.read_manifest()["config"]))
-        written: list[str] = []
 
         def expect(tmp: str) -> None:
             manifest = self.read_manifest()
-            written.append(digest(tmp))
-            manifest.setdefault("pending", {})[name] = written[0]
+            manifest.setdefault("pending", {})[name] = digest(tmp)
             self._write_manifest(manifest)
 
         atomic_write(target, write, before_rename=expect)
-        self.record(name, written[0])
+        self.record(name)
         return target
 
-    def record(self, name: str, sha: str | None = None) -> None:
-        """Record in the manifest the digest ``sha`` (by default computed) of the file ``name``, just written
-        (atomically) into the folder."""
+    def record(self, name: str) -> None:
+        """Record in the manifest the digest of the file ``name``, just written (atomically) into the folder."""
         manifest = self.read_manifest()
-        manifest["files"][name] = sha if sha is not None else digest(self.path / name)
+        manifest["files"][name] = digest(self.path / name)
         if manifest.get("pending", {}).pop(name, None) is not None and not manifest["pending"]:
             del manifest["pending"]
         self._write_manifest(manifest)
