@@ -343,7 +343,8 @@ def _check_optimizer(saved: Any, module: nn.Module, expected: Expected, steps: i
             if isinstance(value, Tensor) and value.dim() == 0 or type(value) in (int, float):
                 scalar = float(value)
                 if not math.isfinite(scalar) or name == "step" and not 0 <= scalar <= steps:
-                    raise bad(field, f"a finite scalar{f' from 0 to the run steps ({steps})' if name == 'step' else ''}")
+                    within = f" from 0 to the run steps ({steps})" if name == "step" else ""
+                    raise bad(field, f"a finite scalar{within}")
             elif not (isinstance(value, Tensor) and value.shape == shape and value.dtype == expected.dtype):
                 raise bad(field, f"a tensor of shape {list(shape)} and dtype {expected.dtype}, as parameter {index}")
             elif not bool(torch.isfinite(value).all()):
