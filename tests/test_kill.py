@@ -7,7 +7,9 @@ same command with ``--resume``.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -101,6 +103,35 @@ def test_a_killed_fit_resumes_bitwise(case, baseline, tmp_path):
     assert final.keys() == baseline.keys()
     for name, value in baseline.items():
         assert torch.equal(final[name], value), f"{name} differs from the uninterrupted run's"
+
+
+@pytest.mark.slow
+def test_a_stopped_replacement_leaves_the_old_run_and_resumes_into_its_place(baseline, tmp_path):
+    """`--overwrite` stopped by SIGTERM mid-run: the old run is as it was, byte for byte; the command printed, with
+    --resume, continues the replacement, which takes the old run's place and ends bitwise as a run never stopped."""
+    run = tmp_path / "run"
+    old = [*ARGS[:ARGS.index("--epochs")], "--epochs", "1", *ARGS[ARGS.index("--epochs") + 2:]]
+    done = subprocess.run([sys.executable, "-m", "ppgen", *old, "--out", str(run)], capture_output=True, text=True,
+                          timeout=PATIENCE)
+    assert done.returncode == 0, done.stderr
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    process = ppgen(run, "--overwrite")
+    staged = run.parent / f".{run.name}.ppgen-replacement"
+    wait_for(lambda: (staged / "checkpoint.pt").exists(), process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 143, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    command = shlex.split(err.strip().splitlines()[-1].split("resume it with: ppgen ")[1])
+    assert "--resume" in command and "--overwrite" not in command
+    resumed = subprocess.run([sys.executable, "-m", "ppgen", *command], capture_output=True, text=True,
+                             timeout=PATIENCE)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not staged.exists() and not list(run.glob(TMP_PREFIX + "*"))
+    final = parameters(run)
+    assert all(torch.equal(final[name], value) for name, value in baseline.items())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["train_loss"]) == 3 and metrics["config"]["epochs"] == 3
 
 
 def test_a_run_is_not_overwritten_without_asking(tmp_path):

@@ -77,7 +77,7 @@ def differences(recorded: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """The settings in which ``config`` differs from a run's ``recorded`` configuration, named as ``fit``'s
     arguments: ``model`` for the program's class and keyword arguments, ``run_config['key']`` for the caller's own."""
     recorded = current_config(recorded)
-    names = {"model_config": "model", "extra": "run_config"}
+    names = {"model_config": "model", "extra": "run_config", "world_size": "distributed (its number of processes)"}
     differ = []
     for key in sorted(set(config) | set(recorded)):
         mine, theirs = config.get(key), recorded.get(key)
@@ -267,7 +267,10 @@ class RunFolder:
         """
         old = RunFolder(self.target)
         manifest = self.read_manifest()
-        previous = old.read_manifest() if old.manifest_path.is_file() else {"config": None, "files": {}}
+        try:
+            previous = old.read_manifest()
+        except (OSError, ValueError):  # none, or one that cannot be read: the old run's files are not known
+            previous = {"config": None, "files": {}}
         for name in manifest["files"]:
             if (self.path / name).is_file():
                 os.replace(self.path / name, self.target / name)
