@@ -21,12 +21,15 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import torch
 
 from ppgen.run.checkpoint import (TMP_PREFIX, atomic_write, current_config, fsync_folder, register_run_folder,
                                   run_prefix)
+
+if TYPE_CHECKING:
+    from ppgen.run.state import Expected
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "ppgen.run/1"
@@ -99,7 +102,7 @@ def _check_same_config(path: Path, recorded: dict[str, Any], config: dict[str, A
 
 
 class RunFolder:
-    """The run folder at ``path``; :meth:`start` makes or reopens one, :meth:`open` reads a finished one.
+    """The run folder at ``path``; :meth:`start` makes or reopens one, :meth:`verify` checks a finished one's files.
 
     Arguments:
         path: the folder written.
@@ -446,13 +449,12 @@ def resume_source(out: str | os.PathLike) -> RunFolder:
 
 
 def open_run(out: str | os.PathLike | None, config: dict[str, Any], module: Any, n: int, *, overwrite: bool,
-             resume: bool, expected: Any = None) -> tuple[RunFolder | None, dict[str, Any] | None]:
+             resume: bool, expected: Expected | None = None) -> tuple[RunFolder | None, dict[str, Any] | None]:
     """Check, before anything changes, that ``out`` can take the run; on resume, check every file of the run against
     the manifest's digests, then the checkpoint's contents against the run (:func:`ppgen.run.state.load_state`).
 
     Arguments:
-        expected: what the resumed state must fit besides ``module`` and ``n``
-            (:class:`ppgen.run.state.Expected`).
+        expected: what the resumed state must fit besides ``module`` and ``n`` (given where ``resume``).
 
     Returns:
         The run folder (not made yet) or ``None`` without ``out``, and the checked checkpoint to resume from
