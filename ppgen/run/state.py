@@ -143,17 +143,20 @@ class Expected:
         dtype: the floating-point dtype the program's parameters take (the data's).
         param_groups: the ``param_groups`` of the optimiser the run's settings build (hyperparameters, and the
             parameters by index).
+        ordered: whether the run draws the order of the data each epoch (data in memory or a map-style data set);
+            a stream read in its own order has none.
     """
 
     dtype: torch.dtype
     param_groups: list[dict[str, Any]]
+    ordered: bool
 
 
 def expected_state(module: nn.Module, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
-                   device: torch.device, dtype: torch.dtype) -> Expected:
+                   device: torch.device, dtype: torch.dtype, ordered: bool) -> Expected:
     """The :class:`Expected` of a run: its optimiser built on empty stand-ins of the parameters, on ``device``."""
     stand_ins = [nn.Parameter(torch.empty(0, device=device, dtype=dtype)) for _ in module.parameters()]
-    return Expected(dtype, make_optimizer(stand_ins).state_dict()["param_groups"])
+    return Expected(dtype, make_optimizer(stand_ins).state_dict()["param_groups"], ordered)
 
 
 def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[str, Any],
@@ -209,10 +212,12 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
             or not all(type(v) is int and v >= 0 for v in counters.values()):
         raise bad("counters", "step, epoch, position, skipped and epoch_rows, each an int >= 0")
     order = raw["order"]
+    if order is not None and not expected.ordered:
+        raise bad("order", "None: the run reads a stream in its own order")
     if order is not None and not (isinstance(order, Tensor) and order.dtype == torch.int64 and order.shape == (n,)
                                   and bool((order.sort().values == torch.arange(n)).all())):
         raise bad("order", f"None or a permutation of the {n} data rows")
-    _check_counters(counters, order, n, config, bad)
+    _check_counters(counters, order is None and expected.ordered, n, config, bad)
     for name in ("history", "recent"):
         values = raw[name]
         if not isinstance(values, list) or not all(type(v) is float and math.isfinite(v) for v in values):
@@ -231,15 +236,16 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
     return raw
 
 
-def _check_counters(counters: dict[str, int], order: Tensor | None, n: int, config: dict[str, Any],
+def _check_counters(counters: dict[str, int], between: bool, n: int, config: dict[str, Any],
                     bad: Callable[[str, str], ValueError]) -> None:
-    """The counters within the run: at most its epochs, at most an epoch's batches, and the steps those make."""
+    """The counters within the run: at most its epochs, at most an epoch's batches (none ``between`` epochs, where
+    an ordered run has no order), and the steps those make."""
     epochs, batch_size = config.get("epochs"), config.get("batch_size")
     epoch, position, step = counters["epoch"], counters["position"], counters["step"]
     if type(epochs) is int and not (epoch < epochs or epoch == epochs and position == 0):
         raise bad("counters.epoch", f"at most the run's {epochs} epochs ({epoch} done, {position} batches into the "
                                     f"next)")
-    if order is None and position:
+    if between and position:
         raise bad("counters.position", "0 between epochs (the order of the data is None)")
     if counters["skipped"] > step:
         raise bad("counters.skipped", f"at most the {step} steps taken")

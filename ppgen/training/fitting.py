@@ -139,7 +139,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
                                                                           **group.settings), run_config)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
     dtype = first.args[0].dtype if first.args[0].is_floating_point() else torch.get_default_dtype()
-    expected = expected_state(module, make_optimizer, device, dtype) if resume else None  # what a checkpoint must fit
+    ordered = stream is None or not stream.iterable  # a stream read in its own order has no order to resume
+    expected = expected_state(module, make_optimizer, device, dtype, ordered) if resume else None
     run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume,
                                                     expected=expected))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
