@@ -50,10 +50,10 @@ def digest(path: str | os.PathLike) -> str:
     return sha.hexdigest()
 
 
-def check_out(out: Any, label: str = "out") -> None:
+def check_run_path(out: Any) -> None:
     """A ``ValueError`` for an ``out`` that names no folder (an empty path would write into the working folder)."""
     if isinstance(out, (str, os.PathLike)) and not os.fspath(out):
-        raise ValueError(f"{label} must name a folder for the run, got an empty path: give a path such as runs/demo")
+        raise ValueError("out must name a folder for the run, got an empty path: give a path such as runs/demo")
 
 
 def folder_given(path: str | os.PathLike) -> str:
@@ -212,7 +212,6 @@ class RunFolder:
         ``label`` names the folder in the messages (``out`` for ``fit``, ``--out`` for the CLI)."""
         if overwrite and resume:
             raise ValueError("overwrite and resume exclude each other: replace the run, or continue it")
-        check_out(self.path, label)
         _check_no_link(self.path, label)
         existing = next(p for p in (self.path, *self.path.absolute().parents) if p.exists())
         if not existing.is_dir():

@@ -24,7 +24,7 @@ from ppgen.program.protocol import as_model_input, as_module
 from ppgen.program.structure import Structure, example_batch, inspect
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
-from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_out, fit_config, open_run
+from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path, fit_config, open_run
 from ppgen.run.state import Interrupted, RunState, StopSignals, expected_state, resume_state, state_payload
 from ppgen.training.boundary import check_bool, check_optional_bool, check_run_arguments
 from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
@@ -106,7 +106,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     progress = check_optional_bool(progress, "progress")
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
-    check_out(out)
+    check_run_path(out)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
     stream = as_stream(data, batch_size)
