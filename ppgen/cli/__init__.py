@@ -18,7 +18,8 @@ variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's 
 where the likelihood has a mean. ``encode`` draws the run's test set in its latent space; ``posterior`` writes
 posterior draws of test points, with their diagnostics, as ArviZ's InferenceData in NetCDF. ``eval``, ``sample``,
 ``encode`` and ``posterior`` refuse a folder whose files are not all of one run. An
-existing run is replaced only with ``--overwrite``.
+existing run is replaced only with ``--overwrite``, and stays whole until the new run is complete; ``--resume`` of a
+finished run rewrites nothing, and ``eval`` keeps its earlier records of other ``--k`` or ``--seed``.
 
 Data sets (``--data``):
 
