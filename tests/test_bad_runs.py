@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,6 +254,30 @@ def test_the_cli_resuming_a_finished_run_keeps_its_metrics_and_eval_records(tmp_
     out = capsys.readouterr().out
     assert f"the run in {run} was finished already (2 epochs in {metrics['wall_time_s']:.1f} s)" in out
     assert "nothing was rewritten" in out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Slow(Stopped):
+    """Stopped, each step of which takes at least 50 ms."""
+
+    def loss(self, module, structure, x):
+        time.sleep(0.05)
+        return super().loss(module, structure, x)
+
+
+def test_a_resumed_run_records_the_seconds_of_all_its_processes(binary, tmp_path):
+    """12 steps of at least 50 ms each, 6 before the stop and 6 after: the manifest counts at least 0.6 s of training,
+    where the resumed process alone trained 0.3 s."""
+    run = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        ppgen.fit(small_vae(), binary, inference=Slow(at=6), out=run, **SETTINGS)
+    disarm()
+    stopped = json.loads((run / "manifest.json").read_text())["seconds"]
+    start = time.perf_counter()
+    ppgen.fit(small_vae(), binary, inference=Slow(at=6), out=run, resume=True, **SETTINGS)
+    resumed = time.perf_counter() - start
+    total = json.loads((run / "manifest.json").read_text())["seconds"]
+    assert stopped >= 0.3 and total >= 0.6 and total >= stopped + 0.3 and total <= stopped + resumed
 
 
 # -------------------------------------------------------------------------------------------------

@@ -123,6 +123,7 @@ def test_a_stopped_replacement_leaves_the_old_run_and_resumes_into_its_place(bas
     assert process.returncode == 143, err
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     command = shlex.split(err.strip().splitlines()[-1].split("resume it with: ppgen ")[1])
+    trained = json.loads((staged / "manifest.json").read_text())["seconds"]
     assert "--resume" in command and "--overwrite" not in command
     resumed = subprocess.run([sys.executable, "-m", "ppgen", *command], capture_output=True, text=True,
                              timeout=PATIENCE)
@@ -132,6 +133,8 @@ def test_a_stopped_replacement_leaves_the_old_run_and_resumes_into_its_place(bas
     assert all(torch.equal(final[name], value) for name, value in baseline.items())
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["train_loss"]) == 3 and metrics["config"]["epochs"] == 3
+    assert metrics["wall_time_s"] > trained > 0  # the seconds of both processes
+    assert "s of them before it was resumed: test log-likelihood" in resumed.stdout
 
 
 def test_a_run_is_not_overwritten_without_asking(tmp_path):

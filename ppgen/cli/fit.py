@@ -166,14 +166,17 @@ def run(args: argparse.Namespace) -> int:
         else data.train
 
     compile = common.COMPILE_CHOICES[args.compile]
+    earlier = 0.0  # the seconds that the processes before this one trained the run resumed
     if args.resume:  # the run's own arguments, named as flags, before any work on it
-        check_same_arguments(resume_source(out), config)
+        source = resume_source(out)
+        check_same_arguments(source, config)
+        earlier = source.seconds() if source.manifest_path.is_file() else 0.0
     start = time.perf_counter()
     fit = fit_model(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, progress=args.progress, out=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
                     run_config=config, distributed=args.distributed, compile=compile)
-    wall_time = time.perf_counter() - start
+    wall_time = earlier + time.perf_counter() - start
     folder, group = RunFolder(out), current()
     if group.from_writer(lambda: common.METRICS_FILE in folder.read_manifest()["files"]):
         # a finished run, resumed: its results stand as written (a fresh or replacing run has none recorded yet)
@@ -200,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
     }
     pictures, skipped = draw_pictures(fit, data, folder, args.seed)
     folder.write(common.METRICS_FILE, common.json_bytes(metrics))  # last: its record says the results are complete
-    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s: {estimate}")
+    before = f", {earlier:.1f} s of them before it was resumed" if earlier else ""
+    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s{before}: {estimate}")
     if not comparable:
         print(f"note: {metrics['comparability']}")
     print(f"wrote {', '.join(str(out / name) for name in [FIT, common.METRICS_FILE, *pictures])}")

@@ -313,6 +313,9 @@ class RunFolder:
                                  f"{type(manifest.get(field)).__name__}")
         if not isinstance(manifest.get("pending", {}), dict):
             raise ValueError(f"{path}: field 'pending' must be a dict, got {type(manifest['pending']).__name__}")
+        seconds = manifest.get("seconds", 0.0)
+        if type(seconds) not in (int, float) or not 0 <= seconds < float("inf"):
+            raise ValueError(f"{path}: field 'seconds' must be a number of seconds >= 0, got {seconds!r}")
         for field in ("files", "pending"):
             for name, sha in manifest.get(field, {}).items():
                 if Path(name).name != name or name in ("", ".", "..", MANIFEST) or not isinstance(sha, str) \
@@ -324,9 +327,10 @@ class RunFolder:
         text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
         atomic_write(self.manifest_path, lambda f: f.write(text.encode()))
 
-    def write(self, name: str, write: Callable[[IO[bytes]], None]) -> Path:
+    def write(self, name: str, write: Callable[[IO[bytes]], None], *, seconds: float | None = None) -> Path:
         """Write the file ``name`` of the run atomically and record its digest in the manifest: as pending before the
-        file is renamed into place, as the file's after."""
+        file is renamed into place, as the file's after; with ``seconds``, the time the run has trained so far, in
+        all its processes (:meth:`seconds`), recorded with the pending digest."""
         target = self.path / name
         _check_no_link(target, "the output")
         register_run_folder(self.path, run_prefix(self.read_manifest()["config"]))
@@ -334,11 +338,17 @@ class RunFolder:
         def expect(tmp: str) -> None:
             manifest = self.read_manifest()
             manifest.setdefault("pending", {})[name] = digest(tmp)
+            if seconds is not None:
+                manifest["seconds"] = seconds
             self._write_manifest(manifest)
 
         atomic_write(target, write, before_rename=expect)
         self.record(name)
         return target
+
+    def seconds(self) -> float:
+        """The seconds the run has trained so far, in all the processes that wrote its checkpoints (0 before any)."""
+        return float(self.read_manifest().get("seconds", 0.0))
 
     def record(self, name: str) -> None:
         """Record in the manifest the digest of the file ``name``, just written (atomically) into the folder."""

@@ -7,6 +7,7 @@ import functools
 import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -210,16 +211,18 @@ def check_backend(inference: Any) -> None:
 def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator | None, config: dict[str, Any],
                  group: Group = SINGLE) -> Callable[[RunState], str] | None:
-    """What writes the run's state into its folder (and records it in the manifest), or ``None`` without one;
-    in a distributed fit every rank calls it at the same step, and rank 0 writes every rank's RNG states."""
+    """What writes the run's state into its folder (and records it in the manifest, with the seconds the run has
+    trained in all its processes), or ``None`` without one; in a distributed fit every rank calls it at the same
+    step, and rank 0 writes every rank's RNG states."""
     if run is None:
         return None
+    earlier, started = run.seconds() if group.writer else 0.0, time.perf_counter()
 
     def save(state: RunState) -> str:
         rank_rng = group.gather_rng(generator)
         if group.writer:
             payload = state_payload(state, module, optimizer, generator, config, rank_rng=rank_rng)
-            run.write(CHECKPOINT, lambda f: torch.save(payload, f))
+            run.write(CHECKPOINT, lambda f: torch.save(payload, f), seconds=earlier + time.perf_counter() - started)
         return str(run.path / CHECKPOINT)
 
     return save
