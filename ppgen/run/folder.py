@@ -391,8 +391,8 @@ class RunFolder:
                 raise ValueError(f"{path} is not listed in {self.manifest_path}: it was not written by this run")
             if digest(path) not in (manifest["files"].get(name), manifest.get("pending", {}).get(name)):
                 raise ValueError(f"{path} does not belong to the run in {self.path}: its digest is not the one "
-                                 f"{MANIFEST} records (files of different runs are mixed there, or it was changed); "
-                                 f"rerun `ppgen fit --overwrite`")
+                                 f"{MANIFEST} records (files of different runs are mixed there, or it was changed or "
+                                 f"damaged); rerun `ppgen fit --overwrite`")
         return manifest
 
     def verify_all(self) -> dict[str, Any]:
