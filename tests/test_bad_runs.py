@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +219,28 @@ def test_a_staging_folder_that_is_not_ppgens_is_refused(binary, tmp_path):
     with pytest.raises(FileExistsError, match=r"\.run\.ppgen-replacement.*holds files that ppgen did not write"):
         ppgen.fit(small_vae(), binary, out=run, overwrite=True, **SETTINGS)
     assert snapshot(run) == before
+
+
+def test_a_replacement_whose_staging_folder_cannot_be_made_is_refused_before_any_work(binary, tmp_path,
+                                                                                      monkeypatch):
+    """The run folder is writable but the folder it sits in is not (root writes anywhere, so the refusal of a file
+    there is played by tempfile): overwrite is refused before the model changes."""
+    run = tmp_path / "run"
+    ppgen.fit(small_vae(), binary, out=run, **SETTINGS)
+    before, model = snapshot(run), small_vae()
+    weights = parameters(model)
+    made = tempfile.TemporaryFile
+
+    def refused_beside_the_run(*args, dir=None, **kwargs):
+        if Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied")
+        return made(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refused_beside_the_run)
+    with pytest.raises(PermissionError, match=rf"out {run}: its replacement is written beside it, in "
+                                              rf"{tmp_path}/\.run\.ppgen-replacement, but {tmp_path} is not writable"):
+        ppgen.fit(model, binary, out=run, overwrite=True, **SETTINGS)
+    assert snapshot(run) == before and same(parameters(model), weights)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -76,6 +76,15 @@ def _check_no_link(path: Path, what: str) -> None:
                          f"a link (remove it, or give the path it points to)")
 
 
+def _check_can_write(folder: Path, message: str) -> None:
+    """A ``PermissionError`` saying ``message`` unless a file can be made in ``folder``."""
+    try:  # os.access says yes to root everywhere, /proc too: only a file made and removed tells
+        with tempfile.TemporaryFile(dir=folder, prefix=TMP_PREFIX):
+            pass
+    except OSError as error:
+        raise PermissionError(f"{message} ({error.strerror})") from None
+
+
 def differences(recorded: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """The settings in which ``config`` differs from a run's ``recorded`` configuration, named as ``fit``'s
     arguments: ``model`` for the program's class and keyword arguments, ``run_config['key']`` for the caller's own."""
@@ -216,11 +225,7 @@ class RunFolder:
         existing = next(p for p in (self.path, *self.path.absolute().parents) if p.exists())
         if not existing.is_dir():
             raise NotADirectoryError(f"{label} {self.path}: {existing} exists and is not a folder")
-        try:  # os.access says yes to root everywhere, /proc too: only a file made and removed tells
-            with tempfile.TemporaryFile(dir=existing, prefix=TMP_PREFIX):
-                pass
-        except OSError as error:
-            raise PermissionError(f"{label} {self.path}: {existing} is not writable ({error.strerror})") from None
+        _check_can_write(existing, f"{label} {self.path}: {existing} is not writable")
         has_run = self.holds_run()
         if has_run and not (overwrite or resume):
             raise FileExistsError(f"{self.path} holds a run already: pass overwrite (--overwrite) to replace it, "
@@ -229,6 +234,10 @@ class RunFolder:
             raise ValueError(f"resume: {self.path} holds a run without {MANIFEST}, which cannot be continued")
         if overwrite or resume:
             self.staging().check_staging(label)
+        if overwrite and has_run:
+            where = staging_path(self.path)
+            _check_can_write(where.parent, f"{label} {self.path}: its replacement is written beside it, in {where}, "
+                                           f"but {where.parent} is not writable")
 
     def check_staging(self, label: str) -> None:
         """A staging folder must be ppgen's own: a run's manifest in it, or nothing but ppgen's temporaries."""
