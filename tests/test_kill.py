@@ -7,7 +7,9 @@ same command with ``--resume``.
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -103,6 +105,38 @@ def test_a_killed_fit_resumes_bitwise(case, baseline, tmp_path):
         assert torch.equal(final[name], value), f"{name} differs from the uninterrupted run's"
 
 
+@pytest.mark.slow
+def test_a_stopped_replacement_leaves_the_old_run_and_resumes_into_its_place(baseline, tmp_path):
+    """`--overwrite` stopped by SIGTERM mid-run: the old run is as it was, byte for byte; the command printed, with
+    --resume, continues the replacement, which takes the old run's place and ends bitwise as a run never stopped."""
+    run = tmp_path / "run"
+    old = [*ARGS[:ARGS.index("--epochs")], "--epochs", "1", *ARGS[ARGS.index("--epochs") + 2:]]
+    done = subprocess.run([sys.executable, "-m", "ppgen", *old, "--out", str(run)], capture_output=True, text=True,
+                          timeout=PATIENCE)
+    assert done.returncode == 0, done.stderr
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    process = ppgen(run, "--overwrite")
+    staged = run.parent / f".{run.name}.ppgen-replacement"
+    wait_for(lambda: (staged / "checkpoint.pt").exists(), process)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 143, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    command = shlex.split(err.strip().splitlines()[-1].split("resume it with: ppgen ")[1])
+    trained = json.loads((staged / "manifest.json").read_text())["seconds"]
+    assert "--resume" in command and "--overwrite" not in command
+    resumed = subprocess.run([sys.executable, "-m", "ppgen", *command], capture_output=True, text=True,
+                             timeout=PATIENCE)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not staged.exists() and not list(run.glob(TMP_PREFIX + "*"))
+    final = parameters(run)
+    assert all(torch.equal(final[name], value) for name, value in baseline.items())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["train_loss"]) == 3 and metrics["config"]["epochs"] == 3
+    assert metrics["wall_time_s"] > trained > 0  # the seconds of both processes
+    assert "s of them before it was resumed: test log-likelihood" in resumed.stdout
+
+
 def test_a_run_is_not_overwritten_without_asking(tmp_path):
     """A second `ppgen fit` into a finished run is refused before any work; --overwrite replaces it."""
     run = tmp_path / "run"
@@ -113,3 +147,23 @@ def test_a_run_is_not_overwritten_without_asking(tmp_path):
     assert process.returncode == 1
     assert "holds a run already" in process.stderr and "--overwrite" in process.stderr
     assert (run / "manifest.json").read_text() == "{}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 2.0])
+def test_ctrl_c_at_any_moment_prints_one_line_and_a_rerun_goes_on(tmp_path, delay):
+    """SIGINT while `ppgen fit` starts (imports, data, model), or later: status 130 and one line, never a traceback;
+    and the folder never blocks the rerun the line asks for (a plain one, or --resume where a checkpoint is saved)."""
+    run = tmp_path / "run"
+    process = ppgen(run)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=PATIENCE)
+    if process.returncode == -signal.SIGINT:  # before the interpreter took the signal over: the default action
+        assert err == "" and not run.exists()
+        return
+    assert process.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("ppgen: "), err
+    again = ppgen(run, *(["--resume"] if "--resume" in err else []))
+    out, err = again.communicate(timeout=PATIENCE)
+    assert again.returncode == 0, err

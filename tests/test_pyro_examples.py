@@ -243,3 +243,21 @@ def test_fit_and_query(name):
         assert len(fit.history) == 3 and all(math.isfinite(loss) for loss in fit.history)
         with torch.no_grad():
             QUERIES[name](fit, data, made)
+
+
+@pytest.mark.parametrize("name", ["lda", "sparse_gamma_def_autonormal", "svi_flow_guide"])
+def test_a_fit_of_a_whole_data_program_saves_and_loads(name, tmp_path):
+    """A program that takes the whole data set (LDA's [words, documents] int64 ids; per-point AutoNormal parameters;
+    the flow's points along dim 1) is saved with all of its inputs and loaded into the same program built again: the
+    loaded fit has the same structure and answers log_weights-based queries with the same parameters."""
+    example = CASES[name]
+    made = example.make()
+    data = example.data()
+    with quietly(example):
+        fit = ppgen.fit(made[0], as_data(data), epochs=1, batch_size=example.batch_size, seed=0, progress=False)
+        fit.save(tmp_path / "fit.pt")
+        loaded = ppgen.load(tmp_path / "fit.pt", model=example.make()[0])
+    assert loaded.structure.plan == fit.structure.plan and loaded.structure.data_size == fit.structure.data_size
+    assert loaded.structure.integer_x == fit.structure.integer_x == (name == "lda")
+    for key, value in fit.params.items():
+        torch.testing.assert_close(loaded.params[key], value)

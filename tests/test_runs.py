@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import ppgen
 import ppgen.training.guard
 from ppgen import inference, models
+from ppgen.run.folder import digest
 from ppgen.run.state import Interrupted, RunState
 from ppgen.training.guard import DeviceGuard, Diverged, Guard, guard_for
 
@@ -139,6 +140,8 @@ def test_a_run_folder_that_names_a_moved_class_resumes_bitwise(tmp_path):
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     state["config"]["model"] = "ppgen.program:PyroFunctions"
     torch.save(state, run / "checkpoint.pt")
+    manifest["files"]["checkpoint.pt"] = digest(run / "checkpoint.pt")  # as the earlier ppgen recorded it
+    (run / "manifest.json").write_text(json.dumps(manifest))
     resumed = ppgen.fit(gaussian_pair(), x, inference=backend, out=run, checkpoint_every=2, resume=True, **SETTINGS)
     assert same_parameters(resumed.model, whole.model) and resumed.history == whole.history
     manifest["config"]["model"] = "ppgen.program:Elsewhere"  # a path that no class moved from is another program
@@ -154,9 +157,11 @@ def test_a_finished_run_is_kept_unless_overwritten(binary, tmp_path):
     with pytest.raises(FileExistsError, match="overwrite"):
         ppgen.fit(small_vae(), binary, out=run, **SETTINGS)
     assert (run / "fit.pt").read_bytes() == before
-    (run / ".tmp-abc-checkpoint.pt").write_bytes(b"a killed write")
+    (run / ".tmp-abc-checkpoint.pt").write_bytes(b"the user's own")  # a name ppgen's temporaries once had
     again = ppgen.fit(small_vae(), binary, out=run, overwrite=True, **SETTINGS)
-    assert same_parameters(first.model, again.model) and not list(run.glob(".tmp-*"))
+    assert same_parameters(first.model, again.model)
+    assert [p.name for p in run.glob(".tmp-*")] == [".tmp-abc-checkpoint.pt"]
+    assert (run / ".tmp-abc-checkpoint.pt").read_bytes() == b"the user's own"
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["complete"] and set(manifest["files"]) == {"checkpoint.pt", "fit.pt"}
 

@@ -18,7 +18,8 @@ variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's 
 where the likelihood has a mean. ``encode`` draws the run's test set in its latent space; ``posterior`` writes
 posterior draws of test points, with their diagnostics, as ArviZ's InferenceData in NetCDF. ``eval``, ``sample``,
 ``encode`` and ``posterior`` refuse a folder whose files are not all of one run. An
-existing run is replaced only with ``--overwrite``.
+existing run is replaced only with ``--overwrite``, and stays whole until the new run is complete; ``--resume`` of a
+finished run rewrites nothing, and ``eval`` keeps its earlier records of other ``--k`` or ``--seed``.
 
 Data sets (``--data``):
 
@@ -37,7 +38,8 @@ log-probability of the discrete test data, in the same nats per point (:mod:`ppg
 Errors a user can cause (a missing run folder, a bad data file, an ``--out`` that cannot be written) are
 reported on one line, ``ppgen: error: ...``, with exit status 1, before any work where they can be foreseen;
 bad arguments are argparse errors with exit status 2. SIGINT and SIGTERM stop a fit after its current step,
-write a checkpoint and say how to resume (exit status 130 and 143).
+write a checkpoint and say how to resume (exit status 130 and 143); SIGINT at any other moment, start-up included,
+prints one line and exits with status 130.
 
 The parser imports neither torch nor Pyro: each command imports what it needs when it runs.
 """
@@ -49,7 +51,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from ppgen.cli import common
+from ppgen.cli import common, interrupts
 
 __all__ = ["build_parser", "main"]
 
@@ -78,29 +80,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the ``ppgen`` command with ``argv`` (default: ``sys.argv[1:]``) and returns its exit status."""
+    """Runs the ``ppgen`` command with ``argv`` (default: ``sys.argv[1:]``) and returns its exit status.
+
+    SIGINT at any moment ends it with one line on stderr and status 130 (:mod:`ppgen.cli.interrupts`).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:  # Ctrl-C while the parser's modules are imported is an interrupt like any other, without a traceback
-        args = build_parser().parse_args(argv)
-        common.set_threads(args.threads)
-        return args.func(args)
-    except SystemExit as stop:  # argparse: --help, --version, and usage errors (status 2)
-        code = stop.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    except (ValueError, TypeError, OSError, FloatingPointError) as error:  # OSError: files and folders named
-        print(f"ppgen: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as stop:
-        name = getattr(stop, "signal_name", "SIGINT")
-        where = getattr(stop, "checkpoint", None)
-        if where is None:
-            print("ppgen: interrupted", file=sys.stderr)
-        else:
-            again = [*argv, "--resume"] if "--resume" not in argv else argv
-            again = [a for a in again if a != "--overwrite"]
-            print(f"ppgen: {name} at step {stop.step}: the run is saved in {where}; resume it with: "
-                  f"ppgen {shlex.join(again)}", file=sys.stderr)
-        return SIGNAL_STATUS.get(name, 130)
+    with interrupts.handled():
+        try:
+            with interrupts.deferred():  # the parser, and torch which set_threads imports
+                parser = build_parser()
+                args = parser.parse_args(argv)
+                common.set_threads(args.threads)
+            return args.func(args)
+        except SystemExit as stop:  # argparse: --help, --version, and usage errors (status 2)
+            code = stop.code
+            return code if isinstance(code, int) else (0 if code is None else 1)
+        except (ValueError, TypeError, OSError, FloatingPointError) as error:  # OSError: files and folders named
+            print(f"ppgen: error: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as stop:
+            return interrupted(stop, argv)
+
+
+def interrupted(stop: KeyboardInterrupt, argv: list[str]) -> int:
+    """Say on one line where a run stopped by a signal is saved and how to resume it; returns the exit status."""
+    name = getattr(stop, "signal_name", "SIGINT")
+    where = getattr(stop, "checkpoint", None)
+    if where is None:
+        print("ppgen: interrupted", file=sys.stderr)
+    else:
+        again = [*argv, "--resume"] if "--resume" not in argv else argv
+        again = [a for a in again if a != "--overwrite"]
+        print(f"ppgen: {name} at step {stop.step}: the run is saved in {where}; resume it with: "
+              f"ppgen {shlex.join(again)}", file=sys.stderr)
+    return SIGNAL_STATUS.get(name, 130)
 
 
 if __name__ == "__main__":

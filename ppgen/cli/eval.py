@@ -32,7 +32,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the run, estimate log p(x) on its test set, record it under ``eval`` in metrics.json."""
+    """Check the run, estimate log p(x) on its test set, record it under ``eval`` in metrics.json (an earlier record
+    of other settings moves to ``earlier_evals``)."""
     from ppgen.run.folder import RunFolder
 
     metrics_path = args.run / common.METRICS_FILE
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
     pyro.set_rng_seed(seed)
     report = fit.evaluate(data.test, k=k, compile=compile)  # bounds and weight diagnostics beside the estimate
-    metrics["eval"] = {
+    record = {
         "k": estimate.k,
         "exact": estimate.exact,
         "seed": seed,
@@ -71,8 +72,28 @@ def run(args: argparse.Namespace) -> int:
         "wall_time_s": time.perf_counter() - start,
         "report": report.to_dict(),
     }
+    kept = keep_records(metrics, record, metrics_path)
     RunFolder(args.run).write(common.METRICS_FILE, common.json_bytes(metrics))
     print(estimate)
     print(report)
-    print(f"recorded under 'eval' in {metrics_path}")
+    print(f"recorded under 'eval' in {metrics_path}"
+          + (f"; the earlier records, with {', '.join(kept)}, are kept under 'earlier_evals'" if kept else ""))
     return 0
+
+
+def keep_records(metrics: dict[str, Any], record: dict[str, Any], where: Path) -> list[str]:
+    """Make ``record`` the ``eval`` entry of ``metrics``, keeping the earlier ones under ``earlier_evals``, oldest
+    first, one per setting of k and seed (a record of the same settings is the same estimate again, and replaced);
+    returns the settings of the records kept, as ``k=..., seed=...``."""
+    earlier = metrics.get("earlier_evals", [])
+    previous = metrics.get("eval")
+    if not (isinstance(earlier, list) and all(isinstance(r, dict) for r in earlier)
+            and (previous is None or isinstance(previous, dict))):
+        raise ValueError(f"{where}: fields 'eval' and 'earlier_evals' must be a record and a list of records")
+    settings = (record["k"], record["seed"])
+    kept = [r for r in [*earlier, *([previous] if previous else [])] if (r.get("k"), r.get("seed")) != settings]
+    metrics["eval"] = record
+    metrics.pop("earlier_evals", None)
+    if kept:
+        metrics["earlier_evals"] = kept
+    return [f"k={'exact' if r.get('k') is None else r.get('k')}, seed={r.get('seed')}" for r in kept]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ppgen.cli import common
+from ppgen.cli import common, interrupts
 
 if TYPE_CHECKING:
     import ppgen
@@ -53,7 +54,7 @@ def add_parser(commands: Any) -> None:
                      help="importance samples for the test log-likelihood")
     fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on a terminal)")
-    fit.add_argument("--out", type=Path, default=None, metavar="RUN",
+    fit.add_argument("--out", type=run_folder, default=None, metavar="RUN",
                      help="run folder (default: runs/<model>-<data>)")
     fit.add_argument("--checkpoint-every", type=common.positive_int, default=None, metavar="STEPS",
                      help="steps between checkpoints (default: one per epoch)")
@@ -67,6 +68,21 @@ def add_parser(commands: Any) -> None:
                        help="continue the run in --out from its checkpoint (the same arguments, bitwise on CPU)")
     common.add_common(fit)
     fit.set_defaults(func=run, parser=fit)
+
+
+#: the flag of each setting the CLI records in a run's manifest (``config.extra``), and of each model option.
+FLAGS = {"model": "--model", "inference": "--inference", "k": "--k", "data": "--data", "binarize": "--binarize",
+         "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "eval_k": "--eval-k",
+         "device": "--device", "dequantize": "--dequantize", "z_dim": "--z-dim", "n_components": "--components",
+         "hidden": "--hidden", "likelihood": "--likelihood"}
+
+
+def run_folder(text: str) -> Path:
+    """An argparse ``type``: the path of a run folder, which an empty string is not (it would be the working
+    folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected the path of a folder for the run, got an empty string")
+    return Path(text)
 
 
 def accepted_options(model: str) -> set[str] | None:
@@ -143,7 +159,16 @@ def run(args: argparse.Namespace) -> int:
     if kind == "moons" and args.binarize is not None:
         args.parser.error("--binarize/--no-binarize applies to image data (digits, fashion-mnist, idx:PATH), "
                           "not moons")
-    from ppgen.run.distributed import current, launched_world_size
+    with interrupts.deferred():  # SIGINT waits for the imports' end (see ppgen.cli.interrupts)
+        import pyro
+        import torch
+
+        from ppgen.datasets.dequantize import dequantize, grid_spacing
+        from ppgen.program.structure import inspect as inspect_program
+        from ppgen.run.distributed import current, launched_world_size
+        from ppgen.run.folder import FIT, RunFolder, resume_source
+        from ppgen.training import registry
+        from ppgen.training.fitting import fit as fit_model
 
     if launched_world_size() > 1 and not args.distributed:
         args.parser.error(f"this process is one of {launched_world_size()} that a launcher (torchrun) started, but "
@@ -154,16 +179,6 @@ def run(args: argparse.Namespace) -> int:
     if kind != "moons":
         binarize = args.binarize if args.binarize is not None else options.get("likelihood") == "bernoulli"
     out = args.out if args.out is not None else Path("runs") / f"{args.model}-{kind}"
-
-    import pyro
-    import torch
-
-    import ppgen
-    from ppgen.datasets.dequantize import dequantize, grid_spacing
-    from ppgen.program.structure import inspect as inspect_program
-    from ppgen.run.folder import FIT, RunFolder
-    from ppgen.training import registry
-
     if not args.distributed or os.environ.get("RANK", "0") == "0":  # rank 0 alone writes the run folder
         RunFolder(out).check_writable(overwrite=args.overwrite, resume=args.resume, label="--out")  # before any work
     config = {"model": args.model, "model_options": options, "inference": args.inference, "k": args.k,
@@ -186,16 +201,24 @@ def run(args: argparse.Namespace) -> int:
         else data.train
 
     compile = common.COMPILE_CHOICES[args.compile]
+    earlier = 0.0  # the seconds that the processes before this one trained the run resumed
+    if args.resume:  # the run's own arguments, named as flags, before any work on it
+        source = resume_source(out)
+        check_same_arguments(source, config)
+        earlier = source.seconds() if source.manifest_path.is_file() else 0.0
     start = time.perf_counter()
-    fit = ppgen.fit(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    fit = fit_model(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, device=args.device, progress=args.progress, out=out,
                     checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
                     run_config=config, distributed=args.distributed, compile=compile)
-    wall_time = time.perf_counter() - start
-    folder = RunFolder(out)
+    wall_time = earlier + time.perf_counter() - start
+    folder, group = RunFolder(out), current()
+    if group.from_writer(lambda: common.METRICS_FILE in folder.read_manifest()["files"]):
+        # a finished run, resumed: its results stand as written (a fresh or replacing run has none recorded yet)
+        return report_finished(folder, args.model, kind) if group.writer else 0
     estimate = common.test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed,
                                           spacing=config["dequantize"], compile=compile)
-    group = current()  # the test set was evaluated by every rank, a share each; rank 0 writes the rest
+    # the test set was evaluated by every rank, a share each; rank 0 writes the rest
     if not group.writer:
         return 0
     comparable = not continuous or spacing is None or args.dequantize
@@ -213,14 +236,48 @@ def run(args: argparse.Namespace) -> int:
         "wall_time_s": wall_time,
         "world_size": group.world_size,
     }
-    folder.write(common.METRICS_FILE, common.json_bytes(metrics))
     pictures, skipped = draw_pictures(fit, data, folder, args.seed)
-    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s: {estimate}")
+    folder.write(common.METRICS_FILE, common.json_bytes(metrics))  # last: its record says the results are complete
+    before = f", {earlier:.1f} s of them before it was resumed" if earlier else ""
+    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s{before}: {estimate}")
     if not comparable:
         print(f"note: {metrics['comparability']}")
     print(f"wrote {', '.join(str(out / name) for name in [FIT, common.METRICS_FILE, *pictures])}")
     if skipped is not None:
         print(f"latent.png skipped: {skipped}")
+    return 0
+
+
+def check_same_arguments(source: Any, config: dict[str, Any]) -> None:
+    """A ``ValueError`` naming, as flags, the arguments in which ``config`` differs from those the run to resume
+    (``source``, a :class:`~ppgen.run.folder.RunFolder`) was started with; nothing without a run of the CLI there."""
+    recorded = source.read_manifest()["config"].get("extra") if source.manifest_path.is_file() else None
+    if not isinstance(recorded, dict):
+        return
+    pairs = [(key, config.get(key), recorded.get(key)) for key in sorted(set(config) | set(recorded))
+             if key != "model_options"]
+    mine, theirs = config.get("model_options") or {}, recorded.get("model_options") or {}
+    pairs += [(key, mine.get(key), theirs.get(key)) for key in sorted(set(mine) | set(theirs))]
+
+    def shown(value: Any) -> str:
+        return "not given" if value is None else " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    differ = [f"{FLAGS.get(key, key)} {shown(given)} here, {shown(was)} in the run"
+              for key, given, was in pairs if given != was]
+    if differ:
+        raise ValueError(f"--resume: the run in {source.path} was started with other arguments ({'; '.join(differ)}): "
+                         f"give its own to continue it, --overwrite to replace it, or another --out")
+
+
+def report_finished(folder: Any, model: str, kind: str) -> int:
+    """Say that the run in ``folder`` was finished already, with the results it recorded; nothing is rewritten."""
+    folder.verify(common.METRICS_FILE)
+    metrics = json.loads((folder.path / common.METRICS_FILE).read_text())
+    figure = metrics.get("test_log_likelihood")
+    result = (common.Estimate(figure, metrics.get("eval_k"), metrics.get("n_test")) if isinstance(figure, float)
+              else "a test log-likelihood that is not finite")
+    print(f"{model} on {kind}: the run in {folder.path} was finished already ({len(metrics.get('train_loss', []))} "
+          f"epochs in {metrics.get('wall_time_s', float('nan')):.1f} s): {result}; nothing was rewritten")
     return 0
 
 
@@ -245,7 +302,6 @@ def draw_pictures(fit: ppgen.Fit, data: common.Data, folder: Any, seed: int) -> 
     plots.loss_curve(fit.history, folder.path / "loss.png", title=f"training loss, {fit.inference!r}")
     folder.record("loss.png")
     names.append("loss.png")
-    folder.mark_complete()
     return names, skipped
 
 

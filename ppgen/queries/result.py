@@ -17,8 +17,9 @@ from ppgen.program.structure import Structure, inspect
 from ppgen.queries import density, importance, mcmc, representation, sampling
 from ppgen.queries.evaluation import Evaluation, evaluate
 from ppgen.queries.posterior import METHODS, Posterior
-from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, atomic_save, build_recorded, check_builds, check_fit_checkpoint,
-                                  class_path, resolve_class)
+from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, MAX_EXAMPLE_ROWS, atomic_save, build_recorded, check_builds,
+                                  check_fit_checkpoint, class_path, resolve_class)
+from ppgen.run.folder import folder_given
 from ppgen.utils.budget import BUDGET, check_particle_budget, check_sample_budget
 from ppgen.utils.checks import (check_choice, check_device, check_not_a_class, check_not_a_list_of_arrays,
                                 check_positive_int, first_line)
@@ -285,8 +286,9 @@ class Fit:
             "inference": {"class": class_path(type(self.inference)), "config": self.inference.config},
             "history": list(self.history),
             "skipped": self.skipped,
-            "example": [arg.cpu() for arg in self.example.args],
+            "example": [arg.cpu() for arg in self.example.head(MAX_EXAMPLE_ROWS).args],
             "data_size": self.example.size,
+            **({"whole_data": True} if self.structure.plan.whole_data else {}),
             **({} if self.draws is None else {"draws": {
                 "samples": {name: t.detach().cpu() for name, t in self.draws.samples.items()},
                 "chains": self.draws.chains,
@@ -312,12 +314,12 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     Raises:
         ValueError: the file is not a ppgen fit, is damaged, names a class that is not imported, or holds
             parameters that ``model`` does not have.
+        IsADirectoryError: ``path`` is a folder (a run folder's fit is its ``fit.pt``).
     """
     device = check_device(device)
     check_not_a_class(model, "model", "ppgen.load(path, model=MyModel())")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"{os.fspath(path)} is a folder: give the fit's file, e.g. "
-                                f"{os.path.join(os.fspath(path), 'fit.pt')}")
+        raise IsADirectoryError(folder_given(path))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)}")
     try:
@@ -371,6 +373,8 @@ def _mismatch(state: dict, module: nn.Module, path: str) -> str:
 
 
 def _example(state: dict) -> Batch:
-    """The example rows of a checkpoint (checked by ``check_fit_checkpoint``), as a batch of the training set's size."""
+    """The example rows of a checkpoint (checked by ``check_fit_checkpoint``), as a batch of the training set's size;
+    for a program that takes the whole data set, its whole inputs, as its fit was given them."""
     args = tuple(state["example"])
-    return Batch(args, torch.arange(len(args[0])), state["data_size"])
+    size = len(args[0]) if state.get("whole_data", False) else state["data_size"]
+    return Batch(args, torch.arange(len(args[0])), size)

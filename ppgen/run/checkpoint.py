@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import os
 import tempfile
 import time
@@ -11,8 +13,10 @@ from typing import IO, Any
 
 import torch
 
+from ppgen.utils.budget import BUDGET
+
 CHECKPOINT_FORMAT = "ppgen.fit/2"
-#: how the names of temporary files begin; a run folder removes those that killed writes left.
+#: how the names of temporary files begin; in a run folder they begin with :func:`run_prefix` instead.
 TMP_PREFIX = ".tmp-"
 #: ``SECONDS`` or ``SECONDS:NAME``: wait before renaming each file written (named NAME), so that the tests can
 #: kill a process mid-write; read only by that hook.
@@ -23,37 +27,64 @@ CHECKPOINT_KEYS = frozenset({"model", "state_dict", "inference", "history", "exa
 #: names by a path they no longer have: ``module:QualName`` -> the path now. A function pair's program moved when
 #: ppgen/ was grouped into rooms.
 MOVED_CLASSES = {"ppgen.program:PyroFunctions": "ppgen.program.protocol:PyroFunctions"}
+#: the most example rows a fit file may hold: a fit keeps a few (``example_batch`` keeps 3) to trace its program on.
+MAX_EXAMPLE_ROWS = 16
+#: the run folders this process writes (absolute paths), and how the temporary files it makes there begin.
+_RUN_PREFIXES: dict[str, str] = {}
 #: what a checkpoint may hold besides: the batches ``on_nan="skip"`` skipped (0 when absent, as in files written
 #: before it was recorded), and a sampler's draws of the global latents (a fit by ``inference.NUTS``).
-OPTIONAL_KEYS = frozenset({"skipped", "draws"})
+OPTIONAL_KEYS = frozenset({"skipped", "draws", "whole_data"})
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def run_prefix(config: Any) -> str:
+    """How the temporary files of the run with this configuration begin: ``.tmp-ppgen-`` and 16 hex digits of the
+    SHA-256 of the configuration, a name that only ppgen's own temporaries of that run can have. A run folder
+    removes the temporaries that killed writes left only when their names begin so, never a user's ``.tmp-*``.
+    """
+    text = json.dumps(config, sort_keys=True, allow_nan=False, default=repr)
+    return f"{TMP_PREFIX}ppgen-{hashlib.sha256(text.encode()).hexdigest()[:16]}-"
+
+
+def register_run_folder(folder: str | os.PathLike, prefix: str) -> None:
+    """Make every temporary file that this process writes in ``folder`` begin with ``prefix`` (:func:`run_prefix`),
+    those of writers that know nothing of runs (``Fit.save``, the pictures) too."""
+    _RUN_PREFIXES[os.path.abspath(folder)] = prefix
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
+                 before_rename: Callable[[str], None] | None = None) -> None:
     """Call ``write`` on a temporary file beside ``path``, flush it to disk, then rename it over ``path``.
 
     The rename is atomic, so an interrupted write leaves either the old file or the new one, never a torn one;
     the folder is flushed after it, so that the rename itself survives a crash. A symbolic link at ``path`` is
     replaced, never written through. The file gets the permissions ``open`` would give it (0o666 less the
-    umask), not ``mkstemp``'s private 0o600.
+    umask), not ``mkstemp``'s private 0o600. The temporary file's name begins with :data:`TMP_PREFIX`, or with
+    the prefix of the run folder it is in (:func:`register_run_folder`).
+
+    Arguments:
+        before_rename: called with the temporary file's path once it is on disk, before the rename.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder: give the path of a file to write")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX, suffix=os.path.basename(path))
+    prefix = _RUN_PREFIXES.get(folder, TMP_PREFIX)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=os.path.basename(path))
     try:
         os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(tmp)
         _test_delay(path)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
 
 
 def _test_delay(path: str) -> None:
@@ -63,7 +94,7 @@ def _test_delay(path: str) -> None:
         time.sleep(float(seconds))
 
 
-def _fsync_folder(folder: str) -> None:
+def fsync_folder(folder: str) -> None:
     """Flush a folder's entries to disk (where the platform lets a folder be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -166,10 +197,21 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
         raise bad("history", "a list of finite floats, one per epoch")
     example = state["example"]
     if not (isinstance(example, list) and example and all(isinstance(arg, torch.Tensor) and arg.dim() >= 1
-            and len(arg) == len(example[0]) >= 1 and (not arg.is_floating_point() or bool(torch.isfinite(arg).all()))
-            for arg in example) and example[0].is_floating_point()):
-        raise bad("example", "a list of aligned tensors of shape [N, ...], the first floating point, all finite")
-    if not (type(state["data_size"]) is int and state["data_size"] >= len(example[0])):
+                                                          for arg in example)):
+        raise bad("example", "a list of tensors of shape [N, ...], one per input")
+    whole = state.get("whole_data", False)
+    if type(whole) is not bool:
+        raise bad("whole_data", "a bool, whether the program takes the whole data set at every step")
+    if whole and sum(arg.numel() for arg in example) > BUDGET.sample_values:  # before any pass over them
+        raise bad("example", f"at most {BUDGET.sample_values} values in all (the whole data set that its program "
+                             f"takes), got {sum(arg.numel() for arg in example)}")
+    if not whole and len(example[0]) > MAX_EXAMPLE_ROWS:  # before any pass over them: a crafted file may hold millions
+        raise bad("example", f"at most {MAX_EXAMPLE_ROWS} rows (a fit keeps a few to trace its program on), got "
+                             f"{len(example[0])}")
+    if not all(len(arg) == len(example[0]) >= 1 and (not arg.is_floating_point() or bool(torch.isfinite(arg).all()))
+               for arg in example):
+        raise bad("example", "a list of aligned tensors of shape [N, ...], all finite")
+    if not (type(state["data_size"]) is int and (whole or state["data_size"] >= len(example[0]))):
         raise bad("data_size", "an int, the number of training points, at least the example's rows")
     if "draws" in state:
         _check_draws(state["draws"], bad)

@@ -7,6 +7,7 @@ import functools
 import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +25,8 @@ from ppgen.program.protocol import as_model_input, as_module
 from ppgen.program.structure import DEFAULT_BATCH_SIZE, Structure, example_batch, inspect
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
-from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, fit_config, open_run
-from ppgen.run.state import Interrupted, RunState, StopSignals, resume_state, save_state
+from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path, fit_config, open_run
+from ppgen.run.state import Interrupted, RunState, StopSignals, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
                                      check_step_budget)
 from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
@@ -114,6 +115,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     progress = check_optional_bool(progress, "progress")
     on_nan, factor = check_on_nan(on_nan), check_factor(divergence_factor)
     check_run_arguments(out, checkpoint_every, resume, overwrite)
+    check_run_path(out)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
     stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE, steps_per_epoch)
@@ -150,10 +152,13 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
                                                                           lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
-    run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume))
+    dtype = leading.args[0].dtype if leading.args[0].is_floating_point() else torch.get_default_dtype()
+    ordered = stream is None or not stream.iterable  # a stream read in its own order has no order to resume
+    expected = expected_state(module, make_optimizer, device, dtype, ordered) if resume else None
+    run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume,
+                                                    expected=expected))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
         module.initialize(*as_model_input(leading, module).args)
-    dtype = leading.args[0].dtype if leading.args[0].is_floating_point() else torch.get_default_dtype()
     module.to(device=device, dtype=dtype)
     data = data.to(device, dtype)
     group.broadcast_parameters(module)
@@ -163,12 +168,13 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     state = resume_state(group.rank_state(saved), module, optimizer, generator)
     if run is not None:
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
-    save = checkpointer(run, module, optimizer, generator, config, group)
+    finished = run is not None and run.finished  # a finished run resumed: nothing to train, nothing rewritten
+    save = None if finished else checkpointer(run, module, optimizer, generator, config, group)
     state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
                   progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
                  skipped=state.skipped)
-    if run is not None and group.writer:
+    if run is not None and group.writer and not finished:
         result.save(run.path / FIT)
         run.record(FIT)
         run.mark_complete()
@@ -233,18 +239,19 @@ def check_backend(inference: Any) -> None:
 def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator | None, config: dict[str, Any],
                  group: Group = SINGLE) -> Callable[[RunState], str] | None:
-    """What writes the run's state into its folder (and records it in the manifest), or ``None`` without one;
-    in a distributed fit every rank calls it at the same step, and rank 0 writes every rank's RNG states."""
+    """What writes the run's state into its folder (and records it in the manifest, with the seconds the run has
+    trained in all its processes), or ``None`` without one; in a distributed fit every rank calls it at the same
+    step, and rank 0 writes every rank's RNG states."""
     if run is None:
         return None
+    earlier, started = run.seconds() if group.writer else 0.0, time.perf_counter()
 
     def save(state: RunState) -> str:
-        path = run.path / CHECKPOINT
         rank_rng = group.gather_rng(generator)
         if group.writer:
-            save_state(path, state, module, optimizer, generator, config, rank_rng=rank_rng)
-            run.record(CHECKPOINT)
-        return str(path)
+            payload = state_payload(state, module, optimizer, generator, config, rank_rng=rank_rng)
+            run.write(CHECKPOINT, lambda f: torch.save(payload, f), seconds=earlier + time.perf_counter() - started)
+        return str(run.path / CHECKPOINT)
 
     return save
 
