@@ -98,6 +98,13 @@ class Batch:
     def __len__(self) -> int:
         return len(self.rows) if self.whole else self.args[0].shape[0]
 
+    @property
+    def float_dtype(self) -> torch.dtype:
+        """The floating-point dtype of the data, which a model fitted to them takes: x's, or torch's default where x
+        holds integers."""
+        x = self.args[0]
+        return x.dtype if x.is_floating_point() else torch.get_default_dtype()
+
     def take(self, rows: Tensor) -> Batch:
         """The points at ``rows`` (indices into this batch), still part of the same data set."""
         if self.whole:

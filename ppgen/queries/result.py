@@ -113,7 +113,7 @@ class Fit:
             raise ValueError(f"{name}: the program's data plate pyro.plate('{plate}', {len(batch)}, subsample_size="
                              f"{own}) subsamples {own} of its {len(batch)} points itself, so that ppgen cannot run it "
                              f"on all of them at once for a query; fit.params holds what it learnt")
-        batch = batch.to(self.device, self.example.args[0].dtype)
+        batch = batch.to(self.device, self.example.float_dtype)
         self.structure.check_data(batch, name)
         return batch
 
@@ -344,7 +344,7 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
     # trace first: that creates the parameters of a program that makes them on its first run
     try:
         structure = inspect(module, example, name=f"the example rows in {os.fspath(path)}", placed=True)
-        module.to(device=device, dtype=example.args[0].dtype)
+        module.to(device=device, dtype=example.float_dtype)
         module.load_state_dict(state["state_dict"])
     except (ValueError, RuntimeError) as error:
         if isinstance(error, ValueError) and model is None:  # the file's own model fails on its own rows: said so

@@ -152,7 +152,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
                                                                           lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
-    dtype = leading.args[0].dtype if leading.args[0].is_floating_point() else torch.get_default_dtype()
+    dtype = leading.float_dtype
     ordered = stream is None or not stream.iterable  # a stream read in its own order has no order to resume
     expected = expected_state(module, make_optimizer, device, dtype, ordered) if resume else None
     run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume,
@@ -200,7 +200,7 @@ def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, da
                          f"them priors (pyro.sample outside the data plate), or fit by inference.MAP() or ELBO()")
     sampler.check(structure)
     structure.check_data(data, name="data")
-    dtype = data.args[0].dtype if data.args[0].is_floating_point() else torch.get_default_dtype()
+    dtype = data.float_dtype
     module.to(device=device, dtype=dtype)
     data = data.to(device, dtype)
     show = sys.stderr.isatty() if progress is None else progress
