@@ -276,6 +276,38 @@ def test_brute_force_guide_enumerates_masked_label():
     assert ppgen_total(case, seed=0) == pytest.approx(truth.item(), abs=1e-6)
 
 
+def test_brute_force_guide_and_model_both_enumerate():
+    """b enumerated by the guide, c by the model: E_q(b|x)[log p(b) + log sum_c p(c|b) p(x|b, c) - log q(b|x)] per
+    point, summed, is Pyro's TraceEnum_ELBO and ppgen's (the model's sum taken left of the guide's dimension, then
+    weighed by q), as a full-batch fit's first loss gives it."""
+    def model(x):
+        p = pyro.param("p", torch.tensor(0.25))
+        with pyro.plate("data", x.shape[0]):
+            b = pyro.sample("b", dist.Bernoulli(p))
+            c = pyro.sample("c", dist.Bernoulli(p + b / 2), infer=common.ENUM)
+            pyro.sample("x", dist.Normal(b + 2 * c, 1.0), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("b", dist.Bernoulli(torch.sigmoid(x)), infer=common.ENUM)
+
+    (x,) = common.reals()
+    truth = torch.tensor(0.0)
+    for n in range(common.N):
+        for b in (0, 1):
+            q = torch.sigmoid(x[n]) if b else 1 - torch.sigmoid(x[n])
+            inner = torch.stack([dist.Bernoulli(0.25 + b / 2).log_prob(torch.tensor(float(c))) + normal(b + 2 * c, 1.0,
+                                                                                                      x[n])
+                                 for c in (0, 1)]).logsumexp(0)
+            truth = truth + q * (math.log(0.25 if b else 0.75) + inner - q.log())
+    pyro.clear_param_store()
+    assert -TraceEnum_ELBO(max_plate_nesting=1).loss(model, guide, x) == pytest.approx(truth.item(), abs=1e-9)
+    pyro.clear_param_store()
+    fit = ppgen.fit((model, guide), x, inference=inference.ELBO(), epochs=1, batch_size=common.N, lr=1e-12,
+                    progress=False)
+    assert -fit.history[0] * common.N == pytest.approx(truth.item(), abs=1e-9)
+
+
 def test_brute_force_hmm_sequences_of_different_lengths():
     """hmm.py: log p(y_1..y_L) by summing over every hidden path of each sequence's own length."""
     sequences, lengths = enum.hmm_data()

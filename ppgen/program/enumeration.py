@@ -9,6 +9,7 @@ the result after the sum. A masked point thus contributes nothing, not log C.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from pyro import poutine
 from pyro.ops import packed
@@ -32,9 +33,12 @@ def enumerated_sites(trace: poutine.Trace) -> tuple[list[dict], list[dict]]:
     return summed, rest
 
 
-def contract_enumerated(trace: poutine.Trace, sites: list[dict], data_plate: str, keep: dict | None = None) -> Tensor:
+def contract_enumerated(trace: poutine.Trace, sites: list[dict], data_plate: str, keep: dict | None = None,
+                        weighted: Iterable[str] = ()) -> Tensor:
     """Sum the enumerated dimensions out of the factors of ``sites`` (from :func:`enumerated_sites`), keeping the
     particle and data plates; or, with ``keep``, that site's plates and its enumerated dimension (unscaled then).
+    The dimensions of the sites named in ``weighted``, which the guide enumerates (the model is replayed on their
+    values), are kept too: the guide's q weighs the terms over them afterwards, as ``TraceEnum_ELBO`` does.
 
     Returns:
         The unpacked result, laid out on the program's dimensions.
@@ -55,7 +59,7 @@ def contract_enumerated(trace: poutine.Trace, sites: list[dict], data_plate: str
         factors.setdefault(frozenset(symbol[f.name] for f in frames), []).append(term)
     if keep is None:
         target = frozenset(symbol[p] for p in (PARTICLE_PLATE, data_plate) if p in symbol)
-        target_dims: set[str] = set()
+        target_dims = {site["infer"]["_enumerate_symbol"] for site in sites if site["name"] in set(weighted)}
     else:
         target = frozenset(symbol[f.name] for f in keep["cond_indep_stack"] if f.vectorized)
         target_dims = {keep["infer"]["_enumerate_symbol"]}

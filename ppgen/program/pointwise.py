@@ -56,7 +56,8 @@ def trace_log_density(trace: poutine.Trace, structure: Structure, batch: Batch, 
     total = 0.0
     if any(site["name"] in structure.enumerated for site in sites):
         summed, sites = enumerated_sites(trace)
-        total = reduce.local(contract_enumerated(trace, summed, structure.plan.data_plate))
+        total = reduce.local(contract_enumerated(trace, summed, structure.plan.data_plate,
+                                                 weighted=structure.guide_enumerated))
     return total + sum(reduce(site) for site in sites)
 
 

@@ -435,11 +435,6 @@ def _check_enumeration(model_trace: poutine.Trace, guide_sites: list[dict], enum
                 f"enumerated latent '{name}' sits outside pyro.plate('{data_plate}', ...): summing it out couples "
                 f"every data point, but ppgen's bounds are per data point. Move it into the data plate, or give "
                 f"the guide a distribution for it")
-    if guide_enumerated and enumerated:
-        raise ValueError(
-            f"the guide enumerates {guide_enumerated} and the model enumerates {enumerated}: ppgen sums each "
-            f"program's discrete latents in one place; enumerate them all in the model (no guide for them), or all "
-            f"in the guide")
     for site in guide_sites:
         plates = {f.name for f in site["cond_indep_stack"] if f.vectorized}
         if site["name"] in guide_enumerated and plates != {data_plate}:

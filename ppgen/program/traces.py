@@ -117,8 +117,9 @@ def trace_particles(module: Any, structure: Any, batch: Batch, num_particles: in
     """
     guide_trace = draw_particles(module, structure, batch, num_particles) if use_guide else None
     model = in_particles(BatchRows(batch, structure.plan.data_plate)(module.model), num_particles, structure.plan)
-    if structure.enumerated or not use_guide:
-        model = poutine.enum(model, first_available_dim=structure.particle_dim - 1)
+    if structure.enumerated or not use_guide:  # left of the guide's enumerated dimensions, as TraceEnum_ELBO does
+        after_guide = guide_trace is not None and bool(structure.guide_enumerated)
+        model = poutine.enum(model, first_available_dim=None if after_guide else structure.particle_dim - 1)
     if guide_trace is not None:
         model = poutine.replay(model, trace=guide_trace)
     return guide_trace, poutine.trace(model).get_trace(*batch.args)
