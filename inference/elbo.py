@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from ppgen.objective.base import Objective
 from ppgen.objective.bounds import elbo_terms
-from ppgen.objective.estimators import analytic_log_weights, check_analytic_kl
+from ppgen.objective.estimators import analytic_log_weights, check_analytic_kl, scored_elbo_terms
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
 from ppgen.utils.checks import check_choice, check_positive_int
@@ -24,7 +25,8 @@ class ELBO(Objective):
 
     Discrete latents that the model enumerates are summed out exactly inside log p(x, z), and those that the
     guide enumerates are summed over weighted by q (the estimators of Pyro's ``TraceEnum_ELBO``); the rest come
-    from the guide (``Trace_ELBO``). Global latents count once for the data set: 1/N of their terms per point.
+    from the guide (``Trace_ELBO``), a site without a reparameterised sampler (a guide's ``Categorical``) through
+    the score-function term log q(z_k|x) (log w_k held fixed), as ``Trace_ELBO`` differentiates it. Global latents count once for the data set: 1/N of their terms per point.
     With ``kl="analytic"`` each latent site's KL(q || p) is taken in closed form instead of from the draws
     (the mean-field estimator of Pyro's ``TraceMeanField_ELBO``): the same ELBO, with less variance. A site
     whose pair of distributions has no closed-form KL is named in a ``ValueError`` on the first step, before
@@ -47,11 +49,14 @@ class ELBO(Objective):
         check_choice(self.kl, KL_ESTIMATES, "kl")
 
     def check(self, structure: Structure) -> None:
-        super().check(structure)
+        scored = self.kl == "sampled" and not structure.guide_enumerated  # score-function terms where no rsample
+        super().check(dataclasses.replace(structure, unreparameterized=()) if scored else structure)
         if self.kl == "analytic":
             check_analytic_kl(structure)
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         if self.kl == "analytic":
             return -analytic_log_weights(module, structure, batch, self.num_particles).mean()
+        if structure.unreparameterized:
+            return -scored_elbo_terms(module, structure, batch, self.num_particles).mean()
         return -elbo_terms(module, structure, batch, self.num_particles).mean()

@@ -113,3 +113,46 @@ def test_vae_beats_the_best_independent_bernoulli_model_on_digits():
     vae = fit.log_prob(test, k=1000).mean().item()
     margin = 5.0  # nats per image; measured: independent -25.2, VAE -17.2 (see the note on issue 2)
     assert vae > independent + margin, (vae, independent)
+
+
+def test_elbo_differentiates_a_guide_site_without_rsample_by_its_score_function():
+    """A Bernoulli z drawn by the guide (no rsample) beside a reparameterised global mu: ELBO() takes the gradient
+    as Pyro's Trace_ELBO does, log w + log q(z) stop(log w). Its mean over 2e5 particles equals the gradient of the
+    exact ELBO / N (z summed over its two values, mu by 4e5 common draws) within 0.005; the spread of the estimate
+    between seeds, measured at this size, is 0.0005 to 0.0011."""
+    import pyro
+    import pyro.distributions as dist
+
+    x = torch.tensor([0.3, 2.1, -0.5, 1.7], dtype=torch.float64)
+
+    def model(x):
+        mu = pyro.sample("mu", dist.Normal(0.0, 2.0))
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Bernoulli(torch.tensor(0.3, dtype=x.dtype)))
+            pyro.sample("x", dist.Normal(mu + 2 * z, 1.0), obs=x)
+
+    def guide(x):
+        pyro.sample("mu", dist.Normal(pyro.param("m", torch.tensor(0.2, dtype=x.dtype)), 0.5))
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Bernoulli(logits=pyro.param("theta", torch.zeros(len(x), dtype=x.dtype)) + x))
+
+    module = ppgen.program.protocol.as_module((model, guide))
+    structure = inspect(module, x)
+    assert structure.unreparameterized == ("z",)
+    objective = inference.ELBO(num_particles=200_000)
+    objective.check(structure)
+    pyro.set_rng_seed(0)
+    objective.loss(module, structure, as_batch(x)).backward()
+
+    theta, m = torch.zeros(4, dtype=x.dtype, requires_grad=True), torch.tensor(0.2, dtype=x.dtype, requires_grad=True)
+    mu = m + 0.5 * torch.randn(400_000, dtype=x.dtype, generator=torch.Generator().manual_seed(1))
+    q1 = torch.sigmoid(theta + x)
+    elbo = dist.Normal(0.0, 2.0).log_prob(mu) - dist.Normal(m, 0.5).log_prob(mu)
+    for value, q in ((1.0, q1), (0.0, 1 - q1)):
+        terms = (dist.Bernoulli(torch.tensor(0.3, dtype=x.dtype)).log_prob(torch.tensor(value, dtype=x.dtype))
+                 + dist.Normal(mu[:, None] + 2 * value, 1.0).log_prob(x) - q.log())
+        elbo = elbo + (q * terms).sum(-1)
+    (-elbo.mean() / len(x)).backward()
+    params = dict(module.named_parameters())
+    torch.testing.assert_close(params["params.param:theta"].grad, theta.grad, rtol=0, atol=0.005)
+    torch.testing.assert_close(params["params.param:m"].grad, m.grad, rtol=0, atol=0.005)

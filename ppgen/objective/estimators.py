@@ -37,7 +37,7 @@ from torch.distributions import kl_divergence
 from ppgen.objective.base import Objective
 from ppgen.objective.particles import in_passes
 from ppgen.program.inputs import Batch
-from ppgen.program.pointwise import trace_log_density
+from ppgen.program.pointwise import per_point_terms, trace_log_density
 from ppgen.program.protocol import ProgramCall, PyroFunctions
 from ppgen.program.structure import Structure
 from ppgen.program.traces import BatchRows, draw_particles, in_particles, sample_sites, trace_particles
@@ -146,6 +146,23 @@ def _on_site(per_point: Tensor, value: Tensor, event_dim: int, structure: Struct
         shape[batch_dims + structure.particle_dim] = per_point.shape[0]
     shape[batch_dims + structure.plan.data_dim] = per_point.shape[1]
     return per_point.reshape(shape)
+
+
+def scored_elbo_terms(module: nn.Module, structure: Structure, batch: Batch, k: int) -> Tensor:
+    """log w_k(x_n) per particle and point, Tensor[K, N], whose gradient is that of the score-function surrogate
+    log w_k + log q_s(z_k|x_n) * stop(log w_k), where q_s is the density of the guide's sites that have no
+    reparameterised sampler: an unbiased estimate of the gradient of the ELBO, as Pyro's ``Trace_ELBO`` takes it
+    (each point's own weight is the cost of its local draws; a global draw's score is shared 1/N per point). A
+    program that does not broadcast over particles is run once per particle."""
+    def run(start: int, count: int) -> Tensor:
+        guide_trace, model_trace = trace_particles(module, structure, batch, count)
+        log_w = per_point_terms(guide_trace, model_trace, structure, batch, count)
+        scored = poutine.Trace()
+        for name in structure.unreparameterized:
+            scored.add_node(name, **guide_trace.nodes[name])
+        score = trace_log_density(scored, structure, batch, count)
+        return with_gradient_of(log_w, log_w + score * log_w.detach())
+    return in_passes(run, k, structure.plan)
 
 
 def check_draws_guide(objective: Any, structure: Structure) -> None:

@@ -39,8 +39,6 @@ from torch import Tensor
 from torch.distributions import constraints, transforms
 from torch.nn.functional import softplus
 
-from ppgen import inference
-
 Program = tuple[Any, Callable, Callable]
 
 
@@ -65,8 +63,6 @@ class Example:
             loss of a full-batch ``ppgen.fit``).
         batch_size: the mini-batch of the short fit (``None``: the program's own choice, the whole data set for a
             program whose data plate has a fixed size and no subsample).
-        backend: the ``inference`` of the short fit where the default refuses the program, as the refusal says
-            (``None``: the default).
     """
 
     name: str
@@ -80,7 +76,6 @@ class Example:
     broadcasts: bool = True
     guide_enumerates: bool = False
     batch_size: int | None = None
-    backend: Callable[[], Any] | None = None
 
 
 def seeded(seed: int) -> torch.Generator:
@@ -1235,6 +1230,6 @@ EXAMPLES = [
     Example("svi_part_ii_subsample", "tutorial/source/svi_part_ii.ipynb", coin_subsampled, coin_tosses, points=10,
             exact=False, batch_size=5),
     Example("dp_mixture", "tutorial/source/dirichlet_process_mixture.ipynb", dp_mixture, four_clusters, points=20,
-            exact=False, broadcasts=False, backend=lambda: inference.RWS(k=5)),
+            exact=False, broadcasts=False),
     Example("svi_flow_guide", "tutorial/source/svi_flow_guide.ipynb", flow_guide, flow_data, points=6),
 ]
