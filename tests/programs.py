@@ -5,6 +5,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+import ppgen
 from ppgen import models
 from ppgen.program.protocol import DATA_PLATE
 
@@ -45,3 +46,14 @@ def conjugate_posterior(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
     """p(b | x, y) = N(C x^T y / 0.25, C), C = (I / 9 + x^T x / 0.25)^-1 (Bishop 2006, eq. 3.53-3.54)."""
     covariance = torch.linalg.inv(torch.eye(2, dtype=x.dtype) / 9 + x.T @ x / 0.25)
     return covariance @ (x.T @ y / 0.25), covariance
+
+
+def coin_rows(n: int = 64) -> torch.Tensor:
+    """n rows of 6 coin flips with P(1) = 0.3, the same every call: the data of the run-folder and streaming tests."""
+    return torch.bernoulli(torch.full((n, 6), 0.3), generator=torch.Generator().manual_seed(1))
+
+
+def small_vae() -> models.VAE:
+    """A 6-2-6 VAE with one hidden layer of 8, the same weights every call."""
+    ppgen.seed(0)
+    return models.VAE(x_dim=6, z_dim=2, hidden=(8,))

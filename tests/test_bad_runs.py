@@ -18,11 +18,12 @@ import pytest
 import torch
 
 import ppgen
-from ppgen import inference, models
+from ppgen import inference
 from ppgen.cli import main
 from ppgen.run.checkpoint import run_prefix
 from ppgen.run.folder import RunFolder, digest, staging_path
 from ppgen.run.state import Interrupted
+from programs import coin_rows, small_vae
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)
 CALLS = [0]
@@ -65,12 +66,7 @@ class Failing(inference.ELBO):
 
 @pytest.fixture
 def binary():
-    return torch.bernoulli(torch.full((64, 6), 0.3), generator=torch.Generator().manual_seed(1))
-
-
-def small_vae():
-    ppgen.seed(0)
-    return models.VAE(x_dim=6, z_dim=2, hidden=(8,))
+    return coin_rows()
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:

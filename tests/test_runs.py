@@ -24,18 +24,14 @@ from ppgen import inference, models
 from ppgen.run.folder import digest
 from ppgen.run.state import Interrupted, RunState
 from ppgen.training.guard import DeviceGuard, Diverged, Guard, guard_for
+from programs import coin_rows, small_vae
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)
 
 
 @pytest.fixture
 def binary():
-    return torch.bernoulli(torch.full((64, 6), 0.3), generator=torch.Generator().manual_seed(1))
-
-
-def small_vae():
-    ppgen.seed(0)
-    return models.VAE(x_dim=6, z_dim=2, hidden=(8,))
+    return coin_rows()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,20 +15,16 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 import ppgen
-from ppgen import inference, models
+from ppgen import inference
 from ppgen.run.state import Interrupted
+from programs import coin_rows, small_vae
 
 SETTINGS = dict(epochs=2, batch_size=16, progress=False, seed=0)
 
 
 @pytest.fixture
 def binary():
-    return torch.bernoulli(torch.full((53, 6), 0.3), generator=torch.Generator().manual_seed(1))
-
-
-def small_vae():
-    ppgen.seed(0)
-    return models.VAE(x_dim=6, z_dim=2, hidden=(8,))
+    return coin_rows(53)
 
 
 class Rows(Dataset):
