@@ -63,10 +63,12 @@ class Structure:
         exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
         unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
-        own_batch_size: for a program called with the whole data set (``plan.whole_data``), the number of points
-            per step it requires: its data plate's own ``subsample_size``, or all of its points where the plate
-            cannot be given a batch's rows (parameters made per point, as an AutoGuide's on local latents in
-            ``pyro.plate("data", len(x))``, or data observed whole); ``None`` where any batch size runs.
+        own_batch_size: the number of points per step the program requires, ``None`` where any batch size runs.
+            For a program called with the whole data set (``plan.whole_data``): its data plate's own
+            ``subsample_size``, or all of its points where the plate cannot be given a batch's rows (parameters made
+            per point, as an AutoGuide's on local latents in ``pyro.plate("data", len(x))``, or data observed whole).
+            Else the batch size it was first run at, where it takes no other (an AutoGuide's plate of
+            ``pyro.plate("data", N, subsample_size=len(x))`` keeps its first subsample size).
         data_size: for a program called with the whole data set, N: the number of its data plate's points.
         integer_x: whether an integer x (the first input) is given to the program as it is, because the program
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
@@ -231,6 +233,10 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, pl
     frame = find_data_plate(observed, data.size, len(first), followers, subsampled)
     if frame.name not in subsampled and (sizeless(frame) or frame.size == len(first)) and other_error is None:
         return _Traced(first, guide_trace, model_trace, frame)
+    if other_error is not None and not sizeless(frame) and frame.size < declared_size(frame) == data.size:
+        # given the batch's rows, it runs at this batch size only (an AutoGuide's subsample_size is fixed at its first
+        # call): batches of this size, an epoch's last, smaller one dropped
+        return _Traced(first, guide_trace, model_trace, frame, own_batch_size=len(first))
     if other_error is not None and batch_size is not None and len(first) < data.size:
         raise ValueError(
             f"batch_size: the program runs on a batch of {len(first)} points but fails on one of {len(other)} "
@@ -433,8 +439,9 @@ def _check_enumeration(model_trace: poutine.Trace, guide_sites: list[dict], enum
         if not _in_plate(model_trace.nodes[name], data_plate):
             raise ValueError(
                 f"enumerated latent '{name}' sits outside pyro.plate('{data_plate}', ...): summing it out couples "
-                f"every data point, but ppgen's bounds are per data point. Move it into the data plate, or give "
-                f"the guide a distribution for it")
+                f"every data point (log sum_c p(c) prod_n p(x_n | c) is no sum of per-point terms), so it has no "
+                f"per-point weight [K, N]. Give the guide a distribution for it (a global latent), or move it into "
+                f"the data plate")
     for site in guide_sites:
         plates = {f.name for f in site["cond_indep_stack"] if f.vectorized}
         if site["name"] in guide_enumerated and plates != {data_plate}:
