@@ -362,7 +362,6 @@ def test_a_fit_of_several_inputs_is_saved_and_answers_the_same(tmp_path):
 @pytest.mark.parametrize("program, match", [
     ("global_enumerated", "enumerated latent 'c' sits outside pyro.plate"),
     ("sequential", "sequential enumeration"),
-    ("both", "the guide enumerates"),
 ])
 def test_enumerations_whose_sums_are_not_per_point_are_refused(x, program, match):
     def global_enumerated(x):
@@ -375,19 +374,7 @@ def test_enumerations_whose_sums_are_not_per_point_are_refused(x, program, match
             c = pyro.sample("c", dist.Bernoulli(0.5), infer={"enumerate": "sequential"})
             pyro.sample("x", dist.Normal(c, 1.0), obs=x)
 
-    def both(x):
-        with pyro.plate("data", len(x)):
-            c = pyro.sample("c", dist.Bernoulli(0.5))
-            d = pyro.sample("d", dist.Bernoulli(0.5), infer={"enumerate": "parallel"})
-            pyro.sample("x", dist.Normal(c + d, 1.0), obs=x)
-
-    @config_enumerate
-    def both_guide(x):
-        with pyro.plate("data", len(x)):
-            pyro.sample("c", dist.Bernoulli(0.3))
-
-    pair = {"global_enumerated": (global_enumerated, None), "sequential": (sequential, None),
-            "both": (both, both_guide)}[program]
+    pair = {"global_enumerated": (global_enumerated, None), "sequential": (sequential, None)}[program]
     with pytest.raises(ValueError, match=match):
         ppgen.fit(pair, x, progress=False)
 

@@ -233,7 +233,8 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, pl
     frame = find_data_plate(observed, data.size, len(first), followers, subsampled)
     if frame.name not in subsampled and (sizeless(frame) or frame.size == len(first)) and other_error is None:
         return _Traced(first, guide_trace, model_trace, frame)
-    if other_error is not None and not sizeless(frame) and frame.size < declared_size(frame) == data.size:
+    if (other_error is not None and frame.name not in subsampled and not sizeless(frame)
+            and frame.size == len(first) < declared_size(frame) == data.size):
         # given the batch's rows, it runs at this batch size only (an AutoGuide's subsample_size is fixed at its first
         # call): batches of this size, an epoch's last, smaller one dropped
         return _Traced(first, guide_trace, model_trace, frame, own_batch_size=len(first))
