@@ -534,3 +534,69 @@ def test_an_autoguide_on_a_subsampled_plate_learns_each_points_posterior_in_mini
     assert fit.structure.own_batch_size == 4
     torch.testing.assert_close(fit.params["AutoNormal.locs.z"], x / 2, rtol=0, atol=0.15)
     torch.testing.assert_close(fit.params["AutoNormal.scales.z"], torch.full((n,), 0.5 ** 0.5), rtol=0, atol=0.1)
+
+
+def test_a_plate_of_time_steps_as_long_as_the_data_set_is_not_the_data_plate():
+    """x [N, T] with T == N: sequences at dim -2 follow the batch, time steps at dim -1 do not, though they number N:
+    the per-point log-density of a mini-batch fit is each sequence's, -log p(x_n) exactly at the learnt loc."""
+    x = torch.randn(12, 12, generator=torch.Generator().manual_seed(3))
+
+    def model(x):
+        loc = pyro.param("loc", torch.tensor(0.5))
+        with pyro.plate("sequences", len(x), dim=-2), pyro.plate("time", x.shape[1], dim=-1):
+            pyro.sample("x", dist.Normal(loc, 1.3), obs=x)
+
+    fit = ppgen.fit(model, x, batch_size=5, epochs=1, lr=1e-12, progress=False)
+    assert fit.structure.plan.data_plate == "sequences"
+    assert fit.history[0] == pytest.approx(-dist.Normal(0.5, 1.3).log_prob(x).sum(-1).mean().item(), rel=1e-5)
+
+
+def test_a_model_without_a_guide_finds_its_plate_and_keeps_integer_ids():
+    """An HMM-like model with no guide, as MLE fits it: 5 tones and batches of 5 sequences, and integer ids used as
+    indices. The data plate is the sequences', the ids stay integers, and the loss is -log p(x) exactly."""
+    ids = torch.randint(0, 4, (12, 5), generator=torch.Generator().manual_seed(4))
+
+    def model(ids):
+        logits = pyro.param("logits", torch.zeros(4))
+        with pyro.plate("sequences", len(ids), dim=-2), pyro.plate("tones", ids.shape[1], dim=-1):
+            pyro.sample("ids", dist.Categorical(logits=logits[ids].unsqueeze(-1) * 0 + logits), obs=ids)
+
+    fit = ppgen.fit(model, ids, batch_size=5, epochs=1, lr=1e-12, progress=False)
+    assert fit.structure.plan.data_plate == "sequences" and fit.structure.integer_x
+    assert fit.history[0] == pytest.approx(5 * math.log(4), rel=1e-6)
+
+
+def test_a_plate_of_n_with_its_own_subsample_size_observing_its_batch_takes_batches_of_that_size():
+    """pyro.plate("data", N, subsample_size=4) with obs=x: ppgen's batches have the plate's size 4, given as the
+    plate's rows; left to choose, fit takes them so, and the loss of an epoch is -mean log p(x) of its points."""
+    x = torch.randn(12, generator=torch.Generator().manual_seed(5))
+
+    def model(x):
+        loc = pyro.param("loc", torch.tensor(0.5))
+        with pyro.plate("data", 12, subsample_size=4):
+            pyro.sample("x", dist.Normal(loc, 1.3), obs=x)
+
+    fit = ppgen.fit(model, x, epochs=1, lr=1e-12, progress=False)
+    assert fit.structure.own_batch_size == 4 and not fit.structure.plan.whole_data
+    assert fit.history[0] == pytest.approx(-dist.Normal(0.5, 1.3).log_prob(x).mean().item(), rel=1e-5)
+
+
+def test_an_autoguide_set_up_on_a_batch_of_a_whole_data_program_is_refused_naming_the_fix():
+    """A program that subsamples its data itself, pyro.plate("data", len(x), subsample_size=4) and obs=x[ind], with
+    an AutoNormal: ppgen first runs it on a batch of 128 rows of 200, where the AutoGuide sets its plate up at 128;
+    that guide would draw its own subsample among the first 128 points only, so it is refused, naming the fix, which
+    works."""
+    x = torch.randn(200, generator=torch.Generator().manual_seed(6))
+
+    def model(x):
+        with pyro.plate("data", len(x), subsample_size=4) as ind:
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x[ind])
+
+    with pytest.raises(ValueError, match=r"the guide's pyro.plate\('data'\) has 128 points where the program's has "
+                                         r"200: .*Call the guide once on the whole data set before ppgen.fit"):
+        ppgen.fit((model, autoguide.AutoNormal(model)), x, epochs=1, progress=False)
+    guide = autoguide.AutoNormal(model)
+    guide(x)
+    fit = ppgen.fit((model, guide), x, epochs=1, progress=False)
+    assert fit.structure.plan.whole_data and fit.params["AutoNormal.locs.z"].shape == (200,)

@@ -157,10 +157,13 @@ def scored_elbo_terms(module: nn.Module, structure: Structure, batch: Batch, k: 
     def run(start: int, count: int) -> Tensor:
         guide_trace, model_trace = trace_particles(module, structure, batch, count)
         log_w = per_point_terms(guide_trace, model_trace, structure, batch, count)
-        scored = poutine.Trace()
+        local, shared = poutine.Trace(), poutine.Trace()
         for name in structure.unreparameterized:
-            scored.add_node(name, **guide_trace.nodes[name])
-        score = trace_log_density(scored, structure, batch, count)
+            (shared if name in structure.global_sites else local).add_node(name, **guide_trace.nodes[name])
+        # a global draw's score, shared 1/N per point, counts whole against each point's cost: the mean over points
+        # of log q(theta) stop(log w_n) is then log q(theta) stop(ELBO) / N, as Trace_ELBO's is stop(ELBO)
+        score = (trace_log_density(local, structure, batch, count)
+                 + trace_log_density(shared, structure, batch, count) * batch.size)
         return with_gradient_of(log_w, log_w + score * log_w.detach())
     return in_passes(run, k, structure.plan)
 

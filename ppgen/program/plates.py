@@ -12,9 +12,10 @@ points the same way. Around the observed sites it takes, in this order:
 A program called with the whole data set, laid out as it takes it (Pyro's LDA takes word ids [words, documents]),
 has points that need not be rows: there the plates it subsamples come first, then the plate called ``"data"``, then
 the outermost plate it opens around the observed sites. Observed sites outside every plate (a ``pyro.factor`` on
-global latents) are global terms, not data. Where two plates qualify alike, the one called ``"data"`` is taken, or
-else the one whose size followed the batch's when the program ran on a batch of another size; only where that too
-leaves two is the program refused.
+global latents) are global terms, not data. Where the program ran on a batch of another size too, only the plates
+whose size followed the batch's are candidates (a plate of time steps that happens to have N entries is not). Where
+two plates still qualify alike, the one called ``"data"`` is taken; only where that leaves two is the program
+refused.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def find_data_plate(observed: list[dict], data_size: int, batch_len: int | None,
             set laid out as it takes it, whose points need not be rows: then after the plates it subsamples come the
             plate called ``"data"`` and else the outermost plate that the program opens around the observed sites.
         followers: the names of the plates whose size changed when the program ran on a batch of another size
-            (``None`` where it was not run so).
+            (``None`` where it was not run so): where any of them is around the observed sites, only those are
+            candidates.
         subsampled: the plates the program subsamples itself (:func:`subsampled_plates`), which come first.
 
     Raises:
@@ -86,6 +88,9 @@ def find_data_plate(observed: list[dict], data_size: int, batch_len: int | None,
     common = set.intersection(*({frame.name for frame in plate_frames(site)} for site in plated))
     frames = [frame for frame in plate_frames(plated[0]) if frame.name in common]
     subsampled = set(subsampled)
+    following = [f for f in frames if f.name in set(followers or ())]
+    if batch_len is not None and following:  # a plate that does not follow the batch holds no data points
+        frames = following
     ranks = [[f for f in frames if f.name in subsampled],
              [f for f in frames if not sizeless(f) and declared_size(f) == data_size],
              [f for f in frames if sizeless(f)],
@@ -102,7 +107,7 @@ def find_data_plate(observed: list[dict], data_size: int, batch_len: int | None,
             f"{batch_len}: observe the data inside pyro.plate('{DATA_PLATE}', len(x)), or declare the data set's "
             f"size, pyro.plate('{DATA_PLATE}', {data_size}, subsample_size=len(x))")
     if len(found) > 1:
-        narrowed = [f for f in found if f.name == DATA_PLATE] or [f for f in found if f.name in set(followers or ())]
+        narrowed = [f for f in found if f.name == DATA_PLATE]
         if len(narrowed) != 1:
             raise ValueError(f"plates {sorted(f.name for f in found)} around the observed site(s) {names} could each "
                              f"be the plate of the data points (they have the same size): name the plate of the data "

@@ -185,13 +185,16 @@ class _Traced:
 def _run_alone(module: nn.Module, batch: Batch, plate: str | None = None, replayed: bool = False
                ) -> tuple[poutine.Trace | None, poutine.Trace]:
     """The guide and the model each run once on ``batch`` as the program wrote them, with Pyro's validation on (no
-    particles, no enumeration); ``replayed``: the model replayed on the guide's draws, as one particle of Pyro's
+    particles, no enumeration), the batch's rows given to the plate ``plate`` (to none where ``None``: each plate
+    draws its own subsample); ``replayed``: the model replayed on the guide's draws, as one particle of Pyro's
     ``Trace_ELBO`` runs it, which shows a guide whose own sizes are not the batch's."""
+    rows = plate is not None
     with poutine.block(), pyro.validation_enabled(True):
-        guide_trace = trace_alone(module.guide, batch, plate) if has_guide(module) else None
+        guide_trace = trace_alone(module.guide, batch, plate, rows) if has_guide(module) else None
         if not replayed:
-            return guide_trace, trace_alone(module.model, batch, plate)
-        model_trace = trace_alone(poutine.replay(module.model, trace=guide_trace), batch, plate)
+            return guide_trace, trace_alone(module.model, batch, plate, rows)
+        model = poutine.replay(module.model, trace=guide_trace) if guide_trace is not None else module.model
+        model_trace = trace_alone(model, batch, plate, rows)
         for trace in filter(None, (guide_trace, model_trace)):
             trace.compute_log_prob()
         return guide_trace, model_trace
@@ -224,9 +227,9 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, pl
     if other is not None:
         try:
             _, other_model = _run_alone(module, other, replayed=True)
-            before = {f.name: f.size for s in observed for f in plate_frames(s)}
+            before = {f.name: plate_size(s, f) for s in observed for f in plate_frames(s)}
             followers = {f.name for s in _observed(other_model) for f in plate_frames(s)
-                         if before.get(f.name) != f.size}
+                         if before.get(f.name) != plate_size(s, f)}
         except PROGRAM_ERRORS as error:  # where the batch itself fails so (data outside the support), not its size
             other_error = error if _runs(module, first) else None
     subsampled = subsampled_plates((guide_trace, model_trace), data.size)
@@ -239,6 +242,12 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, pl
         # call): batches of this size, an epoch's last, smaller one dropped
         return _Traced(first, guide_trace, model_trace, frame, own_batch_size=len(first))
     if other_error is not None and batch_size is not None and len(first) < data.size:
+        try:
+            whole = _whole_data(module, data, name, batch_size, place, None) if in_memory else None
+        except PROGRAM_ERRORS:  # it takes no whole data set either: the batch's size is what it cannot take
+            whole = None
+        if whole is not None and whole.own_batch_size == batch_size:  # it subsamples batches of this size itself
+            return whole
         raise ValueError(
             f"batch_size: the program runs on a batch of {len(first)} points but fails on one of {len(other)} "
             f"({first_line(other_error)}): something in it, such as an AutoGuide's parameters for latents inside "
@@ -293,13 +302,31 @@ def _whole_data(module: nn.Module, data: Batch, name: str, batch_size: int | Non
         raise _fails(name, module, batch, run_error) from run_error
     observed = _observed(model_trace)
     frame = next(f for s in observed for f in plate_frames(s) if f.name == frame.name)
+    _check_set_up_whole(guide_trace, frame.name, n)
     given = [s["name"] for s in observed if any(s["value"] is arg for arg in batch.args)]
+    if frame.size < n == len(data) and given and batch_size in (None, frame.size):
+        # it observes the rows it is given, of the number its plate subsamples: batches of that size
+        return _learn(module, data, name, frame.size, place)
     if frame.size < n and given:
         raise ValueError(f"pyro.plate('{frame.name}', {n}, subsample_size={frame.size}) declares {n} data points, but "
                          f"site '{given[0]}' observes the data it is given whole ({len(data)} rows): declare the data "
                          f"set's size, pyro.plate('{frame.name}', {len(data)}, subsample_size=len(x)), or observe the "
                          f"points of the plate's indices, obs=x[ind]")
     return _Traced(batch, guide_trace, model_trace, frame, own_batch_size=own)
+
+
+def _check_set_up_whole(guide_trace: poutine.Trace | None, plate: str, n: int) -> None:
+    """A ``ValueError`` where the guide's own plate of the data points has another size than the program's N: it was
+    set up on the batch ppgen ran it on first (an AutoGuide sets its plates up on its first call), and would draw its
+    own subsample of the wrong points."""
+    frames = [f for site in (guide_trace.nodes.values() if guide_trace is not None else ())
+              if site["type"] == "sample" for f in plate_frames(site) if f.name == plate]
+    sizes = sorted({declared_size(f) for f in frames if not sizeless(f)} - {n})
+    if sizes:
+        raise ValueError(f"the guide's pyro.plate('{plate}') has {sizes[0]} points where the program's has {n}: it was "
+                         f"set up on the first batch ppgen ran it on (an AutoGuide sets itself up on its first call), "
+                         f"but this program takes the whole data set. Call the guide once on the whole data set "
+                         f"before ppgen.fit, guide(x), so that it sets itself up on all of it")
 
 
 def _runs(module: nn.Module, batch: Batch, plate: str | None = None) -> bool:

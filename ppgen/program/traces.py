@@ -80,9 +80,11 @@ def sample_sites(trace: poutine.Trace) -> list[dict]:
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
 
 
-def trace_alone(fn: Callable[..., Any], batch: Batch, plate: str | None = None) -> poutine.Trace:
-    """One run of a model or a guide on its own, as the program wrote it: no particles, no replay, no enumeration."""
-    return poutine.trace(BatchRows(batch, plate)(fn)).get_trace(*batch.args)
+def trace_alone(fn: Callable[..., Any], batch: Batch, plate: str | None = None, rows: bool = True) -> poutine.Trace:
+    """One run of a model or a guide on its own, as the program wrote it: no particles, no replay, no enumeration;
+    ``rows``: the batch's rows given to the plate ``plate`` (any plate of the data set's size where ``None``, see
+    :class:`BatchRows`), else to none (each plate draws its own subsample, as the program alone does)."""
+    return poutine.trace(BatchRows(batch, plate)(fn) if rows else fn).get_trace(*batch.args)
 
 
 def draw_particles(module: Any, structure: Any, batch: Batch, num_particles: int) -> poutine.Trace | None:
