@@ -600,3 +600,59 @@ def test_an_autoguide_set_up_on_a_batch_of_a_whole_data_program_is_refused_namin
     guide(x)
     fit = ppgen.fit((model, guide), x, epochs=1, progress=False)
     assert fit.structure.plan.whole_data and fit.params["AutoNormal.locs.z"].shape == (200,)
+
+
+def test_parameters_made_one_per_point_of_the_first_batch_take_the_whole_data_set():
+    """pyro.param("loc", torch.zeros(len(x))) indexed by the plate's indices: made with the size of the batch the
+    program first sees, it holds one parameter per point by position. Left to choose, ppgen makes them again for all N
+    points and fits them on the whole data set, in order, at every step: the first step's loss is Pyro's Trace_ELBO on
+    the same draws; a mini-batch size is refused, naming the parameters and the ways out."""
+    n = 150
+    x = torch.randn(n, generator=torch.Generator().manual_seed(7))
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    def guide(x):
+        loc = pyro.param("loc", torch.zeros(len(x)))
+        with pyro.plate("data", x.shape[0]) as ind:
+            pyro.sample("z", dist.Normal(loc[ind], 0.8))
+
+    with pytest.raises(ValueError, match=r"batch_size: parameter\(s\) 'loc' of the program are made with the first "
+                                         r"batch's size 64, one per point of a batch by its position"):
+        ppgen.fit((model, guide), x, batch_size=64, epochs=1, progress=False)
+    fit = ppgen.fit((model, guide), x, epochs=1, lr=1e-12, seed=3, progress=False)
+    assert fit.structure.own_batch_size == n and fit.params["loc"].shape == (n,)
+    pyro.clear_param_store()
+    pyro.set_rng_seed(3)
+    assert fit.history[0] * n == pytest.approx(Trace_ELBO().loss(model, guide, x), rel=1e-5)
+
+
+def test_a_program_that_takes_the_whole_data_set_is_not_streamed():
+    """A stream's first batch may hold every point, but its batches come in their own order: a program that takes the
+    whole data set at every step is refused on a stream, naming the way out."""
+    x = torch.randn(12, generator=torch.Generator().manual_seed(8))
+
+    def model(x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data", len(x), subsample_size=4) as ind:
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x[ind])
+
+    with pytest.raises(ValueError, match=r"the program takes the whole data set at every step .*pass the data in "
+                                         r"memory"):
+        ppgen.fit(model, TensorStream(x), epochs=1, progress=False)
+
+
+class TensorStream(torch.utils.data.Dataset):
+    """A map-style data set over the rows of a tensor: ppgen reads it as a stream."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.x[index]

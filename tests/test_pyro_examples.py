@@ -259,3 +259,18 @@ def test_a_fit_of_a_whole_data_program_saves_and_loads(name, tmp_path):
     assert loaded.structure.integer_x == fit.structure.integer_x == (name == "lda")
     for key, value in fit.params.items():
         torch.testing.assert_close(loaded.params[key], value)
+
+
+def test_a_whole_data_program_draws_no_point_and_is_queried_whole():
+    """LDA takes the whole data set at every step: sample() has no point of x to draw and says so; a query on part
+    of the documents is refused, naming the shape the program was fitted to."""
+    example = CASES["lda"]
+    made = example.make()
+    (words,) = example.data()
+    with quietly(example):
+        fit = ppgen.fit(made[0], words, epochs=1, batch_size=3, progress=False)
+    with pytest.raises(ValueError, match=r"sample: the program takes the whole data set at every step"):
+        fit.sample(2)
+    with pytest.raises(ValueError, match=r"x: the program takes the whole data set at every step; query it with the "
+                                         r"whole data set it was fitted to, of shape \[5, 6\], got \[5, 3\]"):
+        fit.encode(words[:, :3], site="doc_topics")

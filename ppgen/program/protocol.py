@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,14 @@ class PyroFunctions(nn.Module):
         if self.guide_fn is None:
             raise AttributeError("this program has no guide")
         return self._run(self.guide_fn, *args)
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop the ``pyro.param`` parameters called ``names``, so that the functions make them again on their next
+        run (at the size of that run's inputs)."""
+        for name in names:
+            del self.params[_param_key(name)]
+            self._store["params"].pop(name, None)
+            self._store["constraints"].pop(name, None)
 
     def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> PyroFunctions:
         super()._apply(fn, *args, **kwargs)  # moves self.params; the store must follow them

@@ -8,6 +8,7 @@ plate follows the batch, and whether the program runs at any batch size at all.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.plates import (declared_size, find_data_plate, plate_frames, plate_size, sizeless,
                                   subsampled_plates)
 from ppgen.program.pointwise import per_point_terms
-from ppgen.program.protocol import as_model_input, has_guide
+from ppgen.program.protocol import PyroFunctions, as_model_input, has_guide
 from ppgen.program.traces import Plan, sample_sites, trace_alone, trace_particles
 from ppgen.utils.checks import first_line
 
@@ -111,6 +112,11 @@ class Structure:
         if not self.plan.whole_data:
             return batch
         return Batch(batch.args, torch.arange(self.data_size, device=batch.rows.device), self.data_size, whole=True)
+
+    def points_per_chunk(self, points: int) -> int:
+        """The points a query runs the program on at once, given the ``points`` its budget allows: at least the
+        program's own batch size, where it takes no other (its queries then hold K times that many draws)."""
+        return max(points, self.own_batch_size or 1)
 
     def check_data(self, batch: Batch, name: str) -> None:
         """Raise a ``ValueError`` naming ``name`` if a row of the observed input lies outside the likelihood's support."""
@@ -215,12 +221,25 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, pl
     data = _with_x_decided(module, data, first, place)
     first = place(data.take(torch.arange(len(data) - size, len(data))))
     in_memory = not data.whole and len(data) == data.size
+    before = set(module._store["params"]) if isinstance(module, PyroFunctions) else set()
     try:
         guide_trace, model_trace = _run_alone(module, first)
     except PROGRAM_ERRORS as error:
         if not in_memory or len(first) == len(data):
             raise _fails(name, module, first, error) from error
         return _whole_data(module, data, name, batch_size, place, error)  # it may take the data laid out otherwise
+    sized = _batch_sized_params(module, before, len(first)) if len(first) < data.size else []
+    if sized:  # pyro.param("loc", torch.zeros(len(x))): one parameter per point of this batch, by its position
+        if batch_size is not None or not in_memory:
+            raise ValueError(
+                f"batch_size: parameter(s) {', '.join(map(repr, sized))} of the program are made with the first "
+                f"batch's size {len(first)}, one per point of a batch by its position, which each batch of other "
+                f"points would share: leave batch_size out to fit the program on its whole data set at every step "
+                f"(in memory), or index them by the plate's indices, pyro.plate('data', {data.size}, "
+                f"subsample_size=len(x)) as ind, loc[ind]")
+        module.forget(sized)
+        whole = _learn(module, data, name, len(data), place)  # the parameters made again, one per point of the data
+        return dataclasses.replace(whole, own_batch_size=whole.own_batch_size or len(data))
     observed = _observed(model_trace)
     other = first.take(torch.arange(len(first) - 1)) if len(first) > 1 else None
     followers, other_error = None, None
@@ -255,10 +274,23 @@ def _learn(module: nn.Module, data: Batch, name: str, batch_size: int | None, pl
             f"whole data set at every step, or declare the data set's size, pyro.plate('{frame.name}', {data.size}, "
             f"subsample_size=len(x)), so that per-point parameters are indexed by the batch's rows")
     if not in_memory:
-        raise ValueError(f"{name}: the program takes the whole data set at every step (its data plate "
-                         f"pyro.plate('{frame.name}', ...) subsamples it, or it runs at one batch size only): pass the "
-                         f"data in memory, as a tensor or a tuple of tensors")
+        raise takes_the_whole_data_set(name, frame.name)
     return _whole_data(module, data, name, batch_size, place, None)
+
+
+def takes_the_whole_data_set(name: str, plate: str) -> ValueError:
+    """The error for a program that takes the whole data set at every step, given data it cannot have whole."""
+    return ValueError(f"{name}: the program takes the whole data set at every step (its data plate "
+                      f"pyro.plate('{plate}', ...) subsamples it, or it runs at one batch size only): pass the data in "
+                      f"memory, as a tensor or a tuple of tensors")
+
+
+def _batch_sized_params(module: nn.Module, before: set[str], size: int) -> list[str]:
+    """The ``pyro.param`` parameters of a function pair made since ``before`` whose leading dimension is ``size``."""
+    if not isinstance(module, PyroFunctions):
+        return []
+    return sorted(name for name, value in module._store["params"].items()
+                  if name not in before and value.dim() and value.shape[0] == size)
 
 
 def _with_x_decided(module: nn.Module, data: Batch, first: Batch, place: Placement) -> Batch:

@@ -58,7 +58,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     if structure.unguided:
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")
-    points = max(1, PARTICLE_POINTS_PER_PASS // k)
+    points = structure.points_per_chunk(PARTICLE_POINTS_PER_PASS // k)
     estimates = Passes.of_program(module, structure, passes).of(k, PARTICLE_POINTS_PER_PASS, compile)
     out = []
     # The data were checked against the model's support (Fit's queries check them): Pyro's checks of every

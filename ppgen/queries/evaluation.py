@@ -170,9 +170,9 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
 
 
 def _evaluate(batch: Batch, k: int, particle_points: int, compile: bool | str, passes: Passes) -> Evaluation:
-    points = max(1, particle_points // k)
-    chunks = [batch.take(rows) for rows in torch.arange(len(batch), device=batch.rows.device).split(points)]
     module, structure = passes.module, passes.structure
+    points = structure.points_per_chunk(particle_points // k)
+    chunks = [batch.take(rows) for rows in torch.arange(len(batch), device=batch.rows.device).split(points)]
     exact = torch.cat([exact_log_prob(module, structure, xb) for xb in chunks]) if structure.exact else None
     if not structure.guided or structure.unguided:  # no importance weights to diagnose
         return Evaluation(k, None, None, exact, None, None)

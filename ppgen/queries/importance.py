@@ -67,7 +67,7 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
         A :class:`~ppgen.queries.posterior.Posterior` with ``ess`` and ``khat`` per point, the log weight of the
         proposal each draw came from, and log p(x_n | z_s); a ``UserWarning`` names how many points have k-hat > 0.7.
     """
-    points = max(1, particle_points // k)
+    points = structure.points_per_chunk(particle_points // k)
     sizes = [count for _, count in passes(k, structure.plan, particle_points)]
     parts = [_chunk(module, structure, batch.take(rows), num_samples, sizes)
              for rows in torch.arange(len(batch), device=batch.rows.device).split(points)]

@@ -102,9 +102,13 @@ class Fit:
         for value in inputs:
             check_not_a_list_of_arrays(value, name)
         batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name, keep_integer_x=True)
+        whole = self.structure.plan.whole_data  # its points are those of the whole data set it was fitted to
         for i, (arg, like) in enumerate(zip(batch.args, self.example.args)):
+            where = name if len(inputs) == 1 else f"{name}[{i}]"
+            if whole and arg.shape != like.shape:
+                raise ValueError(f"{where}: the program takes the whole data set at every step; query it with the "
+                                 f"whole data set it was fitted to, of shape {list(like.shape)}, got {list(arg.shape)}")
             if arg.shape[1:] != like.shape[1:]:
-                where = name if len(inputs) == 1 else f"{name}[{i}]"
                 raise ValueError(f"{where} must have shape [N, {', '.join(map(str, like.shape[1:]))}] like the "
                                  f"training data, got {list(arg.shape)}")
         batch = self.structure.program_data(Batch(batch.args, batch.rows, self.example.size))
@@ -175,6 +179,10 @@ class Fit:
             raise TypeError(f"mean must be True or False, got {mean!r}")
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
+        if self.structure.plan.whole_data:
+            raise ValueError(f"sample: the program takes the whole data set at every step (its data plate "
+                             f"pyro.plate('{self.structure.plan.data_plate}', ...) indexes it), so it has no x of one "
+                             f"point to draw; run its model with the data released instead")
         sampling.check_given(self.model, self.structure, given)
         others = [i for i in range(self.structure.num_inputs) if i != (self.structure.observed_input or 0)]
         checked = []

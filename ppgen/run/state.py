@@ -251,7 +251,7 @@ def _check_counters(counters: dict[str, int], between: bool, n: int, config: dic
         raise bad("counters.skipped", f"at most the {step} steps taken")
     if n == sys.maxsize or type(batch_size) is not int:  # a stream of unknown length: no count of batches
         return
-    per_epoch = math.ceil(n / batch_size)
+    per_epoch = n // batch_size if config.get("drop_last") else math.ceil(n / batch_size)
     if position > per_epoch:
         raise bad("counters.position", f"at most the {per_epoch} batches of an epoch of {n} rows in batches of "
                                        f"{batch_size}")

@@ -22,7 +22,8 @@ from ppgen.objective.sampler import Sampler
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
-from ppgen.program.structure import DEFAULT_BATCH_SIZE, Structure, example_batch, inspect
+from ppgen.program.structure import (DEFAULT_BATCH_SIZE, Structure, example_batch, inspect,
+                                     takes_the_whole_data_set)
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path, fit_config, open_run
@@ -131,6 +132,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
     structure = inspect(module, data if stream is None else data.head(batch_size or DEFAULT_BATCH_SIZE), name="data",
                         batch_size=batch_size, placed=True)
+    if stream is not None and structure.plan.whole_data:  # a stream's first batch held all of it
+        raise takes_the_whole_data_set("data", structure.plan.data_plate)
     batch_size = program_batch_size(structure, batch_size)
     check_step_budget(inference, min(batch_size, data.size or batch_size), batch_size)
     if stream is None:  # a stream's batches are each made floating point as they are read
@@ -148,6 +151,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         inference = default_inference(structure)
     inference.check(structure)
     steps = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}  # older runs' configs stay equal
+    if structure.own_batch_size is not None:  # an epoch's last, smaller batch dropped (see train)
+        steps["drop_last"] = True
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
                                                                           lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
@@ -279,8 +284,10 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     state = state if state is not None else RunState()
     module = gradients.module
     guard = guard_for(module, optimizer, state, on_nan, factor, distributed=group.active)
+    # as a DataLoader's drop_last: a program that takes batches of one size only takes no smaller last batch
+    drop_last = gradients.structure.own_batch_size is not None
     per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
-    if gradients.structure.own_batch_size is not None:
+    if drop_last:
         per_epoch = data.size // batch_size
     every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
     show = sys.stderr.isatty() if progress is None else progress
@@ -295,11 +302,9 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
         try:
             while state.epoch < epochs:
                 if state.order is None:
-                    state.order = epoch_order(data, generator)
-                    if gradients.structure.own_batch_size is not None:  # as drop_last: a program whose data plate
-                        # subsamples B points itself takes no smaller batch
-                        state.order = state.order[:len(state.order) // batch_size * batch_size]
-                for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard):
+                    state.order = epoch_order(data, generator, batch_size)
+                for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard,
+                                                 drop_last):
                     step(gradients, guard, batch, state, group=group, rows=rows)
                     if save is not None and every is not None and state.step % every == 0:
                         guard.flush()
@@ -319,7 +324,7 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
             # data in memory; a stream is not read again for a diagnostic
             if bad.step != state.step:
                 batch = None if isinstance(data, Stream) else next(iter(epoch_batches(
-                    data, state.order, batch_size, bad.position, group.shard)))[1]
+                    data, state.order, batch_size, bad.position, group.shard, drop_last)))[1]
             raise diverged(module, guard, batch, bad.why, state, bad.step, bad.loss) from None
     bar.close()
     if save is not None:

@@ -335,21 +335,29 @@ def as_stream(data: Any, batch_size: int, steps_per_epoch: Any = None) -> Stream
     return Stream(dataset, loader, len(dataset))
 
 
-def epoch_order(data: Stream | Batch, generator: torch.Generator | None) -> Tensor | None:
-    """An epoch's order of the N indices, drawn from ``generator``; ``None`` for a stream read in its own order."""
+def epoch_order(data: Stream | Batch, generator: torch.Generator | None, batch_size: int) -> Tensor | None:
+    """An epoch's order of the N indices, drawn from ``generator``; ``None`` for a stream read in its own order. A
+    batch that holds every point takes them in their own order (a program's parameters may be per point by position,
+    as Pyro's full-batch SVI keeps them)."""
     if isinstance(data, Stream) and data.iterable:
         return None
+    if batch_size >= data.size:
+        return torch.arange(data.size)
     return torch.randperm(data.size, generator=generator)
 
 
 def epoch_batches(data: Stream | Batch, order: Tensor | None, batch_size: int, position: int,
-                  shard: Callable[[Tensor], Tensor]) -> Iterator[tuple[int, Batch]]:
+                  shard: Callable[[Tensor], Tensor], drop_last: bool = False) -> Iterator[tuple[int, Batch]]:
     """The global batches of an epoch from the ``position``-th on, as (rows of the global batch, this rank's
-    ``shard`` of it): the one place the training loop reads the data, in memory or streamed."""
+    ``shard`` of it): the one place the training loop reads the data, in memory or streamed. ``drop_last``: without
+    the last batch where it is smaller (data in memory)."""
     if isinstance(data, Stream):
         return data.batches(order, batch_size, position, shard)
     order = order.to(data.rows.device)  # once an epoch, not a copy to the device (and a wait for it) every step
-    return ((len(rows), data.take(shard(rows))) for rows in order.split(batch_size)[position:])
+    batches = order.split(batch_size)
+    if drop_last and len(batches[-1]) < batch_size:
+        batches = batches[:-1]
+    return ((len(rows), data.take(shard(rows))) for rows in batches[position:])
 
 
 def check_streamed(structure: Any, data: Stream | Batch) -> Stream | Batch:
