@@ -656,3 +656,28 @@ class TensorStream(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.x[index]
+
+
+def test_sample_lays_the_points_in_rows_or_says_why_it_cannot():
+    """x drawn with the data plate at dim=-1 inside a plate at dim=-2 (observed as x.T) comes back one point per
+    row, [n, 3]; a sizeless data plate around a draw of a global latent alone cannot broadcast it to n points, and
+    sample says so rather than return one value."""
+    x = torch.randn(20, 3, generator=torch.Generator().manual_seed(9))
+
+    def transposed(x):
+        loc = pyro.param("loc", torch.tensor([[5.0], [0.0], [-5.0]]))
+        with pyro.plate("feat", x.shape[1], dim=-2), pyro.plate("data", x.shape[0], dim=-1):
+            pyro.sample("x", dist.Normal(loc, 0.1), obs=x.T)
+
+    drawn = ppgen.fit(transposed, x, epochs=1, lr=1e-12, progress=False).sample(5)
+    assert drawn.shape == (5, 3) and bool((drawn[:, 0] > 4).all() and (drawn[:, 2] < -4).all())
+
+    def sizeless(x):
+        loc = pyro.param("loc", torch.tensor(0.0))
+        with pyro.plate("data"):
+            pyro.sample("x", dist.Normal(loc, 1.0), obs=x)
+
+    fit = ppgen.fit(sizeless, x[:, 0], epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"sample: the model draws its data site 'x' with shape \[\], not \[6\], one "
+                                         r"point per row: .*give it the size, pyro.plate\('data', len\(x\)\)"):
+        fit.sample(6)

@@ -136,10 +136,24 @@ def _sample(model: Callable[..., Any], structure: Structure, example: Batch, n: 
     batch = Batch(args, torch.arange(n, device=placeholder.device), example.size)
     node = poutine.trace(Unobserve(site)(BatchRows(batch)(model))).get_trace(*args).nodes[site]
     if not mean:
-        return node["value"]
+        return _as_rows(node["value"], node, structure, placeholder.shape)
     try:
-        return node["fn"].mean.expand(node["value"].shape)
+        return _as_rows(node["fn"].mean.expand(node["value"].shape), node, structure, placeholder.shape)
     except NotImplementedError:
         raise ValueError(f"mean=True returns E[x | z], but the distribution of the data site {site!r}, "
                          f"{type(node['fn']).__name__}, has no closed-form mean: draw samples with "
                          f"mean=False") from None
+
+
+def _as_rows(value: Tensor, node: dict, structure: Structure, shape: torch.Size) -> Tensor:
+    """The drawn x with one point per row, [n, ...] as the training data: the data plate's dimension moved first where
+    the program lays it out elsewhere (dim=-1 inside a plate at dim=-2); a ``ValueError`` where x has no n points."""
+    if value.shape == shape:
+        return value
+    data_dim = value.dim() - node["fn"].event_dim + structure.plan.data_dim
+    if 0 <= data_dim < value.dim() and value.movedim(data_dim, 0).shape == shape:
+        return value.movedim(data_dim, 0)
+    raise ValueError(f"sample: the model draws its data site {node['name']!r} with shape {list(value.shape)}, not "
+                     f"{list(shape)}, one point per row: it does not lay the points of pyro.plate("
+                     f"'{structure.plan.data_plate}') along them (a plate without a size cannot broadcast a draw to "
+                     f"them; give it the size, pyro.plate('{structure.plan.data_plate}', len(x)))")
