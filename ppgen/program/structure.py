@@ -286,11 +286,14 @@ def takes_the_whole_data_set(name: str, plate: str) -> ValueError:
 
 
 def _batch_sized_params(module: nn.Module, before: set[str], size: int) -> list[str]:
-    """The ``pyro.param`` parameters of a function pair made since ``before`` whose leading dimension is ``size``."""
+    """The ``pyro.param`` parameters of a function pair made since ``before`` whose leading dimension is ``size``:
+    its own, not those of a network (``pyro.module``'s ``name$$$...``) or of an AutoGuide passed as a function."""
     if not isinstance(module, PyroFunctions):
         return []
+    owned = tuple(f"{fn._pyro_name}." for fn in (module.model_fn, module.guide_fn) if hasattr(fn, "_pyro_name"))
     return sorted(name for name, value in module._store["params"].items()
-                  if name not in before and value.dim() and value.shape[0] == size)
+                  if name not in before and "$$$" not in name and not (owned and name.startswith(owned))
+                  and value.dim() and value.shape[0] == size)
 
 
 def _with_x_decided(module: nn.Module, data: Batch, first: Batch, place: Placement) -> Batch:

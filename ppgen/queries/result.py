@@ -179,7 +179,7 @@ class Fit:
             raise TypeError(f"mean must be True or False, got {mean!r}")
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
-        if self.structure.plan.whole_data:
+        if self.structure.plan.whole_data and self.structure.data_site is None:  # it observes x indexed, x[ind]
             raise ValueError(f"sample: the program takes the whole data set at every step (its data plate "
                              f"pyro.plate('{self.structure.plan.data_plate}', ...) indexes it), so it has no x of one "
                              f"point to draw; run its model with the data released instead")
