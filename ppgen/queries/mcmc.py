@@ -20,7 +20,8 @@ from ppgen.objective.particles import in_passes
 from ppgen.objective.sampler import Draws, check_size, conditioned, latent_names, nuts
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import trace_log_density
-from ppgen.program.structure import PROGRAM_ERRORS, Structure
+from ppgen.program.intake import PROGRAM_ERRORS
+from ppgen.program.structure import Structure
 from ppgen.program.traces import BatchRows, in_particles, sample_sites, trace_alone
 from ppgen.queries.posterior import Posterior
 from ppgen.queries.representation import site_draws

@@ -22,8 +22,8 @@ from ppgen.objective.sampler import Sampler
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
-from ppgen.program.structure import (DEFAULT_BATCH_SIZE, Structure, example_batch, inspect,
-                                     takes_the_whole_data_set)
+from ppgen.program.intake import DEFAULT_BATCH_SIZE, takes_the_whole_data_set
+from ppgen.program.structure import Structure, example_batch, inspect
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path, fit_config, open_run
