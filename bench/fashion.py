@@ -28,7 +28,7 @@ import handwritten  # bench/ is on sys.path when a script in it runs
 import ppgen
 from ppgen import datasets, inference
 from ppgen.models import VAE
-from ppgen.training.fitting import adam
+from ppgen.training.optimizers import adam
 from workloads import BATCH_SIZE, LR, SEED
 
 RESULTS = Path(__file__).resolve().parent / "fashion.json"

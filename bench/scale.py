@@ -32,7 +32,7 @@ from ppgen import inference  # noqa: E402
 from ppgen.models import VAE  # noqa: E402
 from ppgen.program.inputs import Batch  # noqa: E402
 from ppgen.program.structure import inspect  # noqa: E402
-from ppgen.training.fitting import adam  # noqa: E402
+from ppgen.training.optimizers import adam  # noqa: E402
 from ppgen.training.step import Gradients  # noqa: E402
 from workloads import LR, SEED, load_data  # noqa: E402
 

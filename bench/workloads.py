@@ -24,7 +24,7 @@ from ppgen.objective.base import Objective
 from ppgen.program.fastpath import FastPathFallback
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import inspect
-from ppgen.training.fitting import adam  # ppgen.fit's default optimiser, on both sides
+from ppgen.training.optimizers import adam  # ppgen.fit's default optimiser, on both sides
 from ppgen.training.step import Gradients
 
 import handwritten  # bench/ is on sys.path when a script in it runs

@@ -15,7 +15,7 @@ from torch import nn
 import ppgen
 from ppgen import inference, models
 from ppgen.run import checkpoint
-from ppgen.training import fitting
+from ppgen.training import optimizers
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_the_default_adam_is_fused_and_the_same_fit_as_torchs_default_adam(binar
     for optim in (None, torch.optim.Adam):  # ppgen's default, and torch's Adam with its own defaults (per tensor)
         torch.manual_seed(0)
         fits[optim] = ppgen.fit(small_vae(), binary.double(), optim=optim, epochs=5, batch_size=16, progress=False)
-    assert fitting.adam([nn.Parameter(torch.zeros(2))], lr=1e-3).defaults["fused"]
+    assert optimizers.adam([nn.Parameter(torch.zeros(2))], lr=1e-3).defaults["fused"]
     torch.testing.assert_close(torch.tensor(fits[None].history), torch.tensor(fits[torch.optim.Adam].history),
                                rtol=1e-9, atol=0)
     for fused, plain in zip(fits[None].model.parameters(), fits[torch.optim.Adam].model.parameters()):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import sys
@@ -13,7 +12,6 @@ from typing import Any
 
 import pyro
 import torch
-from pyro.optim import PyroOptim
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -31,6 +29,7 @@ from ppgen.run.state import Interrupted, RunState, StopSignals, expected_state, 
 from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
                                      check_step_budget)
 from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
+from ppgen.training.optimizers import optimizer_factory
 from ppgen.training.step import Gradients
 from ppgen.training.streaming import Stream, as_stream, check_streamed, epoch_batches, epoch_order
 from ppgen.utils.checks import check_device, check_positive_float, check_positive_int, check_seed
@@ -66,7 +65,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             whose parameters are made per point of one batch, such as an AutoGuide on local latents in
             ``pyro.plate("data", len(x))``), else 128.
         lr: learning rate of the default optimiser, Adam, and of an optimiser class passed as ``optim``.
-        optim: ``None`` (Adam, fused on CPU and CUDA: :func:`adam`), a ``torch.optim.Optimizer`` subclass, or a
+        optim: ``None`` (Adam, fused on CPU and CUDA: :func:`~ppgen.training.optimizers.adam`), a ``torch.optim.Optimizer`` subclass, or a
             ``pyro.optim`` optimiser such as ``pyro.optim.Adam({"lr": 1e-3})``.
         seed: seeds torch, NumPy and Python's RNGs and the data order; ``None`` leaves them alone. A model's
             initial weights are drawn when it is built, from RNGs that ppgen seeds when it is first used (see
@@ -388,31 +387,3 @@ def interrupted(state: RunState, signal_name: str, save: Callable[[RunState], st
            else "nothing was saved (no run folder: pass out= to make the run resumable)")
     return Interrupted(f"{signal_name} at step {state.step} (epoch {state.epoch + 1}): {how}", step=state.step,
                        signal_name=signal_name, checkpoint=where)
-
-
-#: the devices whose parameters the default Adam updates with torch's fused kernel.
-FUSED_ADAM_DEVICES = ("cpu", "cuda")
-
-
-def adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
-    """The default optimiser: ``torch.optim.Adam(params, lr=lr)``, with ``fused=True`` where every parameter is on
-    a device of :data:`FUSED_ADAM_DEVICES`: the same update up to float rounding, each parameter's in one kernel
-    (on one CPU thread, a third of the time of torch's default per-tensor loop for a 784-400-32 VAE)."""
-    fused = bool(params) and all(p.device.type in FUSED_ADAM_DEVICES for p in params)
-    return torch.optim.Adam(params, lr=lr, fused=fused or None)
-
-
-def optimizer_factory(optim: Any, lr: float) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer]:
-    """What builds the torch optimiser from the parameters, given ``optim`` (see :func:`fit`); checked now,
-    called once the model is ready."""
-    if optim is None:
-        return functools.partial(adam, lr=lr)
-    if isinstance(optim, type) and issubclass(optim, torch.optim.Optimizer):
-        return functools.partial(optim, lr=lr)
-    if isinstance(optim, PyroOptim):
-        if not isinstance(optim.pt_optim_args, dict):
-            raise TypeError("optim: a pyro.optim optimiser with per-parameter arguments is not supported; "
-                            "pass its arguments as a dict")
-        return functools.partial(optim.pt_optim_constructor, **optim.pt_optim_args)
-    raise TypeError(f"optim must be None, a torch.optim.Optimizer class or a pyro.optim optimiser, "
-                    f"got {type(optim).__name__}")
