@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # what the names are, for readers and tools (the documentatio
     from ppgen.program.structure import Structure
     from ppgen.queries.posterior import Posterior
     from ppgen.queries.result import Fit, load
-    from ppgen.run.state import Interrupted
+    from ppgen.run.signals import Interrupted
     from ppgen.training.fitting import fit
     from ppgen.training.guard import Diverged
     from ppgen.utils.seeding import seed
@@ -41,7 +41,7 @@ _LAZY = {
     "Diverged": "ppgen.training.guard",
     "Fit": "ppgen.queries.result",
     "GenerativeClassifier": "ppgen.classifier",
-    "Interrupted": "ppgen.run.state",
+    "Interrupted": "ppgen.run.signals",
     "Model": "ppgen.program.protocol",
     "Posterior": "ppgen.queries.posterior",
     "Structure": "ppgen.program.structure",

@@ -22,7 +22,7 @@ from ppgen import inference
 from ppgen.cli import main
 from ppgen.run.checkpoint import run_prefix
 from ppgen.run.folder import RunFolder, digest, staging_path
-from ppgen.run.state import Interrupted
+from ppgen.run.signals import Interrupted
 from programs import coin_rows, small_vae
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)

@@ -30,7 +30,7 @@ from ppgen.program.inputs import Batch
 from ppgen.program.structure import inspect
 from ppgen.queries.evaluation import evaluate
 from ppgen.run import folder
-from ppgen.run.state import Interrupted
+from ppgen.run.signals import Interrupted
 
 N, D, BATCH, EPOCHS, LR, SEED = 29, 3, 8, 2, 0.05, 0
 N_MIXTURE = 25  # the last batch of 1 row leaves rank 1 nothing to do

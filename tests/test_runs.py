@@ -22,7 +22,8 @@ import ppgen
 import ppgen.training.guard
 from ppgen import inference, models
 from ppgen.run.folder import digest
-from ppgen.run.state import Interrupted, RunState
+from ppgen.run.signals import Interrupted
+from ppgen.run.state import RunState
 from ppgen.training.guard import DeviceGuard, Diverged, Guard, guard_for
 from programs import coin_rows, small_vae
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 import ppgen
 from ppgen import inference
-from ppgen.run.state import Interrupted
+from ppgen.run.signals import Interrupted
 from programs import coin_rows, small_vae
 
 SETTINGS = dict(epochs=2, batch_size=16, progress=False, seed=0)

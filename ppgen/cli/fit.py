@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         from ppgen.datasets.dequantize import dequantize, grid_spacing
         from ppgen.program.structure import inspect as inspect_program
         from ppgen.run.distributed import current, launched_world_size
-        from ppgen.run.folder import FIT, RunFolder, resume_source
+        from ppgen.run.folder import FIT, RunFolder
+        from ppgen.run.opening import resume_source
         from ppgen.training import registry
         from ppgen.training.fitting import fit as fit_model
 

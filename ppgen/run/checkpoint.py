@@ -9,6 +9,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import torch
@@ -271,3 +272,28 @@ def build_recorded(cls: type, config: dict[str, Any], path: str, field: str) -> 
         return cls(**config)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: field '{field}.config' does not build {cls.__name__}: {error}") from None
+
+
+def differences(recorded: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The settings in which ``config`` differs from a run's ``recorded`` configuration, named as ``fit``'s
+    arguments: ``model`` for the program's class and keyword arguments, ``run_config['key']`` for the caller's own."""
+    recorded = current_config(recorded)
+    names = {"model_config": "model", "extra": "run_config", "world_size": "distributed (its number of processes)"}
+    differ = []
+    for key in sorted(set(config) | set(recorded)):
+        mine, theirs = config.get(key), recorded.get(key)
+        if mine == theirs:
+            continue
+        if key == "extra" and isinstance(mine, dict) and isinstance(theirs, dict):
+            differ += [f"run_config[{k!r}]" for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
+        elif names.get(key, key) not in differ:
+            differ.append(names.get(key, key))
+    return sorted(differ)
+
+
+def check_same_config(path: Path, recorded: dict[str, Any], config: dict[str, Any]) -> None:
+    """A ``ValueError`` naming the settings in which ``config`` differs from the run's ``recorded`` one."""
+    differ = differences(recorded, config)
+    if differ:
+        raise ValueError(f"resume: the run in {path} was started with other settings (it differs in "
+                         f"{', '.join(differ)}): give the same model, data and arguments, or a new folder")

@@ -49,7 +49,7 @@ DEFAULT_TIMEOUT_S = 600.0
 #: is told so after this wait, not after a collective's.
 RENDEZVOUS_VARIABLE = "PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT"
 DEFAULT_RENDEZVOUS_S = 60.0
-#: the signals that stop a fit after its step (:class:`~ppgen.run.state.StopSignals`).
+#: the signals that stop a fit after its step (:class:`~ppgen.run.signals.StopSignals`).
 STOP_SIGNALS = ("SIGINT", "SIGTERM")
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ class Group:
         rank: this process's rank; rank 0 alone writes the run folder.
         world_size: the number of processes.
         active: whether the methods talk to the default ``torch.distributed`` process group.
-        signals: the training loop's :class:`~ppgen.run.state.StopSignals` (see :meth:`listening`).
+        signals: the training loop's :class:`~ppgen.run.signals.StopSignals` (see :meth:`listening`).
     """
 
     rank: int = 0
@@ -81,7 +81,7 @@ class Group:
 
     def listening(self, signals: Any) -> Group:
         """This group, whose gradient all-reduce also tells every rank which stop signal any rank received from
-        ``signals`` (a :class:`~ppgen.run.state.StopSignals`): no collective of its own per step."""
+        ``signals`` (a :class:`~ppgen.run.signals.StopSignals`): no collective of its own per step."""
         return replace(self, signals=signals, agreed=[None]) if self.active else self
 
     @property

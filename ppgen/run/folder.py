@@ -21,15 +21,11 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-import torch
 
-from ppgen.run.checkpoint import (TMP_PREFIX, atomic_write, current_config, fsync_folder, register_run_folder,
+from ppgen.run.checkpoint import (TMP_PREFIX, atomic_write, check_same_config, fsync_folder, register_run_folder,
                                   run_prefix)
-
-if TYPE_CHECKING:
-    from ppgen.run.state import Expected
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "ppgen.run/1"
@@ -83,31 +79,6 @@ def _check_can_write(folder: Path, message: str) -> None:
             pass
     except OSError as error:
         raise PermissionError(f"{message} ({error.strerror})") from None
-
-
-def differences(recorded: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """The settings in which ``config`` differs from a run's ``recorded`` configuration, named as ``fit``'s
-    arguments: ``model`` for the program's class and keyword arguments, ``run_config['key']`` for the caller's own."""
-    recorded = current_config(recorded)
-    names = {"model_config": "model", "extra": "run_config", "world_size": "distributed (its number of processes)"}
-    differ = []
-    for key in sorted(set(config) | set(recorded)):
-        mine, theirs = config.get(key), recorded.get(key)
-        if mine == theirs:
-            continue
-        if key == "extra" and isinstance(mine, dict) and isinstance(theirs, dict):
-            differ += [f"run_config[{k!r}]" for k in sorted(set(mine) | set(theirs)) if mine.get(k) != theirs.get(k)]
-        elif names.get(key, key) not in differ:
-            differ.append(names.get(key, key))
-    return sorted(differ)
-
-
-def _check_same_config(path: Path, recorded: dict[str, Any], config: dict[str, Any]) -> None:
-    """A ``ValueError`` naming the settings in which ``config`` differs from the run's ``recorded`` one."""
-    differ = differences(recorded, config)
-    if differ:
-        raise ValueError(f"resume: the run in {path} was started with other settings (it differs in "
-                         f"{', '.join(differ)}): give the same model, data and arguments, or a new folder")
 
 
 class RunFolder:
@@ -192,7 +163,7 @@ class RunFolder:
         """Continue the run in the folder, started with ``config``: the file whose rename a kill left unrecorded
         is recorded, the temporaries of killed writes removed. Returns the folder."""
         manifest = self.read_manifest()
-        _check_same_config(self.path, manifest["config"], config)
+        check_same_config(self.path, manifest["config"], config)
         self.remove_stale(manifest["config"])
         register_run_folder(self.path, run_prefix(manifest["config"]))
         for name, sha in manifest.get("pending", {}).items():
@@ -419,74 +390,3 @@ class RunFolder:
         self.verify(*[name for name in {*manifest["files"], *manifest.get("pending", {})}
                       if (self.path / name).is_file()])
         return manifest
-
-
-def fit_config(module: Any, inference: Any, x: Any, settings: dict[str, Any],
-               extra: dict[str, Any] | None) -> dict[str, Any]:
-    """The configuration of a fit as the manifest records it (plain JSON): a resumed run must repeat it.
-
-    Arguments:
-        module: the program; its class and, for a :class:`ppgen.Model`, the arguments it was built with.
-        inference: the backend.
-        x: the data (a :class:`~ppgen.program.inputs.Batch` of its inputs), recorded by shapes, dtypes and digest;
-            or a :class:`~ppgen.training.streaming.Stream`, recorded as its ``describe()`` says (a stream is not
-            hashed whole).
-        settings: ``fit``'s other arguments.
-        extra: the caller's own settings (the CLI's), or ``None``.
-    """
-    config = {
-        "model": f"{type(module).__module__}:{type(module).__qualname__}",
-        "model_config": getattr(module, "config", None),
-        "inference": repr(inference),
-        "data": x.describe() if hasattr(x, "describe") else _describe(x),
-        **{name: value if isinstance(value, (int, float, str, type(None))) else repr(value)
-           for name, value in settings.items()},
-        "extra": extra,
-    }
-    try:
-        return json.loads(json.dumps(config, default=repr, allow_nan=False))
-    except ValueError as error:  # NaN or a circular structure in run_config
-        raise ValueError(f"run_config must be plain JSON: {error}") from None
-
-
-def _describe(x: Any) -> dict[str, Any]:
-    """In-memory data as a manifest records them: the shape and dtype of each input, and a digest of them all."""
-    args = [arg.detach().cpu().contiguous() for arg in (x.args if hasattr(x, "args") else (x,))]
-    digest = hashlib.sha256()
-    for arg in args:
-        digest.update(arg.view(-1).view(torch.uint8).numpy().tobytes())
-    return {"shape": [list(arg.shape) for arg in args], "dtype": [str(arg.dtype) for arg in args],
-            "sha256": digest.hexdigest()}
-
-
-def resume_source(out: str | os.PathLike) -> RunFolder:
-    """The run that a resume of ``out`` continues: an unfinished replacement of the run in ``out`` (its staging
-    folder), or the run in ``out`` itself."""
-    staging = RunFolder(out).staging()
-    return staging if staging.manifest_path.is_file() else RunFolder(out)
-
-
-def open_run(out: str | os.PathLike | None, config: dict[str, Any], module: Any, n: int, *, overwrite: bool,
-             resume: bool, expected: Expected | None = None) -> tuple[RunFolder | None, dict[str, Any] | None]:
-    """Check, before anything changes, that ``out`` can take the run; on resume, check every file of the run against
-    the manifest's digests, then the checkpoint's contents against the run (:func:`ppgen.run.state.load_state`).
-
-    Arguments:
-        expected: what the resumed state must fit besides ``module`` and ``n`` (given where ``resume``).
-
-    Returns:
-        The run folder (not made yet) or ``None`` without ``out``, and the checked checkpoint to resume from
-        or ``None``.
-    """
-    if out is None:
-        return None, None
-    run = RunFolder(out)
-    run.check_writable(overwrite=overwrite, resume=resume)
-    source = resume_source(out)
-    if not resume or not (source.path / CHECKPOINT).is_file():
-        return run, None
-    from ppgen.run.state import load_state  # torch-heavy; only a resume needs it
-
-    _check_same_config(source.path, source.read_manifest()["config"], config)
-    source.verify_all()
-    return run, load_state(source.path / CHECKPOINT, module, n, config, expected)

@@ -12,12 +12,9 @@ from __future__ import annotations
 import math
 import os
 import random
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -29,25 +26,6 @@ from ppgen.run.checkpoint import current_config
 STATE_FORMAT = "ppgen.runstate/1"
 #: the largest checkpoint ppgen reads without being asked: a file past it is refused before it is read.
 MAX_STATE_BYTES = 2**33
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training stopped at a step boundary on SIGINT or SIGTERM; the checkpoint, if any, is written.
-
-    Attributes:
-        step: the steps done.
-        signal_name: ``"SIGINT"`` or ``"SIGTERM"``.
-        checkpoint: the checkpoint written, or ``None`` when the fit had no run folder.
-    """
-
-    def __init__(self, message: str, *, step: int, signal_name: str, checkpoint: str | None) -> None:
-        super().__init__(message)
-        self.step = step
-        self.signal_name = signal_name
-        self.checkpoint = checkpoint
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 @dataclass
@@ -399,29 +377,3 @@ def _check_rng(rng: Any, bad: Callable[[str, str], ValueError]) -> None:
         if len(cuda) > torch.cuda.device_count() or any(t.numel() != torch.cuda.get_rng_state(i).numel()
                                                         for i, t in enumerate(cuda)):
             raise bad("rng.cuda", f"at most {torch.cuda.device_count()} CUDA RNG states, of the size torch takes")
-
-
-class StopSignals:
-    """Within ``with StopSignals() as stop:``, SIGINT and SIGTERM set ``stop.received`` instead of stopping the
-    process, so that the loop can finish its step and write a checkpoint. A second signal of the same kind
-    stops at once. Outside the main thread, where handlers cannot be set, signals keep their usual effect."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.received is not None:  # asked twice: stop now
-            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)

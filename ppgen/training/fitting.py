@@ -24,8 +24,10 @@ from ppgen.program.intake import DEFAULT_BATCH_SIZE, takes_the_whole_data_set
 from ppgen.program.structure import Structure, example_batch, inspect
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
-from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path, fit_config, open_run
-from ppgen.run.state import Interrupted, RunState, StopSignals, expected_state, resume_state, state_payload
+from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path
+from ppgen.run.opening import fit_config, open_run
+from ppgen.run.signals import Interrupted, StopSignals
+from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
                                      check_step_budget)
 from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
@@ -65,8 +67,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             whose parameters are made per point of one batch, such as an AutoGuide on local latents in
             ``pyro.plate("data", len(x))``), else 128.
         lr: learning rate of the default optimiser, Adam, and of an optimiser class passed as ``optim``.
-        optim: ``None`` (Adam, fused on CPU and CUDA: :func:`~ppgen.training.optimizers.adam`), a ``torch.optim.Optimizer`` subclass, or a
-            ``pyro.optim`` optimiser such as ``pyro.optim.Adam({"lr": 1e-3})``.
+        optim: ``None`` (Adam, fused on CPU and CUDA: :func:`~ppgen.training.optimizers.adam`), a
+            ``torch.optim.Optimizer`` subclass, or a ``pyro.optim`` optimiser such as ``pyro.optim.Adam({"lr": 1e-3})``.
         seed: seeds torch, NumPy and Python's RNGs and the data order; ``None`` leaves them alone. A model's
             initial weights are drawn when it is built, from RNGs that ppgen seeds when it is first used (see
             :func:`ppgen.seed`), so a script repeats exactly.
