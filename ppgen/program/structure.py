@@ -300,6 +300,20 @@ def _auxiliary(site: dict) -> bool:
     return bool(site["infer"].get("is_auxiliary"))
 
 
+def sampled_site(structure: Structure) -> str:
+    """The observed site that :func:`sample` draws: the one that observes the data input.
+
+    Raises:
+        ValueError: the model observes several sites and none of them receives an input as it is.
+    """
+    if structure.data_site is not None:
+        return structure.data_site
+    if len(structure.observed) != 1:
+        raise ValueError(f"sample() returns the model's observed site, but it has {len(structure.observed)} "
+                         f"({structure.observed}) and none receives the data as obs= unchanged")
+    return structure.observed[0]
+
+
 def example_batch(data: Batch) -> Batch:
     """The rows a fit keeps to answer queries about the training data's shapes and to rebuild its program on load: a
     few rows, or for a program called with the whole data set (``plan.whole_data``) all of its inputs."""

@@ -13,8 +13,10 @@ from typing import Any
 
 import pyro
 import pyro.poutine as poutine
+import torch
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
+from torch import Tensor
 
 from ppgen.program.inputs import Batch
 from ppgen.program.protocol import has_guide
@@ -140,3 +142,29 @@ def in_particles(fn: Callable[..., Any], num_particles: int, plan: Plan) -> Call
         with pyro.plate(PARTICLE_PLATE, num_particles, dim=plan.particle_dim):
             return fn(*args)
     return run
+
+
+class Unobserve(Messenger):
+    """Turns one observed site back into a latent one, drawn from its distribution; every other ``obs=`` stays."""
+
+    def __init__(self, site: str) -> None:
+        super().__init__()
+        self.site = site
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["name"] == self.site and msg["is_observed"]:
+            msg["is_observed"], msg["value"] = False, None
+
+
+def as_rows(value: Tensor, node: dict, structure: Any, shape: torch.Size) -> Tensor:
+    """The drawn x with one point per row, [n, ...] as the training data: the data plate's dimension moved first where
+    the program lays it out elsewhere (dim=-1 inside a plate at dim=-2); a ``ValueError`` where x has no n points."""
+    if value.shape == shape:
+        return value
+    data_dim = value.dim() - node["fn"].event_dim + structure.plan.data_dim
+    if 0 <= data_dim < value.dim() and value.movedim(data_dim, 0).shape == shape:
+        return value.movedim(data_dim, 0)
+    raise ValueError(f"sample: the model draws its data site {node['name']!r} with shape {list(value.shape)}, not "
+                     f"{list(shape)}, one point per row: it does not lay the points of pyro.plate("
+                     f"'{structure.plan.data_plate}') along them (a plate without a size cannot broadcast a draw to "
+                     f"them; give it the size, pyro.plate('{structure.plan.data_plate}', len(x)))")

@@ -8,41 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import pyro.poutine as poutine
 import torch
-from pyro.poutine.messenger import Messenger
 from torch import Tensor, nn
 
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
-from ppgen.program.traces import BatchRows
+from ppgen.program.structure import Structure, sampled_site
+from ppgen.program.traces import BatchRows, Unobserve, as_rows
 
 if TYPE_CHECKING:
     from ppgen.objective.sampler import Draws
-
-
-class Unobserve(Messenger):
-    """Turns one observed site back into a latent one, drawn from its distribution; every other ``obs=`` stays."""
-
-    def __init__(self, site: str) -> None:
-        super().__init__()
-        self.site = site
-
-    def _pyro_sample(self, msg: dict) -> None:
-        if msg["name"] == self.site and msg["is_observed"]:
-            msg["is_observed"], msg["value"] = False, None
-
-
-def sampled_site(structure: Structure) -> str:
-    """The observed site that :func:`sample` draws: the one that observes the data input.
-
-    Raises:
-        ValueError: the model observes several sites and none of them receives an input as it is.
-    """
-    if structure.data_site is not None:
-        return structure.data_site
-    if len(structure.observed) != 1:
-        raise ValueError(f"sample() returns the model's observed site, but it has {len(structure.observed)} "
-                         f"({structure.observed}) and none receives the data as obs= unchanged")
-    return structure.observed[0]
 
 
 def input_names(module: nn.Module, count: int) -> list[str]:
@@ -136,24 +109,10 @@ def _sample(model: Callable[..., Any], structure: Structure, example: Batch, n: 
     batch = Batch(args, torch.arange(n, device=placeholder.device), example.size)
     node = poutine.trace(Unobserve(site)(BatchRows(batch)(model))).get_trace(*args).nodes[site]
     if not mean:
-        return _as_rows(node["value"], node, structure, placeholder.shape)
+        return as_rows(node["value"], node, structure, placeholder.shape)
     try:
-        return _as_rows(node["fn"].mean.expand(node["value"].shape), node, structure, placeholder.shape)
+        return as_rows(node["fn"].mean.expand(node["value"].shape), node, structure, placeholder.shape)
     except NotImplementedError:
         raise ValueError(f"mean=True returns E[x | z], but the distribution of the data site {site!r}, "
                          f"{type(node['fn']).__name__}, has no closed-form mean: draw samples with "
                          f"mean=False") from None
-
-
-def _as_rows(value: Tensor, node: dict, structure: Structure, shape: torch.Size) -> Tensor:
-    """The drawn x with one point per row, [n, ...] as the training data: the data plate's dimension moved first where
-    the program lays it out elsewhere (dim=-1 inside a plate at dim=-2); a ``ValueError`` where x has no n points."""
-    if value.shape == shape:
-        return value
-    data_dim = value.dim() - node["fn"].event_dim + structure.plan.data_dim
-    if 0 <= data_dim < value.dim() and value.movedim(data_dim, 0).shape == shape:
-        return value.movedim(data_dim, 0)
-    raise ValueError(f"sample: the model draws its data site {node['name']!r} with shape {list(value.shape)}, not "
-                     f"{list(shape)}, one point per row: it does not lay the points of pyro.plate("
-                     f"'{structure.plan.data_plate}') along them (a plate without a size cannot broadcast a draw to "
-                     f"them; give it the size, pyro.plate('{structure.plan.data_plate}', len(x)))")
