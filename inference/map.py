@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ppgen.objective.base import Objective
+from ppgen.objective.base import Objective, check_normalized
 from ppgen.objective.bounds import elbo_terms
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
@@ -28,6 +28,7 @@ class MAP(Objective):
     """
 
     def check(self, structure: Structure) -> None:
+        check_normalized(self, structure)
         if not structure.global_sites:
             raise ValueError("MAP() maximises log p(x | theta) + log p(theta), but the model has no latent with a prior "
                              "outside the data plate: fit its parameters by inference.MLE()")

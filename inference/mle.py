@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ppgen.objective.base import Objective
+from ppgen.objective.base import Objective, check_normalized
 from ppgen.objective.bounds import exact_log_prob
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
@@ -26,6 +26,7 @@ class MLE(Objective):
     """
 
     def check(self, structure: Structure) -> None:
+        check_normalized(self, structure)
         if not structure.exact:
             latent = ", ".join(repr(s) for s in structure.guided + structure.unguided)
             raise ValueError(

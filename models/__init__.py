@@ -20,6 +20,8 @@
 | :class:`NeuralSplineFlow` | rational-quadratic spline flow, exact log p(x) | Durkan et al., 2019 |
 | :class:`DequantizedFlow` | a flow on integer data by uniform dequantisation | Theis et al., 2016 |
 | :class:`MixtureOfBernoullis` | mixture of Bernoullis, component summed out | Bishop, 2006, section 9.3.3 |
+| :class:`EnergyModel` | energy-based model exp(-E(x)), E an MLP, noise-conditional or not | Song and Ermon, 2019 |
+| :class:`ConvEnergy` | convolutional energy-based model for images (C, H, W) | Du and Mordatch, 2019 |
 
 The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 """
@@ -27,6 +29,7 @@ The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 from ppgen.models.conv_vae import ConvVAE
 from ppgen.models.cvae import CVAE
 from ppgen.models.dequantized import DequantizedFlow
+from ppgen.models.energy import ConvEnergy, EnergyModel
 from ppgen.models.factor_analysis import FactorAnalysis
 from ppgen.models.flowvae import FlowVAE
 from ppgen.models.fvsbn import FVSBN
@@ -43,6 +46,6 @@ from ppgen.models.realnvp import RealNVP
 from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["CVAE", "ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE",
-           "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "SSVAE",
-           "VAE"]
+__all__ = ["CVAE", "ConvEnergy", "ConvVAE", "DequantizedFlow", "EnergyModel", "FVSBN", "FactorAnalysis", "FlowVAE",
+           "GMM", "GMVAE", "HVAE", "MADE", "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP",
+           "SSVAE", "VAE"]

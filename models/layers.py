@@ -8,7 +8,9 @@ from torch import Tensor, nn
 
 from ppgen.utils.checks import check_positive_int
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+#: the activations by name; SiLU and Softplus are smooth, so that a network's second derivatives in its input exist
+#: (score matching differentiates an energy's gradient in x).
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus}
 
 
 def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
@@ -16,7 +18,7 @@ def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
 
     Arguments:
         sizes: the widths, input first and output last.
-        activation: ``"relu"`` or ``"tanh"``.
+        activation: one of :data:`ACTIVATIONS`.
 
     Returns:
         ``nn.Sequential`` of ``Linear`` layers, with no activation after the last.
@@ -53,18 +55,23 @@ class ConvEncoder(nn.Module):
         channels: the output channels of each convolution; each halves the height and width (rounding up).
         hidden: the width of the hidden layer between the last convolution and the output.
         out: the size of the output vector.
+        activation: the activation after each layer but the last, one of :data:`ACTIVATIONS`.
     """
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: Sequence[int], hidden: int, out: int) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], channels: Sequence[int], hidden: int, out: int,
+                 activation: str = "relu") -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        act = ACTIVATIONS[activation]
         c, h, w = image_shape
         layers: list[nn.Module] = []
         for n_in, n_out in zip((c, *channels[:-1]), channels):
-            layers += [nn.Conv2d(n_in, n_out, 3, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(n_in, n_out, 3, stride=2, padding=1), act()]
         self.image_shape = tuple(image_shape)
         self.convolutions = nn.Sequential(*layers, nn.Flatten())
         flat = channels[-1] * halved(h, len(channels)) * halved(w, len(channels))
-        self.head = nn.Sequential(nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, out))
+        self.head = nn.Sequential(nn.Linear(flat, hidden), act(), nn.Linear(hidden, out))
 
     def forward(self, x: Tensor) -> Tensor:
         batch = x.shape[:-3]

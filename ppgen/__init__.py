@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what the names are, for readers and tools (the documentatio
     from ppgen.objective.weights import log_weights
     from ppgen.program.protocol import DATA_PLATE, Model
     from ppgen.program.structure import Structure
+    from ppgen.program.unnormalized import Unnormalized
     from ppgen.queries.posterior import Posterior
     from ppgen.queries.result import Fit, load
     from ppgen.run.signals import Interrupted
@@ -45,6 +46,7 @@ _LAZY = {
     "Model": "ppgen.program.protocol",
     "Posterior": "ppgen.queries.posterior",
     "Structure": "ppgen.program.structure",
+    "Unnormalized": "ppgen.program.unnormalized",
     "datasets": "ppgen.datasets",
     "fit": "ppgen.training.fitting",
     "inference": "ppgen.inference",
@@ -55,7 +57,7 @@ _LAZY = {
     "seed": "ppgen.utils.seeding",
 }
 __all__ = ["DATA_PLATE", "Diverged", "Fit", "GenerativeClassifier", "Interrupted", "Model", "Posterior", "Structure",
-           "datasets", "fit", "inference", "load", "log_weights", "models", "plots", "seed"]
+           "Unnormalized", "datasets", "fit", "inference", "load", "log_weights", "models", "plots", "seed"]
 
 
 def __getattr__(name: str) -> Any:

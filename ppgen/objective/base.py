@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
+from ppgen.program.unnormalized import refuse_unnormalized
 
 
 class Objective(abc.ABC):
@@ -42,6 +43,7 @@ class Objective(abc.ABC):
 
     def check(self, structure: Structure) -> None:
         """Raise a ``ValueError`` before any training if this objective cannot fit a model of this structure."""
+        check_normalized(self, structure)
         if structure.unguided:
             raise ValueError(
                 f"{type(self).__name__}() needs q(z|x) for the model's latent site(s) "
@@ -55,8 +57,22 @@ class Objective(abc.ABC):
                 f"inference.ELBO(), or fit with a backend that needs no reparameterisation, inference.RWS() or "
                 f"inference.VIMCO()")
 
+    def prepare(self, module: nn.Module, structure: Structure, data: Batch) -> Objective:
+        """The objective for this model and data set, built once before the first step (``data``: the whole data set in
+        memory, or a stream's first batch): this one, unless the backend builds something from the data, such as
+        ``inference.NCE``'s noise distribution, when it returns a copy that holds it. A ``ValueError`` where the model
+        lacks what the objective needs, before any step."""
+        return self
+
     @property
     def config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this objective."""
         return asdict(self)  # type: ignore[call-overload]
 
+
+
+def check_normalized(objective: Objective, structure: Structure) -> None:
+    """A ``ValueError`` where the model is unnormalised, for an objective built on log p(x) (maximum likelihood, MAP,
+    the ELBO and the bounds above it): log Z depends on theta, so the objective without it would be silently wrong."""
+    refuse_unnormalized(structure, repr(objective), "maximising -E(x) would lower the energy everywhere instead of "
+                        "fitting the data. Fit an energy-based model by inference.ScoreMatching() or inference.NCE()")

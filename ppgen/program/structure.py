@@ -26,6 +26,7 @@ from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, l
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.protocol import as_model_input
 from ppgen.program.traces import Plan, sample_sites, trace_particles
+from ppgen.program.unnormalized import unnormalized_of
 from ppgen.utils.checks import first_line
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Structure:
         global_sites: the model's latent sites outside the data plate, shared by every data point.
         point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
             without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
-        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
+        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model),
+            which it is not for an unnormalised model.
         unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
         own_batch_size: the number of points per step the program requires, ``None`` where any batch size runs.
@@ -58,6 +60,8 @@ class Structure:
         integer_x: whether an integer x (the first input) is given to the program as it is, because the program
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
             floating point, as the likelihoods of reals and Bernoulli's need.
+        unnormalized: whether an observed site's density is known only up to its normaliser, exp(-E(x)) through
+            :class:`~ppgen.program.unnormalized.Unnormalized`: an energy-based model, whose log p(x) lacks log Z.
     """
 
     plan: Plan
@@ -77,6 +81,7 @@ class Structure:
     own_batch_size: int | None = None
     data_size: int | None = None
     integer_x: bool = False
+    unnormalized: bool = False
 
     @property
     def reparameterized(self) -> bool:
@@ -178,6 +183,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
     plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=traced.data_plate.dim,
                 vectorized=True, whole_data=batch.whole)
+    unnormalized = any(unnormalized_of(s["fn"]) is not None for s in observed)
     data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
                                       if s["value"] is arg), (None, None))  # x first, then the labels
     structure = Structure(
@@ -193,12 +199,13 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         global_sites=global_sites,
         point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
             s["name"] for s in guide_sites if _point_mass(s["fn"])),
-        exact=callable(getattr(module, "log_prob", None)) or all(_enumerable(s) for s in latent),
+        exact=not unnormalized and (callable(getattr(module, "log_prob", None)) or all(map(_enumerable, latent))),
         unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
         data_support=data_site["fn"].support if data_site else None,
         own_batch_size=traced.own_batch_size,
         data_size=batch.size if batch.whole else None,
         integer_x=integer_x,
+        unnormalized=unnormalized,
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided:  # no bound is defined; the backend's check says why, naming the latents

@@ -13,21 +13,28 @@ from ppgen.objective.bounds import exact_log_prob, log_weights
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
+from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.run.distributed import current
 from ppgen.utils.budget import check_particle_budget
 from ppgen.utils.progress import query_bar
 
 #: particles times data points evaluated in one pass of an importance-sampled query; bounds memory.
 PARTICLE_POINTS_PER_PASS = 2**15
+#: what a density query on an energy-based model says it lacks, and the way out.
+NEEDS_LOG_Z = ("ppgen is to estimate log Z by annealed importance sampling (an AIS estimate, not available yet). After "
+               "inference.NCE(), the model's learnt log_normalizer c estimates log Z, and log p(x) ~= "
+               "ppgen.program.unnormalized.log_density(fit.model, fit.structure, batch) - c")
 
 
 def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False,
              passes: Passes | None = None) -> Tensor:
-    """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k.
+    """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k; a
+    ``ValueError`` for an unnormalised model (``structure.unnormalized``), whose log-density lacks log Z.
 
     Under an initialised ``torch.distributed`` process group every rank passes the same x, evaluates its share
     of the rows, and receives every rank's values (see :mod:`ppgen.run.distributed`).
     """
+    refuse_unnormalized(structure, "log_prob", NEEDS_LOG_Z)
     group = current()
     group.check_same_rows(len(batch), "log_prob")
     local = group.local(batch)
@@ -52,8 +59,9 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     module or structure are not used); by default they last this query.
 
     Raises:
-        ValueError: the model has latents that no guide draws.
+        ValueError: the model has latents that no guide draws, or is unnormalised (its weights would lack log Z).
     """
+    refuse_unnormalized(structure, "the importance-sampled log_prob", NEEDS_LOG_Z)
     check_particle_budget(k, len(batch))
     if structure.unguided:
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "

@@ -33,7 +33,8 @@ from ppgen.objective.bounds import exact_log_prob
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
-from ppgen.queries.density import Passes
+from ppgen.program.unnormalized import refuse_unnormalized
+from ppgen.queries.density import NEEDS_LOG_Z, Passes
 from ppgen.run.distributed import current
 from ppgen.utils.checks import check_positive_int
 from ppgen.utils.progress import query_bar
@@ -150,10 +151,14 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         An :class:`Evaluation`; a ``UserWarning`` says how many points have k-hat > 0.7. Under an initialised
         ``torch.distributed`` process group every rank passes the same x, evaluates its share of the rows, and
         receives the evaluation of every row.
+
+    Raises:
+        ValueError: the model is unnormalised (``structure.unnormalized``): its bounds would lack log Z.
     """
     k = check_positive_int(k, "k")
     particle_points = check_positive_int(particle_points, "particle_points")
     compile = check_compile(compile)
+    refuse_unnormalized(structure, "evaluate", NEEDS_LOG_Z)
     group = current()
     group.check_same_rows(len(batch), "evaluate")
     with torch.no_grad():

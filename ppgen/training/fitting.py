@@ -151,6 +151,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
 
         inference = default_inference(structure)
     inference.check(structure)
+    inference = inference.prepare(module, structure, leading)
     steps = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}  # older runs' configs stay equal
     if structure.own_batch_size is not None:  # an epoch's last, smaller batch dropped (see train)
         steps["drop_last"] = True

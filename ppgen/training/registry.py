@@ -21,12 +21,18 @@ MODELS: dict[str, type[nn.Module]] = {
 #: the zoo's models of x given a further input, ``model(x, y)``: labels (SSVAE) or a condition (CVAE). They are
 #: fitted on aligned inputs ``ppgen.fit(model, (x, y))``; the CLI, which reads x alone, does not offer them.
 CONDITIONAL_MODELS: dict[str, type[nn.Module]] = {"ssvae": zoo.SSVAE, "cvae": zoo.CVAE}
+#: the zoo's energy-based models, exp(-E(x)) without log Z: fitted by score matching (their default) or NCE. The CLI,
+#: which reports log p(x) of the test set and draws samples, does not offer them until AIS and Langevin sampling do.
+ENERGY_MODELS: dict[str, type[nn.Module]] = {"energy": zoo.EnergyModel, "conv-energy": zoo.ConvEnergy}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE,
                                          "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO}
 
 
 def default_inference(structure: Structure) -> Objective:
-    """``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a guide."""
+    """``ScoreMatching()`` for an energy-based model, ``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a
+    guide."""
+    if structure.unnormalized:
+        return backends.ScoreMatching()
     return backends.MLE() if structure.exact else backends.ELBO()
 
 
