@@ -7,6 +7,8 @@ import pytest
 import torch
 
 import ppgen
+from ppgen.program.inputs import as_batch
+from ppgen.program.unnormalized import log_density
 from ppgen.training import registry
 
 MODELS = {**registry.MODELS, **registry.CONDITIONAL_MODELS}
@@ -82,3 +84,28 @@ def test_a_query_the_model_cannot_answer_is_refused_clearly(name, data):
         fit.log_prob(data[:, :3], *further(name, len(data)))
     if fit.structure.exact:  # log p(x) exact: the bound through the guide with K = 1 is at most log p(x)
         assert bool((fit.iwae_bound(data, k=1) <= fit.log_prob(data) + 1e-4).all())
+
+
+@pytest.mark.parametrize("name", sorted(registry.ENERGY_MODELS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_an_energy_model_fits_with_defaults_refuses_what_needs_log_z_and_a_saved_fit_loads(name, dtype, tmp_path):
+    """The zoo's energy-based models (registry.ENERGY_MODELS), exp(-E(x)) without log Z: fitted by their default,
+    score matching; log p(x), its bounds and the evaluation refused by name; no sampler yet; no latents to encode."""
+    pyro.set_rng_seed(1)
+    x = torch.randn(40, 16, dtype=dtype)
+    fit = ppgen.fit(registry.ENERGY_MODELS[name](x_dim=16), x, epochs=1, batch_size=20, progress=False)
+    assert type(fit.inference).__name__ == "ScoreMatching" and fit.structure.unnormalized
+    assert all(p.dtype == dtype for p in fit.model.parameters())
+    for query in (lambda: fit.log_prob(x), lambda: fit.iwae_bound(x, k=2), lambda: fit.evaluate(x, k=2)):
+        with pytest.raises(ValueError, match=r"without log Z.*AIS estimate"):
+            query()
+    with pytest.raises(NotImplementedError, match="no direct sampler"):
+        fit.sample(5)
+    with pytest.raises(ValueError, match="has no latent variables"):
+        fit.encode(x)
+    path = tmp_path / f"{name}.pt"
+    fit.save(path)
+    loaded = ppgen.load(path)
+    batch = as_batch(x)
+    torch.testing.assert_close(log_density(loaded.model, loaded.structure, batch),
+                               log_density(fit.model, fit.structure, batch), rtol=0, atol=0)
