@@ -113,6 +113,7 @@ class NCE(Objective):
                              "NCE().prepare(module, structure, data))")
         where, site, nu = structure.observed_input, structure.data_site, self.ratio
         x = batch.args[where]
+        q = self._placed(q, x)
         noise = _draw(q, len(x) * nu, x)
         repeated = batch.take(torch.arange(len(x), device=batch.rows.device).repeat(nu))
         noise_batch = Batch(repeated.args[:where] + (noise,) + repeated.args[where + 1:], repeated.rows, batch.size)
@@ -123,6 +124,17 @@ class NCE(Objective):
         data_term = logsigmoid(log_ratio[:len(x)])
         noise_term = logsigmoid(-log_ratio[len(x):]).reshape(nu, len(x)).sum(0)
         return -(data_term + noise_term).mean()
+
+    def _placed(self, q: Distribution, like: Tensor) -> Distribution:
+        """A Gaussian q on the device and in the dtype of the data (kept for the next step), so that its draws are
+        made there; another distribution as given (its draws and densities are moved)."""
+        if not isinstance(q, MultivariateNormal) or (q.loc.device, q.loc.dtype) == (like.device, like.dtype):
+            return q
+        kept = getattr(self, "_q_placed", None)
+        if kept is None or (kept.loc.device, kept.loc.dtype) != (like.device, like.dtype):
+            kept = MultivariateNormal(q.loc.to(like), scale_tril=q.scale_tril.to(like), validate_args=False)
+            object.__setattr__(self, "_q_placed", kept)
+        return kept
 
 
 def fitted_gaussian(x: Tensor) -> MultivariateNormal:

@@ -202,6 +202,20 @@ def test_the_backends_refuse_models_they_cannot_fit(gaussian_data):
         ppgen.fit(GaussianEnergy(2, log_normalizer=False), x, inference=inference.NCE(), progress=False)
 
 
+def test_nce_refuses_noise_it_cannot_use_before_any_step(gaussian_data):
+    x = gaussian_data[0][:40]
+    model = GaussianEnergy(2)
+    with pytest.raises(ValueError, match=r"noise has event shape \(3,\), but x flattened has 2 values per point"):
+        ppgen.fit(model, x, inference=inference.NCE(noise=MultivariateNormal(torch.zeros(3), torch.eye(3))),
+                  progress=False)
+    recorded = inference.NCE(noise="given: MultivariateNormal(loc: torch.Size([2]))")  # as a loaded fit rebuilds it
+    with pytest.raises(ValueError, match="rebuilt from a saved fit.*pass inference.NCE\\(noise=<the distribution>\\)"):
+        ppgen.fit(model, x, inference=recorded, progress=False)
+    with pytest.raises(ValueError, match="the noise distribution is set before the first step, by ppgen.fit"):
+        inference.NCE().loss(model, inspect(model, x), as_batch(x))
+    assert torch.equal(model.loc, torch.zeros(2))  # nothing changed
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(method="exact"), ValueError, "method must be one of"),
     (dict(projection="uniform"), ValueError, "projection must be one of"),

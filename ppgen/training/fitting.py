@@ -57,8 +57,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             list) whose ``batch_size`` is ``batch_size`` (its worker processes load the items); each item is checked
             as it is read; see :mod:`ppgen.training.streaming`.
         inference: the objective, e.g. ``inference.IWAE(k=5)``; by default ``ELBO()`` for a model with
-            latents that need a guide and ``MLE()`` for a model whose log p(x) is exact. A sampler,
-            ``inference.NUTS()``, draws the model's global latents instead (see :func:`draw_posterior`).
+            latents that need a guide, ``MLE()`` for a model whose log p(x) is exact and ``ScoreMatching()`` for an
+            energy-based model (a data site ``ppgen.Unnormalized``). A sampler, ``inference.NUTS()``, draws the
+            model's global latents instead (see :func:`draw_posterior`). Before the first step the objective is
+            given the data once (:meth:`~ppgen.objective.base.Objective.prepare`: ``NCE()`` fits its noise there).
         epochs: passes over the data.
         steps_per_epoch: the global batches of an epoch of an ``IterableDataset`` without a length, which it needs
             (an endless stream has no end of an epoch); only for such a stream.
