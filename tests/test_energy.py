@@ -160,6 +160,9 @@ def test_log_density_gives_minus_the_energy_of_a_batch(gaussian_data):
     model = GaussianEnergy(2)
     structure = inspect(model, x)
     torch.testing.assert_close(log_density(model, structure, as_batch(x)), -0.5 * ((x - model.loc) ** 2).sum(-1))
+    v = x.clone().requires_grad_(True)  # x alone, for a sampler: the score by autograd is -P (x - mu), P = I here
+    score = torch.autograd.grad(log_density(model, structure, v).sum(), v)[0]
+    torch.testing.assert_close(score, -(x - model.loc).detach())
     with pytest.raises(ValueError, match="is not ppgen.Unnormalized"):
         log_density(GaussianModel(2), inspect(GaussianModel(2), x), as_batch(x))
 

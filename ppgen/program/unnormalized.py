@@ -163,20 +163,28 @@ def energy_site(module: nn.Module, batch: Batch, site: str) -> Unnormalized:
     return fn
 
 
-def log_density(module: nn.Module, structure: Structure, batch: Batch, sigma: Tensor | None = None) -> Tensor:
+def log_density(module: nn.Module, structure: Structure, batch: Batch | Tensor, sigma: Tensor | None = None) -> Tensor:
     """log p~(x_n) = -E_theta(x_n) of the points of ``batch`` under an energy-based program, Tensor[N].
 
     The unnormalised log-density at the model's data site, without log Z, differentiable in x (the score
-    grad_x log p~(x) = -grad_x E(x) by autograd) and in theta. ``sigma``: the noise level of each point, Tensor[N],
-    for a noise-conditional energy (``None``: the data's own density, sigma = 0); a plain energy ignores it. A sampler
-    or an estimate of log Z takes it as ``lambda x: log_density(fit.model, fit.structure, Batch((x,), rows, N))``.
+    grad_x log p~(x) = -grad_x E(x) by autograd) and in theta: the function that samplers (Langevin dynamics, HMC) and
+    estimates of log Z take, ``lambda x: log_density(fit.model, fit.structure, x)``. ``batch``: the points x,
+    Tensor[N, *x_shape] on the model's device and in its dtype, or a :class:`~ppgen.program.inputs.Batch` of every
+    input of a model of several (``model(x, y)``). ``sigma``: the noise level of each point, Tensor[N], for a
+    noise-conditional energy (``None``: the data's own density, sigma = 0); a plain energy ignores it.
 
     Raises:
-        ValueError: the model is not unnormalised (``structure.unnormalized`` is false).
+        ValueError: the model is not unnormalised (``structure.unnormalized`` is false), or takes further inputs and
+            ``batch`` is a tensor.
     """
     if not structure.unnormalized:
         raise ValueError("log_density: the model's data site is not ppgen.Unnormalized; its log p(x) is normalised: "
                          "ask fit.log_prob(x)")
+    if isinstance(batch, Tensor):
+        if structure.num_inputs != 1:
+            raise ValueError(f"log_density: the model takes {structure.num_inputs} inputs; pass them as a "
+                             f"ppgen.program.inputs.Batch, not x alone")
+        batch = Batch((batch,), torch.arange(len(batch), device=batch.device), len(batch))
     x = batch.args[structure.observed_input]
     return energy_site(module, batch, structure.data_site).noisy_log_prob(x, sigma)
 

@@ -23,7 +23,7 @@ PARTICLE_POINTS_PER_PASS = 2**15
 #: what a density query on an energy-based model says it lacks, and the way out.
 NEEDS_LOG_Z = ("ppgen is to estimate log Z by annealed importance sampling (an AIS estimate, not available yet). After "
                "inference.NCE(), the model's learnt log_normalizer c estimates log Z, and log p(x) ~= "
-               "ppgen.program.unnormalized.log_density(fit.model, fit.structure, batch) - c")
+               "ppgen.program.unnormalized.log_density(fit.model, fit.structure, x) - c")
 
 
 def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False,
