@@ -46,8 +46,9 @@ def c2st(samples: Any, data: Any, *, max_points: int | None = 2000, seed: int = 
         seed: the seed of the subsample, the split and the classifier.
 
     Returns:
-        A :class:`~ppgen.queries.score.Score`: ``value`` the held-out accuracy a, ``std_error`` sqrt(a (1 - a) / n_test),
-        ``p_value`` P(Binomial(n_test, 1/2) >= correct guesses), the one-sided test of p_theta = p_data.
+        A :class:`~ppgen.queries.score.Score`: ``value`` the held-out accuracy a, ``std_error``
+        sqrt(a (1 - a) / n_test), ``p_value`` P(Binomial(n_test, 1/2) >= correct guesses), the one-sided test of
+        p_theta = p_data.
 
     Raises:
         TypeError, ValueError: a sample that is not a tensor or array of at least 10 finite points, points of two

@@ -11,7 +11,8 @@ log q(z_k|x_n):
   practically infinite and IWAE_K is not to be trusted for that point.
 
 And for every model that samples, a density or none, its draws x~ ~ p(x) against the data by metrics that need no
-likelihood (MMD, a classifier two-sample test, a Fréchet distance, modes captured): :mod:`ppgen.queries.sample_quality`.
+likelihood (MMD, a classifier two-sample test, a Fréchet distance, modes captured):
+:mod:`ppgen.queries.sample_quality`.
 
 References:
     Pareto Smoothed Importance Sampling (Vehtari, Simpson, Gelman, Yao and Gabry, 2024).

@@ -53,7 +53,9 @@ def mode_coverage(samples: Any, centres: Any, std: float, *, min_count: int | No
     std = check_positive_float(std, "std")
     x, centres = check_two_samples(samples, centres, least=1, names=("samples", "centres"))
     n, modes = len(x), len(centres)
-    min_count = math.ceil(CAPTURED_SHARE * n / modes) if min_count is None else check_positive_int(min_count, "min_count")
+    if min_count is None:
+        min_count = math.ceil(CAPTURED_SHARE * n / modes)
+    min_count = check_positive_int(min_count, "min_count")
     distance, nearest = torch.cdist(x, centres).min(1)
     good = distance <= WITHIN_STDS * std
     counts = torch.bincount(nearest[good], minlength=modes)

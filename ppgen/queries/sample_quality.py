@@ -1,12 +1,13 @@
 """Sample quality: how close are a model's draws x~ ~ p_theta to held-out data x ~ p_data, judged by metrics that need
 no likelihood, so that every model that samples can be scored, a generator without a density included.
 
-| name | metric | module |
-|---|---|---|
-| ``"mmd"`` | MMD^2_u with a mixture of Gaussian kernels, and its permutation p-value | :mod:`~ppgen.queries.mmd_test` |
-| ``"c2st"`` | held-out accuracy of a classifier of draws against data (0.5: indistinguishable) | :mod:`~ppgen.queries.c2st` |
-| ``"frechet"`` | Fréchet distance of Gaussians fitted to features (a classifier's, or x's) | :mod:`~ppgen.queries.frechet` |
-| ``"modes"`` | modes captured and fraction of high-quality draws, for data of known modes | :mod:`~ppgen.queries.modes` |
+* ``"mmd"``: MMD^2_u with a mixture of Gaussian kernels, and its permutation p-value (:mod:`~ppgen.queries.mmd_test`);
+* ``"c2st"``: the held-out accuracy of a classifier of draws against data, 0.5 where they are indistinguishable
+  (:mod:`~ppgen.queries.c2st`);
+* ``"frechet"``: the Fréchet distance of Gaussians fitted to features, a classifier's or x's
+  (:mod:`~ppgen.queries.frechet`);
+* ``"modes"``: modes captured and the fraction of high-quality draws, for data of known modes
+  (:mod:`~ppgen.queries.modes`).
 
 Each is a function of two samples on its own; :class:`SampleMetrics` checks a choice of them and their settings before
 any work, and scores a model's draws against data in one call, as ``fit.evaluate(test, metrics=...)`` does.
@@ -21,11 +22,11 @@ from typing import Any
 
 import torch
 
-from ppgen.queries import c2st as c2st_module
-from ppgen.queries import mmd_test as mmd_module
+from ppgen.queries.c2st import MIN_POINTS as C2ST_MIN_POINTS
 from ppgen.queries.c2st import c2st
 from ppgen.queries.features import FeatureClassifier
 from ppgen.queries.frechet import frechet_distance
+from ppgen.queries.mmd_test import MIN_POINTS as MMD_MIN_POINTS
 from ppgen.queries.mmd_test import mmd_test
 from ppgen.queries.modes import mode_coverage
 from ppgen.queries.score import Score, check_two_samples
@@ -36,7 +37,7 @@ METRICS = ("mmd", "c2st", "frechet", "modes")
 #: the metrics of ``fit.evaluate`` when none are named (and ``"modes"`` where ``modes=`` is given).
 DEFAULT_METRICS = ("mmd", "c2st", "frechet")
 #: the fewest data points each metric takes.
-MIN_POINTS = {"mmd": mmd_module.MIN_POINTS, "c2st": c2st_module.MIN_POINTS, "frechet": 2, "modes": 1}
+MIN_POINTS = {"mmd": MMD_MIN_POINTS, "c2st": C2ST_MIN_POINTS, "frechet": 2, "modes": 1}
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class SampleQuality:
                   "frechet": f"Frechet ({'classifier features' if self.features == 'classifier' else 'raw x'})",
                   "modes": "modes captured", "high_quality": "high quality"}
         first = next(iter(self.scores.values()))
-        lines = [f"sample quality, {first.n[0]} model draws against {first.n[1]} data points (value +- std. error, MMD^2's under p = p_data):"]
+        head = (f"sample quality, {first.n[0]} model draws against {first.n[1]} data points (value +- standard error, "
+                f"MMD^2's under p = p_data):")
+        lines = [head]
         for name, score in self.scores.items():
             text = f"{int(score.value)} of {score.n[1]}" if name == "modes" else str(score)
             lines.append(f"  {labels[name]:<28}{text}")
