@@ -2,7 +2,7 @@
 (:mod:`ppgen.queries.frechet`): ppgen's stand-in for FID's Inception network, trained here, never downloaded.
 
 An MLP x -> 256 -> :data:`FEATURES` -> C classes with ReLU units, on inputs standardised by the training set's mean and
-standard deviation per coordinate; f(x) is the :data:`FEATURES` activations before the last layer, which the training
+standard deviation per coordinate (at least a tenth of the mean standard deviation); f(x) is the :data:`FEATURES` activations before the last layer, which the training
 makes the coordinates that tell the classes apart. It trains in seconds on the CPU (digits' 1,437 images) to about a
 minute (Fashion-MNIST's 60,000), seeded, without touching the caller's RNG; a classifier trained once in a process is
 kept and given again for the same data and settings. :meth:`FeatureClassifier.save` writes it to a file the user names
@@ -153,7 +153,10 @@ def _train(x: Tensor, labels: Tensor, epochs: int, seed: int) -> FeatureClassifi
         torch.manual_seed(seed)
         classifier = FeatureClassifier(x.shape[1], int(labels.max()) + 1)
         classifier.shift.copy_(x.mean(0))
-        classifier.scale.copy_(x.std(0).clamp(min=1e-3))  # a constant pixel (a border) is left unscaled
+        spread = x.std(0)
+        # a pixel that never varies in training (a border) is scaled by a tenth of a typical pixel's spread, not blown
+        # up: a draw that lights it must not swamp the features
+        classifier.scale.copy_(spread.clamp(min=0.1 * spread.mean().item() or 1.0))
         optimiser = torch.optim.Adam(classifier.parameters(), lr=1e-3)
         order = torch.Generator().manual_seed(seed)
         for _ in range(epochs):

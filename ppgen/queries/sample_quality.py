@@ -59,7 +59,7 @@ class SampleQuality:
 
     def __str__(self) -> str:
         labels = {"mmd": "MMD^2 (perm. test)", "c2st": "C2ST accuracy",
-                  "frechet": f"Frechet ({'classifier features' if self.features == 'classifier' else 'raw x'})",
+                  "frechet": f"Frechet ({'features' if self.features == 'classifier' else 'x'})",
                   "modes": "modes captured", "high_quality": "high quality"}
         first = next(iter(self.scores.values()))
         head = (f"sample quality, {first.n[0]} model draws against {first.n[1]} data points (value +- standard error, "
