@@ -315,7 +315,8 @@ def test_a_model_that_only_samples_gets_its_sample_metrics_alone():
     assert report.exact is None and report.iwae is None and report.n == 400
     assert report.samples.scores["c2st"].value < 0.6  # moments matched: a Gaussian like the data's
     assert str(report).startswith("evaluation of a model without a density: its samples alone")
-    with pytest.raises(ValueError, match=r"metrics=\(\): this model has no density to bound"):
+    with pytest.raises(ValueError, match="metrics: none asked for, or none that 40 point.s. allow, but this model has "
+                                         "no density to bound"):
         fit.evaluate(torch.randn(40, 2), metrics=())
 
 
@@ -346,7 +347,9 @@ def test_bad_arguments_are_refused_before_any_work(ring_gmm, kwargs, error, word
 
 def test_too_few_test_points_for_a_permutation_test_are_refused(ring_gmm):
     with pytest.raises(ValueError, match=r"x: 4 data point\(s\) are too few for the metric\(s\) mmd, c2st"):
-        ring_gmm.evaluate(datasets.ring(n=4))
+        ring_gmm.evaluate(datasets.ring(n=4), metrics=("mmd", "c2st", "frechet"))
+    # by default, the metrics that the test points allow: C2ST needs 10, the MMD test 5, the Fréchet distance 2
+    assert list(ring_gmm.evaluate(datasets.ring(n=6), k=5).samples.scores) == ["mmd", "frechet"]
     with pytest.raises(ValueError, match="data must hold at least 5 points"):
         mmd_test(torch.randn(10, 2), torch.randn(4, 2))
 

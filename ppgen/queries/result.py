@@ -164,8 +164,9 @@ class Fit:
         :mod:`ppgen.queries.evaluation` (``compile``: see :meth:`log_prob`). For every model that samples, a
         generator without a density included: ``num_samples`` draws (default: as many as x has rows; for a model of
         further inputs, x ~ p(x | y) given the rows of y in turn) scored against x by ``metrics``, the names of
-        :data:`ppgen.queries.sample_quality.METRICS` (default ``("mmd", "c2st", "frechet")``, and ``"modes"``
-        where ``modes=(centres, std)`` is given, e.g. ``datasets.ring_modes()``; ``()`` for none), with ``features``
+        :data:`ppgen.queries.sample_quality.METRICS` (default ``("mmd", "c2st", "frechet")``, those that the number of
+        rows of x allows, where the program can draw x on its own, and ``"modes"`` where ``modes=(centres, std)`` is
+        given, e.g. ``datasets.ring_modes()``; ``()`` for none), with ``features``
         a :class:`~ppgen.queries.features.FeatureClassifier` for the Fréchet distance (default: on x itself),
         ``permutations`` those of the MMD test and ``seed`` that of the metrics' permutations, splits and classifiers
         (the draws come from torch's RNG, as :meth:`sample`'s): see :mod:`ppgen.queries.sample_quality`. Every argument
@@ -179,13 +180,16 @@ class Fit:
                              f"arviz.loo(fit.posterior(x).to_arviz())")
         batch = self._batch(inputs)
         data = batch.args[self.structure.observed_input or 0]
-        quality = SampleMetrics.checked(metrics, x_shape=self.x_shape, n_data=len(batch), features=features,
-                                        modes=modes, permutations=permutations, seed=seed)
+        samples = not (self.structure.plan.whole_data and self.structure.data_site is None)  # as sample() refuses
+        quality = SampleMetrics.checked(metrics if samples or metrics is not None else (), x_shape=self.x_shape,
+                                        n_data=len(batch), features=features, modes=modes, permutations=permutations,
+                                        seed=seed)
         num_samples = len(batch) if num_samples is None else check_positive_int(num_samples, "num_samples")
         bounded = has_density(self.structure)
         if not bounded and not quality.metrics:
-            raise ValueError("metrics=(): this model has no density to bound, so its samples are all there is to "
-                             f"evaluate; name metrics among {', '.join(map(repr, METRICS))}")
+            raise ValueError(f"metrics: none asked for, or none that {len(batch)} point(s) allow, but this model has no "
+                             f"density to bound, so its samples are all there is to evaluate; name metrics among "
+                             f"{', '.join(map(repr, METRICS))}")
         if bounded:
             check_particle_budget(k, len(batch))  # as log_prob's: past it, hours of work
             report = evaluate(self.model, self.structure, batch, k, particle_points=density.PARTICLE_POINTS_PER_PASS,

@@ -90,8 +90,8 @@ class SampleMetrics:
         """The settings, checked against the data they will score: points of ``x_shape``, ``n_data`` of them.
 
         Arguments:
-            metrics: names among :data:`METRICS`, or one name; ``None``: :data:`DEFAULT_METRICS`, with ``"modes"``
-                where ``modes`` is given; ``()``: none.
+            metrics: names among :data:`METRICS`, or one name; ``None``: those of :data:`DEFAULT_METRICS` that
+                ``n_data`` points allow (:data:`MIN_POINTS`), with ``"modes"`` where ``modes`` is given; ``()``: none.
             x_shape: the shape of one data point.
             n_data: the number of data points.
             features: a :class:`~ppgen.queries.features.FeatureClassifier` for the Fréchet distance (``None``: on x).
@@ -106,7 +106,8 @@ class SampleMetrics:
                 the wrong type.
         """
         if metrics is None:
-            names = DEFAULT_METRICS + (("modes",) if modes is not None else ())
+            names = tuple(name for name in DEFAULT_METRICS if n_data >= MIN_POINTS[name])
+            names += ("modes",) if modes is not None else ()
         else:
             names = (metrics,) if isinstance(metrics, str) else metrics
             if not isinstance(names, Sequence) or not all(isinstance(name, str) for name in names):
