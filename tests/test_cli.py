@@ -212,9 +212,9 @@ def test_eval_scores_the_draws_by_the_metrics_asked_for(vae_run, tmp_path, capsy
     assert main(["eval", str(run), "--k", "5"]) == 0
     assert "C2ST accuracy" in capsys.readouterr().out
     samples = read_metrics(run)["eval"]["report"]["samples"]
-    assert set(samples) == {"mmd", "c2st", "frechet", "frechet_features"} and samples["mmd"]["n"] == [360, 360]
+    assert set(samples) == {"n", "mmd", "c2st", "frechet", "frechet_features"} and samples["mmd"]["n"] == [360, 360]
     assert main(["eval", str(run), "--k", "5", "--metrics", "mmd"]) == 0
-    assert set(read_metrics(run)["eval"]["report"]["samples"]) == {"mmd"}
+    assert set(read_metrics(run)["eval"]["report"]["samples"]) == {"n", "mmd"}
     assert main(["eval", str(run), "--k", "5", "--metrics", "none"]) == 0
     assert read_metrics(run)["eval"]["report"]["samples"] is None
 

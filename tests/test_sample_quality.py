@@ -265,6 +265,7 @@ def test_a_zoo_model_gets_its_bounds_and_its_sample_metrics(ring_gmm):
     assert list(report.samples.scores) == ["mmd", "c2st", "frechet", "modes", "high_quality"]
     as_dict = json.loads(json.dumps(report.to_dict()))
     assert as_dict["samples"]["mmd"]["n"] == [200, 200] and as_dict["samples"]["frechet_features"] == "x"
+    assert as_dict["samples"]["n"] == [200, 200] and as_dict["samples"]["modes"]["n"] == [200, 8]
     text = str(report)
     assert "exact log p(x)" in text and "C2ST accuracy" in text and "modes captured" in text
 

@@ -46,27 +46,32 @@ class SampleQuality:
 
     Attributes:
         scores: each :class:`~ppgen.queries.score.Score` by name (``"modes"`` adds ``"high_quality"``).
+        n: the model's draws and the data points scored, before a metric's own subsample (``score.n``).
         features: what the Fréchet distance was computed on: ``"classifier"`` or ``"x"``.
     """
 
     scores: dict[str, Score]
+    n: tuple[int, int]
     features: str = "x"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python, JSON-ready: each score's value, standard error, p-value and sample sizes."""
-        return {**{name: score.to_dict() for name, score in self.scores.items()},
+        return {"n": list(self.n), **{name: score.to_dict() for name, score in self.scores.items()},
                 **({"frechet_features": self.features} if "frechet" in self.scores else {})}
 
     def __str__(self) -> str:
         labels = {"mmd": "MMD^2 (perm. test)", "c2st": "C2ST accuracy",
                   "frechet": f"Frechet ({'features' if self.features == 'classifier' else 'x'})",
                   "modes": "modes captured", "high_quality": "high quality"}
-        first = next(iter(self.scores.values()))
-        head = (f"sample quality, {first.n[0]} model draws against {first.n[1]} data points (value +- standard error, "
+        head = (f"sample quality, {self.n[0]} model draws against {self.n[1]} data points (value +- standard error, "
                 f"MMD^2's under p = p_data):")
         lines = [head]
         for name, score in self.scores.items():
-            text = f"{int(score.value)} of {score.n[1]}" if name == "modes" else str(score)
+            if name == "modes":
+                text = f"{int(score.value)} of {score.n[1]}"
+            else:
+                text = str(score) + ("" if score.n == self.n or name == "high_quality" else
+                                     f" (on {score.n[0]} and {score.n[1]} of them)")
             lines.append(f"  {labels[name]:<28}{text}")
         return "\n".join(lines)
 
@@ -146,7 +151,7 @@ class SampleMetrics:
             scores["frechet"] = frechet_distance(samples, data, features=self.features)
         if "modes" in self.metrics:
             scores["modes"], scores["high_quality"] = mode_coverage(samples, *self.modes)
-        return SampleQuality(scores, "x" if self.features is None else "classifier")
+        return SampleQuality(scores, (len(samples), len(data)), "x" if self.features is None else "classifier")
 
 
 def sample_quality(samples: Any, data: Any, metrics: str | Sequence[str] | None = None, *, features: Any = None,

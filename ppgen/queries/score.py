@@ -20,7 +20,7 @@ class Score:
         value: the estimate.
         std_error: its standard error, ``None`` where the metric has none to offer (its docstring says why).
         p_value: the p-value of the test of p_theta = p_data, ``None`` where the metric is not a test.
-        n: the points of each sample that the estimate used, model draws first.
+        n: the points of each sample that the estimate used, model draws first (``"modes"``: draws and modes).
     """
 
     name: str
