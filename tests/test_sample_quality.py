@@ -345,6 +345,8 @@ def test_a_model_that_only_samples_gets_its_sample_metrics_alone():
     ({"features": "inception"}, TypeError, "features must be a FeatureClassifier"),
     ({"permutations": 0}, ValueError, "permutations must be a positive int"),
     ({"num_samples": 1.5}, TypeError, "num_samples must be a positive int"),
+    ({"num_samples": 3, "metrics": ("mmd",)}, ValueError, "num_samples: 3 draw(s) are too few for the metric(s) mmd"),
+    ({"num_samples": 2**40}, ValueError, "over the budget of"),
     ({"seed": -1}, ValueError, "seed must be an int in [0, 2**32)"),
 ])
 def test_bad_arguments_are_refused_before_any_work(ring_gmm, kwargs, error, words):

@@ -91,14 +91,21 @@ class SampleMetrics:
 
     @classmethod
     def checked(cls, metrics: str | Sequence[str] | None, *, x_shape: tuple[int, ...], n_data: int,
-                features: Any = None, modes: Any = None, permutations: Any = 200, seed: Any = 0) -> SampleMetrics:
-        """The settings, checked against the data they will score: points of ``x_shape``, ``n_data`` of them.
+                n_draws: int | None = None, bounded: bool = True, drawable: bool = True, features: Any = None,
+                modes: Any = None, permutations: Any = 200, seed: Any = 0) -> SampleMetrics:
+        """The settings, checked against the data they will score: points of ``x_shape``, ``n_data`` of them, against
+        ``n_draws`` draws of a model (default: as many).
 
         Arguments:
             metrics: names among :data:`METRICS`, or one name; ``None``: those of :data:`DEFAULT_METRICS` that
-                ``n_data`` points allow (:data:`MIN_POINTS`), with ``"modes"`` where ``modes`` is given; ``()``: none.
+                the points allow (:data:`MIN_POINTS`), with ``"modes"`` where ``modes`` is given, and none where the
+                model cannot draw (``drawable=False``); ``()``: none.
             x_shape: the shape of one data point.
             n_data: the number of data points.
+            n_draws: the number of the model's draws.
+            bounded: whether the model has a density, whose bounds are then evaluated too; without one, no metric is
+                an error.
+            drawable: whether the program can draw x on its own (``fit.sample``).
             features: a :class:`~ppgen.queries.features.FeatureClassifier` for the Fréchet distance (``None``: on x).
             modes: ``(centres, std)``, the modes' centres [M, *x_shape] and their standard deviation, as
                 :func:`ppgen.datasets.ring_modes` gives them.
@@ -110,9 +117,11 @@ class SampleMetrics:
                 too few data points for a metric, a feature classifier of points of another size, or a setting of
                 the wrong type.
         """
+        n_draws = n_data if n_draws is None else n_draws
+        fewest = min(n_data, n_draws)
         if metrics is None:
-            names = tuple(name for name in DEFAULT_METRICS if n_data >= MIN_POINTS[name])
-            names += ("modes",) if modes is not None else ()
+            names = tuple(name for name in DEFAULT_METRICS if fewest >= MIN_POINTS[name]) if drawable else ()
+            names += ("modes",) if modes is not None and drawable else ()
         else:
             names = (metrics,) if isinstance(metrics, str) else metrics
             if not isinstance(names, Sequence) or not all(isinstance(name, str) for name in names):
@@ -124,11 +133,19 @@ class SampleMetrics:
                                  f"{', '.join(map(repr, METRICS))}")
         names = tuple(name for name in METRICS if name in names)
         size = math.prod(x_shape)
-        too_few = [name for name in names if n_data < MIN_POINTS[name]]
+        too_few = [name for name in names if fewest < MIN_POINTS[name]]
         if too_few:
-            raise ValueError(f"x: {n_data} data point(s) are too few for the metric(s) {', '.join(too_few)}, which "
-                             f"take at least {max(MIN_POINTS[name] for name in too_few)} (a permutation or "
-                             f"classifier test needs points to hold out and relabel); give more test points")
+            which = f"x: {n_data} data point(s)" if n_data <= n_draws else f"num_samples: {n_draws} draw(s)"
+            raise ValueError(f"{which} are too few for the metric(s) {', '.join(too_few)}, which take at least "
+                             f"{max(MIN_POINTS[name] for name in too_few)} (a permutation or classifier test needs "
+                             f"points to hold out and relabel); give more")
+        if names and not drawable:
+            raise ValueError("metrics: the program takes the whole data set and has no x of one point to draw (see "
+                             "fit.sample), so there are no draws to score; pass metrics=()")
+        if not bounded and not names:
+            raise ValueError(f"metrics: none asked for, or none that {fewest} point(s) allow, but this model has no "
+                             f"density to bound, so its samples are all there is to evaluate; name metrics among "
+                             f"{', '.join(map(repr, METRICS))}")
         if features is not None:
             if not isinstance(features, FeatureClassifier):
                 raise TypeError(f"features must be a FeatureClassifier (ppgen.queries.features.feature_classifier), "
