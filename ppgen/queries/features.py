@@ -4,9 +4,10 @@
 An MLP x -> 256 -> :data:`FEATURES` -> C classes with ReLU units, on inputs standardised by the training set's mean and
 standard deviation per coordinate (at least a tenth of the mean standard deviation); f(x) is the :data:`FEATURES`
 activations before the last layer, which the training makes the coordinates that tell the classes apart. It trains in
-seconds on the CPU (digits' 1,437 images) to a minute or two (Fashion-MNIST's 60,000), seeded, without touching the caller's RNG; a classifier trained once in a process is
-kept and given again for the same data and settings. :meth:`FeatureClassifier.save` writes it to a file the user names
-and :func:`load_feature_classifier` reads it back, so that every evaluation of a project uses one feature map.
+seconds on the CPU (digits' 1,437 images) to a minute or two (Fashion-MNIST's 60,000), seeded, without touching the
+caller's RNG; a classifier trained once in a process is kept and given again for the same data and settings.
+:meth:`FeatureClassifier.save` writes it to a file the user names and :func:`load_feature_classifier` reads it back, so
+that every evaluation of a project uses one feature map.
 
 Example:
     >>> import ppgen.queries.features as F
