@@ -207,6 +207,18 @@ def test_eval_with_the_captured_passes_reproduces_the_plain_estimate(vae_run, tm
     assert captured["report"]["mean"]["iwae"] == pytest.approx(plain["report"]["mean"]["iwae"], abs=1e-4)
 
 
+def test_eval_scores_the_draws_by_the_metrics_asked_for(vae_run, tmp_path, capsys):
+    run = copy_run(vae_run[0], tmp_path)
+    assert main(["eval", str(run), "--k", "5"]) == 0
+    assert "C2ST accuracy" in capsys.readouterr().out
+    samples = read_metrics(run)["eval"]["report"]["samples"]
+    assert set(samples) == {"n", "mmd", "c2st", "frechet", "frechet_features"} and samples["mmd"]["n"] == [360, 360]
+    assert main(["eval", str(run), "--k", "5", "--metrics", "mmd"]) == 0
+    assert set(read_metrics(run)["eval"]["report"]["samples"]) == {"n", "mmd"}
+    assert main(["eval", str(run), "--k", "5", "--metrics", "none"]) == 0
+    assert read_metrics(run)["eval"]["report"]["samples"] is None
+
+
 def test_eval_defaults_to_the_run_eval_k(vae_run):
     run, _ = vae_run
     assert main(["eval", str(run)]) == 0
@@ -316,6 +328,8 @@ def test_unknown_model(tmp_path, capsys):
         (["fit", "--lr", "nan"], "argument --lr: value must be a positive finite number"),
         (["fit", "--seed", "-5"], "argument --seed: value must be an int in [0, 2**32), got -5"),
         (["eval", "RUN", "--seed", "4294967296"], "argument --seed"),
+        (["eval", "RUN", "--metrics", "mmd,fid"],
+         "argument --metrics: unknown 'fid': give none or names among mmd, c2st, frechet"),
         (["sample", "RUN", "--seed", "one"], "argument --seed: expected int"),
         (["fit", "--device", "gpu"], "argument --device: value must name a torch device"),
         (["eval", "RUN", "--device", "cuda:99"], "argument --device: value='cuda:99'"),

@@ -174,7 +174,10 @@ for backend in (inference.RWS(k=5), inference.VIMCO(k=5)):
 # `fit.evaluate(x, k=...)` reports the ELBO and IWAE_K per point and on average (and the exact log p(x) where the
 # model has one), with the effective sample size of the importance weights and their Pareto shape k-hat (PSIS,
 # Vehtari et al., 2024, computed by ArviZ). Above 0.7 the weights' variance is practically infinite and the
-# estimate of that point is not to be trusted: a warning says how many such points there are.
+# estimate of that point is not to be trusted: a warning says how many such points there are. Beside the bounds, as
+# many draws of the model as `test` has rows are scored against it by metrics that need no likelihood: the kernel MMD
+# with its permutation p-value, a classifier two-sample test (0.5: indistinguishable) and a Fréchet distance
+# (`metrics=` chooses them; see [Evaluating samples](../../reference/ppgen/#evaluating-samples)).
 
 # %%
 fit = fit_vae(inference.IWAE(k=5, estimator="dreg"))

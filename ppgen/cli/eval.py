@@ -1,5 +1,6 @@
 """``ppgen eval``: estimate a run's test log-likelihood again, with the bounds and weight diagnostics of
-:meth:`ppgen.Fit.evaluate`, and record them in its metrics.json."""
+:meth:`ppgen.Fit.evaluate` and the sample metrics of its draws against the test set, and record them in its
+metrics.json."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ def add_parser(commands: Any) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="re-evaluate the test log-likelihood of a run",
-        description="Load RUN/fit.pt, rebuild the run's test set, estimate log p(x) and record it in metrics.json; "
-                    "the files must all be those of one run (its manifest's digests).",
+        description="Load RUN/fit.pt, rebuild the run's test set, estimate log p(x), score as many draws of the model "
+                    "against the test set (--metrics) and record both in metrics.json; the files must all be those "
+                    "of one run (its manifest's digests).",
         formatter_class=common.HelpFormatter,
     )
     evaluate.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
@@ -26,6 +28,9 @@ def add_parser(commands: Any) -> None:
                           help="importance samples (default: the run's --eval-k)")
     evaluate.add_argument("--seed", type=common.seed_type, default=None,
                           help="seed of the estimate (default: the run's)")
+    evaluate.add_argument("--metrics", type=metric_names, default=None,
+                          help="sample metrics, comma-separated among mmd, c2st, frechet (on x itself), or none "
+                               "(default: mmd,c2st,frechet)")
     common.add_compile(evaluate, "the importance-sampled passes")
     common.add_common(evaluate)
     evaluate.set_defaults(func=run, parser=evaluate)
@@ -61,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     compile = common.COMPILE_CHOICES[args.compile]
     estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
     pyro.set_rng_seed(seed)
-    report = fit.evaluate(data.test, k=k, compile=compile)  # bounds and weight diagnostics beside the estimate
+    # bounds, weight diagnostics and sample metrics beside the estimate
+    report = fit.evaluate(data.test, k=k, metrics=args.metrics, seed=seed, compile=compile)
     record = {
         "k": estimate.k,
         "exact": estimate.exact,
@@ -79,6 +85,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"recorded under 'eval' in {metrics_path}"
           + (f"; the earlier records, with {', '.join(kept)}, are kept under 'earlier_evals'" if kept else ""))
     return 0
+
+
+def metric_names(text: str) -> tuple[str, ...]:
+    """``--metrics``: ``none``, or names among the sample metrics that need nothing but the test set."""
+    names = () if text == "none" else tuple(name.strip() for name in text.split(","))
+    choices = ("mmd", "c2st", "frechet")
+    unknown = [name for name in names if name not in choices]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown {', '.join(map(repr, unknown))}: give none or names among "
+                                         f"{', '.join(choices)}")
+    return names
 
 
 def keep_records(metrics: dict[str, Any], record: dict[str, Any], where: Path) -> list[str]:

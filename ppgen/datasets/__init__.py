@@ -3,6 +3,8 @@
 - :func:`digits`: scikit-learn's handwritten digits, 1,797 images of 8x8 pixels shipped inside the
   scikit-learn wheel, split once into 1,437 training and 360 test images.
 - :func:`moons`: two interleaving half circles in the plane, generated with a seed.
+- :func:`ring`: the ring of 8 Gaussians of the mode-collapse benchmarks, generated with a seed; :func:`ring_modes`
+  gives its centres and spread, which the sample metric of modes captured needs.
 - :func:`fashion_mnist`: Zalando's Fashion-MNIST, 70,000 images of 28x28 pixels, read from the four
   gzipped IDX files that Debian's ``dataset-fashion-mnist`` package installs (never downloaded).
 - :func:`load_idx` and :func:`idx_images`: the user's own MNIST-style IDX files (plain or gzipped),
@@ -23,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ppgen.utils.budget import check_sample_budget
-from ppgen.utils.checks import check_non_negative_float, check_positive_int, check_seed
+from ppgen.utils.checks import check_non_negative_float, check_positive_float, check_positive_int, check_seed
 
 #: IDX type code -> big-endian NumPy dtype of the stored values.
 IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -243,3 +245,44 @@ def idx_images(path: str | os.PathLike, binarize: bool = False) -> Tensor:
 def _binarize(x: Tensor) -> Tensor:
     """Values >= 0.5 become 1.0, the others 0.0, in the dtype of ``x``."""
     return (x >= 0.5).to(x.dtype)
+
+
+def ring(n: int = 1000, modes: int = 8, radius: float = 2.0, std: float = 0.02, seed: int = 0,
+         return_labels: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+    """The ring of Gaussians of the mode-collapse benchmarks: M modes N(c_j, sigma^2 I) of equal weight, their centres
+    c_j = r (cos 2 pi j / M, sin 2 pi j / M) evenly spaced on a circle, as unrolled GANs (Metz et al., 2017) and VEEGAN
+    (Srivastava et al., 2017) use it: 8 modes, radius 2, standard deviation 0.02. :func:`ring_modes` gives the centres
+    and sigma that ``fit.evaluate(test, modes=...)`` scores draws against.
+
+    Arguments:
+        n: The number of points.
+        modes: M, the number of modes.
+        radius: r, the radius of the circle of centres.
+        std: sigma, the standard deviation of each mode in each coordinate.
+        seed: The seed of the draw; the same seed gives the same points.
+        return_labels: Whether to return the mode j of each point as well.
+
+    Returns:
+        The points as a float32 ``Tensor[n, 2]``, and with ``return_labels`` also the modes as a ``LongTensor[n]``.
+
+    Raises:
+        TypeError, ValueError: ``n`` or ``modes`` not a positive int (``n`` within the sample budget), ``radius`` or
+            ``std`` not a positive number, or ``seed`` not an int in [0, 2**32).
+    """
+    n, (centres, std) = check_positive_int(n, "n"), ring_modes(modes, radius, std)
+    check_sample_budget(n, (2,))
+    rng = np.random.default_rng(check_seed(seed))
+    labels = rng.integers(len(centres), size=n)
+    points = centres.numpy()[labels] + std * rng.standard_normal((n, 2))
+    points = torch.from_numpy(points.astype(np.float32))
+    return (points, torch.from_numpy(labels.astype(np.int64))) if return_labels else points
+
+
+def ring_modes(modes: int = 8, radius: float = 2.0, std: float = 0.02) -> tuple[Tensor, float]:
+    """The modes of :func:`ring` with the same arguments: their centres, a float64 ``Tensor[modes, 2]``, and their
+    standard deviation, the pair ``fit.evaluate(test, modes=datasets.ring_modes())`` takes (see
+    :mod:`ppgen.queries.modes`)."""
+    modes = check_positive_int(modes, "modes")
+    radius, std = check_positive_float(radius, "radius"), check_positive_float(std, "std")
+    angles = 2 * math.pi * torch.arange(modes, dtype=torch.float64) / modes
+    return radius * torch.stack([angles.cos(), angles.sin()], 1), std

@@ -10,6 +10,10 @@ log q(z_k|x_n):
   below 0.5 the estimate converges fast, up to 0.7 it is usable, above 0.7 the variance of the weights is
   practically infinite and IWAE_K is not to be trusted for that point.
 
+And for every model that samples, a density or none, its draws x~ ~ p(x) against the data by metrics that need no
+likelihood (MMD, a classifier two-sample test, a Fréchet distance, modes captured):
+:mod:`ppgen.queries.sample_quality`.
+
 References:
     Pareto Smoothed Importance Sampling (Vehtari, Simpson, Gelman, Yao and Gabry, 2024).
     https://jmlr.org/papers/v25/19-556.html
@@ -35,6 +39,7 @@ from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
 from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.queries.density import NEEDS_LOG_Z, Passes
+from ppgen.queries.sample_quality import SampleQuality
 from ppgen.run.distributed import current
 from ppgen.utils.checks import check_positive_int
 from ppgen.utils.progress import query_bar
@@ -49,7 +54,8 @@ EQUAL_WEIGHTS = 1e-8
 @dataclass(frozen=True)
 class Evaluation:
     """The per-point bounds, log-likelihood and weight diagnostics of :func:`evaluate`; each Tensor[N] or ``None``
-    where the model has no such quantity (no guide: no importance weights; no closed form: no exact value).
+    where the model has no such quantity (no guide: no importance weights; no closed form: no exact value; no density,
+    as a generator's: none of them), and the scores of the model's draws.
 
     Attributes:
         k: K, the draws per point behind the ELBO, IWAE_K, ESS and k-hat.
@@ -59,6 +65,8 @@ class Evaluation:
         ess: (sum_k w_k)^2 / sum_k w_k^2, in [1, K].
         khat: the Pareto shape of the weights' tail; NaN where it cannot be fitted: the K weights all equal (an
             exact guide: no tail), or too few draws in the tail (K < 21; PSIS fits the largest min(K/5, 3 sqrt(K))).
+        samples: the sample metrics of the model's draws against the data (:mod:`ppgen.queries.sample_quality`),
+            ``None`` where none were asked for.
     """
 
     k: int
@@ -67,11 +75,13 @@ class Evaluation:
     exact: Tensor | None
     ess: Tensor | None
     khat: Tensor | None
+    samples: SampleQuality | None = None
 
     @property
     def n(self) -> int:
         """The number of data points evaluated."""
-        return next(len(t) for t in (self.exact, self.iwae) if t is not None)
+        bounds = [len(t) for t in (self.exact, self.iwae) if t is not None]
+        return bounds[0] if bounds else next(iter(self.samples.scores.values())).n[1]
 
     @property
     def unreliable(self) -> int:
@@ -90,9 +100,13 @@ class Evaluation:
         per_point = {name: getattr(self, name) for name in ("elbo", "iwae", "exact", "ess", "khat")}
         return {"n": self.n, "k": self.k, "mean": self.means(), "khat_above_0.7": self.unreliable,
                 "per_point": {name: None if values is None else [None if math.isnan(v) else v for v in values.tolist()]
-                              for name, values in per_point.items()}}
+                              for name, values in per_point.items()},
+                "samples": None if self.samples is None else self.samples.to_dict()}
 
     def __str__(self) -> str:
+        sample_lines = [] if self.samples is None else str(self.samples).splitlines()
+        if self.exact is None and self.iwae is None:
+            return "\n".join(["evaluation of a model without a density: its samples alone", *sample_lines])
         means = self.means()
         lines = [f"evaluation of {self.n} points, K={self.k} draws each (nats per point, means):"]
         for name, label in (("exact", "exact log p(x)"), ("iwae", f"IWAE_{self.k}"), ("elbo", "ELBO")):
@@ -105,7 +119,12 @@ class Evaluation:
             else:
                 lines.append(f"  {'PSIS k-hat':<16}mean {means['khat']:.3f}, max {khat_text(means['khat_max'], 3)}; "
                              f"{self.unreliable} point(s) above {KHAT_THRESHOLD}")
-        return "\n".join(lines)
+        return "\n".join(lines + sample_lines)
+
+
+def has_density(structure: Structure) -> bool:
+    """Whether the program gives log p(x) or bounds on it: exactly, or through a guide for all its latents."""
+    return structure.exact or (bool(structure.guided) and not structure.unguided)
 
 
 def khat_text(khat: float, digits: int = 2) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,8 +17,9 @@ from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import Model, as_module, constrained_params
 from ppgen.program.structure import Structure, inspect
 from ppgen.queries import density, importance, mcmc, representation, sampling
-from ppgen.queries.evaluation import Evaluation, evaluate
+from ppgen.queries.evaluation import Evaluation, evaluate, has_density
 from ppgen.queries.posterior import METHODS, Posterior
+from ppgen.queries.sample_quality import SampleMetrics
 from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, MAX_EXAMPLE_ROWS, atomic_save, build_recorded, check_builds,
                                   check_fit_checkpoint, class_path, resolve_class)
 from ppgen.run.folder import folder_given
@@ -151,10 +154,21 @@ class Fit:
         return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile,
                                            self._kept_passes())
 
-    def evaluate(self, *inputs: Any, k: int = 5000, compile: bool | str = False) -> Evaluation:
-        """Mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it, with the effective sample
-        size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see :mod:`ppgen.queries.evaluation`
-        (``compile``: see :meth:`log_prob`)."""
+    def evaluate(self, *inputs: Any, k: int = 5000, metrics: str | Sequence[str] | None = None,
+                 num_samples: int | None = None, features: Any = None, modes: Any = None, permutations: int = 200,
+                 seed: int = 0, compile: bool | str = False) -> Evaluation:
+        """How good the fit is on held-out data x: its density, and its samples.
+
+        Where the model has a density, the mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it,
+        with the effective sample size and PSIS k-hat of the importance weights (a warning where k-hat > 0.7): see
+        :mod:`ppgen.queries.evaluation` (``compile``: see :meth:`log_prob`). For every model that samples, a generator
+        without a density included, ``num_samples`` draws (default: as many as x has rows; for a model of further
+        inputs, x ~ p(x | y) for the rows of y in turn; from torch's RNG, as :meth:`sample`'s) scored against x by
+        ``metrics`` (default ``("mmd", "c2st", "frechet")``, those the points allow, with ``"modes"`` where
+        ``modes=datasets.ring_modes()`` or another ``(centres, std)`` is given), ``features`` (a feature classifier for
+        the Fréchet distance, default: x itself), ``permutations`` and ``seed``: see
+        :meth:`ppgen.queries.sample_quality.SampleMetrics.checked`. Every argument is checked before any work.
+        """
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
         if self.draws is not None:
@@ -162,9 +176,25 @@ class Fit:
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
         batch = self._batch(inputs)
-        check_particle_budget(k, len(batch))  # as log_prob's: past it, hours of work
-        return evaluate(self.model, self.structure, batch, k, particle_points=density.PARTICLE_POINTS_PER_PASS,
-                        compile=compile, passes=self._kept_passes())
+        bounded = has_density(self.structure)
+        num_samples = len(batch) if num_samples is None else check_positive_int(num_samples, "num_samples")
+        check_sample_budget(num_samples, self.x_shape)
+        drawable = not (self.structure.plan.whole_data and self.structure.data_site is None)  # as sample() refuses
+        quality = SampleMetrics.checked(metrics, x_shape=self.x_shape, n_data=len(batch), n_draws=num_samples,
+                                        bounded=bounded, drawable=drawable, features=features, modes=modes,
+                                        permutations=permutations, seed=seed)
+        if bounded:
+            check_particle_budget(k, len(batch))  # as log_prob's: past it, hours of work
+            report = evaluate(self.model, self.structure, batch, k, particle_points=density.PARTICLE_POINTS_PER_PASS,
+                              compile=compile, passes=self._kept_passes())
+        else:
+            report = Evaluation(k, None, None, None, None, None)
+        if quality.metrics:
+            data = self.structure.observed_input or 0
+            rows = torch.arange(num_samples, device=batch.args[data].device) % len(batch)  # other inputs' rows in turn
+            given = [arg[rows] for i, arg in enumerate(batch.args) if i != data]
+            report = dataclasses.replace(report, samples=quality(self.sample(num_samples, *given), batch.args[data]))
+        return report
 
     @torch.no_grad()
     def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:
