@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 from scipy import integrate
-from torch.distributions import Independent, MultivariateNormal, Normal
+from torch.distributions import Independent, MultivariateNormal, Normal, TransformedDistribution
+from torch.distributions.transforms import AffineTransform, ExpTransform
 
 import ppgen
 from ppgen.queries.annealing import from_weights, gaussian_base, log_normalizer
@@ -117,11 +118,12 @@ def test_a_seed_fixes_the_estimate():
     assert estimates[0] == estimates[1]
 
 
-def test_temperatures_given_as_a_list_are_the_same_path():
+@pytest.mark.parametrize("given", [[0, 0.25, 0.5, 0.75, 1], np.linspace(0, 1, 5), torch.linspace(0, 1, 5)])
+def test_temperatures_given_themselves_are_the_same_path(given):
     ppgen.seed(1)
     by_count = log_normalizer(ring, broad_base(), temperatures=4, chains=50)
     ppgen.seed(1)
-    by_list = log_normalizer(ring, broad_base(), temperatures=[0, 0.25, 0.5, 0.75, 1], chains=50)
+    by_list = log_normalizer(ring, broad_base(), temperatures=given, chains=50)
     assert torch.equal(by_count.log_weights, by_list.log_weights)
 
 
@@ -152,6 +154,12 @@ def never_called(x):
      "base data must be points Tensor[n, D] with n >= 2, to fit a Gaussian to, got shape [1, 2]"),
     (dict(base=torch.zeros(4, 2, 2)), ValueError, "base data must be points Tensor[n, D] with n >= 2"),
     (dict(base=torch.ones(4, 2)), ValueError, "base data are one point repeated: no Gaussian fits them"),
+    (dict(base=TransformedDistribution(broad_base(), [AffineTransform(0.0, 2.0, event_dim=1)])), ValueError,
+     "the base TransformedDistribution does not give its variance, from which the default step_size is set: give "
+     "step_size"),
+    (dict(base=TransformedDistribution(broad_base(), [ExpTransform()])), ValueError,
+     "base must have support on every real point (a Langevin move may go anywhere), got TransformedDistribution "
+     "with support GreaterThan(lower_bound=0.0)"),
 ])
 def test_bad_arguments_are_refused_before_log_f_runs(arguments, error, words):
     with pytest.raises(error) as raised:

@@ -4,6 +4,8 @@
 (:mod:`~ppgen.queries.density`); sampling, x ~ p(x) (:mod:`~ppgen.queries.sampling`); representation, q(z|x)
 (:mod:`~ppgen.queries.representation`). Posterior draws (:mod:`~ppgen.queries.posterior`) come from the guide, by
 importance resampling (:mod:`~ppgen.queries.importance`) or by NUTS (:mod:`~ppgen.queries.mcmc`), and go to ArviZ
-through one door (:mod:`~ppgen.queries.arviz_export`); :mod:`~ppgen.queries.evaluation` judges a fit. May import
+through one door (:mod:`~ppgen.queries.arviz_export`); :mod:`~ppgen.queries.evaluation` judges a fit. The
+log-normaliser log Z of an unnormalised density, and log p(x) with it, come by annealed importance sampling
+(:mod:`~ppgen.queries.annealing`). May import
 :mod:`ppgen.objective`, :mod:`ppgen.run`, :mod:`ppgen.program` and :mod:`ppgen.utils`.
 """

@@ -31,9 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, MultivariateNormal
+from torch.distributions import Distribution, MultivariateNormal, constraints
 
 from ppgen.objective.langevin import (LogDensity, Point, check_points, first_point, gradient, log_acceptance,
                                       propose, where_rows)
@@ -95,14 +96,16 @@ class LogProbEstimate:
     standard_error: float
 
 
-def log_normalizer(log_f: LogDensity, base: Distribution | Tensor, *, temperatures: int | Sequence[float] | Tensor = 100,
-                   chains: int = 1000, steps: int = 1, step_size: float | None = None) -> LogZ:
+def log_normalizer(log_f: LogDensity, base: Distribution | Tensor, *,
+                   temperatures: int | Sequence[float] | Tensor = 100, chains: int = 1000, steps: int = 1,
+                   step_size: float | None = None) -> LogZ:
     """log Z = log int f(x) dx by annealed importance sampling from ``base`` to f (Neal 2001).
 
     Arguments:
         log_f: log f(x) up to a constant, Tensor[n] for points Tensor[n, ...], differentiable in x.
-        base: the normalised q0: a torch ``Distribution`` over one point (``batch_shape`` empty), or data points
-            Tensor[n, D], n >= 2, to which q0 = N(mean, covariance) is fitted (:func:`gaussian_base`).
+        base: the normalised q0: a torch ``Distribution`` over one point (``batch_shape`` empty) whose support is
+            every real point, or data points Tensor[n, D], n >= 2, to which q0 = N(mean, covariance) is fitted
+            (:func:`gaussian_base`).
         temperatures: K >= 1, for beta_k = k / K evenly spaced; or beta_0 = 0 < ... < beta_K = 1 themselves.
         chains: M >= 2 independent chains, whose weights give the standard error.
         steps: MALA steps at each intermediate temperature beta_1 .. beta_{K-1}.
@@ -214,8 +217,13 @@ def gaussian_base(x: Tensor) -> MultivariateNormal:
 
 
 def default_step_size(base: Distribution) -> float:
-    """STEP_FRACTION times the base's smallest variance over D^(1/3), D the coordinates of a point."""
-    variance = base.variance
+    """STEP_FRACTION times the base's smallest variance over D^(1/3), D the coordinates of a point; a ``ValueError``
+    where the base does not say its variance."""
+    try:
+        variance = base.variance
+    except NotImplementedError:
+        raise ValueError(f"the base {type(base).__name__} does not give its variance, from which the default "
+                         f"step_size is set: give step_size") from None
     return STEP_FRACTION * float(variance.min()) / variance.numel() ** (1 / 3)
 
 
@@ -231,6 +239,12 @@ def check_base(base: object) -> Distribution:
         raise ValueError(f"base must be a distribution over one point, batch_shape () and event_shape that of a "
                          f"point, got batch_shape {list(base.batch_shape)} and event_shape "
                          f"{list(base.event_shape)}: use .to_event() on a batch of independent coordinates")
+    support = base.support
+    while isinstance(support, constraints.independent):
+        support = support.base_constraint
+    if support is not constraints.real:
+        raise ValueError(f"base must have support on every real point (a Langevin move may go anywhere), got "
+                         f"{type(base).__name__} with support {support}")
     return base
 
 
@@ -240,7 +254,7 @@ def check_temperatures(temperatures: object) -> list[float]:
     if isinstance(temperatures, numbers.Integral) and not isinstance(temperatures, bool):
         count = check_positive_int(temperatures, "temperatures")
         return [k / count for k in range(count + 1)]
-    if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, (Sequence, Tensor)):
+    if isinstance(temperatures, (str, bytes)) or not isinstance(temperatures, (Sequence, Tensor, np.ndarray)):
         raise TypeError(f"temperatures must be a number K of steps or the temperatures 0 = beta_0 < ... < beta_K = 1, "
                         f"got {type(temperatures).__name__}")
     betas = torch.as_tensor(temperatures, dtype=torch.float64).flatten().tolist()
