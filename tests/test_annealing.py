@@ -3,7 +3,9 @@ non-Gaussian energy, the error shrinking as the temperatures grow, exactness whe
 scale, plain importance sampling at K = 1, the closed form of a Gaussian from a base fitted to data; and bad arguments
 refused before any work."""
 
+import gc
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -195,3 +197,34 @@ def test_log_prob_refuses_a_log_f_of_the_wrong_shape():
         log_z.log_prob(lambda x: ring(x)[:, None], torch.zeros(3, 2))
     with pytest.raises(TypeError, match=r"x must be a floating-point Tensor\[n, ...\] of points, got list"):
         log_z.log_prob(ring, [[0.0, 0.0]])
+
+
+def test_the_standard_error_is_calibrated(ring_log_z):
+    """Forty independent estimates (groups of 100 chains of one run at K = 16), each with its own standard error:
+    the errors over their standard errors spread as a standard normal's. Measured over seeds 0-4 their standard
+    deviation was 0.84-1.11 (0.75-1.11 at K = 1) and their mean -0.18 to 0.33."""
+    log_z = log_normalizer(ring, broad_base(), temperatures=16, chains=4000, step_size=0.1)
+    z = [(group.estimate - ring_log_z) / group.standard_error
+         for group in (from_weights(w, acceptance=math.nan) for w in log_z.log_weights.view(40, 100))]
+    assert 0.7 < float(np.std(z)) < 1.35 and abs(float(np.mean(z))) < 0.6, z
+
+
+def test_points_of_any_shape_under_a_base_over_that_shape():
+    """Points of shape [2, 3] (an image, say): log f = -||x||^2 / 2 + c over R^6, whose log Z is c + 3 log 2 pi."""
+    base = Independent(Normal(torch.zeros(2, 3), 1.5), 2)
+    log_z = log_normalizer(lambda x: -x.square().flatten(1).sum(-1) / 2 + OFFSET, base, temperatures=20, chains=1000)
+    assert abs(log_z.estimate - (OFFSET + 3 * math.log(2 * math.pi))) < 4 * log_z.standard_error
+    assert log_z.standard_error < 0.05
+
+
+def test_no_graph_outlives_its_step():
+    """Every point log f was evaluated at is freed once the chains have moved on (a graph kept between steps would
+    keep them all): memory stays flat in the temperatures."""
+    inputs = []
+
+    def log_f(x):
+        inputs.append(weakref.ref(x))
+        return ring(x)
+    log_normalizer(log_f, broad_base(), temperatures=30, chains=20)
+    gc.collect()
+    assert len(inputs) == 30 and sum(ref() is not None for ref in inputs) == 0

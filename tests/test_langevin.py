@@ -132,19 +132,27 @@ class Energy(nn.Module):
         return -self.net(x).squeeze(-1) - 0.5 * x.square().sum(-1)
 
 
-@pytest.mark.parametrize("adjusted", [False, True])
-def test_no_graph_outlives_its_step_and_the_parameters_keep_their_grad(adjusted):
+RUNS = {
+    "ULA": lambda energy, start: langevin(energy, start, step_size=0.1, steps=50).x,
+    "MALA": lambda energy, start: langevin(energy, start, step_size=0.1, steps=50, adjusted=True).x,
+    "annealed": lambda energy, start: annealed_langevin(start, [1.0, 0.5], step_size=0.1, steps=25,
+                                                        log_f=lambda x, sigma: energy(x)),
+}
+
+
+@pytest.mark.parametrize("run", RUNS.values(), ids=RUNS.keys())
+def test_no_graph_outlives_its_step_and_the_parameters_keep_their_grad(run):
     """Were a step's graph kept (x not detached between steps), every earlier input would stay reachable from the
     last state: memory would grow with the steps. Here only the last two inputs may live (the current point and the
     last proposal, held by the function's frame until it returns)."""
     energy = Energy()
     start = torch.randn(64, 2)
     before = start.clone()
-    chains = langevin(energy, start, step_size=0.1, steps=50, adjusted=adjusted)
+    x = run(energy, start)
     gc.collect()
-    assert len(energy.inputs) == 51  # x0, then one proposal per step
+    assert len(energy.inputs) == 51  # x0, then one evaluation per step
     assert sum(ref() is not None for ref in energy.inputs) <= 2
-    assert chains.x.grad_fn is None and not chains.x.requires_grad
+    assert x.grad_fn is None and not x.requires_grad
     assert all(p.grad is None for p in energy.parameters())
     assert torch.equal(start, before) and not start.requires_grad
 

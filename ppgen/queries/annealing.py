@@ -17,7 +17,10 @@ adapts its step size within a run. The step size is fixed for the run; :attr:`Lo
 The standard error is the delta method's on the weights: se(log Zhat) = sd(w) / (sqrt(M) mean(w)), from the sample
 standard deviation of the M weights. Like the effective sample size ESS = (sum w)^2 / sum w^2 it is read from the
 weights themselves, and heavy-tailed weights hide their tail: trust both when the ESS is a good fraction of M (more
-temperatures raise it).
+temperatures raise it), and prefer a base broader than f, which bounds the weights of plain importance sampling. On a
+two-mode ring under a broader Gaussian base (ESS a quarter of M or more) the errors over their standard errors had a
+standard deviation of 0.75-1.11 over independent runs; under a base half as wide as a Gaussian f (ESS a tenth of M)
+1.4-1.8, the estimates about one standard error low.
 
 References:
     Annealed Importance Sampling (Neal, 2001). https://doi.org/10.1023/A:1008923215028
