@@ -1,10 +1,11 @@
 """The interface of a backend that draws instead of minimising a loss (:class:`Sampler`), and the chains of Pyro's
 NUTS it runs over a program conditioned on data, its parameters fixed.
 
-Two uses share these chains: the backend ``inference.NUTS`` (the global latents of a model whose parameters are
-random variables, given the whole data set) and ``fit.posterior(x, method="nuts")`` (the local latents of the given
-points under the fitted parameters: :mod:`ppgen.queries.mcmc`). Chains run one after another, each from the RNG
-state left by the one before, so that a seed fixes every draw.
+Three uses share these chains: the backend ``inference.NUTS`` (the global latents of a model whose parameters are
+random variables, given the whole data set), ``fit.posterior(x, method="nuts")`` (the local latents of the given
+points under the fitted parameters: :mod:`ppgen.queries.mcmc`), and draws from an unnormalised density through its
+potential -log f (:mod:`ppgen.objective.hamiltonian`). Chains run one after another (:func:`run_chains`), each from
+the RNG state left by the one before, so that a seed fixes every draw.
 
 References:
     The No-U-Turn Sampler: Adaptively Setting Path Lengths in Hamiltonian Monte Carlo (Hoffman and Gelman, 2014).
