@@ -228,3 +228,12 @@ def test_no_graph_outlives_its_step():
     log_normalizer(log_f, broad_base(), temperatures=30, chains=20)
     gc.collect()
     assert len(inputs) == 30 and sum(ref() is not None for ref in inputs) == 0
+
+
+def test_the_estimate_is_the_same_under_no_grad_as_the_queries_run():
+    ppgen.seed(6)
+    plain = log_normalizer(ring, broad_base(), temperatures=5, chains=40)
+    ppgen.seed(6)
+    with torch.no_grad():
+        under_no_grad = log_normalizer(ring, broad_base(), temperatures=5, chains=40)
+    assert torch.equal(plain.log_weights, under_no_grad.log_weights)

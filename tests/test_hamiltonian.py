@@ -69,3 +69,12 @@ def test_a_density_of_too_many_coordinates_is_refused(monkeypatch):
     with pytest.raises(ValueError, match=r"NUTS over 4 coordinates is over the budget of 3: each draw would cost "
                                          r"minutes. Use Langevin dynamics"):
         hmc(lambda x: -x.square().flatten(1).sum(-1), torch.zeros(2, 2, 2), num_samples=10, warmup_steps=10)
+
+
+def test_the_chains_run_under_no_grad_as_the_queries_run():
+    ppgen.seed(4)
+    plain = hmc(log_f, torch.zeros(1, 2), num_samples=10, warmup_steps=10).samples["x"]
+    ppgen.seed(4)
+    with torch.no_grad():
+        under_no_grad = hmc(log_f, torch.zeros(1, 2), num_samples=10, warmup_steps=10).samples["x"]
+    assert torch.equal(plain, under_no_grad)
