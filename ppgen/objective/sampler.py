@@ -1,10 +1,11 @@
 """The interface of a backend that draws instead of minimising a loss (:class:`Sampler`), and the chains of Pyro's
 NUTS it runs over a program conditioned on data, its parameters fixed.
 
-Two uses share these chains: the backend ``inference.NUTS`` (the global latents of a model whose parameters are
-random variables, given the whole data set) and ``fit.posterior(x, method="nuts")`` (the local latents of the given
-points under the fitted parameters: :mod:`ppgen.queries.mcmc`). Chains run one after another, each from the RNG
-state left by the one before, so that a seed fixes every draw.
+Three uses share these chains: the backend ``inference.NUTS`` (the global latents of a model whose parameters are
+random variables, given the whole data set), ``fit.posterior(x, method="nuts")`` (the local latents of the given
+points under the fitted parameters: :mod:`ppgen.queries.mcmc`), and draws from an unnormalised density through its
+potential -log f (:mod:`ppgen.objective.hamiltonian`). Chains run one after another (:func:`run_chains`), each from
+the RNG state left by the one before, so that a seed fixes every draw.
 
 References:
     The No-U-Turn Sampler: Adaptively Setting Path Lengths in Hamiltonian Monte Carlo (Hoffman and Gelman, 2014).
@@ -14,7 +15,7 @@ References:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -122,20 +123,38 @@ def nuts(model: Callable[[], None], *, num_samples: int, warmup_steps: int, num_
         The :class:`Draws`, with ``diverging``, ``step_size``, ``tree_depth`` (doublings of the trajectory) and
         ``lp`` (the log joint density on the unconstrained space) of each draw.
     """
+    def kernel() -> RecordedNUTS:
+        return RecordedNUTS(model, max_plate_nesting=max_plate_nesting, target_accept_prob=target_accept_prob,
+                            max_tree_depth=max_tree_depth, jit_compile=False)
+    return run_chains(kernel, [None] * num_chains, num_samples=num_samples, warmup_steps=warmup_steps,
+                      progress=progress)
+
+
+def run_chains(kernel: Callable[[], RecordedNUTS], starts: Sequence[dict[str, Tensor] | None], *, num_samples: int,
+               warmup_steps: int, progress: bool = False) -> Draws:
+    """One chain of Pyro's MCMC per entry of ``starts``, one after the other, each with a fresh ``kernel()``.
+
+    Arguments:
+        kernel: builds the chain's kernel, a :class:`RecordedNUTS` on a model or a potential function.
+        starts: each chain's initial parameters (the site names and their unconstrained values), or None for
+            Pyro's own start; a kernel on a potential function needs them.
+        num_samples: draws kept per chain.
+        warmup_steps: adaptation steps per chain, discarded.
+        progress: show Pyro's progress bar.
+    """
     samples: list[dict[str, Tensor]] = []
     stats: list[list[tuple[float, ...]]] = []
-    for _ in range(num_chains):
-        kernel = _RecordedNUTS(model, max_plate_nesting=max_plate_nesting, target_accept_prob=target_accept_prob,
-                               max_tree_depth=max_tree_depth, jit_compile=False)
-        chain = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup_steps, num_chains=1,
-                     disable_progbar=not progress)
+    for start in starts:
+        chain_kernel = kernel()
+        chain = MCMC(chain_kernel, num_samples=num_samples, warmup_steps=warmup_steps, num_chains=1,
+                     initial_params=start, disable_progbar=not progress)
         with torch.enable_grad():  # the queries run under no_grad; NUTS follows the gradient of log p(x, z) in z
             chain.run()
         samples.append({name: value.detach() for name, value in chain.get_samples().items()})
-        stats.append(kernel.recorded)
+        stats.append(chain_kernel.recorded)
     names = samples[0]
     columns = zip(*[row for chain in stats for row in chain])
-    return Draws(samples={name: torch.cat([chain[name] for chain in samples]) for name in names}, chains=num_chains,
+    return Draws(samples={name: torch.cat([chain[name] for chain in samples]) for name in names}, chains=len(starts),
                  sample_stats={name: torch.tensor(column, dtype=torch.bool if name == "diverging" else None)
                                for name, column in zip(SAMPLE_STATS, columns)})
 
@@ -171,7 +190,7 @@ class _CountDoublings(Messenger):
             self.count += 1
 
 
-class _RecordedNUTS(PyroNUTS):
+class RecordedNUTS(PyroNUTS):
     """Pyro's NUTS, recording each kept draw's divergence, step size, tree depth and log density."""
 
     def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:

@@ -5,6 +5,8 @@
 (:mod:`~ppgen.queries.representation`). Posterior draws (:mod:`~ppgen.queries.posterior`) come from the guide, by
 importance resampling (:mod:`~ppgen.queries.importance`) or by NUTS (:mod:`~ppgen.queries.mcmc`), and go to ArviZ
 through one door (:mod:`~ppgen.queries.arviz_export`); :mod:`~ppgen.queries.evaluation` judges a fit, by its bounds
-and by the metrics of its samples (:mod:`~ppgen.queries.sample_quality`, one module per metric). May import
+and by the metrics of its samples (:mod:`~ppgen.queries.sample_quality`, one module per metric). The
+log-normaliser log Z of an unnormalised density, and log p(x) with it, come by annealed importance sampling
+(:mod:`~ppgen.queries.annealing`). May import
 :mod:`ppgen.objective`, :mod:`ppgen.run`, :mod:`ppgen.program` and :mod:`ppgen.utils`.
 """
