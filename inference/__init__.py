@@ -1,6 +1,7 @@
 """Inference backends: interchangeable objectives behind one small interface (:class:`~ppgen.objective.base.Objective`),
 and samplers behind another (:class:`~ppgen.objective.sampler.Sampler`)."""
 
+from ppgen.inference.adversarial import Adversarial
 from ppgen.inference.elbo import ELBO
 from ppgen.inference.iwae import IWAE
 from ppgen.inference.map import MAP
@@ -9,6 +10,7 @@ from ppgen.inference.nuts import NUTS
 from ppgen.inference.renyi import RenyiVI
 from ppgen.inference.rws import RWS
 from ppgen.inference.vimco import VIMCO
+from ppgen.inference.wasserstein import Wasserstein
 from ppgen.objective.base import Objective
 
-__all__ = ["ELBO", "IWAE", "MAP", "MLE", "NUTS", "RWS", "VIMCO", "Objective", "RenyiVI"]
+__all__ = ["ELBO", "IWAE", "MAP", "MLE", "NUTS", "RWS", "VIMCO", "Adversarial", "Objective", "RenyiVI", "Wasserstein"]

@@ -21,10 +21,14 @@
 | :class:`DequantizedFlow` | a flow on integer data by uniform dequantisation | Theis et al., 2016 |
 | :class:`MixtureOfBernoullis` | mixture of Bernoullis, component summed out | Bishop, 2006, section 9.3.3 |
 
+The critics of the two-player objectives (``inference.Adversarial``, ``inference.Wasserstein``) are networks, not Pyro
+programs: :class:`Critic` (an MLP) and :class:`ConvCritic` (a DCGAN discriminator, Radford et al., 2016).
+
 The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 """
 
 from ppgen.models.conv_vae import ConvVAE
+from ppgen.models.critics import ConvCritic, Critic
 from ppgen.models.cvae import CVAE
 from ppgen.models.dequantized import DequantizedFlow
 from ppgen.models.factor_analysis import FactorAnalysis
@@ -43,6 +47,6 @@ from ppgen.models.realnvp import RealNVP
 from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["CVAE", "ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE",
-           "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "SSVAE",
-           "VAE"]
+__all__ = ["CVAE", "ConvCritic", "ConvVAE", "Critic", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM",
+           "GMVAE", "HVAE", "MADE", "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP",
+           "SSVAE", "VAE"]

@@ -58,6 +58,9 @@ class Structure:
         integer_x: whether an integer x (the first input) is given to the program as it is, because the program
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
             floating point, as the likelihoods of reals and Bernoulli's need.
+        undifferentiable_draws: the model's sites whose draws carry no gradient when the model runs forward from its
+            prior to x (:func:`ppgen.objective.generated.generated`): its latents and the site :func:`sampled_site`
+            draws, where their distributions have no reparameterised sampler (``rsample``), as a Bernoulli's.
     """
 
     plan: Plan
@@ -77,6 +80,7 @@ class Structure:
     own_batch_size: int | None = None
     data_size: int | None = None
     integer_x: bool = False
+    undifferentiable_draws: tuple[str, ...] = ()
 
     @property
     def reparameterized(self) -> bool:
@@ -180,6 +184,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
                 vectorized=True, whole_data=batch.whole)
     data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
                                       if s["value"] is arg), (None, None))  # x first, then the labels
+    drawn = latent + ([data_site] if data_site else observed if len(observed) == 1 else [])  # as sampled_site
     structure = Structure(
         plan=plan,
         num_inputs=len(batch.args),
@@ -199,6 +204,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         own_batch_size=traced.own_batch_size,
         data_size=batch.size if batch.whole else None,
         integer_x=integer_x,
+        undifferentiable_draws=tuple(s["name"] for s in drawn if not s["fn"].has_rsample),
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided:  # no bound is defined; the backend's check says why, naming the latents

@@ -161,11 +161,16 @@ class Guard:
         on_nan: ``"raise"`` or ``"skip"``, see :func:`ppgen.fit`.
         factor: ``divergence_factor`` of :func:`ppgen.fit`: how many times its running median (in scale) a loss
             may reach; ``None``, no jump test.
+        counts: whether a good step's loss enters the epoch's sums and the running median's window; the model's
+            guard of a two-player run leaves them to the critic's (see :class:`GuardPair`).
+        label: what is judged, said before the reason of a bad step (``"the critic's estimate of d:"``); none by
+            default.
     """
 
     def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
-                 factor: float | None) -> None:
+                 factor: float | None, *, counts: bool = True, label: str = "") -> None:
         self.optimizer, self.state, self.on_nan, self.factor = optimizer, state, on_nan, factor
+        self.counts, self.label = counts, label
         self.params = list(module.parameters())
         with torch.no_grad():
             self.good = [p.detach().clone() for p in self.params]  # the parameters of the last step the guard passed
@@ -180,14 +185,15 @@ class Guard:
             with torch.no_grad():
                 torch._foreach_copy_(self.good, [p.detach() for p in self.params])
             self.optimizer.step()
-            state.epoch_loss += value * rows
-            state.epoch_rows += rows
-            state.recent = (state.recent + [value])[-WINDOW:]
+            if self.counts:
+                state.epoch_loss += value * rows
+                state.epoch_rows += rows
+                state.recent = (state.recent + [value])[-WINDOW:]
         elif self.on_nan == "skip":
             self.optimizer.zero_grad(set_to_none=True)
             state.skipped += 1
         else:
-            raise BadStep(why, state.step, state.position - 1, value)
+            raise BadStep(f"{self.label} {why}" if self.label else why, state.step, state.position - 1, value)
 
     def flush(self) -> None:
         """Make ``state`` current, or raise :class:`BadStep` for a bad step not yet reported; here a no-op, as
@@ -203,6 +209,36 @@ class Guard:
         """Put back the parameters of the last step the guard passed."""
         with torch.no_grad():
             torch._foreach_copy_(self.params, self.good)
+
+
+class GuardPair:
+    """The guards of a two-player run's critic and model, which the training loop sees as one guard: each player's
+    update is judged by its own :class:`Guard` (on the host), and a bad one puts back the parameters of both
+    players' last good steps.
+
+    Arguments:
+        critic: the critic's guard: its loss and gradient judged, its estimate of d counted in the epoch's sums and
+            put to the jump test.
+        model: the model's guard, which counts nothing (``counts=False``) and makes no jump test.
+    """
+
+    def __init__(self, critic: Guard, model: Guard) -> None:
+        self.critic, self.model = critic, model
+        self.params = critic.params + model.params
+
+    def flush(self) -> None:
+        """Nothing to read back: both guards judge on the host."""
+
+    def next_epoch(self) -> None:
+        """Nothing to reset: the state holds the epoch's sums."""
+
+    def at_bad_step(self) -> None:
+        """Nothing ran after the bad step."""
+
+    def restore(self) -> None:
+        """Put back both players' parameters of their last good steps."""
+        self.critic.restore()
+        self.model.restore()
 
 
 class DeviceGuard(Guard):
