@@ -29,6 +29,9 @@ DIVERGENCES: dict[str, tuple[Term, Term]] = {
     "gan": (lambda v: -F.softplus(-v), F.softplus),
 }
 
+#: the divergences whose model maximises E_q[g_f(V(x~))] unless told otherwise: the original GAN's log D and JS.
+NONSATURATING = ("gan", "js")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Adversarial(Adversary):
@@ -38,10 +41,12 @@ class Adversarial(Adversary):
 
     with p = p_data, q = p_theta, V the critic and g_f an output activation into the domain of f*. The bound is tight
     at T*(x) = g_f(V*(x)) = f'(p(x) / q(x)). The critic maximises B (minimises -B); the model minimises B, or with
-    ``nonsaturating`` maximises E_q[g_f(V(x~))] instead: for "gan" the original GAN's -log D trick, log D = g_f(V),
-    and for every f the generalisation Nowozin et al. use in all their experiments (section 3.2), whose gradients
-    do not vanish when the critic rejects the model's draws early in training. The fit's history holds B, the
-    critic's estimate of D_f, per epoch.
+    ``nonsaturating`` maximises E_q[g_f(V(x~))] instead: for "gan" the original GAN's -log D trick, log D = g_f(V)
+    (Goodfellow et al., section 3), whose gradient does not vanish when the critic rejects the model's draws early in
+    training; for any other f Nowozin et al.'s generalisation of it (section 3.2). It is the default for "gan" and
+    "js" only: for the others, whose g_f is unbounded (v for "kl" and "pearson", -exp(-v) for "reverse_kl"), the
+    model chasing large critic scores overshoots (or, for "reverse_kl", overflows), and minimising B fits better.
+    The fit's history holds B, the critic's estimate of D_f, per epoch.
 
     | divergence | D_f(p or q) | g_f(v) | f*(t) |
     |---|---|---|---|
@@ -56,7 +61,8 @@ class Adversarial(Adversary):
 
     Arguments:
         divergence: one of the table's.
-        nonsaturating: the model maximises E_q[g_f(V(x~))] rather than minimising B.
+        nonsaturating: the model maximises E_q[g_f(V(x~))] rather than minimising B; ``None``: for "gan" and "js"
+            only.
         critic, critic_steps, critic_lr: see :class:`~ppgen.objective.adversary.Adversary`; one critic update per
             model update by default, as Goodfellow et al. and Nowozin et al.
 
@@ -70,14 +76,15 @@ class Adversarial(Adversary):
     """
 
     divergence: str = "js"
-    nonsaturating: bool = True
-    critic_steps: int = 1
+    nonsaturating: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice(self.divergence, tuple(DIVERGENCES), "divergence")
+        if self.nonsaturating is None:
+            object.__setattr__(self, "nonsaturating", self.divergence in NONSATURATING)
         if not isinstance(self.nonsaturating, bool):
-            raise TypeError(f"nonsaturating must be True or False, got {type(self.nonsaturating).__name__}")
+            raise TypeError(f"nonsaturating must be None, True or False, got {type(self.nonsaturating).__name__}")
 
     def bound(self, real: Tensor, fake: Tensor) -> Tensor:
         """B = mean g_f(V(x)) - mean f*(g_f(V(x~))) from the critic's scores of the data and of the draws."""

@@ -28,9 +28,17 @@ class Wasserstein(Adversary):
     minimises E_p[D(x)] - E_q[D(x~)]. The fit's history holds E_p[D(x)] - E_q[D(x~)] without the penalty, the critic's
     estimate of W1, per epoch.
 
+    The two-sided penalty (Gulrajani et al.'s) has a trap in one dimension: there grad D is a number, which cannot
+    turn from -1 to +1 without passing 0, where the penalty is lambda, so a critic that starts with the wrong slope
+    stays there (its estimate negative, near -|E_p x - E_q x~|) and the model runs away from the data. With
+    ``one_sided=True`` the penalty is lambda E[max(0, ||grad_x D(x^)||_2 - 1)^2] (Petzka, Fischer and Lukovnikov,
+    2018), which holds the critic below 1-Lipschitz without pulling its slope towards 1; use it for data of one
+    dimension.
+
     Arguments:
         gradient_penalty: lambda >= 0. With 0 nothing holds the critic to the Lipschitz constraint: give a critic
             that is 1-Lipschitz by construction (spectral normalisation, say), else its estimate grows without bound.
+        one_sided: penalise only gradient norms above 1.
         critic, critic_steps, critic_lr: see :class:`~ppgen.objective.adversary.Adversary`; five critic updates per
             model update by default, as Gulrajani et al.
 
@@ -42,15 +50,20 @@ class Wasserstein(Adversary):
         https://arxiv.org/abs/1704.00028
         Wasserstein Generative Adversarial Networks (Arjovsky, Chintala and Bottou, 2017).
         https://arxiv.org/abs/1701.07875
+        On the Regularization of Wasserstein GANs (Petzka, Fischer and Lukovnikov, 2018).
+        https://arxiv.org/abs/1709.08894
     """
 
     gradient_penalty: float = 10.0
+    one_sided: bool = False
     critic_steps: int = 5
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "gradient_penalty", check_non_negative_float(self.gradient_penalty,
                                                                               "gradient_penalty"))
+        if not isinstance(self.one_sided, bool):
+            raise TypeError(f"one_sided must be True or False, got {type(self.one_sided).__name__}")
 
     def critic_loss(self, module: nn.Module, structure: Structure, batch: Batch) -> CriticLoss:
         x, fake = self.pair(module, structure, batch, grad=False)
@@ -61,12 +74,13 @@ class Wasserstein(Adversary):
         return CriticLoss(loss, estimate.detach())
 
     def penalty(self, x: Tensor, fake: Tensor) -> Tensor:
-        """E[(||grad D(x^)||_2 - 1)^2] at the interpolates x^ of the rows of ``x`` and ``fake``, differentiable in
-        the critic's parameters."""
+        """E[(||grad D(x^)||_2 - 1)^2] (its positive part only where ``one_sided``) at the interpolates x^ of the rows
+        of ``x`` and ``fake``, differentiable in the critic's parameters."""
         e = torch.rand((len(x),) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
         mixed = (e * x + (1 - e) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(self.scores(mixed).sum(), mixed, create_graph=True)
-        return ((grad.reshape(len(x), -1).norm(dim=1) - 1) ** 2).mean()
+        gap = grad.reshape(len(x), -1).norm(dim=1) - 1
+        return ((gap.clamp(min=0) if self.one_sided else gap) ** 2).mean()
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         x, fake = self.pair(module, structure, batch, grad=True)

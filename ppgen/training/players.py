@@ -14,6 +14,7 @@ kept).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -86,11 +87,13 @@ def with_critic(objective: Any, point_shape: tuple[int, ...]) -> Any:
 
 def critic_optimizer_factory(objective: Any, optim: Any, lr: float
                              ) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None:
-    """What builds the critic's optimiser: the fit's ``optim`` at the objective's ``critic_lr`` (the fit's ``lr``
-    where it is ``None``); ``None`` for an objective without a critic."""
+    """What builds the critic's optimiser: the fit's ``optim`` at the objective's ``critic_lr`` (where it is ``None``,
+    at the fit's ``lr``, or a ``pyro.optim`` optimiser's own); ``None`` for an objective without a critic."""
     if not isinstance(objective, Adversary):
         return None
-    return optimizer_factory(optim, objective.critic_lr if objective.critic_lr is not None else lr)
+    make = optimizer_factory(optim, lr)
+    # critic_lr replaces the learning rate of every kind of optim, a pyro.optim optimiser's own "lr" included
+    return make if objective.critic_lr is None else functools.partial(make, lr=objective.critic_lr)
 
 
 def start_duel(objective: Any, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None,
