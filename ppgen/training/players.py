@@ -49,8 +49,10 @@ class Duel:
         """The guards of the critic and of ``module``, the model, with its ``optimizer``; the critic put in training
         mode."""
         self.critic.train()
-        critic = Guard(self.critic, self.optimizer, state, on_nan, factor, label="the critic's estimate of d:")
-        model = Guard(module, optimizer, state, on_nan, None, counts=False, label="the model's update:")
+        critic = Guard(self.critic, self.optimizer, state, on_nan, factor, what="its estimate of d",
+                       label="the critic's update:")
+        model = Guard(module, optimizer, state, on_nan, None, counts=False, what="its loss",
+                      label="the model's update:")
         return GuardPair(critic, model)
 
     def step(self, gradients: Gradients, guard: GuardPair, batch: Batch, state: RunState, group: Group = SINGLE,
@@ -65,7 +67,7 @@ class Duel:
         check_scalar_loss(terms.loss, self.objective, "critic_loss")
         terms.loss.backward()
         loss = terms.loss.item()
-        why = None if math.isfinite(loss) else f"the critic's loss is {loss}"
+        why = None if math.isfinite(loss) else f"its loss is {loss}"
         skipped = state.skipped
         guard.critic.step(terms.estimate, rows, why)
         if state.skipped > skipped or state.step % self.objective.critic_steps:
