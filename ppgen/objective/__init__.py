@@ -3,6 +3,8 @@
 The interface of a backend that minimises a loss (:mod:`~ppgen.objective.base`) and of one that draws
 (:mod:`~ppgen.objective.sampler`, with the NUTS chains it runs); the [K, N] log importance weights and the bounds
 built on them (:mod:`~ppgen.objective.bounds`, and :mod:`~ppgen.objective.weights` for a program as it is); the
-gradient estimators that change which paths the gradient takes (:mod:`~ppgen.objective.estimators`). May import
+gradient estimators that change which paths the gradient takes (:mod:`~ppgen.objective.estimators`); the model's
+own draws of x (:mod:`~ppgen.objective.generated`) and the interface of an objective with a critic
+(:mod:`~ppgen.objective.adversary`). May import
 :mod:`ppgen.program` and :mod:`ppgen.utils`.
 """
