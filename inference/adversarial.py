@@ -63,8 +63,9 @@ class Adversarial(Adversary):
         divergence: one of the table's.
         nonsaturating: the model maximises E_q[g_f(V(x~))] rather than minimising B; ``None``: for "gan" and "js"
             only.
-        critic, critic_steps, critic_lr: see :class:`~ppgen.objective.adversary.Adversary`; one critic update per
-            model update by default, as Goodfellow et al. and Nowozin et al.
+        critic: the critic, or ``None`` for the zoo's default (see :class:`~ppgen.objective.adversary.Adversary`).
+        critic_steps: critic updates per model update: one by default, as Goodfellow et al. and Nowozin et al.
+        critic_lr: the critic's learning rate; ``None``: the fit's.
 
     Example:
         >>> fit = ppgen.fit(generator, x, inference=inference.Adversarial(divergence="js"))  # doctest: +SKIP

@@ -39,8 +39,9 @@ class Wasserstein(Adversary):
         gradient_penalty: lambda >= 0. With 0 nothing holds the critic to the Lipschitz constraint: give a critic
             that is 1-Lipschitz by construction (spectral normalisation, say), else its estimate grows without bound.
         one_sided: penalise only gradient norms above 1.
-        critic, critic_steps, critic_lr: see :class:`~ppgen.objective.adversary.Adversary`; five critic updates per
-            model update by default, as Gulrajani et al.
+        critic: the critic, or ``None`` for the zoo's default (see :class:`~ppgen.objective.adversary.Adversary`).
+        critic_steps: critic updates per model update: five by default, as Gulrajani et al.
+        critic_lr: the critic's learning rate; ``None``: the fit's.
 
     Example:
         >>> fit = ppgen.fit(generator, x, inference=inference.Wasserstein(gradient_penalty=10.0))  # doctest: +SKIP
