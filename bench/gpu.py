@@ -41,7 +41,7 @@ import handwritten  # bench/ is on sys.path when a script in it runs
 import ppgen
 import ppgen.training.guard
 from ppgen.program.inputs import as_batch
-from ppgen.training.fitting import train
+from ppgen.training.loop import train
 from ppgen.training.optimizers import adam
 from workloads import BOUNDS, LR, NETWORKS, SEED, captured, model_of
 

@@ -1,6 +1,7 @@
 """Inference backends: interchangeable objectives behind one small interface (:class:`~ppgen.objective.base.Objective`),
 and samplers behind another (:class:`~ppgen.objective.sampler.Sampler`)."""
 
+from ppgen.inference.adversarial import Adversarial
 from ppgen.inference.elbo import ELBO
 from ppgen.inference.iwae import IWAE
 from ppgen.inference.map import MAP
@@ -11,6 +12,8 @@ from ppgen.inference.renyi import RenyiVI
 from ppgen.inference.rws import RWS
 from ppgen.inference.score_matching import ScoreMatching
 from ppgen.inference.vimco import VIMCO
+from ppgen.inference.wasserstein import Wasserstein
 from ppgen.objective.base import Objective
 
-__all__ = ["ELBO", "IWAE", "MAP", "MLE", "NCE", "NUTS", "RWS", "VIMCO", "Objective", "RenyiVI", "ScoreMatching"]
+__all__ = ["ELBO", "IWAE", "MAP", "MLE", "NCE", "NUTS", "RWS", "VIMCO", "Adversarial", "Objective", "RenyiVI",
+           "ScoreMatching", "Wasserstein"]

@@ -23,10 +23,14 @@
 | :class:`EnergyModel` | energy-based model exp(-E(x)), E an MLP, noise-conditional or not | Song and Ermon, 2019 |
 | :class:`ConvEnergy` | convolutional energy-based model for images (C, H, W) | Du and Mordatch, 2019 |
 
+The critics of the two-player objectives (``inference.Adversarial``, ``inference.Wasserstein``) are networks, not Pyro
+programs: :class:`Critic` (an MLP) and :class:`ConvCritic` (a DCGAN discriminator, Radford et al., 2016).
+
 The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 """
 
 from ppgen.models.conv_vae import ConvVAE
+from ppgen.models.critics import ConvCritic, Critic
 from ppgen.models.cvae import CVAE
 from ppgen.models.dequantized import DequantizedFlow
 from ppgen.models.energy import ConvEnergy, EnergyModel
@@ -46,6 +50,7 @@ from ppgen.models.realnvp import RealNVP
 from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["CVAE", "ConvEnergy", "ConvVAE", "DequantizedFlow", "EnergyModel", "FVSBN", "FactorAnalysis", "FlowVAE",
-           "GMM", "GMVAE", "HVAE", "MADE", "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP",
+__all__ = ["CVAE", "ConvCritic", "ConvEnergy", "ConvVAE", "Critic", "DequantizedFlow", "EnergyModel", "FVSBN",
+           "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE", "MAF", "MixtureOfBernoullis", "NADE",
+           "NeuralSplineFlow", "PPCA", "RealNVP",
            "SSVAE", "VAE"]

@@ -62,6 +62,9 @@ class Structure:
             floating point, as the likelihoods of reals and Bernoulli's need.
         unnormalized: whether an observed site's density is known only up to its normaliser, exp(-E(x)) through
             :class:`~ppgen.program.unnormalized.Unnormalized`: an energy-based model, whose log p(x) lacks log Z.
+        undifferentiable_draws: the model's sites whose draws carry no gradient when the model runs forward from its
+            prior to x (:func:`ppgen.objective.generated.generated`): its latents and the site :func:`sampled_site`
+            draws, where their distributions have no reparameterised sampler (``rsample``), as a Bernoulli's.
     """
 
     plan: Plan
@@ -82,6 +85,7 @@ class Structure:
     data_size: int | None = None
     integer_x: bool = False
     unnormalized: bool = False
+    undifferentiable_draws: tuple[str, ...] = ()
 
     @property
     def reparameterized(self) -> bool:
@@ -186,6 +190,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     unnormalized = any(unnormalized_of(s["fn"]) is not None for s in observed)
     data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
                                       if s["value"] is arg), (None, None))  # x first, then the labels
+    drawn = latent + ([data_site] if data_site else observed if len(observed) == 1 else [])  # as sampled_site
     structure = Structure(
         plan=plan,
         num_inputs=len(batch.args),
@@ -206,6 +211,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         data_size=batch.size if batch.whole else None,
         integer_x=integer_x,
         unnormalized=unnormalized,
+        undifferentiable_draws=tuple(s["name"] for s in drawn if not s["fn"].has_rsample),
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided:  # no bound is defined; the backend's check says why, naming the latents

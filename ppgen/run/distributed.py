@@ -37,7 +37,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ppgen.program.inputs import Batch
-from ppgen.run.state import capture_rng
+from ppgen.run.rng import capture_rng
 
 #: the variables a launcher (torchrun) sets for each process; ``fit(distributed=True)`` reads them.
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -159,7 +159,7 @@ class Group:
         return {"world_size": self.world_size} if self.active else {}
 
     def gather_rng(self, generator: torch.Generator | None) -> list[dict[str, Any]] | None:
-        """Every rank's RNG states (see :func:`ppgen.run.state.capture_rng`), in rank order, for rank 0's checkpoint;
+        """Every rank's RNG states (see :func:`ppgen.run.rng.capture_rng`), in rank order, for rank 0's checkpoint;
         ``None`` in a single process, whose checkpoint holds its own."""
         if not self.active:
             return None

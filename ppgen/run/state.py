@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ppgen.run.checkpoint import current_config
+from ppgen.run.rng import capture_rng, check_rng, restore_rng
 
 STATE_FORMAT = "ppgen.runstate/1"
 #: the largest checkpoint ppgen reads without being asked: a file past it is refused before it is read.
@@ -55,37 +54,10 @@ class RunState:
     recent: list[float] = field(default_factory=list)
 
 
-def capture_rng(generator: torch.Generator | None) -> dict[str, Any]:
-    """The states of every RNG a step draws from, as tensors and plain numbers."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached": float(cached)},
-        "python": {"version": int(version), "internal": list(internal), "gauss": gauss},
-        "generator": generator.get_state() if generator is not None else None,
-    }
-
-
-def restore_rng(rng: dict[str, Any], generator: torch.Generator | None) -> None:
-    """Set every RNG to the states :func:`capture_rng` recorded."""
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    numpy = rng["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["pos"], numpy["has_gauss"],
-                         numpy["cached"]))
-    python = rng["python"]
-    random.setstate((python["version"], tuple(python["internal"]), python["gauss"]))
-    if generator is not None and rng["generator"] is not None:
-        generator.set_state(rng["generator"])
-
-
 def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Optimizer,
                   generator: torch.Generator | None, config: dict[str, Any], *,
-                  rank_rng: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  rank_rng: list[dict[str, Any]] | None = None,
+                  critic: tuple[nn.Module, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
     """The run's state as a checkpoint holds it, for ``torch.save``.
 
     Arguments:
@@ -95,8 +67,12 @@ def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Opt
         generator: the generator of the data order (``None`` when the run is not seeded).
         config: the run's configuration, checked again on resume.
         rank_rng: in a distributed fit, the RNG states of every rank (:func:`capture_rng`), in rank order.
+        critic: a two-player run's critic and its optimiser, saved under ``critic`` (``parameters``, ``optimizer``).
     """
     extra = {} if rank_rng is None else {"rank_rng": rank_rng}
+    if critic is not None:
+        extra["critic"] = {"parameters": {name: t.detach().cpu() for name, t in critic[0].state_dict().items()},
+                           "optimizer": critic[1].state_dict()}
     return {
         "format": STATE_FORMAT,
         "config": config,
@@ -123,18 +99,31 @@ class Expected:
             parameters by index).
         ordered: whether the run draws the order of the data each epoch (data in memory or a map-style data set);
             a stream read in its own order has none.
+        critic: a two-player run's critic, whose parameters the state must fit, and ``critic_param_groups``, those
+            of its optimiser; ``None`` for one player.
     """
 
     dtype: torch.dtype
     param_groups: list[dict[str, Any]]
     ordered: bool
+    critic: nn.Module | None = None
+    critic_param_groups: list[dict[str, Any]] | None = None
 
 
 def expected_state(module: nn.Module, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
-                   device: torch.device, dtype: torch.dtype, ordered: bool) -> Expected:
-    """The :class:`Expected` of a run: its optimiser built on empty stand-ins of the parameters, on ``device``."""
-    stand_ins = [nn.Parameter(torch.empty(0, device=device, dtype=dtype)) for _ in module.parameters()]
-    return Expected(dtype, make_optimizer(stand_ins).state_dict()["param_groups"], ordered)
+                   device: torch.device, dtype: torch.dtype, ordered: bool,
+                   critic: tuple[nn.Module, Callable[[list[nn.Parameter]], torch.optim.Optimizer]] | None = None
+                   ) -> Expected:
+    """The :class:`Expected` of a run: its optimiser built on empty stand-ins of the parameters, on ``device``;
+    ``critic``: a two-player run's critic and what builds its optimiser, whose settings are found the same way."""
+
+    def groups(module: nn.Module, make: Callable[[list[nn.Parameter]], torch.optim.Optimizer]) -> list[Any]:
+        stand_ins = [nn.Parameter(torch.empty(0, device=device, dtype=dtype)) for _ in module.parameters()]
+        return make(stand_ins).state_dict()["param_groups"]
+
+    if critic is None:
+        return Expected(dtype, groups(module, make_optimizer), ordered)
+    return Expected(dtype, groups(module, make_optimizer), ordered, critic[0], groups(*critic))
 
 
 def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[str, Any],
@@ -146,7 +135,8 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
     (they must be the run's own: a checkpoint never changes the learning rate) and its state, tensor by tensor, of
     the shape and dtype of its parameter; the counters, within the run's epochs and batches and consistent with each
     other; the epoch's loss, within the range of the step losses it sums; the RNG states, of the sizes torch, NumPy
-    and Python take.
+    and Python take; a two-player run's critic (present exactly where the run has one) as the parameters and the
+    optimiser are.
 
     Arguments:
         path: the checkpoint file.
@@ -180,9 +170,12 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
 
     expected_keys = {"format", "config", "counters", "order", "epoch_loss", "history", "recent", "model",
                      "optimizer", "rng"}
-    if set(raw) - {"rank_rng"} != expected_keys:
-        raise bad("keys", f"exactly {sorted(expected_keys)} (and rank_rng in a distributed run), got "
-                          f"{sorted(map(str, raw))}")
+    if set(raw) - {"rank_rng", "critic"} != expected_keys:
+        raise bad("keys", f"exactly {sorted(expected_keys)} (and rank_rng in a distributed run, critic in a "
+                          f"two-player one), got {sorted(map(str, raw))}")
+    if ("critic" in raw) != (expected.critic is not None):
+        raise bad("critic", "the critic's parameters and its optimiser's state, as a two-player run has" if
+                  expected.critic is not None else "absent: the run has no critic")
     if current_config(raw["config"]) != config:
         raise bad("config", "the configuration of the run being resumed")
     counters = raw["counters"]
@@ -204,13 +197,20 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
         raise bad("history", f"one loss per finished epoch ({counters['epoch']})")
     _check_epoch_loss(raw["epoch_loss"], counters, raw["recent"], expected.dtype, bad)
     _check_parameters(raw["model"], module, expected.dtype, bad)
-    _check_optimizer(raw["optimizer"], module, expected, counters["step"], bad)
-    _check_rng(raw["rng"], bad)
+    _check_optimizer(raw["optimizer"], module, expected.param_groups, expected.dtype, counters["step"], bad)
+    if expected.critic is not None:
+        critic = raw["critic"]
+        if not isinstance(critic, dict) or set(critic) != {"parameters", "optimizer"}:
+            raise bad("critic", "the critic's parameters and its optimiser's state (parameters, optimizer)")
+        _check_parameters(critic["parameters"], expected.critic, expected.dtype, bad, "critic.parameters")
+        _check_optimizer(critic["optimizer"], expected.critic, expected.critic_param_groups, expected.dtype,
+                         counters["step"], bad, "critic.optimizer")
+    check_rng(raw["rng"], bad)
     if "rank_rng" in raw:
         if not isinstance(raw["rank_rng"], list) or len(raw["rank_rng"]) != config.get("world_size"):
             raise bad("rank_rng", f"a list of the RNG states of each of the run's {config.get('world_size')} ranks")
         for rng in raw["rank_rng"]:
-            _check_rng(rng, bad)
+            check_rng(rng, bad)
     return raw
 
 
@@ -264,8 +264,10 @@ def _check_epoch_loss(epoch_loss: Any, counters: dict[str, int], recent: list[fl
 
 
 def resume_state(saved: dict[str, Any] | None, module: nn.Module, optimizer: torch.optim.Optimizer,
-                 generator: torch.Generator | None) -> RunState:
-    """Put a checkpoint read by :func:`load_state` back: parameters, optimiser, RNGs; returns its counters.
+                 generator: torch.Generator | None,
+                 critic: tuple[nn.Module, torch.optim.Optimizer] | None = None) -> RunState:
+    """Put a checkpoint read by :func:`load_state` back: parameters, optimiser, RNGs, and a two-player run's
+    ``critic`` and its optimiser; returns its counters.
 
     With ``saved`` ``None``, a fresh :class:`RunState`.
     """
@@ -273,6 +275,9 @@ def resume_state(saved: dict[str, Any] | None, module: nn.Module, optimizer: tor
         return RunState()
     module.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
+    if critic is not None:
+        critic[0].load_state_dict(saved["critic"]["parameters"])
+        critic[1].load_state_dict(saved["critic"]["optimizer"])
     restore_rng(saved["rng"], generator)
     counters = saved["counters"]
     return RunState(step=counters["step"], epoch=counters["epoch"], position=counters["position"],
@@ -280,57 +285,59 @@ def resume_state(saved: dict[str, Any] | None, module: nn.Module, optimizer: tor
                     history=list(saved["history"]), skipped=counters["skipped"], recent=list(saved["recent"]))
 
 
-def _check_parameters(saved: Any, module: nn.Module, dtype: torch.dtype, bad: Callable[[str, str], ValueError]) -> None:
-    """The saved parameters must be the module's, by name, shape and dtype (``dtype`` for floating-point ones), and
-    finite."""
+def _check_parameters(saved: Any, module: nn.Module, dtype: torch.dtype, bad: Callable[[str, str], ValueError],
+                      field: str = "model") -> None:
+    """The saved parameters (the checkpoint's ``field``) must be the module's, by name, shape and dtype (``dtype`` for
+    floating-point ones), and finite."""
     expected = module.state_dict()
     if not isinstance(saved, dict) or set(saved) != set(expected):
-        raise bad("model", f"the parameters {sorted(expected)}")
+        raise bad(field, f"the parameters {sorted(expected)}")
     for name, value in saved.items():
         want = expected[name]
         want_dtype = dtype if want.is_floating_point() else want.dtype
         if not isinstance(value, Tensor) or value.shape != want.shape or value.dtype != want_dtype:
-            raise bad(f"model.{name}", f"a tensor of shape {list(want.shape)} and dtype {want_dtype}")
+            raise bad(f"{field}.{name}", f"a tensor of shape {list(want.shape)} and dtype {want_dtype}")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise bad(f"model.{name}", "finite values")
+            raise bad(f"{field}.{name}", "finite values")
 
 
-def _check_optimizer(saved: Any, module: nn.Module, expected: Expected, steps: int,
-                     bad: Callable[[str, str], ValueError]) -> None:
+def _check_optimizer(saved: Any, module: nn.Module, param_groups: list[dict[str, Any]], dtype: torch.dtype,
+                     steps: int, bad: Callable[[str, str], ValueError], label: str = "optimizer") -> None:
     """The optimiser's state_dict: the run's own hyperparameters, group by group, and for each parameter i state
-    tensors of its shape and dtype (or scalars, such as Adam's step count, finite, at most the run's ``steps``).
+    tensors of its shape and dtype (or scalars, such as Adam's step count, finite, at most the run's ``steps``);
+    ``label``: the checkpoint's field that holds it.
 
     Checked before ``load_state_dict``, which takes any hyperparameter, and whose fused kernels read moments of a
     wrong shape out of bounds."""
     if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
-        raise bad("optimizer", "a torch optimiser's state_dict (state, param_groups)")
+        raise bad(label, "a torch optimiser's state_dict (state, param_groups)")
     groups = saved["param_groups"]
-    if not isinstance(groups, list) or len(groups) != len(expected.param_groups):
-        raise bad("optimizer.param_groups", f"a list of {len(expected.param_groups)} parameter group(s)")
-    for i, (group, want) in enumerate(zip(groups, expected.param_groups)):
+    if not isinstance(groups, list) or len(groups) != len(param_groups):
+        raise bad(f"{label}.param_groups", f"a list of {len(param_groups)} parameter group(s)")
+    for i, (group, want) in enumerate(zip(groups, param_groups)):
         if not isinstance(group, dict) or set(group) != set(want):
-            raise bad(f"optimizer.param_groups[{i}]", f"the settings {sorted(want)}")
+            raise bad(f"{label}.param_groups[{i}]", f"the settings {sorted(want)}")
         for key, value in want.items():
             if not _same(group[key], value):
-                raise bad(f"optimizer.param_groups[{i}].{key}", f"{value!r}, the run's own setting (the file has "
+                raise bad(f"{label}.param_groups[{i}].{key}", f"{value!r}, the run's own setting (the file has "
                                                                  f"{group[key]!r}): a checkpoint does not change them")
     params = list(module.parameters())
     state = saved["state"]
     if not isinstance(state, dict) or not all(type(k) is int and 0 <= k < len(params) for k in state):
-        raise bad("optimizer.state", f"a mapping of parameter indices 0 to {len(params) - 1} to their state")
+        raise bad(f"{label}.state", f"a mapping of parameter indices 0 to {len(params) - 1} to their state")
     for index, entry in state.items():
         if not isinstance(entry, dict) or not all(isinstance(name, str) for name in entry):
-            raise bad(f"optimizer.state[{index}]", "a mapping of names to the parameter's state")
+            raise bad(f"{label}.state[{index}]", "a mapping of names to the parameter's state")
         shape = params[index].shape
         for name, value in entry.items():
-            field = f"optimizer.state[{index}].{name}"
+            field = f"{label}.state[{index}].{name}"
             if isinstance(value, Tensor) and value.dim() == 0 or type(value) in (int, float):
                 scalar = float(value)
                 if not math.isfinite(scalar) or name == "step" and not 0 <= scalar <= steps:
                     within = f" from 0 to the run steps ({steps})" if name == "step" else ""
                     raise bad(field, f"a finite scalar{within}")
-            elif not (isinstance(value, Tensor) and value.shape == shape and value.dtype == expected.dtype):
-                raise bad(field, f"a tensor of shape {list(shape)} and dtype {expected.dtype}, as parameter {index}")
+            elif not (isinstance(value, Tensor) and value.shape == shape and value.dtype == dtype):
+                raise bad(field, f"a tensor of shape {list(shape)} and dtype {dtype}, as parameter {index}")
             elif not bool(torch.isfinite(value).all()):
                 raise bad(field, "finite values")
 
@@ -342,38 +349,3 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return type(a) is type(b) and a == b
-
-
-def _check_rng(rng: Any, bad: Callable[[str, str], ValueError]) -> None:
-    """The RNG states must have the types, sizes and ranges that torch, NumPy and Python take back."""
-    if not isinstance(rng, dict) or set(rng) != {"torch", "cuda", "numpy", "python", "generator"}:
-        raise bad("rng", "the states of torch, cuda, numpy, python and the data-order generator")
-    size = torch.get_rng_state().numel()
-    for name in ("torch", "generator"):
-        value = rng[name]
-        if not (isinstance(value, Tensor) and value.dtype == torch.uint8 and value.shape == (size,)) and not (
-                name == "generator" and value is None):
-            raise bad(f"rng.{name}", f"a torch RNG state (a 1-D uint8 tensor of {size} bytes)")
-    numpy = rng["numpy"]
-    if not (isinstance(numpy, dict) and set(numpy) == {"keys", "pos", "has_gauss", "cached"}
-            and isinstance(numpy["keys"], Tensor) and numpy["keys"].shape == (624,)
-            and numpy["keys"].dtype == torch.int64 and bool(((numpy["keys"] >= 0) & (numpy["keys"] < 2**32)).all())
-            and type(numpy["pos"]) is int and 0 <= numpy["pos"] <= 624 and numpy["has_gauss"] in (0, 1)
-            and type(numpy["has_gauss"]) is int and type(numpy["cached"]) is float and math.isfinite(numpy["cached"])):
-        raise bad("rng.numpy", "NumPy's MT19937 state (624 keys below 2**32, pos from 0 to 624, has_gauss, cached)")
-    python = rng["python"]
-    internal = python.get("internal") if isinstance(python, dict) else None
-    if not (isinstance(python, dict) and set(python) == {"version", "internal", "gauss"}
-            and python["version"] == random.getstate()[0] and type(python["version"]) is int
-            and isinstance(internal, list) and len(internal) == 625 and all(type(v) is int for v in internal)
-            and all(0 <= v < 2**32 for v in internal[:624]) and 0 <= internal[624] <= 624
-            and (python["gauss"] is None or type(python["gauss"]) is float)):
-        raise bad("rng.python", "Python's random state (its version, 624 words below 2**32 and a position, gauss)")
-    cuda = rng["cuda"]
-    if not (isinstance(cuda, list) and all(isinstance(t, Tensor) and t.dtype == torch.uint8 and t.dim() == 1
-                                           for t in cuda)):
-        raise bad("rng.cuda", "a list of CUDA RNG states (1-D uint8 tensors)")
-    if cuda and torch.cuda.is_available():  # restored only where CUDA is
-        if len(cuda) > torch.cuda.device_count() or any(t.numel() != torch.cuda.get_rng_state(i).numel()
-                                                        for i, t in enumerate(cuda)):
-            raise bad("rng.cuda", f"at most {torch.cuda.device_count()} CUDA RNG states, of the size torch takes")

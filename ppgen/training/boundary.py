@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
+from ppgen.objective.adversary import Adversary
 from ppgen.objective.base import Objective
 from ppgen.utils.budget import check_particle_budget
 from ppgen.utils.checks import check_not_a_class, check_not_a_list_of_arrays, check_positive_int
@@ -63,14 +64,26 @@ def check_run_arguments(out: Any, checkpoint_every: Any, resume: Any, overwrite:
         raise ValueError("checkpoint_every needs a run folder to write checkpoints into: pass out=")
 
 
-def check_scalar_loss(loss: Any, backend: object) -> None:
-    """A backend's loss must be a scalar tensor: a ``TypeError``/``ValueError`` naming the backend otherwise."""
-    name = type(backend).__name__
+def check_scalar_loss(loss: Any, backend: object, method: str = "loss") -> None:
+    """A backend's loss (what its ``method`` returns) must be a scalar tensor: a ``TypeError``/``ValueError`` naming
+    the backend otherwise."""
+    name = f"{type(backend).__name__}.{method}"
     if not isinstance(loss, Tensor):
-        raise TypeError(f"inference: {name}.loss must return a scalar tensor, got {type(loss).__name__}")
+        raise TypeError(f"inference: {name} must return a scalar tensor, got {type(loss).__name__}")
     if loss.dim() != 0:
-        raise ValueError(f"inference: {name}.loss must return a scalar tensor (the mean over the batch), got "
+        raise ValueError(f"inference: {name} must return a scalar tensor (the mean over the batch), got "
                          f"shape {list(loss.shape)}: reduce it with .mean()")
     if not loss.requires_grad:
-        raise ValueError(f"inference: {name}.loss returned a tensor that does not depend on the parameters "
+        raise ValueError(f"inference: {name} returned a tensor that does not depend on the parameters "
                          f"(requires_grad is False): nothing to differentiate")
+
+
+def check_two_players(inference: Any, distributed: bool, compile: bool | str) -> None:
+    """A ``ValueError`` naming ``distributed`` or ``compile`` where a two-player objective (a critic's) is asked to run
+    data-parallel or through the captured step: neither takes a second player yet."""
+    if not isinstance(inference, Adversary):
+        return
+    for name, value in (("distributed", distributed), ("compile", compile)):
+        if value:
+            raise ValueError(f"{name}: {type(inference).__name__}() trains a critic beside the model, which "
+                             f"{name}={value!r} does not take yet: leave {name} out")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -13,7 +12,6 @@ from typing import Any
 import pyro
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ppgen.objective.base import Objective
 from ppgen.objective.sampler import Sampler
@@ -26,14 +24,15 @@ from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path
 from ppgen.run.opening import fit_config, open_run
-from ppgen.run.signals import Interrupted, StopSignals
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
-                                     check_step_budget)
-from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
+                                     check_step_budget, check_two_players)
+from ppgen.training.guard import check_factor, check_on_nan
+from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
+from ppgen.training.players import critic_optimizer_factory, start_duel, with_critic
 from ppgen.training.step import Gradients
-from ppgen.training.streaming import Stream, as_stream, check_streamed, epoch_batches, epoch_order
+from ppgen.training.streaming import as_stream, check_streamed
 from ppgen.utils.checks import check_device, check_positive_float, check_positive_int, check_seed
 
 
@@ -61,6 +60,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             energy-based model (a data site ``ppgen.Unnormalized``). A sampler, ``inference.NUTS()``, draws the
             model's global latents instead (see :func:`draw_posterior`). Before the first step the objective is
             given the data once (:meth:`~ppgen.objective.base.Objective.prepare`: ``NCE()`` fits its noise there).
+            A two-player objective (``inference.Adversarial()``, ``inference.Wasserstein()``) trains its critic
+            beside the model (see :mod:`ppgen.training.players`), built by default from the data's shape; the fit's
+            ``inference`` holds the trained critic, and ``history`` the critic's estimate of d.
         epochs: passes over the data.
         steps_per_epoch: the global batches of an epoch of an ``IterableDataset`` without a length, which it needs
             (an endless stream has no end of an epoch); only for such a stream.
@@ -122,6 +124,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     check_run_path(out)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
+    check_two_players(inference, distributed, compile)
     stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE, steps_per_epoch)
     if isinstance(inference, Sampler) and (distributed or stream is not None):
         raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
@@ -160,10 +163,13 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
                                                                           lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
+    inference = with_critic(inference, leading.args[structure.observed_input or 0].shape[1:])
+    make_critic_optimizer = critic_optimizer_factory(inference, optim, lr)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
     dtype = leading.float_dtype
     ordered = stream is None or not stream.iterable  # a stream read in its own order has no order to resume
-    expected = expected_state(module, make_optimizer, device, dtype, ordered) if resume else None
+    critic = None if make_critic_optimizer is None else (inference.critic, make_critic_optimizer)
+    expected = expected_state(module, make_optimizer, device, dtype, ordered, critic=critic) if resume else None
     run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume,
                                                     expected=expected))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
@@ -174,13 +180,18 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     group.seed_rank(seed)
     optimizer = make_optimizer(list(module.parameters()))
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    state = resume_state(group.rank_state(saved), module, optimizer, generator)
+    duel = start_duel(inference, make_critic_optimizer, device, dtype)
+    critic = None if duel is None else (duel.critic, duel.optimizer)
+    state = resume_state(group.rank_state(saved), module, optimizer, generator, critic=critic)
     if run is not None:
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
     finished = run is not None and run.finished  # a finished run resumed: nothing to train, nothing rewritten
-    save = None if finished else checkpointer(run, module, optimizer, generator, config, group)
+    save = None if finished else checkpointer(run, module, optimizer, generator, config, group, critic)
     state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
-                  progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group)
+                  progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group,
+                  duel=duel)
+    if duel is not None:
+        duel.critic.eval()
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
                  skipped=state.skipped)
     if run is not None and group.writer and not finished:
@@ -247,10 +258,11 @@ def check_backend(inference: Any) -> None:
 
 def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator | None, config: dict[str, Any],
-                 group: Group = SINGLE) -> Callable[[RunState], str] | None:
+                 group: Group = SINGLE, critic: tuple[nn.Module, torch.optim.Optimizer] | None = None,
+                 ) -> Callable[[RunState], str] | None:
     """What writes the run's state into its folder (and records it in the manifest, with the seconds the run has
     trained in all its processes), or ``None`` without one; in a distributed fit every rank calls it at the same
-    step, and rank 0 writes every rank's RNG states."""
+    step, and rank 0 writes every rank's RNG states. ``critic``: a two-player run's critic and its optimiser."""
     if run is None:
         return None
     earlier, started = run.seconds() if group.writer else 0.0, time.perf_counter()
@@ -258,137 +270,8 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
     def save(state: RunState) -> str:
         rank_rng = group.gather_rng(generator)
         if group.writer:
-            payload = state_payload(state, module, optimizer, generator, config, rank_rng=rank_rng)
+            payload = state_payload(state, module, optimizer, generator, config, rank_rng=rank_rng, critic=critic)
             run.write(CHECKPOINT, lambda f: torch.save(payload, f), seconds=earlier + time.perf_counter() - started)
         return str(run.path / CHECKPOINT)
 
     return save
-
-
-def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | Stream, epochs: int, batch_size: int,
-          generator: torch.Generator | None, progress: bool | None, *, state: RunState | None = None,
-          save: Callable[[RunState], str] | None = None, every: int | None = None, on_nan: str = "raise",
-          factor: float | None = None, group: Group = SINGLE) -> RunState:
-    """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
-
-    Arguments:
-        gradients: the step: the loss of a batch and its gradient, of the program being fitted.
-        save: writes a checkpoint of the state; called every ``every`` steps (by default at each epoch's end),
-            at the end, and when SIGINT or SIGTERM arrives, after which :class:`Interrupted` is raised.
-        on_nan, factor: see :func:`fit`.
-        group: the processes of a distributed fit: each steps on its shard of every batch.
-
-    Returns:
-        The final state: ``history`` holds the mean loss of each epoch.
-
-    Raises:
-        Diverged: a step's loss or gradient is not finite or its loss jumped (see :mod:`ppgen.training.guard`).
-        Interrupted: SIGINT or SIGTERM arrived; the state after the step is saved.
-    """
-    state = state if state is not None else RunState()
-    module = gradients.module
-    guard = guard_for(module, optimizer, state, on_nan, factor, distributed=group.active)
-    # as a DataLoader's drop_last: a program that takes batches of one size only takes no smaller last batch
-    drop_last = gradients.structure.own_batch_size is not None
-    per_epoch = math.ceil(data.size / batch_size) if data.size is not None else None
-    if drop_last:
-        per_epoch = data.size // batch_size
-    every = every if every is not None else per_epoch  # None: a stream of unknown length, saved at each epoch's end
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=epochs, initial=state.epoch, desc=f"fit {type(gradients.inference).__name__}", unit="epoch",
-               disable=not show)
-    module.train()
-    batch = None
-    # The data were checked against the likelihood's support and the program traced with validation on;
-    # checking every distribution's arguments again on every step is work done once already.
-    with pyro.validation_enabled(False), StopSignals() as stop:
-        group = group.listening(stop)
-        try:
-            while state.epoch < epochs:
-                if state.order is None:
-                    state.order = epoch_order(data, generator, batch_size)
-                for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard,
-                                                 drop_last):
-                    step(gradients, guard, batch, state, group=group, rows=rows)
-                    if save is not None and every is not None and state.step % every == 0:
-                        guard.flush()
-                        save(state)
-                    received = group.stop_signal(stop.received)
-                    if received:
-                        guard.flush()
-                        raise interrupted(state, received, save)
-                guard.flush()
-                finish_epoch(state, module, guard)
-                if save is not None and every is None:
-                    save(state)
-                bar.update(1)
-                bar.set_postfix(loss=f"{state.history[-1]:.3f}")
-        except BadStep as bad:
-            # the bad step's batch: the last one, or (read back later by a DeviceGuard) found again in the order of
-            # data in memory; a stream is not read again for a diagnostic
-            if bad.step != state.step:
-                batch = None if isinstance(data, Stream) else next(iter(epoch_batches(
-                    data, state.order, batch_size, bad.position, group.shard, drop_last)))[1]
-            raise diverged(module, guard, batch, bad.why, state, bad.step, bad.loss) from None
-    bar.close()
-    if save is not None:
-        save(state)
-    module.eval()
-    return state
-
-
-def step(gradients: Gradients, guard: Guard, batch: Batch, state: RunState, group: Group = SINGLE,
-         rows: int | None = None) -> None:
-    """One gradient step on ``batch``, judged by the divergence guard, which updates the parameters or not;
-    advances ``state``.
-
-    In a distributed fit ``batch`` is this rank's shard of a global batch of ``rows`` points: the gradients and
-    the loss are reduced to the global batch's before the guard's verdict, which is then the same on every rank.
-    """
-    rows = len(batch) if rows is None else rows
-    state.step += 1
-    state.position += 1
-    guard.optimizer.zero_grad(set_to_none=True)
-    why = loss = None
-    try:
-        if len(batch):  # a rank's shard of a last batch smaller than the world is empty
-            loss = gradients(batch)  # the backend's loss (detached), its gradient in each parameter's .grad
-    except torch.linalg.LinAlgError as error:  # a Cholesky factor of parameters that ran off
-        loss, why = torch.tensor(math.nan), f"a matrix factorisation failed ({error})"
-    guard.step(group.reduce_gradients(loss, len(batch) / rows, guard.params), rows, why)
-
-
-def finish_epoch(state: RunState, module: nn.Module, guard: Guard) -> None:
-    """Close the epoch (``state`` made current by the guard): its mean loss goes to the history; parameters the
-    last update made non-finite stop it."""
-    finite = torch.stack([torch.isfinite(p).all() for p in guard.params]).all() if guard.params else True
-    if state.epoch_rows == 0 or not bool(finite):
-        why = "every batch was skipped" if state.epoch_rows == 0 else "a parameter became non-finite in the last update"
-        raise diverged(module, guard, None, why, state, state.step, math.nan)
-    state.history.append(state.epoch_loss / state.epoch_rows)
-    state.epoch += 1
-    state.position, state.order, state.epoch_loss, state.epoch_rows = 0, None, 0.0, 0
-    guard.next_epoch()
-
-
-def diverged(module: nn.Module, guard: Guard, batch: Batch | None, why: str, state: RunState, step: int,
-             loss: float) -> Diverged:
-    """The :class:`Diverged` error of a bad ``step`` (its ``loss``), after putting back the last good parameters
-    (eval mode); its per-site terms are those of the parameters that diverged, in eval mode."""
-    guard.at_bad_step()
-    module.eval()
-    terms = site_terms(module, batch.args) if batch is not None else {}
-    guard.restore()
-    epoch = state.epoch + 1
-    text = message(why, step, epoch, terms, "the model holds the parameters of the last good step, in eval "
-                   "mode, and this error the history so far")
-    return Diverged(text, step=step, epoch=epoch, loss=loss, history=list(state.history), terms=terms)
-
-
-def interrupted(state: RunState, signal_name: str, save: Callable[[RunState], str] | None) -> Interrupted:
-    """The :class:`Interrupted` error after a signal, with the checkpoint written where there is a run folder."""
-    where = save(state) if save is not None else None
-    how = (f"the run is saved in {where}: continue it with resume=True" if where is not None
-           else "nothing was saved (no run folder: pass out= to make the run resumable)")
-    return Interrupted(f"{signal_name} at step {state.step} (epoch {state.epoch + 1}): {how}", step=state.step,
-                       signal_name=signal_name, checkpoint=where)

@@ -70,18 +70,19 @@ def running_median(recent: list[float]) -> float | None:
     return statistics.median(recent) if len(recent) >= WARMUP else None
 
 
-def verdict(loss: float, grad_norm: float, median: float | None, factor: float | None) -> str | None:
-    """Why a step is bad, or ``None`` when it is good.
+def verdict(loss: float, grad_norm: float, median: float | None, factor: float | None,
+            what: str = "the loss") -> str | None:
+    """Why a step is bad, or ``None`` when it is good; ``what`` names the loss in the reason.
 
     A loss L is a jump when L - m > (factor - 1) * max(|m|, 1) for the running median m of the last step losses
     (losses in nats may be negative, hence the scale max(|m|, 1)); ``median`` is ``None`` while the test waits.
     """
     if not math.isfinite(loss):
-        return f"the loss is {loss}"
+        return f"{what} is {loss}"
     if not math.isfinite(grad_norm):
         return f"the gradient norm is {grad_norm}"
     if factor is not None and median is not None and loss - median > (factor - 1) * max(abs(median), 1.0):
-        return f"the loss jumped to {loss:.4g} from a running median of {median:.4g} (divergence_factor={factor:g})"
+        return f"{what} jumped to {loss:.4g} from a running median of {median:.4g} (divergence_factor={factor:g})"
     return None
 
 
@@ -161,11 +162,16 @@ class Guard:
         on_nan: ``"raise"`` or ``"skip"``, see :func:`ppgen.fit`.
         factor: ``divergence_factor`` of :func:`ppgen.fit`: how many times its running median (in scale) a loss
             may reach; ``None``, no jump test.
+        counts: whether a good step's loss enters the epoch's sums and the running median's window; the model's
+            guard of a two-player run leaves them to the critic's (see :class:`GuardPair`).
+        what: what the loss judged is called in the reason of a bad step.
+        label: said before that reason (``"the critic's update:"``); none by default.
     """
 
     def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: Any, on_nan: str,
-                 factor: float | None) -> None:
+                 factor: float | None, *, counts: bool = True, what: str = "the loss", label: str = "") -> None:
         self.optimizer, self.state, self.on_nan, self.factor = optimizer, state, on_nan, factor
+        self.counts, self.what, self.label = counts, what, label
         self.params = list(module.parameters())
         with torch.no_grad():
             self.good = [p.detach().clone() for p in self.params]  # the parameters of the last step the guard passed
@@ -175,19 +181,20 @@ class Guard:
         ``loss`` is the mean over ``rows`` data points; ``why``: a failure the host saw, which makes it bad."""
         state = self.state
         value, norm = torch.stack([loss.double(), gradient_norm(self.params).double().to(loss.device)]).tolist()
-        why = why or verdict(value, norm, running_median(state.recent), self.factor)
+        why = why or verdict(value, norm, running_median(state.recent), self.factor, self.what)
         if why is None:
             with torch.no_grad():
                 torch._foreach_copy_(self.good, [p.detach() for p in self.params])
             self.optimizer.step()
-            state.epoch_loss += value * rows
-            state.epoch_rows += rows
-            state.recent = (state.recent + [value])[-WINDOW:]
+            if self.counts:
+                state.epoch_loss += value * rows
+                state.epoch_rows += rows
+                state.recent = (state.recent + [value])[-WINDOW:]
         elif self.on_nan == "skip":
             self.optimizer.zero_grad(set_to_none=True)
             state.skipped += 1
         else:
-            raise BadStep(why, state.step, state.position - 1, value)
+            raise BadStep(f"{self.label} {why}" if self.label else why, state.step, state.position - 1, value)
 
     def flush(self) -> None:
         """Make ``state`` current, or raise :class:`BadStep` for a bad step not yet reported; here a no-op, as
@@ -203,6 +210,36 @@ class Guard:
         """Put back the parameters of the last step the guard passed."""
         with torch.no_grad():
             torch._foreach_copy_(self.params, self.good)
+
+
+class GuardPair:
+    """The guards of a two-player run's critic and model, which the training loop sees as one guard: each player's
+    update is judged by its own :class:`Guard` (on the host), and a bad one puts back the parameters of both
+    players' last good steps.
+
+    Arguments:
+        critic: the critic's guard: its loss and gradient judged, its estimate of d counted in the epoch's sums and
+            put to the jump test.
+        model: the model's guard, which counts nothing (``counts=False``) and makes no jump test.
+    """
+
+    def __init__(self, critic: Guard, model: Guard) -> None:
+        self.critic, self.model = critic, model
+        self.params = critic.params + model.params
+
+    def flush(self) -> None:
+        """Nothing to read back: both guards judge on the host."""
+
+    def next_epoch(self) -> None:
+        """Nothing to reset: the state holds the epoch's sums."""
+
+    def at_bad_step(self) -> None:
+        """Nothing ran after the bad step."""
+
+    def restore(self) -> None:
+        """Put back both players' parameters of their last good steps."""
+        self.critic.restore()
+        self.model.restore()
 
 
 class DeviceGuard(Guard):

@@ -1,7 +1,9 @@
-"""Names for the zoo and the backends, for the CLI and for ``fit``'s default: the one core module that imports both."""
+"""Names for the zoo and the backends, for the CLI and for ``fit``'s defaults (its backend, a two-player objective's
+critic): the one core module that imports both."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch import nn
@@ -34,6 +36,15 @@ def default_inference(structure: Structure) -> Objective:
     if structure.unnormalized:
         return backends.ScoreMatching()
     return backends.MLE() if structure.exact else backends.ELBO()
+
+
+def default_critic(point_shape: tuple[int, ...]) -> nn.Module:
+    """The zoo's critic for data points of ``point_shape``: ``ConvCritic`` for images (C, H, W) of sides 4 or more
+    (two halvings of the DCGAN discriminator), ``Critic`` on the flattened values otherwise."""
+    x_dim = math.prod(point_shape)
+    if len(point_shape) == 3 and min(point_shape[1:]) >= 4:
+        return zoo.ConvCritic(x_dim=x_dim, image_shape=point_shape)
+    return zoo.Critic(x_dim=x_dim)
 
 
 def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
