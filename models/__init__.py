@@ -20,6 +20,8 @@
 | :class:`NeuralSplineFlow` | rational-quadratic spline flow, exact log p(x) | Durkan et al., 2019 |
 | :class:`DequantizedFlow` | a flow on integer data by uniform dequantisation | Theis et al., 2016 |
 | :class:`MixtureOfBernoullis` | mixture of Bernoullis, component summed out | Bishop, 2006, section 9.3.3 |
+| :class:`Generator` | implicit model x = G(z), no density: sample only | Goodfellow et al., 2014 |
+| :class:`ConvGenerator` | DCGAN-style implicit model for images (C, H, W) | Radford, Metz and Chintala, 2016 |
 
 The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 """
@@ -30,6 +32,7 @@ from ppgen.models.dequantized import DequantizedFlow
 from ppgen.models.factor_analysis import FactorAnalysis
 from ppgen.models.flowvae import FlowVAE
 from ppgen.models.fvsbn import FVSBN
+from ppgen.models.generator import ConvGenerator, Generator
 from ppgen.models.gmm import GMM
 from ppgen.models.gmvae import GMVAE
 from ppgen.models.hvae import HVAE
@@ -43,6 +46,6 @@ from ppgen.models.realnvp import RealNVP
 from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["CVAE", "ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE",
-           "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "SSVAE",
-           "VAE"]
+__all__ = ["CVAE", "ConvGenerator", "ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE",
+           "Generator", "HVAE", "MADE", "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP",
+           "SSVAE", "VAE"]

@@ -22,7 +22,7 @@ from torch import nn
 from torch.distributions import constraints
 
 from ppgen.program.inputs import Batch, as_batch
-from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn
+from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn, observes
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.protocol import as_model_input
 from ppgen.program.traces import Plan, sample_sites, trace_particles
@@ -45,7 +45,8 @@ class Structure:
         global_sites: the model's latent sites outside the data plate, shared by every data point.
         point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
             without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
-        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
+        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model);
+            never for an implicit model.
         unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
         own_batch_size: the number of points per step the program requires, ``None`` where any batch size runs.
@@ -58,6 +59,9 @@ class Structure:
         integer_x: whether an integer x (the first input) is given to the program as it is, because the program
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
             floating point, as the likelihoods of reals and Bernoulli's need.
+        implicit: whether the model observes its data through a point mass (a ``Delta``, under any ``to_event``,
+            ``expand`` or ``mask``), x = G(z): a generator, whose log-density at the data is 0 or -inf, no density
+            (see :mod:`ppgen.program.implicit`).
     """
 
     plan: Plan
@@ -77,6 +81,7 @@ class Structure:
     own_batch_size: int | None = None
     data_size: int | None = None
     integer_x: bool = False
+    implicit: bool = False
 
     @property
     def reparameterized(self) -> bool:
@@ -157,7 +162,8 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     batch, guide_trace, model_trace = traced.batch, traced.guide_trace, traced.model_trace
     guide_sites = sample_sites(guide_trace) if guide_trace else []
     model_sites = sample_sites(model_trace)
-    observed = [s for s in model_sites if s["is_observed"]]
+    observed = [s for s in model_sites if observes(s)]
+    implicit = any(_point_mass(s["fn"]) for s in observed)
     data_plate = traced.data_plate.name
     latent = [s for s in model_sites if not s["is_observed"]]
     guide_site = {s["name"]: s for s in guide_sites}
@@ -193,15 +199,16 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         global_sites=global_sites,
         point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
             s["name"] for s in guide_sites if _point_mass(s["fn"])),
-        exact=callable(getattr(module, "log_prob", None)) or all(_enumerable(s) for s in latent),
+        exact=not implicit and (callable(getattr(module, "log_prob", None)) or all(map(_enumerable, latent))),
         unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
         data_support=data_site["fn"].support if data_site else None,
         own_batch_size=traced.own_batch_size,
         data_size=batch.size if batch.whole else None,
         integer_x=integer_x,
+        implicit=implicit,
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
-    if unguided:  # no bound is defined; the backend's check says why, naming the latents
+    if unguided or implicit:  # no bound is defined; the backend's check says why
         return structure
     return _with_particles_checked(module, structure, batch, name)
 

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ppgen.objective.bounds import exact_log_prob
 from ppgen.program.fastpath import check_compile
+from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
 from ppgen.queries.density import Passes
@@ -150,7 +151,12 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         An :class:`Evaluation`; a ``UserWarning`` says how many points have k-hat > 0.7. Under an initialised
         ``torch.distributed`` process group every rank passes the same x, evaluates its share of the rows, and
         receives the evaluation of every row.
+
+    Raises:
+        ValueError: an implicit model (``structure.implicit``), which has no density to bound: its samples are
+            judged by metrics that need none.
     """
+    check_density(structure, "evaluate(), for its bounds ELBO, IWAE_K and log p(x),")
     k = check_positive_int(k, "k")
     particle_points = check_positive_int(particle_points, "particle_points")
     compile = check_compile(compile)

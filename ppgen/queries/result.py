@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ppgen.objective.base import Objective
 from ppgen.objective.sampler import Draws, Sampler
 from ppgen.program.fastpath import check_compile
+from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import Model, as_module, constrained_params
 from ppgen.program.structure import Structure, inspect
@@ -138,6 +139,7 @@ class Fit:
         """
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
+        check_density(self.structure, "log_prob(x)")
         if self.draws is not None:
             return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
         return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._kept_passes())
@@ -148,6 +150,7 @@ class Fit:
         (``compile``: see :meth:`log_prob`)."""
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
+        check_density(self.structure, "iwae_bound(x)")
         return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile,
                                            self._kept_passes())
 

@@ -9,6 +9,7 @@ from torch import nn
 from ppgen import inference as backends
 from ppgen import models as zoo
 from ppgen.objective.base import Objective
+from ppgen.program.implicit import check_density
 from ppgen.program.structure import Structure
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -16,7 +17,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "factor-analysis": zoo.FactorAnalysis, "gmm": zoo.GMM, "mixture-of-bernoullis": zoo.MixtureOfBernoullis,
     "fvsbn": zoo.FVSBN, "nade": zoo.NADE, "made": zoo.MADE,
     "realnvp": zoo.RealNVP, "maf": zoo.MAF, "nsf": zoo.NeuralSplineFlow, "dequantized": zoo.DequantizedFlow,
-    "flowvae": zoo.FlowVAE,
+    "flowvae": zoo.FlowVAE, "generator": zoo.Generator, "conv-generator": zoo.ConvGenerator,
 }
 #: the zoo's models of x given a further input, ``model(x, y)``: labels (SSVAE) or a condition (CVAE). They are
 #: fitted on aligned inputs ``ppgen.fit(model, (x, y))``; the CLI, which reads x alone, does not offer them.
@@ -26,7 +27,10 @@ INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.E
 
 
 def default_inference(structure: Structure) -> Objective:
-    """``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a guide."""
+    """``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a guide; for an implicit model none yet: a
+    ``ValueError`` that names the likelihood-free objectives."""
+    if structure.implicit:
+        check_density(structure, "inference=None, the default (ELBO() or MLE()),")
     return backends.MLE() if structure.exact else backends.ELBO()
 
 
