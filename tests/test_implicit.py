@@ -124,6 +124,12 @@ def test_the_zoos_generators_are_implicit_and_its_other_models_are_not(name):
     assert not inspect(models.VAE(x_dim=64), torch.bernoulli(x)).implicit
 
 
+def test_a_point_mass_on_latents_the_guide_draws_leaves_a_latent_variable_program(x):
+    """DequantizedFlow observes x = floor(v), v drawn by its guide in x's bin: log p(x | v) = 0 on every draw."""
+    structure = inspect(models.DequantizedFlow(x_dim=3), torch.bernoulli(x / 6))
+    assert not structure.implicit and structure.guided == ("v",)
+
+
 def test_a_program_without_latents_observed_through_a_point_mass_is_implicit_and_not_exact(x):
     def noise_in_the_network(x):
         loc = pyro.param("loc", torch.zeros(3))

@@ -7,6 +7,8 @@ A generator is written as any other program, its data site observed at the data 
         z = pyro.sample("z", dist.Normal(torch.zeros(z_dim), 1.0).to_event(1))
         pyro.sample("x", dist.Delta(G(z), event_dim=1), obs=x)
 
+with z drawn from its prior alone: no guide draws it (a program whose guide draws every latent is a latent-variable
+program, its point mass holding on the guide's draws, as ``DequantizedFlow``'s x = floor(v) with v drawn in x's bin).
 Run forward with the observation released, it draws x = G(z), z ~ p(z): that is all it answers (``sample``). Its
 log-density at the data is 0 where G(z) = x exactly and -inf elsewhere, which no likelihood-based objective or
 query can use, so each refuses such a program by name (:func:`check_density`), pointing to the objectives that

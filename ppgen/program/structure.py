@@ -60,8 +60,10 @@ class Structure:
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
             floating point, as the likelihoods of reals and Bernoulli's need.
         implicit: whether the model observes its data through a point mass (a ``Delta``, under any ``to_event``,
-            ``expand`` or ``mask``), x = G(z): a generator, whose log-density at the data is 0 or -inf, no density
-            (see :mod:`ppgen.program.implicit`).
+            ``expand`` or ``mask``), x = G(z), with latents z drawn from their prior alone (no guide draws them, no
+            enumeration sums them out) or none: a generator, whose log-density at the data is 0 or -inf, no density
+            (see :mod:`ppgen.program.implicit`). Where a guide draws every latent, the point mass holds on its draws
+            (``DequantizedFlow``'s q(v|x) keeps v in x's bin, so that floor(v) = x): a latent-variable program.
     """
 
     plan: Plan
@@ -163,7 +165,6 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     guide_sites = sample_sites(guide_trace) if guide_trace else []
     model_sites = sample_sites(model_trace)
     observed = [s for s in model_sites if observes(s)]
-    implicit = any(_point_mass(s["fn"]) for s in observed)
     data_plate = traced.data_plate.name
     latent = [s for s in model_sites if not s["is_observed"]]
     guide_site = {s["name"]: s for s in guide_sites}
@@ -180,6 +181,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     enumerated = tuple(s["name"] for s in latent if s["name"] not in guide_site and _enumerable(s))
     unguided = tuple(s["name"] for s in latent if s["name"] not in guide_site and s["name"] not in enumerated)
     global_sites = tuple(s["name"] for s in latent if not _in_plate(s, data_plate))
+    implicit = any(_point_mass(s["fn"]) for s in observed) and (bool(unguided) or not latent)
     _check_enumeration(model_trace, guide_sites, enumerated, guide_enumerated, data_plate)
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
     plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=traced.data_plate.dim,
