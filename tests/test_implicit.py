@@ -287,6 +287,14 @@ def test_a_conv_generator_draws_images_in_the_unit_interval_the_same_alone_as_in
     assert net(z[:1]).shape == (1, 1, 8, 8)  # and a batch of one point runs: its maps are 2 x 2 at the smallest
 
 
+@pytest.mark.parametrize("x_dim, given, image_shape", [(64, None, (1, 8, 8)), (784, None, (1, 28, 28)),
+                                                       (6, None, (1, 2, 3)), (210, (3, 10, 7), (3, 10, 7))])
+def test_a_conv_generator_draws_images_of_the_shape_it_is_given(x_dim, given, image_shape):
+    model = models.ConvGenerator(x_dim=x_dim, image_shape=given).eval()  # by default as square as x_dim allows
+    assert model.image_shape == image_shape
+    assert model.net(torch.randn(2, 5, model.z_dim)).shape == (2, 5, *image_shape)  # leading dimensions kept
+
+
 def test_the_cli_refuses_a_generator_with_a_likelihood_based_inference(tmp_path, capsys):
     run = tmp_path / "run"
     for more in (["--inference", "elbo"], []):

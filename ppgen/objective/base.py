@@ -78,7 +78,6 @@ class Objective(abc.ABC):
         return asdict(self)  # type: ignore[call-overload]
 
 
-
 def check_fits(backend: Objective | Sampler, structure: Structure) -> None:
     """A ``ValueError`` before any work where ``backend`` cannot fit a model of this structure: an implicit model for
     a backend that is not likelihood-free, which it names (:func:`~ppgen.program.implicit.check_density`), then the
