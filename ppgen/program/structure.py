@@ -151,11 +151,16 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     """
     data = as_batch(data, name=name, keep_integer_x=True)
     rng = get_rng_state()  # tracing draws; the caller's random stream is left where it was
+    buffers = {key: value.clone() for key, value in module.named_buffers()}  # and so are a BatchNorm's statistics
     try:
         place = functools.partial(as_model_input, module=module) if placed else (lambda batch: batch)
         return _inspect(module, data, name, batch_size, place)
     finally:
         set_rng_state(rng)
+        with torch.no_grad():
+            for key, value in module.named_buffers():
+                if key in buffers:
+                    value.copy_(buffers[key])
 
 
 def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, place: Placement) -> Structure:
