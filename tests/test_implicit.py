@@ -327,3 +327,22 @@ def test_ppgen_eval_refuses_a_run_of_a_generator_before_any_work(x, tmp_path, ca
     assert err.startswith("ppgen: error: ppgen eval, which estimates log p(x), needs the model's density"), err
     assert json.loads((run / common.METRICS_FILE).read_text()) == {}  # nothing recorded
     assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "samples.png")]) == 0  # what it answers
+
+
+@pytest.mark.parametrize("build, error, words", [
+    (lambda: models.Generator(x_dim=3, hidden=5), TypeError, "hidden must be a sequence of layer widths"),
+    (lambda: models.Generator(x_dim=3, z_dim=0), ValueError, "z_dim must be a positive int, got 0"),
+    (lambda: models.ConvGenerator(x_dim=64, channels=()), ValueError, r"channels must name at least one convolution"),
+    (lambda: models.ConvGenerator(x_dim=64, channels=(8, 0)), ValueError, r"channels\[1\] must be a positive int"),
+    (lambda: models.ConvGenerator(x_dim=64, image_shape=(1, 8, 7)), ValueError,
+     r"image_shape must be \(C, H, W\) with C H W = x_dim \(64\), got \(1, 8, 7\)"),
+])
+def test_bad_generator_options_are_refused(build, error, words):
+    with pytest.raises(error, match=words):
+        build()
+
+
+def test_rows_of_another_size_than_a_conv_generators_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"data: the program fails on rows of shape \[63\] torch.float32: ConvGenerator "
+                                         r"raised ValueError: x: rows of shape \[63\] do not hold x_dim = 64 values"):
+        ppgen.fit(models.ConvGenerator(x_dim=64), torch.rand(10, 63), inference=MomentMatching(), progress=False)
