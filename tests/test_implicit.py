@@ -316,7 +316,7 @@ def test_the_cli_refuses_a_generator_with_a_likelihood_based_inference(tmp_path,
         assert not run.exists()  # refused before the run folder was made
 
 
-def test_ppgen_eval_refuses_a_run_of_a_generator_before_any_work(x, tmp_path, capsys):
+def test_ppgen_eval_encode_and_posterior_refuse_a_run_of_a_generator_and_ppgen_sample_draws_from_it(x, tmp_path, capsys):
     run = tmp_path / "run"
     settings = {"data": "moons", "binarize": None, "seed": 0, "eval_k": 10, "dequantize": None}
     ppgen.fit(models.Generator(x_dim=2), x[:, :2], inference=MomentMatching(), epochs=1, progress=False, out=run,
@@ -326,6 +326,12 @@ def test_ppgen_eval_refuses_a_run_of_a_generator_before_any_work(x, tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith("ppgen: error: ppgen eval, which estimates log p(x), needs the model's density"), err
     assert json.loads((run / common.METRICS_FILE).read_text()) == {}  # nothing recorded
+    for command in (["encode", str(run)], ["posterior", str(run)]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("ppgen: error: inferring p(z|x), as encode(x) and posterior(x) do, needs the model's "
+                              "density, but the model is implicit") and err.count("\n") == 1, err
+        assert not list(run.glob("encoded.png")) and not list(run.glob("posterior-*.nc"))
     assert main(["sample", str(run), "-n", "4", "--out", str(tmp_path / "samples.png")]) == 0  # what it answers
 
 
