@@ -316,7 +316,7 @@ def test_the_cli_refuses_a_generator_with_a_likelihood_based_inference(tmp_path,
         assert not run.exists()  # refused before the run folder was made
 
 
-def test_ppgen_eval_encode_and_posterior_refuse_a_run_of_a_generator_and_ppgen_sample_draws_from_it(x, tmp_path, capsys):
+def test_the_cli_refuses_a_generators_run_for_eval_encode_and_posterior_and_samples_it(x, tmp_path, capsys):
     run = tmp_path / "run"
     settings = {"data": "moons", "binarize": None, "seed": 0, "eval_k": 10, "dequantize": None}
     ppgen.fit(models.Generator(x_dim=2), x[:, :2], inference=MomentMatching(), epochs=1, progress=False, out=run,
