@@ -349,6 +349,7 @@ def test_bad_generator_options_are_refused(build, error, words):
 
 
 def test_rows_of_another_size_than_a_conv_generators_are_refused_by_name():
-    with pytest.raises(ValueError, match=r"data: the program fails on rows of shape \[63\] torch.float32: ConvGenerator "
-                                         r"raised ValueError: x: rows of shape \[63\] do not hold x_dim = 64 values"):
+    with pytest.raises(ValueError, match=r"data: the program fails on rows of shape \[63\] torch.float32: "
+                                         r"ConvGenerator raised ValueError: x: rows of shape \[63\] do not hold "
+                                         r"x_dim = 64 values"):
         ppgen.fit(models.ConvGenerator(x_dim=64), torch.rand(10, 63), inference=MomentMatching(), progress=False)
