@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 class Objective(abc.ABC):
     """An inference backend: a loss L(theta, phi; x) to minimise over mini-batches x.
 
-    Attributes:
-        likelihood_free: whether the loss never evaluates a log-density of the model (it compares the model's samples
-            with the data, as an MMD or a critic does), so that it fits an implicit model; ``False`` by default.
+    The class flag ``likelihood_free`` (``False`` here) says whether the loss never evaluates a log-density of the
+    model (it compares the model's samples with the data, as an MMD or a critic does), so that it fits an implicit
+    model.
     """
 
     likelihood_free: ClassVar[bool] = False
