@@ -22,6 +22,8 @@
 | :class:`MixtureOfBernoullis` | mixture of Bernoullis, component summed out | Bishop, 2006, section 9.3.3 |
 | :class:`EnergyModel` | energy-based model exp(-E(x)), E an MLP, noise-conditional or not | Song and Ermon, 2019 |
 | :class:`ConvEnergy` | convolutional energy-based model for images (C, H, W) | Du and Mordatch, 2019 |
+| :class:`Generator` | implicit model x = G(z), no density: sample only | Goodfellow et al., 2014 |
+| :class:`ConvGenerator` | DCGAN-style implicit model for images (C, H, W) | Radford, Metz and Chintala, 2016 |
 
 The critics of the two-player objectives (``inference.Adversarial``, ``inference.Wasserstein``) are networks, not Pyro
 programs: :class:`Critic` (an MLP) and :class:`ConvCritic` (a DCGAN discriminator, Radford et al., 2016).
@@ -37,6 +39,7 @@ from ppgen.models.energy import ConvEnergy, EnergyModel
 from ppgen.models.factor_analysis import FactorAnalysis
 from ppgen.models.flowvae import FlowVAE
 from ppgen.models.fvsbn import FVSBN
+from ppgen.models.generator import ConvGenerator, Generator
 from ppgen.models.gmm import GMM
 from ppgen.models.gmvae import GMVAE
 from ppgen.models.hvae import HVAE
@@ -50,7 +53,7 @@ from ppgen.models.realnvp import RealNVP
 from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["CVAE", "ConvCritic", "ConvEnergy", "ConvVAE", "Critic", "DequantizedFlow", "EnergyModel", "FVSBN",
-           "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE", "MAF", "MixtureOfBernoullis", "NADE",
-           "NeuralSplineFlow", "PPCA", "RealNVP",
+__all__ = ["CVAE", "ConvCritic", "ConvEnergy", "ConvGenerator", "ConvVAE", "Critic", "DequantizedFlow", "EnergyModel",
+           "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "Generator", "HVAE", "MADE", "MAF",
+           "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP",
            "SSVAE", "VAE"]

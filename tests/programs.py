@@ -1,5 +1,7 @@
 """Programs written the way a user writes them, shared by several tests."""
 
+from dataclasses import dataclass
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -7,6 +9,8 @@ from torch import nn
 
 import ppgen
 from ppgen import models
+from ppgen.inference import Objective
+from ppgen.objective.generated import generated
 from ppgen.program.protocol import DATA_PLATE
 
 
@@ -57,3 +61,18 @@ def small_vae() -> models.VAE:
     """A 6-2-6 VAE with one hidden layer of 8, the same weights every call."""
     ppgen.seed(0)
     return models.VAE(x_dim=6, z_dim=2, hidden=(8,))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MomentMatching(Objective):
+    """A user's own likelihood-free objective: the squared distance between the first two moments of a batch and of
+    as many of the model's draws, ||mean(x~) - mean(x)||^2 + ||std(x~) - std(x)||^2, per coordinate of x. It
+    evaluates no density, so it fits an implicit model (a generator); it stands in for the likelihood-free backends
+    in the tests of implicit models."""
+
+    likelihood_free = True
+
+    def loss(self, module, structure, batch):
+        x = batch.args[structure.observed_input or 0].flatten(1)
+        drawn = generated(module, structure, batch).flatten(1)
+        return (drawn.mean(0) - x.mean(0)).square().sum() + (drawn.std(0) - x.std(0)).square().sum()

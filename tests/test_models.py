@@ -1,5 +1,7 @@
 """The contract every model in the zoo keeps, checked over the whole zoo at once."""
 
+import re
+
 import pytest
 import torch
 
@@ -8,8 +10,12 @@ from ppgen import inference, models
 from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 from ppgen.training import registry
+from programs import MomentMatching
 
 ZOO = sorted(registry.MODELS)
+#: the objective that fits each kind of model here: the ELBO, or for an implicit model (a generator) one that
+#: compares its samples with the data.
+FITS = {False: inference.ELBO, True: MomentMatching}
 
 
 @pytest.fixture
@@ -26,18 +32,31 @@ def test_builds_from_x_dim_alone_and_records_its_arguments(name):
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_every_parameter_gets_a_gradient_from_the_elbo(name, x):
-    """The ELBO trains model and guide together (and sums out enumerated latents), so it reaches every parameter."""
+def test_every_parameter_gets_a_gradient_from_the_objective_that_fits_it(name, x):
+    """The ELBO trains model and guide together (and sums out enumerated latents), so it reaches every parameter; a
+    generator's samples reach every parameter of its network."""
     model = registry.MODELS[name](x_dim=5)
     structure = inspect(model, x)
-    inference.ELBO().loss(model, structure, as_batch(x)).backward()
+    FITS[structure.implicit]().loss(model, structure, as_batch(x)).backward()
     for param_name, param in model.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, param_name
 
 
 @pytest.mark.parametrize("name", ZOO)
 def test_answers_every_query_defined_for_it_and_says_which_is_not(name, x):
-    fit = ppgen.fit(registry.MODELS[name](x_dim=5), x, epochs=2, progress=False)
+    model = registry.MODELS[name](x_dim=5)
+    if inspect(model, x).implicit:  # a generator: sample alone, every query of a density refused by name
+        fit = ppgen.fit(model, x, inference=MomentMatching(), epochs=2, progress=False)
+        assert fit.sample(7).shape == (7, 5)
+        refused = {"log_prob(x)": lambda: fit.log_prob(x, k=5), "iwae_bound(x)": lambda: fit.iwae_bound(x, k=3),
+                   "evaluate(), for its bounds": lambda: fit.evaluate(x, k=3),
+                   "inferring p(z|x)": lambda: fit.encode(x), "inferring p(z|x), as": lambda: fit.posterior(x)}
+        for needs, query in refused.items():
+            with pytest.raises(ValueError, match=rf"^{re.escape(needs)}.* needs the model's density, but the model is "
+                                                 rf"implicit.* of the queries it answers sample\(n\)$"):
+                query()
+        return
+    fit = ppgen.fit(model, x, epochs=2, progress=False)
     site = fit.latent_sites[0] if fit.latent_sites else None  # a model of several latent sites: about one
     assert fit.log_prob(x, k=5).shape == (32,) and torch.isfinite(fit.log_prob(x, k=5)).all()
     assert fit.sample(7).shape == (7, 5)

@@ -1,6 +1,9 @@
 """The contract of the whole zoo, ppgen.training.registry.MODELS and CONDITIONAL_MODELS: built with defaults, fitted one
 epoch, every query answered or refused with a clear error, a save/load round trip that answers identically, float64
-throughout."""
+throughout. An implicit model (a generator, no density) is fitted by a likelihood-free objective, answers sample alone
+and refuses every query of a density by name."""
+
+import re
 
 import pyro
 import pytest
@@ -8,8 +11,10 @@ import torch
 
 import ppgen
 from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 from ppgen.program.unnormalized import log_density
 from ppgen.training import registry
+from programs import MomentMatching
 
 MODELS = {**registry.MODELS, **registry.CONDITIONAL_MODELS}
 ZOO = sorted(MODELS)
@@ -36,19 +41,33 @@ def further(name, n, dtype=torch.float32):
 
 def fitted(name, x):
     data = (x, *further(name, len(x), x.dtype)) if name in FURTHER_INPUTS else x
-    return ppgen.fit(MODELS[name](x_dim=x.shape[1]), data, epochs=1, batch_size=20, progress=False)
+    model = MODELS[name](x_dim=x.shape[1])
+    objective = MomentMatching() if inspect(model, data, placed=True).implicit else None  # None: fit's default
+    return ppgen.fit(model, data, inference=objective, epochs=1, batch_size=20, progress=False)
+
+
+#: the queries of a density, and the words by which an implicit model refuses each.
+DENSITY_QUERIES = {"log_prob": "log_prob(x)", "iwae_bound": "iwae_bound(x)", "encode": "inferring p(z|x)",
+                   "posterior": "inferring p(z|x)", "evaluate": "evaluate(), for its bounds"}
+
+
+def queries(fit, x, site, name):
+    """Every query of the fit but ``evaluate``, by name, as a call without arguments."""
+    more, given = further(name, len(x), x.dtype), further(name, 5, x.dtype)
+    return {"log_prob": lambda: fit.log_prob(x, *more, k=4), "iwae_bound": lambda: fit.iwae_bound(x, *more, k=3),
+            "sample": lambda: fit.sample(5, *given), "encode": lambda: fit.encode(x, *more, site=site),
+            "posterior": lambda: fit.posterior(x[:4], *(v[:4] for v in more), num_samples=3).samples[site]}
 
 
 def answers(fit, x, site, name):
-    """Every query, seeded, so two fits with the same parameters give the same answers."""
+    """Every query the model answers, seeded, so two fits with the same parameters give the same answers."""
     out = {}
-    more, given = further(name, len(x), x.dtype), further(name, 5, x.dtype)
-    queries = {"log_prob": lambda: fit.log_prob(x, *more, k=4), "iwae_bound": lambda: fit.iwae_bound(x, *more, k=3),
-               "sample": lambda: fit.sample(5, *given), "encode": lambda: fit.encode(x, *more, site=site),
-               "posterior": lambda: fit.posterior(x[:4], *(v[:4] for v in more), num_samples=3).samples[site]}
-    if site is None:  # a model without latents (an autoregressive model, a flow) has no posterior to ask about
-        queries = {name: call for name, call in queries.items() if name not in ("encode", "posterior")}
-    for query, call in queries.items():
+    asked = queries(fit, x, site, name)
+    if fit.structure.implicit:  # a generator answers sample alone
+        asked = {"sample": asked["sample"]}
+    elif site is None:  # a model without latents (an autoregressive model, a flow) has no posterior to ask about
+        asked = {name: call for name, call in asked.items() if name not in ("encode", "posterior")}
+    for query, call in asked.items():
         pyro.set_rng_seed(7)
         out[query] = call()
     return out
@@ -62,9 +81,10 @@ def test_every_query_is_answered_and_a_saved_fit_answers_the_same(name, dtype, d
     assert all(p.dtype == dtype for p in fit.model.parameters())
     for site in fit.latent_sites or (None,):
         got = answers(fit, x, site, name)
-        assert got["log_prob"].shape == (40,) and got["log_prob"].dtype == dtype
-        assert torch.isfinite(got["log_prob"]).all() and torch.isfinite(got["iwae_bound"]).all()
         assert got["sample"].shape == (5, 6) and fit.structure.data_support.check(got["sample"]).all()
+        if not fit.structure.implicit:
+            assert got["log_prob"].shape == (40,) and got["log_prob"].dtype == dtype
+            assert torch.isfinite(got["log_prob"]).all() and torch.isfinite(got["iwae_bound"]).all()
         if site is not None:
             assert got["encode"].shape[0] == 40 and got["posterior"].shape[:2] == (3, 4)
         path = tmp_path / f"{name}.pt"
@@ -77,6 +97,14 @@ def test_every_query_is_answered_and_a_saved_fit_answers_the_same(name, dtype, d
 @pytest.mark.parametrize("name", ZOO)
 def test_a_query_the_model_cannot_answer_is_refused_clearly(name, data):
     fit = fitted(name, data)
+    if fit.structure.implicit:  # every query of a density, by name, with the objectives that fit it
+        asked = {**queries(fit, data, None, name), "evaluate": lambda: fit.evaluate(data, k=3)}
+        for query, needs in DENSITY_QUERIES.items():
+            with pytest.raises(ValueError, match=rf"^{re.escape(needs)}.* needs the model's density, but the model is "
+                                                 rf"implicit: .* inference.MMD\(\), inference.Adversarial\(\) or "
+                                                 rf"inference.Wasserstein\(\); of the queries it answers sample\(n\)$"):
+                asked[query]()
+        return
     with pytest.raises(ValueError, match="several latent sites|must be one of the model's latent sites|"
                                          "has no latent variables to infer|has no latent site 'no-such-site'"):
         fit.encode(data, *further(name, len(data)), site="no-such-site")

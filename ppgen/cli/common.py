@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import ppgen
 
 #: the zoo's and the backends' names, as ``ppgen.training.registry`` has them (a test keeps the two in step).
-MODEL_NAMES = ("conv-vae", "dequantized", "factor-analysis", "flowvae", "fvsbn", "gmm", "gmvae", "hvae", "made",
-               "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
+MODEL_NAMES = ("conv-generator", "conv-vae", "dequantized", "factor-analysis", "flowvae", "fvsbn", "generator", "gmm",
+               "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
 INFERENCE_NAMES = ("elbo", "iwae", "mle", "renyi", "rws", "vimco")
 #: the data sets ``--data`` names (besides ``idx:PATH``).
 DATA_NAMES = ("digits", "moons", "fashion-mnist")

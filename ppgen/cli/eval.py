@@ -39,10 +39,12 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the run, estimate log p(x) on its test set, record it under ``eval`` in metrics.json (an earlier record
     of other settings moves to ``earlier_evals``)."""
+    from ppgen.program.implicit import check_density
     from ppgen.run.folder import RunFolder
 
     metrics_path = args.run / common.METRICS_FILE
     fit, manifest = common.load_run(args.run, args.device, common.METRICS_FILE)
+    check_density(fit.structure, "ppgen eval, which estimates log p(x),")
     # the result is written back into the run: refuse an unwritable one now, not after minutes of work
     RunFolder(args.run).check_writable(resume=True, label="RUN")
     config = common.run_settings(manifest, args.run / "manifest.json")

@@ -17,24 +17,37 @@ anything differentiable) plugs in. A complete backend, the ELBO with K particles
             return -log_weights(module, structure, batch, self.num_particles).mean()
 
 Backends are frozen dataclasses with keyword arguments only, so that a saved fit records which
-objective made it and with what settings.
+objective made it and with what settings. An objective that never evaluates the model's density (it compares the
+model's samples with the data) says so with the class flag ``likelihood_free = True``: only such an objective fits
+an implicit model, x = G(z) (:mod:`ppgen.program.implicit`); :func:`check_fits` refuses every other.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor, nn
 
+from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
 from ppgen.program.unnormalized import refuse_unnormalized
 
+if TYPE_CHECKING:
+    from ppgen.objective.sampler import Sampler
+
 
 class Objective(abc.ABC):
-    """An inference backend: a loss L(theta, phi; x) to minimise over mini-batches x."""
+    """An inference backend: a loss L(theta, phi; x) to minimise over mini-batches x.
+
+    The class flag ``likelihood_free`` (``False`` here) says whether the loss never evaluates a log-density of the
+    model (it compares the model's samples with the data, as an MMD or a critic does), so that it fits an implicit
+    model.
+    """
+
+    likelihood_free: ClassVar[bool] = False
 
     @abc.abstractmethod
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
@@ -42,7 +55,11 @@ class Objective(abc.ABC):
         point: the mean over the batch of per-point terms, an unbiased estimate of the full-data loss / N."""
 
     def check(self, structure: Structure) -> None:
-        """Raise a ``ValueError`` before any training if this objective cannot fit a model of this structure."""
+        """Raise a ``ValueError`` before any training if this objective cannot fit a model of this structure: by
+        default, one that evaluates log p(x, z) - log q(z|x) needs a reparameterised guide of every latent it does not
+        sum out; a likelihood-free objective needs none."""
+        if self.likelihood_free:
+            return
         check_normalized(self, structure)
         if structure.unguided:
             raise ValueError(
@@ -69,6 +86,14 @@ class Objective(abc.ABC):
         """The keyword arguments that rebuild this objective."""
         return asdict(self)  # type: ignore[call-overload]
 
+
+def check_fits(backend: Objective | Sampler, structure: Structure) -> None:
+    """A ``ValueError`` before any work where ``backend`` cannot fit a model of this structure: an implicit model for
+    a backend that is not likelihood-free, which it names (:func:`~ppgen.program.implicit.check_density`), then the
+    backend's own :meth:`~Objective.check`."""
+    if not backend.likelihood_free:
+        check_density(structure, repr(backend))
+    backend.check(structure)
 
 
 def check_normalized(objective: Objective, structure: Structure) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pyro.poutine as poutine
 import torch
@@ -59,7 +59,10 @@ class Sampler(abc.ABC):
     """A backend that draws from the posterior p(theta | x) of a model's global latents instead of minimising a
     loss: :func:`ppgen.fit` calls :meth:`draw` once, on the whole data set, in place of its gradient steps, and the
     :class:`~ppgen.Fit` it returns keeps the draws (``fit.draws``). Like an objective, a sampler is a frozen
-    dataclass of keyword arguments, so that a saved fit records it."""
+    dataclass of keyword arguments, so that a saved fit records it. ``likelihood_free``: as an objective's
+    (:class:`~ppgen.objective.base.Objective`), whether the sampler never evaluates the model's density; ``False``."""
+
+    likelihood_free: ClassVar[bool] = False
 
     @abc.abstractmethod
     def draw(self, module: nn.Module, structure: Structure, batch: Batch, progress: bool) -> Draws:

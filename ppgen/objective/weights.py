@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ppgen.objective import bounds
+from ppgen.program.implicit import check_density
 from ppgen.program.inputs import as_batch
 from ppgen.program.protocol import as_model_input, as_module
 from ppgen.program.structure import inspect
@@ -38,8 +39,9 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
     parameters runs on them as they are); the program itself is not changed.
 
     Raises:
-        TypeError, ValueError: as :func:`ppgen.fit` does for the program and the data, and where the guide
-            enumerates a discrete site (then a particle is not one draw of every latent).
+        TypeError, ValueError: as :func:`ppgen.fit` does for the program and the data, where the guide
+            enumerates a discrete site (then a particle is not one draw of every latent), and for an implicit model
+            (no density).
 
     Example:
         >>> import pyro, pyro.distributions as dist, torch
@@ -57,6 +59,7 @@ def log_weights(model: Any, data: Any, k: int = 1) -> Tensor:
     data = as_batch(data, name="data", keep_integer_x=True)
     module = as_module(model)
     structure = inspect(module, data, name="data", batch_size=len(data), placed=True)
+    check_density(structure, "log_weights(model, data)")
     data = structure.program_data(data)
     structure.check_data(data, name="data")
     if structure.unguided:

@@ -75,10 +75,22 @@ def _run_alone(module: nn.Module, batch: Batch, plate: str | None = None, replay
         return guide_trace, model_trace
 
 
+def observes(site: dict) -> bool:
+    """Whether a sample site observes data: ``obs=`` given, and not a ``pyro.deterministic`` site, which records a
+    value (its log-density masked out) and observes nothing."""
+    return site["is_observed"] and not site["infer"].get("_deterministic", False)
+
+
 def observed_sites(model_trace: poutine.Trace) -> list[dict]:
-    observed = [s for s in sample_sites(model_trace) if s["is_observed"]]
+    sites = sample_sites(model_trace)
+    observed = [s for s in sites if observes(s)]
     if not observed:
-        raise ValueError("the model observes nothing: pass the data with pyro.sample(..., obs=x)")
+        recorded = [s["name"] for s in sites if s["is_observed"]]
+        because = (f": site(s) {', '.join(map(repr, recorded))} are pyro.deterministic sites, which record a value "
+                   f"and observe no data" if recorded else "")
+        generator = (" (a generator x = G(z) observes it through a point mass, pyro.sample('x', dist.Delta(G(z), "
+                     "event_dim=1), obs=x))" if recorded else "")
+        raise ValueError(f"the model observes nothing{because}: pass the data with pyro.sample(..., obs=x){generator}")
     return observed
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from torch.distributions import constraints
 
 from ppgen.program.inputs import Batch, as_batch
-from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn
+from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn, observes
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.protocol import as_model_input
 from ppgen.program.traces import Plan, sample_sites, trace_particles
@@ -46,8 +46,8 @@ class Structure:
         global_sites: the model's latent sites outside the data plate, shared by every data point.
         point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
             without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
-        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model),
-            which it is not for an unnormalised model.
+        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model);
+            never for an unnormalised or an implicit model.
         unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
         own_batch_size: the number of points per step the program requires, ``None`` where any batch size runs.
@@ -65,6 +65,11 @@ class Structure:
         undifferentiable_draws: the model's sites whose draws carry no gradient when the model runs forward from its
             prior to x (:func:`ppgen.objective.generated.generated`): its latents and the site :func:`sampled_site`
             draws, where their distributions have no reparameterised sampler (``rsample``), as a Bernoulli's.
+        implicit: whether the model observes its data through a point mass (a ``Delta``, under any ``to_event``,
+            ``expand`` or ``mask``), x = G(z), with latents z drawn from their prior alone (no guide draws them, no
+            enumeration sums them out) or none: a generator, whose log-density at the data is 0 or -inf, no density
+            (see :mod:`ppgen.program.implicit`). Where a guide draws every latent, the point mass holds on its draws
+            (``DequantizedFlow``'s q(v|x) keeps v in x's bin, so that floor(v) = x): a latent-variable program.
     """
 
     plan: Plan
@@ -86,6 +91,7 @@ class Structure:
     integer_x: bool = False
     unnormalized: bool = False
     undifferentiable_draws: tuple[str, ...] = ()
+    implicit: bool = False
 
     @property
     def reparameterized(self) -> bool:
@@ -153,11 +159,16 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     """
     data = as_batch(data, name=name, keep_integer_x=True)
     rng = get_rng_state()  # tracing draws; the caller's random stream is left where it was
+    buffers = {key: value.clone() for key, value in module.named_buffers()}  # and so are a BatchNorm's statistics
     try:
         place = functools.partial(as_model_input, module=module) if placed else (lambda batch: batch)
         return _inspect(module, data, name, batch_size, place)
     finally:
         set_rng_state(rng)
+        with torch.no_grad():
+            for key, value in module.named_buffers():
+                if key in buffers:
+                    value.copy_(buffers[key])
 
 
 def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, place: Placement) -> Structure:
@@ -166,7 +177,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     batch, guide_trace, model_trace = traced.batch, traced.guide_trace, traced.model_trace
     guide_sites = sample_sites(guide_trace) if guide_trace else []
     model_sites = sample_sites(model_trace)
-    observed = [s for s in model_sites if s["is_observed"]]
+    observed = [s for s in model_sites if observes(s)]
     data_plate = traced.data_plate.name
     latent = [s for s in model_sites if not s["is_observed"]]
     guide_site = {s["name"]: s for s in guide_sites}
@@ -183,6 +194,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     enumerated = tuple(s["name"] for s in latent if s["name"] not in guide_site and _enumerable(s))
     unguided = tuple(s["name"] for s in latent if s["name"] not in guide_site and s["name"] not in enumerated)
     global_sites = tuple(s["name"] for s in latent if not _in_plate(s, data_plate))
+    implicit = any(_point_mass(s["fn"]) for s in observed) and (bool(unguided) or not latent)
     _check_enumeration(model_trace, guide_sites, enumerated, guide_enumerated, data_plate)
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
     plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=traced.data_plate.dim,
@@ -204,7 +216,8 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         global_sites=global_sites,
         point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
             s["name"] for s in guide_sites if _point_mass(s["fn"])),
-        exact=not unnormalized and (callable(getattr(module, "log_prob", None)) or all(map(_enumerable, latent))),
+        exact=not unnormalized and not implicit and (callable(getattr(module, "log_prob", None))
+                                                     or all(map(_enumerable, latent))),
         unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
         data_support=data_site["fn"].support if data_site else None,
         own_batch_size=traced.own_batch_size,
@@ -212,9 +225,10 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         integer_x=integer_x,
         unnormalized=unnormalized,
         undifferentiable_draws=tuple(s["name"] for s in drawn if not s["fn"].has_rsample),
+        implicit=implicit,
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
-    if unguided:  # no bound is defined; the backend's check says why, naming the latents
+    if unguided or implicit:  # no bound is defined; the backend's check says why
         return structure
     return _with_particles_checked(module, structure, batch, name)
 

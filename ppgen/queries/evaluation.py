@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from ppgen.objective.bounds import exact_log_prob
 from ppgen.program.fastpath import check_compile
+from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
 from ppgen.program.unnormalized import refuse_unnormalized
@@ -173,7 +174,10 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
 
     Raises:
         ValueError: the model is unnormalised (``structure.unnormalized``): its bounds would lack log Z.
+        ValueError: an implicit model (``structure.implicit``), which has no density to bound: its samples are
+            judged by metrics that need none.
     """
+    check_density(structure, "evaluate(), for its bounds ELBO, IWAE_K and log p(x),")
     k = check_positive_int(k, "k")
     particle_points = check_positive_int(particle_points, "particle_points")
     compile = check_compile(compile)

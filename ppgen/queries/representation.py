@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ppgen.objective.particles import in_passes
 from ppgen.program.enumeration import enumerated_log_posterior
+from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import per_point_terms, trace_log_density
 from ppgen.program.structure import Structure
@@ -21,7 +22,9 @@ def latent_sites(structure: Structure) -> tuple[str, ...]:
 
 
 def check_latent(module: nn.Module, structure: Structure) -> None:
-    """A ``ValueError`` unless the program has latents that a query can infer."""
+    """A ``ValueError`` unless the program has latents that a query can infer: an implicit model has none, as its
+    posterior p(z|x), proportional to p(z) at the z with G(z) = x, has no density to weigh z by."""
+    check_density(structure, "inferring p(z|x), as encode(x) and posterior(x) do,")
     if structure.unguided and not latent_sites(structure):
         raise ValueError(f"{type(module).__name__}'s latent site(s) {structure.unguided} have no guide q(z|x) to "
                          f"infer them: give the model a guide(x) that draws them")

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ppgen.objective.base import Objective
 from ppgen.objective.sampler import Draws, Sampler
 from ppgen.program.fastpath import check_compile
+from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import Model, as_module, constrained_params
 from ppgen.program.structure import Structure, inspect
@@ -138,9 +139,13 @@ class Fit:
         ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
         ``torch.compile`` when the shape comes back (seconds, once for this fit: its later queries replay the graphs),
         each checked against the plain pass on the same draws (see :class:`ppgen.queries.density.Estimates`).
+
+        Raises:
+            ValueError: an implicit model (a generator, x = G(z)), which has no density: it answers :meth:`sample`.
         """
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
+        check_density(self.structure, "log_prob(x)")
         if self.draws is not None:
             return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
         return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._kept_passes())
@@ -151,6 +156,7 @@ class Fit:
         (``compile``: see :meth:`log_prob`)."""
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
+        check_density(self.structure, "iwae_bound(x)")
         return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile,
                                            self._kept_passes())
 
@@ -204,7 +210,8 @@ class Fit:
 
         With ``mean=True``, the decoder's mean E[x | z] of the data site's distribution for each prior draw of the
         latents z, as the VAE literature pictures samples (a Bernoulli decoder's probabilities rather than its
-        speckled 0/1 draws); a ``ValueError`` where that distribution has no closed-form mean."""
+        speckled 0/1 draws); a ``ValueError`` where that distribution has no closed-form mean. For an implicit model (a
+        generator) each row is x = G(z), z ~ p(z), with ``mean=True`` too (a point mass's mean is its value)."""
         if not isinstance(mean, bool):
             raise TypeError(f"mean must be True or False, got {mean!r}")
         n = check_positive_int(n, "n")

@@ -13,7 +13,7 @@ import pyro
 import torch
 from torch import nn
 
-from ppgen.objective.base import Objective
+from ppgen.objective.base import Objective, check_fits
 from ppgen.objective.sampler import Sampler
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
@@ -155,7 +155,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         from ppgen.training.registry import default_inference  # the registry joins the core to the backends
 
         inference = default_inference(structure)
-    inference.check(structure)
+    check_fits(inference, structure)
     inference = inference.prepare(module, structure, leading)
     steps = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}  # older runs' configs stay equal
     if structure.own_batch_size is not None:  # an epoch's last, smaller batch dropped (see train)
@@ -209,16 +209,17 @@ def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, da
     empty). The mini-batch settings (``epochs``, ``batch_size``, ``lr``, ``optim``, ``on_nan``) do not apply to it.
 
     Raises:
-        ValueError: a run folder (``out``), which records the state of gradient steps, or a model with learnt
-            parameters, which a sampler would leave at their initial values; both before any work.
+        ValueError: a run folder (``out``), which records the state of gradient steps, a model the sampler cannot
+            draw from (an implicit one among them), or a model with learnt parameters, which a sampler would leave at
+            their initial values; all before any work.
     """
     if out is not None:
         raise ValueError(f"out: a run folder resumes gradient steps, which {sampler!r} does not take: save its fit "
                          f"with fit.save(path)")
+    check_fits(sampler, structure)
     if any(True for _ in module.parameters()):
         raise ValueError(f"{sampler!r} draws latents, but the model has parameters that nothing would fit: give "
                          f"them priors (pyro.sample outside the data plate), or fit by inference.MAP() or ELBO()")
-    sampler.check(structure)
     structure.check_data(data, name="data")
     dtype = data.float_dtype
     module.to(device=device, dtype=dtype)

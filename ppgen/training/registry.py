@@ -11,6 +11,7 @@ from torch import nn
 from ppgen import inference as backends
 from ppgen import models as zoo
 from ppgen.objective.base import Objective
+from ppgen.program.implicit import check_density
 from ppgen.program.structure import Structure
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -18,7 +19,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "factor-analysis": zoo.FactorAnalysis, "gmm": zoo.GMM, "mixture-of-bernoullis": zoo.MixtureOfBernoullis,
     "fvsbn": zoo.FVSBN, "nade": zoo.NADE, "made": zoo.MADE,
     "realnvp": zoo.RealNVP, "maf": zoo.MAF, "nsf": zoo.NeuralSplineFlow, "dequantized": zoo.DequantizedFlow,
-    "flowvae": zoo.FlowVAE,
+    "flowvae": zoo.FlowVAE, "generator": zoo.Generator, "conv-generator": zoo.ConvGenerator,
 }
 #: the zoo's models of x given a further input, ``model(x, y)``: labels (SSVAE) or a condition (CVAE). They are
 #: fitted on aligned inputs ``ppgen.fit(model, (x, y))``; the CLI, which reads x alone, does not offer them.
@@ -32,9 +33,11 @@ INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.E
 
 def default_inference(structure: Structure) -> Objective:
     """``ScoreMatching()`` for an energy-based model, ``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a
-    guide."""
+    guide; for an implicit model none yet: a ``ValueError`` that names the likelihood-free objectives."""
     if structure.unnormalized:
         return backends.ScoreMatching()
+    if structure.implicit:
+        check_density(structure, "inference=None, the default (ELBO() or MLE()),")
     return backends.MLE() if structure.exact else backends.ELBO()
 
 
