@@ -48,6 +48,8 @@ class Adversary(Objective):
         critic_lr: the learning rate of the critic's optimiser (the fit's ``optim``); ``None``: the fit's ``lr``.
     """
 
+    likelihood_free = True  # a class attribute, not a field: it needs draws of x, never their density
+
     critic: nn.Module | None = None
     critic_steps: int = 1
     critic_lr: float | None = None
