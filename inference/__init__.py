@@ -5,10 +5,11 @@ from ppgen.inference.elbo import ELBO
 from ppgen.inference.iwae import IWAE
 from ppgen.inference.map import MAP
 from ppgen.inference.mle import MLE
+from ppgen.inference.mmd import MMD
 from ppgen.inference.nuts import NUTS
 from ppgen.inference.renyi import RenyiVI
 from ppgen.inference.rws import RWS
 from ppgen.inference.vimco import VIMCO
 from ppgen.objective.base import Objective
 
-__all__ = ["ELBO", "IWAE", "MAP", "MLE", "NUTS", "RWS", "VIMCO", "Objective", "RenyiVI"]
+__all__ = ["ELBO", "IWAE", "MAP", "MLE", "MMD", "NUTS", "RWS", "VIMCO", "Objective", "RenyiVI"]

@@ -58,6 +58,12 @@ class Structure:
         integer_x: whether an integer x (the first input) is given to the program as it is, because the program
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
             floating point, as the likelihoods of reals and Bernoulli's need.
+        forward_unreparameterized: the model's sites that a run of the model alone draws (its latents, and its data
+            site once unobserved) from a distribution without a reparameterised sampler (``rsample``; or, for the data
+            site, whose draw fails): a draw of x made so carries no gradient through them.
+        trainable_draws: whether a draw of the data site, x ~ p_theta(x | z) given the model's own draws of z,
+            depends on a parameter that is learnt (``rsample`` carries a gradient); ``False`` where it has no
+            ``rsample``.
     """
 
     plan: Plan
@@ -77,6 +83,8 @@ class Structure:
     own_batch_size: int | None = None
     data_size: int | None = None
     integer_x: bool = False
+    forward_unreparameterized: tuple[str, ...] = ()
+    trainable_draws: bool = False
 
     @property
     def reparameterized(self) -> bool:
@@ -180,6 +188,8 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
                 vectorized=True, whole_data=batch.whole)
     data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
                                       if s["value"] is arg), (None, None))  # x first, then the labels
+    drawn = data_site or (observed[0] if len(observed) == 1 else None)  # the site that sample draws
+    draw = _draw_gradient(drawn["fn"]) if drawn is not None else None
     structure = Structure(
         plan=plan,
         num_inputs=len(batch.args),
@@ -199,6 +209,9 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         own_batch_size=traced.own_batch_size,
         data_size=batch.size if batch.whole else None,
         integer_x=integer_x,
+        forward_unreparameterized=tuple(s["name"] for s in latent if not s["fn"].has_rsample) + (
+            (drawn["name"],) if drawn is not None and draw is None else ()),
+        trainable_draws=bool(draw),
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided:  # no bound is defined; the backend's check says why, naming the latents
@@ -293,6 +306,19 @@ def _point_mass(fn: Any) -> bool:
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     return isinstance(fn, Delta)
+
+
+def _draw_gradient(fn: Any) -> bool | None:
+    """Whether a reparameterised draw of ``fn``, made as ``pyro.sample`` makes it (``fn()``), carries a gradient to a
+    parameter being learnt (one draw, with gradients on; the caller's random stream is restored by :func:`inspect`);
+    ``None`` where ``fn`` has no ``rsample``, or a draw fails."""
+    if not fn.has_rsample:
+        return None
+    try:
+        with torch.enable_grad():
+            return fn().requires_grad
+    except PROGRAM_ERRORS:
+        return None
 
 
 def _auxiliary(site: dict) -> bool:

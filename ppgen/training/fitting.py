@@ -28,8 +28,8 @@ from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path
 from ppgen.run.opening import fit_config, open_run
 from ppgen.run.signals import Interrupted, StopSignals
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
-from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
-                                     check_step_budget)
+from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
+                                     check_run_arguments, check_step_budget)
 from ppgen.training.guard import BadStep, Diverged, Guard, check_factor, check_on_nan, guard_for, message, site_terms
 from ppgen.training.optimizers import optimizer_factory
 from ppgen.training.step import Gradients
@@ -151,6 +151,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
 
         inference = default_inference(structure)
     inference.check(structure)
+    check_batch_points(inference, data.size, batch_size, structure.own_batch_size is not None, group.world_size)
     steps = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}  # older runs' configs stay equal
     if structure.own_batch_size is not None:  # an epoch's last, smaller batch dropped (see train)
         steps["drop_last"] = True

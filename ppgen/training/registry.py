@@ -22,7 +22,8 @@ MODELS: dict[str, type[nn.Module]] = {
 #: fitted on aligned inputs ``ppgen.fit(model, (x, y))``; the CLI, which reads x alone, does not offer them.
 CONDITIONAL_MODELS: dict[str, type[nn.Module]] = {"ssvae": zoo.SSVAE, "cvae": zoo.CVAE}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE,
-                                         "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO}
+                                         "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO,
+                                         "mmd": backends.MMD}
 
 
 def default_inference(structure: Structure) -> Objective:
@@ -38,9 +39,10 @@ def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
 
 
 def build_inference(name: str, k: int | None = None) -> Objective:
-    """The backend called ``name``; ``k`` is the ELBO's number of particles and every other bound's K."""
+    """The backend called ``name``; ``k`` is the ELBO's number of particles and every other bound's K (MLE and MMD
+    have none)."""
     if name not in INFERENCE:
         raise ValueError(f"unknown inference {name!r}: choose one of {sorted(INFERENCE)}")
-    if k is None or name == "mle":
+    if k is None or name in ("mle", "mmd"):
         return INFERENCE[name]()
     return backends.ELBO(num_particles=k) if name == "elbo" else INFERENCE[name](k=k)
