@@ -12,6 +12,8 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -20,8 +22,8 @@ MEDIAN_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def flat(x: Tensor) -> Tensor:
-    """The points of x, [n, ...], as vectors [n, d]."""
-    return x.reshape(len(x), -1)
+    """The points of x, [n, ...], as vectors [n, d] (d = 1 for scalar points; n may be 0)."""
+    return x.reshape(len(x), math.prod(x.shape[1:]))
 
 
 def squared_distances(x: Tensor, y: Tensor) -> Tensor:
