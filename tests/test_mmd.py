@@ -22,6 +22,7 @@ from ppgen.objective.generated import generated
 from ppgen.objective.kernels import MEDIAN_MULTIPLES, median_bandwidths, mmd2_unbiased, rbf_kernel
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import inspect
+from ppgen.training.boundary import check_batch_points
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -458,3 +459,29 @@ def test_the_cli_fits_a_flow_by_mmd_and_refuses_k_for_it(tmp_path, capsys):
     assert main(["fit", "--model", "realnvp", "--data", "moons", "--inference", "mmd", "--k", "3", "--out",
                  str(tmp_path / "other")]) == 2
     assert "--k does not apply to --inference mmd" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n, batch_size, world_size, words", [
+    (12, 6, 4, "but a batch holds 6, split among 4 processes into shares of [1, 2]: choose a batch_size"),
+    (13, 8, 3, "but the last of an epoch of 13 points holds 5, split among 3 processes into shares of [1, 2]: choose"),
+])
+def test_each_ranks_share_of_a_batch_is_held_to_the_objectives_minimum(n, batch_size, world_size, words):
+    with pytest.raises(ValueError) as caught:
+        check_batch_points(inference.MMD(), n, batch_size, drop_last=False, world_size=world_size)
+    assert words in str(caught.value)
+    check_batch_points(inference.ELBO(), n, batch_size, drop_last=False, world_size=world_size)  # 1 point is enough
+
+
+def test_shares_of_two_points_or_more_and_a_dropped_last_batch_are_allowed():
+    check_batch_points(inference.MMD(), 13, 8, drop_last=False, world_size=2)  # shares of 4 and 4, then 2 and 3
+    check_batch_points(inference.MMD(), 9, 4, drop_last=True, world_size=1)  # the last batch of 1 is never run
+
+
+def test_a_fit_by_mmd_or_latent_mmd_saves_and_loads_its_objective(tmp_path, digits):
+    for make, x, backend in [(LocScale, torch.randn(20, 1), inference.MMD(bandwidths=(0.5, 2.0), num_samples=2)),
+                             (lambda: models.VAE(x_dim=64, z_dim=2, hidden=(8,)), digits[:20],
+                              inference.IWAE(k=2, latent_mmd=5.0))]:
+        fit = ppgen.fit(make(), x, inference=backend, epochs=1, batch_size=10, progress=False)
+        fit.save(tmp_path / "fit.pt")
+        loaded = ppgen.load(tmp_path / "fit.pt", model=make())
+        assert loaded.inference == backend and repr(loaded.inference) == repr(backend)

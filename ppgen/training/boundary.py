@@ -61,7 +61,7 @@ def check_batch_points(inference: Any, n: int | None, batch_size: int, drop_last
     for rows in sorted(sizes):
         shares = {rows // world_size, -(-rows // world_size)} - {0}  # tensor_split's shares differ by at most one
         if min(shares) < need:
-            where = "" if world_size == 1 else f", split among {world_size} processes into shares of {sorted(shares)},"
+            where = "" if world_size == 1 else f", split among {world_size} processes into shares of {sorted(shares)}"
             last = f"the last of an epoch of {n} points" if rows != min(batch_size, n or batch_size) else "a batch"
             raise ValueError(f"batch_size={batch_size}: {inference!r} needs at least {need} data points in each batch "
                              f"it sees, but {last} holds {rows}{where}: choose a batch_size that leaves no "
