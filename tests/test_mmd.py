@@ -434,7 +434,24 @@ class DiscreteGuide(nn.Module):
             pyro.sample("c", dist.Categorical(logits=self.logits))
 
 
+class SubsamplingVAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(1))
+
+    def model(self, x):
+        with pyro.plate("data", len(x), subsample_size=4) as ind:
+            z = pyro.sample("z", dist.Normal(torch.zeros(1), 1.0).to_event(1))
+            pyro.sample("x", dist.Normal(z, 1.0).to_event(1), obs=x[ind])
+
+    def guide(self, x):
+        with pyro.plate("data", len(x), subsample_size=4) as ind:
+            pyro.sample("z", dist.Normal(self.loc + x[ind], 1.0).to_event(1))
+
+
 @pytest.mark.parametrize("module, words", [
+    (SubsamplingVAE(), "latent_mmd compares the latents of a batch of points with as many draws of the prior, but the "
+                       "program takes the whole data set and subsamples pyro.plate('data') itself"),
     (GlobalOnly(), "latent_mmd compares the aggregate posterior of the local latents with their prior, but the guide "
                    "draws no latent inside pyro.plate('data')"),
     (DiscreteGuide(), "latent_mmd differentiates through draws of q(z|x), but guide site(s) 'c' have no "

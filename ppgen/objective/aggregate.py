@@ -102,20 +102,13 @@ def latent_mmd2(module: nn.Module, structure: Structure, batch: Batch) -> Tensor
 
 def point_rows(trace: Any, sites: tuple[str, ...], structure: Structure, n: int) -> Tensor:
     """The values of ``sites`` in ``trace`` as one vector per data point, [n, d]: each site's data-plate dimension
-    moved first, its other dimensions flattened, the sites concatenated.
-
-    Raises:
-        ValueError: a site's value has no dimension of the n points where its data plate lays them.
-    """
+    moved first (a site inside the plate has it, broadcast by the plate), its other dimensions flattened, the sites
+    concatenated."""
     rows = []
     for name in sites:
         node = trace.nodes[name]
         value = node["value"]
-        dim = value.dim() - node["fn"].event_dim + structure.plan.data_dim
-        if not 0 <= dim < value.dim() or value.shape[dim] != n:
-            raise ValueError(f"latent_mmd: site {name!r} has shape {list(value.shape)}, without the {n} points of "
-                             f"pyro.plate('{structure.plan.data_plate}') at dim {structure.plan.data_dim}")
-        rows.append(value.movedim(dim, 0).reshape(n, -1))
+        rows.append(value.movedim(value.dim() - node["fn"].event_dim + structure.plan.data_dim, 0).reshape(n, -1))
     return torch.cat(rows, 1)
 
 
