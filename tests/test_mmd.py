@@ -502,3 +502,17 @@ def test_a_fit_by_mmd_or_latent_mmd_saves_and_loads_its_objective(tmp_path, digi
         fit.save(tmp_path / "fit.pt")
         loaded = ppgen.load(tmp_path / "fit.pt", model=make())
         assert loaded.inference == backend and repr(loaded.inference) == repr(backend)
+
+
+@pytest.mark.parametrize("make, x, backend", [
+    (LocScale, 2.0 + torch.randn(60, 1), inference.MMD(num_samples=2)),
+    (lambda: models.VAE(x_dim=64, z_dim=2, hidden=(8,)), None, inference.ELBO(latent_mmd=10.0)),
+], ids=["MMD", "latent_mmd"])
+def test_the_captured_step_gives_the_plain_fits_history(make, x, backend, digits):
+    x = digits[:60] if x is None else x
+    histories = []
+    for compile in (False, "capture"):
+        torch.manual_seed(0)
+        fit = ppgen.fit(make(), x, inference=backend, epochs=2, batch_size=25, progress=False, compile=compile)
+        histories.append(fit.history)  # batches of 25, 25 and 10: two batch shapes captured
+    torch.testing.assert_close(torch.tensor(histories[1]), torch.tensor(histories[0]), rtol=1e-6, atol=0)
