@@ -120,6 +120,11 @@ def test_median_bandwidths_are_multiples_of_the_median_pairwise_distance():
     assert median_bandwidths(x, y, multiples=(3.0,)).item() == pytest.approx(3 * got[2].item(), rel=1e-12)
 
 
+def test_median_bandwidths_take_the_lower_middle_distance_of_an_even_number_of_pairs():
+    x, y = torch.tensor([[0.0], [1.0]]), torch.tensor([[3.0], [7.0]])  # distances 1, 2, 3, 4, 6, 7
+    assert median_bandwidths(x, y, multiples=(1.0, 2.0)).tolist() == [3.0, 6.0]
+
+
 @pytest.mark.parametrize("x, y", [
     (torch.ones(4, 2), torch.ones(3, 2)),                     # every point the same: every distance 0
     (torch.ones(1, 2), torch.ones(0, 2)),                     # one point: no pair at all

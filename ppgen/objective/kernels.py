@@ -34,7 +34,9 @@ def squared_distances(x: Tensor, y: Tensor) -> Tensor:
 
 def median_bandwidths(x: Tensor, y: Tensor, multiples: tuple[float, ...] = MEDIAN_MULTIPLES) -> Tensor:
     """Bandwidths h_b = c_b * median ||u - v|| over distinct pairs of the pooled sample {x, y} (the median
-    heuristic), for each multiple c_b; computed without gradient. A pooled sample of identical points gives h_b = c_b.
+    heuristic; the lower of the two middle distances where their number is even), for each multiple c_b; computed
+    without gradient. Where that median is 0 (identical points, or more than half of the pairs at distance 0) or there
+    is no pair (one point in all), h_b = c_b.
 
     Returns:
         Tensor[len(multiples)], of x's dtype and device.
