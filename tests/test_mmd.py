@@ -521,3 +521,13 @@ def test_the_captured_step_gives_the_plain_fits_history(make, x, backend, digits
         fit = ppgen.fit(make(), x, inference=backend, epochs=2, batch_size=25, progress=False, compile=compile)
         histories.append(fit.history)  # batches of 25, 25 and 10: two batch shapes captured
     torch.testing.assert_close(torch.tensor(histories[1]), torch.tensor(histories[0]), rtol=1e-6, atol=0)
+
+
+def test_a_one_point_batch_that_reaches_the_loss_is_refused_by_name():
+    """The last batch of a stream without a length is unknown before the fit; the loss itself refuses one point."""
+    module, x = LocScale(), torch.randn(4, 1)
+    structure = inspect(module, Batch((x,), torch.arange(4), 4))
+    with pytest.raises(ValueError) as caught:
+        inference.MMD().loss(module, structure, Batch((x[:1],), torch.arange(1), 4))
+    assert str(caught.value) == ("MMD(kernel='rbf', bandwidths=None, num_samples=1): a batch of 1 point; the unbiased "
+                                 "MMD^2 needs at least 2 in each: choose a batch_size that leaves no batch of 1")
