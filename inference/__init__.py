@@ -6,6 +6,7 @@ from ppgen.inference.elbo import ELBO
 from ppgen.inference.iwae import IWAE
 from ppgen.inference.map import MAP
 from ppgen.inference.mle import MLE
+from ppgen.inference.mmd import MMD
 from ppgen.inference.nce import NCE
 from ppgen.inference.nuts import NUTS
 from ppgen.inference.renyi import RenyiVI
@@ -15,5 +16,5 @@ from ppgen.inference.vimco import VIMCO
 from ppgen.inference.wasserstein import Wasserstein
 from ppgen.objective.base import Objective
 
-__all__ = ["ELBO", "IWAE", "MAP", "MLE", "NCE", "NUTS", "RWS", "VIMCO", "Adversarial", "Objective", "RenyiVI",
-           "ScoreMatching", "Wasserstein"]
+__all__ = ["ELBO", "IWAE", "MAP", "MLE", "MMD", "NCE", "NUTS", "RWS", "VIMCO", "Adversarial", "Objective",
+           "RenyiVI", "ScoreMatching", "Wasserstein"]

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from ppgen.objective.aggregate import (check_latent_mmd, check_latent_mmd_weight, latent_mmd_field,
+                                      latent_mmd_points, latent_mmd_units, penalised, penalised_repr)
 from ppgen.objective.base import Objective
 from ppgen.objective.bounds import elbo_terms
 from ppgen.objective.estimators import analytic_log_weights, check_analytic_kl, scored_elbo_terms
@@ -32,9 +34,15 @@ class ELBO(Objective):
     whose pair of distributions has no closed-form KL is named in a ``ValueError`` on the first step, before
     any parameter changes.
 
+    With ``latent_mmd=lambda > 0`` the loss is -ELBO + lambda MMD^2(q(z), p(z)), the aggregate posterior of the
+    local latents held near their prior (InfoVAE, Zhao et al., 2019; see :mod:`ppgen.objective.aggregate`): the
+    reported loss includes the penalty, so that it is no longer -ELBO in nats (the penalty is in the kernel's units).
+
     Arguments:
         num_particles: K, the particles averaged per data point; the particles are vectorised.
         kl: ``"sampled"`` or ``"analytic"``.
+        latent_mmd: lambda >= 0, the weight of the aggregate posterior's MMD^2 from the prior; 0 (the default) is the
+            ELBO itself, computed exactly as without the argument.
 
     References:
         Auto-Encoding Variational Bayes (Kingma and Welling, 2014). https://arxiv.org/abs/1312.6114
@@ -43,20 +51,30 @@ class ELBO(Objective):
 
     num_particles: int = 1
     kl: str = "sampled"
+    latent_mmd: float = latent_mmd_field()
+
+    __repr__ = penalised_repr
+    min_points = latent_mmd_points
+    units = latent_mmd_units
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "num_particles", check_positive_int(self.num_particles, "num_particles"))  # np.int64(5) saves as 5
         check_choice(self.kl, KL_ESTIMATES, "kl")
+        object.__setattr__(self, "latent_mmd", check_latent_mmd_weight(self.latent_mmd))
 
     def check(self, structure: Structure) -> None:
         scored = self.kl == "sampled" and not structure.guide_enumerated  # score-function terms where no rsample
         super().check(dataclasses.replace(structure, unreparameterized=()) if scored else structure)
         if self.kl == "analytic":
             check_analytic_kl(structure)
+        if self.latent_mmd:
+            check_latent_mmd(self, structure)
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         if self.kl == "analytic":
-            return -analytic_log_weights(module, structure, batch, self.num_particles).mean()
-        if structure.unreparameterized:
-            return -scored_elbo_terms(module, structure, batch, self.num_particles).mean()
-        return -elbo_terms(module, structure, batch, self.num_particles).mean()
+            loss = -analytic_log_weights(module, structure, batch, self.num_particles).mean()
+        elif structure.unreparameterized:
+            loss = -scored_elbo_terms(module, structure, batch, self.num_particles).mean()
+        else:
+            loss = -elbo_terms(module, structure, batch, self.num_particles).mean()
+        return penalised(self, loss, module, structure, batch)

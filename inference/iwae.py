@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from ppgen.objective.aggregate import (check_latent_mmd, check_latent_mmd_weight, latent_mmd_field,
+                                      latent_mmd_points, latent_mmd_units, penalised, penalised_repr)
 from ppgen.objective.base import Objective
 from ppgen.objective.bounds import log_mean_exp, log_weights
 from ppgen.objective.estimators import stopped_log_weights
@@ -36,6 +38,8 @@ class IWAE(Objective):
     Arguments:
         k: K, the number of importance samples per data point.
         estimator: ``"standard"``, ``"dreg"`` or ``"stl"``.
+        latent_mmd: lambda >= 0, the weight of the aggregate posterior's MMD^2 from the prior added to the loss
+            (as in :class:`ELBO`); 0 (the default) is the bound itself, computed exactly as without the argument.
 
     References:
         Importance Weighted Autoencoders (Burda, Grosse and Salakhutdinov, 2015).
@@ -50,10 +54,16 @@ class IWAE(Objective):
 
     k: int = 5
     estimator: str = "standard"
+    latent_mmd: float = latent_mmd_field()
+
+    __repr__ = penalised_repr
+    min_points = latent_mmd_points
+    units = latent_mmd_units
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "k", check_positive_int(self.k, "k"))  # np.int64(5) saves as 5
         check_choice(self.estimator, ESTIMATORS, "estimator")
+        object.__setattr__(self, "latent_mmd", check_latent_mmd_weight(self.latent_mmd))
 
     def check(self, structure: Structure) -> None:
         super().check(structure)
@@ -66,6 +76,8 @@ class IWAE(Objective):
             raise ValueError(
                 f"IWAE() is a bound per data point, but latent site(s) {structure.global_sites} sit outside the data "
                 f"plate and are shared by every point: fit a model with global latents by inference.ELBO()")
+        if self.latent_mmd:
+            check_latent_mmd(self, structure)
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         if self.estimator == "standard":
@@ -73,4 +85,4 @@ class IWAE(Objective):
         else:
             log_w = stopped_log_weights(module, structure, batch, self.k,
                                         doubly_reparameterised=self.estimator == "dreg")
-        return -log_mean_exp(log_w).mean()
+        return penalised(self, -log_mean_exp(log_w).mean(), module, structure, batch)

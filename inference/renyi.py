@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from ppgen.objective.aggregate import (check_latent_mmd, check_latent_mmd_weight, latent_mmd_field,
+                                      latent_mmd_points, latent_mmd_units, penalised, penalised_repr)
 from ppgen.objective.base import Objective
 from ppgen.objective.bounds import log_mean_exp, log_weights
 from ppgen.program.inputs import Batch
@@ -27,6 +29,8 @@ class RenyiVI(Objective):
     Arguments:
         alpha: the order of the Rényi divergence, any finite number.
         k: K, the importance samples per data point.
+        latent_mmd: lambda >= 0, the weight of the aggregate posterior's MMD^2 from the prior added to the loss
+            (as in :class:`ELBO`); 0 (the default) is the bound itself, computed exactly as without the argument.
 
     References:
         Rényi Divergence Variational Inference (Li and Turner, 2016). https://arxiv.org/abs/1602.02311
@@ -34,13 +38,26 @@ class RenyiVI(Objective):
 
     alpha: float = 0.5
     k: int = 5
+    latent_mmd: float = latent_mmd_field()
+
+    __repr__ = penalised_repr
+    min_points = latent_mmd_points
+    units = latent_mmd_units
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", check_finite_float(self.alpha, "alpha"))
         object.__setattr__(self, "k", check_positive_int(self.k, "k"))
+        object.__setattr__(self, "latent_mmd", check_latent_mmd_weight(self.latent_mmd))
+
+    def check(self, structure: Structure) -> None:
+        super().check(structure)
+        if self.latent_mmd:
+            check_latent_mmd(self, structure)
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         log_w = log_weights(module, structure, batch, self.k)
         if self.alpha == 1:
-            return -log_w.mean(0).mean()
-        return -(log_mean_exp((1 - self.alpha) * log_w) / (1 - self.alpha)).mean()
+            loss = -log_w.mean(0).mean()
+        else:
+            loss = -(log_mean_exp((1 - self.alpha) * log_w) / (1 - self.alpha)).mean()
+        return penalised(self, loss, module, structure, batch)

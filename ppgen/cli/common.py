@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 #: the zoo's and the backends' names, as ``ppgen.training.registry`` has them (a test keeps the two in step).
 MODEL_NAMES = ("conv-generator", "conv-vae", "dequantized", "factor-analysis", "flowvae", "fvsbn", "generator", "gmm",
                "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
-INFERENCE_NAMES = ("elbo", "iwae", "mle", "renyi", "rws", "vimco")
+INFERENCE_NAMES = ("elbo", "iwae", "mle", "mmd", "renyi", "rws", "vimco")
 #: the data sets ``--data`` names (besides ``idx:PATH``).
 DATA_NAMES = ("digits", "moons", "fashion-mnist")
 METRICS_FILE = "metrics.json"

@@ -154,8 +154,8 @@ def run(args: argparse.Namespace) -> int:
     kind = common.data_kind(args.data)
     if args.k is not None and args.inference is None:
         args.parser.error("--k needs --inference (iwae: importance samples, elbo: particles)")
-    if args.k is not None and args.inference == "mle":
-        args.parser.error("--k does not apply to --inference mle")
+    if args.k is not None and args.inference in ("mle", "mmd"):
+        args.parser.error(f"--k does not apply to --inference {args.inference}")
     if kind == "moons" and args.binarize is not None:
         args.parser.error("--binarize/--no-binarize applies to image data (digits, fashion-mnist, idx:PATH), "
                           "not moons")
@@ -300,7 +300,8 @@ def draw_pictures(fit: ppgen.Fit, data: common.Data, folder: Any, seed: int) -> 
         names.append("latent.png")
     else:
         folder.forget("latent.png")  # a picture left by an earlier run in the same folder would mislead
-    plots.loss_curve(fit.history, folder.path / "loss.png", title=f"training loss, {fit.inference!r}")
+    plots.loss_curve(fit.history, folder.path / "loss.png", title=f"training loss, {fit.inference!r}",
+                     ylabel=f"loss ({fit.inference.units})")
     folder.record("loss.png")
     names.append("loss.png")
     return names, skipped

@@ -78,10 +78,10 @@ class Adversary(Objective):
         """A ``ValueError`` where the model's draws of x carry no gradient, or where it takes inputs besides x (the
         critic sees x alone, so a conditional model would be fitted to the marginal of x only)."""
         name = type(self).__name__
-        if structure.undifferentiable_draws:
+        if structure.forward_unreparameterized:
             raise ValueError(
                 f"{name}() differentiates through the model's draws of x, but site(s) "
-                f"{', '.join(map(repr, structure.undifferentiable_draws))} have no reparameterised sampler (rsample): "
+                f"{', '.join(map(repr, structure.forward_unreparameterized))} have no reparameterised sampler (rsample): "
                 f"fit a generator (x a Delta of a network's output) or a model with a reparameterised likelihood "
                 f"(a Normal), or a likelihood-based backend such as inference.ELBO()")
         if structure.num_inputs > 1:

@@ -52,7 +52,20 @@ class Objective(abc.ABC):
     @abc.abstractmethod
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         """The scalar loss for a mini-batch of the data (its inputs ``batch.args``, B points of N), in nats per data
-        point: the mean over the batch of per-point terms, an unbiased estimate of the full-data loss / N."""
+        point: the mean over the batch of per-point terms, an unbiased estimate of the full-data loss / N (or in the
+        :attr:`units` an objective names, such as MMD^2)."""
+
+    @property
+    def units(self) -> str:
+        """What the loss (and ``fit.history``) is measured in: nats per data point, as :meth:`loss` says, unless the
+        objective says otherwise (``inference.MMD``: MMD^2)."""
+        return "nats per data point"
+
+    @property
+    def min_points(self) -> int:
+        """The fewest data points a batch may hold: 1, or 2 for an objective that compares distinct pairs of points
+        (the unbiased MMD^2); ``ppgen.fit`` refuses a ``batch_size`` that leaves a smaller batch, before it starts."""
+        return 1
 
     def check(self, structure: Structure) -> None:
         """Raise a ``ValueError`` before any training if this objective cannot fit a model of this structure: by

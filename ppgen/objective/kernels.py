@@ -12,6 +12,8 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -20,8 +22,8 @@ MEDIAN_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def flat(x: Tensor) -> Tensor:
-    """The points of x, [n, ...], as vectors [n, d]."""
-    return x.reshape(len(x), -1)
+    """The points of x, [n, ...], as vectors [n, d] (d = 1 for scalar points; n may be 0)."""
+    return x.reshape(len(x), math.prod(x.shape[1:]))
 
 
 def squared_distances(x: Tensor, y: Tensor) -> Tensor:
@@ -32,7 +34,9 @@ def squared_distances(x: Tensor, y: Tensor) -> Tensor:
 
 def median_bandwidths(x: Tensor, y: Tensor, multiples: tuple[float, ...] = MEDIAN_MULTIPLES) -> Tensor:
     """Bandwidths h_b = c_b * median ||u - v|| over distinct pairs of the pooled sample {x, y} (the median
-    heuristic), for each multiple c_b; computed without gradient. A pooled sample of identical points gives h_b = c_b.
+    heuristic; the lower of the two middle distances where their number is even), for each multiple c_b; computed
+    without gradient. Where that median is 0 (identical points, or more than half of the pairs at distance 0) or there
+    is no pair (one point in all), h_b = c_b.
 
     Returns:
         Tensor[len(multiples)], of x's dtype and device.

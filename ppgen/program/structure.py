@@ -62,14 +62,17 @@ class Structure:
             floating point, as the likelihoods of reals and Bernoulli's need.
         unnormalized: whether an observed site's density is known only up to its normaliser, exp(-E(x)) through
             :class:`~ppgen.program.unnormalized.Unnormalized`: an energy-based model, whose log p(x) lacks log Z.
-        undifferentiable_draws: the model's sites whose draws carry no gradient when the model runs forward from its
-            prior to x (:func:`ppgen.objective.generated.generated`): its latents and the site :func:`sampled_site`
-            draws, where their distributions have no reparameterised sampler (``rsample``), as a Bernoulli's.
         implicit: whether the model observes its data through a point mass (a ``Delta``, under any ``to_event``,
             ``expand`` or ``mask``), x = G(z), with latents z drawn from their prior alone (no guide draws them, no
             enumeration sums them out) or none: a generator, whose log-density at the data is 0 or -inf, no density
             (see :mod:`ppgen.program.implicit`). Where a guide draws every latent, the point mass holds on its draws
             (``DequantizedFlow``'s q(v|x) keeps v in x's bin, so that floor(v) = x): a latent-variable program.
+        forward_unreparameterized: the model's sites that a run of the model alone draws (its latents, and its data
+            site once unobserved) from a distribution without a reparameterised sampler (``rsample``; or, for the data
+            site, whose draw fails): a draw of x made so carries no gradient through them.
+        trainable_draws: whether a draw of the data site, x ~ p_theta(x | z) given the model's own draws of z,
+            depends on a parameter that is learnt (``rsample`` carries a gradient); ``False`` where it has no
+            ``rsample``.
     """
 
     plan: Plan
@@ -90,8 +93,9 @@ class Structure:
     data_size: int | None = None
     integer_x: bool = False
     unnormalized: bool = False
-    undifferentiable_draws: tuple[str, ...] = ()
     implicit: bool = False
+    forward_unreparameterized: tuple[str, ...] = ()
+    trainable_draws: bool = False
 
     @property
     def reparameterized(self) -> bool:
@@ -202,7 +206,8 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     unnormalized = any(unnormalized_of(s["fn"]) is not None for s in observed)
     data_site, observed_input = next(((s, i) for i, arg in enumerate(batch.args) for s in observed
                                       if s["value"] is arg), (None, None))  # x first, then the labels
-    drawn = latent + ([data_site] if data_site else observed if len(observed) == 1 else [])  # as sampled_site
+    drawn = data_site or (observed[0] if len(observed) == 1 else None)  # the site that sample draws
+    draw = _draw_gradient(drawn["fn"]) if drawn is not None else None
     structure = Structure(
         plan=plan,
         num_inputs=len(batch.args),
@@ -224,8 +229,10 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         data_size=batch.size if batch.whole else None,
         integer_x=integer_x,
         unnormalized=unnormalized,
-        undifferentiable_draws=tuple(s["name"] for s in drawn if not s["fn"].has_rsample),
         implicit=implicit,
+        forward_unreparameterized=tuple(s["name"] for s in latent if not s["fn"].has_rsample) + (
+            (drawn["name"],) if drawn is not None and draw is None else ()),
+        trainable_draws=bool(draw),
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided or implicit:  # no bound is defined; the backend's check says why
@@ -320,6 +327,19 @@ def _point_mass(fn: Any) -> bool:
     while hasattr(fn, "base_dist"):
         fn = fn.base_dist
     return isinstance(fn, Delta)
+
+
+def _draw_gradient(fn: Any) -> bool | None:
+    """Whether a reparameterised draw of ``fn``, made as ``pyro.sample`` makes it (``fn()``), carries a gradient to a
+    parameter being learnt (one draw, with gradients on; the caller's random stream is restored by :func:`inspect`);
+    ``None`` where ``fn`` has no ``rsample``, or a draw fails."""
+    if not fn.has_rsample:
+        return None
+    try:
+        with torch.enable_grad():
+            return fn().requires_grad
+    except PROGRAM_ERRORS:
+        return None
 
 
 def _auxiliary(site: dict) -> bool:

@@ -37,7 +37,8 @@ class Fit:
         model: the trained program (an ``nn.Module``).
         structure: what ppgen learnt of the program by tracing it.
         inference: the objective it was fitted with.
-        history: the mean training loss of each epoch, in nats per data point.
+        history: the mean training loss of each epoch, in the objective's units (``inference.units``): nats per data
+            point for the likelihood-based objectives, MMD^2 for ``inference.MMD``.
         example: a few training rows of every input (a :class:`~ppgen.program.inputs.Batch`, or anything ``fit`` takes
             as data), which fix their shapes and dtypes, let a loaded fit trace its program, and record N, the size of
             the training set (``example.size``).

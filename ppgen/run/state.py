@@ -38,7 +38,8 @@ class RunState:
         order: the current epoch's data order, Tensor[N] of row indices, or ``None`` between epochs.
         epoch_loss: the sum over the current epoch's batches of loss times batch size.
         epoch_rows: the data points those batches held (skipped ones left out).
-        history: the mean training loss of each finished epoch, in nats per data point.
+        history: the mean training loss of each finished epoch, in the objective's units (nats per data point, or
+            as its ``units`` say).
         skipped: batches skipped by ``on_nan="skip"``.
         recent: the last step losses, which the divergence guard takes its running median over.
     """

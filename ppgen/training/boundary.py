@@ -50,6 +50,25 @@ def check_step_budget(inference: Any, points: int, batch_size: int) -> None:
                                   f"data points of a step (batch_size={batch_size})")
 
 
+def check_batch_points(inference: Any, n: int | None, batch_size: int, drop_last: bool, world_size: int) -> None:
+    """A ``ValueError`` naming ``batch_size`` where a step would give the backend a batch of fewer points than it
+    needs (:attr:`~ppgen.objective.base.Objective.min_points`): the batches of ``batch_size`` rows of ``n`` points
+    (an epoch's last one holds n mod batch_size, unless ``drop_last``; ``n`` is ``None`` for a stream without a
+    length, whose last batch is unknown), each split among ``world_size`` ranks (a rank without rows skips a step)."""
+    need = inference.min_points if isinstance(inference, Objective) else 1
+    sizes = {batch_size if n is None else min(batch_size, n)}
+    if n is not None and n > batch_size and n % batch_size and not drop_last:
+        sizes.add(n % batch_size)
+    for rows in sorted(sizes):
+        shares = {rows // world_size, -(-rows // world_size)} - {0}  # tensor_split's shares differ by at most one
+        if min(shares) < need:
+            where = "" if world_size == 1 else f", split among {world_size} processes into shares of {sorted(shares)}"
+            last = f"the last of an epoch of {n} points" if rows != min(batch_size, n or batch_size) else "a batch"
+            raise ValueError(f"batch_size={batch_size}: {inference!r} needs at least {need} data points in each batch "
+                             f"it sees, but {last} holds {rows}{where}: choose a batch_size that leaves no "
+                             f"smaller batch")
+
+
 def check_run_arguments(out: Any, checkpoint_every: Any, resume: Any, overwrite: Any) -> None:
     """``out`` is a path or ``None``; the run-folder options need it and fit it."""
     if out is not None and not isinstance(out, (str, os.PathLike)):

@@ -25,8 +25,8 @@ from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path
 from ppgen.run.opening import fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
-from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
-                                     check_step_budget, check_two_players)
+from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
+                                     check_run_arguments, check_step_budget, check_two_players)
 from ppgen.training.guard import check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
@@ -157,6 +157,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         inference = default_inference(structure)
     check_fits(inference, structure)
     inference = inference.prepare(module, structure, leading)
+    check_batch_points(inference, data.size, batch_size, structure.own_batch_size is not None, group.world_size)
     steps = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}  # older runs' configs stay equal
     if structure.own_batch_size is not None:  # an epoch's last, smaller batch dropped (see train)
         steps["drop_last"] = True

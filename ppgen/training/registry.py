@@ -11,7 +11,6 @@ from torch import nn
 from ppgen import inference as backends
 from ppgen import models as zoo
 from ppgen.objective.base import Objective
-from ppgen.program.implicit import check_density
 from ppgen.program.structure import Structure
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -28,16 +27,17 @@ CONDITIONAL_MODELS: dict[str, type[nn.Module]] = {"ssvae": zoo.SSVAE, "cvae": zo
 #: which reports log p(x) of the test set and draws samples, does not offer them until AIS and Langevin sampling do.
 ENERGY_MODELS: dict[str, type[nn.Module]] = {"energy": zoo.EnergyModel, "conv-energy": zoo.ConvEnergy}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE,
-                                         "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO}
+                                         "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO,
+                                         "mmd": backends.MMD}
 
 
 def default_inference(structure: Structure) -> Objective:
-    """``ScoreMatching()`` for an energy-based model, ``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a
-    guide; for an implicit model none yet: a ``ValueError`` that names the likelihood-free objectives."""
+    """``ScoreMatching()`` for an energy-based model, ``MMD()`` for an implicit one (a generator, no density),
+    ``MLE()`` where log p(x) is exact, ``ELBO()`` where latents need a guide."""
     if structure.unnormalized:
         return backends.ScoreMatching()
     if structure.implicit:
-        check_density(structure, "inference=None, the default (ELBO() or MLE()),")
+        return backends.MMD()
     return backends.MLE() if structure.exact else backends.ELBO()
 
 
@@ -58,9 +58,10 @@ def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
 
 
 def build_inference(name: str, k: int | None = None) -> Objective:
-    """The backend called ``name``; ``k`` is the ELBO's number of particles and every other bound's K."""
+    """The backend called ``name``; ``k`` is the ELBO's number of particles and every other bound's K (MLE and MMD
+    have none)."""
     if name not in INFERENCE:
         raise ValueError(f"unknown inference {name!r}: choose one of {sorted(INFERENCE)}")
-    if k is None or name == "mle":
+    if k is None or name in ("mle", "mmd"):
         return INFERENCE[name]()
     return backends.ELBO(num_particles=k) if name == "elbo" else INFERENCE[name](k=k)
