@@ -188,7 +188,7 @@ def test_a_refused_fit_leaves_a_conv_generators_batch_statistics_as_they_were():
     """Tracing the program runs its batch normalisation in training mode: its running statistics are put back."""
     module = models.ConvGenerator(x_dim=64)
     before = {name: value.clone() for name, value in module.state_dict().items()}
-    with pytest.raises(ValueError, match=rf"^ELBO\(num_particles=1, kl='sampled'\) needs the model's density"):
+    with pytest.raises(ValueError, match=r"^ELBO\(num_particles=1, kl='sampled'\) needs the model's density"):
         ppgen.fit(module, torch.rand(20, 64), inference=inference.ELBO(), progress=False)
     assert all(torch.equal(value, before[name]) for name, value in module.state_dict().items())
 

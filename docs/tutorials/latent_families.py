@@ -31,7 +31,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 import ppgen
-from ppgen import datasets, inference, models
+from ppgen import datasets, models
 from ppgen.datasets.dequantize import dequantize, discrete_log_likelihood, grid_spacing
 
 QUICK = os.environ.get("PPGEN_QUICK") == "1"
