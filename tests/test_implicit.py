@@ -193,10 +193,15 @@ def test_a_refused_fit_leaves_a_conv_generators_batch_statistics_as_they_were():
     assert all(torch.equal(value, before[name]) for name, value in module.state_dict().items())
 
 
-def test_the_default_inference_of_an_implicit_model_names_the_likelihood_free_objectives(x):
-    with pytest.raises(ValueError, match=rf"^inference=None, the default \(ELBO\(\) or MLE\(\)\), needs the model's "
-                                         rf"density, but {IMPLICIT}.* {WAY_OUT}"):
-        ppgen.fit(models.Generator(x_dim=3), x, progress=False)
+def test_the_default_inference_of_an_implicit_model_is_mmd(x):
+    fit = ppgen.fit(models.Generator(x_dim=3), x, epochs=1, progress=False)
+    assert fit.inference == inference.MMD()
+
+
+def test_evaluate_scores_a_generators_draws_alone(generator_fit, x):
+    report = generator_fit.evaluate(x, k=3, metrics=("mmd",))
+    assert report.elbo is None and report.iwae is None and report.exact is None
+    assert set(report.samples.scores) == {"mmd"} and report.samples.n == (len(x), len(x))
 
 
 def test_the_backends_are_likelihood_based_and_a_users_own_objective_says_it_is_not():
@@ -221,12 +226,11 @@ def test_a_likelihood_free_objective_of_ones_own_fits_a_generator(generator_fit,
 @pytest.mark.parametrize("query, needs", [
     (lambda fit, x: fit.log_prob(x), r"log_prob\(x\)"),
     (lambda fit, x: fit.iwae_bound(x, k=3), r"iwae_bound\(x\)"),
-    (lambda fit, x: fit.evaluate(x, k=3), r"evaluate\(\), for its bounds ELBO, IWAE_K and log p\(x\),"),
     (lambda fit, x: fit.encode(x), r"inferring p\(z\|x\), as encode\(x\) and posterior\(x\) do,"),
     *[(lambda fit, x, method=method: fit.posterior(x, num_samples=3, method=method),
        r"inferring p\(z\|x\), as encode\(x\) and posterior\(x\) do,") for method in ("guide", "importance", "nuts")],
     (lambda fit, x: ppgen.log_weights(fit.model, x), r"log_weights\(model, data\)"),
-], ids=["log_prob", "iwae_bound", "evaluate", "encode", "posterior-guide", "posterior-importance", "posterior-nuts",
+], ids=["log_prob", "iwae_bound", "encode", "posterior-guide", "posterior-importance", "posterior-nuts",
         "log_weights"])
 def test_every_query_that_needs_a_density_refuses_by_name(query, needs, generator_fit, x):
     with pytest.raises(ValueError, match=rf"^{needs} needs the model's density, but {IMPLICIT}.* {WAY_OUT}; of the "

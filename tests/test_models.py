@@ -49,7 +49,6 @@ def test_answers_every_query_defined_for_it_and_says_which_is_not(name, x):
         fit = ppgen.fit(model, x, inference=MomentMatching(), epochs=2, progress=False)
         assert fit.sample(7).shape == (7, 5)
         refused = {"log_prob(x)": lambda: fit.log_prob(x, k=5), "iwae_bound(x)": lambda: fit.iwae_bound(x, k=3),
-                   "evaluate(), for its bounds": lambda: fit.evaluate(x, k=3),
                    "inferring p(z|x)": lambda: fit.encode(x), "inferring p(z|x), as": lambda: fit.posterior(x)}
         for needs, query in refused.items():
             with pytest.raises(ValueError, match=rf"^{re.escape(needs)}.* needs the model's density, but the model is "

@@ -4,7 +4,6 @@ models with and without a density."""
 
 import json
 import math
-from dataclasses import dataclass
 from unittest import mock
 
 import numpy as np
@@ -19,8 +18,6 @@ from torch import nn
 import ppgen
 import ppgen.queries.result
 from ppgen import datasets, models
-from ppgen.objective.base import Objective
-from ppgen.objective.generated import generated
 from ppgen.objective.kernels import median_bandwidths, mmd2_unbiased
 from ppgen.program.structure import inspect
 from ppgen.queries.c2st import c2st
@@ -29,6 +26,7 @@ from ppgen.queries.frechet import frechet_distance, gaussian_frechet
 from ppgen.queries.mmd_test import mmd2_of_labellings, mmd_test, pooled_kernel
 from ppgen.queries.modes import mode_coverage
 from ppgen.queries.sample_quality import sample_quality
+from programs import MomentMatching
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -304,22 +302,9 @@ class Generator(nn.Module):
             pyro.sample("x", dist.Delta(self.loc + self.log_scale.exp() * z, event_dim=1), obs=x)
 
 
-@dataclass(frozen=True, kw_only=True)
-class MatchMoments(Objective):
-    """The squared gaps between the means and standard deviations of a batch and of as many draws: a likelihood-free
-    objective of a test's own, for a model that only samples."""
-
-    def check(self, structure):
-        pass  # the latents have no guide: this objective needs none
-
-    def loss(self, module, structure, batch):
-        fake, x = generated(module, structure, batch), batch.args[0]
-        return (fake.mean(0) - x.mean(0)).square().sum() + (fake.std(0) - x.std(0)).square().sum()
-
-
 def test_a_model_that_only_samples_gets_its_sample_metrics_alone():
     loc, scale = torch.tensor([1.0, -1.0]), torch.tensor([0.5, 2.0])
-    fit = ppgen.fit(Generator(), loc + scale * torch.randn(1000, 2), inference=MatchMoments(), epochs=30, lr=0.05,
+    fit = ppgen.fit(Generator(), loc + scale * torch.randn(1000, 2), inference=MomentMatching(), epochs=30, lr=0.05,
                     progress=False)
     report = fit.evaluate(loc + scale * torch.randn(400, 2))
     assert report.exact is None and report.iwae is None and report.n == 400

@@ -17,6 +17,7 @@ from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import Model, as_module, constrained_params
 from ppgen.program.structure import Structure, inspect
+from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.queries import density, importance, mcmc, representation, sampling
 from ppgen.queries.evaluation import Evaluation, evaluate, has_density
 from ppgen.queries.posterior import METHODS, Posterior
@@ -182,6 +183,7 @@ class Fit:
             raise ValueError(f"evaluate() reports the bounds of a guide q(z|x), which a fit by {self.inference!r} does "
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
+        refuse_unnormalized(self.structure, "evaluate", density.NEEDS_LOG_Z)
         batch = self._batch(inputs)
         bounded = has_density(self.structure)
         num_samples = len(batch) if num_samples is None else check_positive_int(num_samples, "num_samples")
