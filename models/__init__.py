@@ -20,12 +20,14 @@
 | :class:`NeuralSplineFlow` | rational-quadratic spline flow, exact log p(x) | Durkan et al., 2019 |
 | :class:`DequantizedFlow` | a flow on integer data by uniform dequantisation | Theis et al., 2016 |
 | :class:`MixtureOfBernoullis` | mixture of Bernoullis, component summed out | Bishop, 2006, section 9.3.3 |
+| :class:`DDPM` | diffusion: the reverse process as the model, the forward process as the guide; log p(x) bounded | Ho, Jain and Abbeel, 2020 |
 
 The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 """
 
 from ppgen.models.conv_vae import ConvVAE
 from ppgen.models.cvae import CVAE
+from ppgen.models.ddpm import DDPM
 from ppgen.models.dequantized import DequantizedFlow
 from ppgen.models.factor_analysis import FactorAnalysis
 from ppgen.models.flowvae import FlowVAE
@@ -43,6 +45,5 @@ from ppgen.models.realnvp import RealNVP
 from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["CVAE", "ConvVAE", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE", "MADE",
-           "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "SSVAE",
-           "VAE"]
+__all__ = ["CVAE", "ConvVAE", "DDPM", "DequantizedFlow", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "HVAE",
+           "MADE", "MAF", "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "SSVAE", "VAE"]

@@ -24,7 +24,7 @@ from torch.distributions import constraints
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn
 from ppgen.program.pointwise import per_point_terms
-from ppgen.program.protocol import as_model_input
+from ppgen.program.protocol import as_model_input, bounds_itself
 from ppgen.program.traces import Plan, sample_sites, trace_particles
 from ppgen.utils.checks import first_line
 
@@ -45,7 +45,8 @@ class Structure:
         global_sites: the model's latent sites outside the data plate, shared by every data point.
         point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
             without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
-        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model).
+        exact: whether log p(x) is available exactly (a ``log_prob`` method that is not marked a bound, or all latents
+            enumerated in the model).
         unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
         own_batch_size: the number of points per step the program requires, ``None`` where any batch size runs.
@@ -193,7 +194,8 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         global_sites=global_sites,
         point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
             s["name"] for s in guide_sites if _point_mass(s["fn"])),
-        exact=callable(getattr(module, "log_prob", None)) or all(_enumerable(s) for s in latent),
+        exact=(callable(getattr(module, "log_prob", None)) and not bounds_itself(module))
+        or all(_enumerable(s) for s in latent),
         unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
         data_support=data_site["fn"].support if data_site else None,
         own_batch_size=traced.own_batch_size,

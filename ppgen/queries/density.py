@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ppgen.objective.bounds import exact_log_prob, log_weights
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
+from ppgen.program.protocol import bounds_itself
 from ppgen.program.structure import Structure
 from ppgen.run.distributed import current
 from ppgen.utils.budget import check_particle_budget
@@ -23,7 +24,8 @@ PARTICLE_POINTS_PER_PASS = 2**15
 
 def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False,
              passes: Passes | None = None) -> Tensor:
-    """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k.
+    """log p(x_n), Tensor[N]: exact for a model with a closed form, the model's own bound for a model whose
+    ``log_prob`` is marked a bound (``log_prob_is_bound = True``), else :func:`importance_log_prob` with K = k.
 
     Under an initialised ``torch.distributed`` process group every rank passes the same x, evaluates its share
     of the rows, and receives every rank's values (see :mod:`ppgen.run.distributed`).
@@ -31,8 +33,12 @@ def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, comp
     group = current()
     group.check_same_rows(len(batch), "log_prob")
     local = group.local(batch)
-    values = exact_log_prob(module, structure, local) if structure.exact else \
-        importance_log_prob(module, structure, local, k, compile, passes)
+    if structure.exact:
+        values = exact_log_prob(module, structure, local)
+    elif bounds_itself(module):
+        values = module.log_prob(*local.args)
+    else:
+        values = importance_log_prob(module, structure, local, k, compile, passes)
     return group.gather_rows(values, len(batch))
 
 

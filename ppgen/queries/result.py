@@ -167,16 +167,21 @@ class Fit:
                         compile=compile, passes=self._kept_passes())
 
     @torch.no_grad()
-    def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:
+    def sample(self, n: int, *given: Any, mean: bool = False, **options: Any) -> Tensor:
         """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]; for a model of further inputs,
         ``sample(n, y)`` draws x ~ p(x | y) with one row of y per draw. For a fit by a sampler, the posterior
         predictive: each row takes its global latents from one of the sampler's draws.
 
         With ``mean=True``, the decoder's mean E[x | z] of the data site's distribution for each prior draw of the
         latents z, as the VAE literature pictures samples (a Bernoulli decoder's probabilities rather than its
-        speckled 0/1 draws); a ``ValueError`` where that distribution has no closed-form mean."""
+        speckled 0/1 draws); a ``ValueError`` where that distribution has no closed-form mean.
+
+        A model with a ``sample(n, *given, **options)`` method of its own draws with it, given ``options``
+        (``fit.sample(16, method="ddim", steps=50)`` for a :class:`~ppgen.models.DDPM`); ``options`` given to a
+        model without one are a ``TypeError``."""
         if not isinstance(mean, bool):
             raise TypeError(f"mean must be True or False, got {mean!r}")
+        own = sampling.own_sampler(self.model, options, mean)
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
         if self.structure.plan.whole_data and self.structure.data_site is None:  # it observes x indexed, x[ind]
@@ -193,6 +198,8 @@ class Fit:
                 raise ValueError(f"given[{len(checked)}] must have shape [{n}, {', '.join(map(str, like.shape[1:]))}]:"
                                  f" one row per draw, got {list(batch.args[0].shape)}")
             checked.append(batch.to(self.device, like.dtype if like.is_floating_point() else None).args[0])
+        if own is not None:
+            return own(n, *checked, **options)
         return sampling.sample(self.model, self.structure, self.example.to(self.device), n, tuple(checked), mean=mean,
                                draws=self.draws)
 
