@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ppgen.objective.base import Objective
 from ppgen.objective.bounds import log_mean_exp, log_weights
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.utils.checks import check_finite_float, check_positive_int
 
 
@@ -38,6 +38,10 @@ class RenyiVI(Objective):
     def __post_init__(self) -> None:
         object.__setattr__(self, "alpha", check_finite_float(self.alpha, "alpha"))
         object.__setattr__(self, "k", check_positive_int(self.k, "k"))
+
+    def check(self, structure: Structure) -> None:
+        super().check(structure)
+        check_importance_weights(structure, repr(self))
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         log_w = log_weights(module, structure, batch, self.k)

@@ -50,9 +50,9 @@ class DDPM(Model):
     point: the guide draws t ~ U{2..T} (site ``"t"``, the step number less 2), x_T ~ q(x_T | x_0), x_1 ~ q(x_1 | x_0),
     x_t ~ q(x_t | x_0) and x_{t-1} ~ q(x_{t-1} | x_t, x_0) (sites ``"x_T"``, ``"x_1"``, ``"x_t"``, ``"x_prev"``), and
     the model draws t from the same uniform, scores x_T under N(0, I), x_0 under p_theta(x_0 | x_1) and, under
-    ``poutine.scale(T - 1)``, x_{t-1} under p_theta(x_{t-1} | x_t); x_1 and x_t are masked (``poutine.mask(mask=False)``) in both,
-    contributing no term. Proof that its ELBO is an unbiased estimate of L: the sum of the program's log-densities,
-    log p - log q, is
+    ``poutine.scale(T - 1)``, x_{t-1} under p_theta(x_{t-1} | x_t); x_1 and x_t are masked
+    (``poutine.mask(mask=False)``) in both, contributing no term. Proof that its ELBO is an unbiased estimate of L:
+    the sum of the program's log-densities, log p - log q, is
 
         [log p(x_T) - log q(x_T | x_0)] + log p_theta(x_0 | x_1)
         + (T - 1) [log p_theta(x_{t-1} | x_t) - log q(x_{t-1} | x_t, x_0)] + [log U(t) - log U(t)],
@@ -277,12 +277,23 @@ class DDPM(Model):
 
 
 class UniformStep(dist.Categorical):
-    """A categorical distribution whose draws count as reparameterised: the law of t has no parameters, so that
+    """The uniform distribution of the step t on C values, a categorical whose draws count as reparameterised: the
+    law of t has no parameters, so that
     a draw's pathwise gradient, zero, is the exact one, and a score-function term E[f grad log q(t)] would be zero
     too. The backends that differentiate through draws (``ELBO(kl="analytic")``, ``IWAE``) take it as they take
     a Normal's."""
 
     has_rsample = True
+
+    @property
+    def mean(self) -> Tensor:
+        """(C - 1) / 2: the values 0..C-1 are steps, ordered, unlike a categorical's (whose mean torch leaves NaN)."""
+        return self.logits.new_full(self.batch_shape, (self.logits.shape[-1] - 1) / 2)
+
+    @property
+    def variance(self) -> Tensor:
+        """(C^2 - 1) / 12, the variance of the discrete uniform on C values."""
+        return self.logits.new_full(self.batch_shape, (self.logits.shape[-1] ** 2 - 1) / 12)
 
     def expand(self, batch_shape: torch.Size, _instance: UniformStep | None = None) -> UniformStep:
         new = self._get_checked_instance(UniformStep, _instance)

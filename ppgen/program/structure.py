@@ -8,6 +8,7 @@ where Pyro has one. How the program takes its data is learnt first, by running i
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ import torch
 from pyro.distributions import Delta
 from pyro.util import (check_model_guide_match, check_site_shape, check_traceenum_requirements, get_rng_state,
                        set_rng_state)
-from torch import nn
+from torch import Tensor, nn
 from torch.distributions import constraints
 
 from ppgen.program.inputs import Batch, as_batch
@@ -59,6 +60,10 @@ class Structure:
         integer_x: whether an integer x (the first input) is given to the program as it is, because the program
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
             floating point, as the likelihoods of reals and Bernoulli's need.
+        reweighted: the sites whose log-density a ``poutine.scale`` weighs beyond the N / B of a subsampled plate
+            (a diffusion model's sampled step, weighted T - 1). The program's log w is then an unbiased estimate of
+            the ELBO's terms but no log importance weight, so that the importance-weighted bounds and queries refuse
+            it (:func:`check_importance_weights`).
     """
 
     plan: Plan
@@ -78,6 +83,7 @@ class Structure:
     own_batch_size: int | None = None
     data_size: int | None = None
     integer_x: bool = False
+    reweighted: tuple[str, ...] = ()
 
     @property
     def reparameterized(self) -> bool:
@@ -201,11 +207,31 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         own_batch_size=traced.own_batch_size,
         data_size=batch.size if batch.whole else None,
         integer_x=integer_x,
+        reweighted=tuple(dict.fromkeys(s["name"] for s in guide_sites + model_sites if _reweighted(s))),
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided:  # no bound is defined; the backend's check says why, naming the latents
         return structure
     return _with_particles_checked(module, structure, batch, name)
+
+
+def _reweighted(site: dict) -> bool:
+    """Whether a ``poutine.scale`` weighs the site's log-density beyond its subsampled plates' N / B."""
+    plates = math.prod(f.full_size / f.size for f in site["cond_indep_stack"] if f.full_size and f.size)
+    scale = site["scale"]
+    if isinstance(scale, Tensor):
+        return bool((scale != plates).any())
+    return not math.isclose(scale, plates)
+
+
+def check_importance_weights(structure: Structure, who: str) -> None:
+    """A ``ValueError`` naming ``who`` where the program's log w is no log importance weight (``reweighted``)."""
+    if structure.reweighted:
+        raise ValueError(f"{who} takes log w = log p(x, z) - log q(z|x) as a log importance weight, but a "
+                         f"poutine.scale weighs the site(s) {', '.join(map(repr, structure.reweighted))} of the "
+                         f"program, so that log w is an unbiased estimate of the ELBO's terms and no importance "
+                         f"weight: fit it by inference.ELBO(), and ask log_prob for the model's own bound where it has "
+                         f"one")
 
 
 def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batch, name: str) -> Structure:

@@ -13,7 +13,7 @@ from ppgen.objective.bounds import exact_log_prob, log_weights
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
 from ppgen.program.protocol import bounds_itself
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.run.distributed import current
 from ppgen.utils.budget import check_particle_budget
 from ppgen.utils.progress import query_bar
@@ -61,6 +61,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
         ValueError: the model has latents that no guide draws.
     """
     check_particle_budget(k, len(batch))
+    check_importance_weights(structure, "the importance-sampled estimate of log p(x)")
     if structure.unguided:
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ppgen.objective.bounds import exact_log_prob
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.queries.density import Passes
 from ppgen.run.distributed import current
 from ppgen.utils.checks import check_positive_int
@@ -152,6 +152,7 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         receives the evaluation of every row.
     """
     k = check_positive_int(k, "k")
+    check_importance_weights(structure, "evaluate")
     particle_points = check_positive_int(particle_points, "particle_points")
     compile = check_compile(compile)
     group = current()
