@@ -11,8 +11,9 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.distributions import TorchDistribution
 from torch import Tensor
-from torch.distributions import kl_divergence
+from torch.distributions import constraints, kl_divergence, register_kl
 
 from ppgen.models.layers import check_widths, mlp
 from ppgen.models.noise_schedule import NoiseSchedule
@@ -41,7 +42,8 @@ class DDPM(Model):
     The guide is the forward process of :class:`~ppgen.models.noise_schedule.NoiseSchedule`; it has no parameters.
 
     With ``terms="all"`` the program is the chain itself: the guide draws x_T ~ q(x_T | x_0) and x_{t-1} ~
-    q(x_{t-1} | x_t, x_0) for t = T..2 (sites ``"x_T"``... named ``"x_{t}"``), the model scores them, and its ELBO is
+    q(x_{t-1} | x_t, x_0) for t = T..2 (sites ``"x_{t}"`` for t = T..1: ``"x_4"`` to ``"x_1"`` at T = 4), the model
+    scores them, and its ELBO is
 
         L(x_0) = E_q[log p(x_T) - log q(x_T | x_0)] + E_q[log p_theta(x_0 | x_1)]
                  + sum_{t=2}^T E_q[log p_theta(x_{t-1} | x_t) - log q(x_{t-1} | x_t, x_0)]      (Ho et al., eq. 5)
@@ -133,6 +135,7 @@ class DDPM(Model):
         return dist.Normal(loc, variance.sqrt().expand_as(loc)).to_event(1)
 
     def model(self, x: Tensor) -> None:
+        """The reverse process as ppgen fits it: the sampled-t program, its L_simple form, or the chain."""
         if self.terms == "all":
             return self.chain_model(x)
         standard = dist.Normal(x.new_zeros(self.x_dim), x.new_ones(self.x_dim)).to_event(1)
@@ -158,6 +161,7 @@ class DDPM(Model):
         return None
 
     def guide(self, x: Tensor) -> None:
+        """The forward process, drawn at the sites of :meth:`model`."""
         if self.terms == "all":
             return self.chain_guide(x)
         with pyro.plate(DATA_PLATE, x.shape[0]):
@@ -201,9 +205,10 @@ class DDPM(Model):
                 - sum_{t=2}^T E_q(x_t | x_0)[KL(q(x_{t-1} | x_t, x_0) || p_theta(x_{t-1} | x_t))],
 
         every t in the sum (T network passes per point), each KL in closed form and each expectation over x_t
-        (and x_1) estimated with one draw: an unbiased estimate of L whatever T. For data x = (v - a) / b mapped
-        from 8-bit levels v dequantised uniformly, bits per dimension are -(L - D log b) / (D log 2), with
-        b = 1/127.5 for v in [0, 256) scaled to [-1, 1).
+        (and x_1) estimated with one draw: an unbiased estimate of L whatever T. On data dequantised on a grid of
+        spacing delta (:func:`ppgen.datasets.dequantize.dequantize`, ``ppgen fit --dequantize``), L + D log delta
+        (:func:`~ppgen.datasets.dequantize.discrete_log_likelihood`) is a lower bound on the discrete log P(x), and
+        -(L + D log delta) / (D log 2) an upper bound on its bits per dimension.
         """
         n, steps = x.shape[0], self.steps
         bound = -kl_divergence(dist.Normal(*self.noise.marginal(x, _step(x, steps))),
@@ -273,34 +278,64 @@ class DDPM(Model):
 
     def _uniform(self, x: Tensor, count: int) -> UniformStep:
         """The uniform distribution on ``count`` values 0..count-1, which model and guide both give t."""
-        return UniformStep(logits=x.new_zeros(count))
+        return UniformStep(count, x)
 
 
-class UniformStep(dist.Categorical):
-    """The uniform distribution of the step t on C values, a categorical whose draws count as reparameterised: the
-    law of t has no parameters, so that
-    a draw's pathwise gradient, zero, is the exact one, and a score-function term E[f grad log q(t)] would be zero
-    too. The backends that differentiate through draws (``ELBO(kl="analytic")``, ``IWAE``) take it as they take
-    a Normal's."""
+class UniformStep(TorchDistribution):
+    """The uniform distribution of the step t on C values 0..C-1, drawn and scored at a cost independent of C (a
+    ``Categorical``'s sampler and log-density would each pass over the C values for every point).
 
+    Its draws count as reparameterised: the law of t has no parameters, so that a draw's pathwise gradient, zero, is
+    the exact one, and a score-function term E[f grad log q(t)] would be zero too; the backends that differentiate
+    through draws (``ELBO(kl="analytic")``) take it as they take a Normal's. KL(U || U) = 0 is registered.
+
+    Arguments:
+        count: C.
+        like: a tensor whose dtype and device the log-densities take.
+    """
+
+    arg_constraints: dict = {}
     has_rsample = True
 
-    @property
-    def mean(self) -> Tensor:
-        """(C - 1) / 2: the values 0..C-1 are steps, ordered, unlike a categorical's (whose mean torch leaves NaN)."""
-        return self.logits.new_full(self.batch_shape, (self.logits.shape[-1] - 1) / 2)
+    def __init__(self, count: int, like: Tensor, batch_shape: torch.Size = torch.Size(),
+                 validate_args: bool | None = None) -> None:
+        self.count, self.like = count, like.new_zeros(())
+        super().__init__(torch.Size(batch_shape), torch.Size(), validate_args=validate_args)
 
-    @property
-    def variance(self) -> Tensor:
-        """(C^2 - 1) / 12, the variance of the discrete uniform on C values."""
-        return self.logits.new_full(self.batch_shape, (self.logits.shape[-1] ** 2 - 1) / 12)
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        return constraints.integer_interval(0, self.count - 1)
 
     def expand(self, batch_shape: torch.Size, _instance: UniformStep | None = None) -> UniformStep:
-        new = self._get_checked_instance(UniformStep, _instance)
-        return super().expand(batch_shape, _instance=new)
+        return UniformStep(self.count, self.like, torch.Size(batch_shape))
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        return torch.randint(self.count, self._extended_shape(sample_shape), device=self.like.device)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         return self.sample(sample_shape)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return self.like.new_full(torch.broadcast_shapes(value.shape, self.batch_shape), -math.log(self.count))
+
+    @property
+    def mean(self) -> Tensor:
+        """(C - 1) / 2."""
+        return self.like.new_full(self.batch_shape, (self.count - 1) / 2)
+
+    @property
+    def variance(self) -> Tensor:
+        """(C^2 - 1) / 12."""
+        return self.like.new_full(self.batch_shape, (self.count**2 - 1) / 12)
+
+
+@register_kl(UniformStep, UniformStep)
+def _same_uniform(p: UniformStep, q: UniformStep) -> Tensor:
+    """KL(U_C || U_C') = log(C' / C) where C <= C' (p's support inside q's), else infinite."""
+    shape = torch.broadcast_shapes(p.batch_shape, q.batch_shape)
+    return p.like.new_full(shape, math.log(q.count / p.count) if p.count <= q.count else math.inf)
 
 
 def _step(like: Tensor, t: int) -> Tensor:

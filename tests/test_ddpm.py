@@ -104,7 +104,7 @@ def test_the_elbo_is_pyros_trace_elbo_on_the_same_draws(options):
         loss = ours.loss(model, structure, as_batch(x))
         pyro.set_rng_seed(3)  # the same draws
         reference = theirs.differentiable_loss(model.model, model.guide, x) / len(x)
-        torch.testing.assert_close(loss, reference, rtol=0, atol=1e-12)
+        torch.testing.assert_close(loss, reference, rtol=1e-14, atol=1e-12)  # summed in another order
 
 
 def test_the_sampled_program_has_a_few_sites_whatever_t():
@@ -119,13 +119,14 @@ def test_the_sampled_program_has_a_few_sites_whatever_t():
 
 @pytest.fixture(scope="module")
 def gaussian_fit():
-    """A DDPM of T = 100 fitted to 2000 draws of N(0.3, 0.9^2) by the ELBO with closed-form KL terms (about 30 s)."""
+    """A DDPM of T = 100 fitted to 2000 draws of N(0.3, 0.9^2) by the ELBO with closed-form KL terms: 1000 steps of
+    Adam at lr 1e-3 on batches of 200, then 160 at lr 1e-4 on batches of 500 (about 25 s)."""
     pyro.set_rng_seed(0)
     x = 0.3 + 0.9 * torch.randn(2000, 1)
     model = models.DDPM(x_dim=1, steps=100, hidden=(32, 32))
-    fit = ppgen.fit(model, x, inference=inference.ELBO(kl="analytic"), epochs=100, batch_size=200, lr=1e-3,
-                    progress=False, seed=0)
-    return fit, x
+    elbo = inference.ELBO(kl="analytic")
+    ppgen.fit(model, x, inference=elbo, epochs=100, batch_size=200, lr=1e-3, progress=False, seed=0)
+    return ppgen.fit(model, x, inference=elbo, epochs=40, batch_size=500, lr=1e-4, progress=False, seed=1), x
 
 
 @pytest.mark.slow
@@ -145,17 +146,24 @@ def test_the_bound_stays_below_the_exact_log_likelihood_and_comes_close_after_tr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("options, tolerance", [({}, 0.1), ({"method": "ddim"}, 0.2)])
-def test_samples_have_the_datas_mean_and_variance(gaussian_fit, options, tolerance):
-    """Ancestral samples and DDIM's at all T steps: mean and standard deviation within ``tolerance`` of the data's
-    0.3 and 0.9 (4000 draws: standard errors 0.015 and 0.01). DDIM's deterministic map carries the network's error
-    further than the ancestral sampler does (measured: off by 0.15 in the mean against 0.06); with the exact
-    noise prediction both are within 0.05 (test above)."""
+@pytest.mark.parametrize("method", ["ancestral", "ddim"])
+def test_samples_have_the_datas_mean_variance_and_quantiles(gaussian_fit, method):
+    """4000 draws (standard errors 0.015 of the mean, 0.01 of the standard deviation): ancestral samples have the
+    data's mean 0.3 and standard deviation 0.9 within 0.06, and the 1%, 10%, 50%, 90% and 99% quantiles of
+    N(0.3, 0.9^2) within 0.15; DDIM's at all T steps the mean within 0.06 and the 10%, 50% and 90% quantiles within
+    0.15. DDIM's deterministic map carries the network's error at rare x_T further: its upper tail is heavier
+    (measured over seeds 6 to 8: 99% quantile 2.58 to 2.71 where the Gaussian's is 2.39, 99.9% quantile 5.7 to 7.4
+    where it is 3.1, so a standard deviation of 0.96 to 1.08); with the exact noise prediction both samplers'
+    moments are right within 0.05 (test below)."""
     fit, _ = gaussian_fit
     pyro.set_rng_seed(6)
-    draws = fit.sample(4000, **options)
-    assert draws.shape == (4000, 1)
-    assert abs(draws.mean() - 0.3) < tolerance and abs(draws.std() - 0.9) < tolerance, (draws.mean(), draws.std())
+    draws = fit.sample(4000, method=method).squeeze(-1)
+    assert abs(draws.mean() - 0.3) < 0.06, draws.mean()
+    if method == "ancestral":
+        assert abs(draws.std() - 0.9) < 0.06, draws.std()
+    levels = torch.tensor([0.01, 0.1, 0.5, 0.9, 0.99] if method == "ancestral" else [0.1, 0.5, 0.9])
+    exact = torch.distributions.Normal(0.3, 0.9).icdf(levels)
+    assert ((draws.quantile(levels) - exact).abs() < 0.15).all(), (draws.quantile(levels), exact)
 
 
 def test_both_samplers_draw_gaussian_data_given_its_exact_noise_prediction():
@@ -230,14 +238,16 @@ def test_sampler_options_for_a_model_without_its_own_sampler_are_refused():
 
 
 def test_importance_weighting_refuses_the_sampled_program():
-    """The sampled step's poutine.scale(T - 1) makes log w an estimate of the ELBO's terms, no log importance weight:
-    IWAE (fit or query), evaluate and importance resampling refuse it; the chain, whose log w is one, is taken."""
+    """The sampled step's poutine.scale(T - 1), and the masks of the draws it is taken at, make log w an estimate of
+    the ELBO's terms, no log importance weight: IWAE (fit or query), evaluate and importance resampling refuse it; the
+    chain, whose log w is one, is taken."""
     x = torch.randn(20, 2)
-    words = "weighs the site.s. 'x_prev' of the program, so that log w is an unbiased estimate of the ELBO's terms"
+    words = "weighs the site.s. 'x_1', 'x_t', 'x_prev' of the program, so that log w is an estimate of the ELBO's terms"
     with pytest.raises(ValueError, match=r"IWAE\(k=5.*" + words):
         ppgen.fit(models.DDPM(x_dim=2, steps=10, hidden=(8,)), x, inference=inference.IWAE(), progress=False)
     fit = ppgen.fit(models.DDPM(x_dim=2, steps=10, hidden=(8,)), x, epochs=1, progress=False)
-    assert fit.structure.reweighted == ("x_prev",)
+    assert fit.structure.reweighted == ("x_1", "x_t", "x_prev")
+    assert inspect(models.DDPM(x_dim=2, loss="simple"), x).reweighted == ("x_t",)
     for query in (lambda: fit.iwae_bound(x, k=4), lambda: fit.evaluate(x, k=4),
                   lambda: fit.posterior(x, num_samples=2, method="importance")):
         with pytest.raises(ValueError, match=words):
@@ -245,3 +255,16 @@ def test_importance_weighting_refuses_the_sampled_program():
     chain = ppgen.fit(models.DDPM(x_dim=2, steps=3, hidden=(8,), terms="all"), x, inference=inference.IWAE(k=2),
                       epochs=1, progress=False)
     assert chain.structure.reweighted == () and chain.iwae_bound(x, k=4).shape == (20,)
+
+
+def test_the_step_is_drawn_and_scored_without_passing_over_its_values():
+    """UniformStep on 10^12 values (a Categorical's would not fit in memory): draws in range, log-density -log C,
+    mean (C - 1) / 2, KL 0 to itself."""
+    from ppgen.models.ddpm import UniformStep
+
+    step = UniformStep(10**12, torch.zeros(())).expand([4, 3])
+    t = step.sample()
+    assert t.shape == (4, 3) and t.dtype == torch.long and ((t >= 0) & (t < 10**12)).all()
+    torch.testing.assert_close(step.log_prob(t), torch.full((4, 3), -12 * math.log(10)))
+    assert (step.mean == (10**12 - 1) / 2).all()
+    assert (torch.distributions.kl_divergence(step, step) == 0).all()

@@ -60,10 +60,11 @@ class Structure:
         integer_x: whether an integer x (the first input) is given to the program as it is, because the program
             fails on it as floating point (word ids that index, as in Pyro's LDA); an integer x is otherwise made
             floating point, as the likelihoods of reals and Bernoulli's need.
-        reweighted: the sites whose log-density a ``poutine.scale`` weighs beyond the N / B of a subsampled plate
-            (a diffusion model's sampled step, weighted T - 1). The program's log w is then an unbiased estimate of
-            the ELBO's terms but no log importance weight, so that the importance-weighted bounds and queries refuse
-            it (:func:`check_importance_weights`).
+        reweighted: the sites whose log-density a ``poutine.scale`` weighs beyond the N / B of a subsampled plate,
+            or a mask of ``False`` leaves out (a diffusion model's sampled step, weighted T - 1, and the draws it is
+            taken at). The program's log w is then an estimate of the ELBO's terms (unbiased where the program says
+            so) but no log importance weight, so that the importance-weighted bounds and queries refuse it
+            (:func:`check_importance_weights`).
     """
 
     plan: Plan
@@ -216,7 +217,10 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
 
 
 def _reweighted(site: dict) -> bool:
-    """Whether a ``poutine.scale`` weighs the site's log-density beyond its subsampled plates' N / B."""
+    """Whether a ``poutine.scale`` weighs the site's log-density beyond its subsampled plates' N / B, or a mask of
+    ``False`` (``poutine.mask(mask=False)``) leaves it out."""
+    if site["mask"] is False:
+        return True
     plates = math.prod(f.full_size / f.size for f in site["cond_indep_stack"] if f.full_size and f.size)
     scale = site["scale"]
     if isinstance(scale, Tensor):
@@ -228,10 +232,10 @@ def check_importance_weights(structure: Structure, who: str) -> None:
     """A ``ValueError`` naming ``who`` where the program's log w is no log importance weight (``reweighted``)."""
     if structure.reweighted:
         raise ValueError(f"{who} takes log w = log p(x, z) - log q(z|x) as a log importance weight, but a "
-                         f"poutine.scale weighs the site(s) {', '.join(map(repr, structure.reweighted))} of the "
-                         f"program, so that log w is an unbiased estimate of the ELBO's terms and no importance "
-                         f"weight: fit it by inference.ELBO(), and ask log_prob for the model's own bound where it has "
-                         f"one")
+                         f"poutine.scale or a mask of False weighs the site(s) "
+                         f"{', '.join(map(repr, structure.reweighted))} of the program, so that log w is an estimate "
+                         f"of the ELBO's terms and no importance weight: fit it by inference.ELBO(), and ask log_prob "
+                         f"for the model's own bound where it has one")
 
 
 def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batch, name: str) -> Structure:
