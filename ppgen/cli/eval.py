@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     compile = common.COMPILE_CHOICES[args.compile]
     estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
     pyro.set_rng_seed(seed)
-    # bounds and weight diagnostics beside the estimate, where the program's log w are importance weights
-    report = None if fit.structure.reweighted else fit.evaluate(data.test, k=k, compile=compile)
+    # bounds and weight diagnostics beside the estimate, unless the guide's log w are no importance weights (a DDPM's)
+    refused = fit.structure.guided and fit.structure.reweighted
+    report = None if refused else fit.evaluate(data.test, k=k, compile=compile)
     record = {
         "k": estimate.k,
         "exact": estimate.exact,

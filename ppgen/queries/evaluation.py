@@ -152,7 +152,8 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         receives the evaluation of every row.
     """
     k = check_positive_int(k, "k")
-    check_importance_weights(structure, "evaluate")
+    if structure.guided and not structure.unguided:  # the importance weights it diagnoses
+        check_importance_weights(structure, "evaluate")
     particle_points = check_positive_int(particle_points, "particle_points")
     compile = check_compile(compile)
     group = current()
