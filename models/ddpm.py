@@ -254,8 +254,9 @@ class DDPM(Model):
             x_tau' = sqrt(abar_tau') xhat_0 + sqrt(1 - abar_tau' - s^2) eps_theta + s z,
             s = eta sqrt((1 - abar_tau') / (1 - abar_tau)) sqrt(1 - abar_tau / abar_tau'),
 
-        for each step tau to the next tau' with z ~ N(0, I): a deterministic map of x_T at ``eta=0``, and at
-        ``eta=1`` with S = T the ancestral sampler with sigma_t^2 = beta~_t. The last step returns xhat_0.
+        for each step tau to the next tau' with z ~ N(0, I): a deterministic map of x_T at ``eta=0``; at ``eta=1``
+        with S = T each step but the last draws from N(mu~_t(xhat_0, x_t), beta~_t I), the reverse step of
+        ``variance="posterior"`` (Song et al., eq. 16). The last step returns xhat_0, without noise.
         """
         steps, eta = self._ddim_path(steps, eta)
         abar = self.noise.at(x_T)["abar"]

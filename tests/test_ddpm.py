@@ -268,3 +268,22 @@ def test_the_step_is_drawn_and_scored_without_passing_over_its_values():
     torch.testing.assert_close(step.log_prob(t), torch.full((4, 3), -12 * math.log(10)))
     assert (step.mean == (10**12 - 1) / 2).all()
     assert (torch.distributions.kl_divergence(step, step) == 0).all()
+
+
+@pytest.mark.usefixtures("float64")
+def test_the_simple_loss_is_the_noise_regression_of_ho_et_al():
+    """loss="simple": given the guide's draws t and x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, the data site's
+    log-density is -||eps - eps_theta(x_t, t)||^2 / 2 - D/2 log(2 pi (1 - abar_t) / abar_t), Ho et al.'s L_simple up to
+    a constant of t."""
+    model = models.DDPM(x_dim=3, steps=50, hidden=(8,), loss="simple")
+    x = torch.randn(7, 3)
+    guide = pyro.poutine.trace(model.guide).get_trace(x)
+    traced = pyro.poutine.trace(pyro.poutine.replay(model.model, trace=guide)).get_trace(x)
+    traced.compute_log_prob()
+    t, xt = guide.nodes["t"]["value"] + 1, guide.nodes["x_t"]["value"]
+    beta = torch.tensor(betas(50, "linear"))
+    abar = torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - beta, 0)])[t].unsqueeze(-1)
+    eps = (xt - abar.sqrt() * x) / (1 - abar).sqrt()
+    squared = (eps - model.predicted_noise(xt, t)) ** 2
+    expected = (-0.5 * squared - 0.5 * torch.log(2 * math.pi * (1 - abar) / abar)).sum(-1)
+    torch.testing.assert_close(traced.nodes["x"]["log_prob"], expected, rtol=1e-12, atol=1e-12)

@@ -127,9 +127,9 @@ class Fit:
 
         Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
         enumeration); the model's own lower bound where its ``log_prob`` is marked one (``log_prob_is_bound = True``,
-        a diffusion model's; ``k`` is then unused); otherwise the importance-sampled estimate log (1/K) sum_k p(x, z_k) / q(z_k|x) with
-        z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower bound in expectation that
-        tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
+        a diffusion model's; ``k`` is then unused); otherwise the importance-sampled estimate
+        log (1/K) sum_k p(x, z_k) / q(z_k|x) with z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower
+        bound in expectation that tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
         a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then unused).
 
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
