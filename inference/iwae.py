@@ -12,7 +12,7 @@ from ppgen.objective.base import Objective
 from ppgen.objective.bounds import log_mean_exp, log_weights
 from ppgen.objective.estimators import stopped_log_weights
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.utils.checks import check_choice, check_positive_int
 
 ESTIMATORS = ("standard", "dreg", "stl")
@@ -67,6 +67,7 @@ class IWAE(Objective):
 
     def check(self, structure: Structure) -> None:
         super().check(structure)
+        check_importance_weights(structure, repr(self))
         if structure.guide_enumerated:
             raise ValueError(
                 f"IWAE() weights one draw of every latent per particle, but the guide enumerates "

@@ -11,7 +11,7 @@ from ppgen.objective.aggregate import (check_latent_mmd, check_latent_mmd_weight
 from ppgen.objective.base import Objective
 from ppgen.objective.bounds import log_mean_exp, log_weights
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.utils.checks import check_finite_float, check_positive_int
 
 
@@ -53,6 +53,10 @@ class RenyiVI(Objective):
         super().check(structure)
         if self.latent_mmd:
             check_latent_mmd(self, structure)
+
+    def check(self, structure: Structure) -> None:
+        super().check(structure)
+        check_importance_weights(structure, repr(self))
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         log_w = log_weights(module, structure, batch, self.k)

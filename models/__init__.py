@@ -20,6 +20,7 @@
 | :class:`NeuralSplineFlow` | rational-quadratic spline flow, exact log p(x) | Durkan et al., 2019 |
 | :class:`DequantizedFlow` | a flow on integer data by uniform dequantisation | Theis et al., 2016 |
 | :class:`MixtureOfBernoullis` | mixture of Bernoullis, component summed out | Bishop, 2006, section 9.3.3 |
+| :class:`DDPM` | diffusion: the reverse process as the model, the forward process as the guide; log p(x) bounded | Ho, Jain and Abbeel, 2020 |
 | :class:`EnergyModel` | energy-based model exp(-E(x)), E an MLP, noise-conditional or not | Song and Ermon, 2019 |
 | :class:`ConvEnergy` | convolutional energy-based model for images (C, H, W) | Du and Mordatch, 2019 |
 | :class:`Generator` | implicit model x = G(z), no density: sample only | Goodfellow et al., 2014 |
@@ -34,6 +35,7 @@ The observation models of the VAE family are in :mod:`ppgen.models.likelihoods`.
 from ppgen.models.conv_vae import ConvVAE
 from ppgen.models.critics import ConvCritic, Critic
 from ppgen.models.cvae import CVAE
+from ppgen.models.ddpm import DDPM
 from ppgen.models.dequantized import DequantizedFlow
 from ppgen.models.energy import ConvEnergy, EnergyModel
 from ppgen.models.factor_analysis import FactorAnalysis
@@ -53,7 +55,6 @@ from ppgen.models.realnvp import RealNVP
 from ppgen.models.ssvae import SSVAE
 from ppgen.models.vae import VAE
 
-__all__ = ["CVAE", "ConvCritic", "ConvEnergy", "ConvGenerator", "ConvVAE", "Critic", "DequantizedFlow", "EnergyModel",
-           "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "Generator", "HVAE", "MADE", "MAF",
-           "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP",
-           "SSVAE", "VAE"]
+__all__ = ["CVAE", "ConvCritic", "ConvEnergy", "ConvGenerator", "ConvVAE", "Critic", "DDPM", "DequantizedFlow",
+           "EnergyModel", "FVSBN", "FactorAnalysis", "FlowVAE", "GMM", "GMVAE", "Generator", "HVAE", "MADE", "MAF",
+           "MixtureOfBernoullis", "NADE", "NeuralSplineFlow", "PPCA", "RealNVP", "SSVAE", "VAE"]

@@ -538,3 +538,17 @@ def test_a_symlink_at_the_picture_is_refused_not_written_through(vae_run, tmp_pa
     out.symlink_to(target)
     assert main(["sample", str(vae_run[0]), "-n", "4", "--out", str(out)]) == 1
     assert target.read_text() == "keep me"
+
+
+def test_a_diffusion_run_reports_its_bound_as_a_bound(tmp_path, capsys):
+    """A DDPM fitted from the command line: its test figure is the model's own lower bound, recorded as neither exact
+    nor an importance-sampled estimate, and eval, whose weight diagnostics need importance weights, records it alone."""
+    run = tmp_path / "ddpm"
+    assert main(["fit", "--model", "ddpm", "--data", "moons", "--hidden", "16", *TINY, "--out", str(run)]) == 0
+    metrics = read_metrics(run)
+    assert metrics["bound"] is True and metrics["exact"] is False and metrics["eval_k"] is None
+    assert "nats per point (the model's lower bound" in capsys.readouterr().out
+    assert main(["eval", str(run)]) == 0
+    entry = read_metrics(run)["eval"]
+    assert entry["bound"] is True and entry["report"] is None
+    assert entry["test_log_likelihood"] == pytest.approx(metrics["test_log_likelihood"], abs=1e-4)

@@ -70,6 +70,10 @@ def test_answers_every_query_defined_for_it_and_says_which_is_not(name, x):
     else:
         with pytest.raises(ValueError, match="has no latent variables"):
             fit.posterior(x, num_samples=11)
+    if fit.structure.reweighted:  # log w estimates the ELBO's terms, no importance weight (a diffusion's sampled step)
+        with pytest.raises(ValueError, match="no importance weight"):
+            fit.iwae_bound(x, k=3)
+        return
     assert fit.iwae_bound(x, k=3).shape == (32,)
     if not fit.structure.guided:  # every latent summed out: the bound is log p(x) itself
         torch.testing.assert_close(fit.iwae_bound(x, k=3), fit.log_prob(x))

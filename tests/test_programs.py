@@ -681,3 +681,27 @@ def test_sample_lays_the_points_in_rows_or_says_why_it_cannot():
     with pytest.raises(ValueError, match=r"sample: the model draws its data site 'x' with shape \[\], not \[6\], one "
                                          r"point per row: .*give it the size, pyro.plate\('data', len\(x\)\)"):
         fit.sample(6)
+
+
+def test_a_poutine_scale_beyond_a_subsampled_plates_marks_the_site_reweighted():
+    """A subsampled plate's N / B is no reweighting; a poutine.scale inside it is, and so is a latent's mask of False
+    (its terms left out); importance weights refuse them."""
+    def program(weight, kept=True):
+        def model(x):
+            with pyro.plate("data", 100, subsample_size=len(x)), poutine.scale(scale=weight):
+                with poutine.mask(mask=kept):
+                    z = pyro.sample("z", dist.Normal(x.new_zeros(()), 1.0))
+                pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+        def guide(x):
+            with pyro.plate("data", 100, subsample_size=len(x)), poutine.scale(scale=weight), poutine.mask(mask=kept):
+                pyro.sample("z", dist.Normal(x / 2, 0.8))
+        return ppgen.program.protocol.as_module((model, guide))
+
+    batch = ppgen.program.inputs.Batch((torch.randn(10),), torch.arange(10), 100)  # 10 rows of 100: scaled 10
+    assert ppgen.program.structure.inspect(program(1.0), batch).reweighted == ()
+    assert ppgen.program.structure.inspect(program(1.0, kept=False), batch).reweighted == ("z",)
+    structure = ppgen.program.structure.inspect(program(3.0), batch)
+    assert structure.reweighted == ("z", "x")
+    with pytest.raises(ValueError, match=r"IWAE\(k=5.*a mask of False weighs the site\(s\) 'z', 'x' of the program"):
+        inference.IWAE().check(structure)

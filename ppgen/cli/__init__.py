@@ -12,7 +12,8 @@ r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from
 digest of every file), ``checkpoint.pt`` (the whole state of the run, written every ``--checkpoint-every``
 steps, at the end, and on SIGINT/SIGTERM: ``--resume`` continues it), ``fit.pt`` (the fitted model,
 :func:`ppgen.load` reads it back), ``metrics.json`` (the training loss per epoch and the test log-likelihood,
-with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, or the importance samples
+with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, ``"bound": true`` and
+``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), or the importance samples
 ``eval_k`` of the estimate), and the pictures ``samples.png``, ``latent.png`` (for models with latent
 variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's means E[x | z] of prior draws z
 where the likelihood has a mean. ``encode`` draws the run's test set in its latent space; ``posterior`` writes

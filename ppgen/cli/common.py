@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import ppgen
 
 #: the zoo's and the backends' names, as ``ppgen.training.registry`` has them (a test keeps the two in step).
-MODEL_NAMES = ("conv-generator", "conv-vae", "dequantized", "factor-analysis", "flowvae", "fvsbn", "generator", "gmm",
-               "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
+MODEL_NAMES = ("conv-generator", "conv-vae", "ddpm", "dequantized", "factor-analysis", "flowvae", "fvsbn", "generator",
+               "gmm", "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
 INFERENCE_NAMES = ("elbo", "iwae", "mle", "mmd", "renyi", "rws", "vimco")
 #: the data sets ``--data`` names (besides ``idx:PATH``).
 DATA_NAMES = ("digits", "moons", "fashion-mnist")
@@ -264,19 +264,21 @@ def write_netcdf(idata: Any, out: Path) -> None:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact."""
+    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact or the
+    model's own lower bound (``bound``, as a diffusion model's)."""
 
     log_likelihood: float
     k: int | None
     n: int
+    bound: bool = False
 
     @property
     def exact(self) -> bool:
-        """Whether log p(x) is exact, rather than estimated with k importance samples."""
-        return self.k is None
+        """Whether log p(x) is exact, rather than estimated with k importance samples or bounded by the model."""
+        return self.k is None and not self.bound
 
     def __str__(self) -> str:
-        method = "exact" if self.exact else f"k={self.k}"
+        method = "the model's lower bound" if self.bound else "exact" if self.exact else f"k={self.k}"
         return f"test log-likelihood {self.log_likelihood:.4f} nats per point ({method}, {self.n} points)"
 
 
@@ -289,6 +291,7 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
     import torch
 
     from ppgen.datasets.dequantize import dequantize, discrete_log_likelihood
+    from ppgen.program.protocol import bounds_itself
     from ppgen.utils.checks import SEED_LIMIT
 
     if spacing is not None:
@@ -297,7 +300,9 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
     log_likelihood = fit.log_prob(test, k=k, compile=compile).detach().double()
     if spacing is not None:
         log_likelihood = discrete_log_likelihood(log_likelihood, spacing, test[0].numel())
-    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact else k, n=len(test))
+    bound = bounds_itself(fit.model)
+    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact or bound else k, n=len(test),
+                    bound=bound)
 
 
 def is_density(support: Any) -> bool:

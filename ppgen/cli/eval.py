@@ -68,22 +68,26 @@ def run(args: argparse.Namespace) -> int:
     compile = common.COMPILE_CHOICES[args.compile]
     estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
     pyro.set_rng_seed(seed)
-    # bounds, weight diagnostics and sample metrics beside the estimate
-    report = fit.evaluate(data.test, k=k, metrics=args.metrics, seed=seed, compile=compile)
+    # bounds, weight diagnostics and sample metrics beside the estimate, unless the guide's log w are no importance
+    # weights (a DDPM's)
+    refused = fit.structure.guided and fit.structure.reweighted
+    report = None if refused else fit.evaluate(data.test, k=k, metrics=args.metrics, seed=seed, compile=compile)
     record = {
         "k": estimate.k,
         "exact": estimate.exact,
+        "bound": estimate.bound,
         "seed": seed,
         "test_log_likelihood": common.finite_or_none(estimate.log_likelihood),
         "n_test": estimate.n,
         **common.comparability(comparable, grid),
         "wall_time_s": time.perf_counter() - start,
-        "report": report.to_dict(),
+        "report": None if report is None else report.to_dict(),
     }
     kept = keep_records(metrics, record, metrics_path)
     RunFolder(args.run).write(common.METRICS_FILE, common.json_bytes(metrics))
     print(estimate)
-    print(report)
+    if report is not None:
+        print(report)
     print(f"recorded under 'eval' in {metrics_path}"
           + (f"; the earlier records, with {', '.join(kept)}, are kept under 'earlier_evals'" if kept else ""))
     return 0

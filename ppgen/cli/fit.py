@@ -233,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         "test_log_likelihood": common.finite_or_none(estimate.log_likelihood),
         "eval_k": estimate.k,
         "exact": estimate.exact,
+        "bound": estimate.bound,
         **common.comparability(comparable, spacing),
         "wall_time_s": wall_time,
         "world_size": group.world_size,

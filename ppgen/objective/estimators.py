@@ -39,7 +39,7 @@ from ppgen.objective.particles import in_passes
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import per_point_terms, trace_log_density
 from ppgen.program.protocol import ProgramCall, PyroFunctions
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.program.traces import BatchRows, draw_particles, in_particles, sample_sites, trace_particles
 
 
@@ -172,6 +172,7 @@ def check_draws_guide(objective: Any, structure: Structure) -> None:
     """A ``ValueError`` unless the guide draws latents whose draws a score-function backend (RWS, VIMCO) can weigh:
     the checks of every objective, less reparameterisation, which these backends never differentiate through."""
     Objective.check(objective, dataclasses.replace(structure, unreparameterized=()))
+    check_importance_weights(structure, repr(objective))
     if not structure.guided:
         raise ValueError(f"{objective!r} trains a guide q(z|x) on importance weights of its draws, but the model's "
                          f"guide draws no latent site: a model whose log p(x) is exact (or whose latents are summed "

@@ -9,7 +9,13 @@ A model is a Pyro program held by a ``torch.nn.Module``:
   program that takes the whole data set and subsamples it (``pyro.plate("documents", D, subsample_size=32) as ind``,
   ``data[:, ind]``, as Pyro's LDA) is called with all of it at every step, its plate given the batch's indices.
 * ``guide(x)`` (where the model has latents to infer) draws them from q(z|x), with the same inputs;
-* ``log_prob(x) -> Tensor[N]`` (optional) is the exact log-likelihood log p(x);
+* ``log_prob(x) -> Tensor[N]`` (optional) is the exact log-likelihood log p(x); a model whose ``log_prob`` is a lower
+  bound on it instead (a diffusion model's variational bound) says so with the class attribute
+  ``log_prob_is_bound = True``: ``fit.log_prob`` answers with it, but it is not taken for exact (maximum likelihood
+  refuses the model, and ``ELBO()`` is its default backend);
+* ``sample(n, *given, **options) -> Tensor[n, ...]`` (optional) is the model's own sampler, which
+  ``fit.sample(n, *given, **options)`` calls instead of running ``model`` forward: for a program whose model, run
+  forward, does not draw x ~ p(x) (a diffusion model's sampled-t program), or that offers further samplers;
 * ``initialize(x)`` (optional) sets data-dependent starting values once, before the first step; it sees x
   in the dtype and on the device the model has before ``fit`` moves it, and may refuse the data with a
   ``ValueError`` before it changes anything.
@@ -163,6 +169,11 @@ def as_module(model: Any) -> nn.Module:
     if not callable(getattr(model, "model", None)):
         raise TypeError(f"model {type(model).__name__} has no model(x) method: a ppgen model is a Pyro program")
     return model
+
+
+def bounds_itself(module: nn.Module) -> bool:
+    """Whether the module's own ``log_prob(x)`` is a lower bound on log p(x) (``log_prob_is_bound = True``)."""
+    return callable(getattr(module, "log_prob", None)) and getattr(module, "log_prob_is_bound", False) is True
 
 
 def has_guide(module: nn.Module) -> bool:

@@ -8,6 +8,7 @@ where Pyro has one. How the program takes its data is learnt first, by running i
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,13 @@ import torch
 from pyro.distributions import Delta
 from pyro.util import (check_model_guide_match, check_site_shape, check_traceenum_requirements, get_rng_state,
                        set_rng_state)
-from torch import nn
+from torch import Tensor, nn
 from torch.distributions import constraints
 
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn, observes
 from ppgen.program.pointwise import per_point_terms
-from ppgen.program.protocol import as_model_input
+from ppgen.program.protocol import as_model_input, bounds_itself
 from ppgen.program.traces import Plan, sample_sites, trace_particles
 from ppgen.program.unnormalized import unnormalized_of
 from ppgen.utils.checks import first_line
@@ -46,8 +47,8 @@ class Structure:
         global_sites: the model's latent sites outside the data plate, shared by every data point.
         point_estimates: the guide's sites that are point masses (``Delta``, as ``AutoDelta`` draws them), in a guide
             without auxiliary draws (``AutoNormal``'s Delta sites transform a Normal draw: they are not point masses).
-        exact: whether log p(x) is available exactly (a ``log_prob`` method, or all latents enumerated in the model);
-            never for an unnormalised or an implicit model.
+        exact: whether log p(x) is available exactly (a ``log_prob`` method that is not marked a bound, or all latents
+            enumerated in the model); never for an unnormalised or an implicit model.
         unreparameterized: the guide's sampled (not enumerated) sites without a reparameterised sampler (``rsample``).
         data_support: the support of the likelihood of the observed input, to check data against before fitting.
         own_batch_size: the number of points per step the program requires, ``None`` where any batch size runs.
@@ -73,6 +74,11 @@ class Structure:
         trainable_draws: whether a draw of the data site, x ~ p_theta(x | z) given the model's own draws of z,
             depends on a parameter that is learnt (``rsample`` carries a gradient); ``False`` where it has no
             ``rsample``.
+        reweighted: the sites whose log-density a ``poutine.scale`` weighs beyond the N / B of a subsampled plate,
+            or a mask of ``False`` leaves out (a diffusion model's sampled step, weighted T - 1, and the draws it is
+            taken at). The program's log w is then an estimate of the ELBO's terms (unbiased where the program says
+            so) but no log importance weight, so that the importance-weighted bounds and queries refuse it
+            (:func:`check_importance_weights`).
     """
 
     plan: Plan
@@ -96,6 +102,7 @@ class Structure:
     implicit: bool = False
     forward_unreparameterized: tuple[str, ...] = ()
     trainable_draws: bool = False
+    reweighted: tuple[str, ...] = ()
 
     @property
     def reparameterized(self) -> bool:
@@ -221,8 +228,8 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         global_sites=global_sites,
         point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
             s["name"] for s in guide_sites if _point_mass(s["fn"])),
-        exact=not unnormalized and not implicit and (callable(getattr(module, "log_prob", None))
-                                                     or all(map(_enumerable, latent))),
+        exact=not unnormalized and not implicit and (
+            (callable(getattr(module, "log_prob", None)) and not bounds_itself(module)) or all(map(_enumerable, latent))),
         unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
         data_support=data_site["fn"].support if data_site else None,
         own_batch_size=traced.own_batch_size,
@@ -233,11 +240,34 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         forward_unreparameterized=tuple(s["name"] for s in latent if not s["fn"].has_rsample) + (
             (drawn["name"],) if drawn is not None and draw is None else ()),
         trainable_draws=bool(draw),
+        reweighted=tuple(dict.fromkeys(s["name"] for s in guide_sites + model_sites if _reweighted(s))),
     )
     structure.check_data(batch, name)  # before the bounds run: out-of-support data is the data's fault, said so
     if unguided or implicit:  # no bound is defined; the backend's check says why
         return structure
     return _with_particles_checked(module, structure, batch, name)
+
+
+def _reweighted(site: dict) -> bool:
+    """Whether a ``poutine.scale`` weighs the site's log-density beyond its subsampled plates' N / B, or a mask of
+    ``False`` (``poutine.mask(mask=False)``) leaves it out."""
+    if site["mask"] is False:
+        return True
+    plates = math.prod(f.full_size / f.size for f in site["cond_indep_stack"] if f.full_size and f.size)
+    scale = site["scale"]
+    if isinstance(scale, Tensor):
+        return bool((scale != plates).any())
+    return not math.isclose(scale, plates)
+
+
+def check_importance_weights(structure: Structure, who: str) -> None:
+    """A ``ValueError`` naming ``who`` where the program's log w is no log importance weight (``reweighted``)."""
+    if structure.reweighted:
+        raise ValueError(f"{who} takes log w = log p(x, z) - log q(z|x) as a log importance weight, but a "
+                         f"poutine.scale or a mask of False weighs the site(s) "
+                         f"{', '.join(map(repr, structure.reweighted))} of the program, so that log w is an estimate "
+                         f"of the ELBO's terms and no importance weight: fit it by inference.ELBO(), and ask log_prob "
+                         f"for the model's own bound where it has one")
 
 
 def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batch, name: str) -> Structure:

@@ -12,7 +12,8 @@ from torch import Tensor, nn
 from ppgen.objective.bounds import exact_log_prob, log_weights
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
+from ppgen.program.protocol import bounds_itself
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.run.distributed import current
 from ppgen.utils.budget import check_particle_budget
@@ -28,7 +29,8 @@ NEEDS_LOG_Z = ("ppgen is to estimate log Z by annealed importance sampling (an A
 
 def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False,
              passes: Passes | None = None) -> Tensor:
-    """log p(x_n), Tensor[N]: exact for a model with a closed form, else :func:`importance_log_prob` with K = k; a
+    """log p(x_n), Tensor[N]: exact for a model with a closed form, the model's own bound for a model whose
+    ``log_prob`` is marked a bound (``log_prob_is_bound = True``), else :func:`importance_log_prob` with K = k; a
     ``ValueError`` for an unnormalised model (``structure.unnormalized``), whose log-density lacks log Z.
 
     Under an initialised ``torch.distributed`` process group every rank passes the same x, evaluates its share
@@ -38,8 +40,12 @@ def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, comp
     group = current()
     group.check_same_rows(len(batch), "log_prob")
     local = group.local(batch)
-    values = exact_log_prob(module, structure, local) if structure.exact else \
-        importance_log_prob(module, structure, local, k, compile, passes)
+    if structure.exact:
+        values = exact_log_prob(module, structure, local)
+    elif bounds_itself(module):
+        values = module.log_prob(*local.args)
+    else:
+        values = importance_log_prob(module, structure, local, k, compile, passes)
     return group.gather_rows(values, len(batch))
 
 
@@ -63,6 +69,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     """
     refuse_unnormalized(structure, "the importance-sampled log_prob", NEEDS_LOG_Z)
     check_particle_budget(k, len(batch))
+    check_importance_weights(structure, "the importance-sampled estimate of log p(x)")
     if structure.unguided:
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")

@@ -37,7 +37,7 @@ from ppgen.objective.bounds import exact_log_prob
 from ppgen.program.fastpath import check_compile
 from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.queries.density import NEEDS_LOG_Z, Passes
 from ppgen.queries.sample_quality import SampleQuality
@@ -179,6 +179,8 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
     """
     check_density(structure, "evaluate(), for its bounds ELBO, IWAE_K and log p(x),")
     k = check_positive_int(k, "k")
+    if structure.guided and not structure.unguided:  # the importance weights it diagnoses
+        check_importance_weights(structure, "evaluate")
     particle_points = check_positive_int(particle_points, "particle_points")
     compile = check_compile(compile)
     refuse_unnormalized(structure, "evaluate", NEEDS_LOG_Z)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from ppgen.objective.particles import passes
 from ppgen.program.inputs import Batch
 from ppgen.program.pointwise import per_point_terms
-from ppgen.program.structure import Structure
+from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.program.traces import sample_sites, trace_particles
 from ppgen.queries.evaluation import KHAT_THRESHOLD, khat_text, weight_diagnostics
 from ppgen.queries.posterior import Posterior
@@ -49,6 +49,7 @@ def check_importance(module: nn.Module, structure: Structure) -> None:
     if structure.guide_enumerated:
         raise ValueError(f"method='importance' needs one draw of every latent per proposal, but the guide enumerates "
                          f"{structure.guide_enumerated}: ask encode(x, site=...) for q(c|x) instead")
+    check_importance_weights(structure, "method='importance'")
 
 
 def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples: int, k: int,

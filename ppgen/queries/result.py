@@ -132,9 +132,10 @@ class Fit:
         """log p(x) for each row of x, Tensor[N] (given the model's further inputs, ``log_prob(x, y)``).
 
         Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
-        enumeration); otherwise the importance-sampled estimate log (1/K) sum_k p(x, z_k) / q(z_k|x) with
-        z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower bound in expectation that
-        tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
+        enumeration); the model's own lower bound where its ``log_prob`` is marked one (``log_prob_is_bound = True``,
+        a diffusion model's; ``k`` is then unused); otherwise the importance-sampled estimate
+        log (1/K) sum_k p(x, z_k) / q(z_k|x) with z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower
+        bound in expectation that tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
         a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then unused).
 
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
@@ -206,7 +207,7 @@ class Fit:
         return report
 
     @torch.no_grad()
-    def sample(self, n: int, *given: Any, mean: bool = False) -> Tensor:
+    def sample(self, n: int, *given: Any, mean: bool = False, **options: Any) -> Tensor:
         """n draws x ~ p(x) from the prior predictive, Tensor[n, *x_shape]; for a model of further inputs,
         ``sample(n, y)`` draws x ~ p(x | y) with one row of y per draw. For a fit by a sampler, the posterior
         predictive: each row takes its global latents from one of the sampler's draws.
@@ -214,9 +215,14 @@ class Fit:
         With ``mean=True``, the decoder's mean E[x | z] of the data site's distribution for each prior draw of the
         latents z, as the VAE literature pictures samples (a Bernoulli decoder's probabilities rather than its
         speckled 0/1 draws); a ``ValueError`` where that distribution has no closed-form mean. For an implicit model (a
-        generator) each row is x = G(z), z ~ p(z), with ``mean=True`` too (a point mass's mean is its value)."""
+        generator) each row is x = G(z), z ~ p(z), with ``mean=True`` too (a point mass's mean is its value).
+
+        A model with a ``sample(n, *given, **options)`` method of its own draws with it, given ``options``
+        (``fit.sample(16, method="ddim", steps=50)`` for a :class:`~ppgen.models.DDPM`); ``options`` given to a
+        model without one are a ``TypeError``."""
         if not isinstance(mean, bool):
             raise TypeError(f"mean must be True or False, got {mean!r}")
+        own = sampling.own_sampler(self.model, options, mean)
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
         if self.structure.plan.whole_data and self.structure.data_site is None:  # it observes x indexed, x[ind]
@@ -233,6 +239,8 @@ class Fit:
                 raise ValueError(f"given[{len(checked)}] must have shape [{n}, {', '.join(map(str, like.shape[1:]))}]:"
                                  f" one row per draw, got {list(batch.args[0].shape)}")
             checked.append(batch.to(self.device, like.dtype if like.is_floating_point() else None).args[0])
+        if own is not None:
+            return own(n, *checked, **options)
         return sampling.sample(self.model, self.structure, self.example.to(self.device), n, tuple(checked), mean=mean,
                                draws=self.draws)
 

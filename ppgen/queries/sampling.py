@@ -42,6 +42,21 @@ def check_given(module: nn.Module, structure: Structure, given: tuple[Any, ...])
                         f"{len(given)} value(s) after n")
 
 
+def own_sampler(module: nn.Module, options: dict[str, Any], mean: bool) -> Callable[..., Tensor] | None:
+    """The model's own ``sample(n, *given, **options)`` method, or ``None`` where it has none and no options were
+    given; a ``TypeError`` for options without such a sampler, a ``ValueError`` for ``mean=True`` with one."""
+    own = getattr(module, "sample", None)
+    if not callable(own):
+        if options:
+            raise TypeError(f"sample() got the option(s) {', '.join(sorted(options))}, but "
+                            f"{type(module).__name__} has no sampler of its own (a sample(n, ...) method) to take them")
+        return None
+    if mean:
+        raise ValueError(f"mean=True returns E[x | z] of the data site, but {type(module).__name__} draws x by its own "
+                         f"sample(n, ...) method: call sample without mean=True")
+    return own
+
+
 def sample(module: nn.Module, structure: Structure, example: Batch, n: int, given: tuple[Tensor, ...], *,
            mean: bool = False, draws: Draws | None = None) -> Tensor:
     """n draws x ~ p(x) from the prior predictive, or x ~ p(x | given) where the model takes further inputs; with

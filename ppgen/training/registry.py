@@ -18,7 +18,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "factor-analysis": zoo.FactorAnalysis, "gmm": zoo.GMM, "mixture-of-bernoullis": zoo.MixtureOfBernoullis,
     "fvsbn": zoo.FVSBN, "nade": zoo.NADE, "made": zoo.MADE,
     "realnvp": zoo.RealNVP, "maf": zoo.MAF, "nsf": zoo.NeuralSplineFlow, "dequantized": zoo.DequantizedFlow,
-    "flowvae": zoo.FlowVAE, "generator": zoo.Generator, "conv-generator": zoo.ConvGenerator,
+    "flowvae": zoo.FlowVAE, "generator": zoo.Generator, "conv-generator": zoo.ConvGenerator, "ddpm": zoo.DDPM,
 }
 #: the zoo's models of x given a further input, ``model(x, y)``: labels (SSVAE) or a condition (CVAE). They are
 #: fitted on aligned inputs ``ppgen.fit(model, (x, y))``; the CLI, which reads x alone, does not offer them.
