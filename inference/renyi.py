@@ -51,12 +51,9 @@ class RenyiVI(Objective):
 
     def check(self, structure: Structure) -> None:
         super().check(structure)
+        check_importance_weights(structure, repr(self))
         if self.latent_mmd:
             check_latent_mmd(self, structure)
-
-    def check(self, structure: Structure) -> None:
-        super().check(structure)
-        check_importance_weights(structure, repr(self))
 
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
         log_w = log_weights(module, structure, batch, self.k)
