@@ -19,10 +19,9 @@ import torch
 
 import ppgen
 from ppgen import cli, plots
-from ppgen.cli import common
-from ppgen.cli import fit as cli_fit
+from ppgen.cli import common, main
+from ppgen.cli import pictures as cli_pictures
 from ppgen.cli import sample as cli_sample
-from ppgen.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--epochs", "2", "--eval-k", "10", "--batch-size", "256", "--seed", "0"]
@@ -324,6 +323,8 @@ def test_unknown_model(tmp_path, capsys):
         (["fit", "--inference", "nuts"], "nuts"),
         (["fit", "--k", "5"], "--k needs --inference"),
         (["fit", "--inference", "mle", "--k", "5"], "--k does not apply to --inference mle"),
+        (["fit", "--inference", "adversarial", "--k", "5"], "--k does not apply to --inference adversarial"),
+        (["fit", "--inference", "wasserstein", "--k", "5"], "--k does not apply to --inference wasserstein"),
         (["fit", "--epochs", "2.5"], "argument --epochs: expected int, got '2.5'"),
         (["fit", "--lr", "nan"], "argument --lr: value must be a positive finite number"),
         (["fit", "--seed", "-5"], "argument --seed: value must be an int in [0, 2**32), got -5"),
@@ -475,7 +476,7 @@ def test_a_model_without_latents_skips_the_latent_view(tmp_path):
     fit = ppgen.fit(coins, x, epochs=1, progress=False)
     stale = tmp_path / "latent.png"
     stale.write_bytes(b"from an earlier run")
-    reason = cli_fit.draw_latent(fit, common.Data(x, x, None, is_image=False), stale)
+    reason = cli_pictures.draw_latent(fit, common.Data(x, x, None, is_image=False), stale)
     assert "no latent variables" in reason and not stale.exists()
 
 
@@ -493,7 +494,7 @@ def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "scatter", lambda points, path, **options: drawn.update(points=points, **options))
     fit = SimpleNamespace(encode=lambda x: torch.tensor([[0.0, 0.0, 1.0]]).expand(len(x), 3), latent_sites=("c",))
     data = common.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
-    assert cli_fit.draw_latent(fit, data, tmp_path / "latent.png") is None
+    assert cli_pictures.draw_latent(fit, data, tmp_path / "latent.png") is None
     assert "the same for every point" in drawn["title"] and "nan" not in drawn["xlabel"] + drawn["ylabel"]
 
 
@@ -520,10 +521,55 @@ def test_every_option_has_help_and_shows_its_default_once():
 
 
 def test_the_cli_knows_the_registry_names():
+    from ppgen.objective.adversary import Adversary
     from ppgen.training import registry
 
     assert common.MODEL_NAMES == tuple(sorted(registry.MODELS))
     assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE))
+    assert common.TWO_PLAYER == tuple(sorted(n for n, b in registry.INFERENCE.items() if issubclass(b, Adversary)))
+    assert common.WITHOUT_K == registry.WITHOUT_K
+    assert registry.build_inference("adversarial", k=5) == ppgen.inference.Adversarial(divergence="js")
+    assert registry.build_inference("wasserstein") == ppgen.inference.Wasserstein()
+
+
+@pytest.mark.parametrize("flags, flag, step", [(["--compile", "capture"], "--compile capture", "the captured step"),
+                                               (["--compile", "true"], "--compile true", "the captured step"),
+                                               (["--distributed"], "--distributed", "data-parallel training")])
+@pytest.mark.parametrize("backend", ["adversarial", "wasserstein"])
+def test_a_two_player_inference_refuses_compile_and_distributed_by_flag_before_any_work(backend, flags, flag, step,
+                                                                                          tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "generator", "--data", "moons", "--inference", backend, *flags, "--out",
+                 str(run)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"ppgen fit: error: {flag} does not apply to --inference {backend}: it trains a critic beside the model, which "
+        f"{step} does not take yet; leave {flag.split()[0]} out")
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("backend, objective", [
+    ("adversarial", "Adversarial(critic=Critic, critic_steps=1, critic_lr=None, divergence='js', nonsaturating=True)"),
+    ("wasserstein", ("Wasserstein(critic=Critic, critic_steps=5, critic_lr=None, gradient_penalty=10.0, "
+                     "one_sided=False)")),
+])
+def test_a_generator_is_fitted_by_a_critic_with_its_defaults(backend, objective, tmp_path, monkeypatch):
+    """Its objective on one line (the zoo's critic by name, not the module's repr), in metrics.json and loss.png's
+    title."""
+    titles, draw = [], plots.loss_curve
+
+    def loss_curve(*args, title, **options):
+        titles.append(title)
+        draw(*args, title=title, **options)
+
+    monkeypatch.setattr(plots, "loss_curve", loss_curve)
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "generator", "--data", "moons", "--inference", backend, "--epochs", "1",
+                 "--batch-size", "500", "--out", str(run)]) == 0
+    metrics = read_metrics(run)
+    assert metrics["objective"] == objective and metrics["config"]["inference"] == backend
+    assert len(metrics["train_loss"]) == 1 and math.isfinite(metrics["train_loss"][0])
+    assert metrics["test_log_likelihood"] is None and metrics["test_sample_quality"]["n"] == [500, 500]
+    assert titles == [f"training loss, {objective}"]
 
 
 def test_python_m_ppgen_runs_the_cli():
@@ -548,6 +594,9 @@ def test_a_diffusion_run_reports_its_bound_as_a_bound(tmp_path, capsys):
     metrics = read_metrics(run)
     assert metrics["bound"] is True and metrics["exact"] is False and metrics["eval_k"] is None
     assert "nats per point (the model's lower bound" in capsys.readouterr().out
+    assert main(["fit", "--model", "ddpm", "--data", "moons", "--hidden", "16", *TINY, "--out", str(run),
+                 "--resume"]) == 0  # finished already: its bound said again as a bound, nothing rewritten
+    assert "nats per point (the model's lower bound, 500 points); nothing was rewritten" in capsys.readouterr().out
     assert main(["eval", str(run)]) == 0
     entry = read_metrics(run)["eval"]
     assert entry["bound"] is True and entry["report"] is None

@@ -310,26 +310,90 @@ def test_a_conv_generator_draws_images_of_the_shape_it_is_given(x_dim, given, im
 
 def test_the_cli_refuses_a_generator_with_a_likelihood_based_inference(tmp_path, capsys):
     run = tmp_path / "run"
-    for more in (["--inference", "elbo"], []):
-        assert main(["fit", "--model", "generator", "--data", "moons", "--epochs", "1", *more, "--out", str(run)]) == 1
-        err = capsys.readouterr().err
-        assert err.startswith("ppgen: error: ") and err.count("\n") == 1, err
-        needs = "ELBO(num_particles=1, kl='sampled')" if more else "inference=None, the default (ELBO() or MLE()),"
-        assert f"{needs} needs the model's density, but the model is implicit" in err
-        assert LIKELIHOOD_FREE in err
-        assert not run.exists()  # refused before the run folder was made
+    assert main(["fit", "--model", "generator", "--data", "moons", "--epochs", "1", "--inference", "elbo", "--out",
+                 str(run)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ppgen: error: ") and err.count("\n") == 1, err
+    assert "ELBO(num_particles=1, kl='sampled') needs the model's density, but the model is implicit" in err
+    assert LIKELIHOOD_FREE in err
+    assert not run.exists()  # refused before the run folder was made
 
 
-def test_the_cli_refuses_a_generators_run_for_eval_encode_and_posterior_and_samples_it(x, tmp_path, capsys):
+def test_the_cli_fits_a_generator_by_mmd_by_default_and_records_its_sample_metrics(tmp_path, capsys):
+    """No density, so no test log-likelihood: metrics.json records the scores of as many draws as the test set has
+    points, against it (fit.evaluate's, at the run's seed), and says so; the picture of latents is skipped."""
+    run = tmp_path / "run"
+    argv = ["fit", "--model", "generator", "--data", "moons", "--epochs", "1", "--batch-size", "500", "--out", str(run)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("generator on moons, 1 epochs in ")
+    assert out[0].endswith(" s: the model has no density (it is implicit, x = G(z)), so no test log-likelihood: its "
+                           "draws are scored against the test set instead")
+    assert out[1] == ("sample quality, 500 model draws against 500 data points (value +- standard error, MMD^2's "
+                      "under p = p_data):")
+    assert [line.split()[0] for line in out[2:5]] == ["MMD^2", "C2ST", "Frechet"]
+    assert out[-1].startswith("latent.png skipped: inferring p(z|x), as encode(x) and posterior(x) do, needs the "
+                              "model's density, but the model is implicit")
+    metrics = json.loads((run / common.METRICS_FILE).read_text())
+    assert metrics["objective"] == repr(inference.MMD()) and metrics["config"]["inference"] is None
+    assert metrics["test_log_likelihood"] is None and metrics["eval_k"] is None
+    assert metrics["exact"] is False and metrics["bound"] is False and metrics["comparable"] is True
+    assert metrics["test_figure"] == common.NO_DENSITY
+    quality = metrics["test_sample_quality"]
+    assert set(quality) == {"n", "mmd", "c2st", "frechet", "frechet_features"} and quality["n"] == [500, 500]
+    fit = ppgen.load(run / "fit.pt")
+    pyro.set_rng_seed(0)
+    assert fit.evaluate(common.load_data("moons", binarize=None, seed=0).test, seed=0).samples.to_dict() == quality
+    assert sorted(p.name for p in run.glob("*.png")) == ["loss.png", "samples.png"]
+    assert main(argv + ["--resume"]) == 0  # finished: its scores are said again, nothing is rewritten
+    said = capsys.readouterr().out
+    assert said.startswith(f"generator on moons: the run in {run} was finished already (1 epochs in ")
+    assert said.endswith(f"no test log-likelihood (the model has no density); its draws scored mmd "
+                         f"{quality['mmd']['value']:.4g}, c2st {quality['c2st']['value']:.4g}, frechet "
+                         f"{quality['frechet']['value']:.4g}; nothing was rewritten\n")
+    assert main(["eval", str(run)]) == 0  # the default metrics at the run's seed: fit's scores again
+    assert json.loads((run / common.METRICS_FILE).read_text())["eval"]["report"]["samples"] == quality
+
+
+def test_the_cli_refuses_dequantizing_a_generators_data_and_a_test_set_too_small_to_score(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "generator", "--data", "digits", "--dequantize", "--out", str(run)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "ppgen fit: error: --dequantize applies to a continuous density on discrete data, but for generator on digits "
+        "it has no density (it is implicit, x = G(z))")
+    path = tmp_path / "images.idx"  # 5 images of 2 x 2: 4 to train on, 1 to test
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + b"".join(d.to_bytes(4, "big") for d in (5, 2, 2)) + bytes(range(20)))
+    assert main(["fit", "--model", "generator", "--data", f"idx:{path}", "--out", str(run)]) == 1
+    assert capsys.readouterr().err == (f"ppgen: error: --data idx:{path}: its test set of 1 point(s) is too few to "
+                                       f"score the draws of generator, which has no density, by any sample metric "
+                                       f"(they take 2 or more): give more data\n")
+    assert not run.exists()  # both before any work
+
+
+def test_the_cli_refuses_a_generators_run_for_encode_and_posterior_and_evaluates_and_samples_it(x, tmp_path, capsys):
     run = tmp_path / "run"
     settings = {"data": "moons", "binarize": None, "seed": 0, "eval_k": 10, "dequantize": None}
     ppgen.fit(models.Generator(x_dim=2), x[:, :2], inference=MomentMatching(), epochs=1, progress=False, out=run,
               run_config=settings)
     RunFolder(run).write(common.METRICS_FILE, common.json_bytes({}))
-    assert main(["eval", str(run)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("ppgen: error: ppgen eval, which estimates log p(x), needs the model's density"), err
-    assert json.loads((run / common.METRICS_FILE).read_text()) == {}  # nothing recorded
+    assert main(["eval", str(run), "--metrics", "mmd"]) == 0  # its draws alone are scored
+    out = capsys.readouterr().out
+    assert out.startswith("evaluation of a model without a density: its samples alone\n"), out
+    record = json.loads((run / common.METRICS_FILE).read_text())["eval"]
+    assert record["test_log_likelihood"] is None and record["k"] is None and record["seed"] == 0
+    assert record["test_figure"] == common.NO_DENSITY and record["n_test"] == 500
+    assert set(record["report"]["samples"]) == {"n", "mmd"} and record["report"]["mean"]["iwae"] is None
+    before = (run / common.METRICS_FILE).read_bytes()
+    no_density = "the run's model has no density (it is implicit, x = G(z)), so"
+    refusals = {"--k 5": f"{no_density} there is no log-likelihood to estimate with importance samples: leave --k out "
+                         f"(--metrics names what scores its draws)",
+                "--metrics none": f"{no_density} its draws are all there is to evaluate: name metrics among mmd, c2st, "
+                                  f"frechet, or leave --metrics out"}
+    for given, words in refusals.items():
+        assert main(["eval", str(run), *given.split()]) == 1
+        err = capsys.readouterr().err
+        assert err == f"ppgen: error: {given}: {words}\n", err
+    assert (run / common.METRICS_FILE).read_bytes() == before  # nothing recorded
     for command in (["encode", str(run)], ["posterior", str(run)]):
         assert main(command) == 1
         err = capsys.readouterr().err

@@ -4,6 +4,7 @@ r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from
 
     ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 50 --out runs/demo
     ppgen eval runs/demo --k 5000
+    ppgen fit --model generator --data moons --inference wasserstein --out runs/wgan
     ppgen sample runs/demo -n 64 --out samples.png
     ppgen encode runs/demo --out latent.png
     ppgen posterior runs/demo --index 3 --method importance --out post.nc
@@ -14,7 +15,9 @@ steps, at the end, and on SIGINT/SIGTERM: ``--resume`` continues it), ``fit.pt``
 :func:`ppgen.load` reads it back), ``metrics.json`` (the training loss per epoch and the test log-likelihood,
 with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, ``"bound": true`` and
 ``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), or the importance samples
-``eval_k`` of the estimate), and the pictures ``samples.png``, ``latent.png`` (for models with latent
+``eval_k`` of the estimate; for a model without a density, a generator, ``"test_log_likelihood": null`` and
+``"test_sample_quality"``, the scores of as many draws as the test set has points against it, with
+``"test_figure"`` saying so), and the pictures ``samples.png``, ``latent.png`` (for models with latent
 variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's means E[x | z] of prior draws z
 where the likelihood has a mean. ``encode`` draws the run's test set in its latent space; ``posterior`` writes
 posterior draws of test points, with their diagnostics, as ArviZ's InferenceData in NetCDF. ``eval``, ``sample``,

@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 #: the zoo's and the backends' names, as ``ppgen.training.registry`` has them (a test keeps the two in step).
 MODEL_NAMES = ("conv-generator", "conv-vae", "ddpm", "dequantized", "factor-analysis", "flowvae", "fvsbn", "generator",
                "gmm", "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
-INFERENCE_NAMES = ("elbo", "iwae", "mle", "mmd", "renyi", "rws", "vimco")
+INFERENCE_NAMES = ("adversarial", "elbo", "iwae", "mle", "mmd", "renyi", "rws", "vimco", "wasserstein")
+#: the backends that train a critic beside the model (two-player): ``--compile`` and ``--distributed`` take none yet.
+TWO_PLAYER = ("adversarial", "wasserstein")
+#: the backends without a K (importance samples, particles), to which ``--k`` does not apply.
+WITHOUT_K = ("adversarial", "mle", "mmd", "wasserstein")
 #: the data sets ``--data`` names (besides ``idx:PATH``).
 DATA_NAMES = ("digits", "moons", "fashion-mnist")
 METRICS_FILE = "metrics.json"
@@ -303,6 +307,31 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
     bound = bounds_itself(fit.model)
     return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact or bound else k, n=len(test),
                     bound=bound)
+
+
+#: what a run of a model without a density records and says in place of a test log-likelihood.
+NO_DENSITY = ("the model has no density (it is implicit, x = G(z)), so no test log-likelihood: its draws are scored "
+              "against the test set instead")
+
+
+def test_sample_quality(fit: ppgen.Fit, test: torch.Tensor, *, seed: int) -> Any:
+    """The :class:`~ppgen.queries.sample_quality.SampleQuality` of as many draws of the model as ``test`` has points,
+    scored against it by :meth:`ppgen.Fit.evaluate`'s default metrics (those the points allow); seeded as `eval`
+    seeds its report, so that `eval` with the default ``--metrics`` reproduces it."""
+    import pyro
+
+    pyro.set_rng_seed(seed)
+    return fit.evaluate(test, seed=seed).samples
+
+
+def objective_label(objective: Any) -> str:
+    """An objective on one line, for metrics.json and a picture's title: its repr, but a critic (a module, whose repr
+    spans many lines) named by its class."""
+    critic = getattr(objective, "critic", None)
+    if critic is None:
+        return repr(objective)
+    settings = "".join(f", {name}={value!r}" for name, value in objective.config.items())
+    return f"{type(objective).__name__}(critic={type(critic).__name__}{settings})"
 
 
 def is_density(support: Any) -> bool:

@@ -1,6 +1,6 @@
 """``ppgen eval``: estimate a run's test log-likelihood again, with the bounds and weight diagnostics of
 :meth:`ppgen.Fit.evaluate` and the sample metrics of its draws against the test set, and record them in its
-metrics.json."""
+metrics.json. A model without a density (a generator) has no log-likelihood: its draws alone are scored."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ def add_parser(commands: Any) -> None:
     """Add the ``eval`` command to the subparsers ``commands``."""
     evaluate = commands.add_parser(
         "eval",
-        help="re-evaluate the test log-likelihood of a run",
+        help="re-evaluate the test log-likelihood and the sample metrics of a run",
         description="Load RUN/fit.pt, rebuild the run's test set, estimate log p(x), score as many draws of the model "
-                    "against the test set (--metrics) and record both in metrics.json; the files must all be those "
-                    "of one run (its manifest's digests).",
+                    "against the test set (--metrics) and record both in metrics.json; a model without a density (a "
+                    "generator) has its draws scored alone. The files must all be those of one run (its manifest's "
+                    "digests).",
         formatter_class=common.HelpFormatter,
     )
     evaluate.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     evaluate.add_argument("--k", type=common.positive_int, default=None,
-                          help="importance samples (default: the run's --eval-k)")
+                          help="importance samples (default: the run's --eval-k; none for a model without a "
+                               "density)")
     evaluate.add_argument("--seed", type=common.seed_type, default=None,
                           help="seed of the estimate (default: the run's)")
     evaluate.add_argument("--metrics", type=metric_names, default=None,
@@ -37,14 +39,20 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the run, estimate log p(x) on its test set, record it under ``eval`` in metrics.json (an earlier record
-    of other settings moves to ``earlier_evals``)."""
-    from ppgen.program.implicit import check_density
+    """Check the run, estimate log p(x) on its test set (where the model has a density) and score the model's draws,
+    record them under ``eval`` in metrics.json (an earlier record of other settings moves to ``earlier_evals``)."""
     from ppgen.run.folder import RunFolder
 
     metrics_path = args.run / common.METRICS_FILE
     fit, manifest = common.load_run(args.run, args.device, common.METRICS_FILE)
-    check_density(fit.structure, "ppgen eval, which estimates log p(x),")
+    implicit = fit.structure.implicit  # no density: its draws alone are scored
+    if implicit and args.k is not None:
+        raise ValueError(f"--k {args.k}: the run's model has no density (it is implicit, x = G(z)), so there is no "
+                         f"log-likelihood to estimate with importance samples: leave --k out (--metrics names what "
+                         f"scores its draws)")
+    if implicit and args.metrics == ():
+        raise ValueError("--metrics none: the run's model has no density (it is implicit, x = G(z)), so its draws are "
+                         "all there is to evaluate: name metrics among mmd, c2st, frechet, or leave --metrics out")
     # the result is written back into the run: refuse an unwritable one now, not after minutes of work
     RunFolder(args.run).check_writable(resume=True, label="RUN")
     config = common.run_settings(manifest, args.run / "manifest.json")
@@ -64,28 +72,33 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     spacing, grid = config.get("dequantize"), grid_spacing(data.test)
-    comparable = spacing is not None or grid is None or not common.is_density(fit.structure.data_support)
+    comparable = (implicit or spacing is not None or grid is None
+                  or not common.is_density(fit.structure.data_support))
     compile = common.COMPILE_CHOICES[args.compile]
-    estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
-    pyro.set_rng_seed(seed)
+    if implicit:
+        estimate = None
+        figures = {"k": None, "exact": False, "bound": False, "seed": seed, "test_log_likelihood": None,
+                   "test_figure": common.NO_DENSITY}
+    else:
+        estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
+        figures = {"k": estimate.k, "exact": estimate.exact, "bound": estimate.bound, "seed": seed,
+                   "test_log_likelihood": common.finite_or_none(estimate.log_likelihood)}
+    pyro.set_rng_seed(seed)  # as common.test_sample_quality, so that a generator's scores are fit's again
     # bounds, weight diagnostics and sample metrics beside the estimate, unless the guide's log w are no importance
     # weights (a DDPM's)
     refused = fit.structure.guided and fit.structure.reweighted
     report = None if refused else fit.evaluate(data.test, k=k, metrics=args.metrics, seed=seed, compile=compile)
     record = {
-        "k": estimate.k,
-        "exact": estimate.exact,
-        "bound": estimate.bound,
-        "seed": seed,
-        "test_log_likelihood": common.finite_or_none(estimate.log_likelihood),
-        "n_test": estimate.n,
+        **figures,
+        "n_test": len(data.test),
         **common.comparability(comparable, grid),
         "wall_time_s": time.perf_counter() - start,
         "report": None if report is None else report.to_dict(),
     }
     kept = keep_records(metrics, record, metrics_path)
     RunFolder(args.run).write(common.METRICS_FILE, common.json_bytes(metrics))
-    print(estimate)
+    if estimate is not None:
+        print(estimate)
     if report is not None:
         print(report)
     print(f"recorded under 'eval' in {metrics_path}"

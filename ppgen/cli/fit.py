@@ -8,12 +8,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ppgen.cli import common, interrupts
-
-if TYPE_CHECKING:
-    import ppgen
 
 
 def add_parser(commands: Any) -> None:
@@ -29,7 +26,8 @@ def add_parser(commands: Any) -> None:
     fit.add_argument("--model", default="vae", choices=common.MODEL_NAMES, help="model family")
     fit.add_argument("--data", default="digits", type=common.data_arg, help="digits, moons, fashion-mnist, or idx:PATH")
     fit.add_argument("--inference", default=None, choices=common.INFERENCE_NAMES,
-                     help="inference backend (default: elbo for models with latents, mle for exact-likelihood models)")
+                     help="inference backend (default: elbo for models with latents, mle for exact-likelihood models, "
+                          "mmd for generators; adversarial is the Jensen-Shannon f-GAN, wasserstein WGAN-GP)")
     fit.add_argument("--k", type=common.positive_int, default=None,
                      help="importance samples for iwae, particles for elbo (default: the backend's)")
     fit.add_argument("--epochs", type=common.positive_int, default=50, help="passes over the training set")
@@ -51,7 +49,8 @@ def add_parser(commands: Any) -> None:
     fit.add_argument("--seed", type=common.seed_type, default=0,
                      help="seed of the initial weights, the data order and every draw")
     fit.add_argument("--eval-k", type=common.positive_int, default=1000,
-                     help="importance samples for the test log-likelihood")
+                     help="importance samples for the test log-likelihood (a model without a density has none: its "
+                          "draws are scored against the test set instead)")
     fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on a terminal)")
     fit.add_argument("--out", type=run_folder, default=None, metavar="RUN",
@@ -154,8 +153,14 @@ def run(args: argparse.Namespace) -> int:
     kind = common.data_kind(args.data)
     if args.k is not None and args.inference is None:
         args.parser.error("--k needs --inference (iwae: importance samples, elbo: particles)")
-    if args.k is not None and args.inference in ("mle", "mmd"):
+    if args.k is not None and args.inference in common.WITHOUT_K:
         args.parser.error(f"--k does not apply to --inference {args.inference}")
+    if args.inference in common.TWO_PLAYER:  # as ppgen.fit refuses compile= and distributed=, but before any work
+        for flag, given, step in (("--compile " + args.compile, args.compile != "false", "the captured step"),
+                                  ("--distributed", args.distributed, "data-parallel training")):
+            if given:
+                args.parser.error(f"{flag} does not apply to --inference {args.inference}: it trains a critic beside "
+                                  f"the model, which {step} does not take yet; leave {flag.split()[0]} out")
     if kind == "moons" and args.binarize is not None:
         args.parser.error("--binarize/--no-binarize applies to image data (digits, fashion-mnist, idx:PATH), "
                           "not moons")
@@ -163,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
         import pyro
         import torch
 
+        from ppgen.cli.pictures import draw_pictures
         from ppgen.datasets.dequantize import dequantize, grid_spacing
         from ppgen.program.structure import inspect as inspect_program
+        from ppgen.queries.sample_quality import DEFAULT_METRICS, MIN_POINTS
         from ppgen.run.distributed import current, launched_world_size
         from ppgen.run.folder import FIT, RunFolder
         from ppgen.run.opening import resume_source
@@ -192,9 +199,17 @@ def run(args: argparse.Namespace) -> int:
     model = registry.build_model(args.model, data.train.shape[1], **options)
     backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
     spacing = grid_spacing(data.train)
-    continuous = common.is_density(inspect_program(model, data.train[:2]).data_support)
+    structure = inspect_program(model, data.train[:2])
+    implicit = structure.implicit  # no density: the test set scores its draws, by the metrics its points allow
+    fewest = min(MIN_POINTS[name] for name in DEFAULT_METRICS)
+    if implicit and len(data.test) < fewest:
+        raise ValueError(f"--data {args.data}: its test set of {len(data.test)} point(s) is too few to score the draws "
+                         f"of {args.model}, which has no density, by any sample metric (they take {fewest} or more): "
+                         f"give more data")
+    continuous = common.is_density(structure.data_support) and not implicit
     if args.dequantize and not (continuous and spacing is not None):
-        why = "its likelihood is discrete" if not continuous else "the data do not lie on a grid of at most 256 values"
+        why = ("it has no density (it is implicit, x = G(z))" if implicit else "its likelihood is discrete"
+               if not continuous else "the data do not lie on a grid of at most 256 values")
         args.parser.error(f"--dequantize applies to a continuous density on discrete data, but for {args.model} "
                           f"on {kind} {why}")
     config["dequantize"] = spacing if args.dequantize else None
@@ -217,11 +232,22 @@ def run(args: argparse.Namespace) -> int:
     if group.from_writer(lambda: common.METRICS_FILE in folder.read_manifest()["files"]):
         # a finished run, resumed: its results stand as written (a fresh or replacing run has none recorded yet)
         return report_finished(folder, args.model, kind) if group.writer else 0
-    estimate = common.test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed,
-                                          spacing=config["dequantize"], compile=compile)
-    # the test set was evaluated by every rank, a share each; rank 0 writes the rest
-    if not group.writer:
-        return 0
+    if implicit:  # the draws are scored by rank 0 alone, which writes the rest
+        if not group.writer:
+            return 0
+        quality = common.test_sample_quality(fit, data.test, seed=args.seed)
+        figures = {"test_log_likelihood": None, "eval_k": None, "exact": False, "bound": False,
+                   "test_figure": common.NO_DENSITY, "test_sample_quality": quality.to_dict()}
+        result = f"{common.NO_DENSITY}\n{quality}"
+    else:
+        estimate = common.test_log_likelihood(fit, data.test, k=args.eval_k, seed=args.seed,
+                                              spacing=config["dequantize"], compile=compile)
+        # the test set was evaluated by every rank, a share each; rank 0 writes the rest
+        if not group.writer:
+            return 0
+        figures = {"test_log_likelihood": common.finite_or_none(estimate.log_likelihood), "eval_k": estimate.k,
+                   "exact": estimate.exact, "bound": estimate.bound}
+        result = str(estimate)
     comparable = not continuous or spacing is None or args.dequantize
     metrics = {
         "config": config,
@@ -229,11 +255,8 @@ def run(args: argparse.Namespace) -> int:
         "n_train": len(data.train),
         "n_test": len(data.test),
         "train_loss": [common.finite_or_none(loss) for loss in fit.history],
-        "objective": repr(fit.inference),
-        "test_log_likelihood": common.finite_or_none(estimate.log_likelihood),
-        "eval_k": estimate.k,
-        "exact": estimate.exact,
-        "bound": estimate.bound,
+        "objective": common.objective_label(fit.inference),
+        **figures,
         **common.comparability(comparable, spacing),
         "wall_time_s": wall_time,
         "world_size": group.world_size,
@@ -241,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
     pictures, skipped = draw_pictures(fit, data, folder, args.seed)
     folder.write(common.METRICS_FILE, common.json_bytes(metrics))  # last: its record says the results are complete
     before = f", {earlier:.1f} s of them before it was resumed" if earlier else ""
-    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s{before}: {estimate}")
+    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s{before}: {result}")
     if not comparable:
         print(f"note: {metrics['comparability']}")
     print(f"wrote {', '.join(str(out / name) for name in [FIT, common.METRICS_FILE, *pictures])}")
@@ -275,73 +298,15 @@ def report_finished(folder: Any, model: str, kind: str) -> int:
     """Say that the run in ``folder`` was finished already, with the results it recorded; nothing is rewritten."""
     folder.verify(common.METRICS_FILE)
     metrics = json.loads((folder.path / common.METRICS_FILE).read_text())
-    figure = metrics.get("test_log_likelihood")
-    result = (common.Estimate(figure, metrics.get("eval_k"), metrics.get("n_test")) if isinstance(figure, float)
-              else "a test log-likelihood that is not finite")
+    figure, quality = metrics.get("test_log_likelihood"), metrics.get("test_sample_quality")
+    if isinstance(figure, float):
+        result = str(common.Estimate(figure, metrics.get("eval_k"), metrics.get("n_test"), bool(metrics.get("bound"))))
+    elif isinstance(quality, dict):  # a model without a density: the scores of its draws
+        scores = [f"{name} {entry['value']:.4g}" for name, entry in quality.items()
+                  if isinstance(entry, dict) and isinstance(entry.get("value"), float)]
+        result = f"no test log-likelihood (the model has no density); its draws scored {', '.join(scores)}"
+    else:
+        result = "a test log-likelihood that is not finite"
     print(f"{model} on {kind}: the run in {folder.path} was finished already ({len(metrics.get('train_loss', []))} "
           f"epochs in {metrics.get('wall_time_s', float('nan')):.1f} s): {result}; nothing was rewritten")
     return 0
-
-
-def draw_pictures(fit: ppgen.Fit, data: common.Data, folder: Any, seed: int) -> tuple[list[str], str | None]:
-    """samples.png, latent.png (where the model has latents) and loss.png, each recorded in the manifest;
-    returns their names, and why latent.png was skipped (``None`` where it was drawn)."""
-    import pyro
-
-    from ppgen import plots
-
-    pyro.set_rng_seed(seed)
-    x, title = common.pictured_samples(fit, common.N_SAMPLES, data.is_image)
-    common.draw_samples(x, folder.path / "samples.png", reference=None if data.is_image else data.test, title=title)
-    folder.record("samples.png")
-    names = ["samples.png"]
-    skipped = draw_latent(fit, data, folder.path / "latent.png")
-    if skipped is None:
-        folder.record("latent.png")
-        names.append("latent.png")
-    else:
-        folder.forget("latent.png")  # a picture left by an earlier run in the same folder would mislead
-    plots.loss_curve(fit.history, folder.path / "loss.png", title=f"training loss, {fit.inference!r}",
-                     ylabel=f"loss ({fit.inference.units})")
-    folder.record("loss.png")
-    names.append("loss.png")
-    return names, skipped
-
-
-def draw_latent(fit: ppgen.Fit, data: common.Data, path: Path) -> str | None:
-    """Draws a 2-D view of E[z|x] over the test set, for the latent site z that ``fit.encode`` answers about.
-
-    For a discrete site c that the model sums out, E[c|x] is the posterior p(c|x) (see :meth:`ppgen.Fit.encode`).
-    Returns why not when the model has no latent site to encode.
-    """
-    import torch
-
-    from ppgen import plots
-
-    try:
-        z = fit.encode(data.test)
-    except ValueError as error:
-        path.unlink(missing_ok=True)  # a picture left by an earlier run in the same folder would mislead
-        return str(error)
-    site = fit.latent_sites[0] if fit.latent_sites else "z"  # a flow: encode is its map to the base space
-    z = z.detach().cpu().double().reshape(len(z), -1)
-    title = f"posterior means E[{site} | x], test set"
-    if z.shape[1] == 1:
-        plots.scatter(torch.cat([z, torch.zeros_like(z)], dim=1), path, labels=data.test_labels,
-                      title=title, xlabel=site, ylabel=f"({site} is 1-D)")
-        return None
-    if z.shape[1] == 2:
-        plots.scatter(z, path, labels=data.test_labels, title=title, xlabel=f"{site}[0]", ylabel=f"{site}[1]")
-        return None
-    if not bool((z.var(0) > 0).any()):  # no spread, so no principal directions: every point at one place
-        plots.scatter(z[:, :2], path, labels=data.test_labels, title=title + " (the same for every point)",
-                      xlabel=f"{site}[0]", ylabel=f"{site}[1]")
-        return None
-    from sklearn.decomposition import PCA
-
-    pca = PCA(n_components=2)
-    z2 = pca.fit_transform(z.numpy())
-    share = pca.explained_variance_ratio_ * 100
-    plots.scatter(z2, path, labels=data.test_labels, title=title + f" (PCA of {z.shape[1]}-D {site})",
-                  xlabel=f"PC 1 ({share[0]:.0f}% of variance)", ylabel=f"PC 2 ({share[1]:.0f}% of variance)")
-    return None

@@ -28,7 +28,10 @@ CONDITIONAL_MODELS: dict[str, type[nn.Module]] = {"ssvae": zoo.SSVAE, "cvae": zo
 ENERGY_MODELS: dict[str, type[nn.Module]] = {"energy": zoo.EnergyModel, "conv-energy": zoo.ConvEnergy}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE,
                                          "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO,
-                                         "mmd": backends.MMD}
+                                         "mmd": backends.MMD, "adversarial": backends.Adversarial,
+                                         "wasserstein": backends.Wasserstein}
+#: the backends without a K (importance samples or particles): ``build_inference`` builds them as they are.
+WITHOUT_K = ("adversarial", "mle", "mmd", "wasserstein")
 
 
 def default_inference(structure: Structure) -> Objective:
@@ -58,10 +61,10 @@ def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
 
 
 def build_inference(name: str, k: int | None = None) -> Objective:
-    """The backend called ``name``; ``k`` is the ELBO's number of particles and every other bound's K (MLE and MMD
-    have none)."""
+    """The backend called ``name`` with its defaults (``Adversarial()`` is the Jensen-Shannon f-GAN); ``k`` is the
+    ELBO's number of particles and every other bound's K (those of :data:`WITHOUT_K` have none)."""
     if name not in INFERENCE:
         raise ValueError(f"unknown inference {name!r}: choose one of {sorted(INFERENCE)}")
-    if k is None or name in ("mle", "mmd"):
+    if k is None or name in WITHOUT_K:
         return INFERENCE[name]()
     return backends.ELBO(num_particles=k) if name == "elbo" else INFERENCE[name](k=k)
