@@ -43,7 +43,8 @@ class Adversary(Objective):
             builds the zoo's default for the data's shape (``models.Critic`` for vectors, ``models.ConvCritic`` for
             images [C, H, W]). It is trained in place, and after the fit ``fit.inference.critic`` is the trained
             critic. A saved fit (``fit.save``, ``ppgen.load``) records the settings without it: the loaded fit's
-            critic is ``None``, which no query needs.
+            critic is ``None``, which no query needs. ``ppgen.fit`` refuses, before any work, a critic that is a part
+            of the model (their parameters shared) or that does not give one score a row of the first batch.
         critic_steps: critic updates per update of the model.
         critic_lr: the learning rate of the critic's optimiser (the fit's ``optim``); ``None``: the fit's ``lr``.
     """
@@ -85,8 +86,12 @@ class Adversary(Objective):
                 f"fit a generator (x a Delta of a network's output) or a model with a reparameterised likelihood "
                 f"(a Normal), or a likelihood-based backend such as inference.ELBO()")
         if structure.num_inputs > 1:
+            # an implicit model has no density for a likelihood-based backend either: say so rather than send there
+            way = ("this generator has no density either, so no backend fits it as it is: fit a generator of x alone, "
+                   "or a conditional model with a density (a Normal likelihood) by inference.ELBO()"
+                   if structure.implicit else "fit it by a likelihood-based backend such as inference.ELBO()")
             raise ValueError(f"{name}()'s critic sees x alone, but the model takes {structure.num_inputs} inputs "
-                             f"(x and its conditions): fit it by a likelihood-based backend such as inference.ELBO()")
+                             f"(x and its conditions): {way}")
 
     @property
     def config(self) -> dict[str, Any]:

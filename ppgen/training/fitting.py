@@ -30,7 +30,7 @@ from ppgen.training.boundary import (check_bool, check_model_and_data, check_opt
 from ppgen.training.guard import check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
-from ppgen.training.players import critic_optimizer_factory, start_duel, with_critic
+from ppgen.training.players import check_critic, critic_optimizer_factory, start_duel, with_critic
 from ppgen.training.step import Gradients
 from ppgen.training.streaming import as_stream, check_streamed
 from ppgen.utils.checks import check_device, check_positive_float, check_positive_int, check_seed
@@ -163,7 +163,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
                                                                           lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
-    inference = with_critic(inference, leading.args[structure.observed_input or 0].shape[1:])
+    x = leading.args[structure.observed_input or 0]
+    inference = with_critic(inference, x.shape[1:])
+    check_critic(inference, module, x[:batch_size])
     make_critic_optimizer = critic_optimizer_factory(inference, optim, lr)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
     dtype = leading.float_dtype
