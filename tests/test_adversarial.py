@@ -443,6 +443,32 @@ def test_a_conditional_generator_is_not_sent_to_a_backend_that_refuses_it_too(da
         ppgen.fit((conditional_generator, None), (data, data), inference=inference.ELBO(), **LOOP)
 
 
+class Subsampling(nn.Module):
+    """x = loc + z observed at x[ind], the program subsampling its own data plate of 64 points by 16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(1))
+
+    def model(self, x):
+        with pyro.plate("data", 64, subsample_size=16) as ind:
+            z = pyro.sample("z", dist.Normal(torch.zeros(1, dtype=x.dtype), 1.0).to_event(1))
+            pyro.sample("x", dist.Delta(self.loc + z, event_dim=1), obs=x[ind])
+
+
+@pytest.mark.parametrize("backend", [inference.Adversarial, inference.Wasserstein])
+def test_a_program_that_indexes_the_whole_data_set_is_refused_before_any_work(data, tmp_path, backend):
+    """It has no draws of a batch's points to show the critic (fit.sample refuses it too): refused up front, not at
+    the first step with the model cast to the data's dtype and a message that names sample."""
+    model = Subsampling()
+    with pytest.raises(ValueError) as error:
+        ppgen.fit(model, data.double(), inference=backend(), epochs=1, out=tmp_path / "run", progress=False)
+    assert str(error.value).startswith(f"{backend.__name__}() compares the model's draws of a batch's points with "
+                                       f"them, but the model takes the whole data set and observes x indexed in "
+                                       f"pyro.plate('data', ...)"), str(error.value)
+    assert model.loc.dtype == torch.float32 and not (tmp_path / "run").exists()
+
+
 def same_dicts(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

@@ -76,9 +76,18 @@ class Adversary(Objective):
         minimised over the model's parameters with the critic held."""
 
     def check(self, structure: Structure) -> None:
-        """A ``ValueError`` where the model's draws of x carry no gradient, or where it takes inputs besides x (the
-        critic sees x alone, so a conditional model would be fitted to the marginal of x only)."""
+        """A ``ValueError`` where the model's draws of x carry no gradient, where it takes the whole data set and
+        observes x indexed (``obs=x[ind]``: it has no draw of a batch's points to give the critic, as ``fit.sample``
+        has none), or where it takes inputs besides x (the critic sees x alone, so a conditional model would be
+        fitted to the marginal of x only)."""
         name = type(self).__name__
+        if structure.plan.whole_data and structure.data_site is None:
+            plate = structure.plan.data_plate
+            raise ValueError(
+                f"{name}() compares the model's draws of a batch's points with them, but the model takes the whole "
+                f"data set and observes x indexed in pyro.plate('{plate}', ...), so it has no x of one point to draw "
+                f"(as fit.sample has none): write pyro.plate('{plate}', len(x)) with obs=x and pass batch_size= to "
+                f"ppgen.fit instead")
         if structure.undifferentiable_draws:
             raise ValueError(
                 f"{name}() differentiates through the model's draws of x, but site(s) "
