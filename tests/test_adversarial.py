@@ -263,6 +263,19 @@ def test_a_non_finite_critic_loss_raises_with_both_players_at_their_last_good_st
     assert all(torch.equal(critic.state_dict()[k], step_six[k]) for k in step_six)
 
 
+@pytest.mark.parametrize("on_nan, bad, words", [
+    ("raise", (3,), "diverged at step 3 (epoch 1): the critic's update: its loss is nan"),
+    ("skip", (1, 2, 3, 4), "diverged at step 4 (epoch 1): every batch was skipped"),
+])
+def test_a_diverged_two_player_fit_leaves_the_critic_in_eval_mode_as_it_says(data, on_nan, bad, words):
+    critic = nn.Sequential(nn.Linear(1, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+    model = Fixed()
+    with pytest.raises(Diverged) as error:
+        ppgen.fit(model, data, inference=Counted(nan_critic_at=bad, critic=critic), on_nan=on_nan, **LOOP)
+    assert words in str(error.value) and "the model and the critic hold" in str(error.value)
+    assert "in eval mode" in str(error.value) and not model.training and not critic.training
+
+
 def test_on_nan_skip_skips_a_bad_critic_step_whole_and_a_bad_model_update_alone(data):
     # the critic's NaN at its steps 2 and 6 (the model's turn at 6 lost with it), the model's at its 2nd update
     fit = ppgen.fit(Fixed(), data, inference=Counted(critic_steps=2, nan_critic_at=(2, 6), nan_model_at=(2,),

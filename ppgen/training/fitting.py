@@ -27,7 +27,7 @@ from ppgen.run.opening import fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_bool, check_model_and_data, check_optional_bool, check_run_arguments,
                                      check_step_budget, check_two_players)
-from ppgen.training.guard import check_factor, check_on_nan
+from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
 from ppgen.training.players import check_critic, critic_optimizer_factory, start_duel, with_critic
@@ -189,9 +189,14 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
     finished = run is not None and run.finished  # a finished run resumed: nothing to train, nothing rewritten
     save = None if finished else checkpointer(run, module, optimizer, generator, config, group, critic)
-    state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
-                  progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group,
-                  duel=duel)
+    try:
+        state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
+                      progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor,
+                      group=group, duel=duel)
+    except Diverged:
+        if duel is not None:  # as Diverged says: the critic too holds its last good parameters in eval mode
+            duel.critic.eval()
+        raise
     if duel is not None:
         duel.critic.eval()
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
