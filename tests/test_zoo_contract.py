@@ -48,7 +48,7 @@ def fitted(name, x):
 
 #: the queries of a density, and the words by which an implicit model refuses each.
 DENSITY_QUERIES = {"log_prob": "log_prob(x)", "iwae_bound": "iwae_bound(x)", "encode": "inferring p(z|x)",
-                   "posterior": "inferring p(z|x)", "evaluate": "evaluate(), for its bounds"}
+                   "posterior": "inferring p(z|x)"}
 
 
 def queries(fit, x, site, name):
@@ -98,12 +98,15 @@ def test_every_query_is_answered_and_a_saved_fit_answers_the_same(name, dtype, d
 def test_a_query_the_model_cannot_answer_is_refused_clearly(name, data):
     fit = fitted(name, data)
     if fit.structure.implicit:  # every query of a density, by name, with the objectives that fit it
-        asked = {**queries(fit, data, None, name), "evaluate": lambda: fit.evaluate(data, k=3)}
+        asked = queries(fit, data, None, name)
         for query, needs in DENSITY_QUERIES.items():
             with pytest.raises(ValueError, match=rf"^{re.escape(needs)}.* needs the model's density, but the model is "
                                                  rf"implicit: .* inference.MMD\(\), inference.Adversarial\(\) or "
-                                                 rf"inference.Wasserstein\(\); of the queries it answers sample\(n\)$"):
+                                                 rf"inference.Wasserstein\(\); of the queries it answers "
+                                                 rf"sample\(n\), and evaluate\(x\) by its sample metrics alone$"):
                 asked[query]()
+        report = fit.evaluate(data, k=3, metrics=("mmd",))  # evaluate answers by the sample metrics alone
+        assert report.iwae is None and set(report.samples.scores) == {"mmd"}
         return
     with pytest.raises(ValueError, match="several latent sites|must be one of the model's latent sites|"
                                          "has no latent variables to infer|has no latent site 'no-such-site'"):
