@@ -79,6 +79,13 @@ class Adversarial(Adversary):
     divergence: str = "js"
     nonsaturating: bool | None = None
 
+    @property
+    def units(self) -> str:
+        """The critic's bound of the f-divergence: in nats for "kl", "reverse_kl", "js" and "gan"; a number without
+        units for "pearson" (chi^2) and "hellinger"."""
+        return "nats, the critic's bound of the divergence" if self.divergence in ("kl", "reverse_kl", "js", "gan") \
+            else f"the critic's bound of the {self.divergence} divergence (no units)"
+
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice(self.divergence, tuple(DIVERGENCES), "divergence")

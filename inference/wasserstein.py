@@ -59,6 +59,11 @@ class Wasserstein(Adversary):
     one_sided: bool = False
     critic_steps: int = 5
 
+    @property
+    def units(self) -> str:
+        """The critic's estimate of W1, in the units of x (a distance between points)."""
+        return "the critic's estimate of W1, in the units of x"
+
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "gradient_penalty", check_non_negative_float(self.gradient_penalty,

@@ -263,6 +263,19 @@ def test_a_non_finite_critic_loss_raises_with_both_players_at_their_last_good_st
     assert all(torch.equal(critic.state_dict()[k], step_six[k]) for k in step_six)
 
 
+@pytest.mark.parametrize("on_nan, bad, words", [
+    ("raise", (3,), "diverged at step 3 (epoch 1): the critic's update: its loss is nan"),
+    ("skip", (1, 2, 3, 4), "diverged at step 4 (epoch 1): every batch was skipped"),
+])
+def test_a_diverged_two_player_fit_leaves_the_critic_in_eval_mode_as_it_says(data, on_nan, bad, words):
+    critic = nn.Sequential(nn.Linear(1, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+    model = Fixed()
+    with pytest.raises(Diverged) as error:
+        ppgen.fit(model, data, inference=Counted(nan_critic_at=bad, critic=critic), on_nan=on_nan, **LOOP)
+    assert words in str(error.value) and "the model and the critic hold" in str(error.value)
+    assert "in eval mode" in str(error.value) and not model.training and not critic.training
+
+
 def test_on_nan_skip_skips_a_bad_critic_step_whole_and_a_bad_model_update_alone(data):
     # the critic's NaN at its steps 2 and 6 (the model's turn at 6 lost with it), the model's at its 2nd update
     fit = ppgen.fit(Fixed(), data, inference=Counted(critic_steps=2, nan_critic_at=(2, 6), nan_model_at=(2,),
@@ -423,8 +436,114 @@ def test_programs_the_critic_cannot_train_are_refused_before_any_work(data, back
     assert same_dicts(model.state_dict(), before)
 
 
+def conditional_generator(x, y):
+    loc = pyro.param("loc", torch.zeros(1))
+    with pyro.plate("data", len(x)):
+        z = pyro.sample("z", dist.Normal(torch.zeros(1), 1.0).to_event(1))
+        pyro.sample("x", dist.Delta(loc + y + z, event_dim=1), obs=x)
+
+
+@pytest.mark.parametrize("backend", [inference.Adversarial, inference.Wasserstein])
+def test_a_conditional_generator_is_not_sent_to_a_backend_that_refuses_it_too(data, backend):
+    """The refusal of a generator of x given y names no likelihood-based backend, which would refuse it in turn."""
+    with pytest.raises(ValueError) as error:
+        ppgen.fit((conditional_generator, None), (data, data), inference=backend(), **LOOP)
+    assert str(error.value) == (f"{backend.__name__}()'s critic sees x alone, but the model takes 2 inputs (x and its "
+                                f"conditions): this generator has no density either, so no backend fits it as it is: "
+                                f"fit a generator of x alone, or a conditional model with a density (a Normal "
+                                f"likelihood) by inference.ELBO()")
+    with pytest.raises(ValueError, match="the model is implicit"):
+        ppgen.fit((conditional_generator, None), (data, data), inference=inference.ELBO(), **LOOP)
+
+
+class Subsampling(nn.Module):
+    """x = loc + z observed at x[ind], the program subsampling its own data plate of 64 points by 16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(1))
+
+    def model(self, x):
+        with pyro.plate("data", 64, subsample_size=16) as ind:
+            z = pyro.sample("z", dist.Normal(torch.zeros(1, dtype=x.dtype), 1.0).to_event(1))
+            pyro.sample("x", dist.Delta(self.loc + z, event_dim=1), obs=x[ind])
+
+
+@pytest.mark.parametrize("backend", [inference.Adversarial, inference.Wasserstein])
+def test_a_program_that_indexes_the_whole_data_set_is_refused_before_any_work(data, tmp_path, backend):
+    """It has no draws of a batch's points to show the critic (fit.sample refuses it too): refused up front, not at
+    the first step with the model cast to the data's dtype and a message that names sample."""
+    model = Subsampling()
+    with pytest.raises(ValueError) as error:
+        ppgen.fit(model, data.double(), inference=backend(), epochs=1, out=tmp_path / "run", progress=False)
+    assert str(error.value).startswith(f"{backend.__name__}() compares the model's draws of a batch's points with "
+                                       f"them, but the model takes the whole data set and observes x indexed in "
+                                       f"pyro.plate('data', ...)"), str(error.value)
+    assert model.loc.dtype == torch.float32 and not (tmp_path / "run").exists()
+
+
 def same_dicts(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class SharedGAN(nn.Module):
+    """A generator holding its critic as a submodule, as a user's GAN class may: x = loc + z."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(1))
+        self.critic = small_critic()
+
+    def model(self, x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(torch.zeros(1, dtype=x.dtype), 1.0).to_event(1))
+            pyro.sample("x", dist.Delta(self.loc + z, event_dim=1), obs=x)
+
+
+@pytest.mark.parametrize("backend", [inference.Adversarial, inference.Wasserstein])
+def test_a_critic_that_shares_parameters_with_the_model_is_refused_before_any_work(data, tmp_path, backend):
+    """The model's optimiser would move the shared parameters to lower the bound that the critic's raises."""
+    gan = SharedGAN()
+    before = copy.deepcopy(gan.state_dict())
+    with pytest.raises(ValueError) as error:
+        ppgen.fit(gan, data.double(), inference=backend(critic=gan.critic), out=tmp_path / "run", **LOOP)
+    assert str(error.value).startswith("critic: 4 of its parameters are the model's too (the critic is a part of the "
+                                       "model)"), str(error.value)
+    assert same_dicts(gan.state_dict(), before) and not (tmp_path / "run").exists()
+
+
+class Pair(nn.Module):
+    """Two scores a point."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(1, 2)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+@pytest.mark.parametrize("build, words", [
+    (Pair, "critic: must give one score a row of x, Tensor[16] or [16, 1], got [16, 2]"),
+    (lambda: models.Critic(x_dim=3), ("critic: fails on a batch of x of shape [16, 1] (RuntimeError: shape '[16, 3]' "
+                                      "is invalid")),
+])
+def test_a_critic_that_cannot_score_the_data_is_refused_before_any_work(data, tmp_path, build, words):
+    """Found on the first batch before anything changes, not at the first step: the model and the critic keep their
+    dtype (float64 data would make both float64), and no run folder is started."""
+    model, critic = Fixed(), build()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError) as error:
+        ppgen.fit(model, data.double(), inference=inference.Wasserstein(critic=critic), out=tmp_path / "run", **LOOP)
+    assert str(error.value).startswith(words), str(error.value)
+    assert same_dicts(model.state_dict(), before) and model.loc.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in critic.parameters()) and not (tmp_path / "run").exists()
+
+
+def test_a_critic_of_one_score_a_point_in_a_column_fits_and_is_left_in_its_mode(data):
+    critic = nn.Sequential(nn.Linear(1, 8), nn.Dropout(0.5), nn.Linear(8, 1))  # scores [B, 1]
+    fit = ppgen.fit(Fixed(), data, inference=inference.Adversarial(critic=critic), **LOOP)
+    assert len(fit.history) == 3 and all(math.isfinite(h) for h in fit.history) and not critic.training
 
 
 def test_a_reparameterised_likelihood_fits_too():
@@ -446,3 +565,19 @@ def test_the_critics_give_one_score_a_point():
     assert models.Critic(x_dim=3)(torch.randn(5, 3)).shape == (5,)
     assert models.ConvCritic(x_dim=784)(torch.rand(5, 1, 28, 28)).shape == (5,)
     assert models.ConvCritic(x_dim=64)(torch.rand(5, 64)).shape == (5,)
+
+
+@pytest.mark.parametrize("backend", [inference.Adversarial(), inference.Wasserstein()], ids=["adversarial", "wasserstein"])
+def test_a_program_with_a_guide_is_refused_as_mmd_refuses_it(backend):
+    vae = models.VAE(x_dim=4, z_dim=2, likelihood="gaussian")
+    before = {name: value.clone() for name, value in vae.state_dict().items()}
+    with pytest.raises(ValueError, match=rf"^{type(backend).__name__}\(\) fits p_theta\(x\) from its draws alone, but "
+                                         r"the program has a guide for 'z', which it would leave untrained"):
+        ppgen.fit(vae, torch.randn(32, 4), inference=backend, epochs=1, progress=False)
+    assert all(torch.equal(value, before[name]) for name, value in vae.state_dict().items())
+
+
+def test_the_history_says_what_the_critic_estimates():
+    assert inference.Adversarial(divergence="js").units == "nats, the critic's bound of the divergence"
+    assert inference.Adversarial(divergence="pearson").units.endswith("pearson divergence (no units)")
+    assert inference.Wasserstein().units == "the critic's estimate of W1, in the units of x"

@@ -179,7 +179,7 @@ def test_every_likelihood_based_backend_refuses_an_implicit_model_before_any_wor
     before = {name: value.clone() for name, value in module.state_dict().items()}
     with pytest.raises(ValueError, match=rf"^{type(backend).__name__}\(.*\) needs the model's density, but {IMPLICIT}, "
                                          rf"which has no density at the data. {WAY_OUT}; of the queries it answers "
-                                         rf"sample\(n\)$"):
+                                         rf"sample\(n\), and evaluate\(x\) by its sample metrics alone$"):
         ppgen.fit(module, x, inference=backend, epochs=1, progress=False)
     assert all(torch.equal(value, before[name]) for name, value in module.state_dict().items())
 
@@ -234,8 +234,18 @@ def test_a_likelihood_free_objective_of_ones_own_fits_a_generator(generator_fit,
         "log_weights"])
 def test_every_query_that_needs_a_density_refuses_by_name(query, needs, generator_fit, x):
     with pytest.raises(ValueError, match=rf"^{needs} needs the model's density, but {IMPLICIT}.* {WAY_OUT}; of the "
-                                         rf"queries it answers sample\(n\)$"):
+                                         rf"queries it answers sample\(n\), and evaluate\(x\) by its sample metrics "
+                                         rf"alone$"):
         query(generator_fit, x)
+
+
+def test_evaluate_scores_a_generators_samples_alone_and_asks_for_a_metric_without_them(generator_fit, x):
+    """What the refusals above say: evaluate(x) answers by the sample metrics, and has nothing to give without them."""
+    report = generator_fit.evaluate(x, k=3, metrics=("mmd",))
+    assert report.exact is None and report.iwae is None and set(report.samples.scores) == {"mmd"}
+    with pytest.raises(ValueError, match=r"^metrics: none asked for, or none that .* allow, but this model has no "
+                                         r"density to bound"):
+        generator_fit.evaluate(x, k=3, metrics=())
 
 
 def test_a_sample_is_the_network_applied_to_the_drawn_noise(generator_fit):

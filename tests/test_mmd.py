@@ -19,7 +19,7 @@ from ppgen import datasets, inference, models
 from ppgen.cli import main
 from ppgen.objective.bounds import elbo_terms, log_mean_exp, log_weights
 from ppgen.objective.generated import generated
-from ppgen.objective.kernels import MEDIAN_MULTIPLES, median_bandwidths, mmd2_unbiased, rbf_kernel
+from ppgen.objective.kernels import MEDIAN_MULTIPLES, median_bandwidths, mmd2_unbiased, rbf_kernel, squared_distances
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import inspect
 from ppgen.training.boundary import check_batch_points
@@ -531,3 +531,10 @@ def test_a_one_point_batch_that_reaches_the_loss_is_refused_by_name():
         inference.MMD().loss(module, structure, Batch((x[:1],), torch.arange(1), 4))
     assert str(caught.value) == ("MMD(kernel='rbf', bandwidths=None, num_samples=1): a batch of 1 point; the unbiased "
                                  "MMD^2 needs at least 2 in each: choose a batch_size that leaves no batch of 1")
+
+
+def test_distances_keep_float32s_digits_far_from_the_origin():
+    torch.manual_seed(0)
+    x, y = 1000 + 0.01 * torch.randn(50, 3), 1000 + 0.01 * torch.randn(40, 3)
+    exact = (x.double()[:, None] - y.double()[None]).square().sum(-1)
+    assert (squared_distances(x, y).double() - exact).abs().max() < 1e-3 * exact.mean()  # cdist alone: off by 100%

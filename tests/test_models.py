@@ -52,8 +52,11 @@ def test_answers_every_query_defined_for_it_and_says_which_is_not(name, x):
                    "inferring p(z|x)": lambda: fit.encode(x), "inferring p(z|x), as": lambda: fit.posterior(x)}
         for needs, query in refused.items():
             with pytest.raises(ValueError, match=rf"^{re.escape(needs)}.* needs the model's density, but the model is "
-                                                 rf"implicit.* of the queries it answers sample\(n\)$"):
+                                                 rf"implicit.* of the queries it answers sample\(n\), and "
+                                                 rf"evaluate\(x\) by its sample metrics alone$"):
                 query()
+        report = fit.evaluate(x, k=3, metrics=("mmd",))  # evaluate answers by the sample metrics alone
+        assert report.iwae is None and set(report.samples.scores) == {"mmd"}
         return
     fit = ppgen.fit(model, x, epochs=2, progress=False)
     site = fit.latent_sites[0] if fit.latent_sites else None  # a model of several latent sites: about one

@@ -21,7 +21,7 @@ from ppgen import datasets, models
 from ppgen.objective.kernels import median_bandwidths, mmd2_unbiased
 from ppgen.program.structure import inspect
 from ppgen.queries.c2st import c2st
-from ppgen.queries.features import feature_classifier, load_feature_classifier
+from ppgen.queries.features import FeatureClassifier, feature_classifier, load_feature_classifier
 from ppgen.queries.frechet import frechet_distance, gaussian_frechet
 from ppgen.queries.mmd_test import mmd2_of_labellings, mmd_test, pooled_kernel
 from ppgen.queries.modes import mode_coverage
@@ -166,6 +166,36 @@ def test_the_feature_classifier_is_kept_saved_and_loaded(digits_classifier, tmp_
     loaded = load_feature_classifier(tmp_path / "features.pt")
     test = datasets.digits(split="test")
     torch.testing.assert_close(loaded.features(test), digits_classifier.features(test), rtol=0, atol=0)
+
+
+DAMAGED_CLASSIFIER = {  # the change to a saved classifier of 4 numbers and 3 classes, the field named, what is expected
+    "sizes missing": (lambda s: s.pop("in_features"), "keys", "exactly ['classes', 'format', 'in_features'"),
+    "in_features not an int": (lambda s: s.update(in_features="4"), "in_features", "a positive int"),
+    "sizes past the tensors": (lambda s: s.update(in_features=10**7, classes=10**5), "state_dict.shift",
+                               "a floating-point tensor of shape [10000000]"),
+    "weight of another shape": (lambda s: s["state_dict"].update({"head.weight": torch.zeros(2, 2)}),
+                                "state_dict.head.weight", "a floating-point tensor of shape [3, 64]"),
+    "weight missing": (lambda s: s["state_dict"].pop("head.bias"), "state_dict", "the tensors"),
+    "non-finite weight": (lambda s: s["state_dict"]["body.0.bias"].fill_(math.nan), "state_dict.body.0.bias",
+                          "finite values"),
+    "zero scale": (lambda s: s["state_dict"]["scale"].zero_(), "state_dict.scale", "finite values, all positive"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_CLASSIFIER))
+def test_a_damaged_feature_classifier_file_is_refused_naming_the_field(tmp_path, case):
+    """Refused by a ValueError before a classifier of its sizes is built, not loaded to give NaN features (a zero
+    scale, a NaN weight) or a torch error (a KeyError, a RuntimeError of load_state_dict)."""
+    change, field, expected = DAMAGED_CLASSIFIER[case]
+    FeatureClassifier(4, 3).save(tmp_path / "features.pt")
+    state = torch.load(tmp_path / "features.pt", weights_only=True)
+    change(state)
+    torch.save(state, tmp_path / "features.pt")
+    with pytest.raises(ValueError) as error:
+        load_feature_classifier(tmp_path / "features.pt")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'features.pt'}: field '{field}' of the feature classifier is damaged: "
+                              f"expected {expected}"), message
 
 
 def test_the_frechet_distance_in_feature_space_ranks_noise_far_from_digits(digits_classifier):

@@ -104,8 +104,11 @@ def test_a_query_the_model_cannot_answer_is_refused_clearly(name, data):
         for query, needs in DENSITY_QUERIES.items():
             with pytest.raises(ValueError, match=rf"^{re.escape(needs)}.* needs the model's density, but the model is "
                                                  rf"implicit: .* inference.MMD\(\), inference.Adversarial\(\) or "
-                                                 rf"inference.Wasserstein\(\); of the queries it answers sample\(n\)$"):
+                                                 rf"inference.Wasserstein\(\); of the queries it answers "
+                                                 rf"sample\(n\), and evaluate\(x\) by its sample metrics alone$"):
                 asked[query]()
+        report = fit.evaluate(data, k=3, metrics=("mmd",))  # evaluate answers by the sample metrics alone
+        assert report.iwae is None and set(report.samples.scores) == {"mmd"}
         return
     with pytest.raises(ValueError, match="several latent sites|must be one of the model's latent sites|"
                                          "has no latent variables to infer|has no latent site 'no-such-site'"):

@@ -43,7 +43,8 @@ class Adversary(Objective):
             builds the zoo's default for the data's shape (``models.Critic`` for vectors, ``models.ConvCritic`` for
             images [C, H, W]). It is trained in place, and after the fit ``fit.inference.critic`` is the trained
             critic. A saved fit (``fit.save``, ``ppgen.load``) records the settings without it: the loaded fit's
-            critic is ``None``, which no query needs.
+            critic is ``None``, which no query needs. ``ppgen.fit`` refuses, before any work, a critic that is a part
+            of the model (their parameters shared) or that does not give one score a row of the first batch.
         critic_steps: critic updates per update of the model.
         critic_lr: the learning rate of the critic's optimiser (the fit's ``optim``); ``None``: the fit's ``lr``.
     """
@@ -75,9 +76,25 @@ class Adversary(Objective):
         minimised over the model's parameters with the critic held."""
 
     def check(self, structure: Structure) -> None:
-        """A ``ValueError`` where the model's draws of x carry no gradient, or where it takes inputs besides x (the
-        critic sees x alone, so a conditional model would be fitted to the marginal of x only)."""
+        """A ``ValueError`` where the program has a guide (the critic would leave q(z|x) untrained), where the model's
+        draws of x carry no gradient, where it takes the whole data set and
+        observes x indexed (``obs=x[ind]``: it has no draw of a batch's points to give the critic, as ``fit.sample``
+        has none), or where it takes inputs besides x (the critic sees x alone, so a conditional model would be
+        fitted to the marginal of x only)."""
         name = type(self).__name__
+        guided = structure.guided + tuple(s for s in structure.guide_enumerated if s not in structure.guided)
+        if guided:
+            raise ValueError(f"{name}() fits p_theta(x) from its draws alone, but the program has a guide for "
+                             f"{', '.join(map(repr, guided))}, which it would leave untrained (fit.encode and "
+                             f"fit.log_prob would read it): fit a model with a guide by a likelihood-based backend such "
+                             f"as inference.ELBO(), or drop its guide")
+        if structure.plan.whole_data and structure.data_site is None:
+            plate = structure.plan.data_plate
+            raise ValueError(
+                f"{name}() compares the model's draws of a batch's points with them, but the model takes the whole "
+                f"data set and observes x indexed in pyro.plate('{plate}', ...), so it has no x of one point to draw "
+                f"(as fit.sample has none): write pyro.plate('{plate}', len(x)) with obs=x and pass batch_size= to "
+                f"ppgen.fit instead")
         if structure.forward_unreparameterized:
             raise ValueError(
                 f"{name}() differentiates through the model's draws of x, but site(s) "
@@ -85,8 +102,12 @@ class Adversary(Objective):
                 f"fit a generator (x a Delta of a network's output) or a model with a reparameterised likelihood "
                 f"(a Normal), or a likelihood-based backend such as inference.ELBO()")
         if structure.num_inputs > 1:
+            # an implicit model has no density for a likelihood-based backend either: say so rather than send there
+            way = ("this generator has no density either, so no backend fits it as it is: fit a generator of x alone, "
+                   "or a conditional model with a density (a Normal likelihood) by inference.ELBO()"
+                   if structure.implicit else "fit it by a likelihood-based backend such as inference.ELBO()")
             raise ValueError(f"{name}()'s critic sees x alone, but the model takes {structure.num_inputs} inputs "
-                             f"(x and its conditions): fit it by a likelihood-based backend such as inference.ELBO()")
+                             f"(x and its conditions): {way}")
 
     @property
     def config(self) -> dict[str, Any]:

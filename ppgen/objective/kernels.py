@@ -27,9 +27,12 @@ def flat(x: Tensor) -> Tensor:
 
 
 def squared_distances(x: Tensor, y: Tensor) -> Tensor:
-    """||x_i - y_j||^2 for every pair, Tensor[n, m] (never below zero)."""
+    """||x_i - y_j||^2 for every pair, Tensor[n, m] (never below zero). Both samples are shifted by x's mean first,
+    which leaves every distance as it is: ``torch.cdist`` takes a matrix-product route that loses float32's digits to
+    points far from the origin relative to their spread."""
     x, y = flat(x), flat(y)
-    return torch.cdist(x, y).square()
+    centre = x.detach().mean(0) if len(x) else 0
+    return torch.cdist(x - centre, y - centre).square()
 
 
 def median_bandwidths(x: Tensor, y: Tensor, multiples: tuple[float, ...] = MEDIAN_MULTIPLES) -> Tensor:

@@ -34,4 +34,4 @@ def check_density(structure: Structure, needs: str) -> None:
         raise ValueError(
             f"{needs} needs the model's density, but the model is implicit: it observes its data through a point "
             f"mass, x = G(z) (a Delta), which has no density at the data. Fit it by a likelihood-free objective, "
-            f"{LIKELIHOOD_FREE}; of the queries it answers sample(n)")
+            f"{LIKELIHOOD_FREE}; of the queries it answers sample(n), and evaluate(x) by its sample metrics alone")

@@ -105,9 +105,40 @@ def load_feature_classifier(path: str | os.PathLike) -> FeatureClassifier:
                          f"{type(error).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)} is not a ppgen feature classifier (no '{FORMAT}' format tag)")
+    _check_saved(state, os.fspath(path))
     classifier = FeatureClassifier(state["in_features"], state["classes"])
     classifier.load_state_dict(state["state_dict"])
     return classifier.eval()
+
+
+def _check_saved(state: dict[str, Any], where: str) -> None:
+    """A ``ValueError`` naming the file and the field unless ``state`` is what :meth:`FeatureClassifier.save` writes:
+    positive ints ``in_features`` and ``classes`` (two or more), and exactly the classifier's tensors of their shapes,
+    finite, the scale positive; checked before a classifier of those sizes is built."""
+
+    def bad(field: str, expected: str) -> ValueError:
+        return ValueError(f"{where}: field {field!r} of the feature classifier is damaged: expected {expected}")
+
+    keys = {"format", "in_features", "classes", "state_dict"}
+    if set(state) != keys:
+        raise bad("keys", f"exactly {sorted(keys)}, got {sorted(map(str, state))}")
+    d, c = state["in_features"], state["classes"]
+    if type(d) is not int or d < 1:
+        raise bad("in_features", "a positive int")
+    if type(c) is not int or c < 2:
+        raise bad("classes", "an int of at least 2")
+    shapes = {"shift": (d,), "scale": (d,), "body.0.weight": (HIDDEN, d), "body.0.bias": (HIDDEN,),
+              "body.2.weight": (FEATURES, HIDDEN), "body.2.bias": (FEATURES,), "head.weight": (c, FEATURES),
+              "head.bias": (c,)}
+    tensors = state["state_dict"]
+    if not isinstance(tensors, dict) or set(tensors) != set(shapes):
+        raise bad("state_dict", f"the tensors {sorted(shapes)}")
+    for name, shape in shapes.items():
+        value = tensors[name]
+        if not (isinstance(value, Tensor) and value.is_floating_point() and tuple(value.shape) == shape):
+            raise bad(f"state_dict.{name}", f"a floating-point tensor of shape {list(shape)}")
+        if not bool(torch.isfinite(value).all()) or name == "scale" and not bool((value > 0).all()):
+            raise bad(f"state_dict.{name}", "finite values" + (", all positive" if name == "scale" else ""))
 
 
 def feature_classifier(x: Any, labels: Any, *, epochs: int = 20, seed: int = 0) -> FeatureClassifier:

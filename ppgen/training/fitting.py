@@ -27,10 +27,10 @@ from ppgen.run.opening import fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
                                      check_run_arguments, check_step_budget, check_two_players)
-from ppgen.training.guard import check_factor, check_on_nan
+from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
-from ppgen.training.players import critic_optimizer_factory, start_duel, with_critic
+from ppgen.training.players import check_critic, critic_optimizer_factory, start_duel, with_critic
 from ppgen.training.step import Gradients
 from ppgen.training.streaming import as_stream, check_streamed
 from ppgen.utils.checks import check_device, check_positive_float, check_positive_int, check_seed
@@ -164,7 +164,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
                                                                           lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
-    inference = with_critic(inference, leading.args[structure.observed_input or 0].shape[1:])
+    x = leading.args[structure.observed_input or 0]
+    inference = with_critic(inference, x.shape[1:])
+    check_critic(inference, module, x[:batch_size])
     make_critic_optimizer = critic_optimizer_factory(inference, optim, lr)
     n = data.size if data.size is not None else sys.maxsize  # a stream without a length: N unknown
     dtype = leading.float_dtype
@@ -188,9 +190,14 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
     finished = run is not None and run.finished  # a finished run resumed: nothing to train, nothing rewritten
     save = None if finished else checkpointer(run, module, optimizer, generator, config, group, critic)
-    state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
-                  progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor, group=group,
-                  duel=duel)
+    try:
+        state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
+                      progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor,
+                      group=group, duel=duel)
+    except Diverged:
+        if duel is not None:  # as Diverged says: the critic too holds its last good parameters in eval mode
+            duel.critic.eval()
+        raise
     if duel is not None:
         duel.critic.eval()
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),

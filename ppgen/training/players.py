@@ -87,6 +87,37 @@ def with_critic(objective: Any, point_shape: tuple[int, ...]) -> Any:
     return dataclasses.replace(objective, critic=default_critic(tuple(point_shape)))
 
 
+def check_critic(objective: Any, module: nn.Module, x: torch.Tensor) -> None:
+    """A ``ValueError`` naming ``critic``, before any work, where a two-player ``objective``'s critic cannot play
+    against ``module`` on data like ``x`` (its first batch): it shares parameters with the model (the model's optimiser
+    would move them to lower the bound that the critic's raises), or it fails on ``x`` or does not give one score a
+    row. The critic runs once on ``x`` in eval mode without gradient (a batch norm's statistics are left as they
+    are), in its own dtype and on its own device, and is put back in its mode; nothing for any other objective."""
+    if not isinstance(objective, Adversary):
+        return
+    critic = objective.critic
+    model_params = {id(p) for p in module.parameters()}
+    shared = sum(id(p) in model_params for p in critic.parameters())
+    if shared:
+        raise ValueError(f"critic: {shared} of its parameters are the model's too (the critic is a part of the "
+                         f"model), so the model's optimiser would move them to lower the bound that the critic's "
+                         f"raises: give a critic that is not a submodule of the model")
+    first = next(critic.parameters())
+    x = x.to(device=first.device, dtype=first.dtype if first.is_floating_point() else None)
+    training = critic.training
+    critic.eval()
+    try:
+        with torch.no_grad():
+            objective.scores(x)
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever the user's critic raises, it cannot score these points
+        raise ValueError(f"critic: fails on a batch of x of shape {list(x.shape)} ({type(error).__name__}: {error}): "
+                         f"give a critic of points of shape {list(x.shape[1:])}") from None
+    finally:
+        critic.train(training)
+
+
 def critic_optimizer_factory(objective: Any, optim: Any, lr: float
                              ) -> Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None:
     """What builds the critic's optimiser: the fit's ``optim`` at the objective's ``critic_lr`` (where it is ``None``,
