@@ -11,16 +11,10 @@ import torch
 from torch import Tensor
 from torch.nn.functional import softplus
 
-from ppgen.models.layers import ConvDecoder, ConvEncoder, check_widths
+from ppgen.models.layers import ConvDecoder, ConvEncoder, check_image
 from ppgen.models.likelihoods import build_likelihood
 from ppgen.program.protocol import DATA_PLATE, Model
 from ppgen.utils.checks import check_positive_int
-
-
-def square_shape(x_dim: int) -> tuple[int, int, int]:
-    """(1, H, W) with H W = D and H the largest divisor of D not above sqrt(D): a square where D is one."""
-    height = max(h for h in range(1, math.isqrt(x_dim) + 1) if x_dim % h == 0)
-    return 1, height, x_dim // height
 
 
 class ConvVAE(Model):
@@ -52,12 +46,7 @@ class ConvVAE(Model):
         super().__init__()
         x_dim, z_dim = check_positive_int(x_dim, "x_dim"), check_positive_int(z_dim, "z_dim")
         dense = check_positive_int(dense, "dense")
-        channels = check_widths(channels, "channels")
-        if not channels:
-            raise ValueError("channels must name at least one convolution, got ()")
-        shape = square_shape(x_dim) if image_shape is None else check_widths(image_shape, "image_shape")
-        if len(shape) != 3 or math.prod(shape) != x_dim:
-            raise ValueError(f"image_shape must be (C, H, W) with C H W = x_dim ({x_dim}), got {tuple(shape)}")
+        shape, channels = check_image(x_dim, image_shape, channels)
         self.x_dim, self.z_dim, self.image_shape, self.likelihood = x_dim, z_dim, tuple(shape), likelihood
         self.observation_model = build_likelihood(likelihood, x_dim, scale)
         out_channels = shape[0] * self.observation_model.params_per_dim

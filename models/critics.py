@@ -3,13 +3,11 @@ of x to one real score a point. They are not Pyro programs: ``ppgen.fit`` trains
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ppgen.models.conv_vae import square_shape
-from ppgen.models.layers import check_widths
+from ppgen.models.layers import check_image, check_widths
 from ppgen.utils.checks import check_positive_int
 
 #: the slope of the LeakyReLU of both critics for negative inputs, as in Radford et al. (2016).
@@ -66,12 +64,7 @@ class ConvCritic(nn.Module):
                  channels: Sequence[int] = (64, 128)) -> None:
         super().__init__()
         x_dim = check_positive_int(x_dim, "x_dim")
-        channels = check_widths(channels, "channels")
-        if not channels:
-            raise ValueError("channels must name at least one convolution, got ()")
-        shape = square_shape(x_dim) if image_shape is None else check_widths(image_shape, "image_shape")
-        if len(shape) != 3 or math.prod(shape) != x_dim:
-            raise ValueError(f"image_shape must be (C, H, W) with C H W = x_dim ({x_dim}), got {tuple(shape)}")
+        shape, channels = check_image(x_dim, image_shape, channels)
         self.image_shape = tuple(shape)
         c, h, w = self.image_shape
         layers: list[nn.Module] = []

@@ -17,8 +17,7 @@ import pyro
 import torch
 from torch import Tensor, nn
 
-from ppgen.models.conv_vae import square_shape
-from ppgen.models.layers import ACTIVATIONS, ConvEncoder, check_widths, mlp
+from ppgen.models.layers import ACTIVATIONS, ConvEncoder, check_image, check_widths, mlp
 from ppgen.program.protocol import DATA_PLATE, Model
 from ppgen.program.unnormalized import Unnormalized
 from ppgen.utils.checks import check_choice, check_positive_int
@@ -112,12 +111,7 @@ class ConvEnergy(_Energy):
         super().__init__()
         self.x_dim = check_positive_int(x_dim, "x_dim")
         dense = check_positive_int(dense, "dense")
-        channels = check_widths(channels, "channels")
-        if not channels:
-            raise ValueError("channels must name at least one convolution, got ()")
-        shape = square_shape(x_dim) if image_shape is None else check_widths(image_shape, "image_shape")
-        if len(shape) != 3 or math.prod(shape) != x_dim:
-            raise ValueError(f"image_shape must be (C, H, W) with C H W = x_dim ({x_dim}), got {tuple(shape)}")
+        shape, channels = check_image(x_dim, image_shape, channels)
         self._setup(noise_conditional, activation)
         self.image_shape = tuple(shape)
         self.features = ConvEncoder(self.image_shape, channels, dense, dense, activation)

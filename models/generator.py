@@ -13,8 +13,7 @@ import pyro
 import pyro.distributions as dist
 from torch import Tensor, nn
 
-from ppgen.models.conv_vae import square_shape
-from ppgen.models.layers import check_widths, halved, mlp
+from ppgen.models.layers import check_image, check_widths, halved, mlp
 from ppgen.program.protocol import DATA_PLATE, Model
 from ppgen.utils.checks import check_positive_int
 
@@ -80,12 +79,7 @@ class ConvGenerator(Model):
                  channels: Sequence[int] = (32, 64)) -> None:
         super().__init__()
         x_dim, z_dim = check_positive_int(x_dim, "x_dim"), check_positive_int(z_dim, "z_dim")
-        channels = check_widths(channels, "channels")
-        if not channels:
-            raise ValueError("channels must name at least one convolution, got ()")
-        shape = square_shape(x_dim) if image_shape is None else check_widths(image_shape, "image_shape")
-        if len(shape) != 3 or math.prod(shape) != x_dim:
-            raise ValueError(f"image_shape must be (C, H, W) with C H W = x_dim ({x_dim}), got {tuple(shape)}")
+        shape, channels = check_image(x_dim, image_shape, channels)
         self.x_dim, self.z_dim, self.image_shape = x_dim, z_dim, tuple(shape)
         self.net = DCGAN(z_dim, self.image_shape, channels)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -38,6 +39,26 @@ def check_widths(widths: Sequence[int], name: str) -> tuple[int, ...]:
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence):
         raise TypeError(f"{name} must be a sequence of layer widths such as (400,), got {type(widths).__name__}")
     return tuple(check_positive_int(width, f"{name}[{i}]") for i, width in enumerate(widths))
+
+
+def square_shape(x_dim: int) -> tuple[int, int, int]:
+    """(1, H, W) with H W = D and H the largest divisor of D not above sqrt(D): a square where D is one."""
+    height = max(h for h in range(1, math.isqrt(x_dim) + 1) if x_dim % h == 0)
+    return 1, height, x_dim // height
+
+
+def check_image(x_dim: int, image_shape: Sequence[int] | None, channels: Sequence[int]
+                ) -> tuple[tuple[int, int, int], tuple[int, ...]]:
+    """The (C, H, W) of a convolutional network's images of D = ``x_dim`` values (``image_shape``, by default one
+    channel as square as D allows) and its ``channels``, at least one; a ``TypeError``/``ValueError`` naming the
+    argument otherwise."""
+    channels = check_widths(channels, "channels")
+    if not channels:
+        raise ValueError("channels must name at least one convolution, got ()")
+    shape = square_shape(x_dim) if image_shape is None else check_widths(image_shape, "image_shape")
+    if len(shape) != 3 or math.prod(shape) != x_dim:
+        raise ValueError(f"image_shape must be (C, H, W) with C H W = x_dim ({x_dim}), got {tuple(shape)}")
+    return tuple(shape), channels  # type: ignore[return-value]
 
 
 def halved(size: int, times: int) -> int:
