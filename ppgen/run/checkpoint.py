@@ -182,7 +182,8 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
         if not (config is None and field == "model") and not (
                 isinstance(config, dict) and all(isinstance(k, str) and k.isidentifier() and _plain(v)
                                                  for k, v in config.items())):
-            raise bad(f"{field}.config", "a mapping of keyword names to plain values (numbers, strings, lists, mappings)")
+            raise bad(f"{field}.config", "a mapping of keyword names to plain values (numbers, strings, lists, "
+                                         "mappings)")
     weights = state["state_dict"]
     if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                 for k, v in weights.items()):
