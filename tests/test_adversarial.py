@@ -21,10 +21,10 @@ import ppgen
 from ppgen import inference, models
 from ppgen.inference.adversarial import DIVERGENCES
 from ppgen.objective.adversary import CriticLoss
-from ppgen.run.folder import digest
 from ppgen.run.signals import Interrupted
 from ppgen.training import registry
 from ppgen.training.guard import Diverged
+from run_files import record_again
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -307,12 +307,6 @@ def test_a_stopped_two_player_run_resumes_bitwise(data, tmp_path):
 
 def same(a: nn.Module, b: nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
-
-
-def record_again(run):
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["files"]["checkpoint.pt"] = digest(run / "checkpoint.pt")
-    (run / "manifest.json").write_text(json.dumps(manifest))
 
 
 DAMAGED = {  # the change to a two-player checkpoint, the field named, what is expected

@@ -24,6 +24,7 @@ from ppgen.run.checkpoint import run_prefix
 from ppgen.run.folder import RunFolder, digest, staging_path
 from ppgen.run.signals import Interrupted
 from programs import coin_rows, small_vae
+from run_files import record_again
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)
 CALLS = [0]
@@ -92,13 +93,6 @@ def interrupted_run(run: Path, binary: torch.Tensor, at: int = 6) -> None:
     with pytest.raises(Interrupted):
         ppgen.fit(small_vae(), binary, inference=Stopped(at=at), out=run, **SETTINGS)
     disarm()
-
-
-def record_again(run: Path, name: str = "checkpoint.pt") -> None:
-    """Record a crafted file's digest in the manifest, as one who crafts both would: only its contents tell."""
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["files"][name] = digest(run / name)
-    (run / "manifest.json").write_text(json.dumps(manifest))
 
 
 # -------------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ matching loss equals Hyvarinen's (the trace of the Hessian by autograd) in expec
 import math
 
 import pyro
-import pyro.distributions as dist
 import pytest
 import torch
 from torch import nn
@@ -20,53 +19,12 @@ from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 from ppgen.program.unnormalized import Unnormalized, log_density
 from ppgen.training import registry
+from programs import GaussianEnergy, GaussianModel
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
 MEAN = torch.tensor([1.0, -1.0])
 MIXING = torch.tensor([[1.0, 0.0], [0.6, 0.5]])
-
-
-class GaussianEnergy(nn.Module):
-    """E(x) = (x - mu)^T P (x - mu) / 2 with P = L L^T, L lower triangular with a positive diagonal (P = I at the
-    start); with ``noise_conditional``, E(x, sigma) of the covariance C + sigma^2 I, C = P^-1, at noise level sigma."""
-
-    def __init__(self, d, noise_conditional=False, log_normalizer=True):
-        super().__init__()
-        self.loc = nn.Parameter(torch.zeros(d))
-        self.raw = nn.Parameter(torch.zeros(d, d))
-        self.log_normalizer = nn.Parameter(torch.zeros(())) if log_normalizer else None
-        self.noise_conditional = noise_conditional
-
-    def precision(self):
-        factor = torch.tril(self.raw, -1) + torch.diag(softplus(self.raw.diagonal()) / math.log(2))
-        return factor @ factor.T
-
-    def log_density(self, x, sigma=None):
-        a = x - self.loc
-        if sigma is None:
-            return -0.5 * ((a @ self.precision()) * a).sum(-1)
-        covariance = torch.linalg.inv(self.precision()) + sigma[:, None, None] ** 2 * torch.eye(len(self.loc))
-        return -0.5 * (a * torch.linalg.solve(covariance, a.unsqueeze(-1)).squeeze(-1)).sum(-1)
-
-    def model(self, x):
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("x", Unnormalized(self.log_density, event_shape=x.shape[1:], log_normalizer=self.log_normalizer,
-                                          noise_conditional=self.noise_conditional), obs=x)
-
-
-class GaussianModel(nn.Module):
-    """A normalised model, x ~ N(mu, L L^T) with learnt mu and Cholesky factor L, fitted by score matching."""
-
-    def __init__(self, d):
-        super().__init__()
-        self.loc = nn.Parameter(torch.zeros(d))
-        self.raw = nn.Parameter(torch.zeros(d, d))
-
-    def model(self, x):
-        factor = torch.tril(self.raw, -1) + torch.diag(softplus(self.raw.diagonal()) / math.log(2))
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("x", dist.MultivariateNormal(self.loc, scale_tril=factor), obs=x)
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,7 @@ class Adversary(Objective):
     """
 
     likelihood_free = True  # a class attribute, not a field: it needs draws of x, never their density
+    state_between_steps = "trains a critic beside the model"
 
     critic: nn.Module | None = None
     critic_steps: int = 1

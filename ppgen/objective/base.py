@@ -20,6 +20,12 @@ Backends are frozen dataclasses with keyword arguments only, so that a saved fit
 objective made it and with what settings. An objective that never evaluates the model's density (it compares the
 model's samples with the data) says so with the class flag ``likelihood_free = True``: only such an objective fits
 an implicit model, x = G(z) (:mod:`ppgen.program.implicit`); :func:`check_fits` refuses every other.
+
+An objective may keep state between steps besides the model's parameters, which ``ppgen.fit`` keeps in the run's state,
+checkpoints and resumes bitwise: a critic trained beside the model (:class:`~ppgen.objective.adversary.Adversary`, with
+an optimiser and a step of its own) or tensors that its ``loss`` updates as it goes, such as the persistent chains of
+contrastive divergence (:meth:`Objective.persistent_state`). It says so in words, :attr:`Objective.state_between_steps`,
+which the refusals of what cannot carry such state yet (``distributed=True``, ``compile=``) quote.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ class Objective(abc.ABC):
     """
 
     likelihood_free: ClassVar[bool] = False
+    #: what the objective keeps between steps besides the model's parameters, as words that finish the sentence
+    #: "X() ...", such as "trains a critic beside the model"; ``None``: nothing (each step stands alone).
+    state_between_steps: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
@@ -94,6 +103,13 @@ class Objective(abc.ABC):
         lacks what the objective needs, before any step."""
         return self
 
+    def persistent_state(self) -> dict[str, Tensor]:
+        """The tensors this objective carries from one step to the next (the prepared objective's, made by
+        :meth:`prepare`), by name: ``ppgen.fit`` saves them in a checkpoint under ``objective`` (each checked on resume
+        for its shape, dtype and finite values) and puts them back in place, before the first step of the resumed
+        run; the objective may move them to the data's device in its ``loss``. None by default."""
+        return {}
+
     @property
     def config(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this objective."""
@@ -113,4 +129,5 @@ def check_normalized(objective: Objective, structure: Structure) -> None:
     """A ``ValueError`` where the model is unnormalised, for an objective built on log p(x) (maximum likelihood, MAP,
     the ELBO and the bounds above it): log Z depends on theta, so the objective without it would be silently wrong."""
     refuse_unnormalized(structure, repr(objective), "maximising -E(x) would lower the energy everywhere instead of "
-                        "fitting the data. Fit an energy-based model by inference.ScoreMatching() or inference.NCE()")
+                        "fitting the data. Fit an energy-based model by inference.ScoreMatching() or inference.NCE(), "
+                        "or with persistent chains by inference.ContrastiveDivergence()")

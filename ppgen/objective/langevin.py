@@ -12,6 +12,9 @@ Metropolis-Hastings proposal (MALA), accepted per chain with probability
 which leaves f exactly invariant at any eps: the chains then trade the bias for rejections (aim at an acceptance
 rate near 0.57, Roberts and Rosenthal 1998). Annealed Langevin (:func:`annealed_langevin`) runs ULA over a
 decreasing ladder of noise levels for a noise-conditional score model (Song and Ermon 2019, Algorithm 1).
+:class:`Langevin` holds the settings of chains that an objective moves inside its loss (persistent contrastive
+divergence), with a noise scale c that Du and Mordatch (2019) lower below Langevin's own; its chains, unchecked, leave
+the judging of a chain that diverged to the training step's guard.
 
 Gradients are taken by ``torch.autograd.grad`` with respect to x alone: a model's parameters keep their ``.grad``,
 and no graph outlives its step, so memory stays flat in the number of steps. Noise is drawn from torch's global RNG,
@@ -94,17 +97,69 @@ def langevin(log_f: LogDensity, x0: Tensor, *, step_size: float, steps: int, adj
     if not isinstance(adjusted, bool):
         raise TypeError(f"adjusted must be True (MALA) or False (ULA), got {type(adjusted).__name__}")
     point = first_point(log_f, x0)
-    accepted = torch.zeros(len(x0), dtype=x0.dtype, device=x0.device)
+    chains = move(log_f, point, step_size, steps, adjusted)
+    check_finite_chains(chains.x, step_size)
+    return chains
+
+
+def move(log_f: LogDensity, point: Point, step_size: float, steps: int, adjusted: bool, noise: float = 1.0
+         ) -> Chains:
+    """``steps`` Langevin moves of the chains at ``point`` (Metropolis-adjusted where ``adjusted``), each move's noise
+    ``noise`` sqrt(eps) xi; no argument checked, and chains that leave the finite numbers are left as they are (NaN
+    or infinite), for the caller to judge: :func:`langevin` refuses them, a training step lets its guard see them."""
+    accepted = torch.zeros(len(point.x), dtype=point.x.dtype, device=point.x.device)
     for _ in range(steps):
-        proposal = gradient(log_f, propose(point.x, point.grad, step_size))
+        proposal = gradient(log_f, propose(point.x, point.grad, step_size, noise))
         if not adjusted:
             point = proposal
             continue
         accept = torch.rand_like(point.log_density).log() < log_acceptance(point, proposal, step_size)
         point = Point(*(where_rows(accept, new, old) for new, old in zip(proposal, point)))
         accepted += accept
-    check_finite_chains(point.x, step_size)
     return Chains(x=point.x, acceptance=accepted / steps if adjusted else torch.ones_like(accepted))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Langevin:
+    """Langevin chains as a sampler that an objective runs inside its loss (``inference.ContrastiveDivergence``):
+    ``steps`` moves of
+
+        x' = x + (eps / 2) grad log f(x) + c sqrt(eps) xi,        xi ~ N(0, I),
+
+    from each chain's state, eps = ``step_size``, c = ``noise``. With c = 1 this is Langevin dynamics, the unadjusted
+    algorithm (biased by O(eps)) or, ``adjusted=True``, MALA (exact at any eps). With c < 1 the chains follow the
+    gradient with less noise than Langevin dynamics asks, as Du and Mordatch (2019) do with an energy network: for a
+    small eps they then sample f^(1/c^2), a colder density than f, in exchange for faster descent into its modes.
+
+    Arguments:
+        step_size: eps > 0.
+        steps: K >= 1, moves per call.
+        noise: c > 0, the scale of each move's noise relative to Langevin dynamics' sqrt(eps); 1 for MALA.
+        adjusted: accept or reject each move by Metropolis-Hastings (MALA).
+
+    Raises:
+        TypeError, ValueError: an argument is not as above.
+    """
+
+    step_size: float = 0.01
+    steps: int = 20
+    noise: float = 1.0
+    adjusted: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "step_size", check_positive_float(self.step_size, "step_size"))
+        object.__setattr__(self, "steps", check_positive_int(self.steps, "steps"))
+        object.__setattr__(self, "noise", check_positive_float(self.noise, "noise"))
+        if not isinstance(self.adjusted, bool):
+            raise TypeError(f"adjusted must be True (MALA) or False (ULA), got {type(self.adjusted).__name__}")
+        if self.adjusted and self.noise != 1.0:
+            raise ValueError(f"noise={self.noise} with adjusted=True: the Metropolis-Hastings correction of MALA is "
+                             f"that of Langevin dynamics' own noise; leave noise at 1.0, or adjusted=False")
+
+    def run(self, log_f: LogDensity, x0: Tensor) -> Tensor:
+        """The chains' states after :attr:`steps` moves from the rows of ``x0``, detached, Tensor shaped as x0; rows
+        that left the finite numbers are returned as they are, for the caller to judge."""
+        return move(log_f, gradient(log_f, x0), self.step_size, self.steps, self.adjusted, self.noise).x
 
 
 def annealed_langevin(x0: Tensor, sigmas: Sequence[float] | Tensor, *, step_size: float, steps: int,
@@ -177,9 +232,10 @@ def gradient(log_f: LogDensity, x: Tensor) -> Point:
     return Point(x.detach(), value.detach(), grad)
 
 
-def propose(x: Tensor, grad: Tensor, step_size: float) -> Tensor:
-    """One Langevin move, x + (eps / 2) grad + sqrt(eps) xi with xi ~ N(0, I)."""
-    return x + step_size / 2 * grad + math.sqrt(step_size) * torch.randn_like(x)
+def propose(x: Tensor, grad: Tensor, step_size: float, noise: float = 1.0) -> Tensor:
+    """One Langevin move, x + (eps / 2) grad + c sqrt(eps) xi with xi ~ N(0, I), c = ``noise`` (1: Langevin's)."""
+    scale = math.sqrt(step_size) if noise == 1.0 else noise * math.sqrt(step_size)
+    return x + step_size / 2 * grad + scale * torch.randn_like(x)
 
 
 def log_acceptance(current: Point, proposal: Point, step_size: float) -> Tensor:

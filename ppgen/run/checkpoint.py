@@ -182,7 +182,8 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
         if not (config is None and field == "model") and not (
                 isinstance(config, dict) and all(isinstance(k, str) and k.isidentifier() and _plain(v)
                                                  for k, v in config.items())):
-            raise bad(f"{field}.config", "a mapping of keyword names to plain values (numbers, strings, lists)")
+            raise bad(f"{field}.config", "a mapping of keyword names to plain values (numbers, strings, lists, "
+                                         "mappings)")
     weights = state["state_dict"]
     if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                                 for k, v in weights.items()):
@@ -235,9 +236,13 @@ def _check_draws(draws: Any, bad: Callable[[str, str], ValueError]) -> None:
 
 
 def _plain(value: Any, depth: int = 0) -> bool:
-    """Whether ``value`` is a number, string, bool, None, or a short list/tuple of them."""
+    """Whether ``value`` is a number, string, bool, None, or a short list/tuple of them, or a short mapping of names
+    to them (the settings of a part, such as ``ContrastiveDivergence``'s ``sampler``)."""
     if isinstance(value, (bool, int, float, str, type(None))):
         return True
+    if isinstance(value, dict):
+        return depth < 3 and len(value) <= 1024 and all(
+            isinstance(k, str) and k.isidentifier() and _plain(v, depth + 1) for k, v in value.items())
     return isinstance(value, (list, tuple)) and depth < 3 and len(value) <= 1024 and all(
         _plain(v, depth + 1) for v in value)
 

@@ -2,7 +2,9 @@
 
 A :class:`RunState` holds the model's and guide's parameters, the optimiser's state, the states of every RNG
 the steps draw from (torch, NumPy, Python, and the generator of the data order), the data order of the
-current epoch and the position in it, the counters, and the history. :func:`state_payload` makes it a plain
+current epoch and the position in it, the counters, and the history; and what the objective keeps between steps: a
+two-player run's critic and its optimiser (``critic``), the tensors an objective carries from step to step, such as
+contrastive divergence's persistent chains (``objective``). :func:`state_payload` makes it a plain
 ``torch.save`` payload (tensors, numbers, lists and dicts: read back with ``weights_only=True``, so loading runs
 no code), and :func:`load_state` checks it field by field against the run before anything is changed.
 """
@@ -58,7 +60,8 @@ class RunState:
 def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Optimizer,
                   generator: torch.Generator | None, config: dict[str, Any], *,
                   rank_rng: list[dict[str, Any]] | None = None,
-                  critic: tuple[nn.Module, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
+                  critic: tuple[nn.Module, torch.optim.Optimizer] | None = None,
+                  objective: dict[str, Tensor] | None = None) -> dict[str, Any]:
     """The run's state as a checkpoint holds it, for ``torch.save``.
 
     Arguments:
@@ -69,11 +72,15 @@ def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Opt
         config: the run's configuration, checked again on resume.
         rank_rng: in a distributed fit, the RNG states of every rank (:func:`capture_rng`), in rank order.
         critic: a two-player run's critic and its optimiser, saved under ``critic`` (``parameters``, ``optimizer``).
+        objective: the tensors the objective carries between steps (its ``persistent_state()``), saved under
+            ``objective`` where there are any.
     """
     extra = {} if rank_rng is None else {"rank_rng": rank_rng}
     if critic is not None:
         extra["critic"] = {"parameters": {name: t.detach().cpu() for name, t in critic[0].state_dict().items()},
                            "optimizer": critic[1].state_dict()}
+    if objective:
+        extra["objective"] = {name: t.detach().cpu().clone() for name, t in objective.items()}
     return {
         "format": STATE_FORMAT,
         "config": config,
@@ -102,6 +109,8 @@ class Expected:
             a stream read in its own order has none.
         critic: a two-player run's critic, whose parameters the state must fit, and ``critic_param_groups``, those
             of its optimiser; ``None`` for one player.
+        objective: the tensors the objective carries between steps, whose names, shapes and dtypes the state's
+            ``objective`` must have; empty where it carries none.
     """
 
     dtype: torch.dtype
@@ -109,22 +118,25 @@ class Expected:
     ordered: bool
     critic: nn.Module | None = None
     critic_param_groups: list[dict[str, Any]] | None = None
+    objective: dict[str, Tensor] = field(default_factory=dict)
 
 
 def expected_state(module: nn.Module, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
                    device: torch.device, dtype: torch.dtype, ordered: bool,
-                   critic: tuple[nn.Module, Callable[[list[nn.Parameter]], torch.optim.Optimizer]] | None = None
-                   ) -> Expected:
+                   critic: tuple[nn.Module, Callable[[list[nn.Parameter]], torch.optim.Optimizer]] | None = None,
+                   objective: dict[str, Tensor] | None = None) -> Expected:
     """The :class:`Expected` of a run: its optimiser built on empty stand-ins of the parameters, on ``device``;
-    ``critic``: a two-player run's critic and what builds its optimiser, whose settings are found the same way."""
+    ``critic``: a two-player run's critic and what builds its optimiser, whose settings are found the same way;
+    ``objective``: the tensors the objective carries between steps."""
 
     def groups(module: nn.Module, make: Callable[[list[nn.Parameter]], torch.optim.Optimizer]) -> list[Any]:
         stand_ins = [nn.Parameter(torch.empty(0, device=device, dtype=dtype)) for _ in module.parameters()]
         return make(stand_ins).state_dict()["param_groups"]
 
+    carried = dict(objective or {})
     if critic is None:
-        return Expected(dtype, groups(module, make_optimizer), ordered)
-    return Expected(dtype, groups(module, make_optimizer), ordered, critic[0], groups(*critic))
+        return Expected(dtype, groups(module, make_optimizer), ordered, objective=carried)
+    return Expected(dtype, groups(module, make_optimizer), ordered, critic[0], groups(*critic), carried)
 
 
 def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[str, Any],
@@ -137,7 +149,8 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
     the shape and dtype of its parameter; the counters, within the run's epochs and batches and consistent with each
     other; the epoch's loss, within the range of the step losses it sums; the RNG states, of the sizes torch, NumPy
     and Python take; a two-player run's critic (present exactly where the run has one) as the parameters and the
-    optimiser are.
+    optimiser are; the tensors the objective carries between steps (present exactly where it carries some), each of
+    its name, shape and dtype, finite.
 
     Arguments:
         path: the checkpoint file.
@@ -171,12 +184,15 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
 
     expected_keys = {"format", "config", "counters", "order", "epoch_loss", "history", "recent", "model",
                      "optimizer", "rng"}
-    if set(raw) - {"rank_rng", "critic"} != expected_keys:
+    if set(raw) - {"rank_rng", "critic", "objective"} != expected_keys:
         raise bad("keys", f"exactly {sorted(expected_keys)} (and rank_rng in a distributed run, critic in a "
-                          f"two-player one), got {sorted(map(str, raw))}")
+                          f"two-player one, objective where the objective carries state), got {sorted(map(str, raw))}")
     if ("critic" in raw) != (expected.critic is not None):
         raise bad("critic", "the critic's parameters and its optimiser's state, as a two-player run has" if
                   expected.critic is not None else "absent: the run has no critic")
+    if ("objective" in raw) != bool(expected.objective):
+        raise bad("objective", f"the objective's state between steps ({', '.join(sorted(expected.objective))})" if
+                  expected.objective else "absent: the run's objective carries no state between steps")
     if current_config(raw["config"]) != config:
         raise bad("config", "the configuration of the run being resumed")
     counters = raw["counters"]
@@ -206,6 +222,8 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
         _check_parameters(critic["parameters"], expected.critic, expected.dtype, bad, "critic.parameters")
         _check_optimizer(critic["optimizer"], expected.critic, expected.critic_param_groups, expected.dtype,
                          counters["step"], bad, "critic.optimizer")
+    if expected.objective:
+        _check_tensors(raw["objective"], expected.objective, bad, "objective")
     check_rng(raw["rng"], bad)
     if "rank_rng" in raw:
         if not isinstance(raw["rank_rng"], list) or len(raw["rank_rng"]) != config.get("world_size"):
@@ -266,9 +284,11 @@ def _check_epoch_loss(epoch_loss: Any, counters: dict[str, int], recent: list[fl
 
 def resume_state(saved: dict[str, Any] | None, module: nn.Module, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator | None,
-                 critic: tuple[nn.Module, torch.optim.Optimizer] | None = None) -> RunState:
-    """Put a checkpoint read by :func:`load_state` back: parameters, optimiser, RNGs, and a two-player run's
-    ``critic`` and its optimiser; returns its counters.
+                 critic: tuple[nn.Module, torch.optim.Optimizer] | None = None,
+                 objective: dict[str, Tensor] | None = None) -> RunState:
+    """Put a checkpoint read by :func:`load_state` back: parameters, optimiser, RNGs, a two-player run's ``critic``
+    and its optimiser, and the tensors the objective carries between steps (``objective``, its live tensors, copied
+    into in place); returns its counters.
 
     With ``saved`` ``None``, a fresh :class:`RunState`.
     """
@@ -279,6 +299,9 @@ def resume_state(saved: dict[str, Any] | None, module: nn.Module, optimizer: tor
     if critic is not None:
         critic[0].load_state_dict(saved["critic"]["parameters"])
         critic[1].load_state_dict(saved["critic"]["optimizer"])
+    with torch.no_grad():
+        for name, tensor in (objective or {}).items():
+            tensor.copy_(saved["objective"][name])
     restore_rng(saved["rng"], generator)
     counters = saved["counters"]
     return RunState(step=counters["step"], epoch=counters["epoch"], position=counters["position"],
@@ -298,6 +321,19 @@ def _check_parameters(saved: Any, module: nn.Module, dtype: torch.dtype, bad: Ca
         want_dtype = dtype if want.is_floating_point() else want.dtype
         if not isinstance(value, Tensor) or value.shape != want.shape or value.dtype != want_dtype:
             raise bad(f"{field}.{name}", f"a tensor of shape {list(want.shape)} and dtype {want_dtype}")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise bad(f"{field}.{name}", "finite values")
+
+
+def _check_tensors(saved: Any, expected: dict[str, Tensor], bad: Callable[[str, str], ValueError], field: str
+                   ) -> None:
+    """The saved tensors (the checkpoint's ``field``) must be ``expected``'s, by name, shape and dtype, and finite."""
+    if not isinstance(saved, dict) or set(saved) != set(expected):
+        raise bad(field, f"the tensors {sorted(expected)}")
+    for name, want in expected.items():
+        value = saved[name]
+        if not isinstance(value, Tensor) or value.shape != want.shape or value.dtype != want.dtype:
+            raise bad(f"{field}.{name}", f"a tensor of shape {list(want.shape)} and dtype {want.dtype}")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise bad(f"{field}.{name}", "finite values")
 

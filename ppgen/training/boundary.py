@@ -8,7 +8,6 @@ from typing import Any
 
 from torch import Tensor
 
-from ppgen.objective.adversary import Adversary
 from ppgen.objective.base import Objective
 from ppgen.utils.budget import check_particle_budget
 from ppgen.utils.checks import check_not_a_class, check_not_a_list_of_arrays, check_positive_int
@@ -97,12 +96,15 @@ def check_scalar_loss(loss: Any, backend: object, method: str = "loss") -> None:
                          f"(requires_grad is False): nothing to differentiate")
 
 
-def check_two_players(inference: Any, distributed: bool, compile: bool | str) -> None:
-    """A ``ValueError`` naming ``distributed`` or ``compile`` where a two-player objective (a critic's) is asked to run
-    data-parallel or through the captured step: neither takes a second player yet."""
-    if not isinstance(inference, Adversary):
+def check_state_between_steps(inference: Any, distributed: bool, compile: bool | str) -> None:
+    """A ``ValueError`` naming ``distributed`` or ``compile`` where an objective that keeps state between steps (a
+    critic, persistent chains: :attr:`~ppgen.objective.base.Objective.state_between_steps`) is asked to run
+    data-parallel or through the captured step: neither carries such state yet (each rank would keep its own; a
+    captured step replays the tensors it captured, not the state as it moves)."""
+    what = getattr(inference, "state_between_steps", None)
+    if what is None:
         return
     for name, value in (("distributed", distributed), ("compile", compile)):
         if value:
-            raise ValueError(f"{name}: {type(inference).__name__}() trains a critic beside the model, which "
-                             f"{name}={value!r} does not take yet: leave {name} out")
+            raise ValueError(f"{name}: {type(inference).__name__}() {what}, which {name}={value!r} does not take "
+                             f"yet: leave {name} out")

@@ -26,7 +26,7 @@ from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path
 from ppgen.run.opening import fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
-                                     check_run_arguments, check_step_budget, check_two_players)
+                                     check_run_arguments, check_state_between_steps, check_step_budget)
 from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
@@ -62,7 +62,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             given the data once (:meth:`~ppgen.objective.base.Objective.prepare`: ``NCE()`` fits its noise there).
             A two-player objective (``inference.Adversarial()``, ``inference.Wasserstein()``) trains its critic
             beside the model (see :mod:`ppgen.training.players`), built by default from the data's shape; the fit's
-            ``inference`` holds the trained critic, and ``history`` the critic's estimate of d.
+            ``inference`` holds the trained critic, and ``history`` the critic's estimate of d. An objective that
+            carries tensors from step to step (``inference.ContrastiveDivergence()``'s persistent chains) keeps them
+            in the run's checkpoints too.
         epochs: passes over the data.
         steps_per_epoch: the global batches of an epoch of an ``IterableDataset`` without a length, which it needs
             (an endless stream has no end of an epoch); only for such a stream.
@@ -124,7 +126,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     check_run_path(out)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
-    check_two_players(inference, distributed, compile)
+    check_state_between_steps(inference, distributed, compile)
     stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE, steps_per_epoch)
     if isinstance(inference, Sampler) and (distributed or stream is not None):
         raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
@@ -172,7 +174,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     dtype = leading.float_dtype
     ordered = stream is None or not stream.iterable  # a stream read in its own order has no order to resume
     critic = None if make_critic_optimizer is None else (inference.critic, make_critic_optimizer)
-    expected = expected_state(module, make_optimizer, device, dtype, ordered, critic=critic) if resume else None
+    carried = inference.persistent_state()  # the objective's state between steps, made by prepare
+    expected = (expected_state(module, make_optimizer, device, dtype, ordered, critic=critic, objective=carried)
+                if resume else None)
     run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume,
                                                     expected=expected))
     if callable(getattr(module, "initialize", None)):  # may refuse the data too, before it changes anything
@@ -185,11 +189,12 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     duel = start_duel(inference, make_critic_optimizer, device, dtype)
     critic = None if duel is None else (duel.critic, duel.optimizer)
-    state = resume_state(group.rank_state(saved), module, optimizer, generator, critic=critic)
+    state = resume_state(group.rank_state(saved), module, optimizer, generator, critic=critic, objective=carried)
     if run is not None:
         run = group.from_writer(lambda: RunFolder.start(run.path, config, overwrite=overwrite, resume=resume))
     finished = run is not None and run.finished  # a finished run resumed: nothing to train, nothing rewritten
-    save = None if finished else checkpointer(run, module, optimizer, generator, config, group, critic)
+    save = None if finished else checkpointer(run, module, optimizer, generator, config, group, critic,
+                                              inference.persistent_state)
     try:
         state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
                       progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor,
@@ -268,10 +273,12 @@ def check_backend(inference: Any) -> None:
 def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator | None, config: dict[str, Any],
                  group: Group = SINGLE, critic: tuple[nn.Module, torch.optim.Optimizer] | None = None,
-                 ) -> Callable[[RunState], str] | None:
+                 carried: Callable[[], dict[str, torch.Tensor]] | None = None) -> Callable[[RunState], str] | None:
     """What writes the run's state into its folder (and records it in the manifest, with the seconds the run has
     trained in all its processes), or ``None`` without one; in a distributed fit every rank calls it at the same
-    step, and rank 0 writes every rank's RNG states. ``critic``: a two-player run's critic and its optimiser."""
+    step, and rank 0 writes every rank's RNG states. ``critic``: a two-player run's critic and its optimiser;
+    ``carried``: what gives the tensors the objective carries between steps, as they stand when a checkpoint is
+    written (the objective may have moved them to the data's device)."""
     if run is None:
         return None
     earlier, started = run.seconds() if group.writer else 0.0, time.perf_counter()
@@ -279,7 +286,8 @@ def checkpointer(run: RunFolder | None, module: nn.Module, optimizer: torch.opti
     def save(state: RunState) -> str:
         rank_rng = group.gather_rng(generator)
         if group.writer:
-            payload = state_payload(state, module, optimizer, generator, config, rank_rng=rank_rng, critic=critic)
+            payload = state_payload(state, module, optimizer, generator, config, rank_rng=rank_rng, critic=critic,
+                                    objective=carried() if carried is not None else None)
             run.write(CHECKPOINT, lambda f: torch.save(payload, f), seconds=earlier + time.perf_counter() - started)
         return str(run.path / CHECKPOINT)
 

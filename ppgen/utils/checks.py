@@ -51,6 +51,15 @@ def check_non_negative_float(value: Any, name: str) -> float:
     return float(value)
 
 
+def check_probability(value: Any, name: str) -> float:
+    """``value`` as a ``float``; a ``TypeError``/``ValueError`` naming ``name`` unless it is a number from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a probability, a number from 0 to 1, got {type(value).__name__}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a probability, a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
 def check_seed(value: Any, name: str = "seed") -> int:
     """``value`` as an ``int`` seed in [0, 2**32), or a ``TypeError``/``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
