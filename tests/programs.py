@@ -1,17 +1,20 @@
 """Programs written the way a user writes them, shared by several tests."""
 
+import math
 from dataclasses import dataclass
 
 import pyro
 import pyro.distributions as dist
 import torch
 from torch import nn
+from torch.nn.functional import softplus
 
 import ppgen
 from ppgen import models
 from ppgen.inference import Objective
 from ppgen.objective.generated import generated
 from ppgen.program.protocol import DATA_PLATE
+from ppgen.program.unnormalized import Unnormalized
 
 
 class AmortisedPPCA(models.PPCA):
@@ -76,3 +79,41 @@ class MomentMatching(Objective):
         x = batch.args[structure.observed_input or 0].flatten(1)
         drawn = generated(module, structure, batch).flatten(1)
         return (drawn.mean(0) - x.mean(0)).square().sum() + (drawn.std(0) - x.std(0)).square().sum()
+
+
+class GaussianEnergy(nn.Module):
+    """E(x) = (x - mu)^T P (x - mu) / 2 with P = L L^T, L lower triangular with a positive diagonal (P = I at the
+    start); with ``noise_conditional``, E(x, sigma) of the covariance C + sigma^2 I, C = P^-1, at noise level sigma."""
+
+    def __init__(self, d, noise_conditional=False, log_normalizer=True):
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(d))
+        self.raw = nn.Parameter(torch.zeros(d, d))
+        self.log_normalizer = nn.Parameter(torch.zeros(())) if log_normalizer else None
+        self.noise_conditional = noise_conditional
+
+    def precision(self):
+        factor = torch.tril(self.raw, -1) + torch.diag(softplus(self.raw.diagonal()) / math.log(2))
+        return factor @ factor.T
+
+    def log_density(self, x, sigma=None):
+        a = x - self.loc
+        if sigma is None:
+            return -0.5 * ((a @ self.precision()) * a).sum(-1)
+        covariance = torch.linalg.inv(self.precision()) + sigma[:, None, None] ** 2 * torch.eye(len(self.loc))
+        return -0.5 * (a * torch.linalg.solve(covariance, a.unsqueeze(-1)).squeeze(-1)).sum(-1)
+
+    def model(self, x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", Unnormalized(self.log_density, event_shape=x.shape[1:], log_normalizer=self.log_normalizer,
+                                          noise_conditional=self.noise_conditional), obs=x)
+
+    def set_gaussian(self, mean, covariance):
+        """Put the energy at N(mean, covariance) exactly: mu = mean, P = covariance^-1 (log Z = (D/2) log 2 pi +
+        (1/2) log det covariance)."""
+        factor = torch.linalg.cholesky(torch.linalg.inv(covariance))
+        raw = torch.tril(factor, -1) + torch.diag(torch.log(torch.expm1(factor.diagonal() * math.log(2))))
+        with torch.no_grad():
+            self.loc.copy_(mean)
+            self.raw.copy_(raw)
+

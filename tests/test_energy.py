@@ -20,39 +20,12 @@ from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 from ppgen.program.unnormalized import Unnormalized, log_density
 from ppgen.training import registry
+from programs import GaussianEnergy
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
 MEAN = torch.tensor([1.0, -1.0])
 MIXING = torch.tensor([[1.0, 0.0], [0.6, 0.5]])
-
-
-class GaussianEnergy(nn.Module):
-    """E(x) = (x - mu)^T P (x - mu) / 2 with P = L L^T, L lower triangular with a positive diagonal (P = I at the
-    start); with ``noise_conditional``, E(x, sigma) of the covariance C + sigma^2 I, C = P^-1, at noise level sigma."""
-
-    def __init__(self, d, noise_conditional=False, log_normalizer=True):
-        super().__init__()
-        self.loc = nn.Parameter(torch.zeros(d))
-        self.raw = nn.Parameter(torch.zeros(d, d))
-        self.log_normalizer = nn.Parameter(torch.zeros(())) if log_normalizer else None
-        self.noise_conditional = noise_conditional
-
-    def precision(self):
-        factor = torch.tril(self.raw, -1) + torch.diag(softplus(self.raw.diagonal()) / math.log(2))
-        return factor @ factor.T
-
-    def log_density(self, x, sigma=None):
-        a = x - self.loc
-        if sigma is None:
-            return -0.5 * ((a @ self.precision()) * a).sum(-1)
-        covariance = torch.linalg.inv(self.precision()) + sigma[:, None, None] ** 2 * torch.eye(len(self.loc))
-        return -0.5 * (a * torch.linalg.solve(covariance, a.unsqueeze(-1)).squeeze(-1)).sum(-1)
-
-    def model(self, x):
-        with pyro.plate("data", x.shape[0]):
-            pyro.sample("x", Unnormalized(self.log_density, event_shape=x.shape[1:], log_normalizer=self.log_normalizer,
-                                          noise_conditional=self.noise_conditional), obs=x)
 
 
 class GaussianModel(nn.Module):
@@ -178,15 +151,15 @@ def test_objectives_built_on_log_p_refuse_an_unnormalised_model(backend, gaussia
         backend.check(inspect(GaussianEnergy(2), gaussian_data[0]))
 
 
-def test_density_queries_refuse_an_energy_model_and_sampling_says_it_has_no_sampler(gaussian_data):
+def test_an_energy_model_answers_log_prob_and_sample_and_refuses_the_bound_through_a_guide(gaussian_data):
+    """The answers themselves are checked against the truth in tests/test_energy_queries.py."""
     x = gaussian_data[0][:50]
     fit = ppgen.fit(GaussianEnergy(2), x, epochs=1, progress=False)
     assert isinstance(fit.inference, inference.ScoreMatching)  # the default for an energy-based model
-    for query in (lambda: fit.log_prob(x), lambda: fit.evaluate(x, k=2), lambda: fit.iwae_bound(x, k=2)):
-        with pytest.raises(ValueError, match=r"needs log p\(x\).*without log Z.*AIS estimate"):
-            query()
-    with pytest.raises(NotImplementedError, match="no direct sampler"):
-        fit.sample(3)
+    assert fit.log_prob(x).shape == (50,) and fit.sample(3, steps=4).shape == (3, 2)
+    with pytest.raises(ValueError, match=r"needs log p\(x\).*without log Z.*no guide whose draws it could weigh: "
+                                         r"fit.log_prob\(x\) estimates"):
+        fit.iwae_bound(x, k=2)
 
 
 def test_the_backends_refuse_models_they_cannot_fit(gaussian_data):
