@@ -98,13 +98,14 @@ class EnergyQueries:
         return tuple(self.example.args[0].shape[1:])
 
     def check(self, what: str) -> None:
-        """A ``ValueError`` naming ``what`` where this fit cannot answer it: a model of further inputs, or no moments."""
+        """A ``ValueError`` naming ``what`` where this fit cannot answer it: a model of further inputs, or no
+        moments."""
         if self.structure.num_inputs != 1:
             raise ValueError(f"{what}: an energy model of x given further inputs has a normaliser Z(y) for each y; "
                              f"ppgen samples and estimates log Z of energy models of x alone")
         if self.moments is None:
-            raise ValueError(f"{what}: an energy model's chains start from the Gaussian of its training data's mean and "
-                             f"covariance, which ppgen.fit records and this fit does not hold: fit the model with "
+            raise ValueError(f"{what}: an energy model's chains start from the Gaussian of its training data's mean "
+                             f"and covariance, which ppgen.fit records and this fit does not hold: fit the model with "
                              f"ppgen.fit")
 
     def _like(self) -> Tensor:
