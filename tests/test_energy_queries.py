@@ -163,6 +163,12 @@ def test_a_saved_fit_keeps_the_data_moments_and_the_estimate_of_log_z(tmp_path):
         torch.manual_seed(6)
         draws.append(answering.sample(20, steps=10))
     assert torch.equal(*draws)
+    state = torch.load(tmp_path / "fit.pt", weights_only=True)
+    state["energy"]["covariance"] = state["energy"]["covariance"][:1]
+    torch.save(state, tmp_path / "damaged.pt")
+    with pytest.raises(ValueError, match=r"damaged.pt: field 'energy.covariance' is damaged: expected a finite float64 "
+                                         r"tensor of shape \[2, 2\]"):
+        ppgen.load(tmp_path / "damaged.pt", model=GaussianEnergy(2))
 
 
 def test_evaluate_reports_the_estimate_its_standard_error_and_nces_c_beside_it():
@@ -216,3 +222,25 @@ def test_the_bound_through_a_guide_and_bad_settings_of_log_z_are_refused(gaussia
     normalised = ppgen.fit(ppgen.models.PPCA(x_dim=2, z_dim=1), x, epochs=1, progress=False)
     with pytest.raises(ValueError, match="not ppgen.Unnormalized; its log p\\(x\\) needs no log Z"):
         normalised.log_normalizer()
+
+
+class Conditional(nn.Module):
+    """An energy of x given y, E(x | y) = |x - mu - y|^2 / 2: its normaliser depends on y."""
+
+    def __init__(self):
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(2))
+
+    def model(self, x, y):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("x", Unnormalized(lambda v: -0.5 * (v - self.loc - y).square().sum(-1), event_shape=(2,)),
+                        obs=x)
+
+
+def test_an_energy_of_x_given_further_inputs_is_refused_by_name():
+    x, y = torch.randn(30, 2), torch.randn(30, 2)
+    fit = ppgen.fit(Conditional(), (x, y), epochs=1, progress=False)
+    for query in (lambda: fit.log_prob(x, y), lambda: fit.sample(3, y[:3]), lambda: fit.log_normalizer()):
+        with pytest.raises(ValueError, match=r"an energy model of x given further inputs has a normaliser Z\(y\) for "
+                                             r"each y"):
+            query()

@@ -28,6 +28,8 @@ from ppgen.program.structure import Structure
 from ppgen.program.unnormalized import energy_site, log_density
 from ppgen.queries import energy_sampling
 from ppgen.queries.annealing import LogZ, check_temperatures, gaussian_of, log_normalizer
+from ppgen.queries.sampling import check_given
+from ppgen.utils.budget import check_sample_budget
 from ppgen.utils.checks import check_positive_float, check_positive_int
 
 #: what the base's covariance gets on its diagonal, times its mean variance: a Gaussian with a density in float32
@@ -175,9 +177,18 @@ class EnergyQueries:
         """``"annealed"`` for a noise-conditional energy fitted at noise levels, ``"langevin"`` otherwise."""
         return "annealed" if self._site().noise_conditional and self.levels else "langevin"
 
-    def sample(self, n: int, method: str | None, options: dict[str, Any]) -> Tensor:
-        """n draws by ``method`` (by default :meth:`default_method`) with ``options``, all checked first."""
+    def sample(self, n: int, given: tuple[Any, ...], mean: bool, options: dict[str, Any]) -> Tensor:
+        """n draws by ``options["method"]`` (by default :meth:`default_method`) with the other ``options``, all
+        checked first: ``fit.sample(n, **options)``, where ``given`` must be empty and ``mean`` false."""
+        if mean:
+            raise ValueError("mean=True returns E[x | z] of a decoder, but an energy-based model has no latents: "
+                             "its draws come from Markov chains; call sample without mean=True")
+        n = check_positive_int(n, "n")
+        check_sample_budget(n, self.x_shape)
         self.check("sample")
+        check_given(self.module, self.structure, given)
+        options = dict(options)
+        method = options.pop("method", None)
         method = self.default_method() if method is None else method
         settings = energy_sampling.check_options(method, options, self.x_shape, n)
         if method == "annealed" and self.default_method() != "annealed":

@@ -253,14 +253,7 @@ class Fit:
         if not isinstance(mean, bool):
             raise TypeError(f"mean must be True or False, got {mean!r}")
         if self.energy is not None and not callable(getattr(self.model, "sample", None)):
-            if mean:
-                raise ValueError("mean=True returns E[x | z] of a decoder, but an energy-based model has no latents: "
-                                 "its draws come from Markov chains; call sample without mean=True")
-            n = check_positive_int(n, "n")
-            check_sample_budget(n, self.x_shape)
-            self.energy.check("sample")
-            sampling.check_given(self.model, self.structure, given)
-            return self.energy.sample(n, options.pop("method", None), options)
+            return self.energy.sample(n, given, mean, options)
         own = sampling.own_sampler(self.model, options, mean)
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
