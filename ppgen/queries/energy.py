@@ -35,6 +35,8 @@ from ppgen.utils.checks import check_positive_float, check_positive_int
 #: what the base's covariance gets on its diagonal, times its mean variance: a Gaussian with a density in float32
 #: where some coordinates never vary (pixels always 0).
 JITTER = 1e-4
+#: the rows of data taken at once for their moments.
+CHUNK = 4096
 #: the settings of annealed importance sampling where none are given.
 AIS_DEFAULTS = {"temperatures": 100, "chains": 1000, "steps": 1, "step_size": None}
 
@@ -42,7 +44,8 @@ AIS_DEFAULTS = {"temperatures": 100, "chains": 1000, "steps": 1, "step_size": No
 @dataclass(frozen=True)
 class DataMoments:
     """The mean and covariance (1/N) of the training points x, flattened to D values, in float64 on the CPU: the
-    Gaussian from which an energy model's samplers start and its estimate of log Z anneals.
+    Gaussian from which an energy model's samplers start and its estimate of log Z anneals. ``ppgen.fit`` takes them
+    from the data in memory, or from the first batch of a stream.
 
     Attributes:
         mean: Tensor[D].
@@ -56,10 +59,12 @@ class DataMoments:
 
     @classmethod
     def of(cls, x: Tensor) -> DataMoments:
-        """The moments of the rows of x, Tensor[N, ...]."""
-        flat = x.detach().flatten(1).double().cpu()
-        mean = flat.mean(0)
-        return cls(mean, (flat - mean).T @ (flat - mean) / len(flat), len(flat))
+        """The moments of the rows of x, Tensor[N, ...], taken :data:`CHUNK` rows at a time in float64 (memory
+        bounded by the chunk, not N)."""
+        flat = x.detach().flatten(1)
+        mean = sum(chunk.double().sum(0) for chunk in flat.split(CHUNK)) / len(flat)
+        covariance = sum((chunk.double() - mean).T @ (chunk.double() - mean) for chunk in flat.split(CHUNK))
+        return cls(mean.cpu(), covariance.cpu() / len(flat), len(flat))
 
     def gaussian(self, like: Tensor) -> MultivariateNormal:
         """N(mean, covariance + JITTER s I) in the dtype and on the device of ``like``."""
