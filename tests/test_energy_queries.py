@@ -210,6 +210,13 @@ def test_bad_sampling_options_are_refused_by_name_before_any_work(gaussian, opti
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
+def test_chains_that_hardly_move_say_so(gaussian):
+    fit, _ = gaussian
+    with pytest.warns(RuntimeWarning, match=r"the Langevin chains accepted .* of their proposals at step_size=100: "
+                                            r"they hardly moved"):
+        fit.sample(50, steps=5, step_size=100.0)
+
+
 def test_the_bound_through_a_guide_and_bad_settings_of_log_z_are_refused(gaussian):
     fit, x = gaussian
     with pytest.raises(ValueError, match=r"^iwae_bound needs log p\(x\), but the model observes its data through "

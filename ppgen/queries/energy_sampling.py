@@ -11,7 +11,7 @@ method=...)`` for a model whose data site is ``ppgen.Unnormalized``.
 * ``"nuts"``: Pyro's NUTS (:func:`ppgen.objective.hamiltonian.hmc`) for a point of few coordinates, ``chains``
   chains one after another, each giving its share of the n draws after ``warmup_steps`` adaptation steps.
 
-Every chain starts from ``init`` (Tensor[n, *x_shape]) or from the Gaussian of the training data's mean and covariance
+Every chain starts from ``init`` (Tensor[n, *x_shape]; NUTS's ``chains`` chains from its first rows) or from the Gaussian of the training data's mean and covariance
 (:class:`~ppgen.queries.energy.DataMoments`), widened by sigma_1^2 I for annealed Langevin, whose first level is the
 data convolved with N(0, sigma_1^2 I). The noise comes from torch's global RNG, as every query's does.
 """
