@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -38,10 +38,9 @@ class NCE(Objective):
 
     Its minimiser over theta and c is p_theta = p_data where the family holds p_data, and then c = log Z_theta: the
     classifier cannot beat chance only where the model's density is normalised (Gutmann and Hyvarinen, 2010). So after
-    a fit, c estimates log Z, and -E(x) - c estimates log p(x); ``fit.log_prob`` does not yet answer with it (an
-    estimate of log Z by annealed importance sampling is to come; the refusal says how to compute -E(x) - c). The
-    estimator is good where q overlaps the data: a q far from p_data makes the classification easy and the estimate
-    poor.
+    a fit, c estimates log Z, and -E(x) - c estimates log p(x); ``fit.log_prob`` answers with its own estimate of
+    log Z by annealed importance sampling, and ``fit.evaluate`` reports c beside it for comparison. The estimator
+    is good where q overlaps the data: a q far from p_data makes the classification easy and the estimate poor.
 
     Arguments:
         noise: q. ``None``: the Gaussian N(m, S + 1e-4 (tr S / D) I) of the data's mean m and covariance S (of x
@@ -60,6 +59,7 @@ class NCE(Objective):
         >>> fit.model.log_normalizer  # the estimate of log Z  # doctest: +SKIP
     """
 
+    learns_log_normalizer: ClassVar[bool] = True
     noise: Distribution | str | None = None
     ratio: int = 1
 

@@ -108,6 +108,15 @@ class GaussianEnergy(nn.Module):
             pyro.sample("x", Unnormalized(self.log_density, event_shape=x.shape[1:], log_normalizer=self.log_normalizer,
                                           noise_conditional=self.noise_conditional), obs=x)
 
+    def set_gaussian(self, mean, covariance):
+        """Put the energy at N(mean, covariance) exactly: mu = mean, P = covariance^-1 (log Z = (D/2) log 2 pi +
+        (1/2) log det covariance)."""
+        factor = torch.linalg.cholesky(torch.linalg.inv(covariance))
+        raw = torch.tril(factor, -1) + torch.diag(torch.log(torch.expm1(factor.diagonal() * math.log(2))))
+        with torch.no_grad():
+            self.loc.copy_(mean)
+            self.raw.copy_(raw)
+
 
 class GaussianModel(nn.Module):
     """A normalised model, x ~ N(mu, L L^T) with learnt mu and Cholesky factor L, fitted by score matching."""

@@ -136,15 +136,15 @@ def test_objectives_built_on_log_p_refuse_an_unnormalised_model(backend, gaussia
         backend.check(inspect(GaussianEnergy(2), gaussian_data[0]))
 
 
-def test_density_queries_refuse_an_energy_model_and_sampling_says_it_has_no_sampler(gaussian_data):
+def test_an_energy_model_answers_log_prob_and_sample_and_refuses_the_bound_through_a_guide(gaussian_data):
+    """The answers themselves are checked against the truth in tests/test_energy_queries.py."""
     x = gaussian_data[0][:50]
     fit = ppgen.fit(GaussianEnergy(2), x, epochs=1, progress=False)
     assert isinstance(fit.inference, inference.ScoreMatching)  # the default for an energy-based model
-    for query in (lambda: fit.log_prob(x), lambda: fit.evaluate(x, k=2), lambda: fit.iwae_bound(x, k=2)):
-        with pytest.raises(ValueError, match=r"needs log p\(x\).*without log Z.*AIS estimate"):
-            query()
-    with pytest.raises(NotImplementedError, match="no direct sampler"):
-        fit.sample(3)
+    assert fit.log_prob(x).shape == (50,) and fit.sample(3, steps=4).shape == (3, 2)
+    with pytest.raises(ValueError, match=r"needs log p\(x\).*without log Z.*no guide whose draws it could weigh: "
+                                         r"fit.log_prob\(x\) estimates"):
+        fit.iwae_bound(x, k=2)
 
 
 def test_the_backends_refuse_models_they_cannot_fit(gaussian_data):

@@ -50,13 +50,16 @@ class Objective(abc.ABC):
 
     The class flag ``likelihood_free`` (``False`` here) says whether the loss never evaluates a log-density of the
     model (it compares the model's samples with the data, as an MMD or a critic does), so that it fits an implicit
-    model.
+    model. The flag ``learns_log_normalizer`` (``False`` here) says whether it fits an energy-based model's
+    ``log_normalizer`` c as an estimate of log Z (``inference.NCE``), which ``fit.evaluate`` then reports beside its
+    own estimate.
     """
 
     likelihood_free: ClassVar[bool] = False
     #: what the objective keeps between steps besides the model's parameters, as words that finish the sentence
     #: "X() ...", such as "trains a critic beside the model"; ``None``: nothing (each step stands alone).
     state_between_steps: ClassVar[str | None] = None
+    learns_log_normalizer: ClassVar[bool] = False
 
     @abc.abstractmethod
     def loss(self, module: nn.Module, structure: Structure, batch: Batch) -> Tensor:

@@ -7,6 +7,8 @@ importance resampling (:mod:`~ppgen.queries.importance`) or by NUTS (:mod:`~ppge
 through one door (:mod:`~ppgen.queries.arviz_export`); :mod:`~ppgen.queries.evaluation` judges a fit, by its bounds
 and by the metrics of its samples (:mod:`~ppgen.queries.sample_quality`, one module per metric). The
 log-normaliser log Z of an unnormalised density, and log p(x) with it, come by annealed importance sampling
-(:mod:`~ppgen.queries.annealing`). May import
+(:mod:`~ppgen.queries.annealing`); an energy-based model's queries go through :mod:`~ppgen.queries.energy`, its draws
+through :mod:`~ppgen.queries.energy_sampling`. A fit's file is :mod:`~ppgen.queries.fit_file`, a query's inputs are
+checked by :mod:`~ppgen.queries.query_inputs`. May import
 :mod:`ppgen.objective`, :mod:`ppgen.run`, :mod:`ppgen.program` and :mod:`ppgen.utils`.
 """

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -67,7 +67,7 @@ class LogZ:
     estimate: float
     standard_error: float
     ess: float
-    log_weights: Tensor
+    log_weights: Tensor = field(repr=False)
     acceptance: float
 
     def log_prob(self, log_f: LogDensity, x: Tensor) -> LogProbEstimate:
@@ -211,12 +211,20 @@ def gaussian_base(x: Tensor) -> MultivariateNormal:
                          f"{list(x.shape)}; for points of other shapes give a torch Distribution")
     x = x.detach()
     mean = x.mean(0)
-    covariance = (x - mean).T @ (x - mean) / len(x)
+    return gaussian_of(mean, (x - mean).T @ (x - mean) / len(x))
+
+
+def gaussian_of(mean: Tensor, covariance: Tensor, jitter: float = JITTER) -> MultivariateNormal:
+    """N(mean, covariance + jitter s I), s the mean variance: a Gaussian base of moments recorded from data.
+
+    Raises:
+        ValueError: every variance is zero (the data were one point repeated).
+    """
     scale = covariance.diagonal().mean()
     if not scale > 0:
         raise ValueError("base data are one point repeated: no Gaussian fits them; give a torch Distribution")
-    return MultivariateNormal(mean, covariance + JITTER * scale * torch.eye(x.shape[1], dtype=x.dtype,
-                                                                              device=x.device))
+    return MultivariateNormal(mean, covariance + jitter * scale * torch.eye(len(mean), dtype=mean.dtype,
+                                                                              device=mean.device))
 
 
 def default_step_size(base: Distribution) -> float:

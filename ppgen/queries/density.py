@@ -22,9 +22,9 @@ from ppgen.utils.progress import query_bar
 #: particles times data points evaluated in one pass of an importance-sampled query; bounds memory.
 PARTICLE_POINTS_PER_PASS = 2**15
 #: what a density query on an energy-based model says it lacks, and the way out.
-NEEDS_LOG_Z = ("ppgen is to estimate log Z by annealed importance sampling (an AIS estimate, not available yet). After "
-               "inference.NCE(), the model's learnt log_normalizer c estimates log Z, and log p(x) ~= "
-               "ppgen.program.unnormalized.log_density(fit.model, fit.structure, x) - c")
+NEEDS_LOG_Z = ("an energy-based model has no guide whose draws it could weigh: fit.log_prob(x) estimates log p(x) = "
+               "-E(x) - log Zhat, log Z by annealed importance sampling (fit.log_normalizer()), and fit.evaluate(x) "
+               "reports it")
 
 
 def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False,

@@ -39,6 +39,7 @@ from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.program.unnormalized import refuse_unnormalized
+from ppgen.queries.annealing import LogZ
 from ppgen.queries.density import NEEDS_LOG_Z, Passes
 from ppgen.queries.sample_quality import SampleQuality
 from ppgen.run.distributed import current
@@ -68,6 +69,11 @@ class Evaluation:
             exact guide: no tail), or too few draws in the tail (K < 21; PSIS fits the largest min(K/5, 3 sqrt(K))).
         samples: the sample metrics of the model's draws against the data (:mod:`ppgen.queries.sample_quality`),
             ``None`` where none were asked for.
+        estimated: for an energy-based model, the estimate log p(x) = -E(x) - log Zhat (``fit.log_prob``), every
+            point off by the error of log Zhat alike.
+        log_z: that estimate of log Z by annealed importance sampling, with its standard error
+            (:class:`~ppgen.queries.annealing.LogZ`).
+        learnt_log_z: the model's own estimate c of log Z, learnt by ``inference.NCE``; ``None`` otherwise.
     """
 
     k: int
@@ -77,11 +83,14 @@ class Evaluation:
     ess: Tensor | None
     khat: Tensor | None
     samples: SampleQuality | None = None
+    estimated: Tensor | None = None
+    log_z: LogZ | None = None
+    learnt_log_z: float | None = None
 
     @property
     def n(self) -> int:
         """The number of data points evaluated."""
-        bounds = [len(t) for t in (self.exact, self.iwae) if t is not None]
+        bounds = [len(t) for t in (self.exact, self.iwae, self.estimated) if t is not None]
         return bounds[0] if bounds else next(iter(self.samples.scores.values())).n[1]
 
     @property
@@ -93,6 +102,8 @@ class Evaluation:
         """The mean of each per-point quantity (k-hat: its maximum too), ``None`` where it is absent."""
         out = {name: _known(getattr(self, name), torch.mean) for name in ("elbo", "iwae", "exact", "ess", "khat")}
         out["khat_max"] = _known(self.khat, torch.max)
+        if self.estimated is not None:
+            out["estimated"] = _known(self.estimated, torch.mean)
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,10 +113,16 @@ class Evaluation:
         return {"n": self.n, "k": self.k, "mean": self.means(), "khat_above_0.7": self.unreliable,
                 "per_point": {name: None if values is None else [None if math.isnan(v) else v for v in values.tolist()]
                               for name, values in per_point.items()},
-                "samples": None if self.samples is None else self.samples.to_dict()}
+                "samples": None if self.samples is None else self.samples.to_dict(),
+                **({} if self.log_z is None else {
+                    "estimated": self.estimated.tolist(), "learnt_log_z": self.learnt_log_z,
+                    "log_z": {"estimate": self.log_z.estimate, "standard_error": self.log_z.standard_error,
+                              "ess": self.log_z.ess, "chains": len(self.log_z.log_weights)}})}
 
     def __str__(self) -> str:
         sample_lines = [] if self.samples is None else str(self.samples).splitlines()
+        if self.log_z is not None:
+            return "\n".join([*self._energy_lines(), *sample_lines])
         if self.exact is None and self.iwae is None:
             return "\n".join(["evaluation of a model without a density: its samples alone", *sample_lines])
         means = self.means()
@@ -121,6 +138,19 @@ class Evaluation:
                 lines.append(f"  {'PSIS k-hat':<16}mean {means['khat']:.3f}, max {khat_text(means['khat_max'], 3)}; "
                              f"{self.unreliable} point(s) above {KHAT_THRESHOLD}")
         return "\n".join(lines + sample_lines)
+
+
+    def _energy_lines(self) -> list[str]:
+        """An energy model's report: the estimate of log p(x), of log Z with its standard error, and NCE's c."""
+        z = self.log_z
+        lines = [f"evaluation of {self.n} points of an energy-based model (nats per point, mean):",
+                 f"  {'log p(x)':<16}{self.means()['estimated']:.4f}  an estimate: -E(x) - log Zhat, every point off "
+                 f"by the error of log Zhat",
+                 f"  {'log Zhat (AIS)':<16}{z.estimate:.4f} +- {z.standard_error:.4f} (standard error), ESS "
+                 f"{z.ess:.1f} of {len(z.log_weights)} chains"]
+        if self.learnt_log_z is not None:
+            lines.append(f"  {'c (NCE)':<16}{self.learnt_log_z:.4f}, the model's learnt log Z, for comparison")
+        return lines
 
 
 def has_density(structure: Structure) -> bool:

@@ -15,19 +15,20 @@ from ppgen.objective.sampler import Draws, Sampler
 from ppgen.program.fastpath import check_compile
 from ppgen.program.implicit import check_density
 from ppgen.program.inputs import Batch, as_batch
-from ppgen.program.protocol import Model, as_module, constrained_params
-from ppgen.program.structure import Structure, inspect
+from ppgen.program.protocol import constrained_params
+from ppgen.program.structure import Structure
 from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.queries import density, importance, mcmc, representation, sampling
+from ppgen.queries.annealing import LogZ
+from ppgen.queries.energy import DataMoments, EnergyQueries
 from ppgen.queries.evaluation import Evaluation, evaluate, has_density
+from ppgen.queries.fit_file import fit_state, read_fit
 from ppgen.queries.posterior import METHODS, Posterior
+from ppgen.queries.query_inputs import given_inputs, query_batch
 from ppgen.queries.sample_quality import SampleMetrics
-from ppgen.run.checkpoint import (CHECKPOINT_FORMAT, MAX_EXAMPLE_ROWS, atomic_save, build_recorded, check_builds,
-                                  check_fit_checkpoint, class_path, resolve_class)
-from ppgen.run.folder import folder_given
-from ppgen.utils.budget import BUDGET, check_particle_budget, check_sample_budget
-from ppgen.utils.checks import (check_choice, check_device, check_not_a_class, check_not_a_list_of_arrays,
-                                check_positive_int, first_line)
+from ppgen.run.checkpoint import atomic_save
+from ppgen.utils.budget import check_particle_budget, check_sample_budget
+from ppgen.utils.checks import check_choice, check_positive_int
 from ppgen.utils.paths import check_output_file, naming_path
 
 
@@ -47,11 +48,16 @@ class Fit:
         draws: a sampler's draws of the global latents (:class:`~ppgen.objective.sampler.Draws`) for a fit by a sampler
             such as ``inference.NUTS``; ``None`` for a fit by an objective. The queries then answer with the posterior
             predictive over these draws.
+        moments: for an energy-based model, the mean and covariance of its training data
+            (:class:`~ppgen.queries.energy.DataMoments`), recorded by ``ppgen.fit``: the Gaussian its samplers start
+            from and its estimate of log Z anneals from; ``None`` for any other model.
+        energy: an energy-based model's queries (:class:`~ppgen.queries.energy.EnergyQueries`), which keep its
+            estimate of log Z; ``None`` for any other model.
     """
 
     def __init__(self, model: nn.Module, structure: Structure, inference: Objective | Sampler, *,
                  history: list[float], example: Batch | Any, skipped: int = 0,
-                 draws: Draws | None = None) -> None:
+                 draws: Draws | None = None, moments: DataMoments | None = None) -> None:
         self.model = model
         self.structure = structure
         self.inference = inference
@@ -62,6 +68,10 @@ class Fit:
         if draws is not None:  # whether the model broadcasts over the draws, learnt once for every query of them
             self.structure = mcmc.with_draws_checked(model, structure, self.example.to(self.device), draws)
         self._passes = density.Passes(model, structure)
+        self.moments = moments
+        self.energy = None if not structure.unnormalized else EnergyQueries(
+            model, self.structure, self.example, moments, tuple(getattr(inference, "levels", ())),
+            bool(getattr(inference, "learns_log_normalizer", False)))
 
     def __repr__(self) -> str:
         last = f"{self.history[-1]:.4g}" if self.history else "n/a"
@@ -102,30 +112,7 @@ class Fit:
 
     def _batch(self, inputs: tuple[Any, ...], name: str = "x") -> Batch:
         """Query inputs checked against the training inputs: as many, each of the same shape per point."""
-        if len(inputs) != self.structure.num_inputs:
-            raise TypeError(f"the model takes {self.structure.num_inputs} input(s) (x, ...), as it was fitted, got "
-                            f"{len(inputs)}; pass the query's options by keyword, e.g. log_prob(x, k=1000)")
-        for value in inputs:
-            check_not_a_list_of_arrays(value, name)
-        batch = as_batch(inputs[0] if len(inputs) == 1 else tuple(inputs), name=name, keep_integer_x=True)
-        whole = self.structure.plan.whole_data  # its points are those of the whole data set it was fitted to
-        for i, (arg, like) in enumerate(zip(batch.args, self.example.args)):
-            where = name if len(inputs) == 1 else f"{name}[{i}]"
-            if whole and arg.shape != like.shape:
-                raise ValueError(f"{where}: the program takes the whole data set at every step; query it with the "
-                                 f"whole data set it was fitted to, of shape {list(like.shape)}, got {list(arg.shape)}")
-            if arg.shape[1:] != like.shape[1:]:
-                raise ValueError(f"{where} must have shape [N, {', '.join(map(str, like.shape[1:]))}] like the "
-                                 f"training data, got {list(arg.shape)}")
-        batch = self.structure.program_data(Batch(batch.args, batch.rows, self.example.size))
-        own, plate = self.structure.own_batch_size, self.structure.plan.data_plate
-        if own is not None and own < len(batch):
-            raise ValueError(f"{name}: the program's data plate pyro.plate('{plate}', {len(batch)}, subsample_size="
-                             f"{own}) subsamples {own} of its {len(batch)} points itself, so that ppgen cannot run it "
-                             f"on all of them at once for a query; fit.params holds what it learnt")
-        batch = batch.to(self.device, self.example.float_dtype)
-        self.structure.check_data(batch, name)
-        return batch
+        return query_batch(self.structure, self.example, self.device, inputs, name)
 
     @torch.no_grad()
     def log_prob(self, *inputs: Any, k: int = 1000, compile: bool | str = False) -> Tensor:
@@ -135,8 +122,11 @@ class Fit:
         enumeration); the model's own lower bound where its ``log_prob`` is marked one (``log_prob_is_bound = True``,
         a diffusion model's; ``k`` is then unused); otherwise the importance-sampled estimate
         log (1/K) sum_k p(x, z_k) / q(z_k|x) with z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower
-        bound in expectation that tightens as K grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by
-        a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then unused).
+        bound in expectation that tightens as K grows. With global latents, the posterior predictive log
+        E_q(theta)[p(x|theta)]; for a fit by a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then
+        unused). For an energy-based model (``ppgen.Unnormalized``), an estimate: -E(x) - log Zhat, log Z estimated
+        once by annealed importance sampling and kept (:meth:`log_normalizer`, which gives its standard error, the
+        error of every row alike; ``k`` is then unused).
 
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
         ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
@@ -151,6 +141,9 @@ class Fit:
         check_density(self.structure, "log_prob(x)")
         if self.draws is not None:
             return mcmc.predictive_log_prob(self.model, self.structure, self._batch(inputs), self.draws)
+        if self.energy is not None:
+            self.energy.check("log_prob(x)")
+            return self.energy.log_prob(self._batch(inputs))
         return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._kept_passes())
 
     @torch.no_grad()
@@ -160,8 +153,28 @@ class Fit:
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
         check_density(self.structure, "iwae_bound(x)")
+        refuse_unnormalized(self.structure, "iwae_bound", density.NEEDS_LOG_Z)
         return density.importance_log_prob(self.model, self.structure, self._batch(inputs), k, compile,
                                            self._kept_passes())
+
+    def log_normalizer(self, *, temperatures: int | Sequence[float] | None = None, chains: int | None = None,
+                       steps: int | None = None, step_size: float | None = None) -> LogZ:
+        """An energy-based model's log Z = log int exp(-E(x)) dx, estimated by annealed importance sampling from the
+        Gaussian of the training data's moments (:func:`ppgen.queries.annealing.log_normalizer`, whose arguments
+        these are): the :class:`~ppgen.queries.annealing.LogZ` with ``.estimate``, ``.standard_error`` and ``.ess``.
+
+        The fit keeps the estimate and :meth:`log_prob` uses it: a call without arguments returns the kept one (made
+        with 100 temperatures, 1000 chains and one MALA step each where none is kept); one with other settings, or
+        after the model's parameters changed, estimates log Z again and keeps that. After ``inference.NCE``, the
+        model's learnt ``log_normalizer`` c is another estimate, which :meth:`evaluate` reports beside this one.
+
+        Raises:
+            ValueError: the model is not energy-based (its log p(x) needs no log Z), or a setting is bad.
+        """
+        if self.energy is None:
+            raise ValueError("log_normalizer: the model's data site is not ppgen.Unnormalized; its log p(x) needs no "
+                             "log Z: ask fit.log_prob(x)")
+        return self.energy.log_normalizer(temperatures, chains, steps, step_size)
 
     def evaluate(self, *inputs: Any, k: int = 5000, metrics: str | Sequence[str] | None = None,
                  num_samples: int | None = None, features: Any = None, modes: Any = None, permutations: int = 200,
@@ -177,6 +190,11 @@ class Fit:
         ``modes=datasets.ring_modes()`` or another ``(centres, std)`` is given), ``features`` (a feature classifier for
         the Fréchet distance, default: x itself), ``permutations`` and ``seed``: see
         :meth:`ppgen.queries.sample_quality.SampleMetrics.checked`. Every argument is checked before any work.
+
+        For an energy-based model, in place of the bounds: the estimate log p(x) = -E(x) - log Zhat of each point
+        (``estimated``), with the estimate of log Z by annealed importance sampling and its standard error
+        (``log_z``, :meth:`log_normalizer`'s, kept by the fit; ``k`` is unused), and after ``inference.NCE`` the
+        model's learnt c beside it (``learnt_log_z``); its samples are drawn by :meth:`sample`'s default method.
         """
         k = check_positive_int(k, "k")
         compile = check_compile(compile)
@@ -184,16 +202,20 @@ class Fit:
             raise ValueError(f"evaluate() reports the bounds of a guide q(z|x), which a fit by {self.inference!r} does "
                              f"not have: ask log_prob(x) (the posterior predictive over its draws), or "
                              f"arviz.loo(fit.posterior(x).to_arviz())")
-        refuse_unnormalized(self.structure, "evaluate", density.NEEDS_LOG_Z)
+        if self.energy is not None:
+            self.energy.check("evaluate")
         batch = self._batch(inputs)
-        bounded = has_density(self.structure)
+        bounded = has_density(self.structure) or self.energy is not None
         num_samples = len(batch) if num_samples is None else check_positive_int(num_samples, "num_samples")
         check_sample_budget(num_samples, self.x_shape)
         drawable = not (self.structure.plan.whole_data and self.structure.data_site is None)  # as sample() refuses
         quality = SampleMetrics.checked(metrics, x_shape=self.x_shape, n_data=len(batch), n_draws=num_samples,
                                         bounded=bounded, drawable=drawable, features=features, modes=modes,
                                         permutations=permutations, seed=seed)
-        if bounded:
+        if self.energy is not None:
+            report = Evaluation(k, None, None, None, None, None, estimated=self.energy.log_prob(batch),
+                                log_z=self.energy.log_normalizer(), learnt_log_z=self.energy.learnt_log_normalizer())
+        elif bounded:
             check_particle_budget(k, len(batch))  # as log_prob's: past it, hours of work
             report = evaluate(self.model, self.structure, batch, k, particle_points=density.PARTICLE_POINTS_PER_PASS,
                               compile=compile, passes=self._kept_passes())
@@ -219,9 +241,19 @@ class Fit:
 
         A model with a ``sample(n, *given, **options)`` method of its own draws with it, given ``options``
         (``fit.sample(16, method="ddim", steps=50)`` for a :class:`~ppgen.models.DDPM`); ``options`` given to a
-        model without one are a ``TypeError``."""
+        model without one are a ``TypeError``.
+
+        An energy-based model (``ppgen.Unnormalized``) draws by Markov chains on its log-density -E(x), with the
+        options ``method="langevin"`` (Metropolis-adjusted Langevin, exact invariance; the default),
+        ``"annealed"`` (annealed Langevin down the noise levels of a noise-conditional energy fitted by
+        ``inference.ScoreMatching(noise=(sigma_1, ..., sigma_L))``; the default for one) or ``"nuts"`` (Pyro's NUTS,
+        for few coordinates), and theirs (``steps``, ``step_size``, ``init``, ...): see
+        :mod:`ppgen.queries.energy_sampling`. Each chain starts from ``init`` or from the Gaussian of the training
+        data's mean and covariance; an option the method does not take is a ``TypeError`` naming it."""
         if not isinstance(mean, bool):
             raise TypeError(f"mean must be True or False, got {mean!r}")
+        if self.energy is not None and not callable(getattr(self.model, "sample", None)):
+            return self.energy.sample(n, given, mean, options)
         own = sampling.own_sampler(self.model, options, mean)
         n = check_positive_int(n, "n")
         check_sample_budget(n, self.x_shape)
@@ -230,15 +262,7 @@ class Fit:
                              f"pyro.plate('{self.structure.plan.data_plate}', ...) indexes it), so it has no x of one "
                              f"point to draw; run its model with the data released instead")
         sampling.check_given(self.model, self.structure, given)
-        others = [i for i in range(self.structure.num_inputs) if i != (self.structure.observed_input or 0)]
-        checked = []
-        for i, value in zip(others, given):
-            batch = as_batch((value,), name=f"given[{len(checked)}]")
-            like = self.example.args[i]
-            if len(batch) != n or batch.args[0].shape[1:] != like.shape[1:]:
-                raise ValueError(f"given[{len(checked)}] must have shape [{n}, {', '.join(map(str, like.shape[1:]))}]:"
-                                 f" one row per draw, got {list(batch.args[0].shape)}")
-            checked.append(batch.to(self.device, like.dtype if like.is_floating_point() else None).args[0])
+        checked = given_inputs(self.structure, self.example, self.device, n, given)
         if own is not None:
             return own(n, *checked, **options)
         return sampling.sample(self.model, self.structure, self.example.to(self.device), n, tuple(checked), mean=mean,
@@ -334,28 +358,14 @@ class Fit:
                 each error names ``path``, never the temporary file the write goes through.
         """
         path = check_output_file(path, "path")
-        model_class = type(self.model)
-        state = {
-            "format": CHECKPOINT_FORMAT,
-            "model": {"class": class_path(model_class), "config": getattr(self.model, "config", None)},
-            "state_dict": {name: t.detach().cpu() for name, t in self.model.state_dict().items()},
-            "inference": {"class": class_path(type(self.inference)), "config": self.inference.config},
-            "history": list(self.history),
-            "skipped": self.skipped,
-            "example": [arg.cpu() for arg in self.example.head(MAX_EXAMPLE_ROWS).args],
-            "data_size": self.example.size,
-            **({"whole_data": True} if self.structure.plan.whole_data else {}),
-            **({} if self.draws is None else {"draws": {
-                "samples": {name: t.detach().cpu() for name, t in self.draws.samples.items()},
-                "chains": self.draws.chains,
-                "sample_stats": {name: t.detach().cpu() for name, t in self.draws.sample_stats.items()}}}),
-        }
+        state = fit_state(self)
         with naming_path(path, "path"):
             atomic_save(state, path)
 
 
 def load(path: str | os.PathLike, model: Any = None, device: str | torch.device = "cpu") -> Fit:
-    """Read a fit written by :meth:`Fit.save`; it answers the same queries as the fit that was saved.
+    """Read a fit written by :meth:`Fit.save`; it answers the same queries as the fit that was saved (an energy-based
+    model's with the same estimate of log Z, where the saved fit held one).
 
     The file is read with ``torch.load(weights_only=True)``, so loading never runs code from it. A zoo
     model, or a subclass of :class:`ppgen.Model` whose module is already imported, is rebuilt from its
@@ -372,65 +382,9 @@ def load(path: str | os.PathLike, model: Any = None, device: str | torch.device 
             parameters that ``model`` does not have.
         IsADirectoryError: ``path`` is a folder (a run folder's fit is its ``fit.pt``).
     """
-    device = check_device(device)
-    check_not_a_class(model, "model", "ppgen.load(path, model=MyModel())")
-    if os.path.isdir(path):
-        raise IsADirectoryError(folder_given(path))
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - whatever bytes are there, they are not a fit: say so, run nothing
-        raise ValueError(f"{os.fspath(path)} is not a readable ppgen fit (torch.load raised "
-                         f"{type(error).__name__}); nothing in it was run") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{os.fspath(path)} is not a ppgen fit (no '{CHECKPOINT_FORMAT}' format tag)")
-    check_fit_checkpoint(state, os.fspath(path))
-    example = _example(state)
-    if model is None:
-        module = resolve_class(state["model"]["class"], Model, hint="pass the model, built as it was, to "
-                               "ppgen.load(path, model=...), or import its module first if it is a ppgen.Model")
-        if state["model"]["config"] is None:
-            raise ValueError(f"{os.fspath(path)}: field 'model.config' is None: pass the model to ppgen.load(model=)")
-        check_builds(module, state["model"]["config"], state["state_dict"], os.fspath(path),
-                     BUDGET.checkpoint_parameters)
-        module = module(**state["model"]["config"])
-    else:
-        module = as_module(model)
-    # trace first: that creates the parameters of a program that makes them on its first run
-    try:
-        structure = inspect(module, example, name=f"the example rows in {os.fspath(path)}", placed=True)
-        module.to(device=device, dtype=example.float_dtype)
-        module.load_state_dict(state["state_dict"])
-    except (ValueError, RuntimeError) as error:
-        if isinstance(error, ValueError) and model is None:  # the file's own model fails on its own rows: said so
-            raise
-        why = first_line(error) if isinstance(error, ValueError) else str(error)  # a trace's first line; every key
-        raise ValueError(f"model: {_mismatch(state, module, os.fspath(path))}: {why}") from None
-    module.eval()
-    draws = state.get("draws")
-    backend = resolve_class(state["inference"]["class"], Objective if draws is None else Sampler,
-                            hint="import the module that defines this backend first")
-    inference = build_recorded(backend, state["inference"]["config"], os.fspath(path), "inference")
-    if draws is not None:
-        draws = Draws({name: t.to(device) for name, t in draws["samples"].items()}, draws["chains"],
-                      draws["sample_stats"])
-    return Fit(module, structure, inference, history=state["history"], example=example,
-               skipped=state.get("skipped", 0), draws=draws)
-
-
-def _mismatch(state: dict, module: nn.Module, path: str) -> str:
-    """Why a model does not take a saved fit: another class than the one saved, or (the same class) other parameters."""
-    saved, given = state["model"]["class"], class_path(type(module))
-    if saved != given:
-        return (f"{path} holds a fit of {saved}, but the model is a {given}: pass the model the fit was saved from, "
-                f"built as it was")
-    return f"its parameters are not those saved in {path}"
-
-
-def _example(state: dict) -> Batch:
-    """The example rows of a checkpoint (checked by ``check_fit_checkpoint``), as a batch of the training set's size;
-    for a program that takes the whole data set, its whole inputs, as its fit was given them."""
-    args = tuple(state["example"])
-    size = len(args[0]) if state.get("whole_data", False) else state["data_size"]
-    return Batch(args, torch.arange(len(args[0])), size)
+    parts = read_fit(path, model, device)
+    energy = parts.pop("energy")
+    fit = Fit(parts.pop("model"), parts.pop("structure"), parts.pop("inference"), **parts)
+    if energy is not None:
+        fit.energy.restore(energy)
+    return fit

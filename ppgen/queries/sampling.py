@@ -82,9 +82,8 @@ def sample(module: nn.Module, structure: Structure, example: Batch, n: int, give
         NotImplementedError: an energy-based model (``structure.unnormalized``), which has no direct sampler.
     """
     if structure.unnormalized:
-        raise NotImplementedError("sample: an energy-based model's exp(-E(x)) has no direct sampler; its draws are to "
-                                  "come from Langevin dynamics or HMC on ppgen.program.unnormalized.log_density, not "
-                                  "available yet")
+        raise NotImplementedError("sample: an energy-based model's exp(-E(x)) has no direct sampler; fit.sample(n) "
+                                  "draws by Markov chains on its log-density (ppgen.queries.energy_sampling)")
     if draws is None:
         return _sample(module.model, structure, example, n, given, mean)
     which = torch.randint(draws.num_draws, (n,))

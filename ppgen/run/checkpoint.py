@@ -33,8 +33,11 @@ MAX_EXAMPLE_ROWS = 16
 #: the run folders this process writes (absolute paths), and how the temporary files it makes there begin.
 _RUN_PREFIXES: dict[str, str] = {}
 #: what a checkpoint may hold besides: the batches ``on_nan="skip"`` skipped (0 when absent, as in files written
-#: before it was recorded), and a sampler's draws of the global latents (a fit by ``inference.NUTS``).
-OPTIONAL_KEYS = frozenset({"skipped", "draws", "whole_data"})
+#: before it was recorded), a sampler's draws of the global latents (a fit by ``inference.NUTS``), and an energy-based
+#: model's data moments and estimate of log Z (:mod:`ppgen.queries.energy`).
+OPTIONAL_KEYS = frozenset({"skipped", "draws", "whole_data", "energy"})
+#: the settings of a saved estimate of log Z.
+LOG_Z_SETTINGS = frozenset({"temperatures", "chains", "steps", "step_size"})
 
 
 def run_prefix(config: Any) -> str:
@@ -217,6 +220,8 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
         raise bad("data_size", "an int, the number of training points, at least the example's rows")
     if "draws" in state:
         _check_draws(state["draws"], bad)
+    if "energy" in state:
+        _check_energy(state["energy"], example[0][0].numel(), bad)
 
 
 def _check_draws(draws: Any, bad: Callable[[str, str], ValueError]) -> None:
@@ -233,6 +238,34 @@ def _check_draws(draws: Any, bad: Callable[[str, str], ValueError]) -> None:
     sizes = {len(v) for entries in (draws["samples"], draws["sample_stats"]) for v in entries.values()}
     if len(sizes) != 1 or sizes.pop() % draws["chains"]:
         raise bad("draws", "the same number of draws for every site and statistic, a multiple of 'chains'")
+
+
+def _check_energy(energy: Any, size: int, bad: Callable[[str, str], ValueError]) -> None:
+    """An energy model's record: the mean [D] and covariance [D, D] of its data (D the values of a point), finite
+    float64, their count, and optionally an estimate of log Z with its settings and its chains' log weights."""
+    if not (isinstance(energy, dict) and {"mean", "covariance", "count"} <= set(energy)
+            <= {"mean", "covariance", "count", "log_z"}):
+        raise bad("energy", "a mapping of 'mean', 'covariance', 'count' and optionally 'log_z'")
+    for field, shape in (("mean", (size,)), ("covariance", (size, size))):
+        value = energy[field]
+        if not (isinstance(value, torch.Tensor) and value.dtype == torch.float64 and tuple(value.shape) == shape
+                and bool(torch.isfinite(value).all())):
+            raise bad(f"energy.{field}", f"a finite float64 tensor of shape {list(shape)}")
+    if not (type(energy["count"]) is int and energy["count"] >= 1):
+        raise bad("energy.count", "an int >= 1, the points the moments were computed from")
+    if "log_z" not in energy:
+        return
+    log_z = energy["log_z"]
+    numbers = ("estimate", "standard_error", "ess", "acceptance")
+    if not (isinstance(log_z, dict) and set(log_z) == {"settings", "log_weights", *numbers}
+            and all(type(log_z[name]) is float for name in numbers)
+            and all(abs(log_z[name]) < float("inf") for name in numbers[:3])
+            and isinstance(log_z["settings"], dict) and set(log_z["settings"]) == LOG_Z_SETTINGS
+            and all(_plain(v) for v in log_z["settings"].values())
+            and isinstance(log_z["log_weights"], torch.Tensor) and log_z["log_weights"].dim() == 1
+            and log_z["log_weights"].is_floating_point() and bool(torch.isfinite(log_z["log_weights"]).all())):
+        raise bad("energy.log_z", "a mapping of 'settings' (temperatures, chains, steps, step_size), finite floats "
+                                  "'estimate', 'standard_error', 'ess', a float 'acceptance' and the 'log_weights'")
 
 
 def _plain(value: Any, depth: int = 0) -> bool:

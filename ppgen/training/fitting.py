@@ -20,6 +20,7 @@ from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
 from ppgen.program.intake import DEFAULT_BATCH_SIZE, takes_the_whole_data_set
 from ppgen.program.structure import Structure, example_batch, inspect
+from ppgen.queries.energy import data_moments
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path
@@ -152,6 +153,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         raise ValueError("the model has no parameters to fit")
     leading = data if stream is None else data.head(batch_size)  # a stream is checked a batch at a time
     structure.check_data(leading, name="data")
+    moments = data_moments(structure, leading)  # an energy model's: where its samplers and log Z's AIS start
     data = check_streamed(structure, data)
     if inference is None:
         from ppgen.training.registry import default_inference  # the registry joins the core to the backends
@@ -206,7 +208,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     if duel is not None:
         duel.critic.eval()
     result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
-                 skipped=state.skipped)
+                 skipped=state.skipped, moments=moments)
     if run is not None and group.writer and not finished:
         result.save(run.path / FIT)
         run.record(FIT)

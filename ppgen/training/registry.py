@@ -23,8 +23,10 @@ MODELS: dict[str, type[nn.Module]] = {
 #: the zoo's models of x given a further input, ``model(x, y)``: labels (SSVAE) or a condition (CVAE). They are
 #: fitted on aligned inputs ``ppgen.fit(model, (x, y))``; the CLI, which reads x alone, does not offer them.
 CONDITIONAL_MODELS: dict[str, type[nn.Module]] = {"ssvae": zoo.SSVAE, "cvae": zoo.CVAE}
-#: the zoo's energy-based models, exp(-E(x)) without log Z: fitted by score matching (the default), NCE or CD. The CLI,
-#: which reports log p(x) of the test set and draws samples, does not offer them until AIS and Langevin sampling do.
+#: the zoo's energy-based models, exp(-E(x)) without log Z: fitted by score matching (their default), NCE or CD. The
+#: CLI, which reports log p(x) of the test set and draws samples, does not offer them yet: their fits answer both now
+#: (an AIS estimate of log p(x), Langevin draws), but the zoo-wide tests over MODELS ask every model for the bound
+#: through a guide, which an energy model has not.
 ENERGY_MODELS: dict[str, type[nn.Module]] = {"energy": zoo.EnergyModel, "conv-energy": zoo.ConvEnergy}
 INFERENCE: dict[str, type[Objective]] = {"mle": backends.MLE, "elbo": backends.ELBO, "iwae": backends.IWAE,
                                          "renyi": backends.RenyiVI, "rws": backends.RWS, "vimco": backends.VIMCO,
