@@ -534,8 +534,8 @@ def energy_section() -> str:
     data = _side_json("energy_score_diffusion.json")
     if data is None:
         return ""
-    lines = ["| data | model, objective | seeds | test log p(x), nats | what log p(x) is | ESS of the AIS chains "
-             "| MMD^2 | C2ST accuracy | fit time / the flow's |",
+    lines = ["| data | model, objective | seeds | test log p(x), nats | what log p(x) is "
+             "| ESS of the AIS chains (mean) | MMD^2 | C2ST accuracy | fit time / the flow's |",
              "|---|---|---:|---:|---|---:|---:|---:|---:|"]
     checks = []
     for entry in data["summary"]:
@@ -563,8 +563,9 @@ effective sample size is a good fraction of the chains, never on the digits here
 points, come from `fit.sample`, or for an energy from {data['sampler_steps']} Metropolis-adjusted Langevin steps
 (annealed Langevin over the levels for the noise-conditional one) started at that Gaussian, and are scored against
 the test set by `sample_quality(..., metrics=("mmd", "c2st"))` (C2ST 0.5: indistinguishable). Mean +- standard
-deviation over seeds; fit time as a ratio to the flow's fit of the same seed in the same run. Measured
-{data['date']} on a shared 2-core machine, torch.set_num_threads(1), in {data['seconds']:.0f} s by
+deviation over seeds (the networks' initial weights differ between the runs too); fit time as a ratio to the flow's
+fit of the same seed in the same run, on a loaded machine (a rough figure). Measured
+{data['date']} on a shared 2-core machine, torch.set_num_threads(1), by
 `{data['command']}` (part of `make bench`; `--skip-energy` keeps these).
 
 {chr(10).join(lines)}
