@@ -1,8 +1,8 @@
 # %% [markdown]
 # # Energy, score and diffusion
 #
-# [Tutorial 11](choice_of_d.py) compared answers to "what is d?" that need log p(x), or none at all. This page takes
-# the other half of the modern answer: models whose density is known only up to its normalising constant,
+# Tutorial 11, "The choice of d", asks which distance d between p_data and p_theta to minimise. This page takes the
+# part of the modern answer that concerns models whose density is known only up to its normalising constant,
 # p_theta(x) = exp(-E_theta(x)) / Z_theta, fitted by distances that never need Z_theta, and diffusion models, which
 # are latent-variable models with a fixed encoder, fitted by the ELBO ppgen already has. The same three data sets,
 # two moons, the ring of 8 Gaussians (`datasets.ring`, standard deviation 0.02) and the digits (dequantised), are
@@ -266,8 +266,10 @@ for name, method, density, mmd, c2st in rows:
 # %% [markdown]
 # ## The learnt energies
 #
-# -log p(x) on a grid over the 2-D sets: the flow's exact, the DDPM's negative bound, an energy's -E(x) + log Zhat
-# (its AIS estimate above). Darker is more probable; the test points are drawn on top.
+# -log p(x) on a grid over the 2-D sets: the flow's exact, the DDPM's negative bound (speckled: `fit.log_prob`
+# estimates it with one draw of the forward chain per point), an energy's -E(x) + log Zhat (its AIS estimate above).
+# Each panel shades the 8 nats above its own minimum, lighter more probable, black beyond; the test points are drawn on
+# top.
 
 # %%
 grid_size = 20 if QUICK else 80
@@ -287,13 +289,13 @@ for row, name in enumerate(("moons", "ring")):
             else:
                 values = -fit.log_prob(grid)
         ax = axes[row, col]
-        ax.imshow(values.reshape(grid_size, grid_size).clamp(max=values.quantile(0.9)), origin="lower",
-                  extent=(lo[0], hi[0], lo[1], hi[1]), cmap="magma_r", aspect="auto")
+        ax.imshow(values.reshape(grid_size, grid_size), origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]),
+                  cmap="magma_r", vmin=values.min(), vmax=values.min() + 8, aspect="auto")
         ax.scatter(*test[:200].T, s=1, c="c")
         ax.set_xticks([]), ax.set_yticks([])
         if row == 0:
             ax.set_title(method.replace(", ", ",\n"), fontsize=8)
-fig.suptitle("-log p(x), the test points in cyan")
+fig.suptitle("-log p(x) up to 8 nats above its minimum, the test points in cyan")
 fig.tight_layout()
 plt.show()
 
@@ -331,16 +333,35 @@ plt.show()
 # %% [markdown]
 # ## What the table says
 #
-# Read the full-run figures at the top of the page. On the 2-D sets every objective finds the shapes; the distances
-# differ in what they are blind to. Score matching with one noise level fits the data blurred by N(0, sigma^2 I): on
-# the ring, whose modes are far narrower (0.02) than sigma = 0.1, that blur is the whole of its loss in log p. The
-# sliced objective fits the data themselves but sees only local curvature, and the Fisher divergence says nothing of
-# how mass is split between modes that the data never join, which the large noise levels of the noise-conditional
-# model repair for its sampler. NCE's learnt c can be read against AIS's log Z: close where the Gaussian q overlaps
-# the data. The DDPM's bound is a lower bound, so where it beats the flow's exact log p(x) the DDPM is at least that
-# good; an energy's AIS estimate is biased high, and on the digits, with few effective chains, it is not to be
-# trusted at all (see its ESS). These are short runs of small networks on two cores: the ordering, not the digits,
-# is the lesson.
+# Read the full-run figures at the top of the page (`bench/energy_score_diffusion.py` repeats the 2-D rows over three
+# seeds: [Benchmarks](../../benchmarks/#energy-score-and-diffusion)).
+#
+# - **Two moons**: every objective finds the shape. NCE's energy matches the flow's exact log p(x) within 0.03 nats
+#   and its draws pass the MMD test; the denoising and sliced energies are within 0.15 nats, but their MALA chains,
+#   started at a Gaussian and never crossing between the moons, fill them unevenly (MMD p-value 0.005). The
+#   noise-conditional energy has the lowest log p(x): one network shares its capacity over six levels, and is
+#   evaluated at sigma = 0, below the smallest level it saw; its annealed draws are visibly blurred, as are the
+#   DDPM's, and yet the C2ST's small classifier, on 500 points, hardly tells either from the data (0.486, 0.538):
+#   look at the samples as well as the scores.
+# - **The ring**, whose modes (standard deviation 0.02) are narrower than most of the noise levels. The denoising
+#   energy's MALA draws fill all eight modes, but its log p(x) is -14 nats: in its picture a single mode lies within
+#   8 nats of the most probable point. The Fisher divergence compares gradients of log p, and where modes are
+#   separated by regions without data the gradients inside each mode say nothing of how much mass it holds (Song and
+#   Ermon, 2019, discuss exactly this): the weights are left to chance, and short chains started near every mode
+#   hide it, while the AIS estimate of log p(x) shows it. The sliced energy is as blind (two arcs). NCE compares
+#   densities, not gradients, and its energy is the one even ring; its log p(x) is the best of the energies, near
+#   the flow's. No model comes near the ring's own expected log p(x), +2.91 nats (-log 8 - 1 - log(2 pi 0.02^2));
+#   the flow's samples join the modes by thin bridges, a map of a Gaussian being continuous.
+# - **NCE's c against AIS**: 0.080 and 0.03 on moons, 0.039 and 0.02 on the ring: NCE estimates log Z as it fits,
+#   where the Gaussian q overlaps the data. On the digits it does not: q is told from the images too easily, c stays
+#   near 0, and its samples are the worst here.
+# - **The DDPM**'s figure is a lower bound on its log p(x): -1.68 against the flow's exact -1.21 on moons says the
+#   DDPM is at least that good, not that it is worse. With 100 steps and these short fits its draws are blurred on
+#   moons, close on the ring, and blurred digits.
+# - **The digits**: the flow's exact log p(x) exposes what its samples (C2ST 0.53) hide: it overfits. The energies'
+#   AIS estimates rest on 1 to 15 effective chains of 500: an estimate biased high by an unknown amount, not a figure
+#   to compare. In 64 dimensions these short runs of small networks are where the methods start, not where they
+#   end; the 2-D rows show what each distance is blind to.
 #
 # References: Hyvärinen (2005), Estimation of non-normalized statistical models by score matching; Vincent (2011),
 # A connection between score matching and denoising autoencoders; Song, Garg, Shi and Ermon (2019), Sliced score
