@@ -13,6 +13,8 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 7. ``log_prob`` at scale and its peak memory (``evaluate.py``), step time against batch size, width, K and N
    (``scale.py``, a picture), an epoch of Fashion-MNIST where it is installed (``fashion.py``), and on a GPU the
    step at batch 1024 under each divergence guard (``gpu.py``);
+8. energy models (score matching, NCE), a DDPM and a flow on the same data: log p(x), MMD and C2ST
+   (``energy_score_diffusion.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
@@ -46,6 +48,7 @@ from ppgen.program.structure import inspect
 
 import burda
 import distributed as distributed_bench
+import energy_score_diffusion as energy_bench
 import evaluate as evaluate_bench
 import exact_families
 import fashion as fashion_bench
@@ -267,6 +270,8 @@ def main() -> None:
                              "(batch 1024 on a GPU)")
     parser.add_argument("--skip-distributed", action="store_true",
                         help="keep the last distributed.py results (two processes against one)")
+    parser.add_argument("--skip-energy", action="store_true",
+                        help="keep the last energy_score_diffusion.py results (energy models, a DDPM and a flow)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -326,6 +331,8 @@ def main() -> None:
                                      threads=args.threads, previous=previous.get("burda"))
     if not args.skip_distributed:
         distributed_bench.main([])
+    if args.suite == "all" and not args.skip_energy:
+        energy_bench.main(["--digits"])
     if not (args.skip_scaling or args.suite == "latent"):
         for bench in (evaluate_bench, scale_bench, fashion_bench, gpu_bench):  # each writes the JSON render reads
             bench.main([])
