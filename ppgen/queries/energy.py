@@ -88,10 +88,13 @@ class EnergyQueries:
     """The queries of one fit of an energy-based model: it keeps log Zhat between them.
 
     Arguments:
-        module: the program; structure: its structure (``structure.unnormalized``); example: its example rows;
-        moments: the training data's :class:`DataMoments` (``None`` where a fit does not hold them: it then
-        refuses every query); levels: the noise levels of the objective it was fitted by (``inference.levels``), or
-        none; learns_c: whether that objective learnt the model's ``log_normalizer`` c (``inference.NCE``).
+        module: the program.
+        structure: its structure (``structure.unnormalized``).
+        example: its example rows.
+        moments: the training data's :class:`DataMoments` (``None`` where a fit does not hold them: it then refuses
+            every query).
+        levels: the noise levels of the objective it was fitted by (``inference.levels``), or none.
+        learns_c: whether that objective learnt the model's ``log_normalizer`` c (``inference.NCE``).
     """
 
     def __init__(self, module: nn.Module, structure: Structure, example: Batch, moments: DataMoments | None,
