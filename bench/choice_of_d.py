@@ -52,7 +52,7 @@ OBJECTIVES_2D = {
     "KL (RealNVP, MLE)": (lambda: models.RealNVP(x_dim=2), lambda: inference.MLE(), 100, 256, 1e-3),
     "JS (Adversarial)": (lambda: models.Generator(x_dim=2), lambda: inference.Adversarial(divergence="js"), 200, 128,
                          1e-3),
-    "W1 (Wasserstein)": (lambda: models.Generator(x_dim=2), lambda: inference.Wasserstein(), 300, 128, 1e-3),
+    "W1 (Wasserstein)": (lambda: models.Generator(x_dim=2), lambda: inference.Wasserstein(), 600, 128, 5e-4),
     "MMD": (lambda: models.Generator(x_dim=2), lambda: inference.MMD(), 100, 256, 3e-3),
 }
 
