@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 import handwritten  # bench/ is on sys.path when a script in it runs
 import ppgen
-from ppgen.training.fitting import adam
+from ppgen.training.optimizers import adam
 from workloads import BATCH_SIZE, LR, SEED, load_data, network
 
 BENCH = Path(__file__).resolve().parent
