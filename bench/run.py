@@ -13,7 +13,10 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 7. ``log_prob`` at scale and its peak memory (``evaluate.py``), step time against batch size, width, K and N
    (``scale.py``, a picture), an epoch of Fashion-MNIST where it is installed (``fashion.py``), and on a GPU the
    step at batch 1024 under each divergence guard (``gpu.py``);
-8. energy models (score matching, NCE), a DDPM and a flow on the same data: log p(x), MMD and C2ST
+8. the choice of d: a generator fitted by JS, W1 and MMD and a flow by maximum likelihood on two moons and the ring of
+   8 Gaussians, judged by sample metrics, and a convolutional generator against the VAEs on Fashion-MNIST where it
+   is installed (``choice_of_d.py``);
+9. energy models (score matching, NCE), a DDPM and a flow on the same data: log p(x), MMD and C2ST
    (``energy_score_diffusion.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
@@ -47,6 +50,7 @@ from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 
 import burda
+import choice_of_d
 import distributed as distributed_bench
 import energy_score_diffusion as energy_bench
 import evaluate as evaluate_bench
@@ -272,6 +276,8 @@ def main() -> None:
                         help="keep the last distributed.py results (two processes against one)")
     parser.add_argument("--skip-energy", action="store_true",
                         help="keep the last energy_score_diffusion.py results (energy models, a DDPM and a flow)")
+    parser.add_argument("--skip-choice-of-d", action="store_true",
+                        help="keep the last choice_of_d.py results (the objectives judged by sample metrics)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -336,6 +342,8 @@ def main() -> None:
     if not (args.skip_scaling or args.suite == "latent"):
         for bench in (evaluate_bench, scale_bench, fashion_bench, gpu_bench):  # each writes the JSON render reads
             bench.main([])
+    if not (args.skip_choice_of_d or args.suite != "all"):
+        choice_of_d.main([])
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)
