@@ -1,12 +1,12 @@
 # %% [markdown]
 # # Energy, score and diffusion
 #
-# [Tutorial 11, "The choice of d"](../choice_of_d/) asks which distance d between p_data and p_theta to minimise.
-# This page takes the part of the modern answer that concerns models whose density is known only up to its
-# normalising constant, p_theta(x) = exp(-E_theta(x)) / Z_theta, fitted by distances that never need Z_theta, and diffusion models, which
-# are latent-variable models with a fixed encoder, fitted by the ELBO ppgen already has. The same three data sets,
-# two moons, the ring of 8 Gaussians (`datasets.ring`, standard deviation 0.02) and the digits (dequantised), are
-# fitted by
+# [Tutorial 11, "The choice of d"](../choice_of_d/) asks which distance d between p_data and p_theta to minimise. This
+# page takes the part of the modern answer that concerns models whose density is known only up to its normalising
+# constant, p_theta(x) = exp(-E_theta(x)) / Z_theta, fitted by distances that never need Z_theta, and diffusion models,
+# which are latent-variable models with a fixed encoder, fitted by the ELBO ppgen already has. The same three data sets,
+# two moons, the ring of 8 Gaussians (`datasets.ring`, standard deviation 0.02) and the digits (dequantised), are fitted
+# by
 #
 # - score matching, denoising and sliced, of an `EnergyModel`, and of a noise-conditional one at several noise
 #   levels (`inference.ScoreMatching`);
