@@ -7,7 +7,9 @@ number right is Binomial(n_test, 1/2) and gives an exact one-sided p-value. Accu
 apart from the data at once.
 
 The classifier is scikit-learn's ``MLPClassifier`` (one hidden layer of :data:`HIDDEN` ReLU units, Adam, early
-stopping on a tenth of its training half) on standardised inputs, as Lopez-Paz and Oquab used a small neural network:
+stopping on a tenth of its training half where that half holds :data:`EARLY_STOPPING_POINTS` points or more; below
+that, a tenth is too few to judge by, and stopping on it left a classifier that predicts one class, accuracy 0.5
+whatever the samples) on standardised inputs, as Lopez-Paz and Oquab used a small neural network:
 a linear classifier sees only a difference in the means, and passes two samples of one mean and two covariances. It
 runs on the CPU, seeded, independent of the model being judged.
 
@@ -27,11 +29,13 @@ import torch
 from ppgen.queries.score import Score, at_most, check_two_samples
 from ppgen.utils.checks import check_positive_int, check_seed
 
+#: the training half at which the classifier stops early on a tenth of it (its validation split of 100 points).
+EARLY_STOPPING_POINTS = 1000
 #: the fewest points of each sample the test takes: a held-out half of 10 labelled points at the least.
 MIN_POINTS = 10
 #: hidden units of the classifier.
 HIDDEN = 64
-#: the classifier's training epochs at the most (early stopping ends most runs sooner).
+#: the classifier's training epochs at the most (on a large training half, early stopping ends most runs sooner).
 MAX_EPOCHS = 200
 
 
@@ -75,7 +79,8 @@ def c2st(samples: Any, data: Any, *, max_points: int | None = 2000, seed: int = 
     labels = np.r_[np.ones(size, dtype=int), np.zeros(size, dtype=int)]
     train, test, train_labels, test_labels = train_test_split(points, labels, test_size=0.5, stratify=labels,
                                                               random_state=seed)
-    classifier = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(HIDDEN,), early_stopping=True,
+    early = len(train) >= EARLY_STOPPING_POINTS
+    classifier = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(HIDDEN,), early_stopping=early,
                                                                max_iter=MAX_EPOCHS, random_state=seed))
     with warnings.catch_warnings():  # a run that meets its epoch limit is a classifier trained for a fixed budget
         warnings.simplefilter("ignore", ConvergenceWarning)
