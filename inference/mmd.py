@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.objective.base import Objective
-from ppgen.objective.generated import generated
+from ppgen.objective.generated import check_no_guide, generated
 from ppgen.objective.kernels import flat, median_bandwidths, mmd2_unbiased
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure, sampled_site
@@ -87,12 +87,7 @@ class MMD(Objective):
             raise ValueError(f"{self!r} compares a batch of x with as many draws, but the program takes the whole data "
                              f"set and subsamples pyro.plate('{structure.plan.data_plate}') itself: give it a batch "
                              f"of rows, pyro.plate('{structure.plan.data_plate}', len(x))")
-        guided = structure.guided + tuple(s for s in structure.guide_enumerated if s not in structure.guided)
-        if guided:
-            raise ValueError(f"{self!r} fits p_theta(x) from its draws alone, but the program has a guide for "
-                             f"{', '.join(map(repr, guided))}, which it would leave untrained (fit.encode and "
-                             f"fit.log_prob would read it): fit a model with a guide by inference.ELBO(latent_mmd=...) "
-                             f"or drop its guide")
+        check_no_guide(repr(self), structure, "inference.ELBO(latent_mmd=...)")
         if site in structure.forward_unreparameterized:
             raise ValueError(f"{self!r} differentiates through draws of the data site {site!r}, but its distribution "
                              f"has no reparameterised sampler (rsample), as a Bernoulli likelihood has not: give it a "

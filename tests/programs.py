@@ -55,6 +55,16 @@ def conjugate_posterior(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
     return covariance @ (x.T @ y / 0.25), covariance
 
 
+def correlated_gaussian(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """n points of N(mu, A A^T), mu = (1, -1), A = [[1, 0], [0.6, 0.5]], float64, seeded; their sample mean and
+    covariance (1/n): the closed form that a Gaussian energy fitted by score matching, NCE or CD recovers."""
+    mixing = torch.tensor([[1.0, 0.0], [0.6, 0.5]], dtype=torch.float64)
+    x = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) @ mixing.T
+    x = x + torch.tensor([1.0, -1.0], dtype=torch.float64)
+    mean = x.mean(0)
+    return x, mean, (x - mean).T @ (x - mean) / n
+
+
 def coin_rows(n: int = 64) -> torch.Tensor:
     """n rows of 6 coin flips with P(1) = 0.3, the same every call: the data of the run-folder and streaming tests."""
     return torch.bernoulli(torch.full((n, 6), 0.3), generator=torch.Generator().manual_seed(1))

@@ -21,22 +21,15 @@ from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 from ppgen.run.signals import Interrupted
 from ppgen.training.guard import Diverged
-from programs import GaussianEnergy, GaussianModel
+from programs import GaussianEnergy, GaussianModel, correlated_gaussian
 from run_files import record_again
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
-MEAN = torch.tensor([1.0, -1.0])
-MIXING = torch.tensor([[1.0, 0.0], [0.6, 0.5]])
-
 
 @pytest.fixture(scope="module")
 def gaussian_data():
-    """1,000 points of N(MEAN, MIXING MIXING^T), their sample mean and covariance (1/N)."""
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1000, 2, generator=generator, dtype=torch.float64) @ MIXING.double().T + MEAN.double()
-    mean = x.mean(0)
-    return x, mean, (x - mean).T @ (x - mean) / len(x)
+    return correlated_gaussian(1000)
 
 
 def covariance_of(model):

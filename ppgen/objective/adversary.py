@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.objective.base import Objective
-from ppgen.objective.generated import generated
+from ppgen.objective.generated import check_no_guide, generated
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
 from ppgen.utils.checks import check_positive_float, check_positive_int
@@ -83,12 +83,7 @@ class Adversary(Objective):
         has none), or where it takes inputs besides x (the critic sees x alone, so a conditional model would be
         fitted to the marginal of x only)."""
         name = type(self).__name__
-        guided = structure.guided + tuple(s for s in structure.guide_enumerated if s not in structure.guided)
-        if guided:
-            raise ValueError(f"{name}() fits p_theta(x) from its draws alone, but the program has a guide for "
-                             f"{', '.join(map(repr, guided))}, which it would leave untrained (fit.encode and "
-                             f"fit.log_prob would read it): fit a model with a guide by a likelihood-based backend such "
-                             f"as inference.ELBO(), or drop its guide")
+        check_no_guide(f"{name}()", structure, "a likelihood-based backend such as inference.ELBO()")
         if structure.plan.whole_data and structure.data_site is None:
             plate = structure.plan.data_plate
             raise ValueError(

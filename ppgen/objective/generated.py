@@ -27,3 +27,14 @@ def generated(module: nn.Module, structure: Structure, batch: Batch) -> Tensor:
     model = Unobserve(site)(BatchRows(batch, structure.plan.data_plate)(module.model))
     node = poutine.trace(model).get_trace(*batch.args).nodes[site]
     return as_rows(node["value"], node, structure, x.shape)
+
+
+def check_no_guide(name: str, structure: Structure, way_out: str) -> None:
+    """A ``ValueError`` naming the objective ``name`` where the program has a guide: an objective that fits p_theta(x)
+    from the model's draws alone would leave q(z|x) untrained, which ``fit.encode`` and ``fit.log_prob`` would read;
+    ``way_out`` says which objective fits such a model."""
+    guided = structure.guided + tuple(s for s in structure.guide_enumerated if s not in structure.guided)
+    if guided:
+        raise ValueError(f"{name} fits p_theta(x) from its draws alone, but the program has a guide for "
+                         f"{', '.join(map(repr, guided))}, which it would leave untrained (fit.encode and fit.log_prob "
+                         f"would read it): fit a model with a guide by {way_out}, or drop its guide")
