@@ -15,6 +15,7 @@ from ppgen.objective.bounds import exact_log_prob
 from ppgen.program.inputs import Batch
 from ppgen.program.structure import Structure
 from ppgen.program.unnormalized import energy_site
+from ppgen.utils.checks import coordinate_support
 
 #: log p~(v, sigma): Tensor[M, *x_shape], noise levels Tensor[M] or None -> Tensor[M].
 Density = Callable[[Tensor, "Tensor | None"], Tensor]
@@ -45,10 +46,7 @@ def check_density_model(objective: Any, structure: Structure, *, normalized: boo
         raise ValueError(f"{name}() evaluates the model at points of its own, so its data site must receive x as "
                          f"obs= unchanged, one batch of rows at a time (the program indexes or takes the whole data "
                          f"set here)")
-    support = structure.data_support
-    while isinstance(support, constraints.independent):
-        support = support.base_constraint
-    if support is not constraints.real:
+    if coordinate_support(structure.data_support) is not constraints.real:
         raise ValueError(f"{name}() moves or draws points in R^D, but the model's data site has support "
                          f"{structure.data_support}: it fits densities of real-valued data (dequantise discrete data)")
 

@@ -28,7 +28,7 @@ from ppgen.program.pointwise import per_point_terms
 from ppgen.program.protocol import as_model_input, bounds_itself
 from ppgen.program.traces import Plan, sample_sites, trace_particles
 from ppgen.program.unnormalized import unnormalized_of
-from ppgen.utils.checks import first_line
+from ppgen.utils.checks import coordinate_support, first_line
 
 @dataclass(frozen=True)
 class Structure:
@@ -136,9 +136,7 @@ class Structure:
         ok = self.data_support.check(x)
         if not bool(ok.all()):
             bad = (~ok).reshape(ok.shape[0] if ok.dim() else 1, -1).any(1).nonzero()[:, 0]
-            support = self.data_support
-            while isinstance(support, constraints.independent):  # the support of one coordinate of x
-                support = support.base_constraint
+            support = coordinate_support(self.data_support)
             hint = ": values in {0, 1}, as a Bernoulli likelihood needs" if support is constraints.boolean else ""
             where = name if self.num_inputs == 1 else f"{name}[{self.observed_input}]"
             raise ValueError(

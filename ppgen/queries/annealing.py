@@ -41,7 +41,7 @@ from torch.distributions import Distribution, MultivariateNormal, constraints
 
 from ppgen.objective.langevin import (LogDensity, Point, check_points, first_point, gradient, log_acceptance,
                                       propose, where_rows)
-from ppgen.utils.checks import check_positive_float, check_positive_int
+from ppgen.utils.checks import check_positive_float, check_positive_int, coordinate_support
 
 #: the default step size, as a multiple of the base's smallest variance over D^(1/3) for points of D coordinates
 #: (MALA's step scales as D^(-1/3), Roberts and Rosenthal 1998).
@@ -250,9 +250,7 @@ def check_base(base: object) -> Distribution:
         raise ValueError(f"base must be a distribution over one point, batch_shape () and event_shape that of a "
                          f"point, got batch_shape {list(base.batch_shape)} and event_shape "
                          f"{list(base.event_shape)}: use .to_event() on a batch of independent coordinates")
-    support = base.support
-    while isinstance(support, constraints.independent):
-        support = support.base_constraint
+    support = coordinate_support(base.support)
     if support is not constraints.real:
         raise ValueError(f"base must have support on every real point (a Langevin move may go anywhere), got "
                          f"{type(base).__name__} with support {support}")

@@ -130,3 +130,13 @@ def check_not_a_list_of_arrays(data: Any, name: str) -> None:
 def first_line(error: Exception) -> str:
     """The first line of an error's message (its type's name where the message is empty), for a message of ours."""
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def coordinate_support(support: Any) -> Any:
+    """The support of one coordinate of a point: ``support`` without its ``constraints.independent`` wrappers
+    (a ``to_event`` distribution's support of whole points)."""
+    from torch.distributions import constraints
+
+    while isinstance(support, constraints.independent):
+        support = support.base_constraint
+    return support
