@@ -22,30 +22,28 @@
 # **Full-run figures**, measured on a shared 2-core CPU with one thread (OMP_NUM_THREADS=1), test log p(x) in nats
 # per point (the flow's exact; the DDPM's a lower bound; the energies' an AIS estimate +- its standard error, with
 # the effective sample size of its 1000 (digits: 500) chains), and the draws' MMD^2 and classifier two-sample
-# accuracy (C2ST, 0.5: indistinguishable) against the test set. The C2ST column was measured before the classifier
-# stopped early only on 1,000 training points or more: on these 500 and 360 test points it then could not tell much
-# apart; rerun the page for figures of the classifier as it is (the MMD and log p columns stand).
+# accuracy (C2ST, 0.5: indistinguishable) against the test set:
 #
 # | data | model, objective | test log p(x) | MMD^2 (p-value) | C2ST |
 # |---|---|---|---:|---:|
-# | moons | flow, MLE | -1.212, exact | 0.0008 (0.303) | 0.506 |
-# | moons | energy, denoising SM | -1.348 +- 0.021, AIS (ESS 703) | 0.0843 (0.005) | 0.558 |
-# | moons | energy, sliced SM | -1.339 +- 0.028, AIS (ESS 563) | 0.1443 (0.005) | 0.538 |
+# | moons | flow, MLE | -1.212, exact | 0.0008 (0.303) | 0.504 |
+# | moons | energy, denoising SM | -1.348 +- 0.021, AIS (ESS 703) | 0.0843 (0.005) | 0.570 |
+# | moons | energy, sliced SM | -1.339 +- 0.028, AIS (ESS 563) | 0.1443 (0.005) | 0.600 |
 # | moons | noise-conditional energy, denoising SM | -1.791 +- 0.008, AIS (ESS 943) | 0.0142 (0.010) | 0.486 |
-# | moons | energy, NCE | -1.233 +- 0.013, AIS (ESS 852) | -0.0015 (0.562) | 0.506 |
-# | moons | DDPM, ELBO | -1.679, lower bound | 0.0168 (0.005) | 0.538 |
-# | ring | flow, MLE | 0.506, exact | 0.0299 (0.005) | 0.558 |
-# | ring | energy, denoising SM | -14.421 +- 0.245, AIS (ESS 16) | 0.0405 (0.005) | 0.536 |
-# | ring | energy, sliced SM | -8.774 +- 0.283, AIS (ESS 12) | 0.0800 (0.005) | 0.518 |
-# | ring | noise-conditional energy, denoising SM | -4.462 +- 0.114, AIS (ESS 71) | 0.0202 (0.010) | 0.580 |
-# | ring | energy, NCE | -0.078 +- 0.072, AIS (ESS 161) | 0.0041 (0.154) | 0.528 |
-# | ring | DDPM, ELBO | -0.801, lower bound | 0.0081 (0.040) | 0.524 |
-# | digits | flow, MLE | -584.091, exact | 0.0151 (0.005) | 0.531 |
-# | digits | energy, denoising SM | 24.749 +- 0.255, AIS (ESS 15) | 0.2041 (0.005) | 0.875 |
-# | digits | energy, sliced SM | 37.529 +- 0.486, AIS (ESS 4) | 0.0626 (0.005) | 0.633 |
-# | digits | noise-conditional energy, denoising SM | 19.390 +- 0.393, AIS (ESS 6) | 1.1138 (0.005) | 0.897 |
-# | digits | energy, NCE | -10.863 +- 0.997, AIS (ESS 1) | 1.0837 (0.005) | 0.975 |
-# | digits | DDPM, ELBO | -31.612, lower bound | 0.3842 (0.005) | 0.961 |
+# | moons | energy, NCE | -1.233 +- 0.013, AIS (ESS 852) | -0.0015 (0.562) | 0.488 |
+# | moons | DDPM, ELBO | -1.679, lower bound | 0.0168 (0.005) | 0.542 |
+# | ring | flow, MLE | 0.506, exact | 0.0299 (0.005) | 0.674 |
+# | ring | energy, denoising SM | -14.421 +- 0.245, AIS (ESS 16) | 0.0405 (0.005) | 0.560 |
+# | ring | energy, sliced SM | -8.774 +- 0.283, AIS (ESS 12) | 0.0800 (0.005) | 0.618 |
+# | ring | noise-conditional energy, denoising SM | -4.462 +- 0.114, AIS (ESS 71) | 0.0202 (0.010) | 0.614 |
+# | ring | energy, NCE | -0.078 +- 0.072, AIS (ESS 161) | 0.0041 (0.154) | 0.556 |
+# | ring | DDPM, ELBO | -0.801, lower bound | 0.0081 (0.040) | 0.552 |
+# | digits | flow, MLE | -584.091, exact | 0.0151 (0.005) | 0.656 |
+# | digits | energy, denoising SM | 24.749 +- 0.255, AIS (ESS 15) | 0.2041 (0.005) | 0.931 |
+# | digits | energy, sliced SM | 37.529 +- 0.486, AIS (ESS 4) | 0.0626 (0.005) | 0.803 |
+# | digits | noise-conditional energy, denoising SM | 19.390 +- 0.393, AIS (ESS 6) | 1.1138 (0.005) | 0.836 |
+# | digits | energy, NCE | -10.863 +- 0.997, AIS (ESS 1) | 1.0837 (0.005) | 0.989 |
+# | digits | DDPM, ELBO | -31.612, lower bound | 0.3842 (0.005) | 0.981 |
 #
 # NCE's learnt log Z, c, against the AIS estimate of log Z of the same model: 0.080 against 0.03 (moons), 0.039
 # against 0.02 (ring), -0.082 against 62.56 (digits, where AIS's one effective chain makes the estimate
@@ -343,7 +341,7 @@ plt.show()
 #   started at a Gaussian and never crossing between the moons, fill them unevenly (MMD p-value 0.005). The
 #   noise-conditional energy has the lowest log p(x): one network shares its capacity over six levels, and is
 #   evaluated at sigma = 0, below the smallest level it saw; its annealed draws are visibly blurred, as are the
-#   DDPM's, and yet the C2ST's small classifier, on 500 points, hardly tells either from the data (0.486, 0.538):
+#   DDPM's, and yet the C2ST's small classifier, on 500 points, hardly tells either from the data (0.486, 0.542):
 #   look at the samples as well as the scores.
 # - **The ring**, whose modes (standard deviation 0.02) are narrower than most of the noise levels. The denoising
 #   energy's MALA draws fill all eight modes, but its log p(x) is -14 nats: in its picture a single mode lies within
@@ -360,9 +358,9 @@ plt.show()
 # - **The DDPM**'s figure is a lower bound on its log p(x): -1.68 against the flow's exact -1.21 on moons says the
 #   DDPM is at least that good, not that it is worse. With 100 steps and these short fits its draws are blurred on
 #   moons, close on the ring, and blurred digits.
-# - **The digits**: the flow's exact log p(x) exposes what its samples (C2ST 0.53) hide: it overfits. The energies'
-#   AIS estimates rest on 1 to 15 effective chains of 500: an estimate biased high by an unknown amount, not a figure
-#   to compare. In 64 dimensions these short runs of small networks are where the methods start, not where they
+# - **The digits**: the flow's exact log p(x) exposes what its samples (C2ST 0.66) hardly show: it overfits. The
+#   energies' AIS estimates rest on 1 to 15 effective chains of 500: an estimate biased high by an unknown amount,
+#   not a figure to compare. In 64 dimensions these short runs of small networks are where the methods start, not where they
 #   end; the 2-D rows show what each distance is blind to.
 #
 # References: Hyvärinen (2005), Estimation of non-normalized statistical models by score matching; Vincent (2011),
