@@ -360,8 +360,8 @@ plt.show()
 #   moons, close on the ring, and blurred digits.
 # - **The digits**: the flow's exact log p(x) exposes what its samples (C2ST 0.66) hardly show: it overfits. The
 #   energies' AIS estimates rest on 1 to 15 effective chains of 500: an estimate biased high by an unknown amount,
-#   not a figure to compare. In 64 dimensions these short runs of small networks are where the methods start, not where they
-#   end; the 2-D rows show what each distance is blind to.
+#   not a figure to compare. In 64 dimensions these short runs of small networks are where the methods start, not
+#   where they end; the 2-D rows show what each distance is blind to.
 #
 # References: Hyvärinen (2005), Estimation of non-normalized statistical models by score matching; Vincent (2011),
 # A connection between score matching and denoising autoencoders; Song, Garg, Shi and Ermon (2019), Sliced score
