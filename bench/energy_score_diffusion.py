@@ -6,7 +6,8 @@ points, and with ``--digits`` on the dequantised digits (1437 and 360), each of
 - ``RealNVP`` by ``inference.MLE()`` (the reference: exact log p(x));
 - ``EnergyModel`` by ``inference.ScoreMatching(method="denoising", noise=0.1)``, by ``ScoreMatching(method="sliced")``,
   and ``EnergyModel(noise_conditional=True)`` by ``ScoreMatching(noise=(sigma_1, ..., sigma_L))``;
-- ``EnergyModel`` by ``inference.NCE(ratio=4)``;
+- ``EnergyModel`` by ``inference.NCE(ratio=4)``, and by ``inference.ContrastiveDivergence(alpha=0.1)`` (persistent
+  chains);
 - ``DDPM(steps=100, schedule="linear")`` by ``inference.ELBO(kl="analytic")``
 
 is fitted with the same settings as the tutorial, once per seed, and scored on the test set: log p(x) where the model
@@ -50,7 +51,7 @@ SETTINGS = {
                "step_size": 1e-3, "temperatures": 500, "chains": 500},
 }
 METHODS = ("flow, MLE", "energy, denoising SM", "energy, sliced SM", "noise-conditional energy, denoising SM",
-           "energy, NCE", "DDPM, ELBO")
+           "energy, NCE", "energy, CD", "DDPM, ELBO")
 #: the learning rate of each fit; the flow's is half the others': at 2e-3 a step on the ring diverged
 LR = 2e-3
 FLOW_LR = 1e-3
@@ -81,6 +82,8 @@ def model_and_backend(method: str, x_dim: int, settings: dict):
             models.EnergyModel(x_dim=x_dim, hidden=hidden, noise_conditional=True),
             inference.ScoreMatching(method="denoising", noise=levels)),
         "energy, NCE": lambda: (models.EnergyModel(x_dim=x_dim, hidden=hidden), inference.NCE(ratio=4)),
+        "energy, CD": lambda: (models.EnergyModel(x_dim=x_dim, hidden=hidden),
+                               inference.ContrastiveDivergence(alpha=0.1)),
         "DDPM, ELBO": lambda: (models.DDPM(x_dim=x_dim, steps=DDPM_STEPS, schedule="linear", hidden=hidden),
                                inference.ELBO(kl="analytic")),
     }[method]()

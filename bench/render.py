@@ -555,7 +555,8 @@ The table of [tutorial 12](tutorials/energy_score_diffusion.py) over seeds: on t
 (sigma = 0.1), by sliced score matching, and noise-conditional by denoising score matching over
 {len(data['settings']['moons']['levels'])} levels (digits: {len(data['settings']['digits']['levels'])}) from 1 to
 {data['settings']['moons']['levels'][-1]} (digits: {data['settings']['digits']['levels'][-1]}); an `EnergyModel`
-by `inference.NCE(ratio=4)`; a `DDPM` of {data['ddpm_steps']} steps by `inference.ELBO(kl="analytic")`. Test log p(x)
+by `inference.NCE(ratio=4)` and by `inference.ContrastiveDivergence(alpha=0.1)`; a `DDPM` of {data['ddpm_steps']} steps
+by `inference.ELBO(kl="analytic")`. Test log p(x)
 is the flow's exact log-density, the DDPM's variational bound (`fit.log_prob`, a lower bound on log p(x)), and an
 energy's -E(x) - log Zhat, log Z by annealed importance sampling from a Gaussian fitted to the training data
 (`ppgen.queries.annealing.log_normalizer`; biased high by the bias of log Zhat, which is low: trust it where the

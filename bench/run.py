@@ -16,8 +16,8 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 8. the choice of d: a generator fitted by JS, W1 and MMD and a flow by maximum likelihood on two moons and the ring of
    8 Gaussians, judged by sample metrics, and a convolutional generator against the VAEs on Fashion-MNIST where it
    is installed (``choice_of_d.py``);
-9. energy models (score matching, NCE), a DDPM and a flow on the same data: log p(x), MMD and C2ST
-   (``energy_score_diffusion.py``);
+9. energy models (score matching, NCE, contrastive divergence), a DDPM and a flow on the same data: log p(x), MMD
+   and C2ST (``energy_score_diffusion.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
