@@ -9,7 +9,10 @@ of IWAE's estimators.
    Cov_x(E_q(z1|x) E_q(z2|z1)[z2_u]) > 0.01 (the inner mean analytic, the outer one over draws of z1).
    Fashion-MNIST is trained on the first ``--train-size`` training images and evaluated on the first
    ``--test-size`` test images (the table and the JSON say which), so that it runs in under 30 minutes on two
-   idle cores; ``--train-size 0 --test-size 0`` runs it full size.
+   idle cores; ``--train-size 0 --test-size 0`` runs it full size (60,000 and 10,000 images: hours on one core).
+   With ``--runs DIR`` every row trains in a run folder of its own under DIR (``fit(out=..., resume=True)``) and
+   its evaluation is kept beside it, so that the same command, stopped anywhere and run again, continues where it
+   stopped: a full-size table can span several sessions.
 2. The signal-to-noise ratio |E g| / std(g) of the encoder's gradient under the standard, DReG and STL estimators
    of IWAE_k at several k, on the ELBO-trained digits VAE (Rainforth et al., 2018: the standard estimator's falls
    as k grows): per parameter over repeated estimates on a fixed batch, the median over the encoder's parameters.
@@ -46,6 +49,7 @@ from ppgen.models import HVAE, VAE
 from ppgen.models.hvae import gaussian
 from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
+from ppgen.run.folder import RunFolder
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
@@ -123,30 +127,67 @@ def active_units(fit: ppgen.Fit, x: Tensor) -> list[int]:
     return counts
 
 
-def table(data: str, name: str, train: Tensor, test: Tensor, epochs: int, k_eval: int) -> list[dict]:
-    """Train each row's objective on ``name`` and evaluate it with K = ``k_eval`` on the test split."""
+def table(data: str, name: str, train: Tensor, test: Tensor, epochs: int, k_eval: int,
+          runs: Path | None = None) -> list[dict]:
+    """Train each row's objective on ``name`` and evaluate it with K = ``k_eval`` on the test split; with ``runs``,
+    each row resumable there (:func:`row_folder`)."""
     rows = []
     for label, backend in ROWS.items():
+        folder = None if runs is None else row_folder(runs, data, name, label, len(train), len(test), epochs, k_eval)
+        done = None if folder is None else read_json(folder.with_suffix(".json"))
+        if done is not None and "test_iwae" in done:
+            rows.append(done)
+            print(f"  {data} {name} {label}: kept from {folder.with_suffix('.json')}", flush=True)
+            continue
         start, cpu_start = time.perf_counter(), time.process_time()
         fit = ppgen.fit(network(data, name), train, inference=backend, epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                        seed=SEED, progress=False)
+                        seed=SEED, progress=False, out=folder, resume=folder is not None)
         trained, cpu_trained = time.perf_counter() - start, time.process_time() - cpu_start
+        if folder is not None:  # wall seconds of every stretch of the run (its folder records them); CPU seconds
+            # of the stretches that reached the end of training
+            earlier = done or {"train_cpu_seconds": 0.0}
+            trained, cpu_trained = RunFolder(folder).seconds(), earlier["train_cpu_seconds"] + cpu_trained
+            write_json(folder.with_suffix(".json"), {"train_cpu_seconds": cpu_trained})
         pyro.set_rng_seed(SEED)
+        eval_start, cpu_eval_start = time.perf_counter(), time.process_time()
         with warnings.catch_warnings(record=True):  # k-hat is recorded beside the figure, not shouted
             warnings.simplefilter("always")
             report = fit.evaluate(test, k=k_eval)
-        evaluated, cpu_evaluated = time.perf_counter() - start - trained, time.process_time() - cpu_start - cpu_trained
+        evaluated, cpu_evaluated = time.perf_counter() - eval_start, time.process_time() - cpu_eval_start
         means = report.means()
         rows.append({"objective": label, "backend": repr(backend), "test_iwae": means["iwae"],
                      "test_elbo": means["elbo"], "khat_mean": means["khat"], "khat_above_0.7": report.unreliable,
                      "active_units": active_units(fit, test), "final_training_loss": fit.history[-1],
                      "train_seconds": trained, "eval_seconds": evaluated, "train_cpu_seconds": cpu_trained,
                      "eval_cpu_seconds": cpu_evaluated})
+        if folder is not None:
+            write_json(folder.with_suffix(".json"), rows[-1])
         print(f"  {data} {name} {label}: test log p(x) ~ {means['iwae']:.3f}, ELBO {means['elbo']:.3f}, "
               f"active units {rows[-1]['active_units']}, trained {trained:.0f} s ({cpu_trained:.0f} s of CPU), "
               f"evaluated {evaluated:.0f} s ({cpu_evaluated:.0f} s of CPU)",
               flush=True)
     return rows
+
+
+def row_folder(runs: Path, data: str, name: str, label: str, train_size: int, test_size: int, epochs: int,
+               k_eval: int) -> Path:
+    """The run folder of one row of the table under ``runs``, named by everything that makes its figures, so that a
+    run with other settings never resumes it; the row's evaluation is kept beside it, in the same name + ``.json``."""
+    slug = label.lower().replace(" ", "-").replace("=", "")
+    return runs / f"{data}-{train_size}x{test_size}" / f"{name}-{epochs}epochs-k{k_eval}" / slug
+
+
+def read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or ``None`` where there is none."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def write_json(path: Path, value: dict) -> None:
+    """Write ``value`` to ``path`` whole or not at all (a temporary file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def snr(train: Tensor, test: Tensor, epochs: int, repeats: int) -> list[dict]:
@@ -177,10 +218,11 @@ def now() -> str:
 def run(data_sets: list[str], names: list[str], epochs: int | None = None, k_eval: int = EVAL_K,
         train_size: int = DEFAULT_TRAIN_SIZE, test_size: int = DEFAULT_TEST_SIZE, snr_repeats: int = 100,
         threads: int = 1, previous: dict | None = None, on_block: Callable[[dict], None] | None = None,
-        command: str = "python bench/run.py") -> dict:
+        command: str = "python bench/run.py", runs: Path | None = None) -> dict:
     """The selected blocks (one per data set and network), merged into ``previous`` (the last ``"burda"`` entry),
     which keeps the blocks not run (those of a data set whose files are not installed, too); ``on_block`` sees the entry after each block, to save it as it grows;
-    ``command`` is recorded in each block, as the way to measure it again."""
+    ``command`` is recorded in each block, as the way to measure it again; ``runs``: where each row resumes (see
+    :func:`row_folder`), ``None`` for rows trained in memory."""
     torch.set_num_threads(threads)
     entry = {"blocks": {}, **(previous or {})}
     entry["settings"] = {"batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,
@@ -195,7 +237,7 @@ def run(data_sets: list[str], names: list[str], epochs: int | None = None, k_eva
         for name in names:
             print(f"Burda et al. (2015) table, {data}, {name}:", flush=True)
             start = time.perf_counter()
-            rows = table(data, name, train, test, block_epochs, k_eval)
+            rows = table(data, name, train, test, block_epochs, k_eval, runs)
             entry["blocks"][f"{data}/{name}"] = {
                 "data": description, "network": describe(data, name), "epochs": block_epochs, "eval_k": k_eval,
                 "torch_threads": threads, "rows": rows, "seconds": round(time.perf_counter() - start, 1),
@@ -245,6 +287,9 @@ def main() -> None:
     parser.add_argument("--snr-repeats", type=int, default=100,
                         help="gradient estimates per SNR, 0 to keep the last SNR figures (default 100)")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="a folder in which each row trains resumably (a run folder per row, its evaluation "
+                             "beside it): the same command run again continues where it stopped (default: none)")
     args = parser.parse_args()
     data_sets, names = args.datasets.split(","), args.networks.split(",")
     for value, known, option in ((data_sets, NETWORKS, "--datasets"), (names, CLASSES, "--networks")):
@@ -257,7 +302,8 @@ def main() -> None:
     previous = json.loads(RESULTS.read_text()).get("burda") if RESULTS.exists() else None
     start = time.perf_counter()
     run(data_sets, names, args.epochs, args.k_eval, args.train_size, args.test_size, args.snr_repeats,
-        args.threads, previous, on_block=save, command=" ".join(["python bench/burda.py", *sys.argv[1:]]))
+        args.threads, previous, on_block=save, command=" ".join(["python bench/burda.py", *sys.argv[1:]]),
+        runs=args.runs)
     print(f"wrote {RESULTS.relative_to(BENCH.parent)} and {DOCS.relative_to(BENCH.parent)} in "
           f"{time.perf_counter() - start:.0f} s")
 
