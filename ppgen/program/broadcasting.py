@@ -86,14 +86,17 @@ def mapping_failure(module: nn.Module, structure: Structure, batch: Batch) -> st
 
 
 def described(error: BaseException) -> str:
-    """An error's type and first line, and the line of the user's program it came from where one can be found."""
+    """An error's type and first line (without vmap's request for an issue), and the line of the user's program it
+    came from where one can be found."""
     where = user_line(error)
-    return f"{type(error).__name__}: {first_line(error)}" + (f", at {where[0]}: `{where[1]}`" if where else "")
+    message = re.sub(r"\s*We don't support that yet.*", "", first_line(error))
+    return f"{type(error).__name__}: {message}" + (f", at {where[0]}: `{where[1]}`" if where else "")
 
 
 def user_line(error: BaseException) -> tuple[str, str] | None:
     """``(file:line, source)`` of the innermost frame outside torch, Pyro, ppgen's core and Python's own library in
-    the traceback of ``error`` or of the errors it was raised from (``raise ... from``), the first cause first; ``None`` where none."""
+    the traceback of ``error`` or of the errors it was raised from (``raise ... from``), the first cause first;
+    ``None`` where there is none."""
     chain = []
     while error is not None and error not in chain:
         chain.append(error)
