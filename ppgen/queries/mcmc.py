@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ppgen.objective.particles import in_passes
 from ppgen.objective.sampler import Draws, check_size, conditioned, latent_names, nuts
 from ppgen.program.inputs import Batch
-from ppgen.program.broadcasting import described
+from ppgen.program.broadcasting import described, mapping_advice
 from ppgen.program.pointwise import trace_log_density
 from ppgen.program.intake import PROGRAM_ERRORS
 from ppgen.program.structure import Structure
@@ -95,7 +95,7 @@ def with_draws_checked(module: nn.Module, structure: Structure, batch: Batch, dr
                         return candidate
                     reasons.append("its values over draws together differ from those of one draw at a time")
                 except PROGRAM_ERRORS as error:
-                    reasons.append(described(error))
+                    reasons.append(described(error) + (mapping_advice(error) if candidate is mapped else ""))
     finally:
         set_rng_state(rng)
     warnings.warn(f"the model does not broadcast over a plate of draws left of its own plates ({reasons[0]}), and "
