@@ -61,12 +61,15 @@ def mapping_failure(module: nn.Module, structure: Structure, batch: Batch) -> st
     if structure.enumerated or structure.guide_enumerated:
         return "it sums discrete latents out by enumeration, which ppgen does not map over particles"
 
+    continuous: set[str] = set()  # the drawn sites whose two particles cannot be equal but by a fault
+
     def one(given: dict[str, Tensor] | None = None) -> tuple[dict[str, Tensor], Tensor]:
         with Given(given or {}):
             guide_trace, model_trace = trace_particles(module, structure, batch, 1)
-        draws = {s["name"]: s["value"].unsqueeze(0) for s in sample_sites(guide_trace) if not point_mass(s["fn"])
-                 } if guide_trace is not None else {}
-        return draws, per_point_terms(guide_trace, model_trace, structure, batch, 1)
+        sites = [s for s in sample_sites(guide_trace) if not point_mass(s["fn"])] if guide_trace is not None else []
+        continuous.update(s["name"] for s in sites if not s["fn"].has_enumerate_support)
+        return ({s["name"]: s["value"].unsqueeze(0) for s in sites},
+                per_point_terms(guide_trace, model_trace, structure, batch, 1))
 
     with poutine.block(), torch.no_grad():
         try:
@@ -75,7 +78,7 @@ def mapping_failure(module: nn.Module, structure: Structure, batch: Batch) -> st
             return f"{described(error)}{mapping_advice(error)}"
         with pyro.validation_enabled(False):
             each = torch.cat([one({name: value[k] for name, value in draws.items()})[1] for k in range(2)])
-    same = [name for name, value in draws.items() if value.is_floating_point() and torch.equal(value[0], value[1])]
+    same = [name for name, value in draws.items() if name in continuous and torch.equal(value[0], value[1])]
     if same:
         return (f"its draws of {', '.join(map(repr, same))} are the same in every particle mapped: it draws them "
                 f"otherwise than by torch's random functions")
