@@ -20,11 +20,11 @@ from pyro.util import (check_model_guide_match, check_site_shape, check_traceenu
 from torch import Tensor, nn
 from torch.distributions import constraints
 
+from ppgen.program.broadcasting import without_broadcasting
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn, observes
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.protocol import as_model_input, bounds_itself
-from ppgen.program.broadcasting import without_broadcasting
 from ppgen.program.traces import Plan, point_mass, sample_sites, trace_particles
 from ppgen.program.unnormalized import unnormalized_of
 from ppgen.utils.checks import coordinate_support
@@ -157,7 +157,8 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     How the program takes its data, a batch of rows or the whole data set, and the plate of its data points are
     learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on two particles with Pyro's validation on: Pyro's checks of site
     shapes, of model-guide agreement and of enumeration run there. A program that does not broadcast over the
-    particle plate is run one particle at a time instead, with a warning.
+    particle plate is run one particle at a time instead, that pass mapped over the particles by ``torch.func.vmap``
+    where it gives the same values (:mod:`ppgen.program.broadcasting`), else one at a time, with a warning.
 
     Raises:
         ValueError: the program fails on the inputs (data of the wrong shape, for one), or breaks the protocol
