@@ -89,10 +89,10 @@ def mapping_failure(module: nn.Module, structure: Structure, batch: Batch) -> st
 
 
 def described(error: BaseException) -> str:
-    """An error's type and first line (without vmap's request for an issue), and the line of the user's program it
+    """An error's type and first line (without vmap's request to file an issue), and the line of the user's program it
     came from where one can be found."""
     where = user_line(error)
-    message = re.sub(r"\s*We don't support that yet.*", "", first_line(error))
+    message = re.sub(r"\s*(We don't support that yet|If this is necessary for your usage).*", "", first_line(error))
     return f"{type(error).__name__}: {message}" + (f", at {where[0]}: `{where[1]}`" if where else "")
 
 
@@ -136,6 +136,9 @@ def mapping_advice(error: BaseException) -> str:
         return ": a Python if, while or bool() on a tensor's value; torch.where(condition, a, b) computes both sides"
     if ".item()" in message:
         return ": .item() reads one number out of a tensor; keep it a tensor"
+    if "inplace randomness" in message:
+        return (": a random draw into a tensor in place (x.bernoulli_(p), x.random_()); draw it out of place "
+                "(torch.bernoulli(p), torch.randint)")
     if "inplace" in message or "in-place" in message:
         return (": an in-place write into a tensor made outside the pass (or a BatchNorm's running statistics in "
                 "training mode); write a new tensor (x = x + y rather than x += y)")

@@ -63,7 +63,12 @@ def mapped(run: Callable[[Any], Output], count: int, given: dict[str, Tensor] | 
 
 class MappedDraws(TorchFunctionMode):
     """torch's in-place samplers, called on a tensor made inside a mapped pass (one ``vmap`` does not batch), made
-    out-of-place draws of the same distribution, which ``vmap(randomness="different")`` draws per particle."""
+    out-of-place draws of the same distribution, which ``vmap(randomness="different")`` draws per particle.
+
+    The call returns the draws and leaves the tensor itself as it was: torch's distributions use what the call returns
+    (``torch.empty(shape).normal_()``), while a program that fills a tensor and then reads the tensor would read it
+    unfilled, the same in every particle; :func:`ppgen.program.broadcasting.mapping_failure` finds that (equal draws,
+    or log weights that differ from one particle at a time) and runs such a program one particle at a time."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
