@@ -210,12 +210,13 @@ def test_queries_map_the_program_posterior_draws_and_log_prob(program):
 
 
 def test_a_fit_of_the_mapped_program_reaches_the_exact_posterior():
-    """ELBO(num_particles=5) fitted on the mapped program: q(w) ends at the posterior mean m (the diagonal guide's
-    optimum mean is m), within a few posterior standard deviations' wander of Adam's last steps."""
+    """ELBO(num_particles=5) fitted on the mapped program: q(w) ends at the posterior mean m (the mean of the diagonal
+    Gaussian closest to a Gaussian posterior in KL(q || p) is m), within half a posterior standard deviation (the
+    wander of Adam's last steps at lr=0.05; it held at seeds 0, 1 and 2)."""
     X, y = data()
     m, C = posterior(X, y)
-    fit = ppgen.fit(Regression(), (X, y), inference=inference.ELBO(num_particles=5), epochs=1500, batch_size=N,
-                    lr=0.02, seed=0, progress=False)
+    fit = ppgen.fit(Regression(), (X, y), inference=inference.ELBO(num_particles=5), epochs=500, batch_size=N,
+                    lr=0.05, seed=0, progress=False)
     assert fit.structure.plan.mapped
     assert bool(((fit.model.mu.detach() - m).abs() < 0.5 * C.diagonal().sqrt()).all()), (fit.model.mu, m)
 
