@@ -155,10 +155,11 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     it; else as given.
 
     How the program takes its data, a batch of rows or the whole data set, and the plate of its data points are
-    learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on two particles with Pyro's validation on: Pyro's checks of site
-    shapes, of model-guide agreement and of enumeration run there. A program that does not broadcast over the
-    particle plate is run one particle at a time instead, that pass mapped over the particles by ``torch.func.vmap``
-    where it gives the same values (:mod:`ppgen.program.broadcasting`), else one at a time, with a warning.
+    learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on
+    two particles with Pyro's validation on: Pyro's checks of site shapes, of model-guide agreement and of enumeration
+    run there. A program that does not broadcast over the particle plate is run one particle at a time instead, that
+    pass mapped over the particles by ``torch.func.vmap`` where it gives the same values
+    (:mod:`ppgen.program.broadcasting`), else one at a time, with a warning.
 
     Raises:
         ValueError: the program fails on the inputs (data of the wrong shape, for one), or breaks the protocol
