@@ -7,6 +7,7 @@ variance). Means are compared within 3 Monte Carlo standard errors from ArviZ's 
 """
 
 import math
+import warnings
 
 import arviz as az
 import numpy as np
@@ -228,21 +229,27 @@ def test_nuts_sums_out_an_enumerated_latent_and_matches_the_exact_posterior():
     assert "c" not in posterior.samples
 
 
-def test_importance_runs_a_program_that_does_not_broadcast_one_proposal_at_a_time():
+@pytest.mark.parametrize("checks", [False, True], ids=["mapped", "one-at-a-time"])
+def test_importance_runs_a_program_that_does_not_broadcast_mapped_or_one_proposal_at_a_time(checks):
     """The model written with a reshape to the batch, which Pyro cannot broadcast over particles: the same exact
-    posterior, reached one proposal per run (from a guide a quarter of a standard deviation off)."""
+    posterior, reached with the proposals mapped by vmap, or (with a Python check on a draw's value, which vmap cannot
+    take) one proposal per run (from a guide a quarter of a standard deviation off)."""
     w, b = torch.tensor(W), torch.tensor(B)
     _, guide, mean, _ = linear_gaussian(shift=0.25, narrow=0.9)
 
     def model(x):
         with pyro.plate("data", len(x)):
             z = pyro.sample("z", dist.Normal(torch.zeros(2), 1.0).to_event(1))
+            if checks and not bool(torch.isfinite(z).all()):
+                raise ValueError("z is not finite")
             pyro.sample("x", dist.Normal((z.reshape(-1, 2) @ w.T + b).reshape(len(x), 3), S).to_event(1), obs=x)
 
     x = torch.randn(1, 3, generator=torch.Generator().manual_seed(1))
-    with pytest.warns(UserWarning, match="does not broadcast over a plate of particles"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         fit = as_fit(model, guide, x)
-    assert not fit.structure.plan.vectorized
+    told = [w for w in caught if "does not broadcast over a plate of particles" in str(w.message)]
+    assert len(told) == checks and fit.structure.plan.mapped is not checks and not fit.structure.plan.vectorized
     posterior = fit.posterior(x, num_samples=300, method="importance", k=1500)
     error = (posterior.mean()["z"] - mean(x)).abs() / mcse_of_mean(posterior)
     assert bool((error < 3).all()), error

@@ -2,6 +2,7 @@
 fit a sampler returns: its checkpoint, its posterior predictive, its draws from it, its ArviZ export."""
 
 import math
+import warnings
 
 import arviz as az
 import numpy as np
@@ -158,15 +159,16 @@ def tutorial_regression(x, y):
 def tutorial_fit():
     x, y = regression_data()
     pyro.set_rng_seed(0)
-    with pytest.warns(UserWarning, match=r"does not broadcast over a plate of draws .*one draw at a time"):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*does not broadcast")
         fit = ppgen.fit(tutorial_regression, (x, y), progress=False, seed=0,
                         inference=inference.NUTS(num_samples=100, warmup_steps=60, num_chains=2))
     return fit, x, y
 
 
-def test_queries_of_a_model_that_does_not_broadcast_over_draws_run_one_draw_at_a_time(tutorial_fit):
+def test_queries_of_a_model_that_does_not_broadcast_over_draws_map_it_over_them(tutorial_fit):
     fit, x, y = tutorial_fit
-    assert not fit.structure.plan.vectorized
+    assert fit.structure.plan.mapped and not fit.structure.plan.vectorized
     b = fit.draws.samples["b"]
     per_draw = dist.Normal(b @ x.T, 0.5).log_prob(y)  # [S, N], by hand
     posterior = fit.posterior(x, y)
@@ -191,7 +193,7 @@ def test_the_posterior_predictive_is_the_conjugate_one_whether_or_not_the_model_
     assert bool(((fit.log_prob(x, y) - exact).abs() < 4 * standard_error).all())
     broadcasting = ppgen.Fit(as_module(regression), fit.structure, fit.inference, history=[], example=fit.example,
                              draws=fit.draws)
-    assert broadcasting.structure.plan.vectorized is False  # the structure it was given already runs one at a time
+    assert broadcasting.structure.plan.mapped  # the structure it was given already maps over the draws
     vectorised = ppgen.Fit(as_module(regression), inspect(as_module(regression), (x, y)), fit.inference, history=[],
                            example=fit.example, draws=fit.draws)
     assert vectorised.structure.plan.vectorized
@@ -201,19 +203,33 @@ def test_the_posterior_predictive_is_the_conjugate_one_whether_or_not_the_model_
                                    rtol=1e-12, atol=1e-12)
 
 
-def test_a_model_that_broadcasts_over_draws_to_wrong_values_runs_one_draw_at_a_time(tutorial_fit):
+@pytest.mark.parametrize("checks", [False, True], ids=["maps", "checks-a-draw"])
+def test_a_model_that_broadcasts_over_draws_to_wrong_values_is_mapped_or_run_one_draw_at_a_time(tutorial_fit, checks):
     """``b.reshape(-1)[:2]`` keeps the shapes but reads the first draw for every draw: no error, wrong values, found
-    by comparing the draws together with one at a time."""
+    by comparing the draws together with one at a time. One draw's pass is right, and mapped over the draws by vmap;
+    with a Python check on a draw's value (which vmap cannot take), it is run one draw at a time."""
     fit, x, y = tutorial_fit
 
     def first_draw_only(x, y):
         b = pyro.sample("b", dist.Normal(torch.zeros(2, dtype=x.dtype), 3.0).to_event(1)).reshape(-1)[:2]
+        if checks and not bool(torch.isfinite(b).all()):
+            raise ValueError("b is not finite")
         with pyro.plate("data", len(x)):
             pyro.sample("y", dist.Normal((x * b).sum(-1), 0.5), obs=y)
 
     module = as_module(first_draw_only)
-    with pytest.warns(UserWarning, match=r"values over draws together differ from those of one draw at a time"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         other = ppgen.Fit(module, inspect(module, (x, y)), fit.inference, history=[], example=fit.example,
                           draws=fit.draws)
+    told = [str(w.message) for w in caught if "does not broadcast" in str(w.message)]
+    if checks:
+        assert len(told) == 1 and "values over draws together differ from those of one draw at a time" in told[0]
+        assert "data-dependent control flow" in told[0]
+        assert "`if checks and not bool(torch.isfinite(b).all()):`" in told[0]
+        assert "torch.where" in told[0]
+        assert not other.structure.plan.mapped and not other.structure.plan.vectorized
+    else:
+        assert not told and other.structure.plan.mapped
     per_draw = dist.Normal(fit.draws.samples["b"] @ x.T, 0.5).log_prob(y)
     torch.testing.assert_close(other.posterior(x, y).log_likelihood, per_draw)

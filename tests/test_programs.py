@@ -252,18 +252,22 @@ def test_a_pyro_module_with_sample_weights_is_a_model_with_global_latents():
         def guide(self, x, y):
             self.approximation(x, y)
 
-    with pytest.warns(UserWarning, match="does not broadcast over a plate of particles"):
+    with warnings.catch_warnings(record=True) as caught:  # the weights drawn per particle, [K, 1, 1, 2], do not
+        warnings.simplefilter("always")                   # broadcast through nn.Linear: mapped over the particles
         fit = ppgen.fit(Program(), (x, y), epochs=600, batch_size=60, lr=0.03, seed=1, progress=False)
+    assert not [w for w in caught if "broadcast" in str(w.message)]
+    assert fit.structure.plan.mapped and not fit.structure.plan.vectorized
     assert fit.structure.global_sites == ("linear.weight",)
     draws = fit.posterior(x[:2], y[:2], num_samples=1000).samples["linear.weight"]
     # 0.05 is about 0.7 posterior standard deviations: the wander of Adam's last step at lr=0.03 on one particle
     torch.testing.assert_close(draws.mean(0).reshape(2), mean, rtol=0, atol=0.05)
 
 
-def test_a_program_that_does_not_broadcast_over_particles_is_run_one_particle_at_a_time():
-    """z_n ~ N(0, 1), x_n | z_n ~ N(z_n 1, I_3), written with a reshape to the batch as tutorials do. With the exact
-    posterior N(sum(x_n) / 4, 1/4) as the guide every weight is log p(x_n) = log N(x_n; 0, I + 11^T), whichever
-    way the particles are drawn; with one particle the draws are Pyro's own."""
+def test_a_program_that_does_not_broadcast_over_particles_is_mapped_over_them():
+    """z_n ~ N(0, 1), x_n | z_n ~ N(z_n 1, I_3), written with a reshape to the batch as tutorials do: its one-particle
+    pass is mapped over the K particles by vmap. With the exact posterior N(sum(x_n) / 4, 1/4) as the guide every
+    weight is log p(x_n) = log N(x_n; 0, I + 11^T), whichever way the particles are drawn; with one particle the draws
+    are Pyro's own."""
     x = torch.randn(5, 3)
 
     def model(x):
@@ -275,7 +279,8 @@ def test_a_program_that_does_not_broadcast_over_particles_is_run_one_particle_at
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(x.sum(-1) / 4, 0.5))
 
-    with pytest.warns(UserWarning, match=r"z.shape\[:-1\] rather than z.view\(-1, d\)"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         log_w = ppgen.log_weights((model, guide), x, k=4)
     marginal = dist.MultivariateNormal(torch.zeros(3), torch.eye(3) + torch.ones(3, 3))
     torch.testing.assert_close(log_w, marginal.log_prob(x).expand(4, 5), rtol=0, atol=1e-12)
@@ -285,10 +290,34 @@ def test_a_program_that_does_not_broadcast_over_particles_is_run_one_particle_at
             pyro.sample("z", dist.Normal(0.0, 1.0))
 
     pyro.set_rng_seed(4)
-    with pytest.warns(UserWarning, match="does not broadcast"):
-        ours = ppgen.log_weights((model, noisy_guide), x, k=1).sum()
+    ours = ppgen.log_weights((model, noisy_guide), x, k=1).sum()
     pyro.set_rng_seed(4)
     assert ours.item() == pytest.approx(-Trace_ELBO().loss(model, noisy_guide, x), abs=1e-10)
+
+
+def test_a_program_that_neither_broadcasts_nor_maps_is_run_one_particle_at_a_time_with_advice():
+    """The same program, asserting on a particle's values (a Python bool of a tensor, which vmap cannot take): run
+    one particle at a time, exactly, with a warning that names both lines and the rewrite of the reshape."""
+    x = torch.randn(5, 3)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            assert torch.isfinite(z).all()
+            pyro.sample("x", dist.Normal(z.view(-1, 1).expand(x.shape), 1.0).to_event(1), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(x.sum(-1) / 4, 0.5))
+
+    with pytest.warns(UserWarning, match="does not broadcast over a plate of particles") as caught:
+        log_w = ppgen.log_weights((model, guide), x, k=4)
+    message = str(caught[0].message)
+    assert "`pyro.sample(\"x\", dist.Normal(z.view(-1, 1).expand(x.shape), 1.0).to_event(1), obs=x)`" in message
+    assert "`assert torch.isfinite(z).all()`" in message and "torch.where" in message
+    assert "z.shape[:-1] rather than z.view(-1, d)" in message
+    marginal = dist.MultivariateNormal(torch.zeros(3), torch.eye(3) + torch.ones(3, 3))
+    torch.testing.assert_close(log_w, marginal.log_prob(x).expand(4, 5), rtol=0, atol=1e-12)
 
 
 def test_the_data_plate_may_have_any_name_and_inputs_come_as_a_tensor_dataset():

@@ -112,7 +112,8 @@ def stopped_log_weights(module: nn.Module, structure: Structure, batch: Batch, k
     phi, sum_k w~_k^2 d log w_k / dz_k dz_k/dphi (DReG), and for the model's parameters the standard
     sum_k w~_k d log w_k / dtheta. Each draw is scaled once, where the model and q_stop read it: the path from one
     guide site to the next inside the guide is not scaled twice. A program that does not broadcast over particles
-    is run once per particle, each particle's draws scaled by its own weight among all K.
+    is run once per particle (a mapped one too, :mod:`ppgen.objective.particles`: the hooks need each particle's draws
+    outside ``vmap``), each particle's draws scaled by its own weight among all K.
     """
     drawn: list[tuple[int, int, list[dict], dict[str, Tensor]]] = []  # each pass's particles, sites and draws
 
@@ -121,11 +122,15 @@ def stopped_log_weights(module: nn.Module, structure: Structure, batch: Batch, k
         z = {site["name"]: site["value"] for site in sites}
         if doubly_reparameterised:
             z = {name: value.view_as(value) for name, value in z.items()}  # a node of its own, to hook
-        drawn.append((start, count, sites, z))
+            drawn.append((start, count, sites, z))
         return (log_joint(module, structure, batch, z, count)
                 - log_guide(module, structure, batch, z, count, stop_parameters=True))
 
-    log_w = in_passes(run, k, structure.plan)
+    # a hook on each particle's draws needs them outside vmap: a mapped program runs one particle at a time for DReG
+    plan = structure.plan
+    if doubly_reparameterised and plan.mapped:
+        plan = plan.one_particle_at_a_time()
+    log_w = in_passes(run, k, plan)
     if doubly_reparameterised and log_w.requires_grad:
         normalised = log_w.detach().softmax(0)
         for start, count, sites, z in drawn:

@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import pyro
 import pyro.poutine as poutine
 import torch
-from pyro.distributions import Delta
 from pyro.util import (check_model_guide_match, check_site_shape, check_traceenum_requirements, get_rng_state,
                        set_rng_state)
 from torch import Tensor, nn
 from torch.distributions import constraints
 
+from ppgen.program.broadcasting import without_broadcasting
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn, observes
 from ppgen.program.pointwise import per_point_terms
 from ppgen.program.protocol import as_model_input, bounds_itself
-from ppgen.program.traces import Plan, sample_sites, trace_particles
+from ppgen.program.traces import Plan, point_mass, sample_sites, trace_particles
 from ppgen.program.unnormalized import unnormalized_of
-from ppgen.utils.checks import coordinate_support, first_line
+from ppgen.utils.checks import coordinate_support
 
 @dataclass(frozen=True)
 class Structure:
@@ -156,9 +155,11 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     it; else as given.
 
     How the program takes its data, a batch of rows or the whole data set, and the plate of its data points are
-    learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on two particles with Pyro's validation on: Pyro's checks of site
-    shapes, of model-guide agreement and of enumeration run there. A program that does not broadcast over the
-    particle plate is run one particle at a time instead, with a warning.
+    learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on
+    two particles with Pyro's validation on: Pyro's checks of site shapes, of model-guide agreement and of enumeration
+    run there. A program that does not broadcast over the particle plate is run one particle at a time instead, that
+    pass mapped over the particles by ``torch.func.vmap`` where it gives the same values
+    (:mod:`ppgen.program.broadcasting`), else one at a time, with a warning.
 
     Raises:
         ValueError: the program fails on the inputs (data of the wrong shape, for one), or breaks the protocol
@@ -203,7 +204,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
     enumerated = tuple(s["name"] for s in latent if s["name"] not in guide_site and _enumerable(s))
     unguided = tuple(s["name"] for s in latent if s["name"] not in guide_site and s["name"] not in enumerated)
     global_sites = tuple(s["name"] for s in latent if not _in_plate(s, data_plate))
-    implicit = any(_point_mass(s["fn"]) for s in observed) and (bool(unguided) or not latent)
+    implicit = any(point_mass(s["fn"]) for s in observed) and (bool(unguided) or not latent)
     _check_enumeration(model_trace, guide_sites, enumerated, guide_enumerated, data_plate)
     dims = [-frame.dim for s in guide_sites + model_sites for frame in s["cond_indep_stack"] if frame.vectorized]
     plan = Plan(max_plate_nesting=max(dims, default=0), data_plate=data_plate, data_dim=traced.data_plate.dim,
@@ -225,7 +226,7 @@ def _inspect(module: nn.Module, data: Batch, name: str, batch_size: int | None, 
         unguided=unguided,
         global_sites=global_sites,
         point_estimates=() if any(map(_auxiliary, guide_sites)) else tuple(  # else a Delta carries an auxiliary draw
-            s["name"] for s in guide_sites if _point_mass(s["fn"])),
+            s["name"] for s in guide_sites if point_mass(s["fn"])),
         exact=not unnormalized and not implicit and (
             (callable(getattr(module, "log_prob", None)) and not bounds_itself(module)) or all(map(_enumerable, latent))),
         unreparameterized=tuple(s["name"] for s in guide_sites if not _enumerable(s) and not s["fn"].has_rsample),
@@ -269,8 +270,9 @@ def check_importance_weights(structure: Structure, who: str) -> None:
 
 
 def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batch, name: str) -> Structure:
-    """Run the bounds' own path on two particles, vectorised, with Pyro's checks; fall back to one particle at a
-    time where the program does not broadcast over the particle plate (and say so once)."""
+    """Run the bounds' own path on two particles, vectorised, with Pyro's checks; where the program does not broadcast
+    over the particle plate, run it one particle at a time with the same checks, and map that pass over the particles
+    where it can be (:func:`~ppgen.program.broadcasting.without_broadcasting`; else say so once)."""
     def run(candidate: Structure, particles: int) -> None:
         with poutine.block(), pyro.validation_enabled(True), torch.no_grad():
             guide_trace, model_trace = trace_particles(module, candidate, batch, particles)
@@ -299,12 +301,7 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
             run(sequential, 1)
         except PROGRAM_ERRORS as error:
             raise fails(name, module, batch, error) from error
-        warnings.warn(
-            f"the program does not broadcast over a plate of particles left of its own plates "
-            f"({first_line(vectorised_error)}); ppgen draws the K particles one at a time, which is slower. To "
-            f"vectorise, let every tensor keep its leading batch dimensions: z.shape[:-1] rather than z.view(-1, d), "
-            f"x.expand(z.shape[:-1] + x.shape[-1:]) rather than a reshape to the batch", stacklevel=3)
-        return sequential
+        return without_broadcasting(module, sequential, batch, vectorised_error)
 
 
 def _check_no_hidden_dims(guide_trace: poutine.Trace | None, model_trace: poutine.Trace, nesting: int) -> None:
@@ -348,13 +345,6 @@ def _check_enumeration(model_trace: poutine.Trace, guide_sites: list[dict], enum
 
 def _enumerable(site: dict) -> bool:
     return site["infer"].get("enumerate") == "parallel" and site["fn"].has_enumerate_support
-
-
-def _point_mass(fn: Any) -> bool:
-    """Whether a distribution is a Delta, under any ``to_event``, ``expand`` or ``mask`` wrapper."""
-    while hasattr(fn, "base_dist"):
-        fn = fn.base_dist
-    return isinstance(fn, Delta)
 
 
 def _draw_gradient(fn: Any) -> bool | None:

@@ -14,6 +14,7 @@ from typing import Any
 import pyro
 import pyro.poutine as poutine
 import torch
+from pyro.distributions import Delta
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor
@@ -33,8 +34,8 @@ class Plan:
         data_plate: the name of the plate of the data points.
         data_dim: its batch dimension (any of the program's plate dimensions).
         vectorized: whether the program broadcasts over a plate of particles left of its own plates; if not,
-            K particles are drawn one at a time, each without a particle plate, as Pyro's ``Trace_ELBO`` runs
-            a program that it does not vectorise.
+            each particle is drawn without a particle plate, as Pyro's ``Trace_ELBO`` runs a program that it does
+            not vectorise: mapped over the K particles where ``mapped``, else one at a time.
         whole_data: whether the program is called with the whole data set and subsamples its data plate itself
             (``pyro.plate("documents", N, subsample_size=B) as ind`` and ``data[ind]``): ppgen then passes the whole
             inputs at every step and gives the data plate the batch's rows as its subsample.
@@ -45,15 +46,26 @@ class Plan:
     data_dim: int
     vectorized: bool
     whole_data: bool = False
+    mapped: bool = False
 
     @property
     def particle_dim(self) -> int:
         """The batch dimension of the particle plate: left of every plate of the program."""
         return -self.max_plate_nesting - 1
 
+    @property
+    def many_at_once(self) -> bool:
+        """Whether a pass may hold several particles: in a particle plate (``vectorized``) or mapped (``mapped``)."""
+        return self.vectorized or self.mapped
+
     def one_particle_at_a_time(self) -> Plan:
-        """The same plan, for a program that does not broadcast over particles."""
-        return dataclasses.replace(self, vectorized=False)
+        """The same plan, for a program that does not broadcast over particles and is run one particle at a time."""
+        return dataclasses.replace(self, vectorized=False, mapped=False)
+
+    def mapped_over_particles(self) -> Plan:
+        """The same plan, for a program that does not broadcast over particles, its one-particle pass mapped over K
+        by ``torch.func.vmap`` (:mod:`ppgen.program.mapping`)."""
+        return dataclasses.replace(self, vectorized=False, mapped=True)
 
 
 class BatchRows(Messenger):
@@ -80,6 +92,13 @@ class BatchRows(Messenger):
 def sample_sites(trace: poutine.Trace) -> list[dict]:
     """The sample sites of a trace, without the subsample sites that plates add."""
     return [s for s in trace.nodes.values() if s["type"] == "sample" and not isinstance(s["fn"], _Subsample)]
+
+
+def point_mass(fn: Any) -> bool:
+    """Whether a distribution is a Delta, under any ``to_event``, ``expand`` or ``mask`` wrapper."""
+    while hasattr(fn, "base_dist"):
+        fn = fn.base_dist
+    return isinstance(fn, Delta)
 
 
 def trace_alone(fn: Callable[..., Any], batch: Batch, plate: str | None = None, rows: bool = True) -> poutine.Trace:

@@ -7,8 +7,8 @@ grows the draws follow p(z|x_n) whatever the guide, provided its tails are heavy
 (:func:`ppgen.queries.evaluation.weight_diagnostics`) come with the draws, and k-hat above 0.7 is warned of.
 
 Memory stays bounded for any N and K: points go through in chunks of about ``particle_points / K`` and the
-proposals of a chunk in passes of at most ``particle_points`` (of one, for a program that does not broadcast over
-particles); each pass resamples S draws among its own
+proposals of a chunk in passes of at most ``particle_points`` (for a program that does not broadcast over particles:
+mapped over them, or of one, :mod:`ppgen.objective.particles`); each pass resamples S draws among its own
 proposals, and a running draw is replaced by the pass's with probability sum(pass weights) / sum(weights so far),
 which is the same as resampling among all K proposals at once.
 
@@ -25,14 +25,12 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from ppgen.objective.particles import passes
+from ppgen.objective.particles import in_passes, passes
 from ppgen.program.inputs import Batch
-from ppgen.program.pointwise import per_point_terms
 from ppgen.program.structure import Structure, check_importance_weights
-from ppgen.program.traces import sample_sites, trace_particles
 from ppgen.queries.evaluation import KHAT_THRESHOLD, khat_text, weight_diagnostics
 from ppgen.queries.posterior import Posterior
-from ppgen.queries.representation import enumerated_draws, likelihood_terms, observed_data, site_draws
+from ppgen.queries.representation import observed_data, weighted_draws
 
 
 def check_importance(module: nn.Module, structure: Structure) -> None:
@@ -115,14 +113,10 @@ def _pass(module: nn.Module, structure: Structure, batch: Batch, num_samples: in
     """One pass of ``particles`` proposals for B points, resampled to S: the draws [S, B, ...] of every site, with
     their log weights (``"log_w"``) and log-likelihoods (``"log_lik"``), and the log weights of every proposal,
     Tensor[K, B]."""
-    guide_trace, model_trace = trace_particles(module, structure, batch, particles)
-    log_w = per_point_terms(guide_trace, model_trace, structure, batch, particles, global_terms=False)
-    log_lik = likelihood_terms(model_trace, structure, batch, particles)
+    proposals, log_w, log_lik = in_passes(lambda start, count: weighted_draws(module, structure, batch, count),
+                                          particles, structure.plan)
     index = torch.multinomial((log_w - log_w.logsumexp(0)).exp().T, num_samples, replacement=True).T  # [S, B]
     points = torch.arange(len(batch), device=index.device)
-    draws = {site["name"]: site_draws(site, structure.particle_dim)[index, points]
-             for site in sample_sites(guide_trace) if not site["infer"].get("is_auxiliary")}
-    for name, value in enumerated_draws(module, structure, batch, guide_trace, particles).items():
-        draws[name] = value[index, points]  # c ~ p(c | x, z_k) jointly, given the chosen proposal z_k
+    draws = {name: value[index, points] for name, value in proposals.items()}  # c ~ p(c | x, z_k) of the chosen z_k
     draws["log_w"], draws["log_lik"] = log_w[index, points], log_lik[index, points]
     return draws, log_w

@@ -19,13 +19,13 @@ from torch import Tensor, nn
 from ppgen.objective.particles import in_passes
 from ppgen.objective.sampler import Draws, check_size, conditioned, latent_names, nuts
 from ppgen.program.inputs import Batch
+from ppgen.program.broadcasting import described, mapping_advice
 from ppgen.program.pointwise import trace_log_density
 from ppgen.program.intake import PROGRAM_ERRORS
 from ppgen.program.structure import Structure
 from ppgen.program.traces import BatchRows, in_particles, sample_sites, trace_alone
 from ppgen.queries.posterior import Posterior
 from ppgen.queries.representation import site_draws
-from ppgen.utils.checks import first_line
 
 #: draws times points of one pass when the log-likelihood of every point is computed under every draw.
 DRAW_POINTS_PER_PASS = 2**15
@@ -36,16 +36,16 @@ def log_likelihood(module: nn.Module, structure: Structure, batch: Batch, sample
     drawn latents (laid out as :class:`Draws` has them), the model's enumerated latents summed out.
 
     Draws and points go through in passes of about :data:`DRAW_POINTS_PER_PASS`; a program that does not broadcast
-    over draws (``structure.plan``, learnt by :func:`with_draws_checked`) is run once per draw.
+    over draws (``structure.plan``, learnt by :func:`with_draws_checked`) is mapped over them by ``vmap`` where it
+    can be, else run once per draw.
     """
     events = {name: site["fn"].event_dim for name, site in trace_alone(module.model, batch).nodes.items()
               if name in samples}
 
-    def run(start: int, count: int) -> Tensor:
-        return _log_likelihood(module, structure, batch, {n: v[start:start + count] for n, v in samples.items()},
-                               events)
+    def run(start: int, count: int, values: dict[str, Tensor]) -> Tensor:
+        return _log_likelihood(module, structure, batch, values, events)
     return in_passes(run, len(next(iter(samples.values()))), structure.plan,
-                     most=max(1, DRAW_POINTS_PER_PASS // len(batch)))
+                     most=max(1, DRAW_POINTS_PER_PASS // len(batch)), given=samples)
 
 
 def predictive_log_prob(module: nn.Module, structure: Structure, batch: Batch, draws: Draws) -> Tensor:
@@ -74,30 +74,34 @@ def _log_likelihood(module: nn.Module, structure: Structure, batch: Batch, sampl
 def with_draws_checked(module: nn.Module, structure: Structure, batch: Batch, draws: Draws) -> Structure:
     """``structure`` with the plan by which the queries of a sampler's fit run its model over the draws: all in one
     plate left of the program's own plates where that gives, on the first two draws and the rows of ``batch``, the
-    values of one draw at a time; one draw at a time where it does not (``X @ w`` over draws of w, say), and said so
-    once. Learnt once, when a :class:`~ppgen.Fit` takes the draws; the caller's random stream is left as it was."""
+    values of one draw at a time; else one draw's pass mapped over the draws by ``vmap`` where that gives them
+    (``X @ w`` over draws of w, say); else one draw at a time, and said so once. Learnt once, when a
+    :class:`~ppgen.Fit` takes the draws; the caller's random stream is left as it was."""
     if not structure.plan.vectorized:
         return structure
     first = {name: value[:2] for name, value in draws.samples.items()}
     one_at_a_time = dataclasses.replace(structure, plan=structure.plan.one_particle_at_a_time())
+    mapped = dataclasses.replace(structure, plan=structure.plan.mapped_over_particles())
+    reasons = []
     rng = get_rng_state()
     try:
         with poutine.block(), torch.no_grad():
             each = log_likelihood(module, one_at_a_time, batch, first)
-            try:
-                with pyro.validation_enabled(True):
-                    together = log_likelihood(module, structure, batch, first)
-                if together.shape == each.shape and torch.allclose(together, each, rtol=1e-5, atol=1e-6):
-                    return structure
-                reason = "its values over draws together differ from those of one draw at a time"
-            except PROGRAM_ERRORS as error:
-                reason = first_line(error)
+            for candidate in (structure, mapped):
+                try:
+                    with pyro.validation_enabled(candidate.plan.vectorized):  # off inside a mapped pass in any case
+                        together = log_likelihood(module, candidate, batch, first)
+                    if together.shape == each.shape and torch.allclose(together, each, rtol=1e-5, atol=1e-6):
+                        return candidate
+                    reasons.append("its values over draws together differ from those of one draw at a time")
+                except PROGRAM_ERRORS as error:
+                    reasons.append(described(error) + (mapping_advice(error) if candidate is mapped else ""))
     finally:
         set_rng_state(rng)
-    warnings.warn(f"the model does not broadcast over a plate of draws left of its own plates ({reason}); the "
-                  f"queries of this fit run it one draw at a time, which is slower. To vectorise, let every tensor "
-                  f"keep its leading batch dimensions: (X * w).sum(-1) rather than X @ w",
-                  stacklevel=3)
+    warnings.warn(f"the model does not broadcast over a plate of draws left of its own plates ({reasons[0]}), and "
+                  f"torch.func.vmap cannot map it over the draws ({reasons[1]}); the queries of this fit run it one "
+                  f"draw at a time, which is slower. To vectorise, let every tensor keep its leading batch dimensions: "
+                  f"(X * w).sum(-1) rather than X @ w", stacklevel=3)
     return one_at_a_time
 
 

@@ -84,17 +84,24 @@ def posterior(module: nn.Module, structure: Structure, batch: Batch, num_samples
         raise ValueError(f"posterior draws need one draw of every latent, but the guide enumerates "
                          f"{structure.guide_enumerated}: ask encode(x, site=...) for q(c|x) instead")
 
-    def run(start: int, count: int) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        guide_trace, model_trace = trace_particles(module, structure, batch, count)
-        samples = {site["name"]: site_draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
-                   if not site["infer"].get("is_auxiliary")} if guide_trace else {}
-        samples.update(enumerated_draws(module, structure, batch, guide_trace, count))
-        return (samples, per_point_terms(guide_trace, model_trace, structure, batch, count, global_terms=False),
-                likelihood_terms(model_trace, structure, batch, count))
-
-    samples, log_w, log_lik = in_passes(run, num_samples, structure.plan)
+    samples, log_w, log_lik = in_passes(lambda start, count: weighted_draws(module, structure, batch, count),
+                                        num_samples, structure.plan)
     return Posterior(samples, global_sites=structure.global_sites, log_likelihood=log_lik,
                      log_weights=log_w if structure.guided else None, observed=observed_data(structure, batch))
+
+
+def weighted_draws(module: nn.Module, structure: Structure, batch: Batch,
+                   count: int) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    """One pass of ``count`` particles for a posterior: z_k ~ q(z|x) of every site the guide draws (laid out by
+    :func:`site_draws`) and the model's enumerated latents drawn given them (:func:`enumerated_draws`); their log
+    weights log p(x_n, z_k) - log q(z_k|x_n), the terms of global latents left out, and log p(x_n | z_k), each
+    Tensor[K, B]."""
+    guide_trace, model_trace = trace_particles(module, structure, batch, count)
+    samples = {site["name"]: site_draws(site, structure.particle_dim) for site in sample_sites(guide_trace)
+               if not site["infer"].get("is_auxiliary")} if guide_trace else {}
+    samples.update(enumerated_draws(module, structure, batch, guide_trace, count))
+    return (samples, per_point_terms(guide_trace, model_trace, structure, batch, count, global_terms=False),
+            likelihood_terms(model_trace, structure, batch, count))
 
 
 def enumerated_draws(module: nn.Module, structure: Structure, batch: Batch, guide_trace: poutine.Trace | None,
