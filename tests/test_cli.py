@@ -19,7 +19,7 @@ import torch
 
 import ppgen
 from ppgen import cli, plots
-from ppgen.cli import common, main
+from ppgen.cli import common, data_sets, main
 from ppgen.cli import pictures as cli_pictures
 from ppgen.cli import sample as cli_sample
 
@@ -476,7 +476,7 @@ def test_a_model_without_latents_skips_the_latent_view(tmp_path):
     fit = ppgen.fit(coins, x, epochs=1, progress=False)
     stale = tmp_path / "latent.png"
     stale.write_bytes(b"from an earlier run")
-    reason = cli_pictures.draw_latent(fit, common.Data(x, x, None, is_image=False), stale)
+    reason = cli_pictures.draw_latent(fit, data_sets.Data(x, x, None, is_image=False), stale)
     assert "no latent variables" in reason and not stale.exists()
 
 
@@ -493,7 +493,7 @@ def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
     drawn = {}
     monkeypatch.setattr(plots, "scatter", lambda points, path, **options: drawn.update(points=points, **options))
     fit = SimpleNamespace(encode=lambda x: torch.tensor([[0.0, 0.0, 1.0]]).expand(len(x), 3), latent_sites=("c",))
-    data = common.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
+    data = data_sets.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
     assert cli_pictures.draw_latent(fit, data, tmp_path / "latent.png") is None
     assert "the same for every point" in drawn["title"] and "nan" not in drawn["xlabel"] + drawn["ylabel"]
 

@@ -12,7 +12,7 @@ from torch import nn
 
 import ppgen
 from ppgen import inference, models
-from ppgen.cli import common, main
+from ppgen.cli import common, data_sets, main
 from ppgen.program.implicit import LIKELIHOOD_FREE
 from ppgen.program.protocol import as_module
 from ppgen.program.structure import inspect
@@ -353,7 +353,7 @@ def test_the_cli_fits_a_generator_by_mmd_by_default_and_records_its_sample_metri
     assert set(quality) == {"n", "mmd", "c2st", "frechet", "frechet_features"} and quality["n"] == [500, 500]
     fit = ppgen.load(run / "fit.pt")
     pyro.set_rng_seed(0)
-    assert fit.evaluate(common.load_data("moons", binarize=None, seed=0).test, seed=0).samples.to_dict() == quality
+    assert fit.evaluate(data_sets.load_data("moons", binarize=None, seed=0).test, seed=0).samples.to_dict() == quality
     assert sorted(p.name for p in run.glob("*.png")) == ["loss.png", "samples.png"]
     assert main(argv + ["--resume"]) == 0  # finished: its scores are said again, nothing is rewritten
     said = capsys.readouterr().out

@@ -56,8 +56,13 @@ import sys
 from collections.abc import Sequence
 
 from ppgen.cli import common, interrupts
+from ppgen.cli.messages import in_cli_terms
 
 __all__ = ["build_parser", "main"]
+
+#: the commands ``ppgen --help`` ends with: a run fitted, evaluated and drawn from (a test runs them).
+EXAMPLES = ("ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 5 --out runs/demo",
+            "ppgen eval runs/demo --k 100", "ppgen sample runs/demo -n 16 --mean")
 
 #: the exit status of a run stopped by each signal, as a shell reports it (128 + the signal's number).
 SIGNAL_STATUS = {"SIGINT": 130, "SIGTERM": 143}
@@ -74,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="ppgen",
-        description="Fit deep generative models written as Pyro programs, evaluate them, draw from them.",
+        description="Fit deep generative models written as Pyro programs, evaluate them, draw from them. Each "
+                    "command's --help ends with an example.",
+        formatter_class=common.HelpFormatter,
+        epilog=common.example(*EXAMPLES),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {ppgen.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -100,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = stop.code
             return code if isinstance(code, int) else (0 if code is None else 1)
         except (ValueError, TypeError, OSError, FloatingPointError) as error:  # OSError: files and folders named
-            print(f"ppgen: error: {error}", file=sys.stderr)
+            print(f"ppgen: error: {in_cli_terms(str(error))}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as stop:
             return interrupted(stop, argv)

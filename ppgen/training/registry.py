@@ -62,11 +62,12 @@ def build_model(name: str, x_dim: int, **options: Any) -> nn.Module:
     return MODELS[name](x_dim=x_dim, **options)
 
 
-def build_inference(name: str, k: int | None = None) -> Objective:
-    """The backend called ``name`` with its defaults (``Adversarial()`` is the Jensen-Shannon f-GAN); ``k`` is the
-    ELBO's number of particles and every other bound's K (those of :data:`WITHOUT_K` have none)."""
+def build_inference(name: str, k: int | None = None, **options: Any) -> Objective:
+    """The backend called ``name`` with its defaults (``Adversarial()`` is the Jensen-Shannon f-GAN) but for
+    ``options``, its other keyword arguments; ``k`` is the ELBO's number of particles and every other bound's K (those
+    of :data:`WITHOUT_K` have none)."""
     if name not in INFERENCE:
         raise ValueError(f"unknown inference {name!r}: choose one of {sorted(INFERENCE)}")
-    if k is None or name in WITHOUT_K:
-        return INFERENCE[name]()
-    return backends.ELBO(num_particles=k) if name == "elbo" else INFERENCE[name](k=k)
+    if k is not None and name not in WITHOUT_K:
+        options["num_particles" if name == "elbo" else "k"] = k
+    return INFERENCE[name](**options)
