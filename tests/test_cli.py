@@ -396,7 +396,7 @@ def test_fit_refuses_an_out_that_is_a_file_before_training(tmp_path, capsys, mon
 def test_a_failed_fit_leaves_no_run_folder(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", "--model", "vae", "--inference", "mle", *TINY, "--out", str(run)]) == 1
-    assert_one_line_error(capsys.readouterr().err, "MLE")
+    assert_one_line_error(capsys.readouterr().err, "--inference mle needs", "use --inference elbo")
     assert not run.exists()
 
 

@@ -120,7 +120,8 @@ def test_the_discretised_logistic_is_refused_on_real_points(tmp_path, capsys):
     (["--inference", "vimco", "--k", "1"], "--k must be at least 2 for VIMCO, whose baseline for each particle "
                                            "averages the others, got 1"),
     (["--inference", "renyi", "--alpha", "inf"], "argument --alpha: value must be a finite number, got inf"),
-    (["--inference", "mmd", "--bandwidths", "0"], "argument --bandwidths: value must be a positive finite number, got 0.0"),
+    (["--inference", "mmd", "--bandwidths", "0"],
+     "argument --bandwidths: value must be a positive finite number, got 0.0"),
 ])
 def test_an_option_is_refused_by_its_flag_before_any_work(argv, message, tmp_path, capsys):
     assert main(["fit", "--model", "vae", *argv, "--out", str(tmp_path / "run")]) == 2

@@ -5,7 +5,9 @@ r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from
     ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 50 --out runs/demo
     ppgen eval runs/demo --k 5000
     ppgen fit --model generator --data moons --inference wasserstein --out runs/wgan
-    ppgen sample runs/demo -n 64 --out samples.png
+    ppgen fit --model vae --data moons --inference renyi --alpha 0.2 --k 5 --out runs/renyi
+    ppgen fit --model vae --data digits --likelihood discretised_logistic --out runs/levels
+    ppgen sample runs/demo -n 64 --mean --out samples.png
     ppgen encode runs/demo --out latent.png
     ppgen posterior runs/demo --index 3 --method importance --out post.nc
 
@@ -24,6 +26,13 @@ posterior draws of test points, with their diagnostics, as ArviZ's InferenceData
 ``encode`` and ``posterior`` refuse a folder whose files are not all of one run. An
 existing run is replaced only with ``--overwrite``, and stays whole until the new run is complete; ``--resume`` of a
 finished run rewrites nothing, and ``eval`` keeps its earlier records of other ``--k`` or ``--seed``.
+
+``--inference`` names the backends of :mod:`ppgen.inference` that fit the zoo's models, each with its options as
+flags (:mod:`ppgen.cli.backends`; ``ppgen fit --help`` says why MAP, NUTS and the energy-based backends are not
+offered); ``--likelihood discretised_logistic`` gives the images as 8-bit levels round(255 x). ``sample --mean``
+writes the decoder's means E[x | z] of the same latent draws z beside the draws x ~ p(x | z). An error raised by
+the library is said in the command line's terms, ``--inference elbo`` for ``inference.ELBO()``
+(:mod:`ppgen.cli.messages`). Every ``--help`` ends with an example that runs as written.
 
 Data sets (``--data``):
 
