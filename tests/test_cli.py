@@ -588,8 +588,8 @@ def test_the_cli_knows_the_registry_names():
     from ppgen.objective.adversary import Adversary
     from ppgen.training import registry
 
-    assert common.MODEL_NAMES == tuple(sorted(registry.MODELS))
-    assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE))
+    assert common.MODEL_NAMES == tuple(sorted(registry.MODELS | registry.ENERGY_MODELS))
+    assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE | registry.ENERGY_INFERENCE))
     assert common.TWO_PLAYER == tuple(sorted(n for n, b in registry.INFERENCE.items() if issubclass(b, Adversary)))
     assert common.WITHOUT_K == registry.WITHOUT_K
     assert registry.build_inference("adversarial", k=5) == ppgen.inference.Adversarial(divergence="js")

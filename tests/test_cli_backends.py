@@ -81,6 +81,31 @@ def test_a_likelihood_free_option_given_as_a_flag_fits_as_the_api_does(flags, ba
     assert {name: getattr(loaded.inference, name) for name in settings} == settings
 
 
+@pytest.mark.parametrize("flags, backend, conditional", [
+    ([], inference.ScoreMatching(), False),
+    (["--inference", "score-matching", "--method", "sliced", "--projection", "gaussian"],
+     inference.ScoreMatching(method="sliced", projection="gaussian"), False),
+    (["--inference", "score-matching", "--noise", "0.5", "0.2", "0.05"],
+     inference.ScoreMatching(noise=(0.5, 0.2, 0.05)), True),
+    (["--inference", "nce", "--ratio", "2"], inference.NCE(ratio=2), False),
+    (["--inference", "contrastive-divergence", "--buffer", "500", "--restart", "0.1", "--alpha", "0.1"],
+     inference.ContrastiveDivergence(buffer=500, restart=0.1, alpha=0.1), False),
+])
+def test_an_energy_model_is_fitted_by_each_of_its_backends_as_the_api_does(flags, backend, conditional, tmp_path):
+    """``--model energy`` by score matching (its default), NCE or contrastive divergence, with their options as flags
+    (several noise levels make the energy noise-conditional, E(x, sigma)): the API's fit, and its test figure the
+    estimate -E(x) - log Zhat with log Z by annealed importance sampling, labelled so."""
+    metrics, loaded, api = cli_and_api(tmp_path, ["--model", "energy", "--hidden", "16", *MOONS, *flags],
+                                       lambda: models.EnergyModel(x_dim=2, hidden=[16], noise_conditional=conditional),
+                                       datasets.moons(n=1000, noise=0.1, seed=0), backend, batch_size=500)
+    assert_same_fit(metrics, loaded, api)
+    assert loaded.inference == api.inference
+    assert metrics["annealed"] is True and metrics["exact"] is False and metrics["eval_k"] is None
+    estimate = common.test_log_likelihood(api, datasets.moons(n=500, noise=0.1, seed=1), k=10, seed=0)
+    assert metrics["test_log_likelihood"] == estimate.log_likelihood and estimate.annealed
+    assert "log Z by annealed importance sampling" in str(estimate)
+
+
 def test_the_discretised_logistic_fits_8_bit_levels_as_the_api_does(tmp_path):
     """``--likelihood discretised_logistic`` gives the images as levels round(255 x), the data of the likelihood's
     support, and its run is ``ppgen.fit`` on those levels; its figure is a log-probability (comparable), and its
@@ -113,8 +138,8 @@ def test_the_discretised_logistic_is_refused_on_real_points(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--inference", "elbo", "--alpha", "0.3"], "--alpha does not apply to --inference elbo: it is an option of "
-                                                "--inference renyi"),
-    (["--alpha", "0.3"], "--alpha does not apply to the default --inference: it is an option of --inference renyi"),
+                                                "--inference renyi and --inference contrastive-divergence"),
+    (["--ratio", "2"], "--ratio does not apply to the default --inference: it is an option of --inference nce"),
     (["--inference", "iwae", "--critic-steps", "2"], "--critic-steps does not apply to --inference iwae: it is an "
                                                      "option of --inference adversarial and --inference wasserstein"),
     (["--inference", "vimco", "--k", "1"], "--k must be at least 2 for VIMCO, whose baseline for each particle "
@@ -142,25 +167,29 @@ def test_resume_names_the_backend_option_that_differs(tmp_path, capsys):
 
 def test_the_flags_are_the_backends_own_options_with_their_defaults():
     """Every option names a field of each backend it lists, with the choices the backend accepts (and refuses any
-    other) and the default ``--help`` shows; the likelihoods are the zoo's."""
+    other) and the default ``--help`` shows; every field of an offered backend has its flag but those that take a
+    Python object; the likelihoods are the zoo's."""
     from ppgen.models.likelihoods import LIKELIHOODS
 
     assert common.LIKELIHOOD_NAMES == LIKELIHOODS
+    flagged = {("elbo", "num_particles")} | {(name, "k") for name in common.INFERENCE_NAMES}
     for option in backends.OPTIONS:
         for name in option.backends:
-            fields = {f.name: f for f in dataclasses.fields(registry.INFERENCE[name])}
-            assert option.field in fields, (option.flag, name)
-            if option.default is not None:
-                assert getattr(registry.build_inference(name), option.field) == option.default, (option.flag, name)
+            default = option.default[name] if isinstance(option.default, dict) else option.default
+            if default is not None:
+                assert getattr(registry.build_inference(name), option.field) == default, (option.flag, name)
             for choice in option.choices or ():
                 assert getattr(registry.build_inference(name, **{option.field: choice}), option.field) == choice
             if option.choices:
                 with pytest.raises(ValueError, match=option.field):
                     registry.build_inference(name, **{option.field: "no-such-choice"})
+            flagged.add((name, option.field))
     assert set(backends.OPTIONS[6].choices) == set(inference.adversarial.DIVERGENCES)  # every divergence offered
-    offered = {f.name for name in common.INFERENCE_NAMES for f in dataclasses.fields(registry.INFERENCE[name])}
-    flagged = {option.field for option in backends.OPTIONS} | {"k", "num_particles"}
-    assert offered - flagged == {"critic", "kernel"}  # a network has no flag; "rbf" is MMD's one kernel
+    fields = {(name, f.name) for name in common.INFERENCE_NAMES
+              for f in dataclasses.fields(type(registry.build_inference(name)))}
+    # a network, a distribution or a sampler's settings object has no flag; "rbf" is MMD's one kernel
+    assert fields - flagged == {("adversarial", "critic"), ("wasserstein", "critic"), ("mmd", "kernel"),
+                                ("nce", "noise"), ("contrastive-divergence", "sampler")}
 
 
 def test_the_help_says_why_the_other_backends_are_not_offered(capsys):
@@ -169,8 +198,7 @@ def test_the_help_says_why_the_other_backends_are_not_offered(capsys):
     text = " ".join(capsys.readouterr().out.split())
     offered = {type(registry.build_inference(name)).__name__ for name in common.INFERENCE_NAMES}
     absent = set(inference.__all__) - {"Objective", "Langevin"} - offered
-    assert absent == {"MAP", "NUTS", "ScoreMatching", "NCE", "ContrastiveDivergence"}
+    assert absent == {"MAP", "NUTS"}
     for name in absent:
         assert f"{name}()" in text
     assert "map, nuts: not offered, as" in text and "no model of --model has one" in text
-    assert "score-matching, nce, contrastive-divergence: not offered, as" in text

@@ -56,7 +56,8 @@ def test_every_offered_backend_spelt_in_the_library_reads_as_a_flag():
 
 
 def test_the_backends_are_the_registrys():
-    assert messages.BACKENDS == {cls.__name__: name for name, cls in registry.INFERENCE.items()}
+    named = registry.INFERENCE | registry.ENERGY_INFERENCE
+    assert messages.BACKENDS == {cls.__name__: name for name, cls in named.items()}
 
 
 @pytest.mark.parametrize("argv, said", [

@@ -27,9 +27,9 @@ posterior draws of test points, with their diagnostics, as ArviZ's InferenceData
 existing run is replaced only with ``--overwrite``, and stays whole until the new run is complete; ``--resume`` of a
 finished run rewrites nothing, and ``eval`` keeps its earlier records of other ``--k`` or ``--seed``.
 
-``--inference`` names the backends of :mod:`ppgen.inference` that fit the zoo's models, each with its options as
-flags (:mod:`ppgen.cli.backends`; ``ppgen fit --help`` says why MAP, NUTS and the energy-based backends are not
-offered); ``--likelihood discretised_logistic`` gives the images as 8-bit levels round(255 x). ``sample --mean``
+``--inference`` names the backends of :mod:`ppgen.inference` that fit the zoo's models, the energy models' score
+matching, NCE and contrastive divergence among them, each with its options as flags (:mod:`ppgen.cli.backends`;
+``ppgen fit --help`` says why MAP and NUTS are not offered); ``--likelihood discretised_logistic`` gives the images as 8-bit levels round(255 x). ``sample --mean``
 writes the decoder's means E[x | z] of the same latent draws z beside the draws x ~ p(x | z). An error raised by
 the library is said in the command line's terms, ``--inference elbo`` for ``inference.ELBO()``
 (:mod:`ppgen.cli.messages`). Every ``--help`` ends with an example that runs as written.

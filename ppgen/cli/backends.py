@@ -19,9 +19,6 @@ from ppgen.cli import common
 NOT_OFFERED = {
     "map, nuts": "inference.MAP() and inference.NUTS() fit a model whose parameters carry a prior (latents outside "
                  "the data plate), and no model of --model has one: fit such a Pyro program of your own from Python",
-    "score-matching, nce, contrastive-divergence": "inference.ScoreMatching(), NCE() and ContrastiveDivergence() "
-                                                   "fit energy-based models (models.EnergyModel), which --model does "
-                                                   "not offer yet: fit them from Python",
 }
 
 
@@ -33,11 +30,13 @@ class Option:
         field: the keyword argument, as the backend's class spells it.
         backends: the ``--inference`` names that take it.
         help: what it sets, for ``--help``.
-        default: the backends' default, as ``--help`` shows it (a test holds it to the classes' own).
+        default: the backends' default, as ``--help`` shows it (a test holds it to the classes' own); a dict of
+            them by backend where they differ.
         type: the argparse ``type`` of its value.
         choices: its values, where they are few.
         nargs: argparse's ``nargs``, for a list.
         boolean: a switch, ``--flag`` / ``--no-flag``.
+        single: a list of one value given as the value itself (``noise=0.1``, not ``noise=(0.1,)``).
     """
 
     field: str
@@ -48,6 +47,7 @@ class Option:
     choices: tuple[str, ...] | None = None
     nargs: str | None = None
     boolean: bool = False
+    single: bool = False
 
     @property
     def flag(self) -> str:
@@ -67,8 +67,9 @@ OPTIONS = (
     Option("estimator", ("iwae",), "the gradient estimator of IWAE's bound: standard; dreg, doubly reparameterised "
            "(Tucker et al., 2019); stl, sticking the landing (Roeder et al., 2017)", "standard",
            choices=("standard", "dreg", "stl")),
-    Option("alpha", ("renyi",), "the order of the Renyi bound: 0 is IWAE's bound, 1 the ELBO; any finite number",
-           0.5, type=finite_float),
+    Option("alpha", ("renyi", "contrastive-divergence"), "for renyi, the order of the Renyi bound (0 is IWAE's "
+           "bound, 1 the ELBO; any finite number); for contrastive-divergence, the weight >= 0 of the energies' "
+           "squares added to the loss", {"renyi": 0.5, "contrastive-divergence": 0.0}, type=finite_float),
     Option("latent_mmd", ("elbo", "iwae", "renyi"), "lambda >= 0, the weight of MMD^2(q(z), p(z)) added to the loss "
            "(InfoVAE); 0 is the bound itself", 0.0, type=non_negative_float),
     Option("num_samples", ("mmd",), "r, the model's draws per data point of a batch", 1, type=common.positive_int),
@@ -81,10 +82,24 @@ OPTIONS = (
     Option("gradient_penalty", ("wasserstein",), "the weight of WGAN-GP's penalty on the critic's gradient norm",
            10.0, type=non_negative_float),
     Option("one_sided", ("wasserstein",), "penalise only gradient norms above 1", False, boolean=True),
-    Option("critic_steps", ("adversarial", "wasserstein"), "critic updates per update of the model (default: 1 for "
-           "adversarial, 5 for wasserstein)", None, type=common.positive_int),
+    Option("critic_steps", ("adversarial", "wasserstein"), "critic updates per update of the model",
+           {"adversarial": 1, "wasserstein": 5}, type=common.positive_int),
     Option("critic_lr", ("adversarial", "wasserstein"), "the critic's learning rate (default: --lr)", None,
            type=common.positive_float),
+    Option("method", ("score-matching",), "denoising, the score of the data convolved with N(0, sigma^2) (Vincent, "
+           "2011); sliced, Hyvarinen's objective along random projections (Song et al., 2019)", "denoising",
+           choices=("denoising", "sliced")),
+    Option("noise", ("score-matching",), "sigma, one noise level or a decreasing sequence of them (several fit a "
+           "noise-conditional E(x, sigma), as Song and Ermon; default: 0.1 for denoising, none for sliced)", None,
+           type=common.positive_float, nargs="+", single=True),
+    Option("projection", ("score-matching",), "the distribution of sliced score matching's projections",
+           "rademacher", choices=("rademacher", "gaussian")),
+    Option("ratio", ("nce",), "nu, the noise draws (from the Gaussian of the data's moments) per data point", 1,
+           type=common.positive_int),
+    Option("buffer", ("contrastive-divergence",), "the number of persistent Langevin chains", 10_000,
+           type=common.positive_int),
+    Option("restart", ("contrastive-divergence",), "the probability that a chain lent to a step starts again from "
+           "noise", 0.05, type=common.argument_type(float, "check_probability")),
 )
 
 
@@ -94,14 +109,23 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "inference options", "each applies to the backends it names; left out, the backend's default holds")
     for option in OPTIONS:
         names = ", ".join(option.backends)
-        value = ("on" if option.default else "off") if option.boolean else option.default
-        shown = "" if value is None or "default" in option.help else f" (default: {value})"
-        text = f"for {names}: {option.help}{shown}"
+        shown = "" if option.default is None or "default" in option.help else f" (default: {shown_default(option)})"
+        text = option.help + shown if option.help.startswith("for ") else f"for {names}: {option.help}{shown}"
         if option.boolean:
             group.add_argument(option.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             group.add_argument(option.flag, type=option.type, choices=option.choices, nargs=option.nargs,
                                default=None, help=text, metavar=None if option.choices else option.field.upper())
+
+
+def shown_default(option: Option) -> str:
+    """An option's default as ``--help`` says it: a switch's on or off, per backend where they differ."""
+    def said(value: Any) -> str:
+        return ("on" if value else "off") if option.boolean else str(value)
+
+    if isinstance(option.default, dict):
+        return ", ".join(f"{said(value)} for {name}" for name, value in option.default.items())
+    return said(option.default)
 
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,7 +140,9 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
             given = f"--inference {args.inference}" if args.inference else "the default --inference"
             args.parser.error(f"{option.flag} does not apply to {given}: it is an option of "
                               f"{' and '.join(f'--inference {name}' for name in option.backends)}")
-        options[option.field] = tuple(value) if option.nargs else value
+        if option.nargs:
+            value = value[0] if option.single and len(value) == 1 else tuple(value)
+        options[option.field] = value
     return options
 
 
@@ -138,4 +164,6 @@ def help_text() -> str:
     """What ``--inference`` says of the backends it offers and of those it does not."""
     others = "; ".join(f"{names}: not offered, as {why}" for names, why in NOT_OFFERED.items())
     return ("inference backend (default: elbo for models with latents, mle for exact-likelihood models, mmd for "
-            f"generators; adversarial is the Jensen-Shannon f-GAN, wasserstein WGAN-GP; their options below). {others}")
+            "generators, score-matching for energy models; adversarial is the Jensen-Shannon f-GAN, wasserstein "
+            "WGAN-GP; score-matching, nce and contrastive-divergence fit energy models; their options below). "
+            + others)

@@ -21,15 +21,17 @@ if TYPE_CHECKING:
     import ppgen
 
 #: the zoo's and the backends' names, as ``ppgen.training.registry`` has them (a test keeps the two in step).
-MODEL_NAMES = ("conv-generator", "conv-vae", "ddpm", "dequantized", "factor-analysis", "flowvae", "fvsbn", "generator",
-               "gmm", "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
-INFERENCE_NAMES = ("adversarial", "elbo", "iwae", "mle", "mmd", "renyi", "rws", "vimco", "wasserstein")
+MODEL_NAMES = ("conv-energy", "conv-generator", "conv-vae", "ddpm", "dequantized", "energy", "factor-analysis",
+               "flowvae", "fvsbn", "generator", "gmm", "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade",
+               "nsf", "ppca", "realnvp", "vae")
+INFERENCE_NAMES = ("adversarial", "contrastive-divergence", "elbo", "iwae", "mle", "mmd", "nce", "renyi", "rws",
+                   "score-matching", "vimco", "wasserstein")
 #: the backends that train a critic beside the model (two-player): ``--compile`` and ``--distributed`` take none yet.
 TWO_PLAYER = ("adversarial", "wasserstein")
 #: the observation likelihoods of the VAE family, as ``ppgen.models.likelihoods.LIKELIHOODS`` has them.
 LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "continuous_bernoulli", "discretised_logistic")
 #: the backends without a K (importance samples, particles), to which ``--k`` does not apply.
-WITHOUT_K = ("adversarial", "mle", "mmd", "wasserstein")
+WITHOUT_K = ("adversarial", "contrastive-divergence", "mle", "mmd", "nce", "score-matching", "wasserstein")
 #: the data sets ``--data`` names (besides ``idx:PATH``).
 DATA_NAMES = ("digits", "moons", "fashion-mnist")
 METRICS_FILE = "metrics.json"
@@ -226,21 +228,25 @@ def write_netcdf(idata: Any, out: Path) -> None:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact or the
-    model's own lower bound (``bound``, as a diffusion model's)."""
+    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact, the
+    model's own lower bound (``bound``, as a diffusion model's) or an energy model's -E(x) - log Zhat, log Z estimated
+    by annealed importance sampling (``annealed``)."""
 
     log_likelihood: float
     k: int | None
     n: int
     bound: bool = False
+    annealed: bool = False
 
     @property
     def exact(self) -> bool:
-        """Whether log p(x) is exact, rather than estimated with k importance samples or bounded by the model."""
-        return self.k is None and not self.bound
+        """Whether log p(x) is exact, rather than estimated (with k importance samples, or log Z by AIS) or bounded
+        by the model."""
+        return self.k is None and not self.bound and not self.annealed
 
     def __str__(self) -> str:
-        method = "the model's lower bound" if self.bound else "exact" if self.exact else f"k={self.k}"
+        method = ("the model's lower bound" if self.bound else "log Z by annealed importance sampling"
+                  if self.annealed else "exact" if self.exact else f"k={self.k}")
         return f"test log-likelihood {self.log_likelihood:.4f} nats per point ({method}, {self.n} points)"
 
 
@@ -262,9 +268,9 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
     log_likelihood = fit.log_prob(test, k=k, compile=compile).detach().double()
     if spacing is not None:
         log_likelihood = discrete_log_likelihood(log_likelihood, spacing, test[0].numel())
-    bound = bounds_itself(fit.model)
-    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact or bound else k, n=len(test),
-                    bound=bound)
+    bound, annealed = bounds_itself(fit.model), fit.energy is not None
+    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact or bound or annealed else k,
+                    n=len(test), bound=bound, annealed=annealed)
 
 
 #: what a run of a model without a density records and says in place of a test log-likelihood.

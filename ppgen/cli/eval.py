@@ -86,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
                    "test_figure": common.NO_DENSITY}
     else:
         estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
-        figures = {"k": estimate.k, "exact": estimate.exact, "bound": estimate.bound, "seed": seed,
-                   "test_log_likelihood": common.finite_or_none(estimate.log_likelihood)}
+        figures = {"k": estimate.k, "exact": estimate.exact, "bound": estimate.bound, "annealed": estimate.annealed,
+                   "seed": seed, "test_log_likelihood": common.finite_or_none(estimate.log_likelihood)}
     pyro.set_rng_seed(seed)  # as common.test_sample_quality, so that a generator's scores are fit's again
     # bounds, weight diagnostics and sample metrics beside the estimate, unless the guide's log w are no importance
     # weights (a DDPM's)

@@ -95,7 +95,7 @@ def accepted_options(model: str) -> set[str] | None:
     """The keyword arguments the model class takes, or None when it takes any (``**kwargs``)."""
     from ppgen.training import registry
 
-    parameters = inspect.signature(registry.MODELS[model]).parameters.values()
+    parameters = inspect.signature(registry.model_class(model)).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return {p.name for p in parameters}
@@ -109,6 +109,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
         "n_components": ("--components", args.components),
         "hidden": ("--hidden", list(args.hidden) if args.hidden else None),
         "likelihood": ("--likelihood", args.likelihood),
+        "noise_conditional": ("--noise", True if args.noise and len(args.noise) > 1 else None),  # E(x, sigma)
     }
     options = {}
     for name, (flag, value) in given.items():
@@ -259,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
         if not group.writer:
             return 0
         figures = {"test_log_likelihood": common.finite_or_none(estimate.log_likelihood), "eval_k": estimate.k,
-                   "exact": estimate.exact, "bound": estimate.bound}
+                   "exact": estimate.exact, "bound": estimate.bound, "annealed": estimate.annealed}
         result = str(estimate)
     comparable = not continuous or spacing is None or args.dequantize
     metrics = {
@@ -315,7 +316,8 @@ def report_finished(folder: Any, model: str, kind: str) -> int:
     metrics = json.loads((folder.path / common.METRICS_FILE).read_text())
     figure, quality = metrics.get("test_log_likelihood"), metrics.get("test_sample_quality")
     if isinstance(figure, float):
-        result = str(common.Estimate(figure, metrics.get("eval_k"), metrics.get("n_test"), bool(metrics.get("bound"))))
+        result = str(common.Estimate(figure, metrics.get("eval_k"), metrics.get("n_test"), bool(metrics.get("bound")),
+                                     bool(metrics.get("annealed"))))
     elif isinstance(quality, dict):  # a model without a density: the scores of its draws
         scores = [f"{name} {entry['value']:.4g}" for name, entry in quality.items()
                   if isinstance(entry, dict) and isinstance(entry.get("value"), float)]

@@ -14,7 +14,7 @@ the library writes                          a CLI user reads
 ``alpha must be ...`` (a message's start)   ``--alpha must be ...``
 =========================================  ==========================================
 
-Backends the CLI does not offer (``inference.NUTS()``, ``inference.MAP()``...) keep their Python spelling: from the
+Backends the CLI does not offer (``inference.NUTS()``, ``inference.MAP()``) keep their Python spelling: from the
 command line there is nothing else to type, and ``ppgen fit --help`` says why.
 """
 
@@ -24,10 +24,11 @@ import re
 
 from ppgen.cli.backends import OPTIONS
 
-#: the backends' classes, by name, as ``--inference`` names them (``ppgen.training.registry.INFERENCE`` reversed; a
-#: test keeps the two in step).
+#: the backends' classes, by name, as ``--inference`` names them (``ppgen.training.registry.INFERENCE`` and
+#: ``ENERGY_INFERENCE`` reversed; a test keeps them in step).
 BACKENDS = {"MLE": "mle", "ELBO": "elbo", "IWAE": "iwae", "RenyiVI": "renyi", "RWS": "rws", "VIMCO": "vimco",
-            "MMD": "mmd", "Adversarial": "adversarial", "Wasserstein": "wasserstein"}
+            "MMD": "mmd", "Adversarial": "adversarial", "Wasserstein": "wasserstein", "ScoreMatching": "score-matching",
+            "NCE": "nce", "ContrastiveDivergence": "contrastive-divergence"}
 #: keyword arguments of ``ppgen.fit``, of the models, of the backends and of the queries, as flags.
 KEYWORDS = {"k": "--k", "num_particles": "--k", "likelihood": "--likelihood", "z_dim": "--z-dim",
             "n_components": "--components", "hidden": "--hidden", "epochs": "--epochs", "batch_size": "--batch-size",
