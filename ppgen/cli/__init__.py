@@ -16,8 +16,9 @@ digest of every file), ``checkpoint.pt`` (the whole state of the run, written ev
 steps, at the end, and on SIGINT/SIGTERM: ``--resume`` continues it), ``fit.pt`` (the fitted model,
 :func:`ppgen.load` reads it back), ``metrics.json`` (the training loss per epoch and the test log-likelihood,
 with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, ``"bound": true`` and
-``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), or the importance samples
-``eval_k`` of the estimate; for a model without a density, a generator, ``"test_log_likelihood": null`` and
+``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), ``"annealed": true`` and
+``"eval_k": null`` where it is an energy model's -E(x) - log Zhat (log Z by annealed importance sampling), or the
+importance samples ``eval_k`` of the estimate; for a model without a density, a generator, ``"test_log_likelihood": null`` and
 ``"test_sample_quality"``, the scores of as many draws as the test set has points against it, with
 ``"test_figure"`` saying so), and the pictures ``samples.png``, ``latent.png`` (for models with latent
 variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's means E[x | z] of prior draws z
