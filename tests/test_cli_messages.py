@@ -36,6 +36,7 @@ ROOT = Path(ppgen.__file__).resolve().parent.parent
     ("k must be at least 2 for VIMCO", "--k must be at least 2 for VIMCO"),
     ("by ppgen.fit(..., inference=inference.NUTS())", "by ppgen.fit(..., inference=inference.NUTS())"),
     ("the k-hat of the weights, x_dim=64", "the k-hat of the weights, x_dim=64"),
+    ("folder runs/lr=0.1/seed=3 not found; lr=0.1/fit.pt", "folder runs/lr=0.1/seed=3 not found; lr=0.1/fit.pt"),
 ])
 def test_a_python_spelling_becomes_the_flag(python, cli):
     assert messages.in_cli_terms(python) == cli

@@ -18,9 +18,9 @@ steps, at the end, and on SIGINT/SIGTERM: ``--resume`` continues it), ``fit.pt``
 with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, ``"bound": true`` and
 ``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), ``"annealed": true`` and
 ``"eval_k": null`` where it is an energy model's -E(x) - log Zhat (log Z by annealed importance sampling), or the
-importance samples ``eval_k`` of the estimate; for a model without a density, a generator, ``"test_log_likelihood": null`` and
-``"test_sample_quality"``, the scores of as many draws as the test set has points against it, with
-``"test_figure"`` saying so), and the pictures ``samples.png``, ``latent.png`` (for models with latent
+importance samples ``eval_k`` of the estimate; for a model without a density, a generator,
+``"test_log_likelihood": null`` and ``"test_sample_quality"``, the scores of as many draws as the test set has points
+against it, with ``"test_figure"`` saying so), and the pictures ``samples.png``, ``latent.png`` (for models with latent
 variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's means E[x | z] of prior draws z
 where the likelihood has a mean. ``encode`` draws the run's test set in its latent space; ``posterior`` writes
 posterior draws of test points, with their diagnostics, as ArviZ's InferenceData in NetCDF. ``eval``, ``sample``,
@@ -30,10 +30,10 @@ finished run rewrites nothing, and ``eval`` keeps its earlier records of other `
 
 ``--inference`` names the backends of :mod:`ppgen.inference` that fit the zoo's models, the energy models' score
 matching, NCE and contrastive divergence among them, each with its options as flags (:mod:`ppgen.cli.backends`;
-``ppgen fit --help`` says why MAP and NUTS are not offered); ``--likelihood discretised_logistic`` gives the images as 8-bit levels round(255 x). ``sample --mean``
-writes the decoder's means E[x | z] of the same latent draws z beside the draws x ~ p(x | z). An error raised by
-the library is said in the command line's terms, ``--inference elbo`` for ``inference.ELBO()``
-(:mod:`ppgen.cli.messages`). Every ``--help`` ends with an example that runs as written.
+``ppgen fit --help`` says why MAP and NUTS are not offered); ``--likelihood discretised_logistic`` gives the images
+as 8-bit levels round(255 x). ``sample --mean`` writes the decoder's means E[x | z] of the same latent draws z beside
+the draws x ~ p(x | z). An error raised by the library is said in the command line's terms, ``--inference elbo``
+for ``inference.ELBO()`` (:mod:`ppgen.cli.messages`). Every ``--help`` ends with an example that runs as written.
 
 Data sets (``--data``):
 
@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = stop.code
             return code if isinstance(code, int) else (0 if code is None else 1)
         except (ValueError, TypeError, OSError, FloatingPointError) as error:  # OSError: files and folders named
-            print(f"ppgen: error: {in_cli_terms(str(error))}", file=sys.stderr)
+            message = str(error) if isinstance(error, OSError) else in_cli_terms(str(error))  # a path as it is
+            print(f"ppgen: error: {message}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as stop:
             return interrupted(stop, argv)

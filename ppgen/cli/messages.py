@@ -49,8 +49,8 @@ _BACKEND_CALL = re.compile(rf"(?<![\w.])(?:ppgen\.)?(?:inference\.)?({'|'.join(B
 _QUERY_CALL = re.compile(rf"(?<![\w.])fit\.({'|'.join(QUERIES)}){_ARGS}")
 _FIT_CALL = re.compile(rf"(?<![\w.])ppgen\.fit{_ARGS}")
 _VALUE = r"""(?:'[^']*'|"[^"]*"|\.\.\.|[\w.+-]+)"""
-_KEYWORD = re.compile(rf"(?:\b(with|without) )?(?<![\w.\-])({'|'.join(sorted(KEYWORDS, key=len, reverse=True))})"
-                      rf"=({_VALUE})")
+_KEYWORD = re.compile(rf"(?:\b(with|without) )?(?<![\w.\-/])({'|'.join(sorted(KEYWORDS, key=len, reverse=True))})"
+                      rf"=({_VALUE})(?![\w./])")  # not inside a path: runs/lr=0.1/fit.pt stays as it is
 _LEADING_FIELD = re.compile(rf"^({'|'.join(sorted(KEYWORDS, key=len, reverse=True))})(?= must|:| is )")
 
 
