@@ -324,8 +324,9 @@ def test_the_cli_refuses_a_generator_with_a_likelihood_based_inference(tmp_path,
                  str(run)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("ppgen: error: ") and err.count("\n") == 1, err
-    assert "ELBO(num_particles=1, kl='sampled') needs the model's density, but the model is implicit" in err
-    assert LIKELIHOOD_FREE in err
+    assert "--inference elbo needs the model's density, but the model is implicit" in err  # in the CLI's terms
+    assert "--inference mmd, --inference adversarial or --inference wasserstein" in err
+    assert LIKELIHOOD_FREE not in err
     assert not run.exists()  # refused before the run folder was made
 
 

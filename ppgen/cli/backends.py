@@ -146,20 +146,6 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def build(args: argparse.Namespace, options: dict[str, Any]) -> Any:
-    """The backend ``--inference`` names, with ``--k`` and ``options``; ``None`` for the model's default. A value the
-    backend refuses is an argparse error in the flags' terms (:func:`ppgen.cli.messages.in_cli_terms`)."""
-    from ppgen.cli.messages import in_cli_terms
-    from ppgen.training import registry
-
-    if args.inference is None:
-        return None
-    try:
-        return registry.build_inference(args.inference, k=args.k, **options)
-    except (TypeError, ValueError) as error:
-        args.parser.error(in_cli_terms(str(error)))
-
-
 def help_text() -> str:
     """What ``--inference`` says of the backends it offers and of those it does not."""
     others = "; ".join(f"{names}: not offered, as {why}" for names, why in NOT_OFFERED.items())

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ppgen.cli import backends, common, data_sets, interrupts
+from ppgen.cli.messages import in_cli_terms
 
 
 def add_parser(commands: Any) -> None:
@@ -211,7 +212,10 @@ def run(args: argparse.Namespace) -> int:
     pyro.set_rng_seed(args.seed)  # the initial weights are drawn here, before ppgen.fit seeds the training
     check_model_size(args, data.train.shape[1], options)
     model = registry.build_model(args.model, data.train.shape[1], **options)
-    backend = backends.build(args, inference_options)
+    try:
+        backend = registry.build_inference(args.inference, args.k, **inference_options) if args.inference else None
+    except (TypeError, ValueError) as error:  # a value the backend refuses: an argument error, said by its flag
+        args.parser.error(in_cli_terms(str(error)))
     spacing = grid_spacing(data.train)
     structure = inspect_program(model, data.train[:2])
     implicit = structure.implicit  # no density: the test set scores its draws, by the metrics its points allow
