@@ -27,7 +27,9 @@ class NUTS(Sampler):
 
     Arguments:
         num_samples: draws kept per chain.
-        warmup_steps: adaptation steps per chain (step size and diagonal mass matrix), discarded.
+        warmup_steps: adaptation steps per chain (step size and diagonal mass matrix), discarded; ``None`` (the
+            default) takes as many as ``num_samples``, the proportion NumPyro's and Stan's users expect (Stan's
+            1000 and 1000), so that ``NUTS(num_samples=200)`` warms up 200 steps, not 1000.
         num_chains: independent chains, for R-hat.
         target_accept_prob: the acceptance rate the step size adapts to; raise it towards 0.95 where there are
             divergences.
@@ -43,12 +45,14 @@ class NUTS(Sampler):
     """
 
     num_samples: int = 1000
-    warmup_steps: int = 1000
+    warmup_steps: int | None = None
     num_chains: int = 4
     target_accept_prob: float = 0.8
     max_tree_depth: int = 10
 
     def __post_init__(self) -> None:
+        if self.warmup_steps is None:
+            object.__setattr__(self, "warmup_steps", self.num_samples)
         for name in ("num_samples", "warmup_steps", "num_chains", "max_tree_depth"):
             check_positive_int(getattr(self, name), name)
         if not check_positive_float(self.target_accept_prob, "target_accept_prob") < 1:

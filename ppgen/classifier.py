@@ -86,27 +86,27 @@ class GenerativeClassifier:
             raise ValueError("this GenerativeClassifier is not fitted yet: call fit(x, y) first")
 
     @torch.no_grad()
-    def joint_log_prob(self, x: Any, k: int = 1000) -> Tensor:
+    def joint_log_prob(self, x: Any, k: int | None = None) -> Tensor:
         """log p(x, y = c) = log p(x|c) + log p(c) for every row and class, Tensor[N, C] in float64."""
         self._check_fitted()
-        k = check_positive_int(k, "k")
+        k = None if k is None else check_positive_int(k, "k")
         x = as_data(x, name="x")
         log_likelihood = torch.stack([f.log_prob(x, k=k).double().cpu() for f in self.fits], dim=-1)
         return log_likelihood + self.log_prior
 
-    def predict_log_proba(self, x: Any, k: int = 1000) -> Tensor:
+    def predict_log_proba(self, x: Any, k: int | None = None) -> Tensor:
         """log p(y = c | x), Tensor[N, C]."""
         return self.joint_log_prob(x, k).log_softmax(-1)
 
-    def predict_proba(self, x: Any, k: int = 1000) -> Tensor:
+    def predict_proba(self, x: Any, k: int | None = None) -> Tensor:
         """p(y = c | x) by Bayes' rule, Tensor[N, C], each row summing to one."""
         return self.predict_log_proba(x, k).exp()
 
-    def predict(self, x: Any, k: int = 1000) -> Tensor:
+    def predict(self, x: Any, k: int | None = None) -> Tensor:
         """The most probable class of each row, argmax_c p(y = c | x), LongTensor[N]."""
         return self.joint_log_prob(x, k).argmax(-1)
 
-    def log_prob(self, x: Any, k: int = 1000) -> Tensor:
+    def log_prob(self, x: Any, k: int | None = None) -> Tensor:
         """log p(x) = log sum_c p(c) p(x|c), the class-mixture density of each row, Tensor[N]."""
         return self.joint_log_prob(x, k).logsumexp(-1)
 

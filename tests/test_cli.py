@@ -19,7 +19,7 @@ import torch
 
 import ppgen
 from ppgen import cli, plots
-from ppgen.cli import common, main
+from ppgen.cli import common, data_sets, main
 from ppgen.cli import pictures as cli_pictures
 from ppgen.cli import sample as cli_sample
 
@@ -396,7 +396,7 @@ def test_fit_refuses_an_out_that_is_a_file_before_training(tmp_path, capsys, mon
 def test_a_failed_fit_leaves_no_run_folder(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["fit", "--model", "vae", "--inference", "mle", *TINY, "--out", str(run)]) == 1
-    assert_one_line_error(capsys.readouterr().err, "MLE")
+    assert_one_line_error(capsys.readouterr().err, "--inference mle needs", "use --inference elbo")
     assert not run.exists()
 
 
@@ -435,6 +435,70 @@ def test_missing_idx_file(tmp_path, capsys):
 def test_help_exits_zero(capsys):
     assert main(["--help"]) == 0
     assert "fit" in capsys.readouterr().out
+
+
+COMMANDS = ("fit", "eval", "sample", "encode", "posterior")
+
+
+def help_examples(capsys, *command: str) -> list[list[str]]:
+    """The example that ``ppgen [command] --help`` ends with: its lines, each split as a shell would."""
+    import shlex
+
+    assert main([*command, "--help"]) == 0
+    text = capsys.readouterr().out
+    head, _, tail = text.rpartition("\nexample:\n")
+    assert head and tail.endswith("\n") and "\n\n" not in tail, text  # the last thing said
+    lines = tail.splitlines()
+    assert all(line.startswith("  ppgen ") for line in lines), lines
+    return [shlex.split(line)[1:] for line in lines]
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.filterwarnings("ignore:.*Pareto k-hat above:UserWarning")  # eval's diagnostics of a 5-epoch guide
+def test_every_help_ends_with_an_example_that_runs(tmp_path, monkeypatch, capsys):
+    """The top level's example (a run fitted, evaluated, drawn from) runs as written in an empty folder; then each
+    command's, the fit's in an empty folder of its own, the others on the run the top level's example wrote. Each
+    example is a command of its own help, and every file it names is written."""
+    examples = {command: help_examples(capsys, command) for command in COMMANDS}
+    top = help_examples(capsys)
+    assert [argv[0] for argv in top] == ["fit", "eval", "sample"]
+    for command, argvs in examples.items():
+        assert argvs and all(argv[0] == command for argv in argvs), (command, argvs)
+    for folder, argvs in (("top", top), ("fit", examples["fit"]),
+                          ("top", [argv for command in COMMANDS[1:] for argv in examples[command]])):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        monkeypatch.chdir(tmp_path / folder)
+        for argv in argvs:
+            assert main(argv) == 0, (argv, capsys.readouterr().err)
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"top/runs/demo/fit.pt", "top/runs/demo/samples-16.png", "top/runs/demo/samples-16-mean.png",
+            "fit/runs/demo/fit.pt", "fit/runs/renyi/fit.pt", "top/samples.png", "top/samples-mean.png",
+            "top/latent.png", "top/post.nc"} <= written
+    assert "eval" in read_metrics(tmp_path / "top" / "runs" / "demo")
+
+
+def test_sample_mean_writes_the_means_of_the_same_draws_beside_them(vae_run, tmp_path, monkeypatch, capsys):
+    """``--mean``: the draws x ~ p(x | z) and, beside them, the means E[x | z] of the same latent draws z, each as
+    ``fit.sample(n)`` and ``fit.sample(n, mean=True)`` give them on the same seed."""
+    from pyro import poutine
+
+    drawn = {}
+    monkeypatch.setattr(common, "draw_samples", lambda x, path, **kw: drawn.__setitem__(Path(path).name, (x, kw)))
+    run, _ = vae_run
+    assert main(["sample", str(run), "-n", "16", "--seed", "3", "--mean", "--out", str(tmp_path / "s.png")]) == 0
+    assert capsys.readouterr().out == (f"wrote 16 samples to {tmp_path / 's.png'}, their means E[x | z] to "
+                                       f"{tmp_path / 's-mean.png'}\n")
+    fit = ppgen.load(run / "fit.pt")
+    traces = []
+    for mean, name in ((False, "s.png"), (True, "s-mean.png")):
+        pyro.set_rng_seed(3)
+        traces.append(poutine.trace(lambda: fit.sample(16, mean=mean)).get_trace())
+        assert torch.equal(drawn[name][0], traces[-1].nodes["_RETURN"]["value"])
+    assert torch.equal(traces[0].nodes["z"]["value"], traces[1].nodes["z"]["value"])  # the same z for both
+    x, means = drawn["s.png"][0], drawn["s-mean.png"][0]
+    assert set(x.unique().tolist()) == {0.0, 1.0} and not bool(((means == 0) | (means == 1)).all())
+    assert drawn["s-mean.png"][1]["title"] == r"decoder means $E[x \mid z]$, $z \sim p(z)$"
+    assert cli_sample.mean_path(Path("a/b.c.png")) == Path("a/b.c-mean.png")
 
 
 def test_python_m_ppgen_help():
@@ -476,7 +540,7 @@ def test_a_model_without_latents_skips_the_latent_view(tmp_path):
     fit = ppgen.fit(coins, x, epochs=1, progress=False)
     stale = tmp_path / "latent.png"
     stale.write_bytes(b"from an earlier run")
-    reason = cli_pictures.draw_latent(fit, common.Data(x, x, None, is_image=False), stale)
+    reason = cli_pictures.draw_latent(fit, data_sets.Data(x, x, None, is_image=False), stale)
     assert "no latent variables" in reason and not stale.exists()
 
 
@@ -493,7 +557,7 @@ def test_a_latent_view_without_spread_is_drawn_as_it_is(tmp_path, monkeypatch):
     drawn = {}
     monkeypatch.setattr(plots, "scatter", lambda points, path, **options: drawn.update(points=points, **options))
     fit = SimpleNamespace(encode=lambda x: torch.tensor([[0.0, 0.0, 1.0]]).expand(len(x), 3), latent_sites=("c",))
-    data = common.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
+    data = data_sets.Data(torch.zeros(5, 2), torch.zeros(5, 2), torch.arange(5), is_image=False)
     assert cli_pictures.draw_latent(fit, data, tmp_path / "latent.png") is None
     assert "the same for every point" in drawn["title"] and "nan" not in drawn["xlabel"] + drawn["ylabel"]
 
@@ -524,8 +588,8 @@ def test_the_cli_knows_the_registry_names():
     from ppgen.objective.adversary import Adversary
     from ppgen.training import registry
 
-    assert common.MODEL_NAMES == tuple(sorted(registry.MODELS))
-    assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE))
+    assert common.MODEL_NAMES == tuple(sorted(registry.MODELS | registry.ENERGY_MODELS))
+    assert common.INFERENCE_NAMES == tuple(sorted(registry.INFERENCE | registry.ENERGY_INFERENCE))
     assert common.TWO_PLAYER == tuple(sorted(n for n, b in registry.INFERENCE.items() if issubclass(b, Adversary)))
     assert common.WITHOUT_K == registry.WITHOUT_K
     assert registry.build_inference("adversarial", k=5) == ppgen.inference.Adversarial(divergence="js")

@@ -233,3 +233,38 @@ def test_a_model_that_broadcasts_over_draws_to_wrong_values_is_mapped_or_run_one
         assert not told and other.structure.plan.mapped
     per_draw = dist.Normal(fit.draws.samples["b"] @ x.T, 0.5).log_prob(y)
     torch.testing.assert_close(other.posterior(x, y).log_likelihood, per_draw)
+
+
+def test_warmup_defaults_to_the_number_of_draws_and_an_explicit_one_is_kept(monkeypatch):
+    """As NumPyro's and Stan's users expect: NUTS(num_samples=S) warms each chain up for S steps, the steps Pyro's
+    MCMC is handed; an explicit ``warmup_steps`` is kept, and one that is not a positive int is refused by name."""
+    import ppgen.inference.nuts as nuts_module
+
+    assert inference.NUTS().warmup_steps == 1000
+    assert inference.NUTS(num_samples=200).warmup_steps == 200
+    assert inference.NUTS(num_samples=200, warmup_steps=50).warmup_steps == 50
+    assert inference.NUTS(num_samples=200) == inference.NUTS(num_samples=200, warmup_steps=200)
+    with pytest.raises(ValueError, match=r"warmup_steps must be a positive int"):
+        inference.NUTS(warmup_steps=0)
+    handed = []
+    real = nuts_module.nuts
+    monkeypatch.setattr(nuts_module, "nuts", lambda *a, **kw: handed.append(kw["warmup_steps"]) or real(*a, **kw))
+    x, y = regression_data(20)
+    for backend in (inference.NUTS(num_samples=15, num_chains=1), inference.NUTS(num_samples=15, warmup_steps=7,
+                                                                                num_chains=1)):
+        fit = ppgen.fit(regression, (x, y), inference=backend, seed=0, progress=False)
+        assert fit.draws.samples["b"].shape == (15, 2)
+    assert handed == [15, 7]
+
+
+def test_log_prob_of_a_sampler_fit_refuses_k_and_says_what_it_computes(small_fit):
+    """Each p(x | theta_s) of a sampler's fit is exact (its model has no latent local to a point): there is nothing
+    for K importance samples to draw, so a k given is refused by name, before any work, and saying what is used."""
+    fit, x, y = small_fit
+    for k in (1, 1000):
+        with pytest.raises(ValueError, match=r"^k=%d: a fit by NUTS answers log p\(x\) = log \(1/S\) sum_s "
+                                             r"p\(x\|theta_s\) over its S = 200 draws, each exact: leave k out" % k):
+            fit.log_prob(x, y, k=k)
+    b = fit.draws.samples["b"]
+    torch.testing.assert_close(fit.log_prob(x, y), dist.Normal(b @ x.T, 0.5).log_prob(y).logsumexp(0)
+                               - math.log(len(b)))

@@ -5,7 +5,9 @@ r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from
     ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 50 --out runs/demo
     ppgen eval runs/demo --k 5000
     ppgen fit --model generator --data moons --inference wasserstein --out runs/wgan
-    ppgen sample runs/demo -n 64 --out samples.png
+    ppgen fit --model vae --data moons --inference renyi --alpha 0.2 --k 5 --out runs/renyi
+    ppgen fit --model vae --data digits --likelihood discretised_logistic --out runs/levels
+    ppgen sample runs/demo -n 64 --mean --out samples.png
     ppgen encode runs/demo --out latent.png
     ppgen posterior runs/demo --index 3 --method importance --out post.nc
 
@@ -14,16 +16,24 @@ digest of every file), ``checkpoint.pt`` (the whole state of the run, written ev
 steps, at the end, and on SIGINT/SIGTERM: ``--resume`` continues it), ``fit.pt`` (the fitted model,
 :func:`ppgen.load` reads it back), ``metrics.json`` (the training loss per epoch and the test log-likelihood,
 with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, ``"bound": true`` and
-``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), or the importance samples
-``eval_k`` of the estimate; for a model without a density, a generator, ``"test_log_likelihood": null`` and
-``"test_sample_quality"``, the scores of as many draws as the test set has points against it, with
-``"test_figure"`` saying so), and the pictures ``samples.png``, ``latent.png`` (for models with latent
+``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), ``"annealed": true`` and
+``"eval_k": null`` where it is an energy model's -E(x) - log Zhat (log Z by annealed importance sampling), or the
+importance samples ``eval_k`` of the estimate; for a model without a density, a generator,
+``"test_log_likelihood": null`` and ``"test_sample_quality"``, the scores of as many draws as the test set has points
+against it, with ``"test_figure"`` saying so), and the pictures ``samples.png``, ``latent.png`` (for models with latent
 variables) and ``loss.png``; for image data ``samples.png`` shows the decoder's means E[x | z] of prior draws z
 where the likelihood has a mean. ``encode`` draws the run's test set in its latent space; ``posterior`` writes
 posterior draws of test points, with their diagnostics, as ArviZ's InferenceData in NetCDF. ``eval``, ``sample``,
 ``encode`` and ``posterior`` refuse a folder whose files are not all of one run. An
 existing run is replaced only with ``--overwrite``, and stays whole until the new run is complete; ``--resume`` of a
 finished run rewrites nothing, and ``eval`` keeps its earlier records of other ``--k`` or ``--seed``.
+
+``--inference`` names the backends of :mod:`ppgen.inference` that fit the zoo's models, the energy models' score
+matching, NCE and contrastive divergence among them, each with its options as flags (:mod:`ppgen.cli.backends`;
+``ppgen fit --help`` says why MAP and NUTS are not offered); ``--likelihood discretised_logistic`` gives the images
+as 8-bit levels round(255 x). ``sample --mean`` writes the decoder's means E[x | z] of the same latent draws z beside
+the draws x ~ p(x | z). An error raised by the library is said in the command line's terms, ``--inference elbo``
+for ``inference.ELBO()`` (:mod:`ppgen.cli.messages`). Every ``--help`` ends with an example that runs as written.
 
 Data sets (``--data``):
 
@@ -56,8 +66,13 @@ import sys
 from collections.abc import Sequence
 
 from ppgen.cli import common, interrupts
+from ppgen.cli.messages import in_cli_terms
 
 __all__ = ["build_parser", "main"]
+
+#: the commands ``ppgen --help`` ends with: a run fitted, evaluated and drawn from (a test runs them).
+EXAMPLES = ("ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 5 --out runs/demo",
+            "ppgen eval runs/demo --k 100", "ppgen sample runs/demo -n 16 --mean")
 
 #: the exit status of a run stopped by each signal, as a shell reports it (128 + the signal's number).
 SIGNAL_STATUS = {"SIGINT": 130, "SIGTERM": 143}
@@ -74,7 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="ppgen",
-        description="Fit deep generative models written as Pyro programs, evaluate them, draw from them.",
+        description="Fit deep generative models written as Pyro programs, evaluate them, draw from them. Each "
+                    "command's --help ends with an example.",
+        formatter_class=common.HelpFormatter,
+        epilog=common.example(*EXAMPLES),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {ppgen.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -100,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = stop.code
             return code if isinstance(code, int) else (0 if code is None else 1)
         except (ValueError, TypeError, OSError, FloatingPointError) as error:  # OSError: files and folders named
-            print(f"ppgen: error: {error}", file=sys.stderr)
+            message = str(error) if isinstance(error, OSError) else in_cli_terms(str(error))  # a path as it is
+            print(f"ppgen: error: {message}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as stop:
             return interrupted(stop, argv)

@@ -21,26 +21,34 @@ if TYPE_CHECKING:
     import ppgen
 
 #: the zoo's and the backends' names, as ``ppgen.training.registry`` has them (a test keeps the two in step).
-MODEL_NAMES = ("conv-generator", "conv-vae", "ddpm", "dequantized", "factor-analysis", "flowvae", "fvsbn", "generator",
-               "gmm", "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade", "nsf", "ppca", "realnvp", "vae")
-INFERENCE_NAMES = ("adversarial", "elbo", "iwae", "mle", "mmd", "renyi", "rws", "vimco", "wasserstein")
+MODEL_NAMES = ("conv-energy", "conv-generator", "conv-vae", "ddpm", "dequantized", "energy", "factor-analysis",
+               "flowvae", "fvsbn", "generator", "gmm", "gmvae", "hvae", "made", "maf", "mixture-of-bernoullis", "nade",
+               "nsf", "ppca", "realnvp", "vae")
+INFERENCE_NAMES = ("adversarial", "contrastive-divergence", "elbo", "iwae", "mle", "mmd", "nce", "renyi", "rws",
+                   "score-matching", "vimco", "wasserstein")
 #: the backends that train a critic beside the model (two-player): ``--compile`` and ``--distributed`` take none yet.
 TWO_PLAYER = ("adversarial", "wasserstein")
+#: the observation likelihoods of the VAE family, as ``ppgen.models.likelihoods.LIKELIHOODS`` has them.
+LIKELIHOOD_NAMES = ("bernoulli", "gaussian", "continuous_bernoulli", "discretised_logistic")
 #: the backends without a K (importance samples, particles), to which ``--k`` does not apply.
-WITHOUT_K = ("adversarial", "mle", "mmd", "wasserstein")
+WITHOUT_K = ("adversarial", "contrastive-divergence", "mle", "mmd", "nce", "score-matching", "wasserstein")
 #: the data sets ``--data`` names (besides ``idx:PATH``).
 DATA_NAMES = ("digits", "moons", "fashion-mnist")
 METRICS_FILE = "metrics.json"
-MOONS_NOISE = 0.1
-MOONS_TRAIN, MOONS_TEST = 1000, 500
-IDX_TEST_FRACTION = 0.2
 N_SAMPLES = 64
 #: the most samples ``ppgen sample`` draws unless ``--max-samples`` raises it.
 MAX_SAMPLES = 100_000
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Shows each option's default once: appended to its help, unless the help already says it."""
+    """Shows each option's default once: appended to its help, unless the help already says it; keeps the lines of
+    an example (indented by two spaces, as :func:`example` writes them) as they are, and fills the rest."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        prose, _, lines = text.partition("\n  ")
+        filled = super()._fill_text(prose, width, indent)
+        return filled if not lines else filled + "\n" + "\n".join(indent + "  " + line.strip()
+                                                                    for line in lines.split("\n  "))
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -114,6 +122,17 @@ def data_arg(value: str) -> str:
                                      f"idx:PATH)")
 
 
+def data_kind(spec: str) -> str:
+    """``idx`` for ``idx:PATH``, else the spec itself."""
+    return "idx" if spec.startswith("idx:") else spec
+
+
+def example(*commands: str) -> str:
+    """The epilog of a command's ``--help``: commands that run as written (a test runs each, in order, in an empty
+    folder), each on its own line."""
+    return "example:\n" + "".join(f"  {command}\n" for command in commands).rstrip("\n")
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     """The options every command takes: ``--device`` and ``--threads``."""
     parser.add_argument("--device", type=device_type, default="cpu", help="where the model runs, e.g. cuda")
@@ -139,66 +158,6 @@ def set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclass(frozen=True)
-class Data:
-    """A train/test split, with test labels where the data set has them."""
-
-    train: torch.Tensor
-    test: torch.Tensor
-    test_labels: torch.Tensor | None
-    is_image: bool
-
-
-def data_kind(spec: str) -> str:
-    """``idx`` for ``idx:PATH``, else the spec itself."""
-    return "idx" if spec.startswith("idx:") else spec
-
-
-def load_data(spec: str, *, binarize: bool | None, seed: int) -> Data:
-    """Builds the train and test sets named by ``spec`` (``digits``, ``moons``, ``fashion-mnist`` or ``idx:PATH``).
-
-    Arguments:
-        spec: The data set, as given to ``--data`` (an ``idx:`` path should be absolute).
-        binarize: Whether to binarize image data; ignored for ``moons``.
-        seed: The run's seed; ``moons`` draws its train set with it and its test set with the next seed
-            (``seed + 1`` modulo 2**32).
-    """
-    from ppgen import datasets
-    from ppgen.utils.checks import SEED_LIMIT
-
-    kind = data_kind(spec)
-    if kind == "digits":
-        train = datasets.digits(split="train", binarize=bool(binarize))
-        test, labels = datasets.digits(split="test", binarize=bool(binarize), return_labels=True)
-        return Data(train, test, labels, is_image=True)
-    if kind == "moons":
-        train = datasets.moons(n=MOONS_TRAIN, noise=MOONS_NOISE, seed=seed)
-        test_seed = (seed + 1) % SEED_LIMIT
-        test, labels = datasets.moons(n=MOONS_TEST, noise=MOONS_NOISE, seed=test_seed, return_labels=True)
-        return Data(train, test, labels, is_image=False)
-    if kind == "fashion-mnist":
-        train = datasets.fashion_mnist(split="train", binarize=bool(binarize))
-        test, labels = datasets.fashion_mnist(split="test", binarize=bool(binarize), return_labels=True)
-        return Data(train, test, labels, is_image=True)
-    if kind == "idx":
-        path = Path(spec[len("idx:"):]).expanduser()
-        if path.is_dir():
-            raise IsADirectoryError(f"--data idx:{path} is a folder: give the IDX file of images in it, e.g. "
-                                    f"idx:{path / 'train-images-idx3-ubyte.gz'}")
-        if not path.is_file():
-            raise FileNotFoundError(f"IDX file {path} not found")
-        x = datasets.idx_images(path, binarize=bool(binarize))
-        n_train = round(len(x) * (1 - IDX_TEST_FRACTION))
-        if n_train < 1 or n_train >= len(x):
-            raise ValueError(f"{path} holds {len(x)} images: too few to hold out 20% as a test set")
-        return Data(x[:n_train], x[n_train:], None, is_image=True)
-    raise ValueError(f"unknown data set {spec!r}: use digits, moons, fashion-mnist or idx:PATH")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,6 +190,7 @@ def run_settings(manifest: dict[str, Any], where: Path) -> dict[str, Any]:
         "seed": lambda v: type(v) is int and 0 <= v < 2**32,
         "eval_k": lambda v: type(v) is int and v >= 1,
         "dequantize": lambda v: v is None or (type(v) is float and math.isfinite(v) and v > 0),
+        "levels": lambda v: v is None or (type(v) is int and 2 <= v <= 2**16),
     }
     for field, ok in checks.items():
         if not ok(config.get(field)):
@@ -268,21 +228,25 @@ def write_netcdf(idata: Any, out: Path) -> None:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact or the
-    model's own lower bound (``bound``, as a diffusion model's)."""
+    """The mean test log-likelihood, in nats per point, over ``n`` points; ``k`` is None where it is exact, the
+    model's own lower bound (``bound``, as a diffusion model's) or an energy model's -E(x) - log Zhat, log Z estimated
+    by annealed importance sampling (``annealed``)."""
 
     log_likelihood: float
     k: int | None
     n: int
     bound: bool = False
+    annealed: bool = False
 
     @property
     def exact(self) -> bool:
-        """Whether log p(x) is exact, rather than estimated with k importance samples or bounded by the model."""
-        return self.k is None and not self.bound
+        """Whether log p(x) is exact, rather than estimated (with k importance samples, or log Z by AIS) or bounded
+        by the model."""
+        return self.k is None and not self.bound and not self.annealed
 
     def __str__(self) -> str:
-        method = "the model's lower bound" if self.bound else "exact" if self.exact else f"k={self.k}"
+        method = ("the model's lower bound" if self.bound else "log Z by annealed importance sampling"
+                  if self.annealed else "exact" if self.exact else f"k={self.k}")
         return f"test log-likelihood {self.log_likelihood:.4f} nats per point ({method}, {self.n} points)"
 
 
@@ -304,9 +268,9 @@ def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int
     log_likelihood = fit.log_prob(test, k=k, compile=compile).detach().double()
     if spacing is not None:
         log_likelihood = discrete_log_likelihood(log_likelihood, spacing, test[0].numel())
-    bound = bounds_itself(fit.model)
-    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact or bound else k, n=len(test),
-                    bound=bound)
+    bound, annealed = bounds_itself(fit.model), fit.energy is not None
+    return Estimate(log_likelihood.mean().item(), k=None if fit.structure.exact or bound or annealed else k,
+                    n=len(test), bound=bound, annealed=annealed)
 
 
 #: what a run of a model without a density records and says in place of a test log-likelihood.

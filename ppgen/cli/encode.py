@@ -6,7 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ppgen.cli import common
+from ppgen.cli import common, data_sets
+
+
+#: the commands its ``--help`` ends with, after the run that ``ppgen fit --help``'s example writes.
+EXAMPLES = ("ppgen encode runs/demo --out latent.png",)
 
 
 def add_parser(commands: Any) -> None:
@@ -17,6 +21,7 @@ def add_parser(commands: Any) -> None:
         description="Load RUN/fit.pt, encode the run's test set, E[z | x] per point, and draw it in 2-D (PCA where "
                     "z has more than two dimensions), coloured by the test labels where the data set has them.",
         formatter_class=common.HelpFormatter,
+        epilog=common.example(*EXAMPLES),
     )
     encode.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     encode.add_argument("--out", type=Path, default=None, metavar="FILE",
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     common.check_picture_out(out, "encoded.png")
     fit, manifest = common.load_run(args.run, args.device)
     config = common.run_settings(manifest, args.run / "manifest.json")
-    data = common.load_data(config["data"], binarize=config["binarize"], seed=config["seed"])
+    data = data_sets.run_data(config)
 
     import pyro
 

@@ -10,7 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ppgen.cli import common
+from ppgen.cli import common, data_sets
+
+
+#: the commands its ``--help`` ends with, after the run that ``ppgen fit --help``'s example writes.
+EXAMPLES = ("ppgen eval runs/demo --k 100 --metrics mmd",)
 
 
 def add_parser(commands: Any) -> None:
@@ -23,6 +27,7 @@ def add_parser(commands: Any) -> None:
                     "generator) has its draws scored alone. The files must all be those of one run (its manifest's "
                     "digests).",
         formatter_class=common.HelpFormatter,
+        epilog=common.example(*EXAMPLES),
     )
     evaluate.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     evaluate.add_argument("--k", type=common.positive_int, default=None,
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{metrics_path}: expected a JSON object, got {type(metrics).__name__}")
     k = args.k if args.k is not None else config["eval_k"]
     seed = args.seed if args.seed is not None else config["seed"]
-    data = common.load_data(config["data"], binarize=config["binarize"], seed=config["seed"])
+    data = data_sets.run_data(config)
 
     import pyro
 
@@ -81,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
                    "test_figure": common.NO_DENSITY}
     else:
         estimate = common.test_log_likelihood(fit, data.test, k=k, seed=seed, spacing=spacing, compile=compile)
-        figures = {"k": estimate.k, "exact": estimate.exact, "bound": estimate.bound, "seed": seed,
-                   "test_log_likelihood": common.finite_or_none(estimate.log_likelihood)}
+        figures = {"k": estimate.k, "exact": estimate.exact, "bound": estimate.bound, "annealed": estimate.annealed,
+                   "seed": seed, "test_log_likelihood": common.finite_or_none(estimate.log_likelihood)}
     pyro.set_rng_seed(seed)  # as common.test_sample_quality, so that a generator's scores are fit's again
     # bounds, weight diagnostics and sample metrics beside the estimate, unless the guide's log w are no importance
     # weights (a DDPM's)

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ppgen.cli import common, interrupts
+from ppgen.cli import backends, common, data_sets, interrupts
+from ppgen.cli.messages import in_cli_terms
 
 
 def add_parser(commands: Any) -> None:
@@ -22,14 +23,14 @@ def add_parser(commands: Any) -> None:
                     "metrics.json, pictures) into --out. SIGINT or SIGTERM stops after the current step and "
                     "writes a checkpoint; the same command with --resume continues it.",
         formatter_class=common.HelpFormatter,
+        epilog=common.example(*EXAMPLES),
     )
     fit.add_argument("--model", default="vae", choices=common.MODEL_NAMES, help="model family")
     fit.add_argument("--data", default="digits", type=common.data_arg, help="digits, moons, fashion-mnist, or idx:PATH")
-    fit.add_argument("--inference", default=None, choices=common.INFERENCE_NAMES,
-                     help="inference backend (default: elbo for models with latents, mle for exact-likelihood models, "
-                          "mmd for generators; adversarial is the Jensen-Shannon f-GAN, wasserstein WGAN-GP)")
+    fit.add_argument("--inference", default=None, choices=common.INFERENCE_NAMES, help=backends.help_text())
     fit.add_argument("--k", type=common.positive_int, default=None,
-                     help="importance samples for iwae, particles for elbo (default: the backend's)")
+                     help="particles for elbo, importance samples for iwae, renyi, rws and vimco (default: the "
+                          "backend's)")
     fit.add_argument("--epochs", type=common.positive_int, default=50, help="passes over the training set")
     fit.add_argument("--batch-size", type=common.positive_int, default=128, help="data points per step")
     fit.add_argument("--lr", type=common.positive_float, default=1e-3, help="learning rate of Adam")
@@ -38,9 +39,10 @@ def add_parser(commands: Any) -> None:
                      help="mixture components, for gmm (default: the model's)")
     fit.add_argument("--hidden", type=common.positive_int, nargs="+", default=None,
                      help="hidden layer widths, for vae (default: the model's)")
-    fit.add_argument("--likelihood", choices=["bernoulli", "gaussian", "continuous_bernoulli"], default=None,
-                     help="observation likelihood, for the VAE family (default: bernoulli for images, "
-                          "gaussian for moons)")
+    fit.add_argument("--likelihood", choices=common.LIKELIHOOD_NAMES, default=None,
+                     help="observation likelihood, for the VAE family (default: bernoulli for images, gaussian for "
+                          "moons); discretised_logistic models an image's pixels as 8-bit levels 0..255, "
+                          "round(255 x)")
     fit.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
                      help="binarize image data (default: when the likelihood is Bernoulli)")
     fit.add_argument("--dequantize", action="store_true",
@@ -66,14 +68,20 @@ def add_parser(commands: Any) -> None:
     again.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its checkpoint (the same arguments, bitwise on CPU)")
     common.add_common(fit)
+    backends.add_options(fit)
     fit.set_defaults(func=run, parser=fit)
+
+
+#: the commands ``ppgen fit --help`` ends with (a test runs them).
+EXAMPLES = ("ppgen fit --model vae --data digits --inference iwae --k 5 --epochs 5 --out runs/demo",
+            "ppgen fit --model vae --data moons --inference renyi --alpha 0.5 --k 5 --epochs 2 --out runs/renyi")
 
 
 #: the flag of each setting the CLI records in a run's manifest (``config.extra``), and of each model option.
 FLAGS = {"model": "--model", "inference": "--inference", "k": "--k", "data": "--data", "binarize": "--binarize",
          "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "eval_k": "--eval-k",
          "device": "--device", "dequantize": "--dequantize", "z_dim": "--z-dim", "n_components": "--components",
-         "hidden": "--hidden", "likelihood": "--likelihood"}
+         "hidden": "--hidden", "likelihood": "--likelihood", **{o.field: o.flag for o in backends.OPTIONS}}
 
 
 def run_folder(text: str) -> Path:
@@ -88,7 +96,7 @@ def accepted_options(model: str) -> set[str] | None:
     """The keyword arguments the model class takes, or None when it takes any (``**kwargs``)."""
     from ppgen.training import registry
 
-    parameters = inspect.signature(registry.MODELS[model]).parameters.values()
+    parameters = inspect.signature(registry.model_class(model)).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return {p.name for p in parameters}
@@ -102,6 +110,7 @@ def model_options(args: argparse.Namespace) -> dict[str, Any]:
         "n_components": ("--components", args.components),
         "hidden": ("--hidden", list(args.hidden) if args.hidden else None),
         "likelihood": ("--likelihood", args.likelihood),
+        "noise_conditional": ("--noise", True if args.noise and len(args.noise) > 1 else None),  # E(x, sigma)
     }
     options = {}
     for name, (flag, value) in given.items():
@@ -164,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
     if kind == "moons" and args.binarize is not None:
         args.parser.error("--binarize/--no-binarize applies to image data (digits, fashion-mnist, idx:PATH), "
                           "not moons")
+    if kind == "moons" and args.likelihood == "discretised_logistic":
+        args.parser.error("--likelihood discretised_logistic models the 8-bit levels of image data (digits, "
+                          "fashion-mnist, idx:PATH), not the real points of moons: use --likelihood gaussian")
+    inference_options = backends.given_options(args)
     with interrupts.deferred():  # SIGINT waits for the imports' end (see ppgen.cli.interrupts)
         import pyro
         import torch
@@ -183,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
                           f"--distributed is not given: each would fit alone and write the same run folder; pass "
                           f"--distributed to train them together")
     options = model_options(args)
+    levels = data_sets.levels_of(options.get("likelihood"))
     binarize = None
     if kind != "moons":
         binarize = args.binarize if args.binarize is not None else options.get("likelihood") == "bernoulli"
@@ -191,13 +205,17 @@ def run(args: argparse.Namespace) -> int:
         RunFolder(out).check_writable(overwrite=args.overwrite, resume=args.resume, label="--out")  # before any work
     config = {"model": args.model, "model_options": options, "inference": args.inference, "k": args.k,
               "data": args.data, "binarize": binarize, "epochs": args.epochs, "batch_size": args.batch_size,
-              "lr": args.lr, "seed": args.seed, "eval_k": args.eval_k, "device": str(args.device)}
-    data = common.load_data(args.data, binarize=binarize, seed=args.seed)
+              "lr": args.lr, "seed": args.seed, "eval_k": args.eval_k, "device": str(args.device), "levels": levels,
+              "inference_options": {k: list(v) if isinstance(v, tuple) else v for k, v in inference_options.items()}}
+    data = data_sets.load_data(args.data, binarize=binarize, seed=args.seed, levels=levels)
     check_particles(args, min(args.batch_size, len(data.train)))
     pyro.set_rng_seed(args.seed)  # the initial weights are drawn here, before ppgen.fit seeds the training
     check_model_size(args, data.train.shape[1], options)
     model = registry.build_model(args.model, data.train.shape[1], **options)
-    backend = registry.build_inference(args.inference, k=args.k) if args.inference is not None else None
+    try:
+        backend = registry.build_inference(args.inference, args.k, **inference_options) if args.inference else None
+    except (TypeError, ValueError) as error:  # a value the backend refuses: an argument error, said by its flag
+        args.parser.error(in_cli_terms(str(error)))
     spacing = grid_spacing(data.train)
     structure = inspect_program(model, data.train[:2])
     implicit = structure.implicit  # no density: the test set scores its draws, by the metrics its points allow
@@ -246,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
         if not group.writer:
             return 0
         figures = {"test_log_likelihood": common.finite_or_none(estimate.log_likelihood), "eval_k": estimate.k,
-                   "exact": estimate.exact, "bound": estimate.bound}
+                   "exact": estimate.exact, "bound": estimate.bound, "annealed": estimate.annealed}
         result = str(estimate)
     comparable = not continuous or spacing is None or args.dequantize
     metrics = {
@@ -279,10 +297,12 @@ def check_same_arguments(source: Any, config: dict[str, Any]) -> None:
     recorded = source.read_manifest()["config"].get("extra") if source.manifest_path.is_file() else None
     if not isinstance(recorded, dict):
         return
+    nested = ("model_options", "inference_options")
     pairs = [(key, config.get(key), recorded.get(key)) for key in sorted(set(config) | set(recorded))
-             if key != "model_options"]
-    mine, theirs = config.get("model_options") or {}, recorded.get("model_options") or {}
-    pairs += [(key, mine.get(key), theirs.get(key)) for key in sorted(set(mine) | set(theirs))]
+             if key not in nested]
+    for group in nested:
+        mine, theirs = config.get(group) or {}, recorded.get(group) or {}
+        pairs += [(key, mine.get(key), theirs.get(key)) for key in sorted(set(mine) | set(theirs))]
 
     def shown(value: Any) -> str:
         return "not given" if value is None else " ".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -300,7 +320,8 @@ def report_finished(folder: Any, model: str, kind: str) -> int:
     metrics = json.loads((folder.path / common.METRICS_FILE).read_text())
     figure, quality = metrics.get("test_log_likelihood"), metrics.get("test_sample_quality")
     if isinstance(figure, float):
-        result = str(common.Estimate(figure, metrics.get("eval_k"), metrics.get("n_test"), bool(metrics.get("bound"))))
+        result = str(common.Estimate(figure, metrics.get("eval_k"), metrics.get("n_test"), bool(metrics.get("bound")),
+                                     bool(metrics.get("annealed"))))
     elif isinstance(quality, dict):  # a model without a density: the scores of its draws
         scores = [f"{name} {entry['value']:.4g}" for name, entry in quality.items()
                   if isinstance(entry, dict) and isinstance(entry.get("value"), float)]

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ppgen.cli import common
+from ppgen.cli import common, data_sets
 
 if TYPE_CHECKING:
     import ppgen
 
 
-def draw_pictures(fit: ppgen.Fit, data: common.Data, folder: Any, seed: int) -> tuple[list[str], str | None]:
+def draw_pictures(fit: ppgen.Fit, data: data_sets.Data, folder: Any, seed: int) -> tuple[list[str], str | None]:
     """samples.png, latent.png (where the model has latents) and loss.png, each recorded in the manifest;
     returns their names, and why latent.png was skipped (``None`` where it was drawn)."""
     import pyro
@@ -38,7 +38,7 @@ def draw_pictures(fit: ppgen.Fit, data: common.Data, folder: Any, seed: int) -> 
     return names, skipped
 
 
-def draw_latent(fit: ppgen.Fit, data: common.Data, path: Path) -> str | None:
+def draw_latent(fit: ppgen.Fit, data: data_sets.Data, path: Path) -> str | None:
     """Draws a 2-D view of E[z|x] over the test set, for the latent site z that ``fit.encode`` answers about.
 
     For a discrete site c that the model sums out, E[c|x] is the posterior p(c|x) (see :meth:`ppgen.Fit.encode`).

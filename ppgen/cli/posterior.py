@@ -6,9 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ppgen.cli import common
+from ppgen.cli import common, data_sets
 
 METHODS = ("guide", "importance", "nuts")
+
+
+#: the commands its ``--help`` ends with, after the run that ``ppgen fit --help``'s example writes.
+EXAMPLES = ("ppgen posterior runs/demo --index 0 1 --method importance --num-samples 100 --out post.nc",)
 
 
 def add_parser(commands: Any) -> None:
@@ -21,6 +25,7 @@ def add_parser(commands: Any) -> None:
                     "their diagnostics, the per-point log-likelihood and the data as an ArviZ InferenceData in "
                     "NetCDF (read it back with arviz.from_netcdf).",
         formatter_class=common.HelpFormatter,
+        epilog=common.example(*EXAMPLES),
     )
     posterior.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     posterior.add_argument("--index", type=common.non_negative_int, nargs="+", default=[0], metavar="I",
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     common.check_picture_out(out, "post.nc")
     fit, manifest = common.load_run(args.run, args.device)
     config = common.run_settings(manifest, args.run / "manifest.json")
-    data = common.load_data(config["data"], binarize=config["binarize"], seed=config["seed"])
+    data = data_sets.run_data(config)
     outside = [i for i in args.index if i >= len(data.test)]
     if outside:
         raise ValueError(f"--index {outside[0]} is outside the run's test set of {len(data.test)} points")

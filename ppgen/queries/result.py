@@ -32,6 +32,10 @@ from ppgen.utils.checks import check_choice, check_positive_int
 from ppgen.utils.paths import check_output_file, naming_path
 
 
+#: K, the importance samples of :meth:`Fit.log_prob`'s estimate where none is given.
+DEFAULT_K = 1000
+
+
 class Fit:
     """A fitted generative model.
 
@@ -115,18 +119,20 @@ class Fit:
         return query_batch(self.structure, self.example, self.device, inputs, name)
 
     @torch.no_grad()
-    def log_prob(self, *inputs: Any, k: int = 1000, compile: bool | str = False) -> Tensor:
+    def log_prob(self, *inputs: Any, k: int | None = None, compile: bool | str = False) -> Tensor:
         """log p(x) for each row of x, Tensor[N] (given the model's further inputs, ``log_prob(x, y)``).
 
         Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
         enumeration); the model's own lower bound where its ``log_prob`` is marked one (``log_prob_is_bound = True``,
         a diffusion model's; ``k`` is then unused); otherwise the importance-sampled estimate
-        log (1/K) sum_k p(x, z_k) / q(z_k|x) with z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k``: a lower
-        bound in expectation that tightens as K grows. With global latents, the posterior predictive log
-        E_q(theta)[p(x|theta)]; for a fit by a sampler, log (1/S) sum_s p(x|theta_s) over its S draws (``k`` is then
-        unused). For an energy-based model (``ppgen.Unnormalized``), an estimate: -E(x) - log Zhat, log Z estimated
-        once by annealed importance sampling and kept (:meth:`log_normalizer`, which gives its standard error, the
-        error of every row alike; ``k`` is then unused).
+        log (1/K) sum_k p(x, z_k) / q(z_k|x) with z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k`` (default
+        :data:`DEFAULT_K`): a lower bound in expectation that tightens as K grows. With global latents, the posterior
+        predictive log E_q(theta)[p(x|theta)]; for a fit by a sampler, log (1/S) sum_s p(x|theta_s) over its S draws,
+        each p(x|theta_s) exact (a sampler's model has no latent local to a point, or sums it out), so that there is
+        nothing for importance samples to draw (``k`` is refused). For an energy-based model
+        (``ppgen.Unnormalized``), an estimate: -E(x) - log Zhat, log Z estimated once by annealed importance sampling
+        and kept (:meth:`log_normalizer`, which gives its standard error, the error of every row alike; ``k`` is then
+        unused).
 
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
         ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
@@ -134,9 +140,13 @@ class Fit:
         each checked against the plain pass on the same draws (see :class:`ppgen.queries.density.Estimates`).
 
         Raises:
-            ValueError: an implicit model (a generator, x = G(z)), which has no density: it answers :meth:`sample`.
+            ValueError: an implicit model (a generator, x = G(z)), which has no density: it answers :meth:`sample`;
+                a ``k`` given to a fit by a sampler.
         """
-        k = check_positive_int(k, "k")
+        if self.draws is not None and k is not None:
+            raise ValueError(f"k={k!r}: a fit by {type(self.inference).__name__} answers log p(x) = log (1/S) sum_s "
+                             f"p(x|theta_s) over its S = {self.draws.num_draws} draws, each exact: leave k out")
+        k = check_positive_int(DEFAULT_K if k is None else k, "k")
         compile = check_compile(compile)
         check_density(self.structure, "log_prob(x)")
         if self.draws is not None:
