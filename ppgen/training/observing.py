@@ -43,8 +43,8 @@ class Observers:
     def refuse_sampler(self, inference: Any) -> None:
         """A ``ValueError`` where a sampler (``inference.NUTS``), which draws once without epochs, is given
         validation data, callbacks or a log_dir."""
-        given = [name for name, value in (("validation", self.validation), ("callbacks", self.callbacks),
-                                          ("log_dir", self.log_dir)) if value is not None and value != []]
+        given = [name for name, given in (("validation", self.validation is not None), ("callbacks", self.callbacks),
+                                          ("log_dir", self.log_dir is not None)) if given]
         if isinstance(inference, Sampler) and given:
             raise ValueError(f"{given[0]}: {inference!r} draws from the posterior once, without epochs for "
                              f"{given[0]} to watch: leave it out")
@@ -57,7 +57,7 @@ class Observers:
         batch = validation_batch(self.validation, structure, example, inference, device)
         self.validation = batch
         self.checked = Validation(module, lambda: validation_loss(module, structure, inference, batch, batch_size,
-                                                                  seed), self.patience, self.keep)
+                                                                  seed), self.patience, self.keep, batch.float_dtype)
 
     def checkers(self) -> dict[str, Callable[..., None]]:
         """What checks a checkpoint's state of each stateful callback, by name."""

@@ -116,6 +116,7 @@ class Validation(Callback):
         loss: the validation loss of the model as it stands (:func:`validation_loss` with the rest bound).
         patience: epochs without improvement before the fit stops; ``None``: never.
         keep: ``"best"`` keeps a copy of the parameters of the best epoch so far; ``"last"`` does not.
+        dtype: the floating-point dtype of the fit (the data's), which the kept parameters have.
 
     Attributes:
         history: the validation loss of each epoch.
@@ -126,8 +127,9 @@ class Validation(Callback):
 
     name = "validation"
 
-    def __init__(self, module: nn.Module, loss: Callable[[], float], patience: int | None, keep: str) -> None:
-        self.module, self.loss, self.patience, self.keep = module, loss, patience, keep
+    def __init__(self, module: nn.Module, loss: Callable[[], float], patience: int | None, keep: str,
+                 dtype: torch.dtype) -> None:
+        self.module, self.loss, self.patience, self.keep, self.dtype = module, loss, patience, keep, dtype
         self.history: list[float] = []
         self.best_epoch: int | None = None
         self.waited = 0
@@ -172,7 +174,8 @@ class Validation(Callback):
         if (best is None) != (self.keep != "best" or best_epoch is None):
             raise bad("best", "the best epoch's parameters where keep='best', else None")
         if best is not None and (not isinstance(best, dict) or set(best) != set(expected) or not all(
-                isinstance(t, Tensor) and t.shape == expected[k].shape and t.dtype == expected[k].dtype
+                isinstance(t, Tensor) and t.shape == expected[k].shape
+                and t.dtype == (self.dtype if expected[k].is_floating_point() else expected[k].dtype)
                 and (not t.is_floating_point() or bool(torch.isfinite(t).all())) for k, t in best.items())):
             raise bad("best", f"the parameters {sorted(expected)}, each finite, of its shape and dtype")
 
