@@ -20,7 +20,6 @@ import ppgen
 from ppgen import inference, models
 from ppgen.program.inputs import Batch
 from ppgen.run.signals import Interrupted
-from ppgen.training.callbacks import Callback
 from programs import coin_rows, regression, regression_data, small_vae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -232,7 +231,7 @@ def test_a_callback_sees_each_epoch_and_may_stop_the_fit():
     assert seen[1][3]["seconds"] > 0
 
 
-class Beta(Callback):
+class Beta(ppgen.Callback):
     """A user's stateful callback: a KL weight annealed over the epochs, written into the model's buffer, and a count
     of its calls kept in the run's checkpoints."""
 
@@ -354,9 +353,7 @@ def test_tensorboard_holds_the_curves_and_the_pictures(tmp_path):
 
 def test_tensorboard_pictures_at_their_interval_and_a_model_without_latents(tmp_path):
     pytest.importorskip("tensorboard")
-    from ppgen.training.tensorboard import TensorBoard
-
-    board = TensorBoard(tmp_path / "tb", pictures_every=2, x=ppca_rows(30))
+    board = ppgen.TensorBoard(tmp_path / "tb", pictures_every=2, x=ppca_rows(30))
     fit = ppgen.fit(ppca(), ppca_rows(100), inference=inference.MLE(), epochs=5, batch_size=50, progress=False,
                     callbacks=[board])
     board.close()

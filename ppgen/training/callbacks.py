@@ -62,6 +62,8 @@ class EpochEnd:
         model: the program being fitted (in training mode; a callback that queries it puts it in eval mode
             within :func:`aside`).
         step: the gradient steps taken so far.
+        make_fit: what builds :attr:`fit`.
+        stopped: why a callback asked the fit to stop (:meth:`stop`), or ``None``.
     """
 
     epoch: int
