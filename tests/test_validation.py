@@ -411,3 +411,20 @@ def test_validation_is_refused_where_it_does_not_apply():
     x, y = regression_data(20)
     with pytest.raises(ValueError, match="validation: .*draws from the posterior once"):
         ppgen.fit(regression, (x, y), inference=inference.NUTS(num_samples=5), validation=(x[:5], y[:5]))
+
+
+def test_tensorboard_says_which_pictures_a_model_cannot_give(tmp_path):
+    """A conditional model's draws and codes need its condition c: the pictures are left out, and a text entry says
+    why, once."""
+    pytest.importorskip("tensorboard")
+    ppgen.seed(0)
+    x, c = coin_rows(40), torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(0))
+    ppgen.fit(models.CVAE(x_dim=6, c_dim=3, hidden=(8,)), (x, c), epochs=2, batch_size=20, progress=False,
+              log_dir=tmp_path / "tb", callbacks=[ppgen.TensorBoard(tmp_path / "every", pictures_every=1)])
+    for folder in ("tb", "every"):
+        _, events = scalars(tmp_path / folder)
+        assert events.Tags()["images"] == []
+        texts = [e.tensor_proto.string_val[0].decode() for tag in events.Tags()["tensors"] if "pictures/skipped" in tag
+                 for e in events.Tensors(tag)]
+        assert sorted(texts) == [f"{name}: the model takes inputs besides x, which its draws and its codes need"
+                                 for name in ("latent", "samples")]

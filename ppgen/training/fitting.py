@@ -28,8 +28,8 @@ from ppgen.run.opening import describe, fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
                                      check_run_arguments, check_state_between_steps, check_step_budget)
-from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.callbacks import EpochEnd
+from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.observing import check_observers
 from ppgen.training.optimizers import optimizer_factory
@@ -104,12 +104,6 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             step on the same draws; a program the trace cannot take runs the plain step (see
             :mod:`ppgen.program.fastpath`). The seconds each batch shape's capture took are logged at level INFO by the
             ``ppgen.program.fastpath`` logger.
-
-    The run watched from epoch to epoch (:mod:`ppgen.training.observing`); at each epoch's end a line (epoch, loss,
-    validation loss, seconds) goes to the ``ppgen.training.epochs`` logger at level INFO, which ``ppgen fit`` shows
-    where stderr is not a terminal:
-
-    Arguments:
         validation: held-out rows, given as ``data`` is (x, or aligned inputs): at each epoch's end the objective's
             loss on them, the training loss's own estimator without gradient and with fixed draws
             (:mod:`ppgen.training.validation`), goes to ``fit.validation_history`` (and the run's checkpoints).
@@ -121,6 +115,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         log_dir: a folder for TensorBoard's event files (:mod:`ppgen.training.tensorboard`; ``pip install
             "ppgen[tensorboard]"``): the training and validation losses, the learning rate, skipped batches, and
             every 10 epochs pictures of samples and of the latent space.
+
+    What watches the run from epoch to epoch is :mod:`ppgen.training.observing`'s; at each epoch's end a line (epoch,
+    loss, validation loss, seconds) goes to the ``ppgen.training.epochs`` logger at level INFO, which ``ppgen fit``
+    shows where stderr is not a terminal (a library call prints nothing unasked).
 
     Returns:
         The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, ``skipped``, the number

@@ -87,21 +87,30 @@ class TensorBoard(Callback):
         """The samples' and the latent pictures of the model as it stands, at the epoch's step."""
         from ppgen import plots
 
-        fit = end.fit
-        drawers = {"samples": lambda: self._samples(fit)}
-        if self.x is not None:
-            drawers["latent"] = lambda: plots.latent(fit, self.x)
+        with aside(end.model, self.seed):
+            fit = end.fit
+        if fit.structure.num_inputs > 1:
+            for name in ("samples", "latent"):
+                self.skip(name, "the model takes inputs besides x, which its draws and its codes need", end.epoch)
+        elif self.x is None:
+            self.skip("latent", "no rows to encode were given (x=None)", end.epoch)
+        drawers = {"samples": lambda: self._samples(fit), "latent": lambda: plots.latent(fit, self.x)}
         for name, draw in drawers.items():
             if name in self.skipped:
                 continue
             try:
                 with aside(end.model, self.seed):
                     figure = draw()
-            except ValueError as error:  # the model does not answer this picture's query: said once, in the log
-                self.skipped[name] = str(error)
-                self.writer.add_text("pictures/skipped", f"{name}: {error}", end.epoch)
+            except ValueError as error:  # the model does not answer this picture's query (no latents to encode)
+                self.skip(name, str(error), end.epoch)
                 continue
             self.writer.add_figure(f"pictures/{name}", figure, end.epoch, close=True)
+
+    def skip(self, name: str, why: str, epoch: int) -> None:
+        """Leave the picture ``name`` out from now on, and say why once, as the text entry ``pictures/skipped``."""
+        if name not in self.skipped:
+            self.skipped[name] = why
+            self.writer.add_text("pictures/skipped", f"{name}: {why}", epoch)
 
     @staticmethod
     def _samples(fit: Any) -> Any:
