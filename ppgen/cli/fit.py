@@ -57,13 +57,13 @@ def add_parser(commands: Any) -> None:
                           "(the objective's, as in training) metrics.json records at each epoch; 0 for none (default: "
                           f"{DEFAULT_SPLIT}, where the model and the objective take held-out rows)")
     fit.add_argument("--patience", type=common.positive_int, default=None, metavar="EPOCHS",
-                     help="stop after this many epochs without a lower validation loss")
+                     help="stop after this many epochs without a lower validation loss (default: train every epoch)")
     fit.add_argument("--keep", choices=["last", "best"], default="last",
                      help="the parameters the fit keeps: the last epoch's, or those of the lowest validation loss")
     fit.add_argument("--tensorboard", type=run_folder, default=None, metavar="DIR",
                      help="write TensorBoard event files into DIR: the losses, the learning rate, skipped batches, and "
                           "pictures of samples and of the latent space every 10 epochs (pip install "
-                          "\"ppgen[tensorboard]\")")
+                          "\"ppgen[tensorboard]\"; default: none)")
     fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on a terminal; elsewhere a line per epoch)")
     fit.add_argument("--out", type=run_folder, default=None, metavar="RUN",
