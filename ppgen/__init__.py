@@ -62,8 +62,8 @@ _LAZY = {
     "seed": "ppgen.utils.seeding",
 }
 __all__ = ["Callback", "DATA_PLATE", "Diverged", "EpochEnd", "Fit", "GenerativeClassifier", "Interrupted", "Model",
-           "Posterior", "Structure", "TensorBoard", "Unnormalized", "datasets", "fit", "inference", "load", "log_weights",
-           "models", "plots", "seed"]
+           "Posterior", "Structure", "TensorBoard", "Unnormalized", "datasets", "fit", "inference", "load",
+           "log_weights", "models", "plots", "seed"]
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ import ppgen
 from ppgen import inference, models
 from ppgen.program.inputs import Batch
 from ppgen.run.signals import Interrupted
-from programs import coin_rows, regression, regression_data, small_vae
+from programs import GaussianEnergy, coin_rows, correlated_gaussian, regression, regression_data, small_vae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,6 +44,11 @@ def held_out_log_likelihood(fit: ppgen.Fit, x: torch.Tensor) -> float:
                           float(fit.model.log_sigma.detach().exp()))
     covariance = weight @ weight.T + sigma**2 * np.eye(4)
     return float(multivariate_normal(loc, covariance).logpdf(x.numpy()).mean())
+
+
+def same_parameters(a: ppgen.Fit, b: ppgen.Fit) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(),
+                                                 strict=True))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -79,8 +84,20 @@ def test_validation_leaves_the_training_as_it_was():
     watched = ppgen.fit(small_vae(), x, inference=inference.IWAE(k=3), epochs=3, batch_size=16, progress=False,
                         validation=x_val)
     assert watched.history == plain.history
-    assert all(torch.equal(a, b) for a, b in zip(watched.model.state_dict().values(), plain.model.state_dict().values()))
+    assert same_parameters(watched, plain)
     assert len(watched.validation_history) == 3 and all(math.isfinite(v) for v in watched.validation_history)
+
+
+def test_validation_puts_back_the_chains_an_objective_carries():
+    """Contrastive divergence's loss moves its persistent chains; the validation passes put them back, so that a fit
+    with validation trains as one without, chains included."""
+    x = correlated_gaussian(96)[0]
+    fits = [ppgen.fit(GaussianEnergy(2), x[:64], inference=inference.ContrastiveDivergence(buffer=32), epochs=2,
+                      batch_size=16, progress=False, seed=0, **extra) for extra in ({}, {"validation": x[64:]})]
+    assert fits[1].history == fits[0].history and len(fits[1].validation_history) == 2
+    assert same_parameters(fits[1], fits[0])
+    chains = [fit.inference.persistent_state()["chains"] for fit in fits]
+    assert torch.equal(chains[1], chains[0])
 
 
 def test_the_validation_draws_are_the_same_every_epoch():
@@ -185,10 +202,10 @@ def test_a_stopped_run_with_validation_resumes_bitwise(tmp_path, stop_at):
     resumed = ppgen.fit(small_vae(), x, out=tmp_path / "run", checkpoint_every=3, resume=True, **settings)
     assert resumed.history == whole.history and resumed.validation_history == whole.validation_history
     assert (resumed.best_epoch, resumed.stopped) == (whole.best_epoch, whole.stopped)
-    assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(), whole.model.state_dict().values()))
+    assert same_parameters(resumed, whole)
     again = ppgen.fit(small_vae(), x, out=tmp_path / "run", checkpoint_every=3, resume=True, **settings)
     assert again.validation_history == whole.validation_history and again.best_epoch == whole.best_epoch
-    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), whole.model.state_dict().values()))
+    assert same_parameters(again, whole)
 
 
 def test_an_early_stopped_run_resumed_trains_no_further(tmp_path):
@@ -199,7 +216,7 @@ def test_an_early_stopped_run_resumed_trains_no_further(tmp_path):
     assert first.stopped is not None
     again = ppgen.fit(ppca(), ppca_rows(200, scale=0.1), resume=True, **settings)
     assert again.history == first.history and again.stopped == first.stopped and again.best_epoch == first.best_epoch
-    assert all(torch.equal(a, b) for a, b in zip(again.model.state_dict().values(), first.model.state_dict().values()))
+    assert same_parameters(again, first)
 
 
 def test_resume_with_other_validation_rows_is_refused(tmp_path):
@@ -280,7 +297,7 @@ def test_a_stateful_callback_is_checkpointed_and_resumed(tmp_path):
                         callbacks=[resumed_beta], inference=SignalAt(), out=tmp_path / "run", resume=True)
     assert resumed_beta.calls == whole_beta.calls == 4 and float(resumed.model.beta) == 1.0
     assert resumed.history == whole.history
-    assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(), whole.model.state_dict().values()))
+    assert same_parameters(resumed, whole)
     with pytest.raises(ValueError, match="field 'callbacks' is damaged"):  # the run keeps Beta's state: not without it
         ppgen.seed(0)
         ppgen.fit(AnnealedVAE(x_dim=6, z_dim=2, hidden=(8,)), x, epochs=4, batch_size=16, progress=False,
@@ -300,7 +317,7 @@ def test_an_exception_in_a_callback_propagates_and_the_run_resumes(tmp_path):
                   out=tmp_path / "run")
     resumed = ppgen.fit(small_vae(), x, epochs=3, batch_size=16, progress=False, out=tmp_path / "run", resume=True)
     assert resumed.history == whole.history
-    assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(), whole.model.state_dict().values()))
+    assert same_parameters(resumed, whole)
 
 
 def test_each_epoch_is_a_line_of_the_epochs_logger(caplog):

@@ -25,7 +25,8 @@ def check_callback_states(saved: Any, checks: dict[str, Callable[[Any, Callable[
     if saved is None and not checks:
         return
     if not (isinstance(saved, dict) and set(saved) == {"states", "stopped"} and isinstance(saved["states"], dict)
-            and set(saved["states"]) == set(checks) and (saved["stopped"] is None or isinstance(saved["stopped"], str))):
+            and set(saved["states"]) == set(checks)
+            and (saved["stopped"] is None or isinstance(saved["stopped"], str))):
         raise bad("callbacks", f"the states of the run's callbacks {sorted(checks)} and why it stopped (None or words)")
     for name, check in checks.items():
         check(saved["states"][name], lambda field, expected: bad(f"callbacks.states.{name}.{field}", expected))

@@ -2,11 +2,12 @@
 
 A :class:`RunState` holds the model's and guide's parameters, the optimiser's state, the states of every RNG
 the steps draw from (torch, NumPy, Python, and the generator of the data order), the data order of the
-current epoch and the position in it, the counters, and the history; and what the objective keeps between steps: a
+current epoch and the position in it, the counters, and the history; what the objective keeps between steps: a
 two-player run's critic and its optimiser (``critic``), the tensors an objective carries from step to step, such as
-contrastive divergence's persistent chains (``objective``); and the states of the fit's callbacks. :func:`state_payload` makes it a plain
-``torch.save`` payload (tensors, numbers, lists and dicts: read back with ``weights_only=True``, so loading runs
-no code), and :func:`load_state` checks it field by field against the run before anything is changed.
+contrastive divergence's persistent chains (``objective``); and the states of the fit's callbacks (``callbacks``).
+:func:`state_payload` makes it a plain ``torch.save`` payload (tensors, numbers, lists and dicts: read back with
+``weights_only=True``, so loading runs no code), and :func:`load_state` checks it field by field against the run
+before anything is changed.
 """
 
 from __future__ import annotations

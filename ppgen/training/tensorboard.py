@@ -34,9 +34,9 @@ def check_tensorboard(name: str = "log_dir") -> None:
     try:
         import tensorboard  # noqa: F401 - only whether it is there
     except ImportError:
-        raise ImportError(f"{name}: TensorBoard logging writes event files through torch.utils.tensorboard, which needs "
-                          f"the tensorboard package: pip install \"ppgen[tensorboard]\" (or pip install tensorboard)"
-                          ) from None
+        raise ImportError(f"{name}: TensorBoard logging writes event files through torch.utils.tensorboard, which "
+                          f"needs the tensorboard package: pip install \"ppgen[tensorboard]\" (or pip install "
+                          f"tensorboard)") from None
 
 
 def check_log_dir(log_dir: Any) -> str | None:
