@@ -20,6 +20,7 @@ import ppgen
 from ppgen import inference, models
 from ppgen.program.inputs import Batch
 from ppgen.run.signals import Interrupted
+from run_files import record_again
 from programs import GaussianEnergy, coin_rows, correlated_gaussian, regression, regression_data, small_vae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -217,6 +218,22 @@ def test_an_early_stopped_run_resumed_trains_no_further(tmp_path):
     again = ppgen.fit(ppca(), ppca_rows(200, scale=0.1), resume=True, **settings)
     assert again.history == first.history and again.stopped == first.stopped and again.best_epoch == first.best_epoch
     assert same_parameters(again, first)
+
+
+@pytest.mark.parametrize("field, value", [("waited", -1), ("best_epoch", 7), ("history", ["4.2"]), ("best", None)])
+def test_a_damaged_validation_state_is_refused_naming_its_field(tmp_path, field, value):
+    x = coin_rows(64)
+    settings = dict(validation=x[:10], keep="best", epochs=3, batch_size=16, progress=False, out=tmp_path / "run")
+    ppgen.fit(small_vae(), x, checkpoint_every=5, **settings)
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    saved["callbacks"]["states"]["validation"][field] = value
+    torch.save(saved, tmp_path / "run" / "checkpoint.pt")
+    record_again(tmp_path / "run")
+    model = small_vae()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=rf"field 'callbacks.states.validation.{field}' is damaged"):
+        ppgen.fit(model, x, checkpoint_every=5, resume=True, **settings)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_resume_with_other_validation_rows_is_refused(tmp_path):
