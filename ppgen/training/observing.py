@@ -64,6 +64,7 @@ class Observers:
         return {name: callback.check_state for name, callback in stateful(self.own()).items()}
 
     def own(self) -> list[Callable[[EpochEnd], None]]:
+        """The validation callback (where there are held-out rows), then the user's."""
         return [*([self.checked] if self.checked is not None else []), *self.callbacks]
 
     def start(self, module: nn.Module, optimizer: torch.optim.Optimizer, make_fit: Callable[[list[float]], Any],
@@ -77,12 +78,12 @@ class Observers:
             callbacks.insert(int(self.checked is not None), TensorBoard(self.log_dir, x=x, seed=seed))
         return Callbacks(callbacks, module, optimizer, make_fit)
 
-    def results(self, keep_best: bool = True) -> dict[str, Any]:
+    def results(self) -> dict[str, Any]:
         """The fit's validation record (``Fit``'s keyword arguments), the best parameters put back where
         ``keep="best"``."""
         if self.checked is None:
             return {}
-        if keep_best and self.keep == "best":
+        if self.keep == "best":
             self.checked.restore_best()
         return {"validation_history": list(self.checked.history), "best_epoch": self.checked.best_epoch
                 if self.keep == "best" else None}
