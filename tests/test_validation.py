@@ -421,6 +421,7 @@ def test_tensorboard_missing_is_said_with_the_extra_to_install(monkeypatch):
     (dict(validation=coin_rows(8)[:, :5]), ValueError, r"validation must have shape \[N, 6\]"),
     (dict(validation=coin_rows(8) * 0.5), ValueError, "validation: .* outside the support"),
     (dict(validation=np.array([["a"] * 6])), TypeError, "validation"),
+    (dict(validation=coin_rows(8).half()), TypeError, "validation has dtype torch.float16"),
     (dict(validation=[coin_rows(8), coin_rows(8)]), TypeError, "validation"),
     (dict(validation=(coin_rows(8), coin_rows(8))), TypeError, "validation: the model takes 1 input"),
     (dict(callbacks=print), TypeError, "callbacks must be a list"),
