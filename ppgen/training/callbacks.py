@@ -57,8 +57,8 @@ class EpochEnd:
         epochs: the epochs the fit was asked for.
         history: the mean training loss of each finished epoch (``fit.history`` so far); not to be changed.
         metrics: this epoch's figures by name: ``loss`` (the last of ``history``), ``lr`` (the first parameter group's
-            learning rate), ``skipped`` (batches skipped so far), ``seconds`` (the epoch's wall time), and what the
-            callbacks before this one added (the validation callback: ``validation``).
+            learning rate, where the optimiser has one), ``skipped`` (batches skipped so far), ``seconds`` (the
+            epoch's wall time), and what the callbacks before this one added (the validation callback: ``validation``).
         model: the program being fitted (in training mode; a callback that queries it puts it in eval mode
             within :func:`aside`).
         step: the gradient steps taken so far.
@@ -186,8 +186,10 @@ class Callbacks:
         """Call every callback on the epoch ``state`` just finished, then record their states and whether one asked
         to stop (``state.stopped``)."""
         now = time.perf_counter()
-        metrics = {"loss": state.history[-1], "lr": float(self.optimizer.param_groups[0]["lr"]),
-                   "skipped": float(state.skipped), "seconds": now - self.started}
+        metrics = {"loss": state.history[-1], "skipped": float(state.skipped), "seconds": now - self.started}
+        lr = self.optimizer.param_groups[0].get("lr")  # a tensor or a number; an optimiser may have none
+        if lr is not None:
+            metrics["lr"] = float(lr)
         end = EpochEnd(state.epoch, epochs, state.history, metrics, self.model, state.step,
                        lambda: self.make_fit(list(state.history)))
         for callback in self.callbacks:
