@@ -30,15 +30,19 @@ if TYPE_CHECKING:  # what the names are, for readers and tools (the documentatio
     from ppgen.queries.posterior import Posterior
     from ppgen.queries.result import Fit, load
     from ppgen.run.signals import Interrupted
+    from ppgen.training.callbacks import Callback, EpochEnd
     from ppgen.training.fitting import fit
     from ppgen.training.guard import Diverged
+    from ppgen.training.tensorboard import TensorBoard
     from ppgen.utils.seeding import seed
 
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it (a module name alone: the name is that submodule).
 _LAZY = {
+    "Callback": "ppgen.training.callbacks",
     "DATA_PLATE": "ppgen.program.protocol",
+    "EpochEnd": "ppgen.training.callbacks",
     "Diverged": "ppgen.training.guard",
     "Fit": "ppgen.queries.result",
     "GenerativeClassifier": "ppgen.classifier",
@@ -46,6 +50,7 @@ _LAZY = {
     "Model": "ppgen.program.protocol",
     "Posterior": "ppgen.queries.posterior",
     "Structure": "ppgen.program.structure",
+    "TensorBoard": "ppgen.training.tensorboard",
     "Unnormalized": "ppgen.program.unnormalized",
     "datasets": "ppgen.datasets",
     "fit": "ppgen.training.fitting",
@@ -56,8 +61,9 @@ _LAZY = {
     "plots": "ppgen.plots",
     "seed": "ppgen.utils.seeding",
 }
-__all__ = ["DATA_PLATE", "Diverged", "Fit", "GenerativeClassifier", "Interrupted", "Model", "Posterior", "Structure",
-           "Unnormalized", "datasets", "fit", "inference", "load", "log_weights", "models", "plots", "seed"]
+__all__ = ["Callback", "DATA_PLATE", "Diverged", "EpochEnd", "Fit", "GenerativeClassifier", "Interrupted", "Model",
+           "Posterior", "Structure", "TensorBoard", "Unnormalized", "datasets", "fit", "inference", "load",
+           "log_weights", "models", "plots", "seed"]
 
 
 def __getattr__(name: str) -> Any:

@@ -305,6 +305,71 @@ def test_idx_data(tmp_path):
 
 
 # -------------------------------------------------------------------------------------------------
+# validation, early stopping, TensorBoard
+
+
+def test_fit_holds_out_a_validation_split_and_records_its_loss(vae_run):
+    run, _ = vae_run
+    metrics, held = read_metrics(run), round(0.1 * 1437)
+    assert metrics["n_train"] == 1437 and metrics["n_validation"] == held
+    assert len(metrics["validation_loss"]) == 2 and all(math.isfinite(v) for v in metrics["validation_loss"])
+    assert metrics["config"]["validation_split"] == 0.1 and metrics["best_epoch"] is None and metrics["stopped"] is None
+    config = json.loads((run / "manifest.json").read_text())["config"]
+    assert config["data"]["shape"] == [[1437 - held, 64]] and config["validation"]["shape"] == [[held, 64]]
+
+
+@pytest.fixture(scope="module")
+def watched_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A GMM-on-moons run with a fifth of its rows held out, patience, the best epoch kept and TensorBoard files."""
+    folder = tmp_path_factory.mktemp("watched")
+    capture = _Capture()
+    with capture:
+        code = main(["fit", "--model", "gmm", "--data", "moons", "--components", "3", *TINY, "--epochs", "4",
+                     "--validation-split", "0.2", "--patience", "1", "--keep", "best", "--tensorboard",
+                     str(folder / "tb"), "--out", str(folder / "run")])
+    assert code == 0, capture.err
+    return folder / "run", folder / "tb", capture.err
+
+
+def test_fit_writes_the_validation_curves_to_tensorboard(watched_run):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, tb, _ = watched_run
+    metrics = read_metrics(run)
+    assert metrics["n_validation"] == 200 and metrics["config"]["patience"] == 1
+    epochs = len(metrics["train_loss"])
+    assert len(metrics["validation_loss"]) == epochs and 1 <= metrics["best_epoch"] <= epochs
+    assert (metrics["stopped"] is None) == (epochs == 4)
+    events = EventAccumulator(str(tb))
+    events.Reload()
+    for tag, losses in (("train/loss", metrics["train_loss"]), ("validation/loss", metrics["validation_loss"])):
+        assert [(e.step, e.value) for e in events.Scalars(tag)] == [
+            (epoch, float(np.float32(loss))) for epoch, loss in enumerate(losses, 1)]
+    assert {"pictures/samples", "pictures/latent"} <= set(events.Tags()["images"])
+
+
+def test_fit_off_a_terminal_says_a_line_per_epoch(watched_run):
+    run, _, err = watched_run
+    metrics = read_metrics(run)
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == len(metrics["train_loss"])
+    for epoch, (line, loss, held) in enumerate(zip(lines, metrics["train_loss"], metrics["validation_loss"]), 1):
+        assert line.startswith(f"epoch {epoch}/4: loss {loss:.4f}, validation {held:.4f}, ")
+
+
+def test_fit_without_a_validation_split_trains_on_every_row(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["fit", "--model", "gmm", "--data", "moons", "--components", "3", *TINY, "--validation-split", "0",
+                 "--no-progress", "--out", str(run)]) == 0
+    metrics = read_metrics(run)
+    assert metrics["n_validation"] == 0 and metrics["validation_loss"] == [] and "validation_split" not in metrics[
+        "config"]
+    assert json.loads((run / "manifest.json").read_text())["config"]["data"]["shape"] == [[1000, 2]]
+    assert "epoch 1/2" not in capsys.readouterr().err  # --no-progress: quiet
+
+
+# -------------------------------------------------------------------------------------------------
 # errors
 
 
@@ -337,6 +402,12 @@ def test_unknown_model(tmp_path, capsys):
         (["sample", "RUN", "--device", "tpu:0"], "argument --device"),
         (["fit", "--model", "gmm", "--z-dim", "2"], "--z-dim"),
         (["fit", "--data", "moons", "--binarize"], "--binarize"),
+        (["fit", "--validation-split", "1"], "argument --validation-split: expected a fraction from 0 up to 1"),
+        (["fit", "--validation-split", "a tenth"], "argument --validation-split: expected a fraction"),
+        (["fit", "--patience", "0"], "argument --patience"),
+        (["fit", "--keep", "first"], "argument --keep"),
+        (["fit", "--data", "moons", "--validation-split", "0", "--patience", "3"], "--patience needs held-out rows"),
+        (["fit", "--data", "moons", "--validation-split", "0", "--keep", "best"], "--keep best needs held-out rows"),
         (["eval"], "RUN"),
         (["frobnicate"], "frobnicate"),
     ],

@@ -152,6 +152,11 @@ def fits_task(rank: int, out: Path) -> dict:
     mixture = ppgen.fit(build("mixture"), data(N_MIXTURE), inference=inference.MLE(), distributed=True, **SETTINGS)
     result["mixture"] = {"state": mixture.model.state_dict(), "history": mixture.history,
                          "log_prob": mixture.log_prob(data(11, seed=2))}
+    validated = {name: ppgen.fit(build(name), data(N_MIXTURE), inference=backend, distributed=True, keep="best",
+                                 validation=data(11, seed=2), **SETTINGS)
+                 for name, backend in (("mixture", inference.MLE()), ("local", FITS["local"]))}
+    result["validated"] = {name: {"state": fit.model.state_dict(), "history": fit.history, "best": fit.best_epoch,
+                                  "validation": fit.validation_history} for name, fit in validated.items()}
     exact = ExactPosterior()
     result["evaluation"] = vars(evaluate(exact, inspect(exact, (data(3),)), Batch((data(11, seed=2),),
                                                                                  torch.arange(11), 11), k=7))
@@ -273,6 +278,22 @@ def test_an_enumerated_model_fits_exactly_as_a_plain_fit(ranks):
     for rank in ranks:
         close(rank["mixture"]["state"], plain.model.state_dict())
         np.testing.assert_allclose(rank["mixture"]["history"], plain.history, rtol=1e-12)
+
+
+def test_validation_is_the_single_process_one_on_every_rank(ranks):
+    """Every rank computes the validation loss of all the held-out rows with the same draws: where nothing is drawn
+    (MLE, the component summed out) it is a plain fit's, with the same best epoch and its parameters; where particles
+    are drawn (IWAE), the ranks agree bitwise, and so their early-stopping decisions too."""
+    plain = ppgen.fit(build("mixture"), data(N_MIXTURE), inference=inference.MLE(), keep="best",
+                      validation=data(11, seed=2), **SETTINGS)
+    for rank in ranks:
+        got = rank["validated"]["mixture"]
+        np.testing.assert_allclose(got["validation"], plain.validation_history, rtol=1e-12)
+        assert got["best"] == plain.best_epoch
+        close(got["state"], plain.model.state_dict())
+    first, second = (rank["validated"]["local"] for rank in ranks)
+    assert first["validation"] == second["validation"] and first["best"] == second["best"]
+    assert len(first["validation"]) == EPOCHS
 
 
 def test_sharded_queries_equal_single_process_ones(ranks):

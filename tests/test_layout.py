@@ -22,8 +22,8 @@ MAY_IMPORT = {
     "run": {"program", "utils"},
     "datasets": {"utils"},
     "queries": {"objective", "run", "program", "utils"},
-    "training": {"queries", "run", "inference", "models", "objective", "program", "utils"},
     "plots": {"queries", "run", "program", "utils"},
+    "training": {"plots", "queries", "run", "inference", "models", "objective", "program", "utils"},
     "classifier": {"training", "queries", "program", "utils"},
     "cli": {"ppgen", "plots", "datasets", "training", "queries", "run", "objective", "program", "utils"},
     "ppgen": set(),  # the package's face imports its names on first use, by name (importlib), from every room

@@ -14,8 +14,9 @@ r"""The ``ppgen`` command line: fit a model from the zoo, evaluate it, draw from
 ``ppgen fit`` writes one folder per run, as one unit: ``manifest.json`` (the run's configuration and a
 digest of every file), ``checkpoint.pt`` (the whole state of the run, written every ``--checkpoint-every``
 steps, at the end, and on SIGINT/SIGTERM: ``--resume`` continues it), ``fit.pt`` (the fitted model,
-:func:`ppgen.load` reads it back), ``metrics.json`` (the training loss per epoch and the test log-likelihood,
-with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, ``"bound": true`` and
+:func:`ppgen.load` reads it back), ``metrics.json`` (the training loss per epoch, the loss on the rows
+``--validation-split`` held out (``validation_loss``, ``n_validation``, ``best_epoch``, ``stopped``), and the test
+log-likelihood, with ``"exact": true`` and ``"eval_k": null`` where the model's log p(x) is exact, ``"bound": true`` and
 ``"eval_k": null`` where it is the model's own lower bound (a diffusion model's), ``"annealed": true`` and
 ``"eval_k": null`` where it is an energy model's -E(x) - log Zhat (log Z by annealed importance sampling), or the
 importance samples ``eval_k`` of the estimate; for a model without a density, a generator,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ppgen.cli import backends, common, data_sets, interrupts
 from ppgen.cli.messages import in_cli_terms
+from ppgen.cli.watching import DEFAULT_SPLIT, epoch_lines, fraction, held_out
 
 
 def add_parser(commands: Any) -> None:
@@ -53,8 +54,20 @@ def add_parser(commands: Any) -> None:
     fit.add_argument("--eval-k", type=common.positive_int, default=1000,
                      help="importance samples for the test log-likelihood (a model without a density has none: its "
                           "draws are scored against the test set instead)")
+    fit.add_argument("--validation-split", type=fraction, default=None, metavar="FRACTION",
+                     help="the share of the training rows held out, drawn with --seed and not trained on, whose loss "
+                          "(the objective's, as in training) metrics.json records at each epoch; 0 for none (default: "
+                          f"{DEFAULT_SPLIT}, where the model and the objective take held-out rows)")
+    fit.add_argument("--patience", type=common.positive_int, default=None, metavar="EPOCHS",
+                     help="stop after this many epochs without a lower validation loss (default: train every epoch)")
+    fit.add_argument("--keep", choices=["last", "best"], default="last",
+                     help="the parameters the fit keeps: the last epoch's, or those of the lowest validation loss")
+    fit.add_argument("--tensorboard", type=run_folder, default=None, metavar="DIR",
+                     help="write TensorBoard event files into DIR: the losses, the learning rate, skipped batches, and "
+                          "pictures of samples and of the latent space every 10 epochs (pip install "
+                          "\"ppgen[tensorboard]\"; default: none)")
     fit.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bar (default: on a terminal)")
+                     help="progress bar (default: on a terminal; elsewhere a line per epoch)")
     fit.add_argument("--out", type=run_folder, default=None, metavar="RUN",
                      help="run folder (default: runs/<model>-<data>)")
     fit.add_argument("--checkpoint-every", type=common.positive_int, default=None, metavar="STEPS",
@@ -81,7 +94,8 @@ EXAMPLES = ("ppgen fit --model vae --data digits --inference iwae --k 5 --epochs
 FLAGS = {"model": "--model", "inference": "--inference", "k": "--k", "data": "--data", "binarize": "--binarize",
          "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed", "eval_k": "--eval-k",
          "device": "--device", "dequantize": "--dequantize", "z_dim": "--z-dim", "n_components": "--components",
-         "hidden": "--hidden", "likelihood": "--likelihood", **{o.field: o.flag for o in backends.OPTIONS}}
+         "hidden": "--hidden", "likelihood": "--likelihood", "validation_split": "--validation-split",
+         "patience": "--patience", "keep": "--keep", **{o.field: o.flag for o in backends.OPTIONS}}
 
 
 def run_folder(text: str) -> Path:
@@ -233,6 +247,9 @@ def run(args: argparse.Namespace) -> int:
     config["dequantize"] = spacing if args.dequantize else None
     train = dequantize(data.train, spacing, torch.Generator().manual_seed(args.seed)) if args.dequantize \
         else data.train
+    train, validation = held_out(args, train, structure, backend)
+    if validation is not None:
+        config.update(validation_split=args.validation_split or DEFAULT_SPLIT, patience=args.patience, keep=args.keep)
 
     compile = common.COMPILE_CHOICES[args.compile]
     earlier = 0.0  # the seconds that the processes before this one trained the run resumed
@@ -241,10 +258,12 @@ def run(args: argparse.Namespace) -> int:
         check_same_arguments(source, config)
         earlier = source.seconds() if source.manifest_path.is_file() else 0.0
     start = time.perf_counter()
-    fit = fit_model(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    seed=args.seed, device=args.device, progress=args.progress, out=out,
-                    checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
-                    run_config=config, distributed=args.distributed, compile=compile)
+    with epoch_lines(args.progress):
+        fit = fit_model(model, train, inference=backend, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        seed=args.seed, device=args.device, progress=args.progress, out=out,
+                        checkpoint_every=args.checkpoint_every, resume=args.resume, overwrite=args.overwrite,
+                        run_config=config, distributed=args.distributed, compile=compile, validation=validation,
+                        patience=args.patience, keep=args.keep, log_dir=args.tensorboard)
     wall_time = earlier + time.perf_counter() - start
     folder, group = RunFolder(out), current()
     if group.from_writer(lambda: common.METRICS_FILE in folder.read_manifest()["files"]):
@@ -273,6 +292,10 @@ def run(args: argparse.Namespace) -> int:
         "n_train": len(data.train),
         "n_test": len(data.test),
         "train_loss": [common.finite_or_none(loss) for loss in fit.history],
+        "n_validation": 0 if validation is None else len(validation),  # held out of the n_train rows
+        "validation_loss": [common.finite_or_none(loss) for loss in fit.validation_history],
+        "best_epoch": fit.best_epoch,
+        "stopped": fit.stopped,
         "objective": common.objective_label(fit.inference),
         **figures,
         **common.comparability(comparable, spacing),
@@ -282,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
     pictures, skipped = draw_pictures(fit, data, folder, args.seed)
     folder.write(common.METRICS_FILE, common.json_bytes(metrics))  # last: its record says the results are complete
     before = f", {earlier:.1f} s of them before it was resumed" if earlier else ""
-    print(f"{args.model} on {kind}, {args.epochs} epochs in {wall_time:.1f} s{before}: {result}")
+    epochs = f"{args.epochs} epochs" if fit.stopped is None else f"{len(fit.history)} epochs ({fit.stopped})"
+    print(f"{args.model} on {kind}, {epochs} in {wall_time:.1f} s{before}: {result}")
     if not comparable:
         print(f"note: {metrics['comparability']}")
     print(f"wrote {', '.join(str(out / name) for name in [FIT, common.METRICS_FILE, *pictures])}")

@@ -31,6 +31,8 @@ def fit_state(fit: Any) -> dict[str, Any]:
         "inference": {"class": class_path(type(fit.inference)), "config": fit.inference.config},
         "history": list(fit.history),
         "skipped": fit.skipped,
+        **({"validation": {"history": list(fit.validation_history), "best_epoch": fit.best_epoch,
+                           "stopped": fit.stopped}} if fit.validation_history or fit.stopped else {}),
         "example": [arg.cpu() for arg in fit.example.head(MAX_EXAMPLE_ROWS).args],
         "data_size": fit.example.size,
         **({"whole_data": True} if fit.structure.plan.whole_data else {}),
@@ -88,9 +90,11 @@ def read_fit(path: str | os.PathLike, model: Any, device: Any) -> dict[str, Any]
     if draws is not None:
         draws = Draws({name: t.to(device) for name, t in draws["samples"].items()}, draws["chains"],
                       draws["sample_stats"])
-    energy = state.get("energy")
+    energy, watched = state.get("energy"), state.get("validation", {})
     return {"model": module, "structure": structure, "inference": inference, "history": state["history"],
             "example": example, "skipped": state.get("skipped", 0), "draws": draws,
+            "validation_history": watched.get("history"), "best_epoch": watched.get("best_epoch"),
+            "stopped": watched.get("stopped"),
             "moments": None if energy is None else moments_of(energy), "energy": energy}
 
 

@@ -49,6 +49,9 @@ class Fit:
             as data), which fix their shapes and dtypes, let a loaded fit trace its program, and record N, the size of
             the training set (``example.size``).
         skipped: the batches that ``fit(on_nan="skip")`` left out because their loss or gradient diverged.
+        validation_history: the loss on ``fit(validation=...)``'s held-out rows at each epoch (empty without them).
+        best_epoch: the epoch (from 1) whose parameters the model holds, for ``fit(keep="best")``; else ``None``.
+        stopped: why the fit stopped before its epochs (early stopping, a callback), or ``None``.
         draws: a sampler's draws of the global latents (:class:`~ppgen.objective.sampler.Draws`) for a fit by a sampler
             such as ``inference.NUTS``; ``None`` for a fit by an objective. The queries then answer with the posterior
             predictive over these draws.
@@ -60,14 +63,16 @@ class Fit:
     """
 
     def __init__(self, model: nn.Module, structure: Structure, inference: Objective | Sampler, *,
-                 history: list[float], example: Batch | Any, skipped: int = 0,
-                 draws: Draws | None = None, moments: DataMoments | None = None) -> None:
+                 history: list[float], example: Batch | Any, skipped: int = 0, draws: Draws | None = None,
+                 moments: DataMoments | None = None, validation_history: list[float] | None = None,
+                 best_epoch: int | None = None, stopped: str | None = None) -> None:
         self.model = model
         self.structure = structure
         self.inference = inference
         self.history = history
         self.example = as_batch(example, name="example")
         self.skipped = skipped
+        self.validation_history, self.best_epoch, self.stopped = list(validation_history or []), best_epoch, stopped
         self.draws = draws
         if draws is not None:  # whether the model broadcasts over the draws, learnt once for every query of them
             self.structure = mcmc.with_draws_checked(model, structure, self.example.to(self.device), draws)

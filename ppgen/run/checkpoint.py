@@ -35,7 +35,7 @@ _RUN_PREFIXES: dict[str, str] = {}
 #: what a checkpoint may hold besides: the batches ``on_nan="skip"`` skipped (0 when absent, as in files written
 #: before it was recorded), a sampler's draws of the global latents (a fit by ``inference.NUTS``), and an energy-based
 #: model's data moments and estimate of log Z (:mod:`ppgen.queries.energy`).
-OPTIONAL_KEYS = frozenset({"skipped", "draws", "whole_data", "energy"})
+OPTIONAL_KEYS = frozenset({"skipped", "draws", "whole_data", "energy", "validation"})
 #: the settings of a saved estimate of log Z.
 LOG_Z_SETTINGS = frozenset({"temperatures", "chains", "steps", "step_size"})
 
@@ -164,7 +164,7 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
 
     Each failure is a ``ValueError`` naming the file and the field: the keys, the model's class and its
     keyword arguments (plain values), the parameters (tensors, finite), the backend, the history (finite
-    floats), the example rows (aligned tensors, one per input) and the training set's size.
+    floats), the example rows (aligned tensors, one per input), the training set's size and the validation record.
     """
 
     def bad(field: str, expected: str) -> ValueError:
@@ -220,6 +220,14 @@ def check_fit_checkpoint(state: dict[str, Any], path: str) -> None:
         raise bad("data_size", "an int, the number of training points, at least the example's rows")
     if "draws" in state:
         _check_draws(state["draws"], bad)
+    watched = state.get("validation", {"history": [], "best_epoch": None, "stopped": None})
+    if not (isinstance(watched, dict) and set(watched) == {"history", "best_epoch", "stopped"}
+            and isinstance(watched["history"], list) and all(type(v) is float for v in watched["history"])
+            and (watched["best_epoch"] is None or type(watched["best_epoch"]) is int
+                 and 1 <= watched["best_epoch"] <= len(watched["history"]))
+            and (watched["stopped"] is None or isinstance(watched["stopped"], str))):
+        raise bad("validation", "the validation loss per epoch (floats), the best epoch (from 1, or None) and why the "
+                                "fit stopped early (None or words)")
     if "energy" in state:
         _check_energy(state["energy"], example[0][0].numel(), bad)
 

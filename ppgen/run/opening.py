@@ -34,8 +34,8 @@ def fit_config(module: Any, inference: Any, x: Any, settings: dict[str, Any],
         "model": f"{type(module).__module__}:{type(module).__qualname__}",
         "model_config": getattr(module, "config", None),
         "inference": repr(inference),
-        "data": x.describe() if hasattr(x, "describe") else _describe(x),
-        **{name: value if isinstance(value, (int, float, str, type(None))) else repr(value)
+        "data": x.describe() if hasattr(x, "describe") else describe(x),
+        **{name: value if isinstance(value, (int, float, str, dict, type(None))) else repr(value)
            for name, value in settings.items()},
         "extra": extra,
     }
@@ -45,7 +45,7 @@ def fit_config(module: Any, inference: Any, x: Any, settings: dict[str, Any],
         raise ValueError(f"run_config must be plain JSON: {error}") from None
 
 
-def _describe(x: Any) -> dict[str, Any]:
+def describe(x: Any) -> dict[str, Any]:
     """In-memory data as a manifest records them: the shape and dtype of each input, and a digest of them all."""
     args = [arg.detach().cpu().contiguous() for arg in (x.args if hasattr(x, "args") else (x,))]
     digest = hashlib.sha256()

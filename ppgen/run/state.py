@@ -2,11 +2,12 @@
 
 A :class:`RunState` holds the model's and guide's parameters, the optimiser's state, the states of every RNG
 the steps draw from (torch, NumPy, Python, and the generator of the data order), the data order of the
-current epoch and the position in it, the counters, and the history; and what the objective keeps between steps: a
+current epoch and the position in it, the counters, and the history; what the objective keeps between steps: a
 two-player run's critic and its optimiser (``critic``), the tensors an objective carries from step to step, such as
-contrastive divergence's persistent chains (``objective``). :func:`state_payload` makes it a plain
-``torch.save`` payload (tensors, numbers, lists and dicts: read back with ``weights_only=True``, so loading runs
-no code), and :func:`load_state` checks it field by field against the run before anything is changed.
+contrastive divergence's persistent chains (``objective``); and the states of the fit's callbacks (``callbacks``).
+:func:`state_payload` makes it a plain ``torch.save`` payload (tensors, numbers, lists and dicts: read back with
+``weights_only=True``, so loading runs no code), and :func:`load_state` checks it field by field against the run
+before anything is changed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ppgen.run.callback_state import check_callback_states, on_cpu
 from ppgen.run.checkpoint import current_config
 from ppgen.run.rng import capture_rng, check_rng, restore_rng
 
@@ -44,6 +46,8 @@ class RunState:
             as its ``units`` say).
         skipped: batches skipped by ``on_nan="skip"``.
         recent: the last step losses, which the divergence guard takes its running median over.
+        callbacks: the states of the fit's callbacks that keep one, by name (:mod:`ppgen.training.callbacks`).
+        stopped: why a callback stopped the run before its epochs (early stopping), or ``None``.
     """
 
     step: int = 0
@@ -55,6 +59,8 @@ class RunState:
     history: list[float] = field(default_factory=list)
     skipped: int = 0
     recent: list[float] = field(default_factory=list)
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    stopped: str | None = None
 
 
 def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Optimizer,
@@ -81,6 +87,8 @@ def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Opt
                            "optimizer": critic[1].state_dict()}
     if objective:
         extra["objective"] = {name: t.detach().cpu().clone() for name, t in objective.items()}
+    if state.callbacks or state.stopped is not None:
+        extra["callbacks"] = {"states": on_cpu(state.callbacks), "stopped": state.stopped}
     return {
         "format": STATE_FORMAT,
         "config": config,
@@ -111,6 +119,7 @@ class Expected:
             of its optimiser; ``None`` for one player.
         objective: the tensors the objective carries between steps, whose names, shapes and dtypes the state's
             ``objective`` must have; empty where it carries none.
+        callbacks: what checks the state of each of the fit's stateful callbacks, by name (``check(state, bad)``).
     """
 
     dtype: torch.dtype
@@ -119,6 +128,7 @@ class Expected:
     critic: nn.Module | None = None
     critic_param_groups: list[dict[str, Any]] | None = None
     objective: dict[str, Tensor] = field(default_factory=dict)
+    callbacks: dict[str, Callable[[Any, Callable[[str, str], ValueError]], None]] = field(default_factory=dict)
 
 
 def expected_state(module: nn.Module, make_optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer],
@@ -184,7 +194,7 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
 
     expected_keys = {"format", "config", "counters", "order", "epoch_loss", "history", "recent", "model",
                      "optimizer", "rng"}
-    if set(raw) - {"rank_rng", "critic", "objective"} != expected_keys:
+    if set(raw) - {"rank_rng", "critic", "objective", "callbacks"} != expected_keys:
         raise bad("keys", f"exactly {sorted(expected_keys)} (and rank_rng in a distributed run, critic in a "
                           f"two-player one, objective where the objective carries state), got {sorted(map(str, raw))}")
     if ("critic" in raw) != (expected.critic is not None):
@@ -224,6 +234,7 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
                          counters["step"], bad, "critic.optimizer")
     if expected.objective:
         _check_tensors(raw["objective"], expected.objective, bad, "objective")
+    check_callback_states(raw.get("callbacks"), expected.callbacks, bad)
     check_rng(raw["rng"], bad)
     if "rank_rng" in raw:
         if not isinstance(raw["rank_rng"], list) or len(raw["rank_rng"]) != config.get("world_size"):
@@ -303,10 +314,11 @@ def resume_state(saved: dict[str, Any] | None, module: nn.Module, optimizer: tor
         for name, tensor in (objective or {}).items():
             tensor.copy_(saved["objective"][name])
     restore_rng(saved["rng"], generator)
-    counters = saved["counters"]
+    counters, callbacks = saved["counters"], saved.get("callbacks", {"states": {}, "stopped": None})
     return RunState(step=counters["step"], epoch=counters["epoch"], position=counters["position"],
                     order=saved["order"], epoch_loss=saved["epoch_loss"], epoch_rows=counters["epoch_rows"],
-                    history=list(saved["history"]), skipped=counters["skipped"], recent=list(saved["recent"]))
+                    history=list(saved["history"]), skipped=counters["skipped"], recent=list(saved["recent"]),
+                    callbacks=dict(callbacks["states"]), stopped=callbacks["stopped"])
 
 
 def _check_parameters(saved: Any, module: nn.Module, dtype: torch.dtype, bad: Callable[[str, str], ValueError],

@@ -24,12 +24,14 @@ from ppgen.queries.energy import data_moments
 from ppgen.queries.result import Fit
 from ppgen.run.distributed import SINGLE, Group, start
 from ppgen.run.folder import CHECKPOINT, FIT, RunFolder, check_run_path
-from ppgen.run.opening import fit_config, open_run
+from ppgen.run.opening import describe, fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
                                      check_run_arguments, check_state_between_steps, check_step_budget)
+from ppgen.training.callbacks import EpochEnd
 from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.loop import train
+from ppgen.training.observing import check_observers
 from ppgen.training.optimizers import optimizer_factory
 from ppgen.training.players import check_critic, critic_optimizer_factory, start_duel, with_critic
 from ppgen.training.step import Gradients
@@ -43,7 +45,9 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
         divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
-        distributed: bool = False, compile: bool | str = False, steps_per_epoch: int | None = None) -> Fit:
+        distributed: bool = False, compile: bool | str = False, steps_per_epoch: int | None = None,
+        validation: Any = None, patience: int | None = None, keep: str = "last",
+        callbacks: list[Callable[[EpochEnd], None]] | None = None, log_dir: str | os.PathLike | None = None) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -100,10 +104,25 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             step on the same draws; a program the trace cannot take runs the plain step (see
             :mod:`ppgen.program.fastpath`). The seconds each batch shape's capture took are logged at level INFO by the
             ``ppgen.program.fastpath`` logger.
+        validation: held-out rows, given as ``data`` is (x, or aligned inputs): at each epoch's end the objective's
+            loss on them, the training loss's own estimator without gradient and with fixed draws
+            (:mod:`ppgen.training.validation`), goes to ``fit.validation_history`` (and the run's checkpoints).
+        patience: stop after this many epochs without a lower validation loss (``fit.stopped`` says so).
+        keep: ``"last"``: the model holds the last epoch's parameters; ``"best"``: those of the epoch with the lowest
+            validation loss, ``fit.best_epoch``.
+        callbacks: callables called as ``callback(end)`` after each epoch (:mod:`ppgen.training.callbacks`): they
+            see the history and the model, may change it, and may stop the fit.
+        log_dir: a folder for TensorBoard's event files (:mod:`ppgen.training.tensorboard`; ``pip install
+            "ppgen[tensorboard]"``): the training and validation losses, the learning rate, skipped batches, and
+            every 10 epochs pictures of samples and of the latent space.
+
+    What watches the run from epoch to epoch is :mod:`ppgen.training.observing`'s; at each epoch's end a line (epoch,
+    loss, validation loss, seconds) goes to the ``ppgen.training.epochs`` logger at level INFO, which ``ppgen fit``
+    shows where stderr is not a terminal (a library call prints nothing unasked).
 
     Returns:
-        The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
-        the number of batches ``on_nan="skip"`` skipped.
+        The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, ``skipped``, the number
+        of batches ``on_nan="skip"`` skipped, and with validation data ``validation_history`` and ``best_epoch``.
 
     Raises:
         TypeError, ValueError: bad arguments or data, or a backend that cannot fit this model; raised
@@ -128,6 +147,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
     check_state_between_steps(inference, distributed, compile)
+    observers = check_observers(validation, patience, keep, callbacks, log_dir)
+    observers.refuse_sampler(inference)
     stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE, steps_per_epoch)
     if isinstance(inference, Sampler) and (distributed or stream is not None):
         raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
@@ -162,9 +183,12 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     check_fits(inference, structure)
     inference = inference.prepare(module, structure, leading)
     check_batch_points(inference, data.size, batch_size, structure.own_batch_size is not None, group.world_size)
+    observers.prepare(module, structure, inference, example_batch(leading), device, batch_size, seed)
     steps = {} if steps_per_epoch is None else {"steps_per_epoch": steps_per_epoch}  # older runs' configs stay equal
     if structure.own_batch_size is not None:  # an epoch's last, smaller batch dropped (see train)
         steps["drop_last"] = True
+    if observers.checked is not None:  # older runs' configs stay equal
+        steps.update(validation=describe(observers.validation), patience=patience, keep=keep)
     config = {} if out is None else fit_config(module, inference, data, dict(epochs=epochs, batch_size=batch_size,
                                                                           lr=lr, optim=optim, seed=seed, **steps,
                                                                           **group.settings), run_config)
@@ -177,7 +201,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     ordered = stream is None or not stream.iterable  # a stream read in its own order has no order to resume
     critic = None if make_critic_optimizer is None else (inference.critic, make_critic_optimizer)
     carried = inference.persistent_state()  # the objective's state between steps, made by prepare
-    expected = (expected_state(module, make_optimizer, device, dtype, ordered, critic=critic, objective=carried)
+    expected = (dataclasses.replace(expected_state(module, make_optimizer, device, dtype, ordered, critic=critic,
+                                                   objective=carried), callbacks=observers.checkers())
                 if resume else None)
     run, saved = group.from_writer(lambda: open_run(out, config, module, n, overwrite=overwrite, resume=resume,
                                                     expected=expected))
@@ -197,18 +222,25 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     finished = run is not None and run.finished  # a finished run resumed: nothing to train, nothing rewritten
     save = None if finished else checkpointer(run, module, optimizer, generator, config, group, critic,
                                               inference.persistent_state)
+    example = example_batch(data).to("cpu")
+    watch = observers.start(module, optimizer, lambda history: Fit(module, structure, inference, history=history,
+                                                                   example=example, moments=moments),
+                            leading, seed, group.writer and not finished)
+    watch.start(state)
     try:
         state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
                       progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor,
-                      group=group, duel=duel)
+                      group=group, duel=duel, callbacks=watch)
     except Diverged:
         if duel is not None:  # as Diverged says: the critic too holds its last good parameters in eval mode
             duel.critic.eval()
         raise
+    finally:
+        watch.close()
     if duel is not None:
         duel.critic.eval()
-    result = Fit(module, structure, inference, history=state.history, example=example_batch(data).to("cpu"),
-                 skipped=state.skipped, moments=moments)
+    result = Fit(module, structure, inference, history=state.history, example=example, skipped=state.skipped,
+                 moments=moments, stopped=state.stopped, **observers.results())
     if run is not None and group.writer and not finished:
         result.save(run.path / FIT)
         run.record(FIT)

@@ -17,6 +17,7 @@ from ppgen.program.inputs import Batch
 from ppgen.run.distributed import SINGLE, Group
 from ppgen.run.signals import Interrupted, StopSignals
 from ppgen.run.state import RunState
+from ppgen.training.callbacks import Callbacks
 from ppgen.training.guard import BadStep, Diverged, Guard, GuardPair, guard_for, message, site_terms
 from ppgen.training.players import Duel
 from ppgen.training.step import Gradients
@@ -26,7 +27,8 @@ from ppgen.training.streaming import Stream, epoch_batches, epoch_order
 def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | Stream, epochs: int, batch_size: int,
           generator: torch.Generator | None, progress: bool | None, *, state: RunState | None = None,
           save: Callable[[RunState], str] | None = None, every: int | None = None, on_nan: str = "raise",
-          factor: float | None = None, group: Group = SINGLE, duel: Duel | None = None) -> RunState:
+          factor: float | None = None, group: Group = SINGLE, duel: Duel | None = None,
+          callbacks: Callbacks | None = None) -> RunState:
     """Run mini-batch gradient steps until ``epochs`` passes are done, from ``state`` (a fresh run by default).
 
     Arguments:
@@ -38,6 +40,8 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
         group: the processes of a distributed fit: each steps on its shard of every batch.
         duel: the critic of a two-player objective, whose step (:meth:`Duel.step`) each batch takes in place of the
             model's alone; ``None`` for one player.
+        callbacks: called at each epoch's end, after its loss joins the history and before its checkpoint; the
+            loop stops after an epoch where one asks to (``state.stopped``).
 
     Returns:
         The final state: ``history`` holds the mean loss of each epoch (with a critic, its mean estimate of d).
@@ -67,7 +71,7 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     with pyro.validation_enabled(False), StopSignals() as stop:
         group = group.listening(stop)
         try:
-            while state.epoch < epochs:
+            while state.epoch < epochs and state.stopped is None:
                 if state.order is None:
                     state.order = epoch_order(data, generator, batch_size)
                 for rows, batch in epoch_batches(data, state.order, batch_size, state.position, group.shard,
@@ -82,6 +86,8 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
                         raise interrupted(state, received, save)
                 guard.flush()
                 finish_epoch(state, module, guard)
+                if callbacks is not None:
+                    callbacks.after_epoch(state, epochs)
                 if save is not None and every is None:
                     save(state)
                 bar.update(1)
