@@ -1,0 +1,79 @@
+"""The step table of ``bench/step_table.py`` (``bench/step_table.json``) as a section of ``docs/benchmarks.md``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "step_table.json"
+#: the table's columns: the ratios of ``bench/step_table.py``, by contender.
+COLUMNS = {"ppgen default": "ppgen default", "ppgen compile=True": "ppgen `compile=True`, steady",
+           "Pyro SVI": "Pyro SVI", "NumPyro jit": "NumPyro jit, steady"}
+
+
+def step_table(results: dict) -> str:
+    """The rows as a Markdown table: the hand-written loop's ms per step, each contender's ratio to it, and the
+    default ``ppgen.fit``'s whole call (set-up included) as a ratio too."""
+    lines = ["| workload | hand-written, ms/step | " + " | ".join(COLUMNS.values()) +
+             " | ppgen default, whole fit |", "|---|" + "---:|" * (len(COLUMNS) + 2)]
+    for row in results["rows"]:
+        net = row["network"].removeprefix("VAE ")
+        cells = [f"{row['ms_per_step']['handwritten']:.2f}", *(f"{row['ratio'][name]:.2f}" for name in COLUMNS),
+                 f"{row['ratio_ppgen_default_whole_fit']:.2f}"]
+        lines.append(f"| {net} {row['bound']}, batch {row['batch']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def checks(results: dict) -> str:
+    """The bound checks, a line per network and bound."""
+    lines = []
+    for row in results["rows"]:
+        if "check" not in row:
+            continue
+        same, mc = row["check"]["same_draws"], row["check"]["monte_carlo"]
+        lines.append(f"- {row['network']}, {row['bound']}, the first {row['check']['points']} points: on the same "
+                     f"draws, hand-written {same['handwritten']:.4f}, Pyro {same['pyro']:.4f}, NumPyro "
+                     f"{same['numpyro']:.4f} nats per point; over {mc['numpyro']['keys']} fresh draws each, "
+                     f"hand-written {mc['handwritten']['mean']:.3f} +- {mc['handwritten']['sd']:.3f}, NumPyro "
+                     f"{mc['numpyro']['mean']:.3f} +- {mc['numpyro']['sd']:.3f} (z = {mc['z']:.2f})")
+    return "\n".join(lines)
+
+
+def step_table_section() -> str:
+    """The page's section on the step table, empty where ``bench/step_table.py`` has not run."""
+    if not RESULTS.is_file():
+        return ""
+    results = json.loads(RESULTS.read_text())
+    machine, load, np_versions = results["machine"], results["load_average"], results["numpyro"]
+    rows = results["rows"][0]
+    mode = ("**quick mode** (`--quick`: fewer steps a run, 3 rounds; rerun without it for the full figures)"
+            if results["mode"] == "quick" else "full mode")
+    return f"""
+## The training step against Pyro and NumPyro
+
+Process CPU time per training step (`time.process_time()`), as a ratio to the hand-written eager PyTorch loop of the
+same VAE with fused Adam (`bench/handwritten.py`), measured side by side in one run by `bench/step_table.py`:
+`ppgen.fit` with no `compile` argument (its default) and with `compile=True`, each timed over the second half of its
+epochs (after its set-up, trace and compilation: steady state; the last column times the default's whole call,
+set-up included); `pyro.infer.SVI` on the VAE's own Pyro model and guide (`Trace_ELBO`, and for IWAE5
+`RenyiELBO(alpha=0, num_particles=5, vectorize_particles=True)`, which is the 5-sample IWAE bound per data point;
+`pyro.optim.Adam`); NumPyro {np_versions['numpyro']}'s `SVI` with the same MLPs written in jax.numpy from the same
+initial weights (`Trace_ELBO` / `RenyiELBO(alpha=0, num_particles=5)`, `numpyro.optim.Adam`, `jax.jit(svi.update)`
+with the batch gathered inside the step, compilation in an untimed warm-up run), jax {np_versions['jax']} on CPU in
+its own virtual environment (`build/bench-numpyro-venv`, created by the script; never a dependency of ppgen). Every
+contender takes the same number of full batches a run ({rows['steps_per_run']} steps for the first row), one epoch's
+loss read back at its end; a figure is the median over {results['repeats']} interleaved rounds of the round's ratio.
+One torch thread and one XLA thread (`{results['settings']['xla_flags']}`). Data: {results['data']['small']} (64
+pixels) and {results['data']['large']} (784), cut to a whole number of batches.
+
+Measured {results['date']} in {mode} on {machine['cpu']} ({machine['cpu_count']} CPUs, shared with other jobs: the
+1-minute load average was {load['min']:.1f} to {load['max']:.1f}, median {load['median']:.1f}), torch
+{machine['torch']}, Pyro {machine['pyro']}, ppgen at `{machine['commit']}`, by `{results['command']}` in
+{results['seconds']:.0f} s (part of `make bench`; `--skip-step-table` keeps these figures):
+
+{step_table(results)}
+
+Each bound checked against the hand-written one on the same initial weights before timing:
+
+{checks(results)}
+"""
