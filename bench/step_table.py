@@ -184,17 +184,19 @@ def main(argv: list[str] | None = None) -> None:
         "settings": {"lr": LR, "seed": 0, "torch_threads": 1, "xla_flags": numpyro_env.XLA_FLAGS,
                      "handwritten": "bench/handwritten.py's loss and loop, torch.optim.Adam(fused=True)",
                      "pyro": "pyro.infer.SVI, Trace_ELBO / RenyiELBO(alpha=0, num_particles=5, vectorized), "
-                             "pyro.optim.Adam, validation as Pyro ships it (on)",
+                             "pyro.optim.Adam, Pyro's validation settings left as they are",
                      "numpyro": "numpyro.infer.SVI, Trace_ELBO / RenyiELBO(alpha=0, num_particles=5), "
                                 "numpyro.optim.Adam, jax.jit(svi.update)",
                      "check_draws": CHECK_DRAWS},
         "rows": rows,
     }
-    if args.rows:  # a partial run updates its rows in the last full results
-        last = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
-        key = lambda r: (r["network"], r["bound"], r["batch"])  # noqa: E731
-        fresh = {key(r) for r in rows}
-        results["rows"] = [r for r in last["rows"] if key(r) not in fresh] + rows
+    for entry in rows:
+        entry.update(date=results["date"], command=results["command"], mode=mode)
+    if args.rows and RESULTS.exists():  # a partial run replaces its rows in the last results, in the table's order
+        order = [(NETWORKS[size].label, BOUNDS[bound], batch) for size in NETWORKS for bound in BOUNDS
+                 for batch in BATCHES]
+        merged = {(r["network"], r["bound"], r["batch"]): r for r in [*json.loads(RESULTS.read_text())["rows"], *rows]}
+        results["rows"] = [merged[key] for key in order if key in merged]
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     docs = BENCH.parent / "docs" / "benchmarks.md"
     if (BENCH / "results.json").exists():

@@ -48,7 +48,7 @@ def _step_row(network: str, bound: str, batch: int, ratios: list[float], check: 
            "ratio_ppgen_default_whole_fit": 2.5}
     if check:
         row["check"] = {"points": 128, "same_draws": {"handwritten": 45.3838, "pyro": 45.3838, "numpyro": 45.3838},
-                        "monte_carlo": {"handwritten": {"mean": 45.386, "sd": 0.094},
+                        "monte_carlo": {"handwritten": {"mean": 45.386, "sd": 0.094, "seeds": 64},
                                         "numpyro": {"mean": 45.388, "sd": 0.106, "keys": 64}, "z": 0.08}}
     return row
 
@@ -59,12 +59,16 @@ def test_step_table_renders_every_column_of_each_row():
             _step_row("VAE 784-400-32", "IWAE5", 1024, [1.031, 0.924, 1.105, 1.416])]
     lines = render.step_table(_step_results(rows)).splitlines()
     assert lines[0] == ("| workload | hand-written, ms/step | ppgen default | ppgen `compile=True`, steady | "
-                        "Pyro SVI | NumPyro jit, steady | ppgen default, whole fit |")
-    assert lines[2] == "| 64-128-8 ELBO, batch 128 | 1.23 | 2.38 | 0.67 | 2.54 | 0.23 | 2.50 |"
-    assert lines[3] == "| 784-400-32 IWAE5, batch 1024 | 1.23 | 1.03 | 0.92 | 1.10 | 1.42 | 2.50 |"
+                        "Pyro SVI | NumPyro jit, steady | ppgen default, whole fit | steps a run |")
+    assert lines[2] == "| 64-128-8 ELBO, batch 128 | 1.23 | 2.38 | 0.67 | 2.54 | 0.23 | 2.50 | 66 |"
+    assert lines[3] == "| 784-400-32 IWAE5, batch 1024 | 1.23 | 1.03 | 0.92 | 1.10 | 1.42 | 2.50 | 66 |"
     assert len(lines) == 4
     checks = render.checks(_step_results(rows)).splitlines()
     assert len(checks) == 1 and "Pyro 45.3838" in checks[0] and "(z = 0.08)" in checks[0]
+    iwae = _step_row("VAE 64-128-8", "IWAE5", 128, [1.7, 0.6, 2.5, 0.6], check=True)
+    iwae["check"]["monte_carlo"]["handwritten"] = {"mean": 44.786, "sd": 0.08, "seeds": 64}
+    checks = render.checks(_step_results([rows[0], iwae])).splitlines()
+    assert checks[-1].startswith("- the two bounds on VAE 64-128-8, hand-written, differ by 0.600 nats per point, 39 ")
 
 
 def test_step_table_section_says_machine_command_date_and_mode(tmp_path, monkeypatch):
@@ -76,7 +80,7 @@ def test_step_table_section_says_machine_command_date_and_mode(tmp_path, monkeyp
     section = render.step_table_section()
     for text in ("Some CPU @ 2.0GHz (2 CPUs", "`python bench/step_table.py --quick`", "2026-12-05T01:00:00+00:00",
                  "**quick mode**", "load average was 1.5 to 9.2", "NumPyro 0.22.0", "jax 0.10.2",
-                 "| 64-128-8 ELBO, batch 128 | 1.23 | 2.00 | 0.70 | 2.40 | 0.40 | 2.50 |"):
+                 "| 64-128-8 ELBO, batch 128 | 1.23 | 2.00 | 0.70 | 2.40 | 0.40 | 2.50 | 66 |"):
         assert text in section, text
 
 
