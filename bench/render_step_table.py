@@ -32,7 +32,9 @@ def checks(results: dict) -> str:
             continue
         same, mc = row["check"]["same_draws"], row["check"]["monte_carlo"]
         lines.append(f"- {row['network']}, {row['bound']}, the first {row['check']['points']} points: on the same "
-                     f"draws, hand-written {same['handwritten']:.4f}, Pyro {same['pyro']:.4f}, NumPyro "
+                     f"draws, hand-written {same['handwritten']:.4f}, "
+                     + (f"ppgen {same['ppgen']:.4f}, " if "ppgen" in same else "") +
+                     f"Pyro {same['pyro']:.4f}, NumPyro "
                      f"{same['numpyro']:.4f} nats per point; over {mc['numpyro']['keys']} fresh draws each, "
                      f"hand-written {mc['handwritten']['mean']:.3f} +- {mc['handwritten']['sd']:.3f}, NumPyro "
                      f"{mc['numpyro']['mean']:.3f} +- {mc['numpyro']['sd']:.3f} (z = {mc['z']:.2f})")

@@ -12,7 +12,7 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,6 +26,8 @@ import ppgen
 import ppgen.training.loop
 from ppgen import inference
 from ppgen.models import VAE
+from ppgen.program.inputs import as_batch
+from ppgen.program.structure import inspect
 from ppgen.training.optimizers import adam
 
 import handwritten  # bench/ is on sys.path when a script in it runs
@@ -124,7 +126,7 @@ class Fit(Contender):
         return Run(marks[-1] - marks[self.epochs - 1], self.steps, fitted.history[-1], end - start, 2 * self.steps)
 
 
-def pyro_program(vae: VAE) -> tuple[callable, callable]:
+def pyro_program(vae: VAE) -> tuple[Callable[[Tensor], None], Callable[[Tensor], None]]:
     """The VAE's own Pyro model and guide, with its decoder and encoder registered as Pyro modules."""
 
     def model(x: Tensor) -> None:
@@ -159,12 +161,15 @@ class PyroSVI(Contender):
 
 
 def same_draws(vae: VAE, x: Tensor, bound: str, seed: int) -> dict[str, float]:
-    """The loss per point of the hand-written bound and of Pyro's ELBO on the same weights and the same draws
-    (``torch.manual_seed(seed)`` before each: both draw z from one ``randn`` of [K, N, z])."""
+    """The loss per point of the hand-written bound, of ppgen's backend and of Pyro's ELBO on the same weights and the
+    same draws (``torch.manual_seed(seed)`` before each: each draws z from one ``randn`` of [K, N, z])."""
     out = {}
     torch.manual_seed(seed)
     with torch.no_grad():
         out["handwritten"] = BOUNDS[bound][1](vae, x).item()
+    structure = inspect(vae, x[:2])
+    torch.manual_seed(seed)
+    out["ppgen"] = BOUNDS[bound][0]().loss(vae, structure, as_batch(x)).item()
     pyro.clear_param_store()
     torch.manual_seed(seed)
     out["pyro"] = BOUNDS[bound][2]().loss(*pyro_program(vae), x) / len(x)

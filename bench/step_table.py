@@ -14,9 +14,10 @@ the median over rounds of the contender's CPU seconds per step over the hand-wri
 its whole call is timed too. One torch thread, one XLA thread. NumPyro runs in its own virtual environment
 (:mod:`numpyro_env`, created on the first run with pip), never in ppgen's.
 
-Before timing, each bound is checked on the same initial weights: Pyro's ELBO against the hand-written loss on the
-same draws (exactly, up to float32 rounding), NumPyro's on the same draws (z = loc + scale * eps with the hand-written
-eps) and over fresh draws against the hand-written loss over as many (within Monte Carlo error).
+Before timing, each bound is checked on the same initial weights: ppgen's backend and Pyro's ELBO against the
+hand-written loss on the same draws (exactly, up to float32 rounding), NumPyro's on the same draws (z = loc + scale *
+eps with the hand-written eps) and over fresh draws against the hand-written loss over as many (within Monte Carlo
+error).
 
 Run: ``python bench/step_table.py [--quick]`` (part of ``make bench``); writes ``bench/step_table.json`` and renders
 ``docs/benchmarks.md``.
@@ -99,7 +100,7 @@ def check(vae: torch.nn.Module, x: torch.Tensor, bound: str, worker: numpyro_env
     out = {"points": len(x), "same_draws": {**ours, "numpyro": numpyro["same_draws"]},
            "monte_carlo": {"handwritten": reference, "numpyro": {k: numpyro[k] for k in ("mean", "sd", "keys")},
                            "z": z_score(numpyro, reference)}}
-    for name in ("pyro", "numpyro"):
+    for name in ("ppgen", "pyro", "numpyro"):
         if not math.isclose(out["same_draws"][name], ours["handwritten"], rel_tol=SAME_DRAWS_RTOL):
             raise RuntimeError(f"{name}'s {bound} differs from the hand-written one on the same draws: {out}")
     if abs(out["monte_carlo"]["z"]) > CHECK_Z:
