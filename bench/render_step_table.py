@@ -81,7 +81,9 @@ num_particles=5)`, `numpyro.optim.Adam`, `jax.jit(svi.update)` with the batch ga
 in an untimed warm-up run), jax {np_versions['jax']} on CPU in its own virtual environment
 (`build/bench-numpyro-venv`, created by the script; never a dependency of ppgen). Every contender takes the same
 number of full batches a run (the last column), each epoch's loss read back at its end; a figure is the median over
-{results['repeats']} interleaved rounds of the round's ratio. One torch thread and one XLA thread
+{results['repeats']} interleaved rounds of the round's ratio (absolute ms per step of every round, and each contender's
+last loss, are in `bench/step_table.json`: the hand-written loop, Pyro and NumPyro train on from run to run, each
+`ppgen.fit` starts again from the initial weights). One torch thread and one XLA thread
 (`{results['settings']['xla_flags']}`). Data: {results['data']['small']} (64 pixels) and {results['data']['large']}
 (784), cut to a whole number of batches. Rerun the table alone with `make bench-steps` (`STEP_ARGS="--quick"` for
 fewer steps), or some rows with `python bench/step_table.py --rows small:elbo:128 ...`.
