@@ -8,7 +8,7 @@ TORCH  := torch==2.13.0
 # What `make demo` fits; `make docs` fits the same to redraw the README's pictures (a test compares the two).
 DEMO   := fit --model vae --data digits --inference iwae --k 5 --epochs 300
 
-.PHONY: install test test-all demo docs bench data clean
+.PHONY: install test test-all demo docs bench bench-steps data clean
 
 install: $(STAMP)
 
@@ -38,6 +38,12 @@ docs: $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The step table alone: ppgen, Pyro SVI and NumPyro's jitted SVI against the hand-written loop (NumPyro in a virtual
+# environment of its own, build/bench-numpyro-venv, made on the first run); STEP_ARGS="--quick" for fewer steps.
+STEP_ARGS ?=
+bench-steps: $(STAMP)
+	$(PY) bench/step_table.py $(STEP_ARGS)
 
 # Fashion-MNIST's four gzipped IDX files, from Debian's package, into /usr/share/datasets/fashion-mnist/.
 data:

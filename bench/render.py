@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from render_step_table import step_table_section
+
 BENCH = Path(__file__).resolve().parent
 
 
@@ -729,7 +731,7 @@ ppgen {machine['ppgen']} at `{machine['commit']}`.
 Checks of the reference against ppgen:
 
 {sanity(results)}
-{fast_path_section(results)}{gpu_section()}{fashion_section()}{evaluate_section()}{scale_section()}
+{fast_path_section(results)}{step_table_section()}{gpu_section()}{fashion_section()}{evaluate_section()}{scale_section()}
 {exact_section(results)}{latent_section(latent)}{choice_of_d_section()}
 {burda(results)}{distributed_section()}{energy_section()}"""
 

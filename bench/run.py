@@ -18,6 +18,10 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
    is installed (``choice_of_d.py``);
 9. energy models (score matching, NCE, contrastive divergence), a DDPM and a flow on the same data: log p(x), MMD
    and C2ST (``energy_score_diffusion.py``);
+10. the step table of issue 25: CPU time per step of ppgen's default and ``compile=True`` paths, Pyro's SVI and
+    NumPyro's jitted SVI (in a virtual environment of its own, created on the first run) against the hand-written loop,
+    on both VAEs with the ELBO and IWAE(k=5) at batch 128 and 1024 (``step_table.py``; ``--skip-step-table`` keeps
+    the last one);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
@@ -30,18 +34,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 
-import pyro
 import torch
 
 import ppgen
@@ -59,41 +60,16 @@ import fashion as fashion_bench
 import gpu as gpu_bench
 import handwritten
 import latent_families
+from machine import machine
 import render
 import scale as scale_bench
+import step_table
 from workloads import (BATCH_SIZE, BOUNDS, LR, NETWORKS, PARTICLE_POINTS, QUERY_K, SEED, build, data_of, fit,
                        load_data, model_of, network)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
 DOCS = BENCH.parent / "docs" / "benchmarks.md"
-
-
-def machine(threads: int) -> dict:
-    """What the figures were measured on."""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        cpu = platform.processor() or platform.machine()
-    try:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=BENCH, capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "pyro": pyro.__version__,
-        "ppgen": ppgen.__version__,
-        "commit": commit,
-        "platform": platform.platform(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
@@ -272,6 +248,9 @@ def main() -> None:
                         help="keep the last results of evaluate.py (log p(x) at scale), scale.py (step time against "
                              "batch, width, K and N), fashion.py (an epoch of Fashion-MNIST) and gpu.py "
                              "(batch 1024 on a GPU)")
+    parser.add_argument("--skip-step-table", action="store_true",
+                        help="keep the last step_table.py results (ppgen, Pyro and NumPyro against the hand-written "
+                             "loop)")
     parser.add_argument("--skip-distributed", action="store_true",
                         help="keep the last distributed.py results (two processes against one)")
     parser.add_argument("--skip-energy", action="store_true",
@@ -337,6 +316,8 @@ def main() -> None:
                                      threads=args.threads, previous=previous.get("burda"))
     if not args.skip_distributed:
         distributed_bench.main([])
+    if not args.skip_step_table:
+        step_table.main([])
     if args.suite == "all" and not args.skip_energy:
         energy_bench.main(["--digits"])
     if not (args.skip_scaling or args.suite == "latent"):
