@@ -187,9 +187,9 @@ def test_buckets_are_cut_in_reverse_order_at_their_limits():
     eight = [torch.zeros(1, dtype=torch.float64) for _ in range(5)]
     assert assign_buckets(eight, first=16, cap=24) == [[4, 3], [2, 1, 0]]
     assert assign_buckets(eight, first=17, cap=8) == [[4, 3, 2], [1], [0]]
-    assert assign_buckets([torch.zeros(shape, dtype=torch.float64) for shape in SHAPES], **SMALL) == [[4, 3], [2, 1],
-                                                                                                       [0]]
-    mixed = [torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float32), torch.zeros(2, dtype=torch.float64)]
+    shaped = [torch.zeros(shape, dtype=torch.float64) for shape in SHAPES]
+    assert assign_buckets(shaped, **SMALL) == [[4, 3], [2, 1], [0]]
+    mixed = [torch.zeros(2, dtype=dtype) for dtype in (torch.float64, torch.float32, torch.float64)]
     assert assign_buckets(mixed) == [[2], [1], [0]]
     assert assign_buckets([]) == []
 

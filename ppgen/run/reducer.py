@@ -10,10 +10,10 @@ and every bucket before it has been launched, its weighted gradients are copied 
 all-reduce is started asynchronously, so that it runs while ``backward`` computes the gradients of the earlier layers.
 
 Every rank launches the same collectives in the same order, whatever its gradients: the buckets go in index order,
-and the last bucket (the first parameters, whose gradients ``backward`` makes last) is launched by :meth:`Reducer.finish`
-after ``backward``, with a tail that carries what the ranks must agree on: the weighted loss s_r L_r, which of the
-parameters have a gradient on each rank, which buckets a rank launched before their gradients changed, and which stop
-signal each rank received. So a step costs one collective per bucket and no other, and its verdict (the global loss
+and the last bucket (the first parameters, whose gradients ``backward`` makes last) is launched by
+:meth:`Reducer.finish` after ``backward``, with a tail that carries what the ranks must agree on: the weighted loss
+s_r L_r, which of the parameters have a gradient on each rank, which buckets a rank launched before their gradients
+changed, and which stop signal each rank received. So a step costs one collective per bucket and no other, and its verdict (the global loss
 and gradient) is the same on every rank. A bucket whose parameters get no gradient on a rank (a rank without rows, a
 parameter this batch does not reach) is launched there by :meth:`Reducer.finish` with zeros in their place. A step
 whose gradients come at its end (the captured or compiled step, which computes them with ``torch.autograd.grad``
@@ -79,16 +79,18 @@ class Reducer:
         signals: the training loop's :class:`~ppgen.run.signals.StopSignals`, whose received signal the tail carries;
             ``None`` where nothing listens.
         overlap: whether hooks launch buckets during ``backward``; without, :meth:`finish` reduces every bucket.
-        first, cap: the sizes of the buckets in bytes (see :func:`assign_buckets`).
+        first, cap: the sizes of the buckets in bytes (see :func:`assign_buckets`); by default
+            :data:`FIRST_BUCKET_BYTES` and :data:`BUCKET_BYTES` as they are when the reducer is made.
 
     Attributes:
         agreed: the stop signal any rank had received by the last step's reduction, or ``None``.
     """
 
     def __init__(self, params: Sequence[Tensor], collective: Collective, signals: Any = None, overlap: bool = True,
-                 first: int = FIRST_BUCKET_BYTES, cap: int = BUCKET_BYTES) -> None:
+                 first: int | None = None, cap: int | None = None) -> None:
         self.params, self.collective, self.signals = list(params), collective, signals
-        self.buckets = assign_buckets(self.params, first, cap)
+        self.buckets = assign_buckets(self.params, FIRST_BUCKET_BYTES if first is None else first,
+                                      BUCKET_BYTES if cap is None else cap)
         self.bucket_of = {i: b for b, indices in enumerate(self.buckets) for i in indices}
         self.agreed: str | None = None
         self.share: float | None = None
@@ -173,8 +175,12 @@ class Reducer:
         like = self.params[self.buckets[b][0]]
         parts = [self.params[i].grad.reshape(-1) if self.params[i].grad is not None
                  else like.new_zeros(self.params[i].numel()) for i in self.buckets[b]]
-        flat = torch.cat(parts) * self.share
-        return torch.cat([flat, tail]) if tail is not None else flat
+        n = sum(part.numel() for part in parts)
+        flat = like.new_empty(n + (len(tail) if tail is not None else 0))
+        torch.cat(parts, out=flat[:n]).mul_(self.share)
+        if tail is not None:
+            flat[n:] = tail
+        return flat
 
     def _launch(self, b: int, tail: Tensor | None = None) -> None:
         grads = [(g, g._version) for g in (self.params[i].grad for i in self.buckets[b]) if g is not None]
