@@ -9,18 +9,18 @@ parameter (``Tensor.register_post_accumulate_grad_hook``) counts the gradients a
 and every bucket before it has been launched, its weighted gradients are copied into one flat tensor whose
 all-reduce is started asynchronously, so that it runs while ``backward`` computes the gradients of the earlier layers.
 
-Every rank launches the same collectives in the same order, whatever its gradients: the buckets go in index order,
-and the last bucket (the first parameters, whose gradients ``backward`` makes last) is launched by
-:meth:`Reducer.finish` after ``backward``, with a tail that carries what the ranks must agree on: the weighted loss
-s_r L_r, which of the parameters have a gradient on each rank, which buckets a rank launched before their gradients
-changed, and which stop signal each rank received. So a step costs one collective per bucket and no other, and its verdict (the global loss
-and gradient) is the same on every rank. A bucket whose parameters get no gradient on a rank (a rank without rows, a
-parameter this batch does not reach) is launched there by :meth:`Reducer.finish` with zeros in their place. A step
-whose gradients come at its end (the captured or compiled step, which computes them with ``torch.autograd.grad``
-inside its graph) fires no hook: its buckets are all reduced by :meth:`Reducer.finish`, one collective each.
+Every rank launches the same collectives in the same order, whatever its gradients: the buckets go in index order, and
+the last bucket (the first parameters, whose gradients ``backward`` makes last) is launched by :meth:`Reducer.finish`
+after ``backward``, with a tail that carries what the ranks must agree on: the weighted loss s_r L_r, which of the
+parameters have a gradient on each rank, which buckets a rank launched before their gradients changed, and which stop
+signal each rank received. So a step costs one collective per bucket and no other, and its verdict (the global loss and
+gradient) is the same on every rank. A bucket whose parameters get no gradient on a rank (a rank without rows, a
+parameter this batch does not reach) is launched there by :meth:`Reducer.finish` with zeros in their place. A step whose
+gradients come at its end (the captured or compiled step, which computes them with ``torch.autograd.grad`` inside its
+graph) fires no hook: its buckets are all reduced by :meth:`Reducer.finish`, one collective each.
 
-A gradient replaced or changed after its bucket was launched (a step that runs ``backward`` twice, such as the
-captured step's first call, which compares the plain step with its graph) leaves that bucket stale; the tail tells
+A gradient replaced or changed after its bucket was launched (as by a captured step's call that runs the plain step,
+then its graph, to compare them) leaves that bucket stale; the tail tells
 every rank, and every rank reduces the stale buckets again from the gradients as they are at the end.
 
 References:
