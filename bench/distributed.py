@@ -14,12 +14,16 @@ Per network, the workloads:
 * ppgen, one process: ``ppgen.fit``;
 * ppgen, two processes: ``ppgen.fit(distributed=True)``, 64 rows of each global batch per rank, its gradients reduced
   in buckets launched during ``backward`` (``ppgen.run.reducer``);
+* ppgen captured, one process and two: the same with ``compile="capture"``, whose step computes its gradients
+  inside its graph, so that every bucket is reduced after it;
 * ppgen, two processes, one bucket (``large`` only): the same with every gradient in one bucket, reduced after
   ``backward`` in one all-reduce (as ppgen did before the buckets): what the overlap buys;
 * hand-written, one process: the benchmark's hand-written loss and loop (``bench/handwritten.py``);
 * hand-written, two processes: the same loss in ``DistributedDataParallel``, each rank its half of every batch.
 
-Each process warms up for one epoch, then times ``--epochs`` epochs; the workloads run in turn in each of
+Each process warms up with a fit of one epoch, then times ``--epochs`` epochs as the difference of a fit of
+``1 + epochs`` epochs and one of one epoch (so that a fit's own costs, the captured step's tracing of each batch shape
+among them, are left out); the workloads run in turn in each of
 ``--repeats`` rounds, a time is the median over the rounds, and a ratio the median of the rounds' ratios. The speed-up
 is time per step of one process over that of two, on the same global batches; the efficiency of ppgen's two processes
 against DDP's is ppgen's speed-up over DDP's. It is measured on a shared 2-core machine, where two processes have at
@@ -64,7 +68,11 @@ NETWORKS = {
               "vae": {"x_dim": 784, "z_dim": 32}, "data": "Fashion-MNIST, binarised: the first 1437 training images"},
 }
 #: each workload's processes; ``ppgen-2-one-bucket`` runs where the overlap can make a difference.
-WORKLOADS = {"ppgen-1": 1, "ppgen-2": 2, "ppgen-2-one-bucket": 2, "handwritten-1": 1, "handwritten-2": 2}
+WORKLOADS = {"ppgen-1": 1, "ppgen-2": 2, "ppgen-2-one-bucket": 2, "ppgen-captured-1": 1, "ppgen-captured-2": 2,
+             "handwritten-1": 1, "handwritten-2": 2}
+#: the paths compared: their workloads on one process and on two.
+PATHS = {"ppgen": ("ppgen-1", "ppgen-2"), "ppgen, one bucket": ("ppgen-1", "ppgen-2-one-bucket"),
+         "ppgen, captured": ("ppgen-captured-1", "ppgen-captured-2"), "handwritten": ("handwritten-1", "handwritten-2")}
 
 
 def training_data(name: str) -> Tensor:
@@ -91,7 +99,7 @@ class HandwrittenLoss(nn.Module):
         return handwritten.elbo_loss(self.vae, x)
 
 
-def train_handwritten(name: str, x: Tensor, epochs: int, world: int) -> None:
+def train_handwritten(name: str, x: Tensor, epochs: int, world: int, workload: str) -> None:
     """The hand-written loop; with two processes, DDP over each rank's contiguous half of every global batch."""
     loss_fn = HandwrittenLoss(network(name))
     model = nn.parallel.DistributedDataParallel(loss_fn) if world > 1 else loss_fn
@@ -110,15 +118,16 @@ def train_handwritten(name: str, x: Tensor, epochs: int, world: int) -> None:
         total.item()
 
 
-def train_ppgen(name: str, x: Tensor, epochs: int, world: int) -> None:
-    """``ppgen.fit``, with ``distributed=True`` on two processes."""
-    ppgen.fit(network(name), x, epochs=epochs, batch_size=BATCH_SIZE, lr=LR, seed=SEED,
-              progress=False, distributed=world > 1)
+def train_ppgen(name: str, x: Tensor, epochs: int, world: int, workload: str) -> None:
+    """``ppgen.fit``, with ``distributed=True`` on two processes, ``compile="capture"`` for a captured workload."""
+    ppgen.fit(network(name), x, epochs=epochs, batch_size=BATCH_SIZE, lr=LR, seed=SEED, progress=False,
+              distributed=world > 1, compile="capture" if "captured" in workload else False)
 
 
 def worker(rank: int, world: int, port: int, name: str, workload: str, epochs: int, out: str) -> None:
-    """One process of a workload on network ``name``: a warm-up epoch, then ``epochs`` timed ones; rank 0 writes
-    seconds per step."""
+    """One process of a workload on network ``name``: a warm-up fit of one epoch, then a timed fit of one epoch and one
+    of ``1 + epochs``, whose difference is ``epochs`` epochs' steps without what a fit pays once (the captured step's
+    tracing of each batch shape, DDP's broadcast); rank 0 writes seconds per step."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -128,14 +137,17 @@ def worker(rank: int, world: int, port: int, name: str, workload: str, epochs: i
         ppgen.run.reducer.FIRST_BUCKET_BYTES = ppgen.run.reducer.BUCKET_BYTES = 1 << 62
     x = training_data(name)
     train = train_ppgen if workload.startswith("ppgen") else train_handwritten
-    train(name, x, 1, world)
-    if world > 1:
-        dist.barrier()
-    start = time.perf_counter()
-    train(name, x, epochs, world)
-    if world > 1:
-        dist.barrier()
-    seconds = time.perf_counter() - start
+    train(name, x, 1, world, workload)
+    seconds = []
+    for timed in (1, 1 + epochs):
+        if world > 1:
+            dist.barrier()
+        start = time.perf_counter()
+        train(name, x, timed, world, workload)
+        if world > 1:
+            dist.barrier()
+        seconds.append(time.perf_counter() - start)
+    seconds = seconds[1] - seconds[0]
     if rank == 0:
         Path(out).write_text(json.dumps(seconds / (epochs * math.ceil(len(x) / BATCH_SIZE))))
     if world > 1:
@@ -162,19 +174,25 @@ def workloads(name: str) -> dict[str, int]:
 
 def summary(times: dict[str, list[float]]) -> dict:
     """Medians, speed-ups and ratios of one network's times."""
-    speedup = {side: ratio(times, f"{side}-1", f"{side}-2") for side in ("ppgen", "handwritten")}
+    paths = {}
+    for path, (one, two) in PATHS.items():
+        if two not in times:
+            continue
+        paths[path] = {"one_process_ms": statistics.median(times[one]) * 1e3,
+                       "two_processes_ms": statistics.median(times[two]) * 1e3,
+                       "speedup": ratio(times, one, two)}
+        if path != "handwritten":
+            # this path's speed-up over DDP's, round by round: at least 1 where its two processes are as efficient
+            paths[path]["efficiency_to_ddp"] = statistics.median(
+                (a1 / a2) / (b1 / b2) for a1, a2, b1, b2 in zip(times[one], times[two], times["handwritten-1"],
+                                                                times["handwritten-2"]))
     result = {
-        "ms_per_step": {name: statistics.median(values) * 1e3 for name, values in times.items()},
         "runs_ms_per_step": {name: [v * 1e3 for v in values] for name, values in times.items()},
-        "speedup": speedup,
-        # ppgen's speed-up over DDP's, round by round: at least 1 where two ppgen processes are as efficient as DDP's
-        "efficiency_to_ddp": statistics.median((a1 / a2) / (b1 / b2) for a1, a2, b1, b2 in zip(
-            times["ppgen-1"], times["ppgen-2"], times["handwritten-1"], times["handwritten-2"])),
+        "paths": paths,
         "ratio_to_handwritten": {"one process": ratio(times, "ppgen-1", "handwritten-1"),
                                  "two processes": ratio(times, "ppgen-2", "handwritten-2")},
     }
     if "ppgen-2-one-bucket" in times:
-        result["speedup"]["ppgen, one bucket"] = ratio(times, "ppgen-1", "ppgen-2-one-bucket")
         result["overlap_gain"] = ratio(times, "ppgen-2-one-bucket", "ppgen-2")
     return result
 
@@ -222,8 +240,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = measure(args.epochs, args.repeats, names)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     for name, entry in results["networks"].items():
-        print(f"{name}: two processes over one: ppgen x{entry['speedup']['ppgen']:.2f}, hand-written DDP "
-              f"x{entry['speedup']['handwritten']:.2f}, ppgen's over DDP's x{entry['efficiency_to_ddp']:.2f}")
+        print(f"{name}: two processes over one: " + ", ".join(f"{path} x{value['speedup']:.2f}"
+                                                             for path, value in entry["paths"].items()))
     print(f"wrote {RESULTS.relative_to(BENCH.parent)}")
     return results
 
