@@ -493,9 +493,11 @@ def load_note(entry: dict) -> str:
             f"them sets the pace.")
 
 
-#: the rows of the data-parallel table: a key of ``speedup`` in ``bench/distributed.json``, and what it is.
-PATHS = (("ppgen", "ppgen, buckets during backward"), ("ppgen, one bucket", "ppgen, one bucket after backward"),
-         ("handwritten", "hand-written, `DistributedDataParallel`"))
+#: the rows of the data-parallel table: a path of ``bench/distributed.json``, and what it is.
+DATA_PARALLEL_PATHS = {"ppgen": "ppgen, buckets during backward",
+                       "ppgen, one bucket": "ppgen, one bucket after backward",
+                       "ppgen, captured": "ppgen, `compile=\"capture\"` (buckets after the step)",
+                       "handwritten": "hand-written, `DistributedDataParallel`"}
 
 
 def distributed_section() -> str:
@@ -507,15 +509,13 @@ def distributed_section() -> str:
     settings = entry["settings"]
     rows, networks = [], []
     for name, net in entry["networks"].items():
-        ms, speedup = net["ms_per_step"], net["speedup"]
         networks.append(f"{name}: `{net['network']}` on the {net['data']}")
-        for side, label in PATHS:
-            if side not in speedup:
-                continue
-            two = "ppgen-2-one-bucket" if side == "ppgen, one bucket" else f"{side}-2"
-            one = "ppgen-1" if side.startswith("ppgen") else f"{side}-1"
-            rows.append(f"| {name} | {label} | {ms[one]:.2f} ms/step | {ms[two]:.2f} ms/step | {speedup[side]:.2f} |")
-    efficiency = "; ".join(f"{name} {net['efficiency_to_ddp']:.2f}" for name, net in entry["networks"].items())
+        for side, label in DATA_PARALLEL_PATHS.items():
+            if side in net["paths"]:
+                row = net["paths"][side]
+                versus = f"{row['efficiency_to_ddp']:.2f}" if "efficiency_to_ddp" in row else ""
+                rows.append(f"| {name} | {label} | {row['one_process_ms']:.2f} ms/step | "
+                            f"{row['two_processes_ms']:.2f} ms/step | {row['speedup']:.2f} | {versus} |")
     ratios = "; ".join(f"{name} {net['ratio_to_handwritten']['one process']:.2f} on one process, "
                        f"{net['ratio_to_handwritten']['two processes']:.2f} on two"
                        for name, net in entry["networks"].items())
@@ -528,19 +528,19 @@ The ELBO with a global batch of {settings['global_batch']} split across the proc
 {settings['torch_threads']} torch thread per process, for two networks ({'; '.join(networks)}); ppgen's
 `fit(distributed=True)`, whose gradients are all-reduced in buckets launched while `backward` runs
 (`ppgen.run.reducer`; {settings['buckets']}), against the hand-written loop in `DistributedDataParallel`. Time per
-step of {settings['epochs_timed']} epochs after a warm-up epoch, the median of {settings['repeats']} interleaved
-rounds (a ratio: the median of the rounds' ratios), measured {entry['date']} on a shared {settings['cpu_count']}-core
-machine (other jobs ran beside it: two processes compete with them for the two cores), in {entry['seconds']:.0f} s by
-`python bench/distributed.py` (part of `make bench`). A speed-up below 1 means two processes were slower than one
-here.{load_note(entry)}
+step of {settings['epochs_timed']} epochs (the difference of a fit of 1 + {settings['epochs_timed']} epochs and one of
+1, after a warm-up fit), the median of {settings['repeats']} interleaved rounds (a ratio: the median of the rounds'
+ratios), measured {entry['date']} on a shared {settings['cpu_count']}-core machine (other jobs ran beside it: two
+processes compete with them for the two cores), in {entry['seconds']:.0f} s by `python bench/distributed.py` (part of
+`make bench`). A speed-up below 1 means two processes were slower than one here; the last column is a path's speed-up
+over DDP's, at least 1 where its two processes are as efficient as DDP's.{load_note(entry)}
 
-| network | path | one process | two processes | speed-up, one over two |
-|---|---|---:|---:|---:|
+| network | path | one process | two processes | speed-up, one over two | over DDP's |
+|---|---|---:|---:|---:|---:|
 {chr(10).join(rows)}
 
-ppgen's speed-up over DDP's (at least 1: two ppgen processes as efficient as DDP's): {efficiency}. What the overlap
-buys, one bucket's time per step over the buckets': {gains or 'not measured'}. ppgen over hand-written: {ratios}.
-GPU (NCCL): {entry['gpu'] or 'see the results file'}.
+What the overlap buys, the one bucket's time per step over the buckets': {gains or 'not measured'}. ppgen over
+hand-written: {ratios}. GPU (NCCL): {entry['gpu'] or 'see the results file'}.
 """
 
 
