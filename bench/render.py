@@ -540,7 +540,8 @@ over DDP's, at least 1 where its two processes are as efficient as DDP's.{load_n
 {chr(10).join(rows)}
 
 What the overlap buys, the one bucket's time per step over the buckets': {gains or 'not measured'}. ppgen over
-hand-written: {ratios}. GPU (NCCL): {entry['gpu'] or 'see the results file'}.
+hand-written: {ratios}. Every round's time is in `bench/distributed.json` (`runs_ms_per_step`): under a load like
+this one a path's time swings between rounds by up to 5x. GPU (NCCL): {entry['gpu'] or 'see the results file'}.
 """
 
 
