@@ -2,12 +2,13 @@
 
 Every rank holds the whole program and draws the same seeded data order; each global batch of ``batch_size``
 rows is split into ``world_size`` contiguous shards, one per rank. A rank's loss is the mean over its B_r rows;
-after ``backward`` its gradients are weighted by B_r / B and summed over the ranks in one all-reduce, so that
-every rank holds the gradient of the mean over the global batch, the gradient a single process computes on the
-same B rows. The all-reduce is explicit, over the module's parameters, rather than ``DistributedDataParallel``:
-a Pyro program is not called through ``forward``, where DDP's hooks sit (pyro-ppl issue 2354). It works the
-same for every backend, since every :class:`~ppgen.objective.base.Objective` is a mean of per-point terms, global
-latents included: a batch keeps the size N of the whole data set, so their 1/N share per point is unchanged.
+its gradients are weighted by B_r / B and summed over the ranks, so that every rank holds the gradient of the mean
+over the global batch, the gradient a single process computes on the same B rows. The all-reduce runs in buckets
+launched while ``backward`` runs, as ``DistributedDataParallel``'s reducer does (:mod:`ppgen.run.reducer`), but from
+hooks on the parameters rather than from DDP's wrapper: a Pyro program is not called through ``forward``, where
+DDP's hooks sit (pyro-ppl issue 2354). It works the same for every backend, since every
+:class:`~ppgen.objective.base.Objective` is a mean of per-point terms, global latents included: a batch keeps the size
+N of the whole data set, so their 1/N share per point is unchanged.
 
 Draws: when training starts, rank r seeds torch, NumPy and Python's ``random`` with :func:`rank_seed` (seed, r),
 its own streams. A model that draws nothing (maximum likelihood, latents summed out) fits to the parameters of a
@@ -23,10 +24,11 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -37,6 +39,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ppgen.program.inputs import Batch
+from ppgen.run.reducer import Reducer
 from ppgen.run.rng import capture_rng
 
 #: the variables a launcher (torchrun) sets for each process; ``fit(distributed=True)`` reads them.
@@ -49,8 +52,6 @@ DEFAULT_TIMEOUT_S = 600.0
 #: is told so after this wait, not after a collective's.
 RENDEZVOUS_VARIABLE = "PPGEN_DISTRIBUTED_RENDEZVOUS_TIMEOUT"
 DEFAULT_RENDEZVOUS_S = 60.0
-#: the signals that stop a fit after its step (:class:`~ppgen.run.signals.StopSignals`).
-STOP_SIGNALS = ("SIGINT", "SIGTERM")
 
 T = TypeVar("T")
 
@@ -70,19 +71,28 @@ class Group:
         rank: this process's rank; rank 0 alone writes the run folder.
         world_size: the number of processes.
         active: whether the methods talk to the default ``torch.distributed`` process group.
-        signals: the training loop's :class:`~ppgen.run.signals.StopSignals` (see :meth:`listening`).
+        reducer: the reduction of the parameters' gradients, where :meth:`reducing` made this group.
     """
 
     rank: int = 0
     world_size: int = 1
     active: bool = False
-    signals: Any = None
-    agreed: list[str | None] = field(default_factory=lambda: [None], compare=False, repr=False)
+    reducer: Reducer | None = field(default=None, compare=False, repr=False)
 
-    def listening(self, signals: Any) -> Group:
-        """This group, whose gradient all-reduce also tells every rank which stop signal any rank received from
-        ``signals`` (a :class:`~ppgen.run.signals.StopSignals`): no collective of its own per step."""
-        return replace(self, signals=signals, agreed=[None]) if self.active else self
+    @contextlib.contextmanager
+    def reducing(self, params: list[Tensor], signals: Any) -> Iterator[Group]:
+        """This group, whose gradient reduction over ``params`` is overlapped with ``backward`` (see
+        :mod:`ppgen.run.reducer`) and also tells every rank which stop signal any rank received from ``signals``
+        (a :class:`~ppgen.run.signals.StopSignals`): no collective of its own per step. The hooks it puts on the
+        parameters are removed on leaving."""
+        if not self.active:
+            yield self
+            return
+        reducer = Reducer(params, self._collective, signals)
+        try:
+            yield replace(self, reducer=reducer)
+        finally:
+            reducer.close()
 
     @property
     def writer(self) -> bool:
@@ -93,6 +103,12 @@ class Group:
         """This rank's contiguous share of ``rows`` (shares differ in length by at most one; some may be empty)."""
         return rows.tensor_split(self.world_size)[self.rank] if self.active else rows
 
+    def expect_gradients(self, share: float) -> None:
+        """Call before the step's ``backward``: its gradients, weighted by ``share`` (B_r / B, this rank's rows over
+        the global batch's), are reduced bucket by bucket as ``backward`` makes them (see :meth:`reducing`)."""
+        if self.reducer is not None:
+            self.reducer.expect(share)
+
     def reduce_gradients(self, loss: Tensor | None, share: float, params: list[Tensor]) -> Tensor:
         """Make every rank's gradients, and the loss, those of the mean over the global batch; call after backward.
 
@@ -100,33 +116,26 @@ class Group:
             loss: this rank's loss, the mean over its rows (detached); ``None`` for a rank without rows.
             share: B_r / B, this rank's rows over the global batch's.
             params: the parameters, whose ``.grad`` is replaced by the weighted sum over the ranks (``None`` where
-                no rank has a gradient, as a single process leaves it).
+                no rank has a gradient, as a single process leaves it): those of :meth:`reducing`, where it made
+                this group.
 
         Returns:
             The global mean loss, a 0-d tensor.
         """
         if not self.active:
             return loss
-        like = params[0]
-        grads = [p.grad.reshape(-1) if p.grad is not None else like.new_zeros(p.numel()) for p in params]
-        value = loss.reshape(1).to(like) if loss is not None else like.new_zeros(1)
-        received = self.signals.received if self.signals is not None else None
-        flags = like.new_tensor([float(p.grad is not None) for p in params] +
-                                [float(received == name) for name in STOP_SIGNALS])
-        buffer = torch.cat([torch.cat(grads) * share, value * share, flags])
-        self._collective("the gradient all-reduce", dist.all_reduce, buffer)
-        total = buffer.numel() - len(flags) - 1
-        counts = buffer[total + 1:].tolist()
-        for p, chunk, has in zip(params, buffer[:total].split([p.numel() for p in params]), counts):
-            p.grad = chunk.view_as(p) if has else None
-        self.agreed[0] = next((name for name, n in zip(STOP_SIGNALS, counts[len(params):]) if n), None)
-        return buffer[total]
+        reducer = self.reducer
+        if reducer is None:
+            reducer = Reducer(params, self._collective, overlap=False)
+        elif len(params) != len(reducer.params) or any(p is not q for p, q in zip(params, reducer.params)):
+            raise ValueError("params: the reduction was made over other parameters (Group.reducing)")
+        return reducer.finish(loss, share)
 
     def stop_signal(self, received: str | None) -> str | None:
         """The stop signal to act on after a step: this process's ``received`` alone, or in a distributed fit
-        the one any rank had received by the step's gradient all-reduce, so that every rank stops at the same
-        step (a signal that arrives later is acted on after the next step)."""
-        return self.agreed[0] if self.active else received
+        (:meth:`reducing`) the one any rank had received by the step's gradient reduction, so that every rank stops
+        at the same step (a signal that arrives later is acted on after the next step)."""
+        return self.reducer.agreed if self.reducer is not None else received
 
     def from_writer(self, compute: Callable[[], T]) -> T:
         """``compute()`` on rank 0 (which reads and writes the run folder), its result, or its error, on every rank."""
@@ -223,9 +232,10 @@ class Group:
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("cpu")
 
-    def _collective(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def _collective(self, what: str, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)``'s result; its failure a :class:`DistributedError` that says ``what`` failed."""
         try:
-            call(*args, **kwargs)
+            return call(*args, **kwargs)
         except (RuntimeError, dist.DistBackendError) as error:
             raise DistributedError(
                 f"rank {self.rank} of {self.world_size}: {what} failed: another rank stopped (its own error says "

@@ -68,8 +68,7 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     batch = None
     # The data were checked against the likelihood's support and the program traced with validation on;
     # checking every distribution's arguments again on every step is work done once already.
-    with pyro.validation_enabled(False), StopSignals() as stop:
-        group = group.listening(stop)
+    with pyro.validation_enabled(False), StopSignals() as stop, group.reducing(guard.params, stop) as group:
         try:
             while state.epoch < epochs and state.stopped is None:
                 if state.order is None:
@@ -121,6 +120,7 @@ def step(gradients: Gradients, guard: Guard, batch: Batch, state: RunState, grou
     state.position += 1
     guard.optimizer.zero_grad(set_to_none=True)
     why = loss = None
+    group.expect_gradients(len(batch) / rows)  # reduced in buckets as backward makes them
     try:
         if len(batch):  # a rank's shard of a last batch smaller than the world is empty
             loss = gradients(batch)  # the backend's loss (detached), its gradient in each parameter's .grad
