@@ -32,7 +32,7 @@ from ppgen.training.guard import Guard
 from ppgen.training.loop import step
 from ppgen.training.optimizers import adam
 from ppgen.training.step import Gradients
-from workloads import BATCH_SIZE, BOUNDS, LR, handwritten
+from workloads import BATCH_SIZE, BOUNDS, LR
 
 #: contender -> (compile, update in the graph)
 PPGEN = {"plain": (False, False), "capture before": ("capture", False), "capture": ("capture", True),
