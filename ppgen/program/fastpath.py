@@ -7,8 +7,10 @@ site's ``log_prob``) and autograd's graph again at every step, in Python. Here t
 [K, B] log weights, the objective and its gradient (``torch.autograd.grad``), is traced once per batch shape into one
 graph of tensor operations by ``make_fx`` on fake tensors, with the parameters, buffers, data and row indices as
 inputs and the random draws as operations of the graph (so that replaying it draws from torch's random stream
-exactly as the plain step does). The graph is then replayed as it is (``compile="capture"``), or compiled by
-``torch.compile``'s inductor (``compile=True``) on its second call, once the shape has come back: a fit's full batch
+exactly as the plain step does), and the tensors a subclass reads besides the module's (an optimiser's state, see
+:meth:`ShapeCapture.state`) as inputs too. The graph is then replayed as it is (``compile="capture"``), or compiled by
+``torch.compile``'s inductor (``compile=True``), called on the graph directly, with no dynamo guards to check at each
+call, on its second call, once the shape has come back: a fit's full batch
 at its second step and the last, smaller batch of an epoch at the second epoch, as JAX compiles each shape that
 NumPyro's step meets, while a shape met once, such as the last chunk of a query, is not worth seconds of
 compilation and is replayed as captured. A query's pass over a chunk of points is captured the same way, without
@@ -332,9 +334,10 @@ def _flat(graph: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _shape_key(batch: Batch, training: bool) -> tuple:
-    """What a captured graph is specialised to: the inputs' shapes, dtypes and devices, N, and train or eval mode."""
+    """What a captured graph is specialised to: the inputs' shapes, dtypes and devices, N, train or eval mode, and the
+    inputs' strides (which a compiled graph asserts)."""
     return (training, tuple(tuple(a.shape) for a in batch.args), tuple((a.dtype, a.device) for a in batch.args),
-            batch.rows.device, batch.size)
+            batch.rows.device, batch.size, tuple(a.stride() for a in (batch.rows, *batch.args)))
 
 
 def _disagreement(what: str, names: list[str], expected: list[Tensor | None], replayed: list[Tensor | None],
