@@ -96,6 +96,18 @@ def test_the_update_is_torchs_adam_and_keeps_its_state_dict(options):
             torch.testing.assert_close(mine, value, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("options", [dict(fused=True), dict(foreach=True)])
+def test_the_update_keeps_torchs_state_in_float64(options):
+    """float64 parameters: torch keeps a fused Adam's step count in float32, the others' in float64."""
+    theirs, ours, (their_state, our_state) = adam_steps(options)
+    for a, b in zip(theirs, ours):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-14)
+    for i, state in their_state["state"].items():
+        assert {name: (value.dtype, value.device) for name, value in state.items()} == \
+            {name: (value.dtype, value.device) for name, value in our_state["state"][i].items()}
+
+
 @pytest.mark.parametrize("build", [
     lambda ps: torch.optim.AdamW(ps), lambda ps: torch.optim.Adam(ps, amsgrad=True),
     lambda ps: torch.optim.Adam(ps, maximize=True), lambda ps: torch.optim.Adam(ps, lr=torch.tensor(0.01)),

@@ -71,9 +71,11 @@ class AdamUpdate:
         for p in self.params:
             state = self.optimizer.state[p]
             if not state:
-                scalar = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
-                state["step"] = (torch.zeros((), dtype=scalar, device=p.device) if self.fused
-                                 else torch.tensor(0.0, dtype=scalar))
+                if self.fused:  # as torch's Adam: a float32 count on the parameter's device, else on the CPU
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                else:
+                    float64 = torch.get_default_dtype() == torch.float64
+                    state["step"] = torch.tensor(0.0, dtype=torch.float64 if float64 else torch.float32, device="cpu")
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             moments.append(state["exp_avg"])
