@@ -35,8 +35,9 @@ from ppgen.training.step import Gradients
 from workloads import BATCH_SIZE, BOUNDS, LR
 
 #: contender -> (compile, update in the graph)
-PPGEN = {"plain": (False, False), "capture before": ("capture", False), "capture": ("capture", True),
-         "compiled before": (True, False), "compiled": (True, True)}
+#: (the plain and the captured step apply the update as before: the guard's copy, then the fused Adam's step)
+PPGEN = {"plain": (False, False), "capture": ("capture", False), "compiled before": (True, False),
+         "compiled": (True, True)}
 
 
 def batches(n: int, seed: int) -> Callable[[], torch.Tensor]:
