@@ -85,6 +85,16 @@ class Gradients(ShapeCapture):
         judged = torch.stack([loss.to(dtype), norm.to(dtype)])
         return [*outputs, judged, *self.update.new(params, grads, state)]
 
+    def reference(self, expected: list[Tensor | None], replayed: list[Tensor | None]) -> list[Tensor | None]:
+        """The plain outputs, with the update computed again from the graph's own gradients: the gradients are
+        compared with the plain ones, the graph's update with Adam's of its gradients."""
+        if self.update is None:
+            return expected
+        count = len(self.params)
+        with torch.no_grad():
+            update = self.update.new([p.detach() for p in self.params], replayed[1:1 + count], self.state())
+        return [*expected[:2 + count], *update]
+
     def finish(self, outputs: list[Tensor | None]) -> Tensor:
         """The loss (detached); the gradients go into the parameters' ``.grad``, or with an update, the pair judged
         and the update into its ``pending``."""
