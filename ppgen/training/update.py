@@ -19,6 +19,8 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -65,8 +67,11 @@ class AdamUpdate:
         return AdamUpdate(optimizer, params)
 
     def state(self) -> list[Tensor]:
-        """The optimiser's state that the update reads: every m, then every v, then every step count t; made as
-        ``torch.optim.Adam`` makes it where a parameter has none yet (zeros, t = 0)."""
+        """The optimiser's state that the update reads: every m, then every v, then every step count t (made as
+        ``torch.optim.Adam`` makes it where a parameter has none yet: zeros, t = 0); and last, the float64 factors
+        [lr / (1 - b1^(t+1)), sqrt(1 - b2^(t+1))] of each parameter's next step, one row each, computed here from t
+        (read back: a step count lives on the CPU, or with a fused Adam on the parameter's device, where the update
+        is computed in the graph only on the CPU): a compiled graph would compute them again for every entry."""
         moments, squares, steps = [], [], []
         for p in self.params:
             state = self.optimizer.state[p]
@@ -81,30 +86,33 @@ class AdamUpdate:
             moments.append(state["exp_avg"])
             squares.append(state["exp_avg_sq"])
             steps.append(state["step"])
-        return [*moments, *squares, *steps]
+        factors = []
+        for t in steps:
+            t = float(t) + 1
+            factors.append((self.lr / (1 - self.beta1 ** t), math.sqrt(1 - self.beta2 ** t)))
+        return [*moments, *squares, *steps, torch.tensor(factors, dtype=torch.float64, device=self.params[0].device)]
 
     def new(self, params: list[Tensor], grads: list[Tensor | None], state: list[Tensor]) -> list[Tensor | None]:
         """The new parameters, then the new m, v and t of each parameter, each list in the parameters' order;
         ``None`` for a parameter without a gradient, which Adam leaves as it is."""
         count = len(params)
-        moments, squares, steps = state[:count], state[count:2 * count], state[2 * count:]
+        moments, squares, steps = state[:count], state[count:2 * count], state[2 * count:3 * count]
+        factors = state[3 * count]
         news: list[list[Tensor | None]] = [[], [], [], []]
-        for theta, g, m, v, t in zip(params, grads, moments, squares, steps):
-            results = (None,) * 4 if g is None else self._adam(theta, g, m, v, t)
+        for i, (theta, g, m, v, t) in enumerate(zip(params, grads, moments, squares, steps)):
+            results = (None,) * 4 if g is None else self._adam(theta, g, m, v, t, factors[i])
             for out, value in zip(news, results):
                 out.append(value)
         return [value for out in news for value in out]
 
-    def _adam(self, theta: Tensor, g: Tensor, m: Tensor, v: Tensor, t: Tensor) -> tuple[Tensor, ...]:
-        t = t + 1
+    def _adam(self, theta: Tensor, g: Tensor, m: Tensor, v: Tensor, t: Tensor,
+              factors: Tensor) -> tuple[Tensor, ...]:
         if self.weight_decay:
             g = g + self.weight_decay * theta
         m = torch.lerp(m, g, 1 - self.beta1)
         v = torch.addcmul(v * self.beta2, g, g, value=1 - self.beta2)
-        count = t.to(device=theta.device, dtype=torch.float64)
-        step_size = (self.lr / (1 - self.beta1 ** count)).to(theta.dtype)
-        root = (1 - self.beta2 ** count).sqrt().to(theta.dtype)
-        return theta - step_size * (m / (v.sqrt() / root + self.eps)), m, v, t
+        step_size, root = factors.to(theta.dtype).unbind()
+        return theta - step_size * (m / (v.sqrt() / root + self.eps)), m, v, t + 1
 
     def take(self) -> list[Tensor | None] | None:
         """The outputs of :meth:`new` of the step just computed, left for the guard to apply or drop; ``None``
