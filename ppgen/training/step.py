@@ -47,7 +47,7 @@ class Gradients(ShapeCapture):
 
         Only compiled: inductor fuses the update of each parameter into one loop, where a captured graph replayed
         as traced would run it as a dozen small operations a parameter, slower than the fused Adam's one kernel and
-        the guard's copy together (``bench/steady_step.py`` measured both)."""
+        the guard's copy together (``bench/steady_step.py``, ``bench/update_outside_graph.py``)."""
         update = AdamUpdate.of(optimizer, self.params) if optimizer is not None and self.compile is True else None
         if update is not None or self.update is not None:
             self._graphs.clear()
