@@ -8,17 +8,23 @@ hand-written loop's median. ``before`` contenders run the step as ppgen did befo
 outside the graph (the guard's copy of every parameter, then ``torch.optim.Adam(fused=True).step()``), and with
 ``compile=True`` the graph compiled through ``torch.compile`` (dynamo's guards checked at every call).
 
-    OMP_NUM_THREADS=1 python bench/steady_step.py [--steps 100] [--repeats 7] [--profile]
+    OMP_NUM_THREADS=1 python bench/steady_step.py [--steps 100] [--repeats 7] [--profile] [--out FILE]
+
+writes its rows (and the command, the machine's torch and the date) to ``--out``, by default bench/steady_step.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import platform
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import pyro
 import torch
@@ -104,6 +110,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--bounds", nargs="*", default=["elbo", "iwae5", "elbo784", "iwae784"])
     parser.add_argument("--profile", action="store_true", help="profile 50 compiled steps of each bound")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -125,6 +132,13 @@ def main() -> None:
             with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
                 timed(steps["compiled"], 50)
             print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
+    args.out.write_text(json.dumps({
+        "command": "OMP_NUM_THREADS=1 python bench/steady_step.py " + " ".join(sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or platform.system()}, torch {torch.__version__}, "
+                   "one thread, process CPU time",
+        "unit": "median ms per step of each contender over the hand-written loop's; handwritten in ms/step",
+        "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
