@@ -115,7 +115,8 @@ def step(gradients: Gradients, guard: Guard, batch: Batch, state: RunState, grou
     rows = len(batch) if rows is None else rows
     state.step += 1
     state.position += 1
-    guard.optimizer.zero_grad(set_to_none=True)
+    if guard.update is None:  # an update computed in the step leaves no .grad to clear
+        guard.optimizer.zero_grad(set_to_none=True)
     why = loss = None
     try:
         if len(batch):  # a rank's shard of a last batch smaller than the world is empty

@@ -60,7 +60,11 @@ class Gradients(ShapeCapture):
         for p in self.params:
             p.grad = None
         loss.backward()
-        return [loss.detach(), *(p.grad for p in self.params)]
+        grads = [p.grad for p in self.params]
+        if self.update is not None:  # the update carries the step on, and .grad is left empty, as the graph leaves it
+            for p in self.params:
+                p.grad = None
+        return [loss.detach(), *grads]
 
     def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
         loss = self._loss(batch)
