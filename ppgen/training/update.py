@@ -1,5 +1,6 @@
-"""The default optimiser's update as a function of tensors, so that the captured training step
-(:class:`~ppgen.training.step.Gradients`) computes it in the same graph as the loss and its gradient, and the guard
+"""The default optimiser's update as a function of tensors, so that the compiled training step
+(:class:`~ppgen.training.step.Gradients`, ``compile=True``) computes it in the same graph as the loss and its
+gradient, and the guard
 (:class:`~ppgen.training.guard.Guard`) makes it the model's by swapping tensors instead of copying them.
 
 For each parameter theta with gradient g, Adam (Kingma and Ba, 2015) with learning rate lr, betas (b1, b2), eps and
@@ -8,8 +9,9 @@ weight decay lambda, at its step t (counted from 1):
     g <- g + lambda theta,   m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,
     theta <- theta - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps),
 
-as ``torch.optim.Adam`` computes it (fused or not, up to float rounding; the bias corrections in float64, as its
-fused kernel's). Here every result is a new tensor: the old theta, m and v are left as they were, so that a bad
+as ``torch.optim.Adam`` computes it (fused or not, up to float rounding; the bias corrections in float64 on the
+host, once a step, as its fused kernel's). The hyperparameters are read when the update is made: a fit does not
+change them. Here every result is a new tensor: the old theta, m and v are left as they were, so that a bad
 step's update is dropped by not taking it, and the parameters of the last good step are the tensors the model held
 before the update, with nothing copied.
 
