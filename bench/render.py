@@ -78,10 +78,12 @@ handlers (particle plate, guide trace, replay, `compute_log_prob`) and autograd,
 `compile="capture"` traces that whole step, guide, model, log weights, objective and `torch.autograd.grad`, once
 per batch shape into one graph of tensor operations (`make_fx` on fake tensors, parameters, buffers, data and rows
 as inputs, random draws as operations of the graph), drops the operations whose results nothing reads, and replays
-it; `compile=True` compiles that graph with `torch.compile` (inductor) once the batch shape comes back (the full
-batch at the second step, the last, smaller batch of an epoch at the second epoch). The model stays the user's Pyro
+it; `compile=True` compiles that graph with inductor (`torch._inductor.compile`, no dynamo guards to check at each
+call) once the batch shape comes back (the full batch at the second step, the last, smaller batch of an epoch at the
+second epoch), with the default Adam's update and the guard's loss and gradient norm in the same graph (inside
+`ppgen.fit`; the `compiled step` rows below run the step without them, in the hand-written loop). The model stays the user's Pyro
 program. The first step of each batch shape runs the plain step and the graph on the same draws and compares loss,
-gradients, buffers and the random stream (so does the first compiled step), and again every
+gradients, buffers and the random stream (so does the first compiled step, its update too), and again every
 {results["settings"].get("verify_every", "few hundred")} replays; a program the trace cannot take (data-dependent
 control flow or shapes) or whose graph disagrees runs the plain step, and a shape whose compilation fails replays its
 traced graph, each with a `FastPathFallback` warning (`tests/test_fastpath.py` checks every zoo model under every

@@ -7,8 +7,10 @@ site's ``log_prob``) and autograd's graph again at every step, in Python. Here t
 [K, B] log weights, the objective and its gradient (``torch.autograd.grad``), is traced once per batch shape into one
 graph of tensor operations by ``make_fx`` on fake tensors, with the parameters, buffers, data and row indices as
 inputs and the random draws as operations of the graph (so that replaying it draws from torch's random stream
-exactly as the plain step does). The graph is then replayed as it is (``compile="capture"``), or compiled by
-``torch.compile``'s inductor (``compile=True``) on its second call, once the shape has come back: a fit's full batch
+exactly as the plain step does), and the tensors a subclass reads besides the module's (an optimiser's state, see
+:meth:`ShapeCapture.state`) as inputs too. The graph is then replayed as it is (``compile="capture"``), or compiled by
+``torch.compile``'s inductor (``compile=True``), called on the graph directly, with no dynamo guards to check at each
+call, on its second call, once the shape has come back: a fit's full batch
 at its second step and the last, smaller batch of an epoch at the second epoch, as JAX compiles each shape that
 NumPyro's step meets, while a shape met once, such as the last chunk of a query, is not worth seconds of
 compilation and is replayed as captured. A query's pass over a chunk of points is captured the same way, without
@@ -35,6 +37,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import copy as copies
 import logging
 import time
 import warnings
@@ -77,7 +80,7 @@ def check_compile(value: Any) -> bool | str:
 
 @dataclass
 class _Captured:
-    """One batch shape's graph, as traced, and ``run``, which maps (parameters, buffers, rows, inputs) to the
+    """One batch shape's graph, as traced, and ``run``, which maps (parameters, buffers, state, rows, inputs) to the
     outputs: that graph, or the graph compiled (``compiled``). ``checked``: whether ``run`` has been compared with
     the plain computation since :meth:`ShapeCapture.recheck`."""
 
@@ -121,10 +124,10 @@ class ShapeCapture:
 
     def __call__(self, batch: Batch) -> Tensor:
         if self.compile is False:
-            return self.finish(self.plain(batch))
+            return self.finish(self._plain(batch))
         key = _shape_key(batch, self.module.training)
         if key in self.fallbacks:
-            return self.finish(self.plain(batch))
+            return self.finish(self._plain(batch))
         captured = self._graphs.get(key)
         if captured is None:
             return self._capture(key, batch)
@@ -160,13 +163,36 @@ class ShapeCapture:
         """What a call returns, given the outputs."""
         raise NotImplementedError
 
+    def state(self) -> list[Tensor]:
+        """Tensors other than the module's that the computation reads (an optimiser's state), inputs of the graph
+        as the parameters are; none by default."""
+        return []
+
+    def extend(self, outputs: list[Tensor | None], params: list[Tensor], state: list[Tensor]) -> list[Tensor | None]:
+        """The outputs, with more computed from them, the parameters and the :meth:`state` (an optimiser's update),
+        outside the program: in the graph when traced, eagerly on the plain path; none more by default."""
+        return outputs
+
+    def reference(self, expected: list[Tensor | None], replayed: list[Tensor | None]) -> list[Tensor | None]:
+        """What the graph's outputs ``replayed`` are compared with: the plain outputs ``expected``, by default. A
+        subclass may compute again those outputs that follow from others (an optimiser's update, from the gradients)
+        from the graph's own, where a faithful graph's rounding could be amplified past any tolerance (Adam's first
+        step moves a parameter by about lr g / (|g| + eps), +-lr where a gradient is rounding noise about 0)."""
+        return expected
+
     def names(self, count: int) -> list[str]:
         """What each of ``count`` outputs is, for messages."""
         return [f"output {i}" for i in range(count)]
 
+    def _plain(self, batch: Batch) -> list[Tensor | None]:
+        """:meth:`plain`'s outputs, :meth:`extend`-ed."""
+        outputs = self.plain(batch)
+        with torch.no_grad():
+            return self.extend(outputs, [p.detach() for p in self.params], self.state())
+
     def _replay(self, run: Callable[..., Any], batch: Batch) -> list[Tensor | None]:
         with torch.no_grad():
-            return list(run([p.detach() for p in self.params], self.buffers, batch.rows, *batch.args))
+            return list(run([p.detach() for p in self.params], self.buffers, self.state(), batch.rows, *batch.args))
 
     def _capture(self, key: tuple, batch: Batch) -> Tensor:
         """The plain outputs on ``batch``; the graph traced, checked against them, and kept for its shape."""
@@ -175,7 +201,7 @@ class ShapeCapture:
             graph = self._trace(batch)
         except Exception as error:  # anything a trace cannot take: data-dependent control flow, for one
             self._warn(key, f"the {self.what} could not be traced: {type(error).__name__}: {first_line(error)}")
-            return self.finish(self.plain(batch))
+            return self.finish(self._plain(batch))
         expected, why = self._checked(_flat(graph), batch)
         if why is not None:
             self._warn(key, why)
@@ -191,7 +217,8 @@ class ShapeCapture:
         start = time.perf_counter()
         with warnings.catch_warnings():  # inductor's first use imports modules of torch.jit, which warn of it
             warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
-            run = _flat(torch.compile(captured.graph, dynamic=False))
+            run = _flat(_inductor(captured.graph, [p.detach() for p in self.params] + self.buffers + self.state()
+                                  + [batch.rows, *batch.args]))
             expected, why = self._checked(run, batch)
         if why is None:
             captured.run, captured.compiled, captured.checked = run, True, True
@@ -212,19 +239,23 @@ class ShapeCapture:
                     self.compile, self.what, key[1], done, seconds)
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:
-        """The outputs as one graph of (parameters, buffers, rows, inputs), traced on fake tensors."""
+        """The outputs as one graph of (parameters, buffers, state, rows, inputs), traced on fake tensors."""
         wrapper = ProgramCall(self.module, self._outputs_of)
         names = [f"program.{n}" for n, _ in self.module.named_parameters()]
         buffer_names = [f"program.{n}" for n, _ in self.module.named_buffers()]
-        num_params, num_buffers = len(names), len(buffer_names)
+        state = self.state()
+        num_params, num_buffers, num_state = len(names), len(buffer_names), len(state)
 
         def outputs(*flat: Tensor) -> list[Tensor | None]:
             params, buffers = flat[:num_params], flat[num_params:num_params + num_buffers]
-            rows, args = flat[num_params + num_buffers], flat[num_params + num_buffers + 1:]
+            state = list(flat[num_params + num_buffers:num_params + num_buffers + num_state])
+            rows, args = flat[num_params + num_buffers + num_state], flat[num_params + num_buffers + num_state + 1:]
             tensors = {**dict(zip(names, params)), **dict(zip(buffer_names, buffers))}
-            return torch.func.functional_call(wrapper, tensors, (Batch(tuple(args), rows, batch.size), params))
+            results = torch.func.functional_call(wrapper, tensors, (Batch(tuple(args), rows, batch.size), params))
+            return self.extend(results, [p.detach() for p in params], state)
 
-        inputs = [p.detach().requires_grad_() for p in self.params] + self.buffers + [batch.rows, *batch.args]
+        inputs = ([p.detach().requires_grad_() for p in self.params] + self.buffers + state
+                  + [batch.rows, *batch.args])
         with torch.enable_grad():
             graph = make_fx(outputs, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)
         # Pyro's bookkeeping leaves results no one reads (log-densities summed for a trace, detached copies):
@@ -258,14 +289,14 @@ class ShapeCapture:
         from them, in an output, a buffer or the random stream's position (``None`` where it agrees)."""
         device = self.params[0].device if self.params else torch.device("cpu")
         before, buffers = _rng_state(device), [b.clone() for b in self.buffers]
-        expected = self.plain(batch)
+        expected = self._plain(batch)
         after, updated = _rng_state(device), [b.clone() for b in self.buffers]
         _set_rng_state(device, before)
         _copy(self.buffers, buffers)
         try:
             replayed = self._replay(run, batch)
-            why = _disagreement(self.what, self.names(len(expected)), expected, replayed, updated, self.buffers,
-                                after, _rng_state(device))
+            why = _disagreement(self.what, self.names(len(expected)), self.reference(expected, replayed), replayed,
+                                updated, self.buffers, after, _rng_state(device))
         except Exception as error:  # a compiled graph that fails to build or run: the plain outputs stand
             why = f"the captured {self.what} failed to run: {type(error).__name__}: {first_line(error)}"
         _set_rng_state(device, after)
@@ -284,24 +315,36 @@ def _store_reads_inputs(module: nn.Module) -> contextlib.AbstractContextManager:
     return module.store_reads_params() if isinstance(module, PyroFunctions) else contextlib.nullcontext()
 
 
+def _inductor(graph: torch.fx.GraphModule, inputs: list[Tensor]) -> Callable[..., Any]:
+    """``graph`` compiled by inductor for ``inputs``, as it is: ``torch.compile`` would trace it again with dynamo,
+    whose guards, checked at every call, cost as much as the kernels of a small step. Their checks are ours: one graph
+    per batch shape, and inductor's compiled code asserts its inputs' sizes and strides. The graph is compiled on a
+    copy, and left as it was."""
+    import torch._inductor  # noqa: F401 - torch.compile's backend, loaded on first use
+
+    copy = torch.fx.GraphModule(graph, copies.deepcopy(graph.graph))
+    return torch._inductor.compile(copy, inputs)
+
+
 def _same(tensors: list[Tensor], now: Any) -> bool:
     now = list(now)
     return len(tensors) == len(now) and all(a is b for a, b in zip(tensors, now))
 
 
 def _flat(graph: Callable[..., Any]) -> Callable[..., Any]:
-    """The graph called with (parameters, buffers, rows, *inputs) as one flat list of tensors."""
+    """The graph called with (parameters, buffers, state, rows, *inputs) as one flat list of tensors."""
 
-    def run(params: list[Tensor], buffers: list[Tensor], rows: Tensor, *args: Tensor) -> Any:
-        return graph(*params, *buffers, rows, *args)
+    def run(params: list[Tensor], buffers: list[Tensor], state: list[Tensor], rows: Tensor, *args: Tensor) -> Any:
+        return graph(*params, *buffers, *state, rows, *args)
 
     return run
 
 
 def _shape_key(batch: Batch, training: bool) -> tuple:
-    """What a captured graph is specialised to: the inputs' shapes, dtypes and devices, N, and train or eval mode."""
+    """What a captured graph is specialised to: the inputs' shapes, dtypes and devices, N, train or eval mode, and the
+    inputs' strides (which a compiled graph asserts)."""
     return (training, tuple(tuple(a.shape) for a in batch.args), tuple((a.dtype, a.device) for a in batch.args),
-            batch.rows.device, batch.size)
+            batch.rows.device, batch.size, tuple(a.stride() for a in (batch.rows, *batch.args)))
 
 
 def _disagreement(what: str, names: list[str], expected: list[Tensor | None], replayed: list[Tensor | None],

@@ -15,6 +15,7 @@ import pyro.poutine as poutine
 import torch
 from torch import Tensor, nn
 
+from ppgen.training.update import AdamUpdate
 from ppgen.utils.checks import check_positive_float
 
 #: how many of the last step losses the running median is taken over.
@@ -86,9 +87,9 @@ def verdict(loss: float, grad_norm: float, median: float | None, factor: float |
     return None
 
 
-def gradient_norm(params: list[Tensor]) -> Tensor:
-    """The 2-norm of every gradient together, as one tensor (non-finite when any entry is)."""
-    grads = [p.grad for p in params if p.grad is not None]
+def gradient_norm(grads: list[Tensor | None]) -> Tensor:
+    """The 2-norm of every gradient together (``None``: none), as one tensor (non-finite when any entry is)."""
+    grads = [g for g in grads if g is not None]
     if not grads:
         return torch.zeros(())
     return torch.nn.utils.get_total_norm(grads)
@@ -151,9 +152,12 @@ class Guard:
     """The divergence guard over a run's steps, judging each step on the host: the loss and the gradient norm are
     read back after every step (on CPU, where they already are, this costs nothing).
 
-    A good step updates the parameters (``optimizer.step()``) and is counted in the epoch's loss; a bad one is
-    skipped (``on_nan="skip"``) or raises :class:`BadStep`, after which :meth:`restore` puts back the parameters
-    of the last good step.
+    A good step updates the parameters and is counted in the epoch's loss; a bad one is skipped
+    (``on_nan="skip"``) or raises :class:`BadStep`, after which :meth:`restore` puts back the parameters of the
+    last good step, those at which its loss was computed. The update is ``optimizer.step()``, after a copy of every
+    parameter into ``good``; or, where the step computed it already (:attr:`update`, set by the training loop:
+    :meth:`~ppgen.training.step.Gradients.updating`), its new tensors swapped in, the ones they replace becoming
+    ``good``: nothing is copied, and a bad step's update is dropped whole.
 
     Arguments:
         module: the model, whose parameters' ``.grad`` holds the step's gradient when :meth:`step` is called.
@@ -173,6 +177,7 @@ class Guard:
         self.optimizer, self.state, self.on_nan, self.factor = optimizer, state, on_nan, factor
         self.counts, self.what, self.label = counts, what, label
         self.params = list(module.parameters())
+        self.update: AdamUpdate | None = None  # the update the step computes, applied here
         with torch.no_grad():
             self.good = [p.detach().clone() for p in self.params]  # the parameters of the last step the guard passed
 
@@ -180,12 +185,21 @@ class Guard:
         """Judge the step just differentiated (``state.step`` and ``state.position`` count it already), whose
         ``loss`` is the mean over ``rows`` data points; ``why``: a failure the host saw, which makes it bad."""
         state = self.state
-        value, norm = torch.stack([loss.double(), gradient_norm(self.params).double().to(loss.device)]).tolist()
+        pending = self.update.take() if self.update is not None else None
+        if pending is not None:
+            judged = pending[0]
+        else:
+            norm = gradient_norm([p.grad for p in self.params])
+            judged = torch.stack([loss.double(), norm.double().to(loss.device)])
+        value, norm = judged.tolist()
         why = why or verdict(value, norm, running_median(state.recent), self.factor, self.what)
         if why is None:
-            with torch.no_grad():
-                torch._foreach_copy_(self.good, [p.detach() for p in self.params])
-            self.optimizer.step()
+            if pending is not None:
+                self.update.apply(pending[1:], self.good)
+            else:
+                with torch.no_grad():
+                    torch._foreach_copy_(self.good, [p.detach() for p in self.params])
+                self.optimizer.step()
             if self.counts:
                 state.epoch_loss += value * rows
                 state.epoch_rows += rows
@@ -281,7 +295,7 @@ class DeviceGuard(Guard):
             if self.on_nan == "raise":
                 self.reasons[state.step] = why
             loss = torch.full_like(loss, math.nan)
-        norm = gradient_norm(self.params).double().to(loss.device)
+        norm = gradient_norm([p.grad for p in self.params]).double().to(loss.device)
         bad = ~torch.isfinite(torch.stack([loss, norm])).all()
         # full_like fills on the device: a tensor made from a number would be copied there, and the copy waits
         median = torch.full_like(loss, math.nan)  # NaN while the jump test waits, or without one

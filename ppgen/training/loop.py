@@ -54,6 +54,8 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     module = gradients.module
     guard = (guard_for(module, optimizer, state, on_nan, factor, distributed=group.active) if duel is None
              else duel.guard(module, optimizer, state, on_nan, factor))
+    if duel is None:  # the update in the captured step, applied by the host's guard, of a single process's step
+        guard.update = gradients.updating(optimizer if type(guard) is Guard and not group.active else None)
     take = step if duel is None else duel.step
     # as a DataLoader's drop_last: a program that takes batches of one size only takes no smaller last batch
     drop_last = gradients.structure.own_batch_size is not None
@@ -118,7 +120,8 @@ def step(gradients: Gradients, guard: Guard, batch: Batch, state: RunState, grou
     rows = len(batch) if rows is None else rows
     state.step += 1
     state.position += 1
-    guard.optimizer.zero_grad(set_to_none=True)
+    if guard.update is None:  # an update computed in the step leaves no .grad to clear
+        guard.optimizer.zero_grad(set_to_none=True)
     why = loss = None
     group.expect_gradients(len(batch) / rows)  # reduced in buckets as backward makes them
     try:
