@@ -73,6 +73,31 @@ QUOTED: dict[str, list[Figure]] = {
         Figure(r"\({n} nats both", "theirs", 0.3),
         Figure(r"fitted at alpha = 0.5, test log p\(x\) ~ {n} nats", "renyi_log_px", 0.2),
     ],
+    "learning.py": [
+        *[Figure(r"training log p\(x\) of\s+(?:#\s+)?{n} nats", f"results[{name!r}][0].log_prob(train).mean()", 0.1)
+          for name in ("MLE", "ELBO", "IWAE(k=5)")],
+        *[Figure(r"nats per image \(test: {n}; both", f"results[{name!r}][0].log_prob(test).mean()", 0.1)
+          for name in ("MLE", "ELBO", "IWAE(k=5)")],
+        Figure(r"against {n} \(test: [-\d.]+; ±0.0005\)", "best_train", 0.0005),
+        Figure(r"\(test: {n}; ±0.0005\)", "gaussian_log_prob(test.double().numpy(), mu, cov).mean()", 0.0005),
+        Figure(r"test log p\(x\) ~ {n} nats by the ELBO", "vae_log_px['ELBO']", 0.2),
+        Figure(r", {n} by IWAE\(k=5\)", "vae_log_px['IWAE(k=5)']", 0.2),
+    ],
+    "representation.py": [
+        Figure(r"classifies {n}% of the test digits \(±", "100 * linear_probe(fit.encode(train), z_test)", 5.0),
+        Figure(r"purity of {n}% \(±", "100 * purity", 1.0),
+    ],
+    "sampling.py": [
+        Figure(r"sample mean \({n}, ", "gmm_samples.mean(0)[0]", 0.05),
+        Figure(r"sample mean \([-\d.]+, {n}\)", "gmm_samples.mean(0)[1]", 0.05),
+        Figure(r"against the data's\s+(?:#\s+)?\({n}, ", "moons.mean(0)[0]", 0.0005),
+        Figure(r"against the data's\s+(?:#\s+)?\([-\d.]+, {n}\)", "moons.mean(0)[1]", 0.0005),
+        *[Figure(rf"covariance entries {before}{{n}}", f"torch.cov(gmm_samples.T)[{i}, {j}]", 0.05)
+          for before, (i, j) in zip(("", r"[-\d.]+, ", r"[-\d.]+, [-\d.]+, "), ((0, 0), (0, 1), (1, 1)))],
+        *[Figure(rf"covariance entries [-\d., ]+ against {before}{{n}}", f"torch.cov(moons.T)[{i}, {j}]", 0.0005)
+          for before, (i, j) in zip(("", r"[-\d.]+, ", r"[-\d.]+, [-\d.]+, "), ((0, 0), (0, 1), (1, 1)))],
+        Figure(r"held-out log p\(x\) = {n} nats", "gmm.log_prob(held_out).mean()", 0.01),
+    ],
     "own_model.py": [
         Figure(r"MLE\): test log p\(x\) = {n} nats per image \(±", "pixels_log_px", 0.005),
         Figure(r"frequencies\) gives {n} \(±", "exact", 0.0005),
