@@ -5,9 +5,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # The CPU wheel of torch sits on disk; installing it first keeps pip from pulling GBs of CUDA packages.
 TORCH  := torch==2.13.0
-# What `make demo` fits (100 epochs, about 17 s of CPU time); `make docs` fits the same to redraw the README's
-# pictures (a test compares their pixels). One torch thread: on two cores two threads spend most of their time
-# waiting for each other. DEMO_LONG is the longer fit (`make demo-long`, 300 epochs at lr 1e-3, about 36 s of CPU).
+# What `make demo` fits (100 epochs, 18 s of CPU time; 29 s on the first run after the install, which compiles
+# the bytecode); `make docs` fits the same to redraw the README's pictures (a test compares their pixels). One torch
+# thread: on a loaded 2-core machine two threads spend most of their time waiting for each other (10 epochs: 3.0 s
+# on one thread, 15 s on two). DEMO_LONG is the longer fit (`make demo-long`, 300 epochs at lr 1e-3, 36 s of CPU).
 DEMO      := fit --model vae --data digits --inference iwae --k 5 --epochs 100 --lr 3e-3 --threads 1
 DEMO_LONG := fit --model vae --data digits --inference iwae --k 5 --epochs 300 --lr 1e-3 --threads 1
 
