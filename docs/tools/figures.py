@@ -1,0 +1,182 @@
+"""The figures a tutorial's text quotes, read back from a full run of the tutorial and compared within a tolerance.
+
+A tutorial's "Full-run figures" are typed into its text; :data:`QUOTED` says, for each figure, where the text quotes
+it (a regular expression whose first group is the number), which value of the run it is (an expression over the
+tutorial's globals once it has run to the end) and how far a rerun elsewhere may move it. The tolerance is stated in
+the tutorial's text (``±T``): on the machine, torch build and thread count that measured a figure a rerun gives it
+bitwise; on another machine the floating-point sums round differently, the training runs drift apart and the figure
+moves like a rerun with another seed, so the tolerance is the largest deviation over reruns with other seeds,
+rounded up.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python docs/tools/figures.py docs/tutorials/inference.py              # quoted against run
+    OMP_NUM_THREADS=1 python docs/tools/figures.py docs/tutorials/inference.py --seeds 1 2 3  # the spread
+
+The first runs the tutorial in full (``PPGEN_QUICK`` unset) and prints each figure quoted and measured, exiting with
+1 where one is outside its tolerance; the second runs it once per seed offset (every ``torch.manual_seed(s)`` and
+``pyro.set_rng_seed(s)`` of the tutorial and of ppgen becomes ``s + 1000 * offset``) and prints the largest
+deviation from the quoted figure, from which the tolerance is set. ``tests/test_tutorials.py`` runs the first
+(marked ``slow``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import runpy
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+NUMBER = r"([-+]?\d+(?:\.\d+)?)"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure a tutorial quotes.
+
+    Attributes:
+        quote: a regular expression that finds the figure in the tutorial's text; ``{n}`` stands for the number.
+        value: an expression over the tutorial's globals after a full run that computes the figure.
+        tolerance: the largest difference from the quoted figure that a rerun on another machine may show.
+    """
+
+    quote: str
+    value: str
+    tolerance: float
+
+    def quoted(self, text: str) -> float:
+        """The number the text quotes for this figure."""
+        pattern = self.quote.format(n=NUMBER)
+        found = re.findall(pattern, text)
+        if len(found) != 1:
+            raise ValueError(f"the text quotes {pattern!r} {len(found)} times, expected once")
+        return float(found[0])
+
+
+#: the VAE fits of docs/tutorials/inference.py, as its table names them
+VAE_BACKENDS = ("ELBO()", "ELBO(num_particles=5)", "IWAE(k=5)", "IWAE(k=20)")
+
+#: for each tutorial (file name in docs/tutorials/), the figures its text quotes
+QUOTED: dict[str, list[Figure]] = {
+    "inference.py": [
+        *[Figure(rf"`{re.escape(name)}` {{n}} / ", f"results[{name!r}][0]", 0.3) for name in VAE_BACKENDS],
+        *[Figure(rf"`{re.escape(name)}` [-\d.]+ / {{n}} /", f"results[{name!r}][1]", 0.4) for name in VAE_BACKENDS],
+        *[Figure(rf"`{re.escape(name)}` [-\d.]+ / [-\d.]+ /\s+(?:#\s+)?{{n}}",  # the line may break before the gap
+                 f"results[{name!r}][0] - results[{name!r}][1]", 0.3) for name in VAE_BACKENDS],
+        Figure(r"\({n} nats both", "ours", 0.3),
+        Figure(r"\({n} nats both", "theirs", 0.3),
+        Figure(r"fitted at alpha = 0.5, test log p\(x\) ~ {n} nats", "renyi_log_px", 0.2),
+    ],
+    "learning.py": [
+        *[Figure(r"training log p\(x\) of\s+(?:#\s+)?{n} nats", f"results[{name!r}][0].log_prob(train).mean()", 0.1)
+          for name in ("MLE", "ELBO", "IWAE(k=5)")],
+        *[Figure(r"nats per image \(test: {n}; both", f"results[{name!r}][0].log_prob(test).mean()", 0.1)
+          for name in ("MLE", "ELBO", "IWAE(k=5)")],
+        Figure(r"against {n} \(test: [-\d.]+; ±0.0005\)", "best_train", 0.0005),
+        Figure(r"\(test: {n}; ±0.0005\)", "gaussian_log_prob(test.double().numpy(), mu, cov).mean()", 0.0005),
+        Figure(r"test log p\(x\) ~ {n} nats by the ELBO", "vae_log_px['ELBO']", 0.2),
+        Figure(r", {n} by IWAE\(k=5\)", "vae_log_px['IWAE(k=5)']", 0.2),
+    ],
+    "representation.py": [
+        Figure(r"classifies {n}% of the test digits \(±", "100 * linear_probe(fit.encode(train), z_test)", 5.0),
+        Figure(r"purity of {n}% \(±", "100 * purity", 1.0),
+    ],
+    "sampling.py": [
+        Figure(r"sample mean \({n}, ", "gmm_samples.mean(0)[0]", 0.05),
+        Figure(r"sample mean \([-\d.]+, {n}\)", "gmm_samples.mean(0)[1]", 0.05),
+        Figure(r"against the data's\s+(?:#\s+)?\({n}, ", "moons.mean(0)[0]", 0.0005),
+        Figure(r"against the data's\s+(?:#\s+)?\([-\d.]+, {n}\)", "moons.mean(0)[1]", 0.0005),
+        *[Figure(rf"covariance entries {before}{{n}}", f"torch.cov(gmm_samples.T)[{i}, {j}]", 0.05)
+          for before, (i, j) in zip(("", r"[-\d.]+, ", r"[-\d.]+, [-\d.]+, "), ((0, 0), (0, 1), (1, 1)))],
+        *[Figure(rf"covariance entries [-\d., ]+ against {before}{{n}}", f"torch.cov(moons.T)[{i}, {j}]", 0.0005)
+          for before, (i, j) in zip(("", r"[-\d.]+, ", r"[-\d.]+, [-\d.]+, "), ((0, 0), (0, 1), (1, 1)))],
+        Figure(r"held-out log p\(x\) = {n} nats", "gmm.log_prob(held_out).mean()", 0.01),
+    ],
+    "own_model.py": [
+        Figure(r"MLE\): test log p\(x\) = {n} nats per image \(±", "pixels_log_px", 0.005),
+        Figure(r"frequencies\) gives {n} \(±", "exact", 0.0005),
+        Figure(r"summed out: {n} nats per image, exact \(±", "mixture_log_px", 0.5),
+        Figure(r"40 epochs\): test log p\(x\) ~ {n} nats \(K = 1000; ±", "vae_log_px", 0.6),
+    ],
+}
+
+
+def tutorial_text(path: Path) -> str:
+    """The tutorial's file, where its markdown cells quote the figures."""
+    return path.read_text(encoding="utf-8")
+
+
+def run_tutorial(path: Path, offset: int = 0) -> dict:
+    """Run a tutorial to the end in this process (its prints go to stderr) and return its globals.
+
+    Arguments:
+        path: the tutorial's file.
+        offset: added, times 1000, to every seed that ``torch.manual_seed`` receives (``pyro.set_rng_seed`` and
+            ``ppgen.seed`` call it), so that ``offset > 0`` is a rerun with other seeds.
+    """
+    import torch
+
+    if offset:
+        manual_seed = torch.manual_seed
+        torch.manual_seed = lambda seed: manual_seed(int(seed) + 1000 * offset)
+        import ppgen
+
+        ppgen.seed()  # ppgen seeds torch when it is first imported, perhaps before the patch: seed it again, moved
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    with contextlib.redirect_stdout(sys.stderr):
+        return runpy.run_path(str(path), run_name="__main__")
+
+
+def measure(path: Path, offset: int = 0) -> list[dict]:
+    """Each quoted figure of a tutorial beside its value in a run of the tutorial (with seeds moved by offset)."""
+    figures = QUOTED[path.name]
+    text = tutorial_text(path)
+    namespace = run_tutorial(path, offset)
+    rows = []
+    for figure in figures:
+        quoted, measured = figure.quoted(text), float(eval(figure.value, namespace))  # noqa: S307 - our own table
+        rows.append({"figure": figure.value, "quoted": quoted, "measured": measured, "tolerance": figure.tolerance,
+                     "within": abs(measured - quoted) <= figure.tolerance})
+    return rows
+
+
+def spread(path: Path, offsets: list[int]) -> list[dict]:
+    """Rerun a tutorial once per seed offset, each in a fresh process, and return each figure's largest deviation
+    from the quoted figure over the reruns."""
+    runs = []
+    for offset in offsets:
+        done = subprocess.run([sys.executable, __file__, str(path), "--offset", str(offset)], capture_output=True,
+                              text=True, check=True)
+        runs.append(json.loads(done.stdout))
+    return [{"figure": rows[0]["figure"], "quoted": rows[0]["quoted"],
+             "measured": [row["measured"] for row in rows],
+             "largest_deviation": max(abs(row["measured"] - row["quoted"]) for row in rows),
+             "tolerance": rows[0]["tolerance"]}
+            for rows in zip(*runs)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("tutorial", type=Path, help="a tutorial in docs/tutorials/ with an entry in QUOTED")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="OFFSET",
+                        help="rerun with every seed moved by 1000 * OFFSET, once per offset, and report the spread")
+    parser.add_argument("--offset", type=int, default=None, help=argparse.SUPPRESS)  # one rerun of spread()
+    args = parser.parse_args(argv)
+    if args.tutorial.name not in QUOTED:
+        parser.error(f"tutorial: {args.tutorial.name} quotes no figures listed in QUOTED ({', '.join(QUOTED)})")
+    if args.seeds:
+        print(json.dumps(spread(args.tutorial, args.seeds), indent=1))
+        return 0
+    rows = measure(args.tutorial, args.offset or 0)
+    print(json.dumps(rows, indent=1))
+    return 0 if args.offset is not None or all(row["within"] for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
