@@ -28,11 +28,11 @@ from ppgen.run.opening import fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
                                      check_run_arguments, check_state_between_steps, check_step_budget)
+from ppgen.training.compilation import training_step
 from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
 from ppgen.training.players import check_critic, critic_optimizer_factory, start_duel, with_critic
-from ppgen.training.step import Gradients
 from ppgen.training.streaming import as_stream, check_streamed
 from ppgen.utils.checks import check_device, check_positive_float, check_positive_int, check_seed
 
@@ -43,7 +43,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
         divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
-        distributed: bool = False, compile: bool | str = False, steps_per_epoch: int | None = None) -> Fit:
+        distributed: bool = False, compile: bool | str = "auto", steps_per_epoch: int | None = None) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
 
     Arguments:
@@ -94,12 +94,19 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         distributed: train data-parallel on ``torch.distributed``, one process per rank, as started by
             ``torchrun`` (see :mod:`ppgen.run.distributed`): each global batch of ``batch_size`` rows is split across
             the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
-        compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step (guide,
-            model, bound, gradient) traced once per batch shape and replayed; ``True``: each batch shape's graph also
-            compiled by ``torch.compile`` when the shape comes back (seconds, once a shape). Checked against the plain
-            step on the same draws; a program the trace cannot take runs the plain step (see
-            :mod:`ppgen.program.fastpath`). The seconds each batch shape's capture took are logged at level INFO by the
-            ``ppgen.program.fastpath`` logger.
+        compile: ``"auto"`` (the default): per batch shape, the plain step, the captured or the compiled one, whichever
+            the steps of that shape left in the fit repay, from costs measured as it runs (the rule and its
+            break-even figures: :mod:`ppgen.training.compilation`): a short fit stays on the plain step; on the
+            benchmark's VAEs a capture pays from some hundreds of steps of a shape, a compilation from some thousands
+            (a second run of the same model finds inductor's on-disk cache and compiles in less). ``False``: the plain
+            step, through Pyro's handlers every time; ``"capture"``: the whole step (guide, model, bound, gradient)
+            traced once per batch shape and replayed; ``True``: each batch shape's graph also compiled by
+            ``torch.compile`` when the shape comes back (seconds, once a shape). Checked against the plain step on the
+            same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.program.fastpath`), with
+            a warning where ``compile`` asked for the captured step, logged at level INFO under ``"auto"``. The seconds
+            each batch shape's capture took are logged at level INFO by the ``ppgen.program.fastpath`` logger, the
+            choices of ``"auto"`` by ``ppgen.training.compilation``'s. An objective that carries state between steps
+            takes the plain step under ``"auto"``.
 
     Returns:
         The :class:`~ppgen.Fit`, holding the trained model, ``history``, the loss per epoch, and ``skipped``,
@@ -127,7 +134,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     check_run_path(out)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
-    check_state_between_steps(inference, distributed, compile)
+    compile = check_state_between_steps(inference, distributed, compile)
     stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE, steps_per_epoch)
     if isinstance(inference, Sampler) and (distributed or stream is not None):
         raise ValueError(f"inference: {inference!r} draws from the posterior given the whole data set in memory, on "
@@ -198,9 +205,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     save = None if finished else checkpointer(run, module, optimizer, generator, config, group, critic,
                                               inference.persistent_state)
     try:
-        state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
-                      progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor,
-                      group=group, duel=duel)
+        step = training_step(module, structure, inference, compile, data.size, batch_size, epochs, state, group,
+                             steps_per_epoch)
+        state = train(step, optimizer, data, epochs, batch_size, generator, progress, state=state, save=save,
+                      every=checkpoint_every, on_nan=on_nan, factor=factor, group=group, duel=duel)
     except Diverged:
         if duel is not None:  # as Diverged says: the critic too holds its last good parameters in eval mode
             duel.critic.eval()

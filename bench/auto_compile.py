@@ -1,0 +1,218 @@
+"""``fit(compile="auto")``, the default, against ``compile=False``, ``"capture"`` and ``True`` on fits from a few steps to
+a few thousand, and the costs from which the rule of :mod:`ppgen.training.compilation` takes its break-even figures.
+
+1. Costs, for each workload in a fresh process (one torch thread): the plain step t_p, the first trace of the process
+   T1 and a later one T2 (seconds beyond a plain step: the capture's own call runs the plain step to check the graph),
+   the captured step t_c, a compilation C and the compiled step t_k (each step time the least of 20 calls), for the
+   full batch of 128 (``Gradients`` as
+   ``ppgen.fit`` builds it, the parameters held still). Twice over one empty inductor cache folder, after inductor's
+   precompiled header was made in it: the first compiles the graph anew (cold), the second finds it (warm), as a
+   user's second run of the same model. From them the break-even steps of a capture, T / (t_p - t_c), a cold compilation
+   in traces, C_cold / T2, the warm one as a fraction of the cold one, and t_k / t_c.
+2. Fits: ``ppgen.fit`` of each workload for each number of epochs (1437 points, batch 128: 12 steps an epoch, the last
+   of 29 rows) under each ``compile``, each fit in a fresh process (its time from the call to the return: set-up,
+   trace and compilation included, the interpreter's start and imports not), the paths and lengths interleaved,
+   ``--repeats`` rounds, the median ratio to ``compile=False`` of the same length. Every fit of a workload shares one
+   inductor cache folder, warmed first by one fit of each path, so ``compile=True`` and ``"auto"`` compile warm, as in
+   a second run of the same model; the choices ``"auto"`` made (its INFO records) are kept.
+
+Writes ``bench/auto_compile.json``. Run: ``python bench/auto_compile.py [--epochs 1 4 16 64 256] [--repeats 3]
+[--bounds elbo mixture]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyro
+import torch
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "auto_compile.json"
+#: ``fit(compile=...)`` by the name the figures give it.
+PATHS = {"plain": False, "capture": "capture", "compiled": True, "auto": "auto"}
+#: timed calls of each kind in the costs' measurement, the least taken (a loaded machine only adds time).
+CALLS = 20
+
+
+def child_costs(bound: str) -> dict:
+    """Part 1 in this process: the costs of ``bound``'s step for batches of 128 rows."""
+    import torch._inductor.compile_fx  # noqa: F401 - inductor's imports, once per process, out of the timing
+
+    from ppgen.program.inputs import Batch
+    from ppgen.program.structure import inspect
+    from ppgen.training.step import Gradients
+    from workloads import BATCH_SIZE, BOUNDS, data_of, model_of
+
+    train, _ = data_of(bound, torch.device("cpu"))
+    model = model_of(bound, train)
+    structure, backend = inspect(model, train[:2]), BOUNDS[bound].backend()
+    batch = Batch((train[:BATCH_SIZE],), torch.arange(BATCH_SIZE), len(train))
+
+    def least_call(step: Gradients) -> float:
+        times = []
+        for _ in range(CALLS):
+            start = time.perf_counter()
+            step(batch)
+            times.append(time.perf_counter() - start)
+        return min(times)  # a loaded machine only adds time
+
+    def one_call(step: Gradients) -> float:
+        start = time.perf_counter()
+        step(batch)
+        return time.perf_counter() - start
+
+    model.train()
+    with pyro.validation_enabled(False):
+        plain = Gradients(model, structure, backend, False)
+        one_call(plain)
+        t_p = least_call(plain)
+        first, later = Gradients(model, structure, backend, "capture"), Gradients(model, structure, backend, "capture")
+        trace_1, trace_2 = one_call(first) - t_p, one_call(later) - t_p
+        t_c = least_call(later)
+        later.compile = True  # the shape's next call compiles its graph, as fit(compile=True)'s second call does
+        compile_seconds = one_call(later) - t_c
+        if later.uncompiled or later.fallbacks:
+            raise RuntimeError(f"{bound}: not compiled: {later.uncompiled or later.fallbacks}")
+        t_k = least_call(later)
+    return {"plain_ms": t_p * 1e3, "first_trace_s": trace_1, "trace_s": trace_2, "captured_ms": t_c * 1e3,
+            "compile_s": compile_seconds, "compiled_ms": t_k * 1e3}
+
+
+def child_fit(bound: str, epochs: int, path: str) -> dict:
+    """Part 2 in this process: seconds of one ``ppgen.fit`` of ``bound`` under ``path``, and the choices of ``auto``."""
+    import ppgen
+    from workloads import BATCH_SIZE, BOUNDS, LR, SEED, data_of, model_of
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    log = logging.getLogger("ppgen.training.compilation")
+    log.setLevel(logging.INFO)
+    log.addHandler(Keep())
+    train, _ = data_of(bound, torch.device("cpu"))
+    model = model_of(bound, train)
+    start = time.perf_counter()
+    fit = ppgen.fit(model, train, inference=BOUNDS[bound].backend(), epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
+                    seed=SEED, progress=False, compile=PATHS[path])
+    return {"seconds": time.perf_counter() - start, "loss": fit.history[-1], "auto": records}
+
+
+def child(argv: list[str]) -> None:
+    torch.set_num_threads(1)
+    pyro.set_rng_seed(0)
+    if argv[0] == "header":  # inductor's precompiled header, made once per cache folder
+        torch.compile(lambda x: x.sin() + 1)(torch.ones(3))
+        result: dict = {}
+    elif argv[0] == "costs":
+        result = child_costs(argv[1])
+    else:
+        result = child_fit(argv[1], int(argv[2]), argv[3])
+    print(json.dumps(result))
+
+
+def run_child(cache: str, *args: object) -> dict:
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *map(str, args)], env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{args}: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def costs(bound: str) -> dict:
+    """Part 1 for ``bound``: cold, then warm, over one new cache folder."""
+    with tempfile.TemporaryDirectory() as cache:
+        run_child(cache, "header")
+        cold, warm = run_child(cache, "costs", bound), run_child(cache, "costs", bound)
+    saving = cold["plain_ms"] - cold["captured_ms"]
+    return {"cold": cold, "warm": warm,
+            "capture_break_even": {"first": 1e3 * cold["first_trace_s"] / saving, "later": 1e3 * cold["trace_s"] / saving},
+            "cold_compile_traces": cold["compile_s"] / cold["trace_s"],
+            "warm_of_cold": warm["compile_s"] / cold["compile_s"],
+            "compiled_ratio": max(cold["compiled_ms"] / cold["captured_ms"], warm["compiled_ms"] / warm["captured_ms"])}
+
+
+def fits(bound: str, epochs: list[int], repeats: int) -> list[dict]:
+    """Part 2 for ``bound``: a row per number of epochs, the median seconds and ratio to plain of each path."""
+    from workloads import BATCH_SIZE, data_of
+
+    train, _ = data_of(bound, torch.device("cpu"))
+    per_epoch = -(-len(train) // BATCH_SIZE)
+    seconds = {(e, p): [] for e in epochs for p in PATHS}
+    ratios = {(e, p): [] for e in epochs for p in PATHS}
+    choices: dict[int, list[str]] = {}
+    with tempfile.TemporaryDirectory() as cache:
+        run_child(cache, "header")
+        for path in PATHS:  # a run of each path before: the cache warm, as in a second run of the same model
+            run_child(cache, "fit", bound, max(epochs), path)
+        for round_ in range(repeats):
+            for e in epochs if round_ % 2 == 0 else epochs[::-1]:
+                order = list(PATHS)[round_ % len(PATHS):] + list(PATHS)[:round_ % len(PATHS)]
+                measured = {p: run_child(cache, "fit", bound, e, p) for p in order}
+                for p, result in measured.items():
+                    seconds[e, p].append(result["seconds"])
+                    ratios[e, p].append(result["seconds"] / measured["plain"]["seconds"])
+                choices[e] = measured["auto"]["auto"]
+                print(bound, e, {p: round(r["seconds"], 2) for p, r in measured.items()}, flush=True)
+    return [{"epochs": e, "steps": e * per_epoch,
+             **{f"{p}_s": statistics.median(seconds[e, p]) for p in PATHS},
+             **{f"{p}_ratio": statistics.median(ratios[e, p]) for p in PATHS},
+             "auto_max_ratio": max(ratios[e, "auto"]), "auto_choices": choices[e]} for e in epochs]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        child(argv[1:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, nargs="+", default=[1, 4, 16, 64, 256])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bounds", nargs="+", default=["elbo", "mixture"], help="keys of workloads.BOUNDS: fits")
+    parser.add_argument("--cost-bounds", nargs="+", default=["elbo", "mixture", "iwae784"],
+                        help="keys of workloads.BOUNDS: costs (a workload whose data are not installed is left out)")
+    args = parser.parse_args(argv)
+    import ppgen.training.compilation as rule
+    from workloads import BOUNDS
+
+    started = time.perf_counter()
+    from workloads import data_of
+
+    rows = []
+    for bound in dict.fromkeys([*args.bounds, *args.cost_bounds]):
+        try:
+            data_of(bound, torch.device("cpu"))
+        except FileNotFoundError as error:
+            print(f"{bound}: left out, its data are not installed ({error})")
+            continue
+        measured = costs(bound)
+        print(bound, json.dumps(measured), flush=True)
+        rows.append({"bound": BOUNDS[bound].name, "key": bound, "costs": measured,
+                     "fits": fits(bound, sorted(args.epochs), args.repeats) if bound in args.bounds else []})
+    priors = {name: getattr(rule, name) for name in ("PROBES", "CAPTURE_BREAK_EVEN", "FIRST_CAPTURE_BREAK_EVEN",
+                                                     "COLD_COMPILE_TRACES", "WARM_OF_COLD", "COMPILED_RATIO")}
+    command = "python bench/auto_compile.py " + " ".join(argv) if argv else "python bench/auto_compile.py"
+    RESULTS.write_text(json.dumps({"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                   "command": command.strip(), "threads": 1, "repeats": args.repeats,
+                                   "torch": torch.__version__, "priors": priors, "rows": rows,
+                                   "seconds": round(time.perf_counter() - started)}, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(BENCH))
+    main()
