@@ -1,5 +1,5 @@
 """``fit(compile="auto")``, the default, against ``compile=False``, ``"capture"`` and ``True`` on fits from a few steps to
-a few thousand, and the costs from which the rule of :mod:`ppgen.training.compilation` takes its break-even figures.
+a few thousand, and the costs from which the rule of :mod:`ppgen.program.automatic` takes its break-even figures.
 
 1. Costs, for each workload in a fresh process (one torch thread): the plain step t_p, the first trace of the process
    T1 and a later one T2 (seconds beyond a plain step: the capture's own call runs the plain step to check the graph),
@@ -100,7 +100,7 @@ def child_fit(bound: str, epochs: int, path: str) -> dict:
         def emit(self, record: logging.LogRecord) -> None:
             records.append(record.getMessage())
 
-    log = logging.getLogger("ppgen.training.compilation")
+    log = logging.getLogger("ppgen.program.automatic")
     log.setLevel(logging.INFO)
     log.addHandler(Keep())
     train, _ = data_of(bound, torch.device("cpu"))
@@ -140,7 +140,8 @@ def costs(bound: str) -> dict:
         cold, warm = run_child(cache, "costs", bound), run_child(cache, "costs", bound)
     saving = cold["plain_ms"] - cold["captured_ms"]
     return {"cold": cold, "warm": warm,
-            "capture_break_even": {"first": 1e3 * cold["first_trace_s"] / saving, "later": 1e3 * cold["trace_s"] / saving},
+            "capture_break_even": {"first": 1e3 * cold["first_trace_s"] / saving,
+                                   "later": 1e3 * cold["trace_s"] / saving},
             "cold_compile_traces": cold["compile_s"] / cold["trace_s"],
             "warm_of_cold": warm["compile_s"] / cold["compile_s"],
             "compiled_ratio": max(cold["compiled_ms"] / cold["captured_ms"], warm["compiled_ms"] / warm["captured_ms"])}
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cost-bounds", nargs="+", default=["elbo", "mixture", "iwae784"],
                         help="keys of workloads.BOUNDS: costs (a workload whose data are not installed is left out)")
     args = parser.parse_args(argv)
-    import ppgen.training.compilation as rule
+    import ppgen.program.automatic as rule
     from workloads import BOUNDS
 
     started = time.perf_counter()

@@ -51,7 +51,7 @@ from ppgen.program.protocol import ProgramCall, PyroFunctions
 from ppgen.utils.checks import first_line
 
 #: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled, and the
-#: choice among them made per batch shape as the fit runs (``"auto"``, the default: :mod:`ppgen.training.compilation`).
+#: choice among them made per batch shape as the fit runs (``"auto"``, the default: :mod:`ppgen.program.automatic`).
 COMPILE_MODES = (False, "capture", True, "auto")
 #: replays of a captured graph between two comparisons with the plain step on the same draws.
 VERIFY_EVERY = 200

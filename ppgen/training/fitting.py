@@ -15,6 +15,7 @@ from torch import nn
 
 from ppgen.objective.base import Objective, check_fits
 from ppgen.objective.sampler import Sampler
+from ppgen.program.automatic import Automatic, identity, planned_steps
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
@@ -28,11 +29,11 @@ from ppgen.run.opening import fit_config, open_run
 from ppgen.run.state import RunState, expected_state, resume_state, state_payload
 from ppgen.training.boundary import (check_batch_points, check_bool, check_model_and_data, check_optional_bool,
                                      check_run_arguments, check_state_between_steps, check_step_budget)
-from ppgen.training.compilation import training_step
 from ppgen.training.guard import Diverged, check_factor, check_on_nan
 from ppgen.training.loop import train
 from ppgen.training.optimizers import optimizer_factory
 from ppgen.training.players import check_critic, critic_optimizer_factory, start_duel, with_critic
+from ppgen.training.step import Gradients
 from ppgen.training.streaming import as_stream, check_streamed
 from ppgen.utils.checks import check_device, check_positive_float, check_positive_int, check_seed
 
@@ -96,7 +97,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
         compile: ``"auto"`` (the default): per batch shape, the plain step, the captured or the compiled one, whichever
             the steps of that shape left in the fit repay, from costs measured as it runs (the rule and its
-            break-even figures: :mod:`ppgen.training.compilation`): a short fit stays on the plain step; on the
+            break-even figures: :mod:`ppgen.program.automatic`): a short fit stays on the plain step; on the
             benchmark's VAEs a capture pays from some hundreds of steps of a shape, a compilation from some thousands
             (a second run of the same model finds inductor's on-disk cache and compiles in less). ``False``: the plain
             step, through Pyro's handlers every time; ``"capture"``: the whole step (guide, model, bound, gradient)
@@ -105,7 +106,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.program.fastpath`), with
             a warning where ``compile`` asked for the captured step, logged at level INFO under ``"auto"``. The seconds
             each batch shape's capture took are logged at level INFO by the ``ppgen.program.fastpath`` logger, the
-            choices of ``"auto"`` by ``ppgen.training.compilation``'s. An objective that carries state between steps
+            choices of ``"auto"`` by ``ppgen.program.automatic``'s. An objective that carries state between steps
             takes the plain step under ``"auto"``.
 
     Returns:
@@ -223,6 +224,21 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         run.mark_complete()
     group.barrier()  # the run folder is complete before any rank returns
     return result
+
+
+def training_step(module: torch.nn.Module, structure: Structure, inference: Objective, compile: bool | str,
+                  size: int | None, batch_size: int, epochs: int, state: RunState, group: Group,
+                  steps_per_epoch: int | None = None) -> Gradients | Automatic:
+    """The step of a fit (:class:`~ppgen.training.step.Gradients`) under ``compile``; under ``"auto"`` chosen per batch
+    shape by :class:`~ppgen.program.automatic.Automatic` for the steps the fit has left from ``state``: ``epochs``
+    over ``size`` points (``None``: a stream of unknown length, ``steps_per_epoch`` batches an epoch) in batches of
+    ``batch_size``, each shared out over ``group``'s ranks."""
+    if compile != "auto":
+        return Gradients(module, structure, inference, compile)
+    drop_last = structure.own_batch_size is not None  # as train: a program of one batch size takes no smaller batch
+    plan = planned_steps(size, batch_size, epochs, state.epoch, state.position, drop_last,
+                         lambda rows: len(group.shard(torch.arange(rows))), steps_per_epoch)
+    return Automatic(Gradients(module, structure, inference, False), plan, identity(module, inference))
 
 
 def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, data: Batch, device: torch.device,

@@ -21,7 +21,7 @@ done), t_p, t_c and t_k the seconds of a plain, a captured and a compiled step o
    C = :data:`COLD_COMPILE_TRACES` x T and t_k = :data:`COMPILED_RATIO` x t_c (the least gain measured).
 
 A capture that falls back (a program the trace cannot take) or a compilation that fails is logged at level INFO by this
-module's logger, ``ppgen.training.compilation``, with every choice the rule makes, and warns of nothing: under
+module's logger, ``ppgen.program.automatic``, with every choice the rule makes, and warns of nothing: under
 ``"auto"`` the user asked for no path, and the plain step gives the same fit. The choice is made from timings, so it
 may differ between two runs of one script; a captured step gives the plain step's floats, a compiled one differs from
 them in rounding: a fit that must repeat bitwise (a resumed run on CPU among them) passes ``compile=False`` or
@@ -38,6 +38,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ppgen.objective.base import Objective
 from ppgen.program.fastpath import FastPathFallback, ShapeCapture
 from ppgen.program.inputs import Batch
-from ppgen.program.structure import Structure
-from ppgen.run.distributed import Group
-from ppgen.run.state import RunState
-from ppgen.training.step import Gradients
 
 #: timed plain steps, then timed replays, then timed compiled steps of a shape, before each choice.
 PROBES = 3
@@ -73,23 +69,8 @@ COMPILED_RATIO = 0.85
 logger = logging.getLogger(__name__)
 
 
-def training_step(module: torch.nn.Module, structure: Structure, inference: Objective, compile: bool | str,
-                  size: int | None, batch_size: int, epochs: int, state: RunState, group: Group,
-                  steps_per_epoch: int | None = None) -> Gradients | Automatic:
-    """The step of a fit (:class:`~ppgen.training.step.Gradients`) under ``compile``; under ``"auto"`` chosen per batch
-    shape by :class:`Automatic` for the steps the fit has left from ``state``: ``epochs`` over ``size`` points
-    (``None``: a stream of unknown length, ``steps_per_epoch`` batches an epoch) in batches of ``batch_size``, each
-    shared out over ``group``'s ranks."""
-    if compile != "auto":
-        return Gradients(module, structure, inference, compile)
-    drop_last = structure.own_batch_size is not None  # as train: a program of one batch size takes no smaller batch
-    plan = planned_steps(size, batch_size, epochs, state.epoch, state.position, drop_last,
-                         lambda rows: len(group.shard(torch.arange(rows))), steps_per_epoch)
-    return Automatic(Gradients(module, structure, inference, False), plan, identity(module, inference))
-
-
 def planned_steps(size: int | None, batch_size: int, epochs: int, epoch: int, position: int, drop_last: bool,
-                  local_rows: Any = len, steps_per_epoch: int | None = None) -> dict[int, int]:
+                  local_rows: Callable[[int], int] | None = None, steps_per_epoch: int | None = None) -> dict[int, int]:
     """The steps a fit has left, by the rows of each batch shape: ``epochs - epoch`` more epochs of ``size`` points in
     batches of ``batch_size`` (the last smaller, unless ``drop_last``), ``position`` batches of the current epoch done;
     ``local_rows``: a global batch's rows as this process sees them (its shard, in a distributed fit). A stream of
@@ -104,7 +85,7 @@ def planned_steps(size: int | None, batch_size: int, epochs: int, epoch: int, po
               (last, (epochs_left - (position > full)) if last else 0))
     for rows, count in counts:
         if count > 0:
-            local = local_rows(rows)
+            local = rows if local_rows is None else local_rows(rows)
             plan[local] = plan.get(local, 0) + count
     return plan
 
@@ -125,13 +106,15 @@ class _Shape:
 
 
 class Automatic:
-    """The training step under ``compile="auto"``: the step ``capture`` (built with ``compile=False``), set per batch
-    shape to the plain step, the captured graph or the compiled graph by the rule of this module.
+    """A computation under ``compile="auto"``: ``capture`` (a :class:`~ppgen.program.fastpath.ShapeCapture` built with
+    ``compile=False``: the training step, or a query's pass), set per batch shape to the plain computation, the
+    captured graph or the compiled graph by the rule of this module.
 
     Arguments:
         capture: the step (:class:`~ppgen.training.step.Gradients`); its other attributes are read through.
         plan: the steps the fit has left, by rows of each batch shape (:func:`planned_steps`).
         identity: what names the program and objective in the records of earlier compilations (:func:`identity`).
+        unit: what a call is, in messages: ``"steps"`` of a fit, ``"passes"`` of a query.
 
     Attributes:
         choices: the path each batch shape is on (by rows): ``False``, ``"capture"`` or ``True``.
@@ -140,8 +123,8 @@ class Automatic:
     #: whether this process has traced a step under ``"auto"`` (its first trace pays torch's one-time set-up).
     traced_in_process = False
 
-    def __init__(self, capture: ShapeCapture, plan: dict[int, int], identity: str) -> None:
-        self.capture, self.plan, self.identity = capture, plan, identity
+    def __init__(self, capture: ShapeCapture, plan: dict[int, int], identity: str, unit: str = "steps") -> None:
+        self.capture, self.plan, self.identity, self.unit = capture, plan, identity, unit
         self._shapes: dict[int, _Shape] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -178,10 +161,10 @@ class Automatic:
             loss = self.capture(batch)
         if len(self.capture.fallbacks) > fallbacks:
             why = list(self.capture.fallbacks.values())[-1]
-            self._settle(rows, shape, False, f"runs the plain step: {why}")
+            self._settle(rows, shape, False, f"run the plain path: {why}")
         elif len(self.capture.uncompiled) > uncompiled:
             why = list(self.capture.uncompiled.values())[-1]
-            self._settle(rows, shape, "capture", f"replays the traced step, uncompiled: {why}")
+            self._settle(rows, shape, "capture", f"replay the traced graph, uncompiled: {why}")
         return loss
 
     def _next(self, rows: int, shape: _Shape, seconds: float) -> None:
@@ -209,8 +192,8 @@ class Automatic:
             if len(shape.times) == PROBES:
                 ratio = min(shape.times) / shape.captured
                 write_record(self.identity, rows, shape.compile_seconds, ratio)
-                self._settle(rows, shape, True, f"compiled in {shape.compile_seconds:.2f} s, the compiled step "
-                             f"{ratio:.2f} of the captured one")
+                self._settle(rows, shape, True, f"run compiled: compiled in {shape.compile_seconds:.2f} s, the "
+                             f"compiled path {ratio:.2f} of the captured one")
 
     def _choose_capture(self, rows: int, shape: _Shape) -> None:
         measured = [s for s in self._shapes.values() if s.captured < s.plain and not math.isnan(s.trace)]
@@ -221,28 +204,28 @@ class Automatic:
             break_even, source = CAPTURE_BREAK_EVEN, "prior, bench/auto_compile.py"
         else:
             break_even, source = FIRST_CAPTURE_BREAK_EVEN, "prior for a process's first trace, bench/auto_compile.py"
-        why = (f"{shape.left} steps left, a capture repays after {break_even:.0f} ({source}); plain step "
+        why = (f"{shape.left} {self.unit} left, a capture repays after {break_even:.0f} ({source}); plain "
                f"{shape.plain * 1e3:.3g} ms")
         if shape.left >= break_even:
             shape.mode, shape.stage = "capture", "capture"
             logger.info("compile='auto': batches of %d rows are captured: %s", rows, why)
         else:
-            self._settle(rows, shape, False, f"stay on the plain step: {why}")
+            self._settle(rows, shape, False, f"stay on the plain path: {why}")
 
     def _choose_compile(self, rows: int, shape: _Shape) -> None:
         if shape.captured >= shape.plain:
-            self._settle(rows, shape, False, f"run the plain step: the captured step took {shape.captured * 1e3:.3g} "
+            self._settle(rows, shape, False, f"run the plain path: the captured one took {shape.captured * 1e3:.3g} "
                          f"ms, the plain one {shape.plain * 1e3:.3g} ms")
             return
         seconds, ratio, how = compile_cost(self.identity, rows, shape.trace)
         saving = shape.left * shape.captured * (1.0 - ratio)
-        why = (f"{shape.left} steps left would save {saving:.2f} s against a {how} compilation of {seconds:.2f} s "
-               f"(captured step {shape.captured * 1e3:.3g} ms, plain {shape.plain * 1e3:.3g} ms)")
+        why = (f"{shape.left} {self.unit} left would save {saving:.2f} s against a {how} compilation of {seconds:.2f} "
+               f"s (captured {shape.captured * 1e3:.3g} ms, plain {shape.plain * 1e3:.3g} ms)")
         if saving >= seconds:
             shape.mode, shape.stage = True, "compile"
             logger.info("compile='auto': batches of %d rows are compiled: %s", rows, why)
         else:
-            self._settle(rows, shape, "capture", f"replay the captured step: {why}")
+            self._settle(rows, shape, "capture", f"replay the captured graph: {why}")
 
     @staticmethod
     def _settle(rows: int, shape: _Shape, mode: bool | str, why: str) -> None:
