@@ -37,11 +37,48 @@ def data():
     return torch.bernoulli(torch.full((40, 6), 0.4))
 
 
+@pytest.fixture(autouse=True)
+def cache(monkeypatch, tmp_path):
+    """A cache folder of inductor's (and of ppgen's records) for each test: none finds another's records."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+
+
 @pytest.fixture
 def eager(monkeypatch):
     """The rule with break-evens of a few steps, so that a test's short fit captures."""
     monkeypatch.setattr(automatic, "CAPTURE_BREAK_EVEN", 3)
     monkeypatch.setattr(automatic, "FIRST_CAPTURE_BREAK_EVEN", 3)
+
+
+class Clock:
+    """``time`` as the rule reads it, under which the step it times takes 2 ms plain, 1 ms captured and 0.5 ms
+    compiled: the rule's choices, not the loaded machine's timings, are under test."""
+
+    SECONDS = {False: 2e-3, "capture": 1e-3, True: 5e-4}
+
+    def __init__(self) -> None:
+        self.now, self.reads, self.steps = 0.0, 0, []
+
+    def perf_counter(self) -> float:
+        self.reads += 1
+        if self.reads % 2 == 0:  # the reading after a call: the call took the time of its path
+            self.now += self.SECONDS[self.steps[-1].capture.compile]
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A :class:`Clock` for the rule, which times the last step built under ``compile="auto"``."""
+    fake = Clock()
+    original = automatic.Automatic.__init__
+
+    def keep(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        fake.steps.append(self)
+
+    monkeypatch.setattr(automatic.Automatic, "__init__", keep)
+    monkeypatch.setattr(automatic, "time", fake)
+    return fake
 
 
 def choices(caplog) -> list[str]:
@@ -80,17 +117,9 @@ def test_a_stream_without_a_length_plans_its_steps_per_epoch_or_none():
     assert planned_steps(None, 16, 3, 0, 0, False) == {}
 
 
-def test_a_fit_counts_down_every_step_of_its_plan(data, monkeypatch):
-    built = []
-    original = automatic.Automatic.__init__
-
-    def keep(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        built.append(self)
-
-    monkeypatch.setattr(automatic.Automatic, "__init__", keep)
+def test_a_fit_counts_down_every_step_of_its_plan(data, clock):
     fit(data, "auto", 3)
-    (step,) = built
+    (step,) = clock.steps
     assert step.plan == {16: 6, 8: 3}
     assert all(shape.left == 0 for shape in step._shapes.values())
 
@@ -105,13 +134,15 @@ def test_a_short_fit_by_default_takes_the_plain_step_and_traces_nothing(data, ca
     assert auto.history == plain.history
 
 
-def test_a_fit_long_enough_captures_with_the_plain_fits_history(data, eager, caplog):
+def test_a_fit_long_enough_captures_with_the_plain_fits_history(data, eager, clock, monkeypatch, caplog):
+    monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", math.inf)  # a compilation never repays
     with caplog.at_level(logging.INFO, logger="ppgen"), warnings.catch_warnings():
         warnings.simplefilter("error")
         auto = fit(data, "auto", 8)
     plain = fit(data, False, 8)
     assert traced(caplog)[0] == ((16, 6),)
     assert any("batches of 16 rows are captured" in m for m in choices(caplog))
+    assert clock.steps[0].choices == {16: "capture", 8: "capture"}
     torch.testing.assert_close(torch.tensor(auto.history), torch.tensor(plain.history), rtol=1e-6, atol=0)
 
 
@@ -134,16 +165,16 @@ def uncompiled(graph, **options):
     return graph
 
 
-def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(data, eager, monkeypatch, tmp_path,
-                                                                               caplog):
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(data, eager, clock, monkeypatch,
+                                                                               tmp_path, caplog):
     monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", 0.0)
     monkeypatch.setattr(torch, "compile", uncompiled)
     with caplog.at_level(logging.INFO, logger="ppgen"):
         fit(data, "auto", 12)
     assert any("batches of 16 rows are compiled" in m and "cold compilation" in m for m in choices(caplog))
     assert any("batches of 16 rows run compiled" in m for m in choices(caplog))
-    (record,) = (tmp_path / "inductor" / "ppgen").glob("*.json")
+    record = automatic.record_path(clock.steps[0].identity, 16)
+    assert record.parent == tmp_path / "inductor" / "ppgen"
     written = json.loads(record.read_text())
     assert set(written) == {"identity", "cold", "ratio"}
     record.write_text(json.dumps({**written, "ratio": 0.5}))  # as a real compilation that halved the step would leave
@@ -155,14 +186,13 @@ def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(d
     assert set(json.loads(record.read_text())) == {"identity", "cold", "warm", "ratio"}
 
 
-def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and_no_warning(data, eager, monkeypatch,
-                                                                                          tmp_path, caplog):
+def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and_no_warning(data, eager, clock,
+                                                                                          monkeypatch, caplog):
     def broken(graph, **options):
         def run(*inputs):
             raise RuntimeError("inductor found no C++ compiler")
         return run
 
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", 0.0)
     monkeypatch.setattr(torch, "compile", broken)
     with caplog.at_level(logging.INFO, logger="ppgen"), warnings.catch_warnings():
@@ -202,7 +232,7 @@ def test_a_query_of_many_passes_captures_them_with_the_plain_estimate(data, eage
 
 def test_inductors_cache_is_where_torch_says_never_the_working_folder(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
     folder = automatic.inductor_cache()
     assert folder.is_relative_to(Path(tempfile.gettempdir())) and not folder.is_relative_to(tmp_path)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
