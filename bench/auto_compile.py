@@ -31,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pyro
 import torch
@@ -41,8 +43,15 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "auto_compile.json"
 #: ``fit(compile=...)`` by the name the figures give it.
 PATHS = {"plain": False, "capture": "capture", "compiled": True, "auto": "auto"}
-#: timed calls of each kind in the costs' measurement, the least taken (a loaded machine only adds time).
+#: timed calls of each kind in the costs' measurement, the least taken.
 CALLS = 20
+
+
+def cpu() -> float:
+    """Seconds of CPU this process and its waited-for children (inductor's g++) have used: on a shared machine a
+    process's CPU time, unlike its wall time, does not grow with the other jobs' load."""
+    times = os.times()
+    return time.process_time() + times.children_user + times.children_system
 
 
 def child_costs(bound: str) -> dict:
@@ -62,15 +71,15 @@ def child_costs(bound: str) -> dict:
     def least_call(step: Gradients) -> float:
         times = []
         for _ in range(CALLS):
-            start = time.perf_counter()
+            start = cpu()
             step(batch)
-            times.append(time.perf_counter() - start)
-        return min(times)  # a loaded machine only adds time
+            times.append(cpu() - start)
+        return min(times)
 
     def one_call(step: Gradients) -> float:
-        start = time.perf_counter()
+        start = cpu()
         step(batch)
-        return time.perf_counter() - start
+        return cpu() - start
 
     model.train()
     with pyro.validation_enabled(False):
@@ -89,8 +98,9 @@ def child_costs(bound: str) -> dict:
             "compile_s": compile_seconds, "compiled_ms": t_k * 1e3}
 
 
-def child_fit(bound: str, epochs: int, path: str) -> dict:
-    """Part 2 in this process: seconds of one ``ppgen.fit`` of ``bound`` under ``path``, and the choices of ``auto``."""
+def child_fits(bound: str, path: str, epochs: list[int]) -> list[dict]:
+    """Part 2 in this process: CPU seconds of one ``ppgen.fit`` of ``bound`` under ``path`` for each number of
+    ``epochs`` in turn, and the choices of ``"auto"`` in each."""
     import ppgen
     from workloads import BATCH_SIZE, BOUNDS, LR, SEED, data_of, model_of
 
@@ -104,11 +114,15 @@ def child_fit(bound: str, epochs: int, path: str) -> dict:
     log.setLevel(logging.INFO)
     log.addHandler(Keep())
     train, _ = data_of(bound, torch.device("cpu"))
-    model = model_of(bound, train)
-    start = time.perf_counter()
-    fit = ppgen.fit(model, train, inference=BOUNDS[bound].backend(), epochs=epochs, batch_size=BATCH_SIZE, lr=LR,
-                    seed=SEED, progress=False, compile=PATHS[path])
-    return {"seconds": time.perf_counter() - start, "loss": fit.history[-1], "auto": records}
+    results = []
+    for e in epochs:
+        model = model_of(bound, train)
+        records.clear()
+        start = cpu()
+        fit = ppgen.fit(model, train, inference=BOUNDS[bound].backend(), epochs=e, batch_size=BATCH_SIZE, lr=LR,
+                        seed=SEED, progress=False, compile=PATHS[path])
+        results.append({"seconds": cpu() - start, "loss": fit.history[-1], "auto": list(records)})
+    return results
 
 
 def child(argv: list[str]) -> None:
@@ -120,24 +134,32 @@ def child(argv: list[str]) -> None:
     elif argv[0] == "costs":
         result = child_costs(argv[1])
     else:
-        result = child_fit(argv[1], int(argv[2]), argv[3])
+        result = child_fits(argv[1], argv[2], [int(e) for e in argv[3:]])
     print(json.dumps(result))
 
 
-def run_child(cache: str, *args: object) -> dict:
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *map(str, args)], env=env,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{args}: {done.stderr[-3000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
+def run_child(cache: str, *args: object) -> subprocess.Popen:
+    """This script in a fresh process (``--child``), one torch thread, inductor compiling in that process (its g++
+    waited for, so that its CPU time is counted), over the inductor cache folder ``cache``."""
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "OMP_NUM_THREADS": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result(child: subprocess.Popen) -> Any:
+    out, err = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"{child.args}: {err[-3000:]}")
+    return json.loads(out.splitlines()[-1])
 
 
 def costs(bound: str) -> dict:
     """Part 1 for ``bound``: cold, then warm, over one new cache folder."""
     with tempfile.TemporaryDirectory() as cache:
-        run_child(cache, "header")
-        cold, warm = run_child(cache, "costs", bound), run_child(cache, "costs", bound)
+        result(run_child(cache, "header"))
+        cold = result(run_child(cache, "costs", bound))
+        warm = result(run_child(cache, "costs", bound))
+    print(bound, "costs", json.dumps({"cold": cold, "warm": warm}), flush=True)
     saving = cold["plain_ms"] - cold["captured_ms"]
     return {"cold": cold, "warm": warm,
             "capture_break_even": {"first": 1e3 * cold["first_trace_s"] / saving,
@@ -148,31 +170,28 @@ def costs(bound: str) -> dict:
 
 
 def fits(bound: str, epochs: list[int], repeats: int) -> list[dict]:
-    """Part 2 for ``bound``: a row per number of epochs, the median seconds and ratio to plain of each path."""
+    """Part 2 for ``bound``: a row per number of epochs, the median CPU seconds and ratio to plain of each path."""
     from workloads import BATCH_SIZE, data_of
 
     train, _ = data_of(bound, torch.device("cpu"))
     per_epoch = -(-len(train) // BATCH_SIZE)
-    seconds = {(e, p): [] for e in epochs for p in PATHS}
-    ratios = {(e, p): [] for e in epochs for p in PATHS}
-    choices: dict[int, list[str]] = {}
+    rounds: list[dict[str, list[dict]]] = []
     with tempfile.TemporaryDirectory() as cache:
-        run_child(cache, "header")
+        result(run_child(cache, "header"))
         for path in PATHS:  # a run of each path before: the cache warm, as in a second run of the same model
-            run_child(cache, "fit", bound, max(epochs), path)
-        for round_ in range(repeats):
-            for e in epochs if round_ % 2 == 0 else epochs[::-1]:
-                order = list(PATHS)[round_ % len(PATHS):] + list(PATHS)[:round_ % len(PATHS)]
-                measured = {p: run_child(cache, "fit", bound, e, p) for p in order}
-                for p, result in measured.items():
-                    seconds[e, p].append(result["seconds"])
-                    ratios[e, p].append(result["seconds"] / measured["plain"]["seconds"])
-                choices[e] = measured["auto"]["auto"]
-                print(bound, e, {p: round(r["seconds"], 2) for p, r in measured.items()}, flush=True)
-    return [{"epochs": e, "steps": e * per_epoch,
-             **{f"{p}_s": statistics.median(seconds[e, p]) for p in PATHS},
-             **{f"{p}_ratio": statistics.median(ratios[e, p]) for p in PATHS},
-             "auto_max_ratio": max(ratios[e, "auto"]), "auto_choices": choices[e]} for e in epochs]
+            result(run_child(cache, "fits", bound, path, max(epochs)))
+        for round_ in range(repeats):  # the paths side by side, each in its own process, all lengths in turn
+            children = {path: run_child(cache, "fits", bound, path, *epochs) for path in PATHS}
+            rounds.append({path: result(child) for path, child in children.items()})
+            print(bound, round_, {p: [round(f["seconds"], 2) for f in r] for p, r in rounds[-1].items()}, flush=True)
+    rows = []
+    for i, e in enumerate(epochs):
+        seconds = {p: [r[p][i]["seconds"] for r in rounds] for p in PATHS}
+        ratios = {p: [r[p][i]["seconds"] / r["plain"][i]["seconds"] for r in rounds] for p in PATHS}
+        rows.append({"epochs": e, "steps": e * per_epoch, **{f"{p}_s": statistics.median(seconds[p]) for p in PATHS},
+                     **{f"{p}_ratio": statistics.median(ratios[p]) for p in PATHS},
+                     "auto_max_ratio": max(ratios["auto"]), "auto_choices": rounds[-1]["auto"][i]["auto"]})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,27 +202,30 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 4, 16, 64, 256])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--bounds", nargs="+", default=["elbo", "mixture"], help="keys of workloads.BOUNDS: fits")
-    parser.add_argument("--cost-bounds", nargs="+", default=["elbo", "mixture", "iwae784"],
+    parser.add_argument("--bounds", nargs="+", default=["elbo"], help="keys of workloads.BOUNDS: fits")
+    parser.add_argument("--cost-bounds", nargs="+", default=["elbo", "mixture"],
                         help="keys of workloads.BOUNDS: costs (a workload whose data are not installed is left out)")
     args = parser.parse_args(argv)
     import ppgen.program.automatic as rule
     from workloads import BOUNDS
 
-    started = time.perf_counter()
     from workloads import data_of
 
-    rows = []
+    started = time.perf_counter()
+    bounds = []
     for bound in dict.fromkeys([*args.bounds, *args.cost_bounds]):
         try:
             data_of(bound, torch.device("cpu"))
+            bounds.append(bound)
         except FileNotFoundError as error:
             print(f"{bound}: left out, its data are not installed ({error})")
-            continue
-        measured = costs(bound)
-        print(bound, json.dumps(measured), flush=True)
-        rows.append({"bound": BOUNDS[bound].name, "key": bound, "costs": measured,
-                     "fits": fits(bound, sorted(args.epochs), args.repeats) if bound in args.bounds else []})
+    # every measurement in processes of its own, side by side: CPU times, which the others' load leaves alone
+    with ThreadPoolExecutor(max_workers=2 * len(bounds)) as pool:
+        measured = {bound: pool.submit(costs, bound) for bound in bounds}
+        fitted = {bound: pool.submit(fits, bound, sorted(args.epochs), args.repeats) for bound in bounds
+                  if bound in args.bounds}
+        rows = [{"bound": BOUNDS[bound].name, "key": bound, "costs": measured[bound].result(),
+                 "fits": fitted[bound].result() if bound in fitted else []} for bound in bounds]
     priors = {name: getattr(rule, name) for name in ("PROBES", "CAPTURE_BREAK_EVEN", "FIRST_CAPTURE_BREAK_EVEN",
                                                      "COLD_COMPILE_TRACES", "WARM_OF_COLD", "COMPILED_RATIO")}
     command = "python bench/auto_compile.py " + " ".join(argv) if argv else "python bench/auto_compile.py"
