@@ -1,23 +1,28 @@
-"""``fit(compile="auto")``, the default, against ``compile=False``, ``"capture"`` and ``True`` on fits from a few steps to
-a few thousand, and the costs from which the rule of :mod:`ppgen.program.automatic` takes its break-even figures.
+"""``fit(compile="auto")``, the default, against ``compile=False``, ``"capture"`` and ``True`` on fits from a few
+steps to a few thousand, and the costs from which the rule of :mod:`ppgen.program.automatic` takes its break-even
+figures. Every figure is CPU time, of the process and of the children it waited for (inductor's g++, inductor made to
+compile in the process): on a shared machine it does not grow with the other jobs' load as wall time does.
 
-1. Costs, for each workload in a fresh process (one torch thread): the plain step t_p, the first trace of the process
+1. Costs, for each workload in fresh processes (one torch thread): the plain step t_p, the first trace of the process
    T1 and a later one T2 (seconds beyond a plain step: the capture's own call runs the plain step to check the graph),
    the captured step t_c, a compilation C and the compiled step t_k (each step time the least of 20 calls), for the
-   full batch of 128 (``Gradients`` as
-   ``ppgen.fit`` builds it, the parameters held still). Twice over one empty inductor cache folder, after inductor's
-   precompiled header was made in it: the first compiles the graph anew (cold), the second finds it (warm), as a
-   user's second run of the same model. From them the break-even steps of a capture, T / (t_p - t_c), a cold compilation
-   in traces, C_cold / T2, the warm one as a fraction of the cold one, and t_k / t_c.
+   full batch of 128 (``Gradients`` as ``ppgen.fit`` builds it, the parameters held still). Twice over one empty
+   inductor cache folder, after inductor's precompiled header was made in it: the first compiles the graph anew
+   (cold), the second finds it (warm), as a user's second run of the same model. From them the break-even steps of a
+   capture, T / (t_p - t_c), a cold compilation in traces, C_cold / T2, the warm one as a fraction of the cold one,
+   and t_k / t_c.
 2. Fits: ``ppgen.fit`` of each workload for each number of epochs (1437 points, batch 128: 12 steps an epoch, the last
-   of 29 rows) under each ``compile``, each fit in a fresh process (its time from the call to the return: set-up,
-   trace and compilation included, the interpreter's start and imports not), the paths and lengths interleaved,
-   ``--repeats`` rounds, the median ratio to ``compile=False`` of the same length. Every fit of a workload shares one
-   inductor cache folder, warmed first by one fit of each path, so ``compile=True`` and ``"auto"`` compile warm, as in
-   a second run of the same model; the choices ``"auto"`` made (its INFO records) are kept.
+   of 29 rows) under each ``compile``: each path in a fresh process of its own, which runs the fits of every length in
+   turn, shortest first, the four processes side by side, ``--repeats`` rounds; each fit's time from the call to the
+   return (set-up, trace and compilation included), the median ratio to ``compile=False``'s fit of the same length in
+   the same round. Every fit of a workload shares one inductor cache folder, warmed first by one fit of each path, so
+   ``compile=True`` and ``"auto"`` compile warm, as in a second run of the same model; the choices ``"auto"`` made
+   (its INFO records) are kept. ``"auto"``'s first trace in its process is that of the first fit long enough to
+   capture, as in a user's process that runs one fit; ``"capture"``'s and ``True``'s is that of their first fit, one
+   epoch, whose ratio holds torch's one-time set-up of the trace.
 
-Writes ``bench/auto_compile.json``. Run: ``python bench/auto_compile.py [--epochs 1 4 16 64 256] [--repeats 3]
-[--bounds elbo mixture]``.
+Costs and fits run side by side, each measurement in processes of its own. Writes ``bench/auto_compile.json``. Run:
+``python bench/auto_compile.py [--epochs 1 4 16 64 256] [--repeats 3] [--bounds elbo] [--cost-bounds elbo mixture]``.
 """
 
 from __future__ import annotations

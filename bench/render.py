@@ -181,22 +181,26 @@ with a compiled step {priors['COMPILED_RATIO']} of the captured one (the least g
 VAE). A fall-back under `"auto"` is logged at level INFO (`ppgen.program.automatic`), never warned: the user asked
 for no path, and the plain step gives the same fit; every choice is logged there too, with its figures.
 
-The costs and the break-even figures (`python bench/auto_compile.py`, {data['date']}, one thread, each workload in
-fresh processes over one new inductor cache folder: the first compiles the graph (cold, inductor's precompiled
-header made before), the second finds it (warm); batch 128, step times the least of 20 calls; measured on the
-shared 2-core machine under the load of other jobs, which stretches every figure, compilations most):
+The costs and the break-even figures (`{data['command']}`, {data['date']}, one thread; CPU time of the process and
+of the children it waited for, inductor's g++ among them, so that the shared 2-core machine's load, tens of other
+jobs at the time, leaves them alone; each workload in fresh processes over one new inductor cache folder: the first
+compiles the graph (cold, inductor's precompiled header made before), the second finds it (warm); batch 128, step
+times the least of 20 calls):
 
 {chr(10).join(cost_lines)}
 
-The rule's priors are about the largest of these (the break-evens vary with the load: a later run's may exceed
-them), so that a fit shorter than a capture repays on every workload measured stays on the plain step, whose
-cost under `"auto"` is the rule's bookkeeping, a dictionary look-up a step.
+The rule's priors are about the largest of these, so that a fit shorter than a capture repays on every workload
+measured stays on the plain step, whose cost under `"auto"` is the rule's bookkeeping, a dictionary look-up a step.
+The rule itself times with the wall clock, as a user waits: on a loaded machine its measured costs, and so its
+break-evens, grow, and it captures and compiles later.
 {chr(10).join(fit_lines)}
 
-Each fit ran in a fresh process (its time from the call to the return: set-up, trace and compilation included;
-the interpreter's start and imports not), the four paths and the lengths interleaved, every fit of a workload over
-one inductor cache folder warmed by one fit of each path before, so that `compile=True` and `"auto"` compile warm, as
-in a second run of the same model. A compilation repays, against the captured step, after {compile_break_even(data)}.
+Each path ran in a fresh process of its own, the fits of every length in turn, shortest first, the four processes
+side by side in each round; a fit's CPU time from the call to the return (set-up, trace and compilation included),
+every fit of a workload over one inductor cache folder warmed by one fit of each path before, so that
+`compile=True` and `"auto"` compile warm, as in a second run of the same model. `"auto"`'s first trace in its
+process is that of its first fit long enough to capture, as in a user's process that runs one fit; `"capture"`'s
+and `True`'s that of their one-epoch fit, whose ratio holds torch's one-time set-up of the trace. A compilation repays, against the captured step, after {compile_break_even(data)}.
 """
 
 

@@ -97,9 +97,12 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
         compile: ``"auto"`` (the default): per batch shape, the plain step, the captured or the compiled one, whichever
             the steps of that shape left in the fit repay, from costs measured as it runs (the rule and its
-            break-even figures: :mod:`ppgen.program.automatic`): a short fit stays on the plain step; on the
-            benchmark's VAEs a capture pays from some hundreds of steps of a shape, a compilation from some thousands
-            (a second run of the same model finds inductor's on-disk cache and compiles in less). ``False``: the plain
+            break-even figures: :mod:`ppgen.program.automatic`): a short fit stays on the plain step. On the
+            benchmark's 64-128-8 VAE (ELBO, batch 128, CPU time) a capture repays after about 210 steps of a shape
+            (430 in a fresh process), a compilation after about 9,400 cold and 3,300 warm (a second run of the same
+            model finds inductor's on-disk cache); the rule's priors wait longer, some 700 and 1,500 steps before
+            this fit's own trace is measured, as it times with the wall clock of a machine that may be loaded.
+            ``False``: the plain
             step, through Pyro's handlers every time; ``"capture"``: the whole step (guide, model, bound, gradient)
             traced once per batch shape and replayed; ``True``: each batch shape's graph also compiled by
             ``torch.compile`` when the shape comes back (seconds, once a shape). Checked against the plain step on the
