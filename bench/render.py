@@ -189,10 +189,11 @@ times the least of 20 calls):
 
 {chr(10).join(cost_lines)}
 
-The rule's priors are about the largest of these, so that a fit shorter than a capture repays on every workload
-measured stays on the plain step, whose cost under `"auto"` is the rule's bookkeeping, a dictionary look-up a step.
-The rule itself times with the wall clock, as a user waits: on a loaded machine its measured costs, and so its
-break-evens, grow, and it captures and compiles later.
+The rule's priors wait some three times longer than these break-evens: the rule times with the wall clock, as a
+user waits, and a loaded machine stretches a trace's or a compilation's seconds more than a step's milliseconds (the
+same measurement in wall time, under a load average of 18 on the 2 cores, gave break-evens of 779 and 1330 steps
+on the small VAE). A fit shorter than that stays on the plain step, whose cost under `"auto"` is the rule's
+bookkeeping, a dictionary look-up a step.
 {chr(10).join(fit_lines)}
 
 Each path ran in a fresh process of its own, the fits of every length in turn, shortest first, the four processes
@@ -211,7 +212,7 @@ def compile_break_even(data: dict) -> str:
     for row in data["rows"]:
         cold, warm = row["costs"]["cold"], row["costs"]["warm"]
         steps = [run["compile_s"] * 1e3 / (run["captured_ms"] - run["compiled_ms"]) for run in (cold, warm)]
-        parts.append(f"{steps[0]:.0f} steps cold and {steps[1]:.0f} warm on {row['bound']}")
+        parts.append(f"{steps[0]:,.0f} steps cold and {steps[1]:,.0f} warm on {row['bound']}")
         parts[-1] = parts[-1] if min(steps) > 0 else f"never on {row['bound']}"
     return "; ".join(parts) + " (the compiled step's saving over the captured one at 128 rows, as measured above)"
 
