@@ -155,7 +155,7 @@ def auto_compile_section() -> str:
         fit_lines += ["", f"{row['bound']}: seconds of a whole fit, as a ratio to `compile=False`'s of the same "
                       f"length (the median of {data['repeats']} rounds; `auto`, worst round: the largest of them):", "",
                       "| epochs | steps | `compile=False` | `\"capture\"` | `True` | `\"auto\"` | "
-                      "`\"auto\"`, worst round | where `\"auto\"` went, by batch rows |",
+                      "`\"auto\"`, worst round | where `\"auto\"` went in the last round, by batch rows |",
                       "|---:|---:|---:|---:|---:|---:|---:|---|"]
         for fit in row["fits"]:
             fit_lines.append(f"| {fit['epochs']} | {fit['steps']} | {fit['plain_s']:.1f} s | "
@@ -201,7 +201,12 @@ side by side in each round; a fit's CPU time from the call to the return (set-up
 every fit of a workload over one inductor cache folder warmed by one fit of each path before, so that
 `compile=True` and `"auto"` compile warm, as in a second run of the same model. `"auto"`'s first trace in its
 process is that of its first fit long enough to capture, as in a user's process that runs one fit; `"capture"`'s
-and `True`'s that of their one-epoch fit, whose ratio holds torch's one-time set-up of the trace. A compilation repays, against the captured step, after {compile_break_even(data)}.
+and `True`'s that of their one-epoch fit, whose ratio holds torch's one-time set-up of the trace. The rule's own
+timings are wall-clock: where a round's three replays, timed just after the trace on the loaded machine, came out
+no faster than its plain steps, that round's fit went back to the plain step, which the last column shows for the
+last round only. `"auto"` compiles only where it prices the compilation as repaid; with no record of its own of an
+earlier compilation of this model (a `compile=True` run writes none), it prices it cold, which a few thousand steps
+do not repay, while `True`'s column shows what the warm one gains there. A compilation repays, against the captured step, after {compile_break_even(data)}.
 """
 
 
