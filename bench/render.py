@@ -206,7 +206,9 @@ timings are wall-clock: where a round's three replays, timed just after the trac
 no faster than its plain steps, that round's fit went back to the plain step, which the last column shows for the
 last round only. `"auto"` compiles only where it prices the compilation as repaid; with no record of its own of an
 earlier compilation of this model (a `compile=True` run writes none), it prices it cold, which a few thousand steps
-do not repay, while `True`'s column shows what the warm one gains there. A compilation repays, against the captured step, after {compile_break_even(data)}.
+do not repay, while `True`'s column shows what the warm one gains there. On fits of a fraction of a second a single
+round's ratio swings by a tenth either way (hundredths of a second of CPU time); `"auto"` ran the plain step on
+those, as the last column shows. A compilation repays, against the captured step, after {compile_break_even(data)}.
 """
 
 
