@@ -808,7 +808,8 @@ ppgen {machine['ppgen']} at `{machine['commit']}`.
 Checks of the reference against ppgen:
 
 {sanity(results)}
-{fast_path_section(results)}{auto_compile_section()}{gpu_section()}{fashion_section()}{evaluate_section()}{scale_section()}
+{fast_path_section(results) + auto_compile_section() + gpu_section() + fashion_section()}{evaluate_section()}\
+{scale_section()}
 {exact_section(results)}{latent_section(latent)}{choice_of_d_section()}
 {burda(results)}{distributed_section()}{energy_section()}"""
 
