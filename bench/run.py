@@ -22,6 +22,8 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
     NumPyro's jitted SVI (in a virtual environment of its own, created on the first run) against the hand-written loop,
     on both VAEs with the ELBO and IWAE(k=5) at batch 128 and 1024 (``step_table.py``; ``--skip-step-table`` keeps
     the last one);
+11. ``fit(compile="auto")``, the default, against the plain, captured and compiled steps on fits of a few steps to a
+    few thousand, and the costs behind its rule's break-even figures (``auto_compile.py``);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
@@ -50,6 +52,7 @@ from ppgen.program import fastpath
 from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 
+import auto_compile
 import burda
 import choice_of_d
 import distributed as distributed_bench
@@ -255,6 +258,8 @@ def main() -> None:
                         help="keep the last distributed.py results (two processes against one)")
     parser.add_argument("--skip-energy", action="store_true",
                         help="keep the last energy_score_diffusion.py results (energy models, a DDPM and a flow)")
+    parser.add_argument("--skip-auto-compile", action="store_true",
+                        help="keep the last auto_compile.py results (compile='auto' against the other paths)")
     parser.add_argument("--skip-choice-of-d", action="store_true",
                         help="keep the last choice_of_d.py results (the objectives judged by sample metrics)")
     args = parser.parse_args()
@@ -325,6 +330,8 @@ def main() -> None:
             bench.main([])
     if not (args.skip_choice_of_d or args.suite != "all"):
         choice_of_d.main([])
+    if not (args.skip_auto_compile or args.suite == "latent"):
+        auto_compile.main([])
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)

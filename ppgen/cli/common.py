@@ -141,15 +141,16 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 #: ``--compile``'s choices, as ``ppgen.fit``'s and the queries' ``compile`` argument.
-COMPILE_CHOICES = {"false": False, "capture": "capture", "true": True}
+COMPILE_CHOICES = {"auto": "auto", "false": False, "capture": "capture", "true": True}
 
 
 def add_compile(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--compile false|capture|true``: ``compile=`` of ``ppgen.fit`` and of the queries, for ``what``."""
-    parser.add_argument("--compile", choices=list(COMPILE_CHOICES), default="false",
-                        help=f"{what}: false, the plain computation; capture, traced once per batch shape and "
-                             f"replayed; true, also compiled by torch.compile when a shape comes back (seconds, once "
-                             f"a shape); each checked against the plain one on the same draws")
+    """``--compile auto|false|capture|true``: ``compile=`` of ``ppgen.fit`` and of the queries, for ``what``."""
+    parser.add_argument("--compile", choices=list(COMPILE_CHOICES), default="auto",
+                        help=f"{what}: auto (the default), chosen per batch shape from the steps left and the costs "
+                             f"measured as it runs; false, the plain computation; capture, traced once per batch "
+                             f"shape and replayed; true, also compiled by torch.compile when a shape comes back "
+                             f"(seconds, once a shape); each checked against the plain one on the same draws")
 
 
 def set_threads(threads: int | None) -> None:
@@ -251,7 +252,7 @@ class Estimate:
 
 
 def test_log_likelihood(fit: ppgen.Fit, test: torch.Tensor, *, k: int, seed: int,
-                        spacing: float | None = None, compile: bool | str = False) -> Estimate:
+                        spacing: float | None = None, compile: bool | str = "auto") -> Estimate:
     """Mean log p(x) over the test set; seeded, so `eval` can reproduce `fit`; ``k`` is unused where it is exact.
     With a grid ``spacing``, the test points are dequantised (the noise seeded with ``seed + 1``) and the figure is
     the lower bound on the discrete log P(x) of :mod:`ppgen.datasets.dequantize`."""

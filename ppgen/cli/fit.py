@@ -179,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
     if args.k is not None and args.inference in common.WITHOUT_K:
         args.parser.error(f"--k does not apply to --inference {args.inference}")
     if args.inference in common.TWO_PLAYER:  # as ppgen.fit refuses compile= and distributed=, but before any work
-        for flag, given, step in (("--compile " + args.compile, args.compile != "false", "the captured step"),
+        for flag, given, step in (("--compile " + args.compile, args.compile not in ("auto", "false"),
+                                   "the captured step"),
                                   ("--distributed", args.distributed, "data-parallel training")):
             if given:
                 args.parser.error(f"{flag} does not apply to --inference {args.inference}: it trains a critic beside "

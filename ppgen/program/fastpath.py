@@ -53,8 +53,9 @@ from ppgen.program.inputs import Batch
 from ppgen.program.protocol import ProgramCall, PyroFunctions
 from ppgen.utils.checks import first_line
 
-#: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled.
-COMPILE_MODES = (False, "capture", True)
+#: the values of ``fit(..., compile=...)``: the plain step, the captured graph replayed, the graph compiled, and the
+#: choice among them made per batch shape as the fit runs (``"auto"``, the default: :mod:`ppgen.program.automatic`).
+COMPILE_MODES = (False, "capture", True, "auto")
 #: replays of a captured graph between two comparisons with the plain step on the same draws.
 VERIFY_EVERY = 200
 
@@ -69,12 +70,15 @@ class FastPathFallback(UserWarning):
     graph as traced."""
 
 
-def check_compile(value: Any) -> bool | str:
-    """``compile``: ``False``, ``"capture"`` or ``True``; a ``TypeError``/``ValueError`` naming it otherwise."""
+def check_compile(value: Any, automatic: bool = True) -> bool | str:
+    """``compile``: ``False``, ``"capture"``, ``True`` or (where ``automatic``) ``"auto"``; a ``TypeError``/
+    ``ValueError`` naming it otherwise."""
+    modes = COMPILE_MODES if automatic else tuple(mode for mode in COMPILE_MODES if mode != "auto")
+    expected = ", ".join(repr(mode) for mode in modes[:-1]) + f" or {modes[-1]!r}"
     if not isinstance(value, (bool, str)):
-        raise TypeError(f"compile must be False, 'capture' or True, got {type(value).__name__}")
-    if value not in COMPILE_MODES:
-        raise ValueError(f"compile must be False, 'capture' or True, got {value!r}")
+        raise TypeError(f"compile must be {expected}, got {type(value).__name__}")
+    if value not in modes:
+        raise ValueError(f"compile must be {expected}, got {value!r}")
     return value
 
 
@@ -114,7 +118,7 @@ class ShapeCapture:
 
     def __init__(self, module: nn.Module, compile: bool | str = False) -> None:
         self.module = module
-        self.compile = check_compile(compile)
+        self.compile = check_compile(compile, automatic=False)  # "auto" chooses one of these per shape
         self.params = [p for _, p in module.named_parameters()]
         self.buffers = [b for _, b in module.named_buffers()]
         self.capture_seconds: dict[tuple, float] = {}

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.objective.bounds import exact_log_prob, log_weights
+from ppgen.program.automatic import Automatic, identity, planned_steps
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
 from ppgen.program.protocol import bounds_itself
@@ -27,7 +28,7 @@ NEEDS_LOG_Z = ("an energy-based model has no guide whose draws it could weigh: f
                "reports it")
 
 
-def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = False,
+def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, compile: bool | str = "auto",
              passes: Passes | None = None) -> Tensor:
     """log p(x_n), Tensor[N]: exact for a model with a closed form, the model's own bound for a model whose
     ``log_prob`` is marked a bound (``log_prob_is_bound = True``), else :func:`importance_log_prob` with K = k; a
@@ -50,7 +51,7 @@ def log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int, comp
 
 
 def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k: int,
-                        compile: bool | str = False, passes: Passes | None = None) -> Tensor:
+                        compile: bool | str = "auto", passes: Passes | None = None) -> Tensor:
     """The K-sample importance-weighted estimate log (1/K) sum_k p(x_n, z_k) / q(z_k|x_n), z_k ~ q(z|x_n), Tensor[N].
 
     A lower bound on log p(x_n) in expectation that tightens as K grows (IWAE_K). For a model with global latents
@@ -60,7 +61,9 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
     attribute of :mod:`ppgen.queries.density` to choose the chunk budget: peak memory follows it, not N or K); a long
     query shows its progress on a terminal (:func:`ppgen.utils.progress.query_bar`). ``compile="capture"`` or ``True``
     traces each chunk's pass once per chunk shape and replays it, or also compiles it with ``torch.compile`` when
-    the shape comes back (:class:`ppgen.queries.density.Estimates`): the same estimate on the same draws. ``passes``
+    the shape comes back (:class:`ppgen.queries.density.Estimates`): the same estimate on the same draws; ``"auto"``
+    chooses among them and the plain pass per chunk shape, as ``fit`` does per batch shape
+    (:mod:`ppgen.program.automatic`). ``passes``
     keeps those captured passes for the next query (a :class:`~ppgen.Fit` keeps one for its queries; passes of another
     module or structure are not used); by default they last this query.
 
@@ -74,7 +77,7 @@ def importance_log_prob(module: nn.Module, structure: Structure, batch: Batch, k
         raise ValueError(f"importance sampling needs a guide q(z|x) that draws the latent site(s) "
                          f"{structure.unguided}; no guide draws them")
     points = structure.points_per_chunk(PARTICLE_POINTS_PER_PASS // k)
-    estimates = Passes.of_program(module, structure, passes).of(k, PARTICLE_POINTS_PER_PASS, compile)
+    estimates = Passes.of_program(module, structure, passes).of(k, PARTICLE_POINTS_PER_PASS, compile, len(batch))
     out = []
     # The data were checked against the model's support (Fit's queries check them): Pyro's checks of every
     # distribution's arguments and values, on every chunk, would be that work again, a fifth of the query's time.
@@ -114,20 +117,31 @@ class Passes:
             return kept
         return cls(module, structure)
 
-    def of(self, k: int, particles: int, compile: bool | str = False) -> list[Estimates]:
+    def of(self, k: int, particles: int, compile: bool | str = False,
+           points: int | None = None) -> list[Estimates | Automatic]:
         """K particles in passes of at most ``particles``, for one query: one :class:`~ppgen.queries.density.Estimates`
         per pass, each computing that pass's log weights of a chunk of points (passes of one size share one, and its
-        graphs), each kept graph to be checked again on its first call."""
+        graphs), each kept graph to be checked again on its first call. Under ``compile="auto"`` each is chosen
+        plain, captured or compiled per chunk shape (:class:`~ppgen.program.automatic.Automatic`) for the passes
+        of a query over ``points`` points in chunks of ``structure.points_per_chunk(particles // k)``."""
         sizes = [min(particles, k - start) for start in range(0, k, particles)]
         for n in dict.fromkeys(sizes):
             kept = self._estimates.pop((n, compile), None)
             if kept is None or not kept.reads_module():  # module.to(...) replaced the buffers the graphs read
-                kept = Estimates(self.module, self.structure, n, compile)
+                kept = Estimates(self.module, self.structure, n, False if compile == "auto" else compile)
             kept.recheck()
             self._estimates[n, compile] = kept
         while len(self._estimates) > self.KEPT:
             self._estimates.popitem(last=False)
-        return [self._estimates[n, compile] for n in sizes]
+        if compile != "auto":
+            return [self._estimates[n, compile] for n in sizes]
+        chunk = self.structure.points_per_chunk(particles // k)
+        chunks = planned_steps(points, chunk, 1, 0, 0, False)  # one pass over the points, in chunks
+        automatic = {n: Automatic(self._estimates[n, compile], {rows: count * sizes.count(n)
+                                                                for rows, count in chunks.items()},
+                                  identity(self.module, f"log weights of {n} particles"), unit="passes")
+                     for n in dict.fromkeys(sizes)}
+        return [automatic[n] for n in sizes]
 
 
 class Estimates(ShapeCapture):

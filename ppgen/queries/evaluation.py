@@ -176,7 +176,7 @@ def _known(values: Tensor | None, reduce: Callable[[Tensor], Tensor]) -> float |
 
 
 def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 5000, *,
-             particle_points: int = 2**15, compile: bool | str = False, passes: Passes | None = None) -> Evaluation:
+             particle_points: int = 2**15, compile: bool | str = "auto", passes: Passes | None = None) -> Evaluation:
     """Bounds, log-likelihood and importance-weight diagnostics for each row of x.
 
     Memory stays bounded for any N and K: the points go through in chunks of about ``particle_points / K``,
@@ -193,7 +193,8 @@ def evaluate(module: nn.Module, structure: Structure, batch: Batch, k: int = 500
         particle_points: the draws times points of one pass.
         compile: ``"capture"`` or ``True``: each pass's log weights traced once per chunk shape and replayed, or also
             compiled by ``torch.compile`` when the shape comes back, checked against the plain pass on the same draws
-            (:class:`ppgen.queries.density.Estimates`).
+            (:class:`ppgen.queries.density.Estimates`); ``"auto"``: chosen per chunk shape
+            (:mod:`ppgen.program.automatic`); ``False``: the plain passes.
         passes: the :class:`~ppgen.queries.density.Passes` of this program that keep those graphs for later queries; by
             default they last this call.
 
@@ -237,7 +238,7 @@ def _evaluate(batch: Batch, k: int, particle_points: int, compile: bool | str, p
     if not structure.guided or structure.unguided:  # no importance weights to diagnose
         return Evaluation(k, None, None, exact, None, None)
     columns: dict[str, list[Tensor]] = {"elbo": [], "iwae": [], "ess": [], "khat": []}
-    estimates = passes.of(k, particle_points, compile)
+    estimates = passes.of(k, particle_points, compile, len(batch))
     # The data were checked against the model's support: Pyro's argument checks on every pass would repeat that
     # work, and their Python branch on a tensor's value is one a captured pass cannot take.
     with pyro.validation_enabled(False), query_bar(k * len(batch), "evaluate") as bar:

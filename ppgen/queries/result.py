@@ -124,7 +124,7 @@ class Fit:
         return query_batch(self.structure, self.example, self.device, inputs, name)
 
     @torch.no_grad()
-    def log_prob(self, *inputs: Any, k: int | None = None, compile: bool | str = False) -> Tensor:
+    def log_prob(self, *inputs: Any, k: int | None = None, compile: bool | str = "auto") -> Tensor:
         """log p(x) for each row of x, Tensor[N] (given the model's further inputs, ``log_prob(x, y)``).
 
         Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
@@ -142,7 +142,10 @@ class Fit:
         ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
         ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
         ``torch.compile`` when the shape comes back (seconds, once for this fit: its later queries replay the graphs),
-        each checked against the plain pass on the same draws (see :class:`ppgen.queries.density.Estimates`).
+        each checked against the plain pass on the same draws (see :class:`ppgen.queries.density.Estimates`);
+        ``"auto"`` (the default) chooses per chunk shape from the passes this query makes of it and the costs measured
+        as it runs (:mod:`ppgen.program.automatic`): a query of fewer passes of a shape than a capture repays,
+        which is most, runs the plain passes.
 
         Raises:
             ValueError: an implicit model (a generator, x = G(z)), which has no density: it answers :meth:`sample`;
@@ -162,7 +165,7 @@ class Fit:
         return density.log_prob(self.model, self.structure, self._batch(inputs), k, compile, self._kept_passes())
 
     @torch.no_grad()
-    def iwae_bound(self, *inputs: Any, k: int, compile: bool | str = False) -> Tensor:
+    def iwae_bound(self, *inputs: Any, k: int, compile: bool | str = "auto") -> Tensor:
         """The K-sample importance-weighted bound through the guide, Tensor[N], for any model with a guide
         (``compile``: see :meth:`log_prob`)."""
         k = check_positive_int(k, "k")
@@ -193,7 +196,7 @@ class Fit:
 
     def evaluate(self, *inputs: Any, k: int = 5000, metrics: str | Sequence[str] | None = None,
                  num_samples: int | None = None, features: Any = None, modes: Any = None, permutations: int = 200,
-                 seed: int = 0, compile: bool | str = False) -> Evaluation:
+                 seed: int = 0, compile: bool | str = "auto") -> Evaluation:
         """How good the fit is on held-out data x: its density, and its samples.
 
         Where the model has a density, the mean and per-point ELBO, IWAE_K and exact log p(x) where the model has it,

@@ -96,15 +96,18 @@ def check_scalar_loss(loss: Any, backend: object, method: str = "loss") -> None:
                          f"(requires_grad is False): nothing to differentiate")
 
 
-def check_state_between_steps(inference: Any, distributed: bool, compile: bool | str) -> None:
-    """A ``ValueError`` naming ``distributed`` or ``compile`` where an objective that keeps state between steps (a
-    critic, persistent chains: :attr:`~ppgen.objective.base.Objective.state_between_steps`) is asked to run
-    data-parallel or through the captured step: neither carries such state yet (each rank would keep its own; a
-    captured step replays the tensors it captured, not the state as it moves)."""
+def check_state_between_steps(inference: Any, distributed: bool, compile: bool | str) -> bool | str:
+    """``compile``, or ``False`` for ``"auto"`` where an objective keeps state between steps (a critic, persistent
+    chains: :attr:`~ppgen.objective.base.Objective.state_between_steps`); a ``ValueError`` naming ``distributed`` or
+    ``compile`` where such an objective is asked to run data-parallel or through the captured step: neither carries
+    such state yet (each rank would keep its own; a captured step replays the tensors it captured, not the state as
+    it moves)."""
     what = getattr(inference, "state_between_steps", None)
     if what is None:
-        return
+        return compile
+    compile = False if compile == "auto" else compile
     for name, value in (("distributed", distributed), ("compile", compile)):
         if value:
             raise ValueError(f"{name}: {type(inference).__name__}() {what}, which {name}={value!r} does not take "
                              f"yet: leave {name} out")
+    return compile

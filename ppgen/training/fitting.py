@@ -15,6 +15,7 @@ from torch import nn
 
 from ppgen.objective.base import Objective, check_fits
 from ppgen.objective.sampler import Sampler
+from ppgen.program.automatic import Automatic, identity, planned_steps
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
@@ -45,7 +46,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         progress: bool | None = None, out: str | os.PathLike | None = None, checkpoint_every: int | None = None,
         resume: bool = False, overwrite: bool = False, on_nan: str = "raise",
         divergence_factor: float | None = 100.0, run_config: dict[str, Any] | None = None,
-        distributed: bool = False, compile: bool | str = False, steps_per_epoch: int | None = None,
+        distributed: bool = False, compile: bool | str = "auto", steps_per_epoch: int | None = None,
         validation: Any = None, patience: int | None = None, keep: str = "last",
         callbacks: list[Callable[[EpochEnd], None]] | None = None, log_dir: str | os.PathLike | None = None) -> Fit:
     """Fit a generative model to data by minimising an inference objective over mini-batches.
@@ -98,12 +99,22 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         distributed: train data-parallel on ``torch.distributed``, one process per rank, as started by
             ``torchrun`` (see :mod:`ppgen.run.distributed`): each global batch of ``batch_size`` rows is split across
             the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
-        compile: ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the whole step (guide,
-            model, bound, gradient) traced once per batch shape and replayed; ``True``: each batch shape's graph also
-            compiled by ``torch.compile`` when the shape comes back (seconds, once a shape). Checked against the plain
-            step on the same draws; a program the trace cannot take runs the plain step (see
-            :mod:`ppgen.program.fastpath`). The seconds each batch shape's capture took are logged at level INFO by the
-            ``ppgen.program.fastpath`` logger.
+        compile: ``"auto"`` (the default): per batch shape, the plain step, the captured or the compiled one, whichever
+            the steps of that shape left in the fit repay, from costs measured as it runs (the rule and its
+            break-even figures: :mod:`ppgen.program.automatic`): a short fit stays on the plain step. On the
+            benchmark's 64-128-8 VAE (ELBO, batch 128, CPU time) a capture repays after about 210 steps of a shape
+            (430 in a fresh process), a compilation after about 9,400 cold and 3,300 warm (a second run of the same
+            model finds inductor's on-disk cache); the rule's priors wait longer, some 700 and 1,500 steps before
+            this fit's own trace is measured, as it times with the wall clock of a machine that may be loaded.
+            ``False``: the plain
+            step, through Pyro's handlers every time; ``"capture"``: the whole step (guide, model, bound, gradient)
+            traced once per batch shape and replayed; ``True``: each batch shape's graph also compiled by
+            ``torch.compile`` when the shape comes back (seconds, once a shape). Checked against the plain step on the
+            same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.program.fastpath`), with
+            a warning where ``compile`` asked for the captured step, logged at level INFO under ``"auto"``. The seconds
+            each batch shape's capture took are logged at level INFO by the ``ppgen.program.fastpath`` logger, the
+            choices of ``"auto"`` by ``ppgen.program.automatic``'s. An objective that carries state between steps
+            takes the plain step under ``"auto"``.
         validation: held-out rows, given as ``data`` is (x, or aligned inputs): at each epoch's end the objective's
             loss on them, the training loss's own estimator without gradient and with fixed draws
             (:mod:`ppgen.training.validation`), goes to ``fit.validation_history`` (and the run's checkpoints).
@@ -146,7 +157,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     check_run_path(out)
     compile = check_compile(compile)
     distributed = check_bool(distributed, "distributed")
-    check_state_between_steps(inference, distributed, compile)
+    compile = check_state_between_steps(inference, distributed, compile)
     observers = check_observers(validation, patience, keep, callbacks, log_dir)
     observers.refuse_sampler(inference)
     stream = as_stream(data, batch_size or DEFAULT_BATCH_SIZE, steps_per_epoch)
@@ -228,9 +239,10 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
                             leading, seed, group.writer and not finished)
     watch.start(state)
     try:
-        state = train(Gradients(module, structure, inference, compile), optimizer, data, epochs, batch_size, generator,
-                      progress, state=state, save=save, every=checkpoint_every, on_nan=on_nan, factor=factor,
-                      group=group, duel=duel, callbacks=watch)
+        step = training_step(module, structure, inference, compile, data.size, batch_size, epochs, state, group,
+                             steps_per_epoch)
+        state = train(step, optimizer, data, epochs, batch_size, generator, progress, state=state, save=save,
+                      every=checkpoint_every, on_nan=on_nan, factor=factor, group=group, duel=duel, callbacks=watch)
     except Diverged:
         if duel is not None:  # as Diverged says: the critic too holds its last good parameters in eval mode
             duel.critic.eval()
@@ -247,6 +259,21 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         run.mark_complete()
     group.barrier()  # the run folder is complete before any rank returns
     return result
+
+
+def training_step(module: torch.nn.Module, structure: Structure, inference: Objective, compile: bool | str,
+                  size: int | None, batch_size: int, epochs: int, state: RunState, group: Group,
+                  steps_per_epoch: int | None = None) -> Gradients | Automatic:
+    """The step of a fit (:class:`~ppgen.training.step.Gradients`) under ``compile``; under ``"auto"`` chosen per batch
+    shape by :class:`~ppgen.program.automatic.Automatic` for the steps the fit has left from ``state``: ``epochs``
+    over ``size`` points (``None``: a stream of unknown length, ``steps_per_epoch`` batches an epoch) in batches of
+    ``batch_size``, each shared out over ``group``'s ranks."""
+    if compile != "auto":
+        return Gradients(module, structure, inference, compile)
+    drop_last = structure.own_batch_size is not None  # as train: a program of one batch size takes no smaller batch
+    plan = planned_steps(size, batch_size, epochs, state.epoch, state.position, drop_last,
+                         lambda rows: len(group.shard(torch.arange(rows))), steps_per_epoch)
+    return Automatic(Gradients(module, structure, inference, False), plan, identity(module, inference))
 
 
 def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, data: Batch, device: torch.device,
