@@ -48,6 +48,14 @@ def log_likelihood(module: nn.Module, structure: Structure, batch: Batch, sample
                      most=max(1, DRAW_POINTS_PER_PASS // len(batch)), given=samples)
 
 
+def check_no_k(k: int | None, sampler: Any, draws: Draws | None) -> None:
+    """A ``ValueError`` where ``k``, the importance samples of an estimate of log p(x), is given to the fit of a
+    ``sampler`` (``draws`` not ``None``), whose log p(x) over its draws needs none."""
+    if draws is not None and k is not None:
+        raise ValueError(f"k={k!r}: a fit by {type(sampler).__name__} answers log p(x) = log (1/S) sum_s "
+                         f"p(x|theta_s) over its S = {draws.num_draws} draws, each exact: leave k out")
+
+
 def predictive_log_prob(module: nn.Module, structure: Structure, batch: Batch, draws: Draws) -> Tensor:
     """The posterior predictive log p(x_n | data) = log (1/S) sum_s p(x_n | theta_s) over a sampler's S draws,
     Tensor[N]."""

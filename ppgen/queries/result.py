@@ -52,12 +52,10 @@ class Fit:
         validation_history: the loss on ``fit(validation=...)``'s held-out rows at each epoch (empty without them).
         best_epoch: the epoch (from 1) whose parameters the model holds, for ``fit(keep="best")``; else ``None``.
         stopped: why the fit stopped before its epochs (early stopping, a callback), or ``None``.
-        draws: a sampler's draws of the global latents (:class:`~ppgen.objective.sampler.Draws`) for a fit by a sampler
-            such as ``inference.NUTS``; ``None`` for a fit by an objective. The queries then answer with the posterior
-            predictive over these draws.
-        moments: for an energy-based model, the mean and covariance of its training data
-            (:class:`~ppgen.queries.energy.DataMoments`), recorded by ``ppgen.fit``: the Gaussian its samplers start
-            from and its estimate of log Z anneals from; ``None`` for any other model.
+        draws: the draws of the global latents (:class:`~ppgen.objective.sampler.Draws`) of a fit by a sampler such as
+            ``inference.NUTS``, whose posterior predictive the queries answer with; ``None`` for a fit by an objective.
+        moments: an energy-based model's training-data mean and covariance (:class:`~ppgen.queries.energy.DataMoments`,
+            recorded by ``ppgen.fit``): the Gaussian its samplers and its estimate of log Z start from; else ``None``.
         energy: an energy-based model's queries (:class:`~ppgen.queries.energy.EnergyQueries`), which keep its
             estimate of log Z; ``None`` for any other model.
     """
@@ -127,33 +125,27 @@ class Fit:
     def log_prob(self, *inputs: Any, k: int | None = None, compile: bool | str = "auto") -> Tensor:
         """log p(x) for each row of x, Tensor[N] (given the model's further inputs, ``log_prob(x, y)``).
 
-        Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by
-        enumeration); the model's own lower bound where its ``log_prob`` is marked one (``log_prob_is_bound = True``,
-        a diffusion model's; ``k`` is then unused); otherwise the importance-sampled estimate
-        log (1/K) sum_k p(x, z_k) / q(z_k|x) with z_k ~ q(z|x), which is :meth:`iwae_bound` with K = ``k`` (default
-        :data:`DEFAULT_K`): a lower bound in expectation that tightens as K grows. With global latents, the posterior
-        predictive log E_q(theta)[p(x|theta)]; for a fit by a sampler, log (1/S) sum_s p(x|theta_s) over its S draws,
-        each p(x|theta_s) exact (a sampler's model has no latent local to a point, or sums it out), so that there is
-        nothing for importance samples to draw (``k`` is refused). For an energy-based model
-        (``ppgen.Unnormalized``), an estimate: -E(x) - log Zhat, log Z estimated once by annealed importance sampling
-        and kept (:meth:`log_normalizer`, which gives its standard error, the error of every row alike; ``k`` is then
-        unused).
+        Exact where the model has a closed form (a ``log_prob`` method, or latents summed out by enumeration); the
+        model's own lower bound where its ``log_prob`` is marked one (``log_prob_is_bound = True``, a diffusion
+        model's); otherwise the importance-sampled estimate log (1/K) sum_k p(x, z_k) / q(z_k|x) with z_k ~ q(z|x),
+        :meth:`iwae_bound` with K = ``k`` (default :data:`DEFAULT_K`): a lower bound in expectation that tightens as K
+        grows. With global latents, the posterior predictive log E_q(theta)[p(x|theta)]; for a fit by a sampler,
+        log (1/S) sum_s p(x|theta_s) over its S draws, each p(x|theta_s) exact (a sampler's model has no latent local
+        to a point, or sums it out): there is nothing for importance samples to draw, and ``k`` is refused. For an
+        energy-based model (``ppgen.Unnormalized``), -E(x) - log Zhat, log Z estimated once by annealed importance
+        sampling and kept (:meth:`log_normalizer` gives its standard error, the error of every row alike). ``k`` is
+        unused but for the importance-sampled estimate.
 
-        ``compile``: as ``fit``'s, for the importance-sampled estimate's passes over chunks of points:
-        ``"capture"`` traces a chunk's pass once per chunk shape and replays it, ``True`` also compiles it with
-        ``torch.compile`` when the shape comes back (seconds, once for this fit: its later queries replay the graphs),
-        each checked against the plain pass on the same draws (see :class:`ppgen.queries.density.Estimates`);
-        ``"auto"`` (the default) chooses per chunk shape from the passes this query makes of it and the costs measured
-        as it runs (:mod:`ppgen.program.automatic`): a query of fewer passes of a shape than a capture repays,
+        ``compile``: as ``fit``'s (default ``"auto"``, :mod:`ppgen.program.automatic`), for the importance-sampled
+        estimate's passes over chunks of points, each checked against the plain pass on the same draws
+        (:class:`ppgen.queries.density.Estimates`); a query of fewer passes of a chunk shape than a capture repays,
         which is most, runs the plain passes.
 
         Raises:
             ValueError: an implicit model (a generator, x = G(z)), which has no density: it answers :meth:`sample`;
                 a ``k`` given to a fit by a sampler.
         """
-        if self.draws is not None and k is not None:
-            raise ValueError(f"k={k!r}: a fit by {type(self.inference).__name__} answers log p(x) = log (1/S) sum_s "
-                             f"p(x|theta_s) over its S = {self.draws.num_draws} draws, each exact: leave k out")
+        mcmc.check_no_k(k, self.inference, self.draws)
         k = check_positive_int(DEFAULT_K if k is None else k, "k")
         compile = check_compile(compile)
         check_density(self.structure, "log_prob(x)")
