@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import ppgen
-from ppgen.program import automatic
+from ppgen.program import automatic, fastpath
 from ppgen.program.automatic import Automatic, planned_steps
 from ppgen.program.fastpath import FastPathFallback
 from ppgen.queries import density
@@ -160,15 +160,16 @@ def test_an_explicit_capture_of_the_same_program_still_warns(data):
         ppgen.fit(Branching(), data, epochs=1, batch_size=16, progress=False, compile="capture")
 
 
-def uncompiled(graph, **options):
-    """torch.compile as a stand-in that returns the graph: what compiling decides and records, in milliseconds."""
+def uncompiled(graph, inputs):
+    """Inductor (``fastpath._inductor``, which ``compile=True`` calls) as a stand-in that returns the graph: what
+    compiling decides and records, in milliseconds."""
     return graph
 
 
 def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(data, eager, clock, monkeypatch,
                                                                                tmp_path, caplog):
     monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", 0.0)
-    monkeypatch.setattr(torch, "compile", uncompiled)
+    monkeypatch.setattr(fastpath, "_inductor", uncompiled)
     with caplog.at_level(logging.INFO, logger="ppgen"):
         fit(data, "auto", 12)
     assert any("batches of 16 rows are compiled" in m and "cold compilation" in m for m in choices(caplog))
@@ -188,13 +189,13 @@ def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(d
 
 def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and_no_warning(data, eager, clock,
                                                                                           monkeypatch, caplog):
-    def broken(graph, **options):
+    def broken(graph, inputs):
         def run(*inputs):
             raise RuntimeError("inductor found no C++ compiler")
         return run
 
     monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", 0.0)
-    monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setattr(fastpath, "_inductor", broken)
     with caplog.at_level(logging.INFO, logger="ppgen"), warnings.catch_warnings():
         warnings.simplefilter("error")
         fit(data, "auto", 12)
@@ -240,8 +241,10 @@ def test_inductors_cache_is_where_torch_says_never_the_working_folder(monkeypatc
     assert automatic.record_path("step", 16).parent == tmp_path / "mine" / "ppgen"
     import torch._inductor.config as inductor
 
-    monkeypatch.setattr(inductor, "fx_graph_cache", False)  # a second compilation as cold as the first: no records
-    assert automatic.inductor_cache() is None and automatic.record_path("step", 16) is None
+    # a second compilation as cold as the first: no records (the config's own patch: monkeypatch's undo would delete
+    # the setting, which torch's config module then hides from every later reader)
+    with inductor.patch(fx_graph_cache=False):
+        assert automatic.inductor_cache() is None and automatic.record_path("step", 16) is None
     assert list(tmp_path.iterdir()) == []  # nothing was written into the working folder
 
 

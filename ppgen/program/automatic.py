@@ -256,7 +256,7 @@ def inductor_cache() -> Path | None:
     second compilation of a graph is as cold as the first."""
     import torch._inductor.config as inductor
 
-    if not inductor.fx_graph_cache:
+    if not getattr(inductor, "fx_graph_cache", False):  # off, or not a setting of this torch
         return None
     folder = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if folder is None:
