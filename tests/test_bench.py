@@ -13,13 +13,19 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
+def run_with_bench(code: str) -> None:
+    """Run ``code`` in a fresh Python process with bench/ on its path (``code`` puts it there); its errors fail the
+    test."""
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_every_benchmark_script_imports():
     scripts = sorted(path.stem for path in BENCH.glob("*.py"))
     assert "run" in scripts and "choice_of_d" in scripts
     # in a fresh process: the scripts' module names (evaluate, scale, ...) must not shadow anything here
     code = f"import sys; sys.path.insert(0, {str(BENCH)!r}); " + "; ".join(f"import {name}" for name in scripts)
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_with_bench(code)
 
 
 def _load(name: str):
@@ -114,8 +120,7 @@ def test_epoch_clock_marks_every_epoch_of_a_fit():
             "with epoch_clock() as marks: ppgen.fit(network(64, 8, (16,)), x, epochs=3, batch_size=128, "
             "progress=False)\n"
             "assert len(marks) == 3 and marks == sorted(marks), marks")
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_with_bench(code)
 
 
 def test_pyro_and_ppgen_compute_the_hand_written_bounds_on_the_same_draws():
@@ -129,5 +134,4 @@ def test_pyro_and_ppgen_compute_the_hand_written_bounds_on_the_same_draws():
             "for values in loss.values():\n"
             "    assert all(math.isclose(v, values['handwritten'], rel_tol=1e-5) for v in values.values()), loss\n"
             "assert loss['iwae5']['handwritten'] < loss['elbo']['handwritten'] - 0.1, loss")
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_with_bench(code)
