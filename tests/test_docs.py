@@ -55,4 +55,5 @@ def test_the_readme_zoo_table_has_every_model():
 def test_the_readme_states_how_long_each_set_up_command_takes():
     quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     for command in ("make demo", "make test"):
-        assert re.search(rf"`{command}` after it:[^;]*?\d+(\.\d+)? (s|min) of CPU time", quick_start), f"no measured time for `{command}`"
+        assert re.search(rf"`{command}` after it:[^;]*?\d+(\.\d+)? (s|min) of CPU time", quick_start), \
+            f"no measured time for `{command}`"

@@ -124,7 +124,8 @@ def test_other_optimisers_keep_their_own_step(build):
 def test_a_compiled_fit_takes_the_update_into_its_step_and_trains_as_the_plain_fit(uncompiled, monkeypatch):
     applied = []
     apply = AdamUpdate.apply
-    monkeypatch.setattr(AdamUpdate, "apply", lambda self, outputs, good: applied.append(1) or apply(self, outputs, good))
+    monkeypatch.setattr(AdamUpdate, "apply",
+                        lambda self, outputs, good: applied.append(1) or apply(self, outputs, good))
     x = coin_rows()
     plain = ppgen.fit(small_vae(), x, **SETTINGS)
     assert not applied
@@ -219,7 +220,8 @@ def test_a_wrong_update_in_the_compiled_graph_is_caught_by_the_check(monkeypatch
 def test_the_compiled_update_trains_as_the_plain_fit(monkeypatch):
     applied = []
     apply = AdamUpdate.apply
-    monkeypatch.setattr(AdamUpdate, "apply", lambda self, outputs, good: applied.append(1) or apply(self, outputs, good))
+    monkeypatch.setattr(AdamUpdate, "apply",
+                        lambda self, outputs, good: applied.append(1) or apply(self, outputs, good))
     x = coin_rows()
     plain = ppgen.fit(small_vae(), x, **SETTINGS)
     with warnings.catch_warnings():
