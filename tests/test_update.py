@@ -121,11 +121,16 @@ def test_other_optimisers_keep_their_own_step(build):
     assert AdamUpdate.of(torch.optim.Adam(params), params[::-1]) is None
 
 
-def test_a_compiled_fit_takes_the_update_into_its_step_and_trains_as_the_plain_fit(uncompiled, monkeypatch):
-    applied = []
+@pytest.fixture
+def applied(monkeypatch):
+    """A list that grows by one each time a step's update is applied (:meth:`AdamUpdate.apply`)."""
+    calls = []
     apply = AdamUpdate.apply
-    monkeypatch.setattr(AdamUpdate, "apply",
-                        lambda self, outputs, good: applied.append(1) or apply(self, outputs, good))
+    monkeypatch.setattr(AdamUpdate, "apply", lambda self, outputs, good: calls.append(1) or apply(self, outputs, good))
+    return calls
+
+
+def test_a_compiled_fit_takes_the_update_into_its_step_and_trains_as_the_plain_fit(uncompiled, applied):
     x = coin_rows()
     plain = ppgen.fit(small_vae(), x, **SETTINGS)
     assert not applied
@@ -217,11 +222,7 @@ def test_a_wrong_update_in_the_compiled_graph_is_caught_by_the_check(monkeypatch
 
 
 @pytest.mark.slow
-def test_the_compiled_update_trains_as_the_plain_fit(monkeypatch):
-    applied = []
-    apply = AdamUpdate.apply
-    monkeypatch.setattr(AdamUpdate, "apply",
-                        lambda self, outputs, good: applied.append(1) or apply(self, outputs, good))
+def test_the_compiled_update_trains_as_the_plain_fit(applied):
     x = coin_rows()
     plain = ppgen.fit(small_vae(), x, **SETTINGS)
     with warnings.catch_warnings():
