@@ -113,6 +113,15 @@ class _Shape:
     trace: float = math.nan
     compile_seconds: float = math.nan
 
+    def probe(self, seconds: float) -> float | None:
+        """Record a timed call of this stage; the fastest of its :data:`PROBES` calls once they are all in (the
+        record then starts afresh for the next stage), else ``None``."""
+        self.times.append(seconds)
+        if len(self.times) < PROBES:
+            return None
+        fastest, self.times = min(self.times), []
+        return fastest
+
 
 class Automatic:
     """A computation under ``compile="auto"``: ``capture`` (a :class:`~ppgen.program.fastpath.ShapeCapture` built with
@@ -179,27 +188,26 @@ class Automatic:
     def _next(self, rows: int, shape: _Shape, seconds: float) -> None:
         """After a timed call of the shape: the next stage, and the rule's choice where its probes are done."""
         if shape.stage == "plain":
-            if shape.seen > 1:  # the first call pays first-use costs
-                shape.times.append(seconds)
-            if len(shape.times) == PROBES:
-                shape.plain, shape.times = min(shape.times), []
+            fastest = shape.probe(seconds) if shape.seen > 1 else None  # the first call pays first-use costs
+            if fastest is not None:
+                shape.plain = fastest
                 self._choose_capture(rows, shape)
         elif shape.stage == "capture":
             shape.trace = max(seconds - shape.plain, 0.0)
             Automatic.traced_in_process = True
             shape.stage = "replay"
         elif shape.stage == "replay":
-            shape.times.append(seconds)
-            if len(shape.times) == PROBES:
-                shape.captured, shape.times = min(shape.times), []
+            fastest = shape.probe(seconds)
+            if fastest is not None:
+                shape.captured = fastest
                 self._choose_compile(rows, shape)
         elif shape.stage == "compile":
             shape.compile_seconds = max(seconds - shape.captured, 0.0)
             shape.stage = "compiled"
         elif shape.stage == "compiled":
-            shape.times.append(seconds)
-            if len(shape.times) == PROBES:
-                ratio = min(shape.times) / shape.captured
+            fastest = shape.probe(seconds)
+            if fastest is not None:
+                ratio = fastest / shape.captured
                 write_record(self.identity, rows, shape.compile_seconds, ratio)
                 self._settle(rows, shape, True, f"run compiled: compiled in {shape.compile_seconds:.2f} s, the "
                              f"compiled path {ratio:.2f} of the captured one")
