@@ -269,7 +269,7 @@ def save(entry: dict) -> None:
     if "machine" in results:  # the page needs the speed figures too
         import render  # bench/ is on sys.path when a script in it runs
 
-        DOCS.write_text(render.render(results, render.latent_results()))
+        render.main()
 
 
 def main() -> None:

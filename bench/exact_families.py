@@ -134,6 +134,7 @@ def measure(epochs: int) -> dict:
 
 def main() -> None:
     import render  # bench/ is on sys.path when a script in it runs
+    from sections.exact import exact_table
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=30, help="epochs for every model (default 30)")
@@ -149,8 +150,8 @@ def main() -> None:
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(results_path)
     if "figures" in results:
-        (BENCH.parent / "docs" / "benchmarks.md").write_text(render.render(results))
-    print(render.exact_table(table))
+        render.main()
+    print(exact_table(table))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
-last one), writes everything to ``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians of interleaved
-repeats after a warm-up run.
+last one), writes everything to ``bench/results.json`` and renders ``docs/benchmarks.md`` from it. Timings are medians
+of interleaved repeats after a warm-up run.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ import latent_families
 from machine import machine
 import render
 import scale as scale_bench
+from sections.speed import table as speed_table
 import step_table
 from workloads import (BATCH_SIZE, BOUNDS, LR, NETWORKS, PARTICLE_POINTS, QUERY_K, SEED, build, data_of, fit,
                        load_data, model_of, network)
@@ -269,7 +270,7 @@ def main() -> None:
     if args.suite != "speed":
         latent_families.main()
     if args.suite == "latent":
-        DOCS.write_text(render.render(json.loads(RESULTS.read_text()), render.latent_results()))
+        render.main()
         print(f"wrote {latent_families.RESULTS.relative_to(BENCH.parent)} and {DOCS.relative_to(BENCH.parent)}")
         return
     results = {
@@ -335,9 +336,8 @@ def main() -> None:
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)
-    DOCS.parent.mkdir(exist_ok=True)
-    DOCS.write_text(render.render(results, render.latent_results()))
-    print(render.table(results))
+    render.main()
+    print(speed_table(results))
     print(f"wrote {RESULTS.relative_to(BENCH.parent)} and {DOCS.relative_to(BENCH.parent)} "
           f"in {results['seconds']} s")
 

@@ -43,8 +43,8 @@ import torch.nn.functional as F
 import numpyro_env
 import render
 from machine import machine
-from render_step_table import step_table
 from ppgen import datasets
+from sections.step_table import step_table
 from step_contenders import Fit, Handwritten, PyroSVI, draws, monte_carlo, network, same_draws, z_score
 from workloads import FASHION_POINTS, LR, NETWORKS
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from .formatting import plus_minus, side_json
 
-RESULTS = Path(__file__).resolve().parent / "step_table.json"
 #: the table's columns: the ratios of ``bench/step_table.py``, by contender.
 COLUMNS = {"ppgen default": "ppgen default", "ppgen compile=True": "ppgen `compile=True`, steady",
            "Pyro SVI": "Pyro SVI", "NumPyro jit": "NumPyro jit, steady"}
@@ -36,8 +34,8 @@ def checks(results: dict) -> str:
                      + (f"ppgen {same['ppgen']:.4f}, " if "ppgen" in same else "") +
                      f"Pyro {same['pyro']:.4f}, NumPyro "
                      f"{same['numpyro']:.4f} nats per point; over {mc['numpyro']['keys']} fresh draws each, "
-                     f"hand-written {mc['handwritten']['mean']:.3f} +- {mc['handwritten']['sd']:.3f}, NumPyro "
-                     f"{mc['numpyro']['mean']:.3f} +- {mc['numpyro']['sd']:.3f} (z = {mc['z']:.2f})")
+                     f"hand-written {plus_minus(mc['handwritten']['mean'], mc['handwritten']['sd'], 3)}, NumPyro "
+                     f"{plus_minus(mc['numpyro']['mean'], mc['numpyro']['sd'], 3)} (z = {mc['z']:.2f})")
     means = {(row["network"], row["bound"]): row["check"]["monte_carlo"]["handwritten"] for row in results["rows"]
              if "check" in row}
     for network in dict.fromkeys(net for net, _ in means):
@@ -60,9 +58,9 @@ def earlier(results: dict) -> str:
 
 def step_table_section() -> str:
     """The page's section on the step table, empty where ``bench/step_table.py`` has not run."""
-    if not RESULTS.is_file():
+    results = side_json("step_table.json")
+    if results is None:
         return ""
-    results = json.loads(RESULTS.read_text())
     machine, load, np_versions = results["machine"], results["load_average"], results["numpyro"]
     mode = ("**quick mode** (`--quick`: fewer steps a run, 3 rounds)" if results["mode"] == "quick"
             else "full mode")
