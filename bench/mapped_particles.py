@@ -12,7 +12,9 @@ at K = 5 and K = 50, three ways, interleaved in one process with ``torch.set_num
 (the plan ppgen used before), the one-particle pass mapped over K by ``torch.func.vmap`` (ppgen's plan now), and the
 program rewritten by hand to broadcast (``(X * w).sum(-1)``, ``z`` kept [K, B, d]) in a plate of particles, for
 reference. Each figure is the median of ``--repeats`` timings of ``--steps`` steps; the speed-up is one-at-a-time time
-over mapped time. ``python bench/mapped_particles.py`` prints the table and writes ``bench/mapped_particles.json``.
+over mapped time; the machine's 1-minute load average is read before the first round and after each.
+``python bench/mapped_particles.py`` (part of ``make bench``) prints the table and writes
+``bench/mapped_particles.json`` (``--output``), which ``bench/render.py`` renders into ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
+import os
 import statistics
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +37,11 @@ from torch import nn
 from ppgen import inference
 from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
+
+from machine import machine
+from sections.mapped_particles import table
+
+RESULTS = Path(__file__).resolve().with_suffix(".json")
 
 
 class Regression(nn.Module):
@@ -90,8 +98,10 @@ def timed(step, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def measure(repeats: int, steps: int) -> list[dict]:
-    rows = []
+def measure(repeats: int, steps: int) -> tuple[list[dict], list[float]]:
+    """The rows of the table (ms per step of each way, and the speed-up of mapping), and the machine's 1-minute load
+    average before the first round and after each."""
+    rows, loads = [], [os.getloadavg()[0]]
     for name, (cls, kwargs, data) in programs().items():
         natural, rewritten = cls(broadcasts=False, **kwargs), cls(broadcasts=True, **kwargs)
         rewritten.load_state_dict(natural.state_dict())
@@ -113,31 +123,33 @@ def measure(repeats: int, steps: int) -> list[dict]:
             for _ in range(repeats):  # interleaved
                 for way, (module, structure) in ways.items():
                     times[way].append(timed(lambda: step(module, structure), steps))
+                loads.append(os.getloadavg()[0])
             medians = {way: statistics.median(values) * 1e3 for way, values in times.items()}
             rows.append({"program": name, "K": k, **{f"{way} ms": round(ms, 3) for way, ms in medians.items()},
                          "speed-up": round(medians["one at a time"] / medians["mapped"], 2)})
             print(rows[-1], flush=True)
-    return rows
+    return rows, loads
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--repeats", type=int, default=7, help="timings of each way, interleaved (default 7)")
+    parser.add_argument("--steps", type=int, default=5, help="steps a timing (default 5)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"the JSON file written (default {RESULTS.name})")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     pyro.set_rng_seed(0)
-    rows = measure(args.repeats, args.steps)
-    result = {"command": f"python bench/mapped_particles.py --repeats {args.repeats} --steps {args.steps}",
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "threads": 1,
-              "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-                         f"pyro {pyro.__version__}", "rows": rows}
-    Path(__file__).with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    print("| program | K | one at a time (ms) | mapped (ms) | rewritten to broadcast (ms) | speed-up |")
-    print("|---|---|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['program']} | {row['K']} | {row['one at a time ms']} | {row['mapped ms']} | "
-              f"{row['rewritten to broadcast ms']} | {row['speed-up']}x |")
+    measured_on = machine(torch.get_num_threads())  # before the figures are written: the commit as checked out
+    start = time.perf_counter()
+    rows, loads = measure(args.repeats, args.steps)
+    result = {"command": " ".join(["python bench/mapped_particles.py", *(sys.argv[1:] if argv is None else argv)]),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "seconds": round(time.perf_counter() - start, 1), "machine": measured_on,
+              "settings": {"repeats": args.repeats, "steps": args.steps, "torch_threads": torch.get_num_threads()},
+              "load_average": {"min": min(loads), "max": max(loads)}, "rows": rows}
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(table(result))
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

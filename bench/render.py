@@ -15,6 +15,7 @@ from sections.exact import exact_section
 from sections.fast_path import fast_path_section
 from sections.gpu import gpu_section
 from sections.latent import latent_section
+from sections.mapped_particles import mapped_particles_section
 from sections.scale import evaluate_section, fashion_section, scale_section
 from sections.speed import speed_section
 from sections.step_table import step_table_section
@@ -25,7 +26,7 @@ def render(results: dict) -> str:
     a section left out where its benchmark has not run."""
     return "".join([
         speed_section(results), fast_path_section(results), step_table_section(), auto_compile_section(),
-        gpu_section(), fashion_section(), evaluate_section(), scale_section(),
+        gpu_section(), fashion_section(), evaluate_section(), scale_section(), mapped_particles_section(),
         "\n", exact_section(results), latent_section(), choice_of_d_section(),
         "\n", burda(results), distributed_section(), energy_section(),
     ])

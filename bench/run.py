@@ -24,6 +24,8 @@ Measures, on each device available (CPU always, CUDA when ``torch.cuda.is_availa
     the last one);
 11. ``fit(compile="auto")``, the default, against the plain, captured and compiled steps on fits of a few steps to a
     few thousand, and the costs behind its rule's break-even figures (``auto_compile.py``);
+12. the speed-up of mapping the K particles of a program that does not broadcast over them by ``torch.func.vmap``,
+    against one particle at a time (``mapped_particles.py``; ``--skip-mapped-particles`` keeps the last one);
 
 checks that the hand-written losses equal ppgen's on the same weights and draws, then runs ``burda.py`` (the
 structure of Burda et al.'s Table 1 and the encoder-gradient SNR of IWAE's estimators; ``--skip-burda`` keeps the
@@ -64,6 +66,7 @@ import gpu as gpu_bench
 import handwritten
 import latent_families
 from machine import machine
+import mapped_particles
 import render
 import scale as scale_bench
 from sections.speed import table as speed_table
@@ -261,6 +264,9 @@ def main() -> None:
                         help="keep the last energy_score_diffusion.py results (energy models, a DDPM and a flow)")
     parser.add_argument("--skip-auto-compile", action="store_true",
                         help="keep the last auto_compile.py results (compile='auto' against the other paths)")
+    parser.add_argument("--skip-mapped-particles", action="store_true",
+                        help="keep the last mapped_particles.py results (K particles mapped by vmap against one at a "
+                             "time)")
     parser.add_argument("--skip-choice-of-d", action="store_true",
                         help="keep the last choice_of_d.py results (the objectives judged by sample metrics)")
     args = parser.parse_args()
@@ -333,6 +339,8 @@ def main() -> None:
         choice_of_d.main([])
     if not (args.skip_auto_compile or args.suite == "latent"):
         auto_compile.main([])
+    if not args.skip_mapped_particles:
+        mapped_particles.main([])
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     tmp.replace(RESULTS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,16 @@ def _results() -> dict:
             "sanity": {"cpu": {"loss, ELBO": {"ppgen": 45.3135, "handwritten": 45.3135,
                                               "max_abs_grad_difference": 3e-08}}},
             "final_training_loss": {"cpu": {"ELBO": {"ppgen.fit": 17.98, "handwritten": 17.99}}}}
+
+
+def _mapped_particles() -> dict:
+    """``bench/mapped_particles.json`` as ``bench/mapped_particles.py`` writes it."""
+    return {"command": "python bench/mapped_particles.py", "date": "2026-12-05T04:00:00+00:00", "seconds": 61.5,
+            "machine": {"cpu": "Some CPU @ 2.0GHz", "cpu_count": 2, "torch": "2.13.0", "pyro": "1.9.2",
+                        "commit": "abc1234"},
+            "settings": {"repeats": 7, "steps": 5, "torch_threads": 1}, "load_average": {"min": 1.25, "max": 3.5},
+            "rows": [{"program": "regression", "K": 50, "one at a time ms": 268.384, "mapped ms": 12.511,
+                      "rewritten to broadcast ms": 8.947, "speed-up": 21.46}]}
 
 
 def test_step_table_renders_every_column_of_each_row(bench):
@@ -142,6 +154,29 @@ def test_the_page_from_fixture_figures_has_a_section_for_each_benchmark_run(benc
 
     (folder / "step_table.json").write_text(json.dumps(_step_results([_step_row("VAE 64-128-8", "ELBO", 128,
                                                                                [2.0, 0.7, 2.4, 0.4])])))
+    (folder / "mapped_particles.json").write_text(json.dumps(_mapped_particles()))
     page = render.render(_results())
     assert headings(page) == ["## The training step: plain, captured, compiled",
-                              "## The training step against Pyro and NumPyro", "## On a GPU, batch 1024"]
+                              "## The training step against Pyro and NumPyro", "## On a GPU, batch 1024",
+                              "## K particles of a program that does not broadcast over them"]
+    section = page[page.index("## K particles"):]
+    for text in ("`python bench/mapped_particles.py`", "2026-12-05T04:00:00+00:00 on Some CPU @ 2.0GHz (2 CPUs",
+                 "ppgen at `abc1234`, in 62 s", "the median of 7 timings of 5 steps each",
+                 "load average was between 1.2 and 3.5 during the run (on 2 cores)",
+                 "| regression, `X @ w` | 50 | 268 | 12.5 | 8.95 | 21.5x |"):
+        assert text in section, text
+
+
+@pytest.mark.slow
+def test_mapped_particles_script_writes_what_its_section_renders(bench, folder):
+    """bench/mapped_particles.py, run with the least setting, writes the JSON its section of the page reads."""
+    out = folder / "mapped_particles.json"
+    done = subprocess.run([sys.executable, str(BENCH / "mapped_particles.py"), "--repeats", "1", "--steps", "1",
+                           "--output", str(out)], capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    section = bench("sections.mapped_particles").mapped_particles_section()
+    assert "--repeats 1 --steps 1" in section and "load average was between" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line.endswith("x |")]
+    assert [row.split(" | ")[1] for row in rows] == ["5", "50", "5", "50"]
+    assert section.splitlines()[-len(rows) - 2:] == bench("sections.mapped_particles").table(
+        json.loads(out.read_text())).splitlines()
