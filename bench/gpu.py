@@ -43,6 +43,7 @@ import ppgen.training.guard
 from ppgen.program.inputs import as_batch
 from ppgen.training.loop import train
 from ppgen.training.optimizers import adam
+from timing import timed
 from workloads import BOUNDS, LR, NETWORKS, SEED, captured, model_of
 
 BENCH = Path(__file__).resolve().parent
@@ -60,17 +61,6 @@ def generated(bound: str, points: int, device: torch.device) -> torch.Tensor:
     width = NETWORKS[BOUNDS[bound].network].x_dim
     generator = torch.Generator(device=device).manual_seed(SEED)
     return torch.bernoulli(torch.full((points, width), 0.3, device=device), generator=generator)
-
-
-def seconds(fn: Callable[[], object], device: torch.device) -> float:
-    """Seconds of ``fn()``, the device's queue drained before and after."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def waits(fn: Callable[[], object], device: torch.device) -> int:
@@ -128,7 +118,7 @@ def measure(bound: str, device: torch.device, points: int, epochs: int, repeats:
     times: dict[str, list[float]] = {path: [] for path in runs}
     for round_ in range(repeats):
         for path in runs if round_ % 2 == 0 else list(runs)[::-1]:
-            times[path].append(seconds(runs[path], device))
+            times[path].append(timed(runs[path], device=device)[0])
     median = {path: statistics.median(values) for path, values in times.items()}
     rows = {}
     for path in ["handwritten", *STEPPED]:

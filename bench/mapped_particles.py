@@ -40,6 +40,7 @@ from ppgen.program.structure import inspect
 
 from machine import machine
 from sections.mapped_particles import table
+from timing import timed
 
 RESULTS = Path(__file__).resolve().with_suffix(".json")
 
@@ -91,13 +92,6 @@ def programs() -> dict[str, tuple[type, dict, tuple[torch.Tensor, ...]]]:
     return {"regression": (Regression, {"dim": 20}, (X, y)), "decoder-view": (DecoderView, {}, (x,))}
 
 
-def timed(step, steps: int) -> float:
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / steps
-
-
 def measure(repeats: int, steps: int) -> tuple[list[dict], list[float]]:
     """The rows of the table (ms per step of each way, and the speed-up of mapping), and the machine's 1-minute load
     average before the first round and after each."""
@@ -122,7 +116,7 @@ def measure(repeats: int, steps: int) -> tuple[list[dict], list[float]]:
                 timed(lambda: step(module, structure), 2)
             for _ in range(repeats):  # interleaved
                 for way, (module, structure) in ways.items():
-                    times[way].append(timed(lambda: step(module, structure), steps))
+                    times[way].append(timed(lambda: step(module, structure), steps)[0])
                 loads.append(os.getloadavg()[0])
             medians = {way: statistics.median(values) * 1e3 for way, values in times.items()}
             rows.append({"program": name, "K": k, **{f"{way} ms": round(ms, 3) for way, ms in medians.items()},

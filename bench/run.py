@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -71,23 +70,13 @@ import render
 import scale as scale_bench
 from sections.speed import table as speed_table
 import step_table
+from timing import timed
 from workloads import (BATCH_SIZE, BOUNDS, LR, NETWORKS, PARTICLE_POINTS, QUERY_K, SEED, build, data_of, fit,
                        load_data, model_of, network)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
 DOCS = BENCH.parent / "docs" / "benchmarks.md"
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
-    """Wall-clock seconds of ``fn()`` (waiting for the GPU to finish), and what it returned."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start, out
 
 
 def time_workloads(names: list[str], device: torch.device, epochs: int, repeats: int,
@@ -103,7 +92,7 @@ def time_workloads(names: list[str], device: torch.device, epochs: int, repeats:
     last: dict[str, object] = {}
     for round_ in range(repeats):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            elapsed, last[name] = timed(built[name].run, device)
+            elapsed, last[name] = timed(built[name].run, device=device)
             seconds[name].append(elapsed / built[name].steps)
     return seconds, last
 
@@ -283,7 +272,8 @@ def main() -> None:
         "machine": measured_on,
         "command": " ".join(["python bench/run.py", *sys.argv[1:]]),
         "settings": {"data": "the digits, binarised: 1437 training and 360 test points of 64 pixels; for the "
-                             "784-pixel VAE, the first 1437 training images of Fashion-MNIST, binarised (pixels >= 0.5)",
+                             "784-pixel VAE, the first 1437 training images of Fashion-MNIST, binarised "
+                             "(pixels >= 0.5)",
                      "network": "\n" + "".join(
                          f"\n- {n.label}: `ppgen.models.VAE(x_dim={n.x_dim}, z_dim={n.z_dim}, hidden={n.hidden})`"
                          for n in NETWORKS.values()) + "\n- the enumerated mixture: "

@@ -38,6 +38,7 @@ from ppgen.training.guard import Guard
 from ppgen.training.loop import step
 from ppgen.training.optimizers import adam
 from ppgen.training.step import Gradients
+from timing import timed
 from workloads import BATCH_SIZE, BOUNDS, LR
 
 #: contender -> (compile, update in the graph)
@@ -96,12 +97,10 @@ def handwritten_step(bound: str, train: torch.Tensor) -> Callable[[], None]:
     return one
 
 
-def timed(one: Callable[[], None], steps: int) -> float:
+def ms_per_step(one: Callable[[], None], steps: int) -> float:
+    """Process CPU milliseconds per step over ``steps`` calls of ``one()``, Pyro's argument validation off."""
     with pyro.validation_enabled(False):
-        start = time.process_time()
-        for _ in range(steps):
-            one()
-        return (time.process_time() - start) / steps * 1e3
+        return 1e3 * timed(one, steps, clock=time.process_time)[0]
 
 
 def main() -> None:
@@ -122,7 +121,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in steps}
         for _ in range(args.repeats):
             for name, one in steps.items():
-                times[name].append(timed(one, args.steps))
+                times[name].append(ms_per_step(one, args.steps))
         median = {name: statistics.median(values) for name, values in times.items()}
         row = {"bound": BOUNDS[bound].name, "handwritten ms/step": round(median["handwritten"], 3),
                **{name: round(median[name] / median["handwritten"], 3) for name in PPGEN}}
@@ -130,7 +129,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         if args.profile:
             with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
-                timed(steps["compiled"], 50)
+                ms_per_step(steps["compiled"], 50)
             print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
     args.out.write_text(json.dumps({
         "command": "OMP_NUM_THREADS=1 python bench/steady_step.py " + " ".join(sys.argv[1:]),
