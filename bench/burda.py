@@ -51,6 +51,8 @@ from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 from ppgen.run.folder import RunFolder
 
+from sections.formatting import read_json  # bench/ is on sys.path when a script in it runs
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results.json"
 DOCS = BENCH.parent / "docs" / "benchmarks.md"
@@ -177,11 +179,6 @@ def row_folder(runs: Path, data: str, name: str, label: str, train_size: int, te
     return runs / f"{data}-{train_size}x{test_size}" / f"{name}-{epochs}epochs-k{k_eval}" / slug
 
 
-def read_json(path: Path) -> dict | None:
-    """The JSON object in ``path``, or ``None`` where there is none."""
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def write_json(path: Path, value: dict) -> None:
     """Write ``value`` to ``path`` whole or not at all (a temporary file renamed over it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,9 +260,7 @@ def save(entry: dict) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     on_disk = results.get("burda", {})
     results["burda"] = {**on_disk, **entry, "blocks": {**on_disk.get("blocks", {}), **entry["blocks"]}}
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(RESULTS)
+    write_json(RESULTS, results)
     if "machine" in results:  # the page needs the speed figures too
         import render  # bench/ is on sys.path when a script in it runs
 

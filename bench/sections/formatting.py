@@ -10,10 +10,14 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1]
 
 
+def read_json(path: Path) -> dict | None:
+    """The JSON object in ``path``, or ``None`` where there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def side_json(name: str) -> dict | None:
     """The JSON object in ``BENCH / name``, or ``None`` where its benchmark has not run."""
-    path = BENCH / name
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(BENCH / name)
 
 
 def number(value: float | None) -> str:
