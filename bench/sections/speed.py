@@ -34,9 +34,10 @@ and the same initial weights. Data: {settings['data']}.
 
 Rerun with `make bench` (everything below: 47 min on a fresh clone here, install included), or the figures of this
 first table alone (about {results['seconds']:.0f} s here) with
-`make bench BENCH_ARGS="--suite speed --skip-scaling --skip-distributed"`
-(`bench/run.py --help` for the options); it rewrites `bench/results.json` and this page. Tests never fail on a
-timing.
+`make bench BENCH_ARGS="--suite speed --skip-scaling --skip-distributed --skip-step-table --skip-auto-compile \
+--skip-mapped-particles"`
+(the speed suite runs the step table, `compile="auto"` and the mapped particles too unless they are skipped;
+`bench/run.py --help` for the options); it rewrites `bench/results.json` and this page. Tests never fail on a timing.
 
 Ratios only (the absolute times are in `bench/results.json`), measured on a shared 2-core machine, interleaved,
 torch.set_num_threads(1), by `{results.get('command', 'make bench')}`:
