@@ -133,6 +133,19 @@ def example(*commands: str) -> str:
     return "example:\n" + "".join(f"  {command}\n" for command in commands).rstrip("\n")
 
 
+def add_command(commands: Any, name: str, func: Callable[[argparse.Namespace], int], examples: tuple[str, ...], *,
+                help: str, description: str, of_run: bool = True) -> argparse.ArgumentParser:
+    """The parser of command ``name``, added to the subparsers ``commands``: its ``--help`` laid out by
+    :class:`HelpFormatter` and ending with ``examples`` (:func:`example`), ``func`` called with the parsed arguments;
+    with ``of_run``, its first argument RUN, the folder of a run that ``ppgen fit`` wrote."""
+    parser = commands.add_parser(name, help=help, description=description, formatter_class=HelpFormatter,
+                                 epilog=example(*examples))
+    if of_run:
+        parser.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
+    parser.set_defaults(func=func, parser=parser)
+    return parser
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     """The options every command takes: ``--device`` and ``--threads``."""
     parser.add_argument("--device", type=device_type, default="cpu", help="where the model runs, e.g. cuda")

@@ -15,22 +15,18 @@ EXAMPLES = ("ppgen encode runs/demo --out latent.png",)
 
 def add_parser(commands: Any) -> None:
     """Add the ``encode`` command to the subparsers ``commands``."""
-    encode = commands.add_parser(
-        "encode",
+    encode = common.add_command(
+        commands, "encode", run, EXAMPLES,
         help="draw a run's latent space over its test set",
         description="Load RUN/fit.pt, encode the run's test set, E[z | x] per point, and draw it in 2-D (PCA where "
                     "z has more than two dimensions), coloured by the test labels where the data set has them.",
-        formatter_class=common.HelpFormatter,
-        epilog=common.example(*EXAMPLES),
     )
-    encode.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     encode.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="picture to write; the extension picks the format (default: RUN/encoded.png)")
     encode.add_argument("--site", default=None, help="the latent site, where the model has several")
     encode.add_argument("--seed", type=common.seed_type, default=0,
                         help="seed of the draws behind a mean without a closed form")
     common.add_common(encode)
-    encode.set_defaults(func=run, parser=encode)
 
 
 def run(args: argparse.Namespace) -> int:

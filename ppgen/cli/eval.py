@@ -19,17 +19,14 @@ EXAMPLES = ("ppgen eval runs/demo --k 100 --metrics mmd",)
 
 def add_parser(commands: Any) -> None:
     """Add the ``eval`` command to the subparsers ``commands``."""
-    evaluate = commands.add_parser(
-        "eval",
+    evaluate = common.add_command(
+        commands, "eval", run, EXAMPLES,
         help="re-evaluate the test log-likelihood and the sample metrics of a run",
         description="Load RUN/fit.pt, rebuild the run's test set, estimate log p(x), score as many draws of the model "
                     "against the test set (--metrics) and record both in metrics.json; a model without a density (a "
                     "generator) has its draws scored alone. The files must all be those of one run (its manifest's "
                     "digests).",
-        formatter_class=common.HelpFormatter,
-        epilog=common.example(*EXAMPLES),
     )
-    evaluate.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     evaluate.add_argument("--k", type=common.positive_int, default=None,
                           help="importance samples (default: the run's --eval-k; none for a model without a "
                                "density)")
@@ -40,7 +37,6 @@ def add_parser(commands: Any) -> None:
                                "(default: mmd,c2st,frechet)")
     common.add_compile(evaluate, "the importance-sampled passes")
     common.add_common(evaluate)
-    evaluate.set_defaults(func=run, parser=evaluate)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,14 +17,13 @@ from ppgen.cli.watching import DEFAULT_SPLIT, epoch_lines, fraction, held_out
 
 def add_parser(commands: Any) -> None:
     """Add the ``fit`` command to the subparsers ``commands``."""
-    fit = commands.add_parser(
-        "fit",
+    fit = common.add_command(
+        commands, "fit", run, EXAMPLES,
         help="fit a model and write a run folder",
         description="Fit a model from the zoo to a data set; write the run (manifest.json, checkpoint.pt, fit.pt, "
                     "metrics.json, pictures) into --out. SIGINT or SIGTERM stops after the current step and "
                     "writes a checkpoint; the same command with --resume continues it.",
-        formatter_class=common.HelpFormatter,
-        epilog=common.example(*EXAMPLES),
+        of_run=False,
     )
     fit.add_argument("--model", default="vae", choices=common.MODEL_NAMES, help="model family")
     fit.add_argument("--data", default="digits", type=common.data_arg, help="digits, moons, fashion-mnist, or idx:PATH")
@@ -82,7 +81,6 @@ def add_parser(commands: Any) -> None:
                        help="continue the run in --out from its checkpoint (the same arguments, bitwise on CPU)")
     common.add_common(fit)
     backends.add_options(fit)
-    fit.set_defaults(func=run, parser=fit)
 
 
 #: the commands ``ppgen fit --help`` ends with (a test runs them).

@@ -17,17 +17,14 @@ EXAMPLES = ("ppgen posterior runs/demo --index 0 1 --method importance --num-sam
 
 def add_parser(commands: Any) -> None:
     """Add the ``posterior`` command to the subparsers ``commands``."""
-    posterior = commands.add_parser(
-        "posterior",
+    posterior = common.add_command(
+        commands, "posterior", run, EXAMPLES,
         help="draw from the posterior of test points of a run, to NetCDF",
         description="Load RUN/fit.pt, rebuild the run's test set, draw from the posterior of the latents of the "
                     "points at --index (from the guide, importance-resampled, or by NUTS) and write the draws, "
                     "their diagnostics, the per-point log-likelihood and the data as an ArviZ InferenceData in "
                     "NetCDF (read it back with arviz.from_netcdf).",
-        formatter_class=common.HelpFormatter,
-        epilog=common.example(*EXAMPLES),
     )
-    posterior.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     posterior.add_argument("--index", type=common.non_negative_int, nargs="+", default=[0], metavar="I",
                            help="which test points (0-based)")
     posterior.add_argument("--method", choices=METHODS, default="guide", help="how to draw")
@@ -42,7 +39,6 @@ def add_parser(commands: Any) -> None:
                            help="NetCDF file to write (default: RUN/posterior-<method>.nc)")
     posterior.add_argument("--seed", type=common.seed_type, default=0, help="seed of the draws")
     common.add_common(posterior)
-    posterior.set_defaults(func=run, parser=posterior)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,17 +15,14 @@ EXAMPLES = ("ppgen sample runs/demo -n 16 --mean --out samples.png",)
 
 def add_parser(commands: Any) -> None:
     """Add the ``sample`` command to the subparsers ``commands``."""
-    sample = commands.add_parser(
-        "sample",
+    sample = common.add_command(
+        commands, "sample", run, EXAMPLES,
         help="draw samples from a run and write a picture",
         description="Load RUN/fit.pt, draw n samples x ~ p(x) and write them as a picture: each row draws the "
                     "latents z ~ p(z), then x ~ p(x | z) (a Bernoulli decoder's draws are black and white pixels). "
                     "With --mean, the decoder's means E[x | z] of the same z are written beside them, the picture "
                     "`ppgen fit` writes as samples.png for image data (the VAE literature's pictures).",
-        formatter_class=common.HelpFormatter,
-        epilog=common.example(*EXAMPLES),
     )
-    sample.add_argument("run", type=Path, metavar="RUN", help="run folder written by `ppgen fit`")
     sample.add_argument("-n", type=common.positive_int, default=common.N_SAMPLES, help="number of samples")
     sample.add_argument("--max-samples", type=common.positive_int, default=common.MAX_SAMPLES,
                         help="refuse an -n above this budget")
@@ -38,7 +35,6 @@ def add_parser(commands: Any) -> None:
                              "a closed-form mean")
     sample.add_argument("--seed", type=common.seed_type, default=0, help="seed of the draws")
     common.add_common(sample)
-    sample.set_defaults(func=run, parser=sample)
 
 
 def mean_path(out: Path) -> Path:
