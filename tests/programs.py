@@ -10,10 +10,12 @@ from torch import nn
 from torch.nn.functional import softplus
 
 import ppgen
-from ppgen import models
+from ppgen import inference, models
 from ppgen.inference import Objective
 from ppgen.objective.generated import generated
-from ppgen.program.protocol import DATA_PLATE
+from ppgen.program.inputs import as_batch
+from ppgen.program.protocol import DATA_PLATE, as_module
+from ppgen.program.structure import inspect
 from ppgen.program.unnormalized import Unnormalized
 
 
@@ -53,6 +55,31 @@ def conjugate_posterior(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
     """p(b | x, y) = N(C x^T y / 0.25, C), C = (I / 9 + x^T x / 0.25)^-1 (Bishop 2006, eq. 3.53-3.54)."""
     covariance = torch.linalg.inv(torch.eye(2, dtype=x.dtype) / 9 + x.T @ x / 0.25)
     return covariance @ (x.T @ y / 0.25), covariance
+
+
+def fixed_fit(program, x) -> ppgen.Fit:
+    """A fit of ``program`` (a module, or a ``(model, guide)`` pair) whose parameters stay as they are, nothing
+    trained: what a query is asked of where the truth is known for those parameters."""
+    module = as_module(program)
+    return ppgen.Fit(module, inspect(module, x), inference.ELBO(), history=[], example=as_batch(x))
+
+
+def shifted_mixture(loc: float, scale: float) -> tuple:
+    """``(model, guide)``: z ~ N(0, 1), c ~ Bernoulli(0.3) summed out by the model, x | z, c ~ N(z + 2c, 0.5^2), one
+    of each per point, and the guide q(z|x) = N(loc x, scale^2). Its posterior p(z | x) is a mixture of two Gaussians
+    and p(c | x, z) a Bernoulli, both by hand."""
+
+    def model(x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(0.0, 1.0))
+            c = pyro.sample("c", dist.Bernoulli(0.3), infer={"enumerate": "parallel"})
+            pyro.sample("x", dist.Normal(z + 2 * c, 0.5), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Normal(x * loc, scale))
+
+    return model, guide
 
 
 def correlated_gaussian(n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

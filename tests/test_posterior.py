@@ -17,10 +17,7 @@ import pytest
 import torch
 
 import ppgen
-from ppgen import inference
-from ppgen.program.inputs import as_batch
-from ppgen.program.protocol import as_module
-from ppgen.program.structure import inspect
+from programs import fixed_fit, shifted_mixture
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
@@ -51,17 +48,11 @@ def linear_gaussian(shift: float, narrow: float) -> tuple:
     return model, guide, mean, covariance
 
 
-def as_fit(model, guide, x) -> ppgen.Fit:
-    """A fit of a program whose parameters are fixed (it has none to learn)."""
-    module = as_module((model, guide))
-    return ppgen.Fit(module, inspect(module, x), inference.ELBO(), history=[], example=as_batch(x))
-
-
 @pytest.fixture
 def off_guide():
     model, guide, mean, covariance = linear_gaussian(shift=0.5, narrow=0.8)
     x = torch.randn(3, 3, generator=torch.Generator().manual_seed(1))
-    return as_fit(model, guide, x), x, mean(x), covariance
+    return fixed_fit((model, guide), x), x, mean(x), covariance
 
 
 def mcse_of_mean(posterior: ppgen.Posterior) -> torch.Tensor:
@@ -123,7 +114,7 @@ def test_importance_warns_where_the_guide_is_too_narrow_for_its_weights():
     model, guide, _, _ = linear_gaussian(shift=0.0, narrow=1 / 3)
     x = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
     with pytest.warns(UserWarning, match=r"Pareto k-hat above 0.7"):
-        posterior = as_fit(model, guide, x).posterior(x, num_samples=100, method="importance", k=2000)
+        posterior = fixed_fit((model, guide), x).posterior(x, num_samples=100, method="importance", k=2000)
     assert bool((posterior.khat > 0.7).any())
 
 
@@ -195,7 +186,7 @@ def test_importance_and_nuts_refuse_global_latents():
         pyro.sample("m", dist.Normal(x.mean(), 0.5))
 
     x = torch.randn(5)
-    fit = as_fit(model, guide, x)
+    fit = fixed_fit((model, guide), x)
     with pytest.raises(ValueError, match=r"global latent\(s\) \('m',\) are shared"):
         fit.posterior(x, method="importance")
     with pytest.raises(ValueError, match=r"inference.NUTS"):
@@ -207,19 +198,11 @@ def test_importance_and_nuts_refuse_global_latents():
 def test_nuts_sums_out_an_enumerated_latent_and_matches_the_exact_posterior():
     """A two-component mixture in z: z ~ N(0, 1), c ~ Bernoulli(0.3) summed out, x | z, c ~ N(z + 2c, 0.5^2). The
     posterior of z given x is a mixture of two Gaussians, exact by conjugacy; NUTS draws z with c summed out."""
-    def model(x):
-        with pyro.plate("data", len(x)):
-            z = pyro.sample("z", dist.Normal(0.0, 1.0))
-            c = pyro.sample("c", dist.Bernoulli(0.3), infer={"enumerate": "parallel"})
-            pyro.sample("x", dist.Normal(z + 2 * c, 0.5), obs=x)
-
-    def guide(x):
-        with pyro.plate("data", len(x)):
-            pyro.sample("z", dist.Normal(x * 0.8, 0.45))
-
+    model, guide = shifted_mixture(loc=0.8, scale=0.45)
     x = torch.tensor([1.0])
     pyro.set_rng_seed(3)
-    posterior = as_fit(model, guide, x).posterior(x, num_samples=300, method="nuts", num_chains=2, warmup_steps=150)
+    posterior = fixed_fit((model, guide), x).posterior(x, num_samples=300, method="nuts", num_chains=2,
+                                                       warmup_steps=150)
     # p(z | x, c) = N(0.8 (x - 2c), 0.2); p(c | x) from p(x | c) = N(x; 2c, 1.25)
     weights = torch.tensor([0.7, 0.3]) * dist.Normal(torch.tensor([0.0, 2.0]), math.sqrt(1.25)).log_prob(x).exp()
     weights = weights / weights.sum()
@@ -247,7 +230,7 @@ def test_importance_runs_a_program_that_does_not_broadcast_mapped_or_one_proposa
     x = torch.randn(1, 3, generator=torch.Generator().manual_seed(1))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = as_fit(model, guide, x)
+        fit = fixed_fit((model, guide), x)
     told = [w for w in caught if "does not broadcast over a plate of particles" in str(w.message)]
     assert len(told) == checks and fit.structure.plan.mapped is not checks and not fit.structure.plan.vectorized
     posterior = fit.posterior(x, num_samples=300, method="importance", k=1500)

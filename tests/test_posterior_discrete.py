@@ -18,11 +18,7 @@ from pyro.infer import config_enumerate
 from pyro.infer.autoguide import AutoDelta, init_to_value
 from pyro.ops.indexing import Vindex
 
-import ppgen
-from ppgen import inference
-from ppgen.program.inputs import as_batch
-from ppgen.program.protocol import as_module
-from ppgen.program.structure import inspect
+from programs import fixed_fit, shifted_mixture
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
@@ -31,12 +27,6 @@ S = 2000
 
 def within_binomial_error(frequency: torch.Tensor, probability: torch.Tensor, draws: int) -> bool:
     return bool(((frequency - probability).abs() <= 4 * (probability * (1 - probability) / draws).sqrt() + 1e-3).all())
-
-
-def as_fit(program, x) -> ppgen.Fit:
-    """A fit of a program whose parameters stay as they are."""
-    module = as_module(program)
-    return ppgen.Fit(module, inspect(module, x), inference.ELBO(), history=[], example=as_batch(x))
 
 
 @config_enumerate
@@ -56,7 +46,7 @@ def test_the_gmm_tutorial_with_autodelta_draws_each_assignment_by_bayes_rule_giv
     start = {"weights": torch.tensor([0.4, 0.6]), "locs": torch.tensor([2.0, 9.0]), "scale": torch.tensor(2.5)}
     guide = AutoDelta(poutine.block(gmm, expose=["weights", "locs", "scale"]), init_loc_fn=init_to_value(values=start))
     with pytest.warns(UserWarning, match="does not broadcast over a plate of particles"):
-        fit = as_fit((gmm, guide), data)
+        fit = fixed_fit((gmm, guide), data)
     draws = 200  # one run of the program per draw: fewer of them
     posterior = fit.posterior(data, num_samples=draws)
     samples = posterior.samples
@@ -93,7 +83,7 @@ def test_each_assignment_is_drawn_given_the_same_draw_of_the_global_latents():
         pyro.sample("locs", dist.Normal(torch.tensor([-1.0, 1.0]), 1.5).to_event(1))
 
     x = torch.tensor([-2.0, 0.0, 0.5, 2.0])
-    fit = as_fit((model, guide), x)
+    fit = fixed_fit((model, guide), x)
     assert fit.structure.plan.vectorized
     posterior = fit.posterior(x, num_samples=S)
     locs, c = posterior.samples["locs"], posterior.samples["c"]
@@ -129,7 +119,7 @@ def test_an_hmms_hidden_states_are_drawn_jointly_from_their_posterior_given_the_
     y = torch.tensor([[-1.0, 0.2, 1.0], [0.1, -0.1, 0.0], [1.5, -0.3, 0.8]])
     guide = AutoDelta(poutine.block(hmm, expose=["stay"]),
                       init_loc_fn=init_to_value(values={"stay": torch.tensor(0.9)}))
-    fit = as_fit((hmm, guide), y)
+    fit = fixed_fit((hmm, guide), y)
     posterior = fit.posterior(y, num_samples=S)
     stay = posterior.samples["stay"]
     assert posterior.global_sites == ("stay",) and bool((stay == stay[0]).all())
@@ -151,18 +141,9 @@ def test_an_hmms_hidden_states_are_drawn_jointly_from_their_posterior_given_the_
 def test_a_discrete_latent_is_drawn_given_the_same_draw_of_a_local_latent(method):
     """z ~ N(0, 1), c ~ Bernoulli(0.3) summed out, x | z, c ~ N(z + 2c, 0.5^2): c_s must follow p(c | x, z_s) for the
     draw z_s it comes with, from the guide or resampled among the guide's proposals."""
-    def model(x):
-        with pyro.plate("data", len(x)):
-            z = pyro.sample("z", dist.Normal(0.0, 1.0))
-            c = pyro.sample("c", dist.Bernoulli(0.3), infer={"enumerate": "parallel"})
-            pyro.sample("x", dist.Normal(z + 2 * c, 0.5), obs=x)
-
-    def guide(x):
-        with pyro.plate("data", len(x)):
-            pyro.sample("z", dist.Normal(x * 0.5, 1.0))
-
+    model, guide = shifted_mixture(loc=0.5, scale=1.0)
     x = torch.tensor([-0.5, 1.0, 2.5])
-    posterior = as_fit((model, guide), x).posterior(x, num_samples=S, method=method)
+    posterior = fixed_fit((model, guide), x).posterior(x, num_samples=S, method=method)
     z, c = posterior.samples["z"], posterior.samples["c"]
     log_odds = torch.tensor(0.3 / 0.7).log() + dist.Normal(z + 2, 0.5).log_prob(x) - dist.Normal(z, 0.5).log_prob(x)
     p = log_odds.sigmoid()  # p(c_n = 1 | x_n, z_s), [S, N], by hand
