@@ -13,7 +13,7 @@ import pyro
 import pyro.distributions as dist
 from torch import Tensor, nn
 
-from ppgen.models.layers import check_image, check_widths, halved, mlp
+from ppgen.models.layers import check_image, check_widths, mlp, upsampled, upsampling
 from ppgen.program.protocol import DATA_PLATE, Model
 from ppgen.utils.checks import check_positive_int
 
@@ -106,23 +106,14 @@ class DCGAN(nn.Module):
 
     def __init__(self, z_dim: int, image_shape: tuple[int, int, int], channels: Sequence[int]) -> None:
         super().__init__()
-        c, h, w = image_shape
-        depth = len(channels)
-        sides = [(halved(h, i), halved(w, i)) for i in range(depth + 1)]  # sides[i]: after i halvings
-        self.start = (channels[-1], *sides[depth])
+        self.start, steps = upsampling(image_shape, channels, image_shape[0])
         self.project = nn.Linear(z_dim, math.prod(self.start), bias=False)
         layers: list[nn.Module] = [nn.BatchNorm2d(channels[-1]), nn.ReLU()]
-        outs = (*channels[-2::-1], c)
-        for i, (n_in, n_out) in enumerate(zip(channels[::-1], outs)):
-            (h_in, w_in), (h_out, w_out) = sides[depth - i], sides[depth - i - 1]
-            padding = (h_out - 2 * h_in + 1, w_out - 2 * w_in + 1)  # 0 or 1: the rounding the stride lost
-            last = i == depth - 1
+        for i, (n_in, n_out, padding) in enumerate(steps):
+            last = i == len(steps) - 1
             layers.append(nn.ConvTranspose2d(n_in, n_out, 3, stride=2, padding=1, output_padding=padding, bias=last))
             layers += [nn.Sigmoid()] if last else [nn.BatchNorm2d(n_out), nn.ReLU()]
         self.convolutions = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        batch = z.shape[:-1]
-        features = self.project(z.reshape(-1, z.shape[-1])).reshape(-1, *self.start)
-        images = self.convolutions(features)
-        return images.reshape(*batch, *images.shape[1:])
+        return upsampled(z, self.project, self.start, self.convolutions)

@@ -68,6 +68,34 @@ def halved(size: int, times: int) -> int:
     return size
 
 
+def upsampling(image_shape: tuple[int, int, int], channels: Sequence[int], out_channels: int
+               ) -> tuple[tuple[int, int, int], list[tuple[int, int, tuple[int, int]]]]:
+    """The transposed convolutions (kernel 3, stride 2, padding 1) that mirror ``len(channels)`` halvings of images
+    (C, H, W): from ``channels[-1]`` feature maps at the smallest side, through ``channels`` in reverse, up to
+    ``out_channels`` maps of side (H, W).
+
+    Returns:
+        The shape (channels[-1], h, w) of the feature maps they start from, and per layer, first to last, (channels
+        in, channels out, output padding): the output padding, 0 or 1 per side, restores the rounding of a halving.
+    """
+    _, h, w = image_shape
+    depth = len(channels)
+    sides = [(halved(h, i), halved(w, i)) for i in range(depth + 1)]  # sides[i]: after i halvings
+    steps = []
+    for i, (n_in, n_out) in enumerate(zip(channels[::-1], (*channels[-2::-1], out_channels))):
+        (h_in, w_in), (h_out, w_out) = sides[depth - i], sides[depth - i - 1]
+        steps.append((n_in, n_out, (h_out - 2 * h_in + 1, w_out - 2 * w_in + 1)))
+    return (channels[-1], *sides[depth]), steps
+
+
+def upsampled(z: Tensor, head: nn.Module, start: tuple[int, int, int], convolutions: nn.Module) -> Tensor:
+    """``convolutions`` applied to ``head(z)`` seen as feature maps of shape ``start``, for z [..., d] with any batch
+    dimensions: images [..., C, H, W]."""
+    batch = z.shape[:-1]
+    images = convolutions(head(z.reshape(-1, z.shape[-1])).reshape(-1, *start))
+    return images.reshape(*batch, *images.shape[1:])
+
+
 class ConvEncoder(nn.Module):
     """Images [..., C, H, W] to a vector [..., out]: stride-2 convolutions (kernel 3, padding 1), ReLU, then an MLP.
 
@@ -115,24 +143,15 @@ class ConvDecoder(nn.Module):
     def __init__(self, z_dim: int, image_shape: tuple[int, int, int], channels: Sequence[int], hidden: int,
                  out_channels: int) -> None:
         super().__init__()
-        _, h, w = image_shape
-        depth = len(channels)
-        sides = [(halved(h, i), halved(w, i)) for i in range(depth + 1)]  # sides[i]: after i halvings
-        self.start = (channels[-1], *sides[depth])
-        self.head = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, channels[-1] * sides[depth][0] * sides[depth][1]), nn.ReLU())
+        self.start, steps = upsampling(image_shape, channels, out_channels)
+        self.head = nn.Sequential(nn.Linear(z_dim, hidden), nn.ReLU(), nn.Linear(hidden, math.prod(self.start)),
+                                  nn.ReLU())
         layers: list[nn.Module] = []
-        outs = (*channels[-2::-1], out_channels)
-        for i, (n_in, n_out) in enumerate(zip(channels[::-1], outs)):
-            (h_in, w_in), (h_out, w_out) = sides[depth - i], sides[depth - i - 1]
-            padding = (h_out - 2 * h_in + 1, w_out - 2 * w_in + 1)  # 0 or 1: the rounding the stride lost
+        for i, (n_in, n_out, padding) in enumerate(steps):
             if i:
                 layers.append(nn.ReLU())
             layers.append(nn.ConvTranspose2d(n_in, n_out, 3, stride=2, padding=1, output_padding=padding))
         self.convolutions = nn.Sequential(*layers)
 
     def forward(self, z: Tensor) -> Tensor:
-        batch = z.shape[:-1]
-        features = self.head(z.reshape(-1, z.shape[-1])).reshape(-1, *self.start)
-        images = self.convolutions(features)
-        return images.reshape(*batch, *images.shape[1:])
+        return upsampled(z, self.head, self.start, self.convolutions)
