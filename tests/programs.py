@@ -1,6 +1,8 @@
 """Programs written the way a user writes them, shared by several tests."""
 
 import math
+import os
+import signal
 from dataclasses import dataclass
 
 import pyro
@@ -116,6 +118,31 @@ class MomentMatching(Objective):
         x = batch.args[structure.observed_input or 0].flatten(1)
         drawn = generated(module, structure, batch).flatten(1)
         return (drawn.mean(0) - x.mean(0)).square().sum() + (drawn.std(0) - x.std(0)).square().sum()
+
+
+#: one entry per call of a :class:`SignalAt` objective's loss: the steps its runs took (a test clears it first).
+LOSS_CALLS: list[int] = []
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalAt:
+    """Put before an objective class among a dataclass's bases (``class StopAt(SignalAt, inference.ELBO)``): its loss,
+    each call counted in :data:`LOSS_CALLS`, sends the class's ``signum`` (SIGINT, a user's Ctrl-C, unless the class
+    sets another) to this process at the ``signal_at``-th call (0: never)."""
+
+    signum = signal.SIGINT  # a class attribute, not a field
+    signal_at: int = 0
+
+    def loss(self, module, structure, batch):
+        LOSS_CALLS.append(1)
+        if len(LOSS_CALLS) == self.signal_at:
+            os.kill(os.getpid(), self.signum)
+        return super().loss(module, structure, batch)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopAt(SignalAt, inference.ELBO):
+    """The ELBO, with SIGINT sent to this process at its ``signal_at``-th call."""
 
 
 class GaussianEnergy(nn.Module):

@@ -6,7 +6,6 @@ refusals."""
 
 import copy
 import math
-import os
 import signal
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from ppgen.program.inputs import as_batch
 from ppgen.program.structure import inspect
 from ppgen.run.signals import Interrupted
 from ppgen.training.guard import Diverged
-from programs import GaussianEnergy, GaussianModel, correlated_gaussian
+from programs import LOSS_CALLS, GaussianEnergy, GaussianModel, SignalAt, correlated_gaussian
 from run_files import record_again
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
@@ -67,25 +66,18 @@ def test_chains_with_less_noise_sample_the_colder_density_the_recursion_gives():
 
 SMALL = dict(sampler=Langevin(step_size=0.05, steps=3), buffer=24, restart=0.25)  # 16 of 24 chains lent a step
 LOOP = dict(epochs=3, batch_size=16, progress=False)  # 64 points: 4 steps an epoch, 12 in all
-CALLS: list[int] = []
 
 
 @dataclass(frozen=True, kw_only=True)
-class Signalled(ContrastiveDivergence):
+class Signalled(SignalAt, ContrastiveDivergence):
     """CD, sending SIGTERM at its ``signal_at``-th loss."""
 
-    signal_at: int = 0
-
-    def loss(self, module, structure, batch):
-        CALLS.append(1)
-        if len(CALLS) == self.signal_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return super().loss(module, structure, batch)
+    signum = signal.SIGTERM
 
 
 @pytest.fixture(autouse=True)
 def fresh_calls():
-    CALLS.clear()
+    LOSS_CALLS.clear()
 
 
 @pytest.fixture
@@ -115,14 +107,14 @@ def test_a_stopped_run_resumes_bitwise_chains_included(data, tmp_path):
     """Stopped by SIGTERM at step 6 (mid-epoch, after a checkpoint at 5) and resumed: the model, the buffer and the
     history are bitwise those of a run never stopped."""
     whole = ppgen.fit(GaussianEnergy(2), data, inference=Signalled(**SMALL), **LOOP)
-    CALLS.clear()
+    LOSS_CALLS.clear()
     backend = Signalled(signal_at=6, **SMALL)
     with pytest.raises(Interrupted, match="SIGTERM at step 6"):
         ppgen.fit(GaussianEnergy(2), data, inference=backend, out=tmp_path / "run", checkpoint_every=5, **LOOP)
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["counters"]["step"] == 6
     resumed = ppgen.fit(GaussianEnergy(2), data, inference=backend, out=tmp_path / "run", resume=True,
                         checkpoint_every=5, **LOOP)
-    assert len(CALLS) == 12  # 6 steps, then the 6 left: none repeated
+    assert len(LOSS_CALLS) == 12  # 6 steps, then the 6 left: none repeated
     assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(),
                                                    whole.model.state_dict().values(), strict=True))
     assert all(torch.equal(resumed.inference.persistent_state()[k], v)

@@ -12,10 +12,7 @@ whose gradient in mu is X^T (y - X mu) / sigma^2 - alpha mu.
 """
 
 import math
-import os
-import signal
 import warnings
-from dataclasses import dataclass
 
 import pyro
 import pyro.distributions as dist
@@ -35,6 +32,7 @@ from ppgen.program.pointwise import per_point_terms
 from ppgen.program.structure import inspect
 from ppgen.program.traces import trace_particles
 from ppgen.run.signals import Interrupted
+from programs import LOSS_CALLS, StopAt
 
 pytestmark = pytest.mark.usefixtures("float64", "one_thread")
 
@@ -255,37 +253,21 @@ def test_every_estimator_runs_a_mapped_local_latent_program(objective):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-CALLS: list[int] = []
-
-
-@dataclass(frozen=True, kw_only=True)
-class StopAt(inference.ELBO):
-    """The ELBO, with SIGINT sent to the process at its ``signal_at``-th call."""
-
-    signal_at: int = 0
-
-    def loss(self, module, structure, batch):
-        CALLS.append(1)
-        if len(CALLS) == self.signal_at:
-            os.kill(os.getpid(), signal.SIGINT)
-        return super().loss(module, structure, batch)
-
-
 def test_a_stopped_fit_of_a_mapped_program_resumes_bitwise(tmp_path):
     """The mapped particles draw from torch's random stream, which a checkpoint keeps: stopped mid-epoch and
     resumed, the fit ends with the parameters and history of one never stopped, each step run once."""
     X, y = data()
     settings = dict(epochs=3, batch_size=4, lr=0.05, seed=0, progress=False)
-    CALLS.clear()
+    LOSS_CALLS.clear()
     whole = ppgen.fit(Regression(), (X, y), inference=StopAt(num_particles=5), **settings)
     assert whole.structure.plan.mapped
-    CALLS.clear()
+    LOSS_CALLS.clear()
     backend = StopAt(num_particles=5, signal_at=5)
     with pytest.raises(Interrupted):
         ppgen.fit(Regression(), (X, y), inference=backend, out=tmp_path / "run", checkpoint_every=2, **settings)
     resumed = ppgen.fit(Regression(), (X, y), inference=backend, out=tmp_path / "run", checkpoint_every=2,
                         resume=True, **settings)
-    assert resumed.history == whole.history and len(CALLS) == 9
+    assert resumed.history == whole.history and len(LOSS_CALLS) == 9
     for name, value in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[name], value), name
 

@@ -3,9 +3,6 @@ the very parameters of the in-memory fit that visits the same rows in the same b
 
 from __future__ import annotations
 
-import os
-import signal
-from dataclasses import dataclass
 
 import pyro
 import pyro.distributions as dist
@@ -17,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 import ppgen
 from ppgen import inference
 from ppgen.run.signals import Interrupted
-from programs import coin_rows, small_vae
+from programs import LOSS_CALLS, StopAt, coin_rows, small_vae
 
 SETTINGS = dict(epochs=2, batch_size=16, progress=False, seed=0)
 
@@ -127,33 +124,17 @@ def test_a_loader_with_another_batch_size_is_refused(binary):
         ppgen.fit(small_vae(), DataLoader(Rows(binary), batch_size=8), **SETTINGS)
 
 
-@dataclass(frozen=True, kw_only=True)
-class StopAt(inference.ELBO):
-    """The ELBO, which sends SIGINT to this process at its ``at``-th call."""
-
-    at: int = 0
-
-    def loss(self, module, structure, batch):
-        CALLS.append(1)
-        if len(CALLS) == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-        return super().loss(module, structure, batch)
-
-
-CALLS: list[int] = []
-
-
 @pytest.mark.parametrize("stop_at", [2, 5])  # mid-epoch (4 batches an epoch), and in the second epoch
 @pytest.mark.parametrize("make", [Rows, Stream], ids=["dataset", "stream"])
 def test_a_stopped_streamed_run_resumes_at_its_batch(binary, tmp_path, stop_at, make):
     """Resumed mid-epoch, a Dataset continues in its saved order and a repeatable stream skips the batches done:
     the parameters of a run never stopped, bitwise."""
-    CALLS.clear()
+    LOSS_CALLS.clear()
     whole = ppgen.fit(small_vae(), make(binary), inference=StopAt(), **SETTINGS)
-    CALLS.clear()
-    backend = StopAt(at=stop_at)
+    LOSS_CALLS.clear()
+    backend = StopAt(signal_at=stop_at)
     with pytest.raises(Interrupted):
         ppgen.fit(small_vae(), make(binary), inference=backend, out=tmp_path / "run", checkpoint_every=10, **SETTINGS)
     resumed = ppgen.fit(small_vae(), make(binary), inference=backend, out=tmp_path / "run", resume=True, **SETTINGS)
     assert same_parameters(resumed.model, whole.model) and resumed.history == whole.history
-    assert len(CALLS) == 8  # each of the 2 x 4 steps ran once
+    assert len(LOSS_CALLS) == 8  # each of the 2 x 4 steps ran once
