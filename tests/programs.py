@@ -10,6 +10,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 from torch.nn.functional import softplus
+from torch.utils.data import Dataset
 
 import ppgen
 from ppgen import inference, models
@@ -37,6 +38,20 @@ class AmortisedPPCA(models.PPCA):
     def guide(self, x: torch.Tensor) -> None:
         with pyro.plate(DATA_PLATE, x.shape[0]):
             pyro.sample("z", dist.Normal(self.encoder(x), self.log_posterior_scale.exp()).to_event(1))
+
+
+class Rows(Dataset):
+    """The rows of a tensor as a map-style data set, one row at a time; of several tensors, a tuple of one row of
+    each. ppgen reads it as a stream."""
+
+    def __init__(self, *inputs: torch.Tensor) -> None:
+        self.inputs = inputs
+
+    def __len__(self) -> int:
+        return len(self.inputs[0])
+
+    def __getitem__(self, i: int):
+        return self.inputs[0][i] if len(self.inputs) == 1 else tuple(t[i] for t in self.inputs)
 
 
 def regression_data(n: int = 60) -> tuple[torch.Tensor, torch.Tensor]:

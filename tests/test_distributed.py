@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 import ppgen
 from ppgen import inference, models
@@ -31,6 +31,7 @@ from ppgen.program.structure import inspect
 from ppgen.queries.evaluation import evaluate
 from ppgen.run import folder
 from ppgen.run.signals import Interrupted
+from programs import Rows
 
 N, D, BATCH, EPOCHS, LR, SEED = 29, 3, 8, 2, 0.05, 0
 N_MIXTURE = 25  # the last batch of 1 row leaves rank 1 nothing to do
@@ -78,19 +79,6 @@ class ExactPosterior(nn.Module):
     def guide(self, x):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("z", dist.Normal(x / 2 + 0 * self.unused, 0.5**0.5).to_event(1))
-
-
-class Rows(Dataset):
-    """The rows of a tensor as a map-style data set."""
-
-    def __init__(self, x: torch.Tensor) -> None:
-        self.x = x
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.x[i]
 
 
 ARMED: dict[str, int] = {}  # set in a rank: the call of ``Scripted.loss`` at which to stop or fail

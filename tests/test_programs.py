@@ -23,7 +23,7 @@ from torch.utils.data import TensorDataset
 
 import ppgen
 from ppgen import inference
-from programs import conjugate_posterior, regression, regression_data
+from programs import Rows, conjugate_posterior, regression, regression_data
 
 LOCS = torch.tensor([-1.5, 0.0, 2.0], dtype=torch.float64)
 
@@ -671,20 +671,7 @@ def test_a_program_that_takes_the_whole_data_set_is_not_streamed():
 
     with pytest.raises(ValueError, match=r"the program takes the whole data set at every step .*pass the data in "
                                          r"memory"):
-        ppgen.fit(model, TensorStream(x), epochs=1, progress=False)
-
-
-class TensorStream(torch.utils.data.Dataset):
-    """A map-style data set over the rows of a tensor: ppgen reads it as a stream."""
-
-    def __init__(self, x: torch.Tensor) -> None:
-        self.x = x
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.x[index]
+        ppgen.fit(model, Rows(x), epochs=1, progress=False)
 
 
 def test_sample_lays_the_points_in_rows_or_says_why_it_cannot():

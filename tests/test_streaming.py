@@ -9,12 +9,12 @@ import pyro.distributions as dist
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset
 
 import ppgen
 from ppgen import inference
 from ppgen.run.signals import Interrupted
-from programs import LOSS_CALLS, StopAt, coin_rows, small_vae
+from programs import LOSS_CALLS, Rows, StopAt, coin_rows, small_vae
 
 SETTINGS = dict(epochs=2, batch_size=16, progress=False, seed=0)
 
@@ -22,19 +22,6 @@ SETTINGS = dict(epochs=2, batch_size=16, progress=False, seed=0)
 @pytest.fixture
 def binary():
     return coin_rows(53)
-
-
-class Rows(Dataset):
-    """A map-style data set that hands out one row (or one row of each input) at a time."""
-
-    def __init__(self, *inputs: torch.Tensor) -> None:
-        self.inputs = inputs
-
-    def __len__(self) -> int:
-        return len(self.inputs[0])
-
-    def __getitem__(self, i: int):
-        return self.inputs[0][i] if len(self.inputs) == 1 else tuple(t[i] for t in self.inputs)
 
 
 class Stream(IterableDataset):
