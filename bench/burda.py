@@ -217,9 +217,9 @@ def run(data_sets: list[str], names: list[str], epochs: int | None = None, k_eva
         threads: int = 1, previous: dict | None = None, on_block: Callable[[dict], None] | None = None,
         command: str = "python bench/run.py", runs: Path | None = None) -> dict:
     """The selected blocks (one per data set and network), merged into ``previous`` (the last ``"burda"`` entry),
-    which keeps the blocks not run (those of a data set whose files are not installed, too); ``on_block`` sees the entry after each block, to save it as it grows;
-    ``command`` is recorded in each block, as the way to measure it again; ``runs``: where each row resumes (see
-    :func:`row_folder`), ``None`` for rows trained in memory."""
+    which keeps the blocks not run (those of a data set whose files are not installed, too); ``on_block`` sees the
+    entry after each block, to save it as it grows; ``command`` is recorded in each block, as the way to measure it
+    again; ``runs``: where each row resumes (see :func:`row_folder`), ``None`` for rows trained in memory."""
     torch.set_num_threads(threads)
     entry = {"blocks": {}, **(previous or {})}
     entry["settings"] = {"batch_size": BATCH_SIZE, "lr": LR, "optimizer": "torch.optim.Adam", "seed": SEED,

@@ -2,12 +2,12 @@
 sample metrics; and on Fashion-MNIST a convolutional generator against the VAEs of the latent-family table.
 
 1. Two moons and the ring of 8 Gaussians (``datasets.moons``, ``datasets.ring``; 2,000 training and 1,000 held-out
-   points each; each set a part of its own): ``models.Generator(x_dim=2)`` fitted by ``inference.Adversarial(divergence="js")``,
-   ``inference.Wasserstein()`` and ``inference.MMD()``, ``models.RealNVP(x_dim=2)`` by ``inference.MLE()``, the
-   budgets of ``docs/tutorials/choice_of_d.py``. Each fit is scored by ``fit.evaluate``: MMD^2 with its permutation
-   p-value, the classifier two-sample test, on the ring the modes captured and the fraction of high-quality draws,
-   and the exact test log p(x) where the model has one; and the seconds per epoch of each objective as a ratio to
-   MMD's on the same data, measured in the same run.
+   points each; each set a part of its own): ``models.Generator(x_dim=2)`` fitted by
+   ``inference.Adversarial(divergence="js")``, ``inference.Wasserstein()`` and ``inference.MMD()``,
+   ``models.RealNVP(x_dim=2)`` by ``inference.MLE()``, the budgets of ``docs/tutorials/choice_of_d.py``. Each fit
+   is scored by ``fit.evaluate``: MMD^2 with its permutation p-value, the classifier two-sample test, on the ring
+   the modes captured and the fraction of high-quality draws, and the exact test log p(x) where the model has one;
+   and the seconds per epoch of each objective as a ratio to MMD's on the same data, measured in the same run.
 2. Where Debian's Fashion-MNIST files are installed: a subset of the binarised images (the latent-family table's,
    ``bench/latent_families.py``: the first 5,000 training images; scored on the first 1,000 test images), a
    ``models.ConvGenerator`` fitted by ``inference.Adversarial(divergence="js")`` and by ``inference.MMD()``, against
