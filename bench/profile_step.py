@@ -6,10 +6,12 @@ In one process, one torch thread, process CPU time:
 
 - the two steps timed in turn, ``--repeats`` rounds of ``--steps`` steps: the median ms per step and of the ratio;
 - ``torch.profiler`` over ``--steps`` steps of each (ppgen's graph compiled a second time with inductor's kernel
-  profiling on, so that each of its C++ kernels shows as an event): each event's own CPU time per step, put into the
-  category of the innermost event around it that has one (:data:`CATEGORIES`: the matrix products, the Bernoulli
-  log-likelihood, the update, ...), and inductor's generated ``call`` (its input asserts and buffer allocations) apart;
-  what no event covers is the Python around the ops (the loop, the guard, autograd's engine);
+  profiling on, so that each of its C++ kernels shows as an event, and with its call in Python, not in C++ as ppgen
+  compiles it on the CPU, so that the matrix products show as aten ops): each event's own CPU time per step, put into
+  the category of the innermost event around it that has one (:data:`CATEGORIES`: the matrix products, the Bernoulli
+  log-likelihood, the update, ...), and inductor's generated ``call`` (its input asserts and buffer allocations, which
+  the C++ call of ppgen's timed step makes without the interpreter) apart; what no event covers is the Python around
+  the ops (the loop, the guard, autograd's engine);
 - ppgen's kernels one by one, and a ``cProfile`` of its step: the Python functions with the most time of their own.
 
     python bench/profile_step.py [--bound elbo784] [--steps 40] [--repeats 7] [--out FILE]
@@ -35,11 +37,11 @@ from pathlib import Path
 
 import pyro
 import torch
-import torch._inductor.config
 
 import steady_step  # bench/ is on sys.path when a script in it runs
 import workloads
 from machine import machine
+from ppgen.program import fastpath
 
 #: category -> what an event's name holds (a substring; the first category that matches names the event). Inductor
 #: names a fused kernel after the operations it holds: Adam's lerp marks the update's kernels (which also sum the
@@ -117,8 +119,11 @@ def main() -> None:
     train, _ = workloads.data_of(args.bound, torch.device("cpu"))
     steps = {"handwritten": steady_step.handwritten_step(args.bound, train),
              "ppgen compile=True": steady_step.ppgen_step(args.bound, train, True, True)}
-    with torch._inductor.config.patch({"cpp.enable_kernel_profile": True}):
+    options, fastpath.CPU_OPTIONS = fastpath.CPU_OPTIONS, {"cpp_wrapper": False, "cpp.enable_kernel_profile": True}
+    try:
         kernels_seen = steady_step.ppgen_step(args.bound, train, True, True)
+    finally:
+        fastpath.CPU_OPTIONS = options
     times: dict[str, list[float]] = {name: [] for name in steps}
     for round_ in range(args.repeats):
         for name in steps if round_ % 2 == 0 else list(steps)[::-1]:
