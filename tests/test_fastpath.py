@@ -119,6 +119,15 @@ def test_the_compiled_step_gives_the_plain_steps_loss_and_gradients(data):
         assert_same_step(plain, fast, batch, seeds=(2,))
 
 
+def test_a_graph_on_the_cpu_is_compiled_with_its_call_in_cpp_and_left_as_it_was(monkeypatch):
+    graph = torch.fx.symbolic_trace(lambda x: (x.exp() + 1,))
+    calls = []
+    monkeypatch.setattr(torch._inductor, "compile", lambda gm, inputs, options: calls.append((gm, options)) or gm)
+    fastpath._inductor(graph, [torch.zeros(3)])
+    (compiled, options), = calls
+    assert options == {"cpp_wrapper": True} and compiled is not graph and compiled.graph is not graph.graph
+
+
 def test_a_compilation_that_fails_leaves_the_shape_replaying_the_traced_step(data, monkeypatch):
     def broken(graph, inputs):
         def run(*inputs):
