@@ -9,14 +9,15 @@
 # which is IWAE_K: a lower bound in expectation that rises towards log p(x) as K grows. This tutorial watches it
 # rise towards a value we know exactly, and then uses it where nothing is known exactly.
 #
-# **Full-run figures**, measured on a shared 2-core CPU with one thread (about 3 minutes of wall time in all):
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (`OMP_NUM_THREADS=1`; CPUTIME s of CPU time, about
+# WALL minutes of wall time on a machine loaded by other work):
 #
-# - PPCA (q = 8), 100 epochs of MLE: exact test log p(x) = 12.858 nats per image.
+# - PPCA (q = 8), 100 epochs of MLE: exact test log p(x) = 12.858 nats per image (±TOL).
 # - The same model with a mean-field guide: IWAE_K falls short of the exact value by 0.379 nats at K = 1, 0.068 at
-#   K = 10, 0.032 at K = 100 and 0.002 at K = 3000.
-# - GMM (10 diagonal components): exact test log p(x) = 51.567 nats per image.
-# - VAE (z = 8, IWAE(k=5), 40 epochs): test log p(x) ~ -19.78 nats at K = 1, -18.44 at K = 10, -18.23 at K = 100,
-#   -18.20 at K = 1000 (spread over 3 repeats: 0.13, 0.09, 0.006, 0.010).
+#   K = 10, 0.032 at K = 100 and 0.002 at K = 3000 (±TOL each).
+# - GMM (10 diagonal components): exact test log p(x) = 51.567 nats per image (±TOL).
+# - VAE (z = 8, IWAE(k=5), 40 epochs): test log p(x) ~ -19.78 nats (K = 1), -18.44 (K = 10), -18.23 (K = 100),
+#   -18.20 (K = 1000), each the mean of 3 estimates (their spread: 0.13, 0.09, 0.006, 0.010; ±TOL each).
 #
 # Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/density.py`;
 # `PPGEN_QUICK=1` runs a few epochs on a few images only.
@@ -129,9 +130,11 @@ bin_test = datasets.digits(split="test", binarize=True)
 torch.manual_seed(0)
 vae = ppgen.fit(models.VAE(x_dim=64, z_dim=8), bin_train, inference=inference.IWAE(k=5), epochs=VAE_EPOCHS,
                 progress=False)
+repeats = {}  # K -> three estimates of the test mean
 for k in KS[::2]:
-    repeats = torch.stack([vae.log_prob(bin_test, k=k).mean() for _ in range(3)])
-    print(f"K = {k:5d}: log p(x) ~ {repeats.mean():8.3f} nats (3 repeats, spread {repeats.max() - repeats.min():.3f})")
+    repeats[k] = torch.stack([vae.log_prob(bin_test, k=k).mean() for _ in range(3)])
+    print(f"K = {k:5d}: log p(x) ~ {repeats[k].mean():8.3f} nats "
+          f"(3 repeats, spread {repeats[k].max() - repeats[k].min():.3f})")
 
 # %% [markdown]
 # The [next tutorial](../sampling/) draws new x ~ p(x) from these models.

@@ -9,17 +9,18 @@
 #
 # Set `PPGEN_QUICK=1` to run it in a few seconds with tiny budgets (the figures are then meaningless).
 #
-# **Full-run figures**, measured on a shared 2-core CPU with one thread (8 minutes of wall time in all under the
-# load of five other engineers; about 2 minutes on a quieter machine before the SSVAE and CVAE were added):
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (`OMP_NUM_THREADS=1`; CPUTIME s of CPU time,
+# about WALL minutes of wall time on a machine loaded by other work):
 #
-# - Test log p(x) of the binarised digits, nats per image (IWAE estimates, the same short budget for each): VAE
-#   -18.44, ConvVAE -21.19, HVAE -25.20, GMVAE -18.21.
-# - FactorAnalysis on the 17-level digits, dequantised: log P(x) >= -137.1 nats per image; MixtureOfBernoullis on
-#   the binarised digits: exact log p(x) = -19.87.
-# - Classification of the test digits: a generative classifier 0.908, logistic regression 0.967 (accuracy).
-# - With one training label in ten (144 labels): the SSVAE, which reads the unlabelled images too, 0.753;
-#   logistic regression on the 144 labelled images 0.828 (accuracy on the binarised test digits).
-# - CVAE draws judged by the nearest class mean as the class they were asked for: 0.900 (chance 0.1).
+# - Test log p(x) of the binarised digits, nats per image (IWAE-1000 estimates, 50 epochs each): VAE -18.44 (±TOL),
+#   ConvVAE -21.19 (±TOL), HVAE -25.20 (±TOL), GMVAE -18.21 (±TOL).
+# - FactorAnalysis on the 17-level digits, dequantised: log P(x) >= -137.1 nats per image (±TOL); MixtureOfBernoullis
+#   on the binarised digits: exact log p(x) = -19.87 (±TOL).
+# - Classification of the test digits: a generative classifier 0.908 (±TOL), logistic regression 0.967 (±TOL)
+#   (accuracy).
+# - With one training label in ten (144 labels): the SSVAE, which reads the unlabelled images too, 0.753 (±TOL);
+#   logistic regression on the 144 labelled images 0.828 (±TOL) (accuracy on the binarised test digits).
+# - CVAE draws judged by the nearest class mean as the class they were asked for: 0.900 (±TOL; chance 0.1).
 #
 # Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/latent_families.py`.
 
@@ -50,10 +51,11 @@ test = datasets.digits(split="test", binarize=True)
 # component is summed out exactly). The test log-likelihood is the importance-sampled estimate IWAE-K.
 
 # %%
-fits = {}
+fits, log_px = {}, {}
 for name in ["VAE", "ConvVAE", "HVAE", "GMVAE"]:
     fits[name] = ppgen.fit(getattr(models, name)(x_dim=64), train, epochs=EPOCHS, progress=False)
-    print(f"{name:8s} log p(x) ~ {fits[name].log_prob(test, k=K).mean():.2f} nats per image")
+    log_px[name] = fits[name].log_prob(test, k=K).mean()
+    print(f"{name:8s} log p(x) ~ {log_px[name]:.2f} nats per image")
 
 # %% [markdown]
 # ## The GMVAE's clusters
@@ -94,8 +96,8 @@ spacing = grid_spacing(grey)
 noisy = dequantize(grey, spacing, torch.Generator().manual_seed(0))
 fa = ppgen.fit(models.FactorAnalysis(x_dim=64, z_dim=10), noisy, epochs=EPOCHS, lr=1e-2, progress=False)
 test_grey = dequantize(datasets.digits(split="test"), spacing, torch.Generator().manual_seed(1))
-print(f"FactorAnalysis, log P(x) of the 17-level test digits >= "
-      f"{discrete_log_likelihood(fa.log_prob(test_grey), spacing, 64).mean():.1f} nats per image")
+fa_bound = discrete_log_likelihood(fa.log_prob(test_grey), spacing, 64).mean()
+print(f"FactorAnalysis, log P(x) of the 17-level test digits >= {fa_bound:.1f} nats per image")
 mob = ppgen.fit(models.MixtureOfBernoullis(x_dim=64, n_components=10), train, epochs=EPOCHS, lr=5e-2,
                 progress=False)
 print(f"MixtureOfBernoullis, exact log p(x) = {mob.log_prob(test).mean():.2f} nats per binarised image")
@@ -134,9 +136,10 @@ partial = torch.where(kept, y_bin, torch.full_like(y_bin, models.SSVAE.UNLABELLE
 ssvae = ppgen.fit(models.SSVAE(x_dim=64, n_classes=10, hidden=(128,)), (x_bin, partial), epochs=2 * EPOCHS,
                   lr=3e-3, progress=False)
 p_y = ssvae.encode(test, models.SSVAE.unlabelled(len(test)), site="y")
+ssvae_accuracy = (p_y.argmax(-1) == y_test).double().mean().item()
 few = LogisticRegression(max_iter=5000).fit(x_bin[kept].numpy(), y_bin[kept].numpy())
-print(f"{int(kept.sum())} labels: SSVAE accuracy {(p_y.argmax(-1) == y_test).double().mean():.3f}, logistic "
-      f"regression {few.score(test.numpy(), y_test.numpy()):.3f}")
+few_accuracy = few.score(test.numpy(), y_test.numpy())
+print(f"{int(kept.sum())} labels: SSVAE accuracy {ssvae_accuracy:.3f}, logistic regression {few_accuracy:.3f}")
 
 # %% [markdown]
 # ## Conditional generation: the CVAE
@@ -151,4 +154,5 @@ asked = torch.arange(200) % 10
 draws = cvae.sample(200, asked)
 class_means = torch.stack([x_bin[y_bin == c].mean(0) for c in range(10)])
 judged = torch.cdist(draws, class_means).argmin(-1)
-print(f"CVAE draws judged as the class asked for: {(judged == asked).double().mean():.3f} (chance 0.1)")
+cvae_accuracy = (judged == asked).double().mean().item()
+print(f"CVAE draws judged as the class asked for: {cvae_accuracy:.3f} (chance 0.1)")
