@@ -64,6 +64,50 @@ VAE_BACKENDS = ("ELBO()", "ELBO(num_particles=5)", "IWAE(k=5)", "IWAE(k=20)")
 
 #: for each tutorial (file name in docs/tutorials/), the figures its text quotes
 QUOTED: dict[str, list[Figure]] = {
+    "density.py": [
+        Figure(r"100 epochs of MLE: exact test log p\(x\) = {n} nats", "exact.mean()", 0.02),
+        *[Figure(rf"{{n}}(?: nats)? at\s+(?:#\s+)?K = {k} \(±", f"(exact - bounds[{k}]).mean()", tolerance)
+          for k, tolerance in ((1, 0.07), (10, 0.03), (100, 0.02), (3000, 0.005))],
+        Figure(r"diagonal components\): exact test log p\(x\) = {n} nats", "gmm.log_prob(test).mean()", 0.25),
+        *[Figure(rf"{{n}}(?: nats)?\s+(?:#\s+)?\(K = {k}[;)]", f"repeats[{k}].mean()", 0.4 if k == 1 else 0.11)
+          for k in (1, 10, 100, 1000)],
+    ],
+    "exact_models.py": [
+        *[Figure(rf"{re.escape(name)} {{n}}\s+(?:#\s+)?\(±", f"exact_log_px[{name.split()[0]!r}]", tolerance)
+          for name, tolerance in (("FVSBN", 0.005), ("NADE (500 hidden)", 0.07), ("MADE (one ordering)", 0.16))],
+        *[Figure(rf"{{n}} \(K = {k}\)", f"vae_log_px[{k}]", 0.19) for k in (1, 10, 5000)],
+        Figure(r"binary vectors = {n} \(±", "total", 1e-6),
+        Figure(r"two-moons points: log p\(x\) = {n} nats", "flow.log_prob(moons).mean()", 0.02),
+        Figure(r"{n} \(ELBO, K = 1;", "dequantised_log_px[1]", 0.5),
+        Figure(r"{n}\s+(?:#\s+)?\(K = 200;", "dequantised_log_px[200]", 0.4),
+    ],
+    "latent_families.py": [
+        *[Figure(rf"\b{name} {{n}} \(±", f"log_px[{name!r}]", tolerance)
+          for name, tolerance in (("VAE", 0.2), ("ConvVAE", 2.1), ("HVAE", 0.07), ("GMVAE", 0.25))],
+        Figure(r"log P\(x\) >= {n} nats", "fa_bound", 0.05),
+        Figure(r"exact log p\(x\) = {n} \(±", "mob.log_prob(test).mean()", 0.08),
+        Figure(r"generative classifier {n} \(±", "generative", 0.0005),
+        Figure(r"logistic regression {n} \(accuracy;", "discriminative", 0.0005),
+        Figure(r"unlabelled images too, {n} \(±", "ssvae_accuracy", 0.15),
+        Figure(r"labelled images {n} \(accuracy", "few_accuracy", 0.0005),
+        Figure(r"they were asked for: {n} \(±", "cvae_accuracy", 0.03),
+    ],
+    "backends.py": [
+        Figure(r"exact test log p\(x\) {n} \(±", "mixture_log_px", 0.07),
+        Figure(r"N\(0, 2\^2\) prior: {n},", "map_mu", 0.0001),
+        Figure(r"closed-form mode {n} ", "mode", 0.0001),
+        Figure(r"sample mean:\s+(?:#\s+)?{n};", "y.mean()", 0.0001),
+        *[Figure(rf"{{n}} with {name}", f"iwae_log_px[{estimator!r}]", 0.11)
+          for name, estimator in (("the standard gradient", "standard"), ("DReG", "dreg"), ("STL", "stl"))],
+        Figure(r"`RenyiVI\(alpha=0.5\)`: {n} \(±", "renyi_log_px", 0.17),
+        *[Figure(rf"{{n}} \({kl}\s+(?:#\s+)?KL\)", f"elbo_loss[{kl!r}]", 0.25) for kl in ("sampled", "analytic")],
+        *[Figure(rf"`{name}\(k=5\)`: {{n}}", f"discrete_log_px[{name!r}]", 0.09) for name in ("RWS", "VIMCO")],
+        Figure(r"IWAE_2000 {n} \(", "report.means()['iwae']", 0.11),
+        Figure(r"ELBO {n}\s+(?:#\s+)?\(±", "report.means()['elbo']", 0.08),
+        Figure(r"ESS {n} of 2000", "report.means()['ess']", 14),
+        Figure(r"k-hat mean {n} \(±", "report.means()['khat']", 0.05),
+        Figure(r"`VRMax\(k=5\)` backend: {n} \(±", "vrmax_log_px", 0.1),
+    ],
     "inference.py": [
         *[Figure(rf"`{re.escape(name)}` {{n}} / ", f"results[{name!r}][0]", 0.3) for name in VAE_BACKENDS],
         *[Figure(rf"`{re.escape(name)}` [-\d.]+ / {{n}} /", f"results[{name!r}][1]", 0.4) for name in VAE_BACKENDS],
