@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import ppgen
-from ppgen.program import automatic, fastpath
+from ppgen.program import automatic, fastpath, records
 from ppgen.program.automatic import Automatic, planned_steps
 from ppgen.program.fastpath import FastPathFallback
 from ppgen.queries import density
@@ -174,7 +174,7 @@ def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(d
         fit(data, "auto", 12)
     assert any("batches of 16 rows are compiled" in m and "cold compilation" in m for m in choices(caplog))
     assert any("batches of 16 rows run compiled" in m for m in choices(caplog))
-    record = automatic.record_path(clock.steps[0].identity, 16)
+    record = records.record_path(clock.steps[0].identity, 16)
     assert record.parent == tmp_path / "inductor" / "ppgen"
     written = json.loads(record.read_text())
     assert set(written) == {"identity", "cold", "ratio"}
@@ -205,7 +205,7 @@ def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and
 def test_a_captured_step_no_faster_than_the_plain_one_goes_back_to_it(data):
     module, objective = registry.MODELS["vae"](x_dim=6), ppgen.inference.ELBO()
     structure, _ = prepared(module, objective, data)
-    step = Automatic(Gradients(module, structure, objective, False), {16: 100}, "test")
+    step = Automatic(Gradients(module, structure, objective, False), {16: 100})
     shape = automatic._Shape(left=100, mode="capture", stage="replay", plain=1e-3, captured=2e-3, trace=0.1)
     step._shapes[16] = shape
     step._choose_compile(16, shape)
@@ -234,17 +234,17 @@ def test_a_query_of_many_passes_captures_them_with_the_plain_estimate(data, eage
 def test_inductors_cache_is_where_torch_says_never_the_working_folder(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
-    folder = automatic.inductor_cache()
+    folder = records.inductor_cache()
     assert folder.is_relative_to(Path(tempfile.gettempdir())) and not folder.is_relative_to(tmp_path)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
-    assert automatic.inductor_cache() == tmp_path / "mine"
-    assert automatic.record_path("step", 16).parent == tmp_path / "mine" / "ppgen"
+    assert records.inductor_cache() == tmp_path / "mine"
+    assert records.record_path("step", 16).parent == tmp_path / "mine" / "ppgen"
     import torch._inductor.config as inductor
 
     # a second compilation as cold as the first: no records (the config's own patch: monkeypatch's undo would delete
     # the setting, which torch's config module then hides from every later reader)
     with inductor.patch(fx_graph_cache=False):
-        assert automatic.inductor_cache() is None and automatic.record_path("step", 16) is None
+        assert records.inductor_cache() is None and records.record_path("step", 16) is None
     assert list(tmp_path.iterdir()) == []  # nothing was written into the working folder
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from ppgen.objective.base import Objective, check_fits
 from ppgen.objective.sampler import Sampler
-from ppgen.program.automatic import Automatic, identity, planned_steps
+from ppgen.program.automatic import Automatic, planned_steps
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
@@ -273,7 +273,7 @@ def training_step(module: torch.nn.Module, structure: Structure, inference: Obje
     drop_last = structure.own_batch_size is not None  # as train: a program of one batch size takes no smaller batch
     plan = planned_steps(size, batch_size, epochs, state.epoch, state.position, drop_last,
                          lambda rows: len(group.shard(torch.arange(rows))), steps_per_epoch)
-    return Automatic(Gradients(module, structure, inference, False), plan, identity(module, inference))
+    return Automatic(Gradients(module, structure, inference, False), plan, settled=state.compile_choices)
 
 
 def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, data: Batch, device: torch.device,
