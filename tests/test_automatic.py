@@ -6,6 +6,7 @@ inductor's cache, never into the working folder."""
 import json
 import logging
 import math
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -37,17 +38,26 @@ def data():
     return torch.bernoulli(torch.full((40, 6), 0.4))
 
 
+def private_cache(monkeypatch, tmp_path) -> None:
+    """A cache folder of inductor's (and of ppgen's records) for each test: none finds another's records, nor the
+    user's."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+
+
+def quick_rule(monkeypatch) -> None:
+    """The rule with break-evens of a few steps, so that a test's short fit captures."""
+    monkeypatch.setattr(automatic, "CAPTURE_BREAK_EVEN", 3)
+    monkeypatch.setattr(automatic, "FIRST_CAPTURE_BREAK_EVEN", 3)
+
+
 @pytest.fixture(autouse=True)
 def cache(monkeypatch, tmp_path):
-    """A cache folder of inductor's (and of ppgen's records) for each test: none finds another's records."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    private_cache(monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def eager(monkeypatch):
-    """The rule with break-evens of a few steps, so that a test's short fit captures."""
-    monkeypatch.setattr(automatic, "CAPTURE_BREAK_EVEN", 3)
-    monkeypatch.setattr(automatic, "FIRST_CAPTURE_BREAK_EVEN", 3)
+    quick_rule(monkeypatch)
 
 
 class Clock:
@@ -66,8 +76,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def clock(monkeypatch):
+def fake_clock(monkeypatch) -> Clock:
     """A :class:`Clock` for the rule, which times the last step built under ``compile="auto"``."""
     fake = Clock()
     original = automatic.Automatic.__init__
@@ -79,6 +88,11 @@ def clock(monkeypatch):
     monkeypatch.setattr(automatic.Automatic, "__init__", keep)
     monkeypatch.setattr(automatic, "time", fake)
     return fake
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return fake_clock(monkeypatch)
 
 
 def choices(caplog) -> list[str]:
@@ -178,13 +192,65 @@ def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(d
     assert record.parent == tmp_path / "inductor" / "ppgen"
     written = json.loads(record.read_text())
     assert set(written) == {"identity", "cold", "ratio"}
-    record.write_text(json.dumps({**written, "ratio": 0.5}))  # as a real compilation that halved the step would leave
+    # as a compilation on the fake clock's scale that halved the step would leave
+    record.write_text(json.dumps({**written, "cold": 1e-3, "ratio": 0.5}))
     caplog.clear()
     monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", math.inf)  # a second run finds the record: warm, not cold
     with caplog.at_level(logging.INFO, logger="ppgen"):
         fit(data, "auto", 12)
     assert any("batches of 16 rows are compiled" in m and "warm compilation" in m for m in choices(caplog))
     assert set(json.loads(record.read_text())) == {"identity", "cold", "warm", "ratio"}
+
+
+def test_a_compilation_under_compile_true_is_recorded_and_auto_finds_it_warm(data, eager, clock, monkeypatch,
+                                                                             caplog):
+    """compile=True writes the record of its compilation (seconds, no ratio: only "auto" times the steps), beside the
+    test's own inductor cache; a later "auto" fit of the same program finds it warm, with the prior ratio."""
+    monkeypatch.setattr(fastpath, "_inductor", uncompiled)
+    trained = fit(data, True, 2)
+    identity = records.identity(trained.model, ppgen.inference.ELBO())
+    record = records.record_path(identity, 16)
+    assert record.parent == Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) / "ppgen"
+    written = json.loads(record.read_text())
+    assert set(written) == {"identity", "cold"} and 0 < written["cold"] < 60
+    monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", math.inf)  # only a warm compilation could repay
+    record.write_text(json.dumps({**written, "cold": 0.0}))  # a compilation that costs nothing: it repays
+    assert automatic.compile_cost(identity, 16, 1.0) == (0.0, automatic.COMPILED_RATIO, "warm")
+    with caplog.at_level(logging.INFO, logger="ppgen"):
+        fit(data, "auto", 12)
+    assert clock.steps[0].identity == identity
+    assert any("batches of 16 rows are compiled" in m and "warm compilation" in m for m in choices(caplog))
+    assert set(json.loads(record.read_text())) == {"identity", "cold", "warm", "ratio"}  # "auto" measured the ratio
+
+
+def test_a_damaged_record_is_no_record(tmp_path):
+    path = records.record_path("step", 16)
+    path.parent.mkdir(parents=True)
+    for text in ("{", json.dumps({"identity": "other", "cold": 1.0}), json.dumps({"identity": "step", "cold": -1})):
+        path.write_text(text)
+        assert records.read_record("step", 16) is None
+    records.record_ratio("step", 16, 0.5)  # no compilation recorded: nothing to add the ratio to
+    assert records.read_record("step", 16) is None
+
+
+@pytest.fixture
+def deterministic():
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.usefixtures("deterministic")
+def test_with_deterministic_algorithms_auto_captures_and_never_compiles(data, eager, clock, monkeypatch, caplog):
+    monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", 0.0)  # a compilation would repay at once
+    monkeypatch.setattr(fastpath, "_inductor", lambda graph, inputs: pytest.fail("compiled"))
+    with caplog.at_level(logging.INFO, logger="ppgen"):
+        auto = fit(data, "auto", 12)
+    plain = fit(data, False, 12)
+    assert clock.steps[0].choices == {16: "capture", 8: "capture"}
+    assert any("batches of 16 rows replay the captured graph: deterministic algorithms are on" in m
+               for m in choices(caplog))
+    assert auto.history == plain.history  # the captured step gives the plain step's floats
 
 
 def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and_no_warning(data, eager, clock,
