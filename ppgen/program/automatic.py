@@ -16,9 +16,20 @@ done), t_p, t_c and t_k the seconds of a plain, a captured and a compiled step o
    shape back on the plain step.
 4. Compile when R x (t_c - t_k) >= C, C the seconds that compiling the shape's graph is expected to take and t_k the
    compiled step's expected time. Where this program's graph of that shape was compiled before with inductor's on-disk
-   caches on (a record of ppgen's beside them, :func:`record_path`, says so), the compilation finds them (warm): C
-   is the warm compilation it recorded, or :data:`WARM_OF_COLD` of the cold one, and t_k / t_c as it measured; else
-   C = :data:`COLD_COMPILE_TRACES` x T and t_k = :data:`COMPILED_RATIO` x t_c (the least gain measured).
+   caches on, by any run (``compile=True`` or ``"auto"``: each compilation is recorded beside the caches,
+   :mod:`ppgen.program.records`), the compilation finds them (warm): C is the warm compilation recorded, or
+   :data:`WARM_OF_COLD` of the cold one, and t_k / t_c as ``"auto"`` measured it (:data:`COMPILED_RATIO` before it
+   has); else C = :data:`COLD_COMPILE_TRACES` x T and t_k = :data:`COMPILED_RATIO` x t_c (the least gain measured).
+   Not where torch's deterministic algorithms are on (``torch.use_deterministic_algorithms(True)``): there the shape
+   stays captured, whose step gives the plain step's floats (logged at level INFO).
+5. The next :data:`PROBES` compiled steps are timed (t_k), and t_k / t_c is recorded; the shape stays compiled.
+
+A compiled shape's step computes the default optimiser's update too, in its graph, with the pair that the divergence
+guard judges (:meth:`~ppgen.training.step.Gradients.updating`: a single process's fit with torch's Adam), as under
+``compile=True``; the plain and captured shapes of the same fit leave their gradients to the fused Adam's
+``step()``, which is faster there than an update replayed as traced. So the compiled shape's graph is traced once more,
+with the update, before it is compiled, and t_k holds the update where t_c does not (the ratio errs against
+compiling).
 
 Measured (``bench/auto_compile.py``, CPU time, one thread, batch 128; docs/benchmarks.md): on the 64-128-8 VAE's ELBO
 step a plain step takes 2.3 ms, a replay 1.5, a compiled step 0.4; a trace 0.16 s (0.32 s as a process's first), so a
@@ -29,8 +40,13 @@ A capture that falls back (a program the trace cannot take) or a compilation tha
 module's logger, ``ppgen.program.automatic``, with every choice the rule makes, and warns of nothing: under
 ``"auto"`` the user asked for no path, and the plain step gives the same fit. The choice is made from timings, so it
 may differ between two runs of one script; a captured step gives the plain step's floats, a compiled one differs from
-them in rounding: a fit that must repeat bitwise (a resumed run on CPU among them) passes ``compile=False`` or
-``"capture"``. On CUDA the times are the host's.
+them in rounding: a fit that must repeat bitwise from one run to the next passes ``compile=False`` or ``"capture"``,
+or turns deterministic algorithms on. A run's checkpoints hold the path each shape settled on
+(:class:`~ppgen.run.state.RunState` ``compile_choices``), and a resumed run takes those paths without probing them
+again: on CPU it ends bitwise as the run never stopped where the shapes settled plain or captured; a compiled shape's
+first two steps after the resume trace and compile its graph and give the plain step's floats, where the run never
+stopped gave the compiled graph's, so such a run ends as it to float rounding. A shape not yet settled when the run
+stopped is probed again. On CUDA the times are the host's.
 """
 
 from __future__ import annotations
