@@ -46,11 +46,14 @@ class Gradients(ShapeCapture):
     def updating(self, optimizer: torch.optim.Optimizer | None) -> AdamUpdate | None:
         """Compute ``optimizer``'s update in the calls made compiled from now on, where it is one that
         :meth:`AdamUpdate.of <ppgen.training.update.AdamUpdate.of>` takes; ``None``: no update (nor with any other
-        optimiser), the caller runs ``optimizer.step()`` after every call. Returns the update, or ``None``.
+        optimiser), the caller runs ``optimizer.step()`` after every call. Returns the update, or ``None``. Graphs
+        captured before are dropped: the update's hyperparameters are constants of a graph that computes it.
 
         Only compiled: inductor fuses the update of each parameter into one loop, where a captured graph replayed
         as traced would run it as a dozen small operations a parameter, slower than the fused Adam's one kernel and
         the guard's copy together (``bench/steady_step.py``, ``bench/update_outside_graph.py``)."""
+        if self.update is not None or optimizer is not None:
+            self._graphs.clear()
         self.update = AdamUpdate.of(optimizer, self.params) if optimizer is not None else None
         return self.update
 
