@@ -49,9 +49,9 @@ import torch
 from torch import Tensor, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from ppgen.program.inputs import Batch
 from ppgen.program import records
 from ppgen.program.agreement import disagreement
+from ppgen.program.inputs import Batch
 from ppgen.program.protocol import ProgramCall, PyroFunctions
 from ppgen.utils.checks import first_line
 
@@ -314,7 +314,7 @@ class ShapeCapture:
         try:
             replayed = self._replay(run, batch)
             why = disagreement(self.what, self.names(len(expected)), self.reference(expected, replayed), replayed,
-                                updated, self.buffers, after, _rng_state(device))
+                               updated, self.buffers, after, _rng_state(device))
         except Exception as error:  # a compiled graph that fails to build or run: the plain outputs stand
             why = f"the captured {self.what} failed to run: {type(error).__name__}: {first_line(error)}"
         _set_rng_state(device, after)

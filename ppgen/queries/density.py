@@ -11,10 +11,10 @@ from torch import Tensor, nn
 
 from ppgen.objective.bounds import exact_log_prob, log_weights
 from ppgen.program.automatic import Automatic, planned_steps
-from ppgen.program.records import identity
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
 from ppgen.program.protocol import bounds_itself
+from ppgen.program.records import identity
 from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.run.distributed import current
