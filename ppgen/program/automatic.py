@@ -206,12 +206,16 @@ class Automatic:
 
     def _quiet(self, rows: int, shape: _Shape, batch: Batch) -> Tensor:
         """The captured or compiled call, its :class:`FastPathFallback` warnings turned into INFO records and the
-        shape put on the path it fell back to."""
+        shape put on the path it fell back to: a compiled shape whose graph with the optimiser's update could not be
+        traced or disagrees goes back to its captured graph, which has none."""
         fallbacks, uncompiled = len(self.capture.fallbacks), len(self.capture.uncompiled)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FastPathFallback)
             loss = self.capture(batch)
-        if len(self.capture.fallbacks) > fallbacks:
+        if len(self.capture.fallbacks) > fallbacks and shape.mode is True:
+            why = list(self.capture.fallbacks.values())[-1]
+            self._settle(rows, shape, "capture", f"replay the captured graph, uncompiled: {why}")
+        elif len(self.capture.fallbacks) > fallbacks:
             why = list(self.capture.fallbacks.values())[-1]
             self._settle(rows, shape, False, f"run the plain path: {why}")
         elif len(self.capture.uncompiled) > uncompiled:
