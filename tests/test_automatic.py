@@ -253,6 +253,21 @@ def test_with_deterministic_algorithms_auto_captures_and_never_compiles(data, ea
     assert auto.history == plain.history  # the captured step gives the plain step's floats
 
 
+@pytest.mark.usefixtures("deterministic")
+def test_a_path_settled_compiled_before_a_resume_is_captured_under_deterministic_algorithms(data, caplog):
+    module, objective = registry.MODELS["vae"](x_dim=6), ppgen.inference.ELBO()
+    structure, _ = prepared(module, objective, data)
+    settled = {16: True, 8: "capture"}
+    step = Automatic(Gradients(module, structure, objective, False), {16: 100, 8: 10}, settled=settled)
+    with caplog.at_level(logging.INFO, logger="ppgen.program.automatic"):
+        shapes = {rows: step._start(rows) for rows in (16, 8)}
+    assert {rows: (shape.mode, shape.stage) for rows, shape in shapes.items()} == {16: ("capture", "settled"),
+                                                                                  8: ("capture", "settled")}
+    assert settled == {16: "capture", 8: "capture"}  # what the run's next checkpoint holds
+    assert any("settled compiled before the fit was resumed: deterministic algorithms are on" in m
+               for m in choices(caplog))
+
+
 def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and_no_warning(data, eager, clock,
                                                                                           monkeypatch, caplog):
     def broken(graph, inputs):
