@@ -6,6 +6,7 @@ inductor's cache, never into the working folder."""
 import json
 import logging
 import math
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 import ppgen
-from ppgen.program import automatic, fastpath
+from ppgen.program import automatic, fastpath, records
 from ppgen.program.automatic import Automatic, planned_steps
 from ppgen.program.fastpath import FastPathFallback
 from ppgen.queries import density
@@ -37,17 +38,26 @@ def data():
     return torch.bernoulli(torch.full((40, 6), 0.4))
 
 
+def private_cache(monkeypatch, tmp_path) -> None:
+    """A cache folder of inductor's (and of ppgen's records) for each test: none finds another's records, nor the
+    user's."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+
+
+def quick_rule(monkeypatch) -> None:
+    """The rule with break-evens of a few steps, so that a test's short fit captures."""
+    monkeypatch.setattr(automatic, "CAPTURE_BREAK_EVEN", 3)
+    monkeypatch.setattr(automatic, "FIRST_CAPTURE_BREAK_EVEN", 3)
+
+
 @pytest.fixture(autouse=True)
 def cache(monkeypatch, tmp_path):
-    """A cache folder of inductor's (and of ppgen's records) for each test: none finds another's records."""
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    private_cache(monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def eager(monkeypatch):
-    """The rule with break-evens of a few steps, so that a test's short fit captures."""
-    monkeypatch.setattr(automatic, "CAPTURE_BREAK_EVEN", 3)
-    monkeypatch.setattr(automatic, "FIRST_CAPTURE_BREAK_EVEN", 3)
+    quick_rule(monkeypatch)
 
 
 class Clock:
@@ -66,8 +76,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def clock(monkeypatch):
+def fake_clock(monkeypatch) -> Clock:
     """A :class:`Clock` for the rule, which times the last step built under ``compile="auto"``."""
     fake = Clock()
     original = automatic.Automatic.__init__
@@ -79,6 +88,11 @@ def clock(monkeypatch):
     monkeypatch.setattr(automatic.Automatic, "__init__", keep)
     monkeypatch.setattr(automatic, "time", fake)
     return fake
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    return fake_clock(monkeypatch)
 
 
 def choices(caplog) -> list[str]:
@@ -174,17 +188,84 @@ def test_a_compilation_that_repays_is_made_and_recorded_beside_inductors_cache(d
         fit(data, "auto", 12)
     assert any("batches of 16 rows are compiled" in m and "cold compilation" in m for m in choices(caplog))
     assert any("batches of 16 rows run compiled" in m for m in choices(caplog))
-    record = automatic.record_path(clock.steps[0].identity, 16)
+    record = records.record_path(clock.steps[0].identity, 16)
     assert record.parent == tmp_path / "inductor" / "ppgen"
     written = json.loads(record.read_text())
     assert set(written) == {"identity", "cold", "ratio"}
-    record.write_text(json.dumps({**written, "ratio": 0.5}))  # as a real compilation that halved the step would leave
+    # as a compilation on the fake clock's scale that halved the step would leave
+    record.write_text(json.dumps({**written, "cold": 1e-3, "ratio": 0.5}))
     caplog.clear()
     monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", math.inf)  # a second run finds the record: warm, not cold
     with caplog.at_level(logging.INFO, logger="ppgen"):
         fit(data, "auto", 12)
     assert any("batches of 16 rows are compiled" in m and "warm compilation" in m for m in choices(caplog))
     assert set(json.loads(record.read_text())) == {"identity", "cold", "warm", "ratio"}
+
+
+def test_a_compilation_under_compile_true_is_recorded_and_auto_finds_it_warm(data, eager, clock, monkeypatch,
+                                                                             caplog):
+    """compile=True writes the record of its compilation (seconds, no ratio: only "auto" times the steps), beside the
+    test's own inductor cache; a later "auto" fit of the same program finds it warm, with the prior ratio."""
+    monkeypatch.setattr(fastpath, "_inductor", uncompiled)
+    trained = fit(data, True, 2)
+    identity = records.identity(trained.model, ppgen.inference.ELBO())
+    record = records.record_path(identity, 16)
+    assert record.parent == Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) / "ppgen"
+    written = json.loads(record.read_text())
+    assert set(written) == {"identity", "cold"} and 0 < written["cold"] < 60
+    monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", math.inf)  # only a warm compilation could repay
+    record.write_text(json.dumps({**written, "cold": 0.0}))  # a compilation that costs nothing: it repays
+    assert automatic.compile_cost(identity, 16, 1.0) == (0.0, automatic.COMPILED_RATIO, "warm")
+    with caplog.at_level(logging.INFO, logger="ppgen"):
+        fit(data, "auto", 12)
+    assert clock.steps[0].identity == identity
+    assert any("batches of 16 rows are compiled" in m and "warm compilation" in m for m in choices(caplog))
+    assert set(json.loads(record.read_text())) == {"identity", "cold", "warm", "ratio"}  # "auto" measured the ratio
+
+
+def test_a_damaged_record_is_no_record(tmp_path):
+    path = records.record_path("step", 16)
+    path.parent.mkdir(parents=True)
+    for text in ("{", json.dumps({"identity": "other", "cold": 1.0}), json.dumps({"identity": "step", "cold": -1})):
+        path.write_text(text)
+        assert records.read_record("step", 16) is None
+    records.record_ratio("step", 16, 0.5)  # no compilation recorded: nothing to add the ratio to
+    assert records.read_record("step", 16) is None
+
+
+@pytest.fixture
+def deterministic():
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.usefixtures("deterministic")
+def test_with_deterministic_algorithms_auto_captures_and_never_compiles(data, eager, clock, monkeypatch, caplog):
+    monkeypatch.setattr(automatic, "COLD_COMPILE_TRACES", 0.0)  # a compilation would repay at once
+    monkeypatch.setattr(fastpath, "_inductor", lambda graph, inputs: pytest.fail("compiled"))
+    with caplog.at_level(logging.INFO, logger="ppgen"):
+        auto = fit(data, "auto", 12)
+    plain = fit(data, False, 12)
+    assert clock.steps[0].choices == {16: "capture", 8: "capture"}
+    assert any("batches of 16 rows replay the captured graph: deterministic algorithms are on" in m
+               for m in choices(caplog))
+    assert auto.history == plain.history  # the captured step gives the plain step's floats
+
+
+@pytest.mark.usefixtures("deterministic")
+def test_a_path_settled_compiled_before_a_resume_is_captured_under_deterministic_algorithms(data, caplog):
+    module, objective = registry.MODELS["vae"](x_dim=6), ppgen.inference.ELBO()
+    structure, _ = prepared(module, objective, data)
+    settled = {16: True, 8: "capture"}
+    step = Automatic(Gradients(module, structure, objective, False), {16: 100, 8: 10}, settled=settled)
+    with caplog.at_level(logging.INFO, logger="ppgen.program.automatic"):
+        shapes = {rows: step._start(rows) for rows in (16, 8)}
+    assert {rows: (shape.mode, shape.stage) for rows, shape in shapes.items()} == {16: ("capture", "settled"),
+                                                                                  8: ("capture", "settled")}
+    assert settled == {16: "capture", 8: "capture"}  # what the run's next checkpoint holds
+    assert any("settled compiled before the fit was resumed: deterministic algorithms are on" in m
+               for m in choices(caplog))
 
 
 def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and_no_warning(data, eager, clock,
@@ -205,7 +286,7 @@ def test_a_compilation_that_fails_under_auto_replays_the_graph_with_a_record_and
 def test_a_captured_step_no_faster_than_the_plain_one_goes_back_to_it(data):
     module, objective = registry.MODELS["vae"](x_dim=6), ppgen.inference.ELBO()
     structure, _ = prepared(module, objective, data)
-    step = Automatic(Gradients(module, structure, objective, False), {16: 100}, "test")
+    step = Automatic(Gradients(module, structure, objective, False), {16: 100})
     shape = automatic._Shape(left=100, mode="capture", stage="replay", plain=1e-3, captured=2e-3, trace=0.1)
     step._shapes[16] = shape
     step._choose_compile(16, shape)
@@ -234,17 +315,17 @@ def test_a_query_of_many_passes_captures_them_with_the_plain_estimate(data, eage
 def test_inductors_cache_is_where_torch_says_never_the_working_folder(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
-    folder = automatic.inductor_cache()
+    folder = records.inductor_cache()
     assert folder.is_relative_to(Path(tempfile.gettempdir())) and not folder.is_relative_to(tmp_path)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
-    assert automatic.inductor_cache() == tmp_path / "mine"
-    assert automatic.record_path("step", 16).parent == tmp_path / "mine" / "ppgen"
+    assert records.inductor_cache() == tmp_path / "mine"
+    assert records.record_path("step", 16).parent == tmp_path / "mine" / "ppgen"
     import torch._inductor.config as inductor
 
     # a second compilation as cold as the first: no records (the config's own patch: monkeypatch's undo would delete
     # the setting, which torch's config module then hides from every later reader)
     with inductor.patch(fx_graph_cache=False):
-        assert automatic.inductor_cache() is None and automatic.record_path("step", 16) is None
+        assert records.inductor_cache() is None and records.record_path("step", 16) is None
     assert list(tmp_path.iterdir()) == []  # nothing was written into the working folder
 
 

@@ -26,6 +26,7 @@ from ppgen.training.guard import Diverged
 from ppgen.training.step import Gradients
 from ppgen.training.update import AdamUpdate
 from programs import coin_rows, small_vae
+from test_automatic import private_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,8 +34,10 @@ SETTINGS = dict(epochs=3, batch_size=16, progress=False)
 
 
 @pytest.fixture
-def uncompiled(monkeypatch):
-    """compile=True with the traced graph standing for inductor's compilation of it."""
+def uncompiled(monkeypatch, tmp_path):
+    """compile=True with the traced graph standing for inductor's compilation of it; the records of these
+    compilations, in milliseconds, go to a cache folder of the test's own, never the user's."""
+    private_cache(monkeypatch, tmp_path)
     monkeypatch.setattr(fastpath, "_inductor", lambda graph, inputs: graph)
 
 

@@ -16,9 +16,20 @@ done), t_p, t_c and t_k the seconds of a plain, a captured and a compiled step o
    shape back on the plain step.
 4. Compile when R x (t_c - t_k) >= C, C the seconds that compiling the shape's graph is expected to take and t_k the
    compiled step's expected time. Where this program's graph of that shape was compiled before with inductor's on-disk
-   caches on (a record of ppgen's beside them, :func:`record_path`, says so), the compilation finds them (warm): C
-   is the warm compilation it recorded, or :data:`WARM_OF_COLD` of the cold one, and t_k / t_c as it measured; else
-   C = :data:`COLD_COMPILE_TRACES` x T and t_k = :data:`COMPILED_RATIO` x t_c (the least gain measured).
+   caches on, by any run (``compile=True`` or ``"auto"``: each compilation is recorded beside the caches,
+   :mod:`ppgen.program.records`), the compilation finds them (warm): C is the warm compilation recorded, or
+   :data:`WARM_OF_COLD` of the cold one, and t_k / t_c as ``"auto"`` measured it (:data:`COMPILED_RATIO` before it
+   has); else C = :data:`COLD_COMPILE_TRACES` x T and t_k = :data:`COMPILED_RATIO` x t_c (the least gain measured).
+   Not where torch's deterministic algorithms are on (``torch.use_deterministic_algorithms(True)``): there the shape
+   stays captured, whose step gives the plain step's floats (logged at level INFO).
+5. The next :data:`PROBES` compiled steps are timed (t_k), and t_k / t_c is recorded; the shape stays compiled.
+
+A compiled shape's step computes the default optimiser's update too, in its graph, with the pair that the divergence
+guard judges (:meth:`~ppgen.training.step.Gradients.updating`: a single process's fit with torch's Adam), as under
+``compile=True``; the plain and captured shapes of the same fit leave their gradients to the fused Adam's
+``step()``, which is faster there than an update replayed as traced. So the compiled shape's graph is traced once more,
+with the update, before it is compiled, and t_k holds the update where t_c does not (the ratio errs against
+compiling).
 
 Measured (``bench/auto_compile.py``, CPU time, one thread, batch 128; docs/benchmarks.md): on the 64-128-8 VAE's ELBO
 step a plain step takes 2.3 ms, a replay 1.5, a compiled step 0.4; a trace 0.16 s (0.32 s as a process's first), so a
@@ -29,23 +40,23 @@ A capture that falls back (a program the trace cannot take) or a compilation tha
 module's logger, ``ppgen.program.automatic``, with every choice the rule makes, and warns of nothing: under
 ``"auto"`` the user asked for no path, and the plain step gives the same fit. The choice is made from timings, so it
 may differ between two runs of one script; a captured step gives the plain step's floats, a compiled one differs from
-them in rounding: a fit that must repeat bitwise (a resumed run on CPU among them) passes ``compile=False`` or
-``"capture"``. On CUDA the times are the host's.
+them in rounding: a fit that must repeat bitwise from one run to the next passes ``compile=False`` or ``"capture"``,
+or turns deterministic algorithms on. A run's checkpoints hold the path each shape settled on
+(:class:`~ppgen.run.state.RunState` ``compile_choices``), and a resumed run takes those paths without probing them
+again: on CPU it ends bitwise as the run never stopped where the shapes settled plain or captured; a compiled shape's
+first two steps after the resume trace and compile its graph and give the plain step's floats, where the run never
+stopped gave the compiled graph's, so such a run ends as it to float rounding. A shape not yet settled when the run
+stopped is probed again. On CUDA the times are the host's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -53,6 +64,7 @@ from torch import Tensor
 
 from ppgen.program.fastpath import FastPathFallback, ShapeCapture
 from ppgen.program.inputs import Batch
+from ppgen.program.records import read_record, record_ratio
 
 #: timed plain steps, then timed replays, then timed compiled steps of a shape, before each choice.
 PROBES = 3
@@ -74,6 +86,10 @@ WARM_OF_COLD = 0.5
 #: 784-400-32 VAE (``bench/results.json``: the compiled and captured steps of IWAE(k=5), 23.9 ms and 28.8 ms), where
 #: the matrix products, not the operations' dispatch, take the time.
 COMPILED_RATIO = 0.85
+
+#: why ``"auto"`` compiles nothing while ``torch.use_deterministic_algorithms(True)`` is on.
+DETERMINISTIC = ("deterministic algorithms are on (torch.use_deterministic_algorithms), and a compiled graph's floats "
+                 "differ from the plain step's, where a captured one gives them")
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +127,6 @@ class _Shape:
     plain: float = math.nan
     captured: float = math.nan
     trace: float = math.nan
-    compile_seconds: float = math.nan
 
     def probe(self, seconds: float) -> float | None:
         """Record a timed call of this stage; the fastest of its :data:`PROBES` calls once they are all in (the
@@ -131,8 +146,9 @@ class Automatic:
     Arguments:
         capture: the step (:class:`~ppgen.training.step.Gradients`); its other attributes are read through.
         plan: the steps the fit has left, by rows of each batch shape (:func:`planned_steps`).
-        identity: what names the program and objective in the records of earlier compilations (:func:`identity`).
         unit: what a call is, in messages: ``"steps"`` of a fit, ``"passes"`` of a query.
+        settled: the choices settled earlier in the fit, by rows (a resumed run's, :class:`~ppgen.run.state.RunState`
+            ``compile_choices``): those shapes take them without probing; each choice settled here is added to it.
 
     Attributes:
         choices: the path each batch shape is on (by rows): ``False``, ``"capture"`` or ``True``.
@@ -141,8 +157,11 @@ class Automatic:
     #: whether this process has traced a step under ``"auto"`` (its first trace pays torch's one-time set-up).
     traced_in_process = False
 
-    def __init__(self, capture: ShapeCapture, plan: dict[int, int], identity: str, unit: str = "steps") -> None:
-        self.capture, self.plan, self.identity, self.unit = capture, plan, identity, unit
+    def __init__(self, capture: ShapeCapture, plan: dict[int, int], unit: str = "steps",
+                 settled: dict[int, bool | str] | None = None) -> None:
+        self.capture, self.plan, self.unit = capture, plan, unit
+        self.identity = capture.identity()
+        self.settled = settled if settled is not None else {}
         self._shapes: dict[int, _Shape] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -156,28 +175,47 @@ class Automatic:
         rows = len(batch)
         shape = self._shapes.get(rows)
         if shape is None:
-            shape = self._shapes[rows] = _Shape(self.plan.get(rows, 0))
+            shape = self._shapes[rows] = self._start(rows)
         shape.left -= 1
+        self.capture.compile = shape.mode
         if shape.stage == "settled":
-            self.capture.compile = shape.mode
             return self.capture(batch) if shape.mode is False else self._quiet(rows, shape, batch)
         shape.seen += 1
-        self.capture.compile = shape.mode
+        compilations = len(self.capture.compile_seconds)
         start = time.perf_counter()
         loss = self.capture(batch) if shape.mode is False else self._quiet(rows, shape, batch)
         seconds = time.perf_counter() - start
         if shape.stage != "settled":
-            self._next(rows, shape, seconds)
+            self._next(rows, shape, seconds, len(self.capture.compile_seconds) > compilations)
         return loss
+
+    def _start(self, rows: int) -> _Shape:
+        """A batch shape met for the first time: on the plain path, to be probed; or on the path settled for it
+        before the fit was resumed (a compiled one replays its graph where deterministic algorithms are on)."""
+        shape = _Shape(self.plan.get(rows, 0))
+        if rows in self.settled:
+            mode = self.settled[rows]
+            if mode is True and torch.are_deterministic_algorithms_enabled():
+                self._settle(rows, shape, "capture", f"replay the captured graph, settled compiled before the fit "
+                             f"was resumed: {DETERMINISTIC}")
+            else:
+                shape.mode, shape.stage = mode, "settled"
+                logger.info("compile='auto': batches of %d rows take the path settled before the fit was resumed: "
+                            "%r", rows, mode)
+        return shape
 
     def _quiet(self, rows: int, shape: _Shape, batch: Batch) -> Tensor:
         """The captured or compiled call, its :class:`FastPathFallback` warnings turned into INFO records and the
-        shape put on the path it fell back to."""
+        shape put on the path it fell back to: a compiled shape whose graph with the optimiser's update could not be
+        traced or disagrees goes back to its captured graph, which has none."""
         fallbacks, uncompiled = len(self.capture.fallbacks), len(self.capture.uncompiled)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FastPathFallback)
             loss = self.capture(batch)
-        if len(self.capture.fallbacks) > fallbacks:
+        if len(self.capture.fallbacks) > fallbacks and shape.mode is True:
+            why = list(self.capture.fallbacks.values())[-1]
+            self._settle(rows, shape, "capture", f"replay the captured graph, uncompiled: {why}")
+        elif len(self.capture.fallbacks) > fallbacks:
             why = list(self.capture.fallbacks.values())[-1]
             self._settle(rows, shape, False, f"run the plain path: {why}")
         elif len(self.capture.uncompiled) > uncompiled:
@@ -185,8 +223,9 @@ class Automatic:
             self._settle(rows, shape, "capture", f"replay the traced graph, uncompiled: {why}")
         return loss
 
-    def _next(self, rows: int, shape: _Shape, seconds: float) -> None:
-        """After a timed call of the shape: the next stage, and the rule's choice where its probes are done."""
+    def _next(self, rows: int, shape: _Shape, seconds: float, compiled: bool) -> None:
+        """After a timed call of the shape (``compiled``: the call compiled its graph): the next stage, and the rule's
+        choice where its probes are done."""
         if shape.stage == "plain":
             fastest = shape.probe(seconds) if shape.seen > 1 else None  # the first call pays first-use costs
             if fastest is not None:
@@ -201,16 +240,14 @@ class Automatic:
             if fastest is not None:
                 shape.captured = fastest
                 self._choose_compile(rows, shape)
-        elif shape.stage == "compile":
-            shape.compile_seconds = max(seconds - shape.captured, 0.0)
+        elif shape.stage == "compile" and compiled:  # the calls before, if any, traced the graph with the update
             shape.stage = "compiled"
         elif shape.stage == "compiled":
             fastest = shape.probe(seconds)
             if fastest is not None:
                 ratio = fastest / shape.captured
-                write_record(self.identity, rows, shape.compile_seconds, ratio)
-                self._settle(rows, shape, True, f"run compiled: compiled in {shape.compile_seconds:.2f} s, the "
-                             f"compiled path {ratio:.2f} of the captured one")
+                record_ratio(self.identity, rows, ratio)
+                self._settle(rows, shape, True, f"run compiled: the compiled path {ratio:.2f} of the captured one")
 
     def _choose_capture(self, rows: int, shape: _Shape) -> None:
         measured = [s for s in self._shapes.values() if s.captured < s.plain and not math.isnan(s.trace)]
@@ -234,6 +271,9 @@ class Automatic:
             self._settle(rows, shape, False, f"run the plain path: the captured one took {shape.captured * 1e3:.3g} "
                          f"ms, the plain one {shape.plain * 1e3:.3g} ms")
             return
+        if torch.are_deterministic_algorithms_enabled():
+            self._settle(rows, shape, "capture", f"replay the captured graph: {DETERMINISTIC}")
+            return
         seconds, ratio, how = compile_cost(self.identity, rows, shape.trace)
         saving = shape.left * shape.captured * (1.0 - ratio)
         why = (f"{shape.left} {self.unit} left would save {saving:.2f} s against a {how} compilation of {seconds:.2f} "
@@ -244,44 +284,10 @@ class Automatic:
         else:
             self._settle(rows, shape, "capture", f"replay the captured graph: {why}")
 
-    @staticmethod
-    def _settle(rows: int, shape: _Shape, mode: bool | str, why: str) -> None:
+    def _settle(self, rows: int, shape: _Shape, mode: bool | str, why: str) -> None:
         shape.mode, shape.stage = mode, "settled"
+        self.settled[rows] = mode
         logger.info("compile='auto': batches of %d rows %s", rows, why)
-
-
-def identity(module: torch.nn.Module, objective: Any) -> str:
-    """What names a program's step in the records of its compilations: the program's class, its parameters' names,
-    shapes and dtypes, the objective, torch's version."""
-    params = [(name, tuple(p.shape), str(p.dtype)) for name, p in module.named_parameters()]
-    kind = type(module)
-    return repr((f"{kind.__module__}.{kind.__qualname__}", params, repr(objective), torch.__version__))
-
-
-def inductor_cache() -> Path | None:
-    """The folder of inductor's on-disk caches (``TORCHINDUCTOR_CACHE_DIR``, by default ``torchinductor_<user>`` in the
-    system's temporary folder, never the working directory), or ``None`` where its FX-graph cache is off, so that a
-    second compilation of a graph is as cold as the first."""
-    import torch._inductor.config as inductor
-
-    if not getattr(inductor, "fx_graph_cache", False):  # off, or not a setting of this torch
-        return None
-    folder = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
-    if folder is None:
-        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-        folder = default_cache_dir()
-    return Path(folder).absolute()
-
-
-def record_path(identity: str, rows: int) -> Path | None:
-    """Where ppgen records the compilation of a program's step for batches of ``rows`` rows: in a folder ``ppgen`` of
-    inductor's cache (:func:`inductor_cache`), so that the record goes with the cache it describes."""
-    cache = inductor_cache()
-    if cache is None:
-        return None
-    digest = hashlib.sha256(f"{identity}|{rows}".encode()).hexdigest()[:32]
-    return cache / "ppgen" / f"{digest}.json"
 
 
 def compile_cost(identity: str, rows: int, trace: float) -> tuple[float, float, str]:
@@ -292,34 +298,4 @@ def compile_cost(identity: str, rows: int, trace: float) -> tuple[float, float, 
     if record is None:
         return COLD_COMPILE_TRACES * trace, COMPILED_RATIO, "cold"
     seconds = record.get("warm", record["cold"] * WARM_OF_COLD)
-    return seconds, min(record["ratio"], 1.0), "warm"
-
-
-def read_record(identity: str, rows: int) -> dict | None:
-    """The record of an earlier compilation of this step (``cold`` and maybe ``warm`` seconds, the compiled step's
-    ``ratio`` to the captured one), or ``None``."""
-    path = record_path(identity, rows)
-    try:
-        record = json.loads(path.read_text()) if path is not None else None
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and record.get("identity") == identity else None
-
-
-def write_record(identity: str, rows: int, seconds: float, ratio: float) -> None:
-    """Records a compilation of the step of ``rows`` rows that took ``seconds``: the first as ``cold``, a later one
-    (which found the cache) as ``warm``; written whole or not at all, and nothing where the cache's folder cannot be
-    written."""
-    path = record_path(identity, rows)
-    if path is None:
-        return
-    earlier = read_record(identity, rows)
-    record = {"identity": identity, "ratio": ratio,
-              **({"cold": seconds} if earlier is None else {"cold": earlier["cold"], "warm": seconds})}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as file:
-            json.dump(record, file)
-        os.replace(file.name, path)
-    except OSError as error:
-        logger.info("compile='auto': no record of the compilation written to %s: %s", path.parent, error)
+    return seconds, min(record.get("ratio", COMPILED_RATIO), 1.0), "warm"

@@ -2,28 +2,28 @@
 user wrote: :class:`ShapeCapture`, on which the training step (:class:`ppgen.training.step.Gradients`) and the passes of
 the importance-sampled log p(x) over chunks of points (:class:`ppgen.queries.density.Estimates`) are built.
 
-The plain step runs Pyro's effect handlers (the particle plate, the guide's trace, the model replayed on it, each
-site's ``log_prob``) and autograd's graph again at every step, in Python. Here the whole step, guide, model, the
-[K, B] log weights, the objective and its gradient (``torch.autograd.grad``), is traced once per batch shape into one
-graph of tensor operations by ``make_fx`` on fake tensors, with the parameters, buffers, data and row indices as
-inputs and the random draws as operations of the graph (so that replaying it draws from torch's random stream
-exactly as the plain step does), and the tensors a subclass reads besides the module's (an optimiser's state, see
-:meth:`ShapeCapture.state`) as inputs too. The graph is then replayed as it is (``compile="capture"``), or compiled by
-``torch.compile``'s inductor (``compile=True``), called on the graph directly, with no dynamo guards to check at each
-call, on its second call, once the shape has come back: a fit's full batch
-at its second step and the last, smaller batch of an epoch at the second epoch, as JAX compiles each shape that
-NumPyro's step meets, while a shape met once, such as the last chunk of a query, is not worth seconds of
-compilation and is replayed as captured. A query's pass over a chunk of points is captured the same way, without
-the gradient.
+The plain step runs Pyro's effect handlers (the particle plate, the guide's trace, the model replayed on it, each site's
+``log_prob``) and autograd's graph again at every step, in Python. Here the whole step, guide, model, the [K, B] log
+weights, the objective and its gradient (``torch.autograd.grad``), is traced once per batch shape into one graph of
+tensor operations by ``make_fx`` on fake tensors, with the parameters, buffers, data and row indices as inputs and the
+random draws as operations of the graph (so that replaying it draws from torch's random stream exactly as the plain step
+does), and the tensors a subclass reads besides the module's (an optimiser's state, see :meth:`ShapeCapture.state`) as
+inputs too. The graph is then replayed as it is (``compile="capture"``), or compiled by ``torch.compile``'s inductor
+(``compile=True``), called on the graph directly, with no dynamo guards to check at each call, on its second call, once
+the shape has come back: a fit's full batch at its second step and the last, smaller batch of an epoch at the second
+epoch, as JAX compiles each shape that NumPyro's step meets, while a shape met once, such as the last chunk of a query,
+is not worth seconds of compilation and is replayed as captured. A query's pass over a chunk of points is captured the
+same way, without the gradient. Each compilation's seconds are recorded beside inductor's on-disk cache
+(:mod:`ppgen.program.records`), so that ``compile="auto"`` knows the next compilation of the same graph warm.
 
-Correctness before speed. Tracing on fake tensors, which hold no values, fails on data-dependent control flow (a
-Python ``if`` on a tensor's value, a shape read from the data) instead of recording one branch of it; and the first step
-of every batch shape runs both paths on the same random draws and compares the loss, every gradient, every buffer and
-the random stream's position afterwards (a parameter that the program reads other than through the module, which the
-graph would hold as a constant, shows there): any difference, or any failure to trace, leaves that batch shape on the
-plain path for the rest of the fit, with a :class:`FastPathFallback` warning that says why. A compiled graph is checked
-the same way on its first run; one that fails to compile or disagrees leaves the shape replaying the graph as traced.
-The parameters of plain functions, in a param store of their own, are read from the graph's inputs. The comparison is
+Correctness before speed. Tracing on fake tensors, which hold no values, fails on data-dependent control flow (a Python
+``if`` on a tensor's value, a shape read from the data) instead of recording one branch of it; and the first step of
+every batch shape runs both paths on the same random draws and compares the loss, every gradient, every buffer and the
+random stream's position afterwards (a parameter that the program reads other than through the module, which the graph
+would hold as a constant, shows there): any difference, or any failure to trace, leaves that batch shape on the plain
+path for the rest of the fit, with a :class:`FastPathFallback` warning that says why. A compiled graph is checked the
+same way on its first run; one that fails to compile or disagrees leaves the shape replaying the graph as traced. The
+parameters of plain functions, in a param store of their own, are read from the graph's inputs. The comparison is
 repeated every :data:`VERIFY_EVERY` replays of a graph, for a program whose set of sites could change with Python state
 that no trace sees.
 
@@ -49,6 +49,8 @@ import torch
 from torch import Tensor, nn
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from ppgen.program import records
+from ppgen.program.agreement import disagreement
 from ppgen.program.inputs import Batch
 from ppgen.program.protocol import ProgramCall, PyroFunctions
 from ppgen.utils.checks import first_line
@@ -112,6 +114,8 @@ class ShapeCapture:
 
     Attributes:
         capture_seconds: seconds spent tracing (and, with ``compile=True``, compiling) each batch shape, by shape.
+        compile_seconds: seconds each compilation took, by shape; each is recorded beside inductor's cache too
+            (:func:`~ppgen.program.records.record_compilation`), for ``compile="auto"`` to know it warm.
         fallbacks: why each batch shape that runs on the plain path does so, by shape.
         uncompiled: with ``compile=True``, why each batch shape whose compilation failed or disagreed replays its
             graph as traced, by shape.
@@ -126,6 +130,7 @@ class ShapeCapture:
         self.params = [p for _, p in module.named_parameters()]
         self.buffers = [b for _, b in module.named_buffers()]
         self.capture_seconds: dict[tuple, float] = {}
+        self.compile_seconds: dict[tuple, float] = {}
         self.fallbacks: dict[tuple, str] = {}
         self.uncompiled: dict[tuple, str] = {}
         self._graphs: dict[tuple, _Captured] = {}
@@ -133,7 +138,7 @@ class ShapeCapture:
     def __call__(self, batch: Batch) -> Tensor:
         if self.compile is False:
             return self.finish(self._plain(batch))
-        key = _shape_key(batch, self.module.training)
+        key = (*_shape_key(batch, self.module.training), self.variant())
         if key in self.fallbacks:
             return self.finish(self._plain(batch))
         captured = self._graphs.get(key)
@@ -157,6 +162,15 @@ class ShapeCapture:
         """Whether the module still holds the very parameters and buffers this computation reads (``module.to``
         replaces its buffers, and a program may make parameters on a later run)."""
         return _same(self.params, self.module.parameters()) and _same(self.buffers, self.module.buffers())
+
+    def identity(self) -> str:
+        """What names this computation in the records of its compilations (:func:`~ppgen.program.records.identity`)."""
+        return records.identity(self.module, self.what)
+
+    def variant(self) -> Any:
+        """What a batch shape's graph depends on besides the batch, for a subclass whose :meth:`extend` computes more
+        at some calls than at others (the training step: whether it computes the optimiser's update); none here."""
+        return None
 
     def plain(self, batch: Batch) -> list[Tensor | None]:
         """The outputs computed through Pyro's handlers, as they are."""
@@ -230,21 +244,21 @@ class ShapeCapture:
             expected, why = self._checked(run, batch)
         if why is None:
             captured.run, captured.compiled, captured.checked = run, True, True
-            self._took(key, start, "compiled")
+            self.compile_seconds[key] = self._took(key, start, "compiled")
+            records.record_compilation(self.identity(), len(batch), self.compile_seconds[key])
         else:
             self.uncompiled[key] = why
             warnings.warn(f"compile=True: batches of shape {key[1]} replay the traced {self.what}, uncompiled: {why}",
                           FastPathFallback, stacklevel=4)
         return self.finish(expected)
 
-    def _took(self, key: tuple, start: float, done: str) -> None:
-        """Adds the seconds since ``start`` to the shape's capture seconds, and logs them, unless it fell back."""
-        if key in self.fallbacks:
-            return
+    def _took(self, key: tuple, start: float, done: str) -> float:
+        """The seconds since ``start``, added to the shape's capture seconds and logged."""
         seconds = time.perf_counter() - start
         self.capture_seconds[key] = self.capture_seconds.get(key, 0.0) + seconds
         logger.info("compile=%r: the %s of batches of shape %s %s and checked in %.2f s",
                     self.compile, self.what, key[1], done, seconds)
+        return seconds
 
     def _trace(self, batch: Batch) -> torch.fx.GraphModule:
         """The outputs as one graph of (parameters, buffers, state, rows, inputs), traced on fake tensors."""
@@ -303,8 +317,8 @@ class ShapeCapture:
         _copy(self.buffers, buffers)
         try:
             replayed = self._replay(run, batch)
-            why = _disagreement(self.what, self.names(len(expected)), self.reference(expected, replayed), replayed,
-                                updated, self.buffers, after, _rng_state(device))
+            why = disagreement(self.what, self.names(len(expected)), self.reference(expected, replayed), replayed,
+                               updated, self.buffers, after, _rng_state(device))
         except Exception as error:  # a compiled graph that fails to build or run: the plain outputs stand
             why = f"the captured {self.what} failed to run: {type(error).__name__}: {first_line(error)}"
         _set_rng_state(device, after)
@@ -354,32 +368,6 @@ def _shape_key(batch: Batch, training: bool) -> tuple:
     inputs' strides (which a compiled graph asserts)."""
     return (training, tuple(tuple(a.shape) for a in batch.args), tuple((a.dtype, a.device) for a in batch.args),
             batch.rows.device, batch.size, tuple(a.stride() for a in (batch.rows, *batch.args)))
-
-
-def _disagreement(what: str, names: list[str], expected: list[Tensor | None], replayed: list[Tensor | None],
-                  buffers: list[Tensor], replayed_buffers: list[Tensor], rng: Tensor,
-                  replayed_rng: Tensor) -> str | None:
-    """Why the graph's outputs differ from the plain ones on the same draws, or ``None`` where they agree."""
-    if not torch.equal(rng, replayed_rng):
-        return f"the captured {what} drew a different number of random values"
-    for name, a, b in zip(names, expected, replayed):
-        if (a is None) != (b is None) or (a is not None and not _close(a, b)):
-            return f"the captured {what}'s {name} differs from the plain {what}'s"
-    for i, (b, c) in enumerate(zip(buffers, replayed_buffers)):
-        if not _close(b, c):
-            return f"the captured {what}'s update of buffer {i} differs from the plain {what}'s"
-    return None
-
-
-def _close(a: Tensor, b: Tensor) -> bool:
-    """Equal up to float rounding, relative to the larger entries of ``a``."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    if not a.is_floating_point():
-        return torch.equal(a, b)
-    tolerance = 1e-9 if a.dtype == torch.float64 else 1e-4
-    scale = a.abs().max() if a.numel() else a.new_zeros(())
-    return bool(((a - b).abs() <= tolerance * (scale + 1e-6)).all())
 
 
 def _rng_state(device: torch.device) -> Tensor:

@@ -10,10 +10,11 @@ import torch
 from torch import Tensor, nn
 
 from ppgen.objective.bounds import exact_log_prob, log_weights
-from ppgen.program.automatic import Automatic, identity, planned_steps
+from ppgen.program.automatic import Automatic, planned_steps
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
 from ppgen.program.protocol import bounds_itself
+from ppgen.program.records import identity
 from ppgen.program.structure import Structure, check_importance_weights
 from ppgen.program.unnormalized import refuse_unnormalized
 from ppgen.run.distributed import current
@@ -138,8 +139,7 @@ class Passes:
         chunk = self.structure.points_per_chunk(particles // k)
         chunks = planned_steps(points, chunk, 1, 0, 0, False)  # one pass over the points, in chunks
         automatic = {n: Automatic(self._estimates[n, compile], {rows: count * sizes.count(n)
-                                                                for rows, count in chunks.items()},
-                                  identity(self.module, f"log weights of {n} particles"), unit="passes")
+                                                                for rows, count in chunks.items()}, unit="passes")
                      for n in dict.fromkeys(sizes)}
         return [automatic[n] for n in sizes]
 
@@ -161,6 +161,9 @@ class Estimates(ShapeCapture):
                  compile: bool | str = False) -> None:
         super().__init__(module, compile)
         self.structure, self.num_particles = structure, num_particles
+
+    def identity(self) -> str:
+        return identity(self.module, f"log weights of {self.num_particles} particles")
 
     def plain(self, batch: Batch) -> list[Tensor | None]:
         return self.outputs(batch, ())

@@ -4,7 +4,8 @@ A :class:`RunState` holds the model's and guide's parameters, the optimiser's st
 the steps draw from (torch, NumPy, Python, and the generator of the data order), the data order of the
 current epoch and the position in it, the counters, and the history; what the objective keeps between steps: a
 two-player run's critic and its optimiser (``critic``), the tensors an objective carries from step to step, such as
-contrastive divergence's persistent chains (``objective``); and the states of the fit's callbacks (``callbacks``).
+contrastive divergence's persistent chains (``objective``); the states of the fit's callbacks (``callbacks``); and the
+path ``compile="auto"`` settled on for each batch shape (``compile_choices``).
 :func:`state_payload` makes it a plain ``torch.save`` payload (tensors, numbers, lists and dicts: read back with
 ``weights_only=True``, so loading runs no code), and :func:`load_state` checks it field by field against the run
 before anything is changed.
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 from ppgen.run.callback_state import check_callback_states, on_cpu
 from ppgen.run.checkpoint import current_config
 from ppgen.run.rng import capture_rng, check_rng, restore_rng
+from ppgen.run.tensor_checks import check_optimizer, check_parameters, check_tensors
 
 STATE_FORMAT = "ppgen.runstate/1"
 #: the largest checkpoint ppgen reads without being asked: a file past it is refused before it is read.
@@ -48,6 +50,8 @@ class RunState:
         recent: the last step losses, which the divergence guard takes its running median over.
         callbacks: the states of the fit's callbacks that keep one, by name (:mod:`ppgen.training.callbacks`).
         stopped: why a callback stopped the run before its epochs (early stopping), or ``None``.
+        compile_choices: the path ``compile="auto"`` settled on for each batch shape, by rows (``False``,
+            ``"capture"``, ``True``), which a resumed run takes without probing (:mod:`ppgen.program.automatic`).
     """
 
     step: int = 0
@@ -61,6 +65,7 @@ class RunState:
     recent: list[float] = field(default_factory=list)
     callbacks: dict[str, Any] = field(default_factory=dict)
     stopped: str | None = None
+    compile_choices: dict[int, bool | str] = field(default_factory=dict)
 
 
 def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Optimizer,
@@ -89,6 +94,8 @@ def state_payload(state: RunState, module: nn.Module, optimizer: torch.optim.Opt
         extra["objective"] = {name: t.detach().cpu().clone() for name, t in objective.items()}
     if state.callbacks or state.stopped is not None:
         extra["callbacks"] = {"states": on_cpu(state.callbacks), "stopped": state.stopped}
+    if state.compile_choices:
+        extra["compile_choices"] = dict(state.compile_choices)
     return {
         "format": STATE_FORMAT,
         "config": config,
@@ -194,9 +201,10 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
 
     expected_keys = {"format", "config", "counters", "order", "epoch_loss", "history", "recent", "model",
                      "optimizer", "rng"}
-    if set(raw) - {"rank_rng", "critic", "objective", "callbacks"} != expected_keys:
+    if set(raw) - {"rank_rng", "critic", "objective", "callbacks", "compile_choices"} != expected_keys:
         raise bad("keys", f"exactly {sorted(expected_keys)} (and rank_rng in a distributed run, critic in a "
-                          f"two-player one, objective where the objective carries state), got {sorted(map(str, raw))}")
+                          f"two-player one, objective where the objective carries state, compile_choices where "
+                          f"compile='auto' settled a path), got {sorted(map(str, raw))}")
     if ("critic" in raw) != (expected.critic is not None):
         raise bad("critic", "the critic's parameters and its optimiser's state, as a two-player run has" if
                   expected.critic is not None else "absent: the run has no critic")
@@ -223,18 +231,23 @@ def load_state(path: str | os.PathLike, module: nn.Module, n: int, config: dict[
     if len(raw["history"]) != counters["epoch"]:
         raise bad("history", f"one loss per finished epoch ({counters['epoch']})")
     _check_epoch_loss(raw["epoch_loss"], counters, raw["recent"], expected.dtype, bad)
-    _check_parameters(raw["model"], module, expected.dtype, bad)
-    _check_optimizer(raw["optimizer"], module, expected.param_groups, expected.dtype, counters["step"], bad)
+    check_parameters(raw["model"], module, expected.dtype, bad)
+    check_optimizer(raw["optimizer"], module, expected.param_groups, expected.dtype, counters["step"], bad)
     if expected.critic is not None:
         critic = raw["critic"]
         if not isinstance(critic, dict) or set(critic) != {"parameters", "optimizer"}:
             raise bad("critic", "the critic's parameters and its optimiser's state (parameters, optimizer)")
-        _check_parameters(critic["parameters"], expected.critic, expected.dtype, bad, "critic.parameters")
-        _check_optimizer(critic["optimizer"], expected.critic, expected.critic_param_groups, expected.dtype,
-                         counters["step"], bad, "critic.optimizer")
+        check_parameters(critic["parameters"], expected.critic, expected.dtype, bad, "critic.parameters")
+        check_optimizer(critic["optimizer"], expected.critic, expected.critic_param_groups, expected.dtype,
+                        counters["step"], bad, "critic.optimizer")
     if expected.objective:
-        _check_tensors(raw["objective"], expected.objective, bad, "objective")
+        check_tensors(raw["objective"], expected.objective, bad, "objective")
     check_callback_states(raw.get("callbacks"), expected.callbacks, bad)
+    choices = raw.get("compile_choices", {})
+    if not isinstance(choices, dict) or not all(type(rows) is int and rows > 0 and (path is False or path is True
+                                                                                    or path == "capture")
+                                                for rows, path in choices.items()):
+        raise bad("compile_choices", "a mapping of batch rows (ints > 0) to False, 'capture' or True")
     check_rng(raw["rng"], bad)
     if "rank_rng" in raw:
         if not isinstance(raw["rank_rng"], list) or len(raw["rank_rng"]) != config.get("world_size"):
@@ -318,83 +331,5 @@ def resume_state(saved: dict[str, Any] | None, module: nn.Module, optimizer: tor
     return RunState(step=counters["step"], epoch=counters["epoch"], position=counters["position"],
                     order=saved["order"], epoch_loss=saved["epoch_loss"], epoch_rows=counters["epoch_rows"],
                     history=list(saved["history"]), skipped=counters["skipped"], recent=list(saved["recent"]),
-                    callbacks=dict(callbacks["states"]), stopped=callbacks["stopped"])
-
-
-def _check_parameters(saved: Any, module: nn.Module, dtype: torch.dtype, bad: Callable[[str, str], ValueError],
-                      field: str = "model") -> None:
-    """The saved parameters (the checkpoint's ``field``) must be the module's, by name, shape and dtype (``dtype`` for
-    floating-point ones), and finite."""
-    expected = module.state_dict()
-    if not isinstance(saved, dict) or set(saved) != set(expected):
-        raise bad(field, f"the parameters {sorted(expected)}")
-    for name, value in saved.items():
-        want = expected[name]
-        want_dtype = dtype if want.is_floating_point() else want.dtype
-        if not isinstance(value, Tensor) or value.shape != want.shape or value.dtype != want_dtype:
-            raise bad(f"{field}.{name}", f"a tensor of shape {list(want.shape)} and dtype {want_dtype}")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise bad(f"{field}.{name}", "finite values")
-
-
-def _check_tensors(saved: Any, expected: dict[str, Tensor], bad: Callable[[str, str], ValueError], field: str
-                   ) -> None:
-    """The saved tensors (the checkpoint's ``field``) must be ``expected``'s, by name, shape and dtype, and finite."""
-    if not isinstance(saved, dict) or set(saved) != set(expected):
-        raise bad(field, f"the tensors {sorted(expected)}")
-    for name, want in expected.items():
-        value = saved[name]
-        if not isinstance(value, Tensor) or value.shape != want.shape or value.dtype != want.dtype:
-            raise bad(f"{field}.{name}", f"a tensor of shape {list(want.shape)} and dtype {want.dtype}")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise bad(f"{field}.{name}", "finite values")
-
-
-def _check_optimizer(saved: Any, module: nn.Module, param_groups: list[dict[str, Any]], dtype: torch.dtype,
-                     steps: int, bad: Callable[[str, str], ValueError], label: str = "optimizer") -> None:
-    """The optimiser's state_dict: the run's own hyperparameters, group by group, and for each parameter i state
-    tensors of its shape and dtype (or scalars, such as Adam's step count, finite, at most the run's ``steps``);
-    ``label``: the checkpoint's field that holds it.
-
-    Checked before ``load_state_dict``, which takes any hyperparameter, and whose fused kernels read moments of a
-    wrong shape out of bounds."""
-    if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
-        raise bad(label, "a torch optimiser's state_dict (state, param_groups)")
-    groups = saved["param_groups"]
-    if not isinstance(groups, list) or len(groups) != len(param_groups):
-        raise bad(f"{label}.param_groups", f"a list of {len(param_groups)} parameter group(s)")
-    for i, (group, want) in enumerate(zip(groups, param_groups)):
-        if not isinstance(group, dict) or set(group) != set(want):
-            raise bad(f"{label}.param_groups[{i}]", f"the settings {sorted(want)}")
-        for key, value in want.items():
-            if not _same(group[key], value):
-                raise bad(f"{label}.param_groups[{i}].{key}", f"{value!r}, the run's own setting (the file has "
-                                                                 f"{group[key]!r}): a checkpoint does not change them")
-    params = list(module.parameters())
-    state = saved["state"]
-    if not isinstance(state, dict) or not all(type(k) is int and 0 <= k < len(params) for k in state):
-        raise bad(f"{label}.state", f"a mapping of parameter indices 0 to {len(params) - 1} to their state")
-    for index, entry in state.items():
-        if not isinstance(entry, dict) or not all(isinstance(name, str) for name in entry):
-            raise bad(f"{label}.state[{index}]", "a mapping of names to the parameter's state")
-        shape = params[index].shape
-        for name, value in entry.items():
-            field = f"{label}.state[{index}].{name}"
-            if isinstance(value, Tensor) and value.dim() == 0 or type(value) in (int, float):
-                scalar = float(value)
-                if not math.isfinite(scalar) or name == "step" and not 0 <= scalar <= steps:
-                    within = f" from 0 to the run steps ({steps})" if name == "step" else ""
-                    raise bad(field, f"a finite scalar{within}")
-            elif not (isinstance(value, Tensor) and value.shape == shape and value.dtype == dtype):
-                raise bad(field, f"a tensor of shape {list(shape)} and dtype {dtype}, as parameter {index}")
-            elif not bool(torch.isfinite(value).all()):
-                raise bad(field, "finite values")
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Whether two optimiser settings are equal (tensors by value, sequences element by element)."""
-    if isinstance(a, Tensor) or isinstance(b, Tensor):
-        return isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape and bool((a == b.to(a)).all())
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
+                    callbacks=dict(callbacks["states"]), stopped=callbacks["stopped"],
+                    compile_choices=dict(saved.get("compile_choices", {})))

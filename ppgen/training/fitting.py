@@ -15,7 +15,7 @@ from torch import nn
 
 from ppgen.objective.base import Objective, check_fits
 from ppgen.objective.sampler import Sampler
-from ppgen.program.automatic import Automatic, identity, planned_steps
+from ppgen.program.automatic import Automatic, planned_steps
 from ppgen.program.fastpath import check_compile
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.protocol import as_model_input, as_module
@@ -100,21 +100,23 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
             ``torchrun`` (see :mod:`ppgen.run.distributed`): each global batch of ``batch_size`` rows is split across
             the ranks, gradients are all-reduced, rank 0 alone writes ``out``; every rank returns the same fit.
         compile: ``"auto"`` (the default): per batch shape, the plain step, the captured or the compiled one, whichever
-            the steps of that shape left in the fit repay, from costs measured as it runs (the rule and its
-            break-even figures: :mod:`ppgen.program.automatic`): a short fit stays on the plain step. On the
-            benchmark's 64-128-8 VAE (ELBO, batch 128, CPU time) a capture repays after about 210 steps of a shape
-            (430 in a fresh process), a compilation after about 9,400 cold and 3,300 warm (a second run of the same
-            model finds inductor's on-disk cache); the rule's priors wait longer, some 700 and 1,500 steps before
-            this fit's own trace is measured, as it times with the wall clock of a machine that may be loaded.
-            ``False``: the plain
-            step, through Pyro's handlers every time; ``"capture"``: the whole step (guide, model, bound, gradient)
-            traced once per batch shape and replayed; ``True``: each batch shape's graph also compiled by
-            ``torch.compile`` when the shape comes back (seconds, once a shape). Checked against the plain step on the
-            same draws; a program the trace cannot take runs the plain step (see :mod:`ppgen.program.fastpath`), with
-            a warning where ``compile`` asked for the captured step, logged at level INFO under ``"auto"``. The seconds
-            each batch shape's capture took are logged at level INFO by the ``ppgen.program.fastpath`` logger, the
-            choices of ``"auto"`` by ``ppgen.program.automatic``'s. An objective that carries state between steps
-            takes the plain step under ``"auto"``.
+            the steps of that shape left in the fit repay, from costs measured as it runs (the rule and its break-even
+            figures: :mod:`ppgen.program.automatic`): a short fit stays on the plain step. On the benchmark's 64-128-8
+            VAE (ELBO, batch 128, CPU time) a capture repays after about 210 steps of a shape (430 in a fresh process),
+            a compilation after about 9,400 cold and 3,300 warm (a second run of the same model finds inductor's on-disk
+            cache); the rule's priors wait longer, some 700 and 1,500 steps before this fit's own trace is measured, as
+            it times with the wall clock of a machine that may be loaded. The shapes it compiles take the default
+            optimiser's update into the compiled step, as ``compile=True`` does; a run's checkpoints hold the path each
+            shape settled on, which a resumed run takes without probing again (bitwise on CPU where no shape settled
+            compiled); with ``torch.use_deterministic_algorithms(True)`` it never compiles, as the captured step gives
+            the plain step's floats. ``False``: the plain step, through Pyro's handlers every time; ``"capture"``: the
+            whole step (guide, model, bound, gradient) traced once per batch shape and replayed; ``True``: each batch
+            shape's graph also compiled by ``torch.compile`` when the shape comes back (seconds, once a shape). Checked
+            against the plain step on the same draws; a program the trace cannot take runs the plain step (see
+            :mod:`ppgen.program.fastpath`), with a warning where ``compile`` asked for the captured step, logged at
+            level INFO under ``"auto"``. The seconds each batch shape's capture took are logged at level INFO by the
+            ``ppgen.program.fastpath`` logger, the choices of ``"auto"`` by ``ppgen.program.automatic``'s. An objective
+            that carries state between steps takes the plain step under ``"auto"``.
         validation: held-out rows, given as ``data`` is (x, or aligned inputs): at each epoch's end the objective's
             loss on them, the training loss's own estimator without gradient and with fixed draws
             (:mod:`ppgen.training.validation`), goes to ``fit.validation_history`` (and the run's checkpoints).
@@ -273,7 +275,7 @@ def training_step(module: torch.nn.Module, structure: Structure, inference: Obje
     drop_last = structure.own_batch_size is not None  # as train: a program of one batch size takes no smaller batch
     plan = planned_steps(size, batch_size, epochs, state.epoch, state.position, drop_last,
                          lambda rows: len(group.shard(torch.arange(rows))), steps_per_epoch)
-    return Automatic(Gradients(module, structure, inference, False), plan, identity(module, inference))
+    return Automatic(Gradients(module, structure, inference, False), plan, settled=state.compile_choices)
 
 
 def draw_posterior(module: nn.Module, structure: Structure, sampler: Sampler, data: Batch, device: torch.device,

@@ -154,10 +154,11 @@ class Guard:
 
     A good step updates the parameters and is counted in the epoch's loss; a bad one is skipped
     (``on_nan="skip"``) or raises :class:`BadStep`, after which :meth:`restore` puts back the parameters of the
-    last good step, those at which its loss was computed. The update is ``optimizer.step()``, after a copy of every
-    parameter into ``good``; or, where the step computed it already (:attr:`update`, set by the training loop:
-    :meth:`~ppgen.training.step.Gradients.updating`), its new tensors swapped in, the ones they replace becoming
-    ``good``: nothing is copied, and a bad step's update is dropped whole.
+    last good step, those at which its loss was computed. Each step says which update it takes: where it left one
+    pending in :attr:`update` (set by the training loop, :meth:`~ppgen.training.step.Gradients.updating`: a step
+    made compiled computes it), its new tensors swapped in, the ones they replace becoming ``good``: nothing is
+    copied, and a bad step's update is dropped whole; where it left its gradient in ``.grad``, ``optimizer.step()``,
+    after a copy of every parameter into ``good``.
 
     Arguments:
         module: the model, whose parameters' ``.grad`` holds the step's gradient when :meth:`step` is called.
@@ -177,7 +178,7 @@ class Guard:
         self.optimizer, self.state, self.on_nan, self.factor = optimizer, state, on_nan, factor
         self.counts, self.what, self.label = counts, what, label
         self.params = list(module.parameters())
-        self.update: AdamUpdate | None = None  # the update the step computes, applied here
+        self.update: AdamUpdate | None = None  # the update a compiled step computes, applied here
         with torch.no_grad():
             self.good = [p.detach().clone() for p in self.params]  # the parameters of the last step the guard passed
 

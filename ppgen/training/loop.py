@@ -54,7 +54,7 @@ def train(gradients: Gradients, optimizer: torch.optim.Optimizer, data: Batch | 
     module = gradients.module
     guard = (guard_for(module, optimizer, state, on_nan, factor, distributed=group.active) if duel is None
              else duel.guard(module, optimizer, state, on_nan, factor))
-    if duel is None:  # the update in the captured step, applied by the host's guard, of a single process's step
+    if duel is None:  # the update in a single process's compiled steps, applied by the host's guard
         guard.update = gradients.updating(optimizer if type(guard) is Guard and not group.active else None)
     take = step if duel is None else duel.step
     # as a DataLoader's drop_last: a program that takes batches of one size only takes no smaller last batch
@@ -120,7 +120,7 @@ def step(gradients: Gradients, guard: Guard, batch: Batch, state: RunState, grou
     rows = len(batch) if rows is None else rows
     state.step += 1
     state.position += 1
-    if guard.update is None:  # an update computed in the step leaves no .grad to clear
+    if guard.update is None:  # a step that may compute the update leaves no .grad, or replaces it whole
         guard.optimizer.zero_grad(set_to_none=True)
     why = loss = None
     group.expect_gradients(len(batch) / rows)  # reduced in buckets as backward makes them

@@ -1,5 +1,5 @@
 """The training step: the loss of a batch and its gradient, through Pyro's handlers or through the graph that
-:mod:`ppgen.program.fastpath` captured of them; in that graph, with the default optimiser, its update too."""
+:mod:`ppgen.program.fastpath` captured of them; in the compiled graph, with the default optimiser, its update too."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from ppgen.objective.base import Objective
 from ppgen.program.fastpath import ShapeCapture
 from ppgen.program.inputs import Batch
+from ppgen.program.records import identity
 from ppgen.program.structure import Structure
 from ppgen.training.boundary import check_scalar_loss
 from ppgen.training.guard import gradient_norm
@@ -19,11 +20,14 @@ class Gradients(ShapeCapture):
     """The loss of a batch, with its gradient put into each parameter's ``.grad`` (replacing what was there): the
     training step, guide, model, log weights, objective and ``torch.autograd.grad`` traced as one graph.
 
-    With an :class:`~ppgen.training.update.AdamUpdate` (:meth:`updating`), the step computes the optimiser's update
-    as well, and the pair (loss, gradient norm) that the guard judges, in the same graph (on the plain path
-    of a batch shape that the graph does not take, eagerly): a call leaves the update, not the gradient, which waits in
-    :attr:`update`'s ``pending`` for the guard (:class:`~ppgen.training.guard.Guard`) to apply or drop. The check
-    of each batch shape against the plain step compares the update too.
+    With an :class:`~ppgen.training.update.AdamUpdate` (:meth:`updating`), a call made compiled (``compile`` is
+    ``True`` at that call: every call of a ``compile=True`` fit, the calls of the shapes that ``"auto"`` compiles)
+    computes the optimiser's update as well, and the pair (loss, gradient norm) that the guard judges, in the same
+    graph (on the plain path of a batch shape that the graph does not take, eagerly): such a call leaves the update,
+    not the gradient, which waits in :attr:`update`'s ``pending`` for the guard
+    (:class:`~ppgen.training.guard.Guard`) to apply or drop; any other call leaves the gradient in ``.grad``, for the
+    optimiser's own ``step()``. A batch shape has a graph of each kind (:meth:`variant`), and the check of each
+    against the plain step compares the update too.
 
     Arguments:
         module, compile: see :class:`~ppgen.program.fastpath.ShapeCapture`.
@@ -40,19 +44,31 @@ class Gradients(ShapeCapture):
         self.update: AdamUpdate | None = None
 
     def updating(self, optimizer: torch.optim.Optimizer | None) -> AdamUpdate | None:
-        """Compute ``optimizer``'s update in the compiled step from now on, where it is one that
-        :meth:`AdamUpdate.of <ppgen.training.update.AdamUpdate.of>` takes and the step is compiled
-        (``compile=True``); ``None``: no update (nor with any other optimiser), the caller runs ``optimizer.step()``.
-        Returns the update, or ``None``. Graphs captured before are dropped: their outputs differ.
+        """Compute ``optimizer``'s update in the calls made compiled from now on, where it is one that
+        :meth:`AdamUpdate.of <ppgen.training.update.AdamUpdate.of>` takes; ``None``: no update (nor with any other
+        optimiser), the caller runs ``optimizer.step()`` after every call. Returns the update, or ``None``. Graphs
+        captured before are dropped: the update's hyperparameters are constants of a graph that computes it.
 
         Only compiled: inductor fuses the update of each parameter into one loop, where a captured graph replayed
         as traced would run it as a dozen small operations a parameter, slower than the fused Adam's one kernel and
         the guard's copy together (``bench/steady_step.py``, ``bench/update_outside_graph.py``)."""
-        update = AdamUpdate.of(optimizer, self.params) if optimizer is not None and self.compile is True else None
-        if update is not None or self.update is not None:
+        if self.update is not None or optimizer is not None:
             self._graphs.clear()
-        self.update = update
-        return update
+        self.update = AdamUpdate.of(optimizer, self.params) if optimizer is not None else None
+        return self.update
+
+    @property
+    def updates(self) -> bool:
+        """Whether this call computes the optimiser's update: there is one (:meth:`updating`), and the call is
+        made compiled."""
+        return self.update is not None and self.compile is True
+
+    def variant(self) -> bool:
+        """A batch shape's graph with the update (:attr:`updates`) and its graph without are two graphs."""
+        return self.updates
+
+    def identity(self) -> str:
+        return identity(self.module, self.inference)
 
     def plain(self, batch: Batch) -> list[Tensor | None]:
         """The plain step: the backend's loss through Pyro's handlers, and ``backward``; [loss, *gradients]."""
@@ -61,7 +77,7 @@ class Gradients(ShapeCapture):
             p.grad = None
         loss.backward()
         grads = [p.grad for p in self.params]
-        if self.update is not None:  # the update carries the step on, and .grad is left empty, as the graph leaves it
+        if self.updates:  # the update carries the step on, and .grad is left empty, as the graph leaves it
             for p in self.params:
                 p.grad = None
         return [loss.detach(), *grads]
@@ -76,12 +92,12 @@ class Gradients(ShapeCapture):
         return loss
 
     def state(self) -> list[Tensor]:
-        return self.update.state() if self.update is not None else []
+        return self.update.state() if self.updates else []
 
     def extend(self, outputs: list[Tensor | None], params: list[Tensor], state: list[Tensor]) -> list[Tensor | None]:
         """[loss, *gradients], followed with an update by the pair (loss, gradient norm) and the update's
         outputs (:meth:`AdamUpdate.new <ppgen.training.update.AdamUpdate.new>`)."""
-        if self.update is None:
+        if not self.updates:
             return outputs
         loss, grads = outputs[0], outputs[1:]
         norm = gradient_norm(grads).to(loss.device)
@@ -92,7 +108,7 @@ class Gradients(ShapeCapture):
     def reference(self, expected: list[Tensor | None], replayed: list[Tensor | None]) -> list[Tensor | None]:
         """The plain outputs, with the update computed again from the graph's own gradients: the gradients are
         compared with the plain ones, the graph's update with Adam's of its gradients."""
-        if self.update is None:
+        if not self.updates:
             return expected
         count = len(self.params)
         with torch.no_grad():
@@ -103,7 +119,7 @@ class Gradients(ShapeCapture):
         """The loss (detached); the gradients go into the parameters' ``.grad``, or with an update, the pair judged
         and the update into its ``pending``."""
         count = len(self.params)
-        if self.update is not None:
+        if self.updates:
             self.update.pending = outputs[1 + count:]
             return outputs[0]
         for p, g in zip(self.params, outputs[1:]):
@@ -113,7 +129,7 @@ class Gradients(ShapeCapture):
     def names(self, count: int) -> list[str]:
         params = len(self.params)
         names = ["loss", *(f"gradient of parameter {i}" for i in range(params))]
-        if self.update is not None:
+        if self.updates:
             names.append("loss and gradient norm")
             for what in ("update", "Adam's m", "Adam's v", "Adam's step count"):
                 names.extend(f"{what} of parameter {i}" for i in range(params))

@@ -1,6 +1,6 @@
 """The default optimiser's update as a function of tensors, so that the compiled training step
-(:class:`~ppgen.training.step.Gradients`, ``compile=True``) computes it in the same graph as the loss and its
-gradient, and the guard
+(:class:`~ppgen.training.step.Gradients`: under ``compile=True``, and the shapes ``"auto"`` compiles) computes it in
+the same graph as the loss and its gradient, and the guard
 (:class:`~ppgen.training.guard.Guard`) makes it the model's by swapping tensors instead of copying them.
 
 For each parameter theta with gradient g, Adam (Kingma and Ba, 2015) with learning rate lr, betas (b1, b2), eps and
