@@ -65,11 +65,16 @@ faster than the plain step goes back to it; the graph is compiled where the step
 per step repay the expected compilation: warm where ppgen's record beside inductor's on-disk cache (FX-graph and
 AOT-autograd caches, on by default, in `TORCHINDUCTOR_CACHE_DIR`, by default `torchinductor_<user>` in the system's
 temporary folder, never the working folder) says this program's graph was compiled before, as in a second run of
-the same model: the seconds and the compiled step's gain it recorded then (a warm compilation, before one is
+the same model (every compilation writes that record, under `compile=True` as under `"auto"`): the seconds and the
+compiled step's gain it recorded then (before `"auto"` has measured a gain, {priors['COMPILED_RATIO']}) (a warm compilation, before one is
 recorded, {priors['WARM_OF_COLD']} of the cold one); cold otherwise, {priors['COLD_COMPILE_TRACES']} traces' time,
 with a compiled step {priors['COMPILED_RATIO']} of the captured one (the least gain measured, on the 784-400-32
 VAE). A fall-back under `"auto"` is logged at level INFO (`ppgen.program.automatic`), never warned: the user asked
-for no path, and the plain step gives the same fit; every choice is logged there too, with its figures.
+for no path, and the plain step gives the same fit; every choice is logged there too, with its figures. A shape
+that `"auto"` compiles computes Adam's update inside the compiled graph, as `compile=True` does, while its plain and
+captured shapes keep torch's fused step; the path each shape settled on is saved in the checkpoint, and a resumed fit
+takes it again without probing; under `torch.use_deterministic_algorithms(True)` nothing is compiled (a captured step
+gives the plain step's floats).
 
 The costs and the break-even figures (`{data['command']}`, {data['date']}, one thread; CPU time of the process and
 of the children it waited for, inductor's g++ among them, so that the shared 2-core machine's load, tens of other
