@@ -144,7 +144,7 @@ class Structure:
 
 
 def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size: int | None = None,
-            placed: bool = False) -> Structure:
+            placed: bool = False, training: bool | None = None) -> Structure:
     """Trace the guide and the model on a real batch of ``data`` and read off their :class:`Structure`.
 
     ``data`` is the whole data set (a :class:`~ppgen.program.inputs.Batch`, or anything :func:`ppgen.fit` takes as
@@ -152,7 +152,9 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     program's own choice: its data plate's own ``subsample_size``, the whole data set where it runs at one batch
     size only, or else :data:`~ppgen.program.intake.DEFAULT_BATCH_SIZE`. ``placed``: the program runs on its inputs
     moved to the device and dtype of its parameters (:func:`~ppgen.program.protocol.as_model_input`), as a fit runs
-    it; else as given.
+    it; else as given. ``training``: the mode the program will run in, train (``True``) or eval (``False``), set
+    while it is traced and put back as each submodule had it (a BatchNorm maps over particles in eval mode, not in
+    train mode); ``None``: the module's own.
 
     How the program takes its data, a batch of rows or the whole data set, and the plate of its data points are
     learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on
@@ -170,10 +172,15 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     data = as_batch(data, name=name, keep_integer_x=True)
     rng = get_rng_state()  # tracing draws; the caller's random stream is left where it was
     buffers = {key: value.clone() for key, value in module.named_buffers()}  # and so are a BatchNorm's statistics
+    modes = [(part, part.training) for part in module.modules()]
     try:
+        if training is not None:
+            module.train(training)
         place = functools.partial(as_model_input, module=module) if placed else (lambda batch: batch)
         return _inspect(module, data, name, batch_size, place)
     finally:
+        for part, mode in modes:
+            part.training = mode
         set_rng_state(rng)
         with torch.no_grad():
             for key, value in module.named_buffers():
