@@ -20,7 +20,7 @@ from pyro.util import (check_model_guide_match, check_site_shape, check_traceenu
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from ppgen.program.broadcasting import without_broadcasting
+from ppgen.program.broadcasting import broadcasting_failure, without_broadcasting
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn, observes
 from ppgen.program.pointwise import per_point_terms
@@ -159,7 +159,8 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     How the program takes its data, a batch of rows or the whole data set, and the plate of its data points are
     learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on
     two particles with Pyro's validation on: Pyro's checks of site shapes, of model-guide agreement and of enumeration
-    run there. A program that does not broadcast over the particle plate is run one particle at a time instead, that
+    run there. A program that does not broadcast over the particle plate (or mixes its particles in it, by the log
+    weights of each particle alone on the same draws) is run one particle at a time instead, that
     pass mapped over the particles by ``torch.func.vmap`` where it gives the same values
     (:mod:`ppgen.program.broadcasting`), else one at a time, with a warning.
 
@@ -301,14 +302,18 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
 
     try:
         run(structure, 2 if structure.guided else 1)  # with nothing drawn, one particle stands for all
-        return structure
-    except PROGRAM_ERRORS as vectorised_error:
-        sequential = Structure(**{**structure.__dict__, "plan": structure.plan.one_particle_at_a_time()})
-        try:
-            run(sequential, 1)
-        except PROGRAM_ERRORS as error:
-            raise fails(name, module, batch, error) from error
-        return without_broadcasting(module, sequential, batch, vectorised_error)
+        mixed = broadcasting_failure(module, structure, batch) if structure.guided else None
+        if mixed is None:
+            return structure
+        vectorised_error: Exception = ValueError(mixed)
+    except PROGRAM_ERRORS as error:
+        vectorised_error = error
+    sequential = Structure(**{**structure.__dict__, "plan": structure.plan.one_particle_at_a_time()})
+    try:
+        run(sequential, 1)
+    except PROGRAM_ERRORS as error:
+        raise fails(name, module, batch, error) from error
+    return without_broadcasting(module, sequential, batch, vectorised_error)
 
 
 def _check_no_hidden_dims(guide_trace: poutine.Trace | None, model_trace: poutine.Trace, nesting: int) -> None:
