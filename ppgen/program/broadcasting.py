@@ -6,7 +6,8 @@ run one particle at a time with Pyro's checks. Mapping is tried on two particles
 point, must equal (to float rounding) those of the program run one particle at a time on the same draws (each
 particle's draws given to the guide's sites, :class:`~ppgen.program.mapping.Given`), and every continuous draw must
 differ between the two particles (a program that makes its noise otherwise than by torch's random functions would
-draw the same noise for all K).
+draw the same noise for all K). A program that runs in the plate of particles is held to the same standard
+(:func:`broadcasting_failure`): one that mixes its particles there (``w.sum()`` over a draw) is mapped instead.
 """
 
 from __future__ import annotations
@@ -54,6 +55,42 @@ def without_broadcasting(module: nn.Module, structure: Structure, batch: Batch,
     return structure
 
 
+def broadcasting_failure(module: nn.Module, structure: Structure, batch: Batch) -> str | None:
+    """Why the program's pass of two particles in a plate of particles is not two passes of one particle, or ``None``:
+    its log weights [2, B] must equal, per particle and point, those of each particle alone on the same draws. A
+    program that reduces over a draw's leading dimensions (``w.sum()``, ``w.mean()``, ``len(w)``) runs in the plate
+    but mixes its particles. Checked in eval mode (dropout draws its own masks in each pass), the module's modes put
+    back; the caller's random stream is the caller's to keep."""
+    if structure.guide_enumerated:  # a particle is not one draw of every latent
+        return None
+    sequential = dataclasses.replace(structure, plan=structure.plan.one_particle_at_a_time())
+    modes = [(part, part.training) for part in module.modules()]
+    module.eval()
+    try:
+        with poutine.block(), pyro.validation_enabled(False), torch.no_grad():
+            guide_trace, model_trace = trace_particles(module, structure, batch, 2)
+            log_w = per_point_terms(guide_trace, model_trace, structure, batch, 2)
+            alone = sample_sites(trace_particles(module, sequential, batch, 1)[0])  # each site's shape, one particle
+            draws = {s["name"]: s["value"] for s in sample_sites(guide_trace) if not point_mass(s["fn"])}
+            axis = {s["name"]: s["value"].dim() - s["fn"].event_dim + structure.plan.particle_dim
+                    for s in sample_sites(guide_trace)}
+            each = []
+            for k in range(2):
+                given = {s["name"]: draws[s["name"]].select(axis[s["name"]], k).reshape(s["value"].shape)
+                         for s in alone if s["name"] in draws}
+                with Given(given):
+                    each.append(per_point_terms(*trace_particles(module, sequential, batch, 1), sequential, batch, 1))
+    finally:
+        for part, mode in modes:
+            part.training = mode
+    each = torch.cat(each)
+    if torch.allclose(log_w, each, rtol=RTOL, atol=ATOL):
+        return None
+    return (f"its log weights in a plate of particles differ from those of one particle at a time on the same draws "
+            f"(by {(log_w - each).abs().max().item():.3g}): an operation mixes the particles, such as a sum, a mean or "
+            f"len() over a draw's leading dimensions (w.sum(), w.mean(), w.norm(), len(w))")
+
+
 def mapping_failure(module: nn.Module, structure: Structure, batch: Batch) -> str | None:
     """Why the one-particle pass of the program cannot be mapped over particles, or ``None`` where it can: two
     particles mapped give each the log weights [1, B] of one particle at a time on the same draws, and different
@@ -67,7 +104,7 @@ def mapping_failure(module: nn.Module, structure: Structure, batch: Batch) -> st
         with Given(given or {}):
             guide_trace, model_trace = trace_particles(module, structure, batch, 1)
         sites = [s for s in sample_sites(guide_trace) if not point_mass(s["fn"])] if guide_trace is not None else []
-        continuous.update(s["name"] for s in sites if not s["fn"].has_enumerate_support)
+        continuous.update(s["name"] for s in sites if not s["fn"].support.is_discrete)  # a Poisson's two may be equal
         return ({s["name"]: s["value"].unsqueeze(0) for s in sites},
                 per_point_terms(guide_trace, model_trace, structure, batch, 1))
 

@@ -20,7 +20,7 @@ from pyro.util import (check_model_guide_match, check_site_shape, check_traceenu
 from torch import Tensor, nn
 from torch.distributions import constraints
 
-from ppgen.program.broadcasting import without_broadcasting
+from ppgen.program.broadcasting import broadcasting_failure, without_broadcasting
 from ppgen.program.inputs import Batch, as_batch
 from ppgen.program.intake import PROGRAM_ERRORS, Placement, fails, floating_x, learn, observes
 from ppgen.program.pointwise import per_point_terms
@@ -144,7 +144,7 @@ class Structure:
 
 
 def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size: int | None = None,
-            placed: bool = False) -> Structure:
+            placed: bool = False, training: bool | None = None) -> Structure:
     """Trace the guide and the model on a real batch of ``data`` and read off their :class:`Structure`.
 
     ``data`` is the whole data set (a :class:`~ppgen.program.inputs.Batch`, or anything :func:`ppgen.fit` takes as
@@ -152,12 +152,15 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     program's own choice: its data plate's own ``subsample_size``, the whole data set where it runs at one batch
     size only, or else :data:`~ppgen.program.intake.DEFAULT_BATCH_SIZE`. ``placed``: the program runs on its inputs
     moved to the device and dtype of its parameters (:func:`~ppgen.program.protocol.as_model_input`), as a fit runs
-    it; else as given.
+    it; else as given. ``training``: the mode the program will run in, train (``True``) or eval (``False``), set
+    while it is traced and put back as each submodule had it (a BatchNorm maps over particles in eval mode, not in
+    train mode); ``None``: the module's own.
 
     How the program takes its data, a batch of rows or the whole data set, and the plate of its data points are
     learnt by running it (:func:`ppgen.program.intake.learn`). Then the whole computation of the bounds runs once on
     two particles with Pyro's validation on: Pyro's checks of site shapes, of model-guide agreement and of enumeration
-    run there. A program that does not broadcast over the particle plate is run one particle at a time instead, that
+    run there. A program that does not broadcast over the particle plate (or mixes its particles in it, by the log
+    weights of each particle alone on the same draws) is run one particle at a time instead, that
     pass mapped over the particles by ``torch.func.vmap`` where it gives the same values
     (:mod:`ppgen.program.broadcasting`), else one at a time, with a warning.
 
@@ -170,10 +173,15 @@ def inspect(module: nn.Module, data: Batch | Any, name: str = "data", batch_size
     data = as_batch(data, name=name, keep_integer_x=True)
     rng = get_rng_state()  # tracing draws; the caller's random stream is left where it was
     buffers = {key: value.clone() for key, value in module.named_buffers()}  # and so are a BatchNorm's statistics
+    modes = [(part, part.training) for part in module.modules()]
     try:
+        if training is not None:
+            module.train(training)
         place = functools.partial(as_model_input, module=module) if placed else (lambda batch: batch)
         return _inspect(module, data, name, batch_size, place)
     finally:
+        for part, mode in modes:
+            part.training = mode
         set_rng_state(rng)
         with torch.no_grad():
             for key, value in module.named_buffers():
@@ -294,14 +302,18 @@ def _with_particles_checked(module: nn.Module, structure: Structure, batch: Batc
 
     try:
         run(structure, 2 if structure.guided else 1)  # with nothing drawn, one particle stands for all
-        return structure
-    except PROGRAM_ERRORS as vectorised_error:
-        sequential = Structure(**{**structure.__dict__, "plan": structure.plan.one_particle_at_a_time()})
-        try:
-            run(sequential, 1)
-        except PROGRAM_ERRORS as error:
-            raise fails(name, module, batch, error) from error
-        return without_broadcasting(module, sequential, batch, vectorised_error)
+        mixed = broadcasting_failure(module, structure, batch) if structure.guided else None
+        if mixed is None:
+            return structure
+        vectorised_error: Exception = ValueError(mixed)
+    except PROGRAM_ERRORS as error:
+        vectorised_error = error
+    sequential = Structure(**{**structure.__dict__, "plan": structure.plan.one_particle_at_a_time()})
+    try:
+        run(sequential, 1)
+    except PROGRAM_ERRORS as error:
+        raise fails(name, module, batch, error) from error
+    return without_broadcasting(module, sequential, batch, vectorised_error)
 
 
 def _check_no_hidden_dims(guide_trace: poutine.Trace | None, model_trace: poutine.Trace, nesting: int) -> None:

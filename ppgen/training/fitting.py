@@ -174,7 +174,7 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
     # Everything is checked before the model changes: trace it as it is (this also creates the parameters
     # of a program that makes them on its first run), then move it to `device` and the data's dtype.
     structure = inspect(module, data if stream is None else data.head(batch_size or DEFAULT_BATCH_SIZE), name="data",
-                        batch_size=batch_size, placed=True)
+                        batch_size=batch_size, placed=True, training=True)  # in the mode it trains in
     if stream is not None and structure.plan.whole_data:  # a stream's first batch held all of it
         raise takes_the_whole_data_set("data", structure.plan.data_plate)
     batch_size = program_batch_size(structure, batch_size)

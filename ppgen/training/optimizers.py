@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from pyro.optim import PyroOptim
+from pyro.optim.lr_scheduler import PyroLRScheduler
 from torch import nn
 
 
@@ -30,6 +31,11 @@ def optimizer_factory(optim: Any, lr: float) -> Callable[[list[nn.Parameter]], t
         return functools.partial(adam, lr=lr)
     if isinstance(optim, type) and issubclass(optim, torch.optim.Optimizer):
         return functools.partial(optim, lr=lr)
+    if isinstance(optim, PyroLRScheduler):  # its pt_optim_args are the wrapped optimiser's: the schedule would be lost
+        scheduler = optim.pt_scheduler_constructor.__name__
+        raise TypeError(f"optim: a pyro.optim learning-rate scheduler ({scheduler}) is not supported: a fit never "
+                        f"calls its step(), so that its schedule would be lost; pass the "
+                        f"optimiser itself (pyro.optim.Adam({{...}}) or a torch.optim class)")
     if isinstance(optim, PyroOptim):
         if not isinstance(optim.pt_optim_args, dict):
             raise TypeError("optim: a pyro.optim optimiser with per-parameter arguments is not supported; "
