@@ -8,6 +8,8 @@ is computed in the graph all the same."""
 
 from __future__ import annotations
 
+import warnings
+
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -174,3 +176,29 @@ def test_a_pyro_learning_rate_scheduler_is_refused_not_dropped():
     with pytest.raises(TypeError, match=r"optim: a pyro.optim learning-rate scheduler \(ExponentialLR\)"):
         ppgen.fit(model, ROWS, optim=scheduler, **SETTINGS)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_a_frozen_parameter_keeps_the_captured_step(tmp_path):
+    """A parameter with requires_grad=False has no gradient in the traced graph either, so the graph agrees with the
+    plain step and the fit keeps the captured path (no fall-back), with the plain fit's floats."""
+    plain = ppgen.fit(Branchy(frozen=True), ROWS, compile=False, **SETTINGS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fastpath.FastPathFallback)
+        captured = ppgen.fit(Branchy(frozen=True), ROWS, compile="capture", **SETTINGS)
+    assert captured.history == plain.history
+    assert torch.equal(captured.model.offset, torch.tensor([0.5, 0.5, 0.5]))
+
+
+def test_a_parameter_unfrozen_by_a_callback_trains_on_the_captured_step(tmp_path):
+    """Unfreezing a parameter between epochs traces the step again, with its gradient: the captured fit moves it
+    exactly as the plain fit does."""
+
+    def unfreeze(end):
+        if end.epoch == 1:
+            end.model.offset.requires_grad_(True)
+
+    fits = [ppgen.fit(Branchy(frozen=True), ROWS, compile=compile, callbacks=[unfreeze], **SETTINGS)
+            for compile in (False, "capture")]
+    assert fits[1].history == fits[0].history
+    assert torch.equal(fits[1].model.offset, fits[0].model.offset)
+    assert not torch.equal(fits[1].model.offset, torch.tensor([0.5, 0.5, 0.5]))

@@ -138,7 +138,8 @@ class ShapeCapture:
     def __call__(self, batch: Batch) -> Tensor:
         if self.compile is False:
             return self.finish(self._plain(batch))
-        key = (*_shape_key(batch, self.module.training), self.variant())
+        key = (*_shape_key(batch, self.module.training), self.variant(),
+               tuple(p.requires_grad for p in self.params))  # a frozen parameter has no gradient to compute
         if key in self.fallbacks:
             return self.finish(self._plain(batch))
         captured = self._graphs.get(key)
@@ -276,7 +277,7 @@ class ShapeCapture:
             results = torch.func.functional_call(wrapper, tensors, (Batch(tuple(args), rows, batch.size), params))
             return self.extend(results, [p.detach() for p in params], state)
 
-        inputs = ([p.detach().requires_grad_() for p in self.params] + self.buffers + state
+        inputs = ([p.detach().requires_grad_(p.requires_grad) for p in self.params] + self.buffers + state
                   + [batch.rows, *batch.args])
         with torch.enable_grad():
             graph = make_fx(outputs, tracing_mode="fake", _allow_non_fake_inputs=True)(*inputs)

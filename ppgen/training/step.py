@@ -84,7 +84,9 @@ class Gradients(ShapeCapture):
 
     def outputs(self, batch: Batch, params: tuple[Tensor, ...]) -> list[Tensor | None]:
         loss = self._loss(batch)
-        return [loss.detach(), *torch.autograd.grad(loss, params, allow_unused=True)]
+        trained = [p for p in params if p.requires_grad]  # a frozen parameter's gradient is None, as backward leaves it
+        grads = iter(torch.autograd.grad(loss, trained, allow_unused=True) if trained else ())
+        return [loss.detach(), *(next(grads) if p.requires_grad else None for p in params)]
 
     def _loss(self, batch: Batch) -> Tensor:
         loss = self.inference.loss(self.module, self.structure, batch)
