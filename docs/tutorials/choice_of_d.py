@@ -189,7 +189,7 @@ digits_train = digits_train[:N_TRAIN]
 features = feature_classifier(digits_train, digit_labels[:N_TRAIN], epochs=2 if QUICK else 20)
 VAE_EPOCHS, LATENT_MMD, EVAL_K = max(1, int(50 * SCALE)), 100.0, 20 if QUICK else 1000
 
-vaes = {}
+vaes, vae_reports = {}, {}
 for name, backend in [("ELBO", inference.ELBO()), (f"ELBO(latent_mmd={LATENT_MMD:g})",
                                                     inference.ELBO(latent_mmd=LATENT_MMD))]:
     torch.manual_seed(0)
@@ -203,6 +203,7 @@ for name, backend in [("ELBO", inference.ELBO()), (f"ELBO(latent_mmd={LATENT_MMD
     with torch.no_grad():  # one draw z ~ q(z|x) per training image: the aggregate posterior the regulariser sees
         z = pyro.poutine.trace(fit.model.guide).get_trace(digits_train).nodes["z"]["value"]
     gap = mmd_test(z, torch.randn_like(z), max_points=None, seed=0)  # against as many draws of the prior
+    vae_reports[name] = report, gap
     scores = report.samples.scores
     print(f"{name:22s} log p(x) ~ {report.iwae.mean():.2f} nats; MMD^2(q(z), p(z)) {gap.value:.4f} "
           f"(p = {gap.p_value:.3f}); draws: MMD^2 {scores['mmd'].value:.4f} (p = {scores['mmd'].p_value:.3f}), "

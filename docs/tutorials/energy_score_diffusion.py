@@ -263,18 +263,21 @@ def energy_log_prob(fit: ppgen.Fit, name: str, x: torch.Tensor):
 
 # %%
 rows, draws, log_zs = [], {name: {} for name in DATA}, {name: {} for name in DATA}
+densities = {}  # (data, method): (test log p(x), its standard error or None, the AIS chains' ESS or None)
 for name, (train, test) in DATA.items():
     for method, fit in fits[name].items():
         torch.manual_seed(1)
         if fit.structure.unnormalized:
             log_z, log_p = energy_log_prob(fit, name, test)
             log_zs[name][method] = log_z.estimate
+            densities[name, method] = log_p.values.mean().item(), log_p.standard_error, log_z.ess
             density = (f"{log_p.values.mean():.3f} +- {log_p.standard_error:.3f} (AIS, ESS {log_z.ess:.0f}, "
                        f"log Z {log_z.estimate:.2f})")
             samples = energy_samples(fit, name, len(test))
         else:
             kind = "bound" if getattr(fit.model, "log_prob_is_bound", False) else "exact"
-            density = f"{fit.log_prob(test).mean():.3f} ({kind})"
+            densities[name, method] = fit.log_prob(test).mean().item(), None, None
+            density = f"{densities[name, method][0]:.3f} ({kind})"
             samples = fit.sample(len(test))
         draws[name][method] = samples
         quality = sample_quality(samples, test, metrics=("mmd", "c2st")).scores

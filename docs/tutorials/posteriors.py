@@ -90,9 +90,10 @@ posteriors = {
     "nuts": fit.posterior(x, num_samples=DRAWS, method="nuts", num_chains=CHAINS, warmup_steps=DRAWS // 2),
 }
 truth = exact_mean(x)[0, 0].item()
+means = {method: posterior.mean()["z"][0, 0].item() for method, posterior in posteriors.items()}
 for method, posterior in posteriors.items():
     mcse = az.mcse(posterior.to_arviz(), var_names=["z"])["z"].values[0, 0]
-    mean = posterior.mean()["z"][0, 0].item()
+    mean = means[method]
     print(f"{method:>10}: E[z0 | x] = {mean:+.3f}  exact {truth:+.3f}  MCSE {mcse:.3f}  "
           f"off by {abs(mean - truth) / mcse:.1f} MCSE")
 print("importance diagnostics per point: ESS", posteriors["importance"].ess.round().tolist(),
@@ -135,11 +136,14 @@ nuts_fit = ppgen.fit(regression, (xs, ys), inference=inference.NUTS(num_samples=
                                                                     num_chains=CHAINS), seed=0, progress=False)
 regression_data = nuts_fit.posterior(xs, ys).to_arviz()
 covariance = torch.linalg.inv(torch.eye(2) / 9 + xs.T @ xs / 0.25)
-print("conjugate posterior mean", (covariance @ xs.T @ ys / 0.25).tolist())
+conjugate_mean = covariance @ xs.T @ ys / 0.25
+print("conjugate posterior mean", conjugate_mean.tolist())
 print(az.summary(regression_data))
 print("divergences:", int(regression_data.sample_stats["diverging"].sum()))
-print(az.loo(regression_data))
-print("in-sample sum of log p(y_n | data):", nuts_fit.log_prob(xs, ys).sum().item())
+loo = az.loo(regression_data)
+print(loo)
+in_sample = nuts_fit.log_prob(xs, ys).sum().item()
+print("in-sample sum of log p(y_n | data):", in_sample)
 
 # %% [markdown]
 # ## Pictures of a VAE
@@ -176,5 +180,7 @@ def accuracy(train_features, test_features):
 
 
 projections = [torch.randn(64, 8, generator=torch.Generator().manual_seed(seed)) for seed in range(5)]
-print(f"codes E[z|x]: {accuracy(vae.encode(train), vae.encode(test)):.3f}")
-print(f"random projections: {sum(accuracy(train @ r, test @ r) for r in projections) / 5:.3f}")
+code_accuracy = accuracy(vae.encode(train), vae.encode(test))
+projection_accuracy = sum(accuracy(train @ r, test @ r) for r in projections) / 5
+print(f"codes E[z|x]: {code_accuracy:.3f}")
+print(f"random projections: {projection_accuracy:.3f}")
