@@ -104,6 +104,30 @@ QUOTED: dict[str, list[Figure]] = {
         Figure(r"summed out: {n} nats per image, exact \(±", "mixture_log_px", 0.5),
         Figure(r"40 epochs\): test log p\(x\) ~ {n} nats \(K = 1000; ±", "vae_log_px", 0.6),
     ],
+    "posteriors.py": [
+        Figure(r"E\[z0 \| x\] is exactly {n} ", "truth", 0.0005),
+        Figure(r"the guide's draws give {n}\s+(?:#\s+)?\(±", "means['guide']", 0.01),
+        *[Figure(quote, "means['importance']", 0.06)  # the estimate, and the closed form it estimates
+          for quote in (r"\(K = 20,000\) gives {n} \(±", r"E\[z0 \| x\] is exactly {n} ")],
+        Figure(r"k-hat\s+(?:#\s+)?of {n} \(±", "posteriors['importance'].khat[0].item()", 0.1),
+        *[Figure(quote, "means['nuts']", 0.02)
+          for quote in (r"NUTS \(4 chains of 1,000 draws\) {n} \(±", r"E\[z0 \| x\] is exactly {n} ")],
+        *[Figure(quote, f"az.mcse(posteriors[{method!r}].to_arviz(), var_names=['z'])['z'].values[0, 0].item()", 0.002)
+          for quote, method in ((r"`arviz.mcse`, {n} and", "importance"), (r"`arviz.mcse`, [\d.]+ and {n};", "nuts"))],
+        *[Figure(quote, f"regression_data.posterior['b'].mean(('chain', 'draw'))[{i}].item()", 0.002)
+          for i, quotes in enumerate(((r"posterior means {n} and", r"against the conjugate {n} and"),
+                                      (r"posterior means [-\d.]+ and {n}\s",
+                                       r"against the conjugate [-\d.]+ and {n} ")))
+          for quote in quotes],  # the NUTS estimates, and the closed forms they estimate
+        Figure(r"against the conjugate {n} and", "conjugate_mean[0].item()", 0.0001),
+        Figure(r"against the conjugate [-\d.]+ and {n} ", "conjugate_mean[1].item()", 0.0001),
+        *[Figure(r"R-hat {n} for both", f"az.rhat(regression_data)['b'].values.{end}().item()", 0.01)
+          for end in ("min", "max")],
+        Figure(r"PSIS-LOO elpd {n} \(±", "loo.elpd_loo", 0.06),
+        Figure(r"log p\(y_n \| data\),\s+(?:#\s+)?{n} \(±", "in_sample", 0.01),
+        Figure(r"classifies {n}% of the test", "100 * code_accuracy", 1.0),
+        Figure(r"random projections of x {n}%", "100 * projection_accuracy", 0.05),
+    ],
 }
 
 
