@@ -10,24 +10,25 @@
 # `fit.evaluate`. It ends with a VAE fitted by the ELBO against the same ELBO with the aggregate posterior held to
 # the prior by an MMD (InfoVAE).
 #
-# **Full-run figures**, measured on a shared 2-core CPU with one thread (112 s of wall time in all on a quiet
-# machine; about 7 minutes beside another run), 1,000 draws against 1,000 held-out points:
+# **Full-run figures**, measured on a shared 2-core CPU with one thread (`OMP_NUM_THREADS=1`; 167 s of CPU time, 47
+# minutes of wall time on a machine loaded by other work), 1,000 draws against 1,000 held-out points, each with the
+# tolerance (±) explained below:
 #
-# | data | d | test log p(x) | MMD^2 (p-value) | C2ST | modes captured | high-quality draws |
+# | data | d | test log p(x) | MMD^2 | C2ST | modes captured, of 8 | high-quality draws |
 # |---|---|---:|---:|---:|---:|---:|
-# | two moons | KL (RealNVP, MLE) | -1.209 | 0.0005 (0.323) | 0.522 | | |
-# | two moons | JS | n/a | 0.0228 (0.005) | 0.551 | | |
-# | two moons | W1 | n/a | 0.2158 (0.005) | 0.687 | | |
-# | two moons | MMD | n/a | 0.0114 (0.020) | 0.503 | | |
-# | ring of 8 | KL (RealNVP, MLE) | -0.139 | 0.0675 (0.005) | 0.586 | 1 of 8 | 0.112 |
-# | ring of 8 | JS | n/a | 0.0473 (0.005) | 0.564 | 6 of 8 | 0.383 |
-# | ring of 8 | W1 | n/a | 0.0087 (0.010) | 0.562 | 2 of 8 | 0.089 |
-# | ring of 8 | MMD | n/a | 0.0220 (0.005) | 0.568 | 0 of 8 | 0.010 |
+# | two moons | KL (flow, MLE) | -1.209 ±0.04 | 0.0005 ±0.0002 | 0.522 ±0.04 |  |  |
+# | two moons | JS | n/a | 0.0228 ±0.007 | 0.551 ±0.02 |  |  |
+# | two moons | W1 | n/a | 0.2158 ±0.07 | 0.687 ±0.08 |  |  |
+# | two moons | MMD | n/a | 0.0114 ±0.03 | 0.503 ±0.04 |  |  |
+# | ring of 8 | KL (flow, MLE) | -0.139 ±0.4 | 0.0675 ±0.04 | 0.586 ±0.05 | 1 ±0 | 0.112 ±0.03 |
+# | ring of 8 | JS | n/a | 0.0473 ±0.2 | 0.564 ±0.09 | 6 ±4 | 0.383 ±0.2 |
+# | ring of 8 | W1 | n/a | 0.0087 ±2 | 0.562 ±0.3 | 2 ±2 | 0.089 ±0.09 |
+# | ring of 8 | MMD | n/a | 0.0220 ±0.003 | 0.568 ±0.05 | 0 ±0 | 0.010 ±0.01 |
 #
-# - The VAE (z = 8) on the binarised digits, 50 epochs: by the ELBO, test log p(x) ~ -18.43 nats (K = 1000), the
-#   aggregate posterior's MMD^2 from the prior 0.0084 (p = 0.005), draws against the test digits MMD^2 0.0028
-#   (p = 0.040), C2ST 0.631, Fréchet distance (classifier features) 8.82; by `ELBO(latent_mmd=100)`: -21.22 nats,
-#   0.0041 (p = 0.005), 0.0058 (p = 0.005), 0.656, 15.08.
+# - The VAE (z = 8) on the binarised digits, 50 epochs: by the ELBO, test log p(x) ~ -18.43 nats (K = 1000; ±0.05),
+#   the aggregate posterior's MMD^2 from the prior 0.0084 (±0.003), draws against the test digits MMD^2 0.0028
+#   (±0.0002), C2ST 0.631 (±0.05), Fréchet distance (classifier features) 8.82 (±0.2); by `ELBO(latent_mmd=100)`:
+#   -21.22 nats (±0.2), 0.0041 (±0.0003), 0.0058 (±0.002), 0.656 (±0.02), 15.08 (±3).
 #
 # Reproduce them with `OMP_NUM_THREADS=1 .venv/bin/python docs/tutorials/choice_of_d.py`; `PPGEN_QUICK=1` runs a
 # few epochs on a few points only (the figures are then meaningless).
