@@ -58,11 +58,12 @@
 # of the 17-level images).
 #
 # How far they hold: a rerun on the same machine, with the same torch build and thread count, gives them bitwise.
-# Elsewhere floating-point sums round differently and a fit drifts as a rerun with other seeds does, and that drift
-# is not measured here yet: both reruns with other seeds tried (every seed moved by 1000 and by 2000, as
-# `docs/tools/figures.py --seeds 1 2` moves them for the tutorials it checks) stop early, the ring's flow diverging at epochs 60 and 127 (its loss jumping a hundredfold, where `on_nan="skip"` does not help:
-# every later batch is skipped too). The flow's learning rate of 1e-3 is not safely below the one that diverges on
-# the ring's narrow modes. Until these rows have a tolerance, read the spread over three seeds in
+# Elsewhere floating-point sums round differently and a fit drifts as a rerun with other seeds does, and that drift is
+# not measured here yet: both reruns with other seeds tried (every seed moved by 1000 and by 2000, as
+# `docs/tools/figures.py --seeds 1 2` moves them for the tutorials it checks) stop early, the ring's flow diverging at
+# epochs 60 and 127 (its loss jumping a hundredfold, where `on_nan="skip"` does not help: every later batch is skipped
+# too). The flow's learning rate of 1e-3 is not safely below the one that diverges on the ring's narrow modes. Until
+# these rows have a tolerance, read the spread over three seeds in
 # [Benchmarks](../../benchmarks/#energy-score-and-diffusion) as theirs: on the ring it is several nats for the score
 # matching energies and most of a nat for the flow.
 #
