@@ -163,9 +163,9 @@ QUOTED: dict[str, list[Figure]] = {
         Figure(r"against the conjugate [-\d.]+ and {n} ", "conjugate_mean[1].item()", 0.0001),
         *[Figure(r"R-hat {n} for both", f"az.rhat(regression_data)['b'].values.{end}().item()", 0.01)
           for end in ("min", "max")],
-        Figure(r"PSIS-LOO elpd {n} \(±", "loo.elpd_loo", 0.06),
+        Figure(r"PSIS-LOO elpd {n} \(±", "loo.elpd_loo", 0.07),
         Figure(r"log p\(y_n \| data\),\s+(?:#\s+)?{n} \(±", "in_sample", 0.01),
-        Figure(r"classifies {n}% of the test", "100 * code_accuracy", 1.0),
+        Figure(r"classifies {n}% of the test", "100 * code_accuracy", 2.0),
         Figure(r"random projections of x {n}%", "100 * projection_accuracy", 0.05),
     ],
     "choice_of_d.py": [

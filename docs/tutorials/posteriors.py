@@ -16,12 +16,12 @@
 #   (±0.01), off by the guide's shift; importance resampling (K = 20,000) gives +0.118 (±0.06), with a PSIS k-hat
 #   of 0.50 (±0.1), and NUTS (4 chains of 1,000 draws) +0.154 (±0.02). The exact value lies within each estimate's
 #   ± in every run, and within about two of its Monte Carlo standard errors (`arviz.mcse`, 0.015 and 0.006;
-#   ±0.002), where the guide's error is nearly twenty of its own.
+#   ±0.002), where the guide's error is about twenty of its own.
 # - Bayesian linear regression by `inference.NUTS()` (4 chains of 1,000 draws): posterior means 1.432 and -1.925
 #   (±0.002 each) against the conjugate 1.4327 and -1.9246 (closed form, ±0.0001), R-hat 1.00 for both (±0.01),
-#   no divergences; PSIS-LOO elpd -46.39 (±0.06) beside the in-sample sum of log p(y_n | data), -44.70 (±0.01).
+#   no divergences; PSIS-LOO elpd -46.39 (±0.07) beside the in-sample sum of log p(y_n | data), -44.70 (±0.01).
 # - A VAE (z = 8, 50 epochs, no labels): a logistic regression on its codes E[z|x] classifies 87.8% of the test
-#   digits (±1), on 8 random projections of x 59.7% (the mean over five projections, which no seed moves; ±0.05).
+#   digits (±2), on 8 random projections of x 59.7% (the mean over five projections, which no seed moves; ±0.05).
 #
 # How far they hold: a rerun on the same machine, with the same torch build and thread count, gives them bitwise.
 # Elsewhere floating-point sums round differently and the chains and the fit drift as a rerun with other seeds
