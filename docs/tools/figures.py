@@ -63,7 +63,6 @@ class Figure:
 VAE_BACKENDS = ("ELBO()", "ELBO(num_particles=5)", "IWAE(k=5)", "IWAE(k=20)")
 
 
-
 def wrapped(quote: str) -> str:
     """A quote whose every space may also be a line break of the tutorial's comment (a newline, ``#`` and indent)."""
     return quote.replace(" ", r"\s+(?:#\s+)?")
@@ -71,14 +70,14 @@ def wrapped(quote: str) -> str:
 
 #: tutorial 11's evaluation table: each row's tolerance of each column it fills, in the order of CHOICE_OF_D_COLUMNS
 CHOICE_OF_D_TABLE = {
-    ('two moons', 'KL (flow, MLE)'): (0.2, 0.02, 0.04),
-    ('two moons', 'JS'): (None, 0.007, 0.05),
-    ('two moons', 'W1'): (None, 3, 0.4),
-    ('two moons', 'MMD'): (None, 0.03, 0.04),
-    ('ring of 8', 'KL (flow, MLE)'): (2, 0.04, 0.05, 1, 0.09),
-    ('ring of 8', 'JS'): (None, 0.2, 0.09, 4, 0.3),
-    ('ring of 8', 'W1'): (None, 2, 0.3, 2, 0.09),
-    ('ring of 8', 'MMD'): (None, 0.02, 0.06, 0, 0.02),
+    ("two moons", "KL (flow, MLE)"): (0.2, 0.02, 0.04),
+    ("two moons", "JS"): (None, 0.007, 0.05),
+    ("two moons", "W1"): (None, 3, 0.4),
+    ("two moons", "MMD"): (None, 0.03, 0.04),
+    ("ring of 8", "KL (flow, MLE)"): (2, 0.04, 0.05, 1, 0.09),
+    ("ring of 8", "JS"): (None, 0.2, 0.09, 4, 0.3),
+    ("ring of 8", "W1"): (None, 2, 0.3, 2, 0.09),
+    ("ring of 8", "MMD"): (None, 0.02, 0.06, 0, 0.02),
 }
 #: the value of each column of that table for a row (data, objective)
 CHOICE_OF_D_COLUMNS = ("reports[{row!r}].exact.mean().item()",
@@ -86,8 +85,8 @@ CHOICE_OF_D_COLUMNS = ("reports[{row!r}].exact.mean().item()",
                          for metric in ("mmd", "c2st", "modes", "high_quality")])
 #: tutorial 11's two VAEs: the tolerance of each figure, in the order of CHOICE_OF_D_VAE_FIGURES
 CHOICE_OF_D_VAE = {
-    'ELBO': (0.2, 0.003, 0.0005, 0.06, 2),
-    'ELBO(latent_mmd=100)': (0.4, 0.0007, 0.002, 0.05, 5),
+    "ELBO": (0.2, 0.003, 0.0005, 0.06, 2),
+    "ELBO(latent_mmd=100)": (0.4, 0.0007, 0.002, 0.05, 5),
 }
 #: each VAE's figures: its test log p(x), MMD^2(q(z), p(z)), and its draws' MMD^2, C2ST and Fréchet distance
 CHOICE_OF_D_VAE_FIGURES = ("vae_reports[{name!r}][0].iwae.mean().item()", "vae_reports[{name!r}][1].value",
