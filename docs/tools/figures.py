@@ -62,6 +62,45 @@ class Figure:
 #: the VAE fits of docs/tutorials/inference.py, as its table names them
 VAE_BACKENDS = ("ELBO()", "ELBO(num_particles=5)", "IWAE(k=5)", "IWAE(k=20)")
 
+
+def wrapped(quote: str) -> str:
+    """A quote whose every space may also be a line break of the tutorial's comment (a newline, ``#`` and indent)."""
+    return quote.replace(" ", r"\s+(?:#\s+)?")
+
+
+#: tutorial 11's evaluation table: each row's tolerance of each column it fills, in the order of CHOICE_OF_D_COLUMNS
+CHOICE_OF_D_TABLE = {
+    ("two moons", "KL (flow, MLE)"): (0.2, 0.02, 0.04),
+    ("two moons", "JS"): (None, 0.007, 0.05),
+    ("two moons", "W1"): (None, 3, 0.4),
+    ("two moons", "MMD"): (None, 0.03, 0.04),
+    ("ring of 8", "KL (flow, MLE)"): (2, 0.04, 0.05, 1, 0.09),
+    ("ring of 8", "JS"): (None, 0.2, 0.09, 4, 0.3),
+    ("ring of 8", "W1"): (None, 2, 0.3, 2, 0.09),
+    ("ring of 8", "MMD"): (None, 0.02, 0.06, 0, 0.02),
+}
+#: the value of each column of that table for a row (data, objective)
+CHOICE_OF_D_COLUMNS = ("reports[{row!r}].exact.mean().item()",
+                       *[f"reports[{{row!r}}].samples.scores[{metric!r}].value"
+                         for metric in ("mmd", "c2st", "modes", "high_quality")])
+#: tutorial 11's two VAEs: the tolerance of each figure, in the order of CHOICE_OF_D_VAE_FIGURES
+CHOICE_OF_D_VAE = {
+    "ELBO": (0.2, 0.003, 0.0005, 0.06, 2),
+    "ELBO(latent_mmd=100)": (0.4, 0.0007, 0.002, 0.05, 5),
+}
+#: each VAE's figures: its test log p(x), MMD^2(q(z), p(z)), and its draws' MMD^2, C2ST and Fréchet distance
+CHOICE_OF_D_VAE_FIGURES = ("vae_reports[{name!r}][0].iwae.mean().item()", "vae_reports[{name!r}][1].value",
+                           *[f"vae_reports[{{name!r}}][0].samples.scores[{metric!r}].value"
+                             for metric in ("mmd", "c2st", "frechet")])
+#: where the text quotes them: after the ELBO's name, then after `ELBO(latent_mmd=100)`: the figures in that order
+CHOICE_OF_D_VAE_QUOTES = {
+    "ELBO": [r"by the ELBO, test log p\(x\) ~ {n} nats", r"MMD\^2 from the prior {n} \(±",
+             r"against the test digits MMD\^2 {n} \(±", r"C2ST {n} \(±",
+             r"Fréchet distance \(classifier features\) {n} \(±"],
+    "ELBO(latent_mmd=100)": [r"`ELBO\(latent_mmd=100\)`: " + r"[-\d.]+ (?:nats )?\(±[\d.]+\), " * i + "{n} "
+                             for i in range(5)],
+}
+
 #: for each tutorial (file name in docs/tutorials/), the figures its text quotes
 QUOTED: dict[str, list[Figure]] = {
     "density.py": [
@@ -147,6 +186,39 @@ QUOTED: dict[str, list[Figure]] = {
         Figure(r"frequencies\) gives {n} \(±", "exact", 0.0005),
         Figure(r"summed out: {n} nats per image, exact \(±", "mixture_log_px", 0.5),
         Figure(r"40 epochs\): test log p\(x\) ~ {n} nats \(K = 1000; ±", "vae_log_px", 0.6),
+    ],
+    "posteriors.py": [
+        Figure(r"E\[z0 \| x\] is exactly {n} ", "truth", 0.0005),
+        Figure(r"the guide's draws give {n}\s+(?:#\s+)?\(±", "means['guide']", 0.01),
+        *[Figure(quote, "means['importance']", 0.06)  # the estimate, and the closed form it estimates
+          for quote in (r"\(K = 20,000\) gives {n} \(±", r"E\[z0 \| x\] is exactly {n} ")],
+        Figure(r"k-hat\s+(?:#\s+)?of {n} \(±", "posteriors['importance'].khat[0].item()", 0.1),
+        *[Figure(quote, "means['nuts']", 0.02)
+          for quote in (r"NUTS \(4 chains of 1,000 draws\) {n} \(±", r"E\[z0 \| x\] is exactly {n} ")],
+        *[Figure(quote, f"az.mcse(posteriors[{method!r}].to_arviz(), var_names=['z'])['z'].values[0, 0].item()", 0.002)
+          for quote, method in ((r"`arviz.mcse`, {n} and", "importance"), (r"`arviz.mcse`, [\d.]+ and {n};", "nuts"))],
+        *[Figure(quote, f"regression_data.posterior['b'].mean(('chain', 'draw'))[{i}].item()", 0.002)
+          for i, quotes in enumerate(((r"posterior means {n} and", r"against the conjugate {n} and"),
+                                      (r"posterior means [-\d.]+ and {n}\s",
+                                       r"against the conjugate [-\d.]+ and {n} ")))
+          for quote in quotes],  # the NUTS estimates, and the closed forms they estimate
+        Figure(r"against the conjugate {n} and", "conjugate_mean[0].item()", 0.0001),
+        Figure(r"against the conjugate [-\d.]+ and {n} ", "conjugate_mean[1].item()", 0.0001),
+        *[Figure(r"R-hat {n} for both", f"az.rhat(regression_data)['b'].values.{end}().item()", 0.01)
+          for end in ("min", "max")],
+        Figure(r"PSIS-LOO elpd {n} \(±", "loo.elpd_loo", 0.07),
+        Figure(r"log p\(y_n \| data\),\s+(?:#\s+)?{n} \(±", "in_sample", 0.01),
+        Figure(r"classifies {n}% of the test", "100 * code_accuracy", 2.0),
+        Figure(r"random projections of x {n}%", "100 * projection_accuracy", 0.05),
+    ],
+    "choice_of_d.py": [
+        *[Figure(r"\| {} \| {} \|".format(*map(re.escape, row)) + r"[^|]*\|" * column + " {n} ±",
+                 CHOICE_OF_D_COLUMNS[column].format(row=row), tolerance)
+          for row, tolerances in CHOICE_OF_D_TABLE.items() for column, tolerance in enumerate(tolerances)
+          if tolerance is not None],
+        *[Figure(wrapped(quote), value.format(name=name), tolerance)
+          for name, tolerances in CHOICE_OF_D_VAE.items()
+          for quote, value, tolerance in zip(CHOICE_OF_D_VAE_QUOTES[name], CHOICE_OF_D_VAE_FIGURES, tolerances)],
     ],
 }
 
