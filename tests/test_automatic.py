@@ -233,6 +233,15 @@ def test_a_damaged_record_is_no_record(tmp_path):
     assert records.read_record("step", 16) is None
 
 
+
+def test_a_warm_compilation_is_priced_at_the_largest_seen():
+    """A compilation that finds the graph in the process's memory (a second fit in one process) does not lower the
+    price of a warm one, which a fresh process pays reading inductor's on-disk cache."""
+    for seconds in (10.0, 2.0, 0.05):
+        records.record_compilation("step", 16, seconds)
+    assert records.read_record("step", 16) == {"identity": "step", "cold": 10.0, "warm": 2.0}
+    assert automatic.compile_cost("step", 16, 1.0) == (2.0, automatic.COMPILED_RATIO, "warm")
+
 @pytest.fixture
 def deterministic():
     torch.use_deterministic_algorithms(True)
