@@ -77,18 +77,19 @@ takes it again without probing; under `torch.use_deterministic_algorithms(True)`
 gives the plain step's floats).
 
 The costs and the break-even figures (`{data['command']}`, {data['date']}, one thread; CPU time of the process and
-of the children it waited for, inductor's g++ among them, so that the shared 2-core machine's load, tens of other
-jobs at the time, leaves them alone; each workload in fresh processes over one new inductor cache folder: the first
+of the children it waited for, inductor's g++ among them, so that the load of the shared 2-core machine (other
+jobs, at times tens of them) leaves them alone; each workload in fresh processes over one new inductor cache folder: the first
 compiles the graph (cold, inductor's precompiled header made before), the second finds it (warm); batch 128, step
 times the least of 20 calls):
 
 {chr(10).join(cost_lines)}
 
-The rule's priors wait some three times longer than these break-evens: the rule times with the wall clock, as a
-user waits, and a loaded machine stretches a trace's or a compilation's seconds more than a step's milliseconds (the
-same measurement in wall time, under a load average of 18 on the 2 cores, gave break-evens of 779 and 1330 steps
-on the small VAE). A fit shorter than that stays on the plain step, whose cost under `"auto"` is the rule's
-bookkeeping, a dictionary look-up a step.
+The rule's priors wait longer than these break-evens (measured here on a quiet machine, in CPU time): the rule
+times with the wall clock, as a user waits, and a loaded machine stretches a trace's or a compilation's seconds more
+than a step's milliseconds (the same measurement in wall time, under a load average of 18 on the 2 cores, gave
+break-evens of 779 and 1330 steps on the small VAE); the priors keep a fit that short from paying a trace it does not
+repay on a loaded machine, at the price of the saving a capture would bring on a quiet one. A fit shorter than that
+stays on the plain step, whose cost under `"auto"` is the rule's bookkeeping, a dictionary look-up a step.
 {chr(10).join(fit_lines)}
 
 Each path ran in a fresh process of its own, the fits of every length in turn, shortest first, the four processes
@@ -97,11 +98,13 @@ every fit of a workload over one inductor cache folder warmed by one fit of each
 `compile=True` and `"auto"` compile warm, as in a second run of the same model. `"auto"`'s first trace in its
 process is that of its first fit long enough to capture, as in a user's process that runs one fit; `"capture"`'s
 and `True`'s that of their one-epoch fit, whose ratio holds torch's one-time set-up of the trace. The rule's own
-timings are wall-clock: where a round's three replays, timed just after the trace on the loaded machine, came out
+timings are wall-clock: where a round's three replays, timed just after the trace on a loaded machine, came out
 no faster than its plain steps, that round's fit went back to the plain step, which the last column shows for the
-last round only. `"auto"` compiles only where it prices the compilation as repaid; with no record of its own of an
-earlier compilation of this model (a `compile=True` run writes none), it prices it cold, which a few thousand steps
-do not repay, while `True`'s column shows what the warm one gains there. On fits of a fraction of a second a single
+last round only. `"auto"` compiles only where it prices the compilation as repaid: here it found the record
+that the other paths' compilations left in the cache folder, priced the compilation warm and compiled on the longest
+fit, whose ratio still holds what `True`'s does not: the plain steps it probes first, a capture and a second trace
+with Adam's update, and a compilation read from the on-disk cache, where `True`'s process compiled the same graph in
+its shorter fits before and found it in memory. On fits of a fraction of a second a single
 round's ratio swings by a tenth either way (hundredths of a second of CPU time); `"auto"` ran the plain step on
 those, as the last column shows. A compilation repays, against the captured step, after {compile_break_even(data)}.
 """
