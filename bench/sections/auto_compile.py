@@ -78,9 +78,9 @@ gives the plain step's floats).
 
 The costs and the break-even figures (`{data['command']}`, {data['date']}, one thread; CPU time of the process and
 of the children it waited for, inductor's g++ among them, so that the load of the shared 2-core machine (other
-jobs, at times tens of them) leaves them alone; each workload in fresh processes over one new inductor cache folder: the first
-compiles the graph (cold, inductor's precompiled header made before), the second finds it (warm); batch 128, step
-times the least of 20 calls):
+jobs, at times tens of them) leaves them alone; each workload in fresh processes over one new inductor cache folder:
+the first compiles the graph (cold, inductor's precompiled header made before), the second finds it (warm); batch 128,
+step times the least of 20 calls):
 
 {chr(10).join(cost_lines)}
 
