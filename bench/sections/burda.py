@@ -63,6 +63,18 @@ def burda_reference(reference: dict, objective: str) -> str:
     return f" {log_px:.2f} ({active}) |"
 
 
+def khat_note(blocks: dict) -> list[str]:
+    """A paragraph naming the blocks whose every row has a mean PSIS k-hat above 0.7: there IWAE_K is a lower bound
+    on log p(x) whose gap the importance weights cannot vouch for."""
+    heavy = [key for key, block in blocks.items() if all(row["khat_mean"] > 0.7 for row in block["rows"])]
+    if not heavy:
+        return []
+    named = heavy[0] if len(heavy) == 1 else f"{', '.join(heavy[:-1])} and {heavy[-1]}"
+    return [f"On {named}, every row's mean PSIS k-hat is above 0.7: the importance weights' tails are too",
+            "heavy for IWAE_K to be near log p(x) (Vehtari et al.'s threshold), so those figures are lower bounds of",
+            "unknown slack, and their rows compare bounds, not densities; the ELBO column is a bound as well.", ""]
+
+
 def burda(results: dict) -> str:
     """The section on Burda et al.'s table and the encoder-gradient SNR, if ``bench/burda.py`` has run."""
     if "burda" not in results:
@@ -112,6 +124,7 @@ def burda(results: dict) -> str:
         for k in ks:
             lines.append(f"| {k} | " + " | ".join(f"{snr[(k, e)]:.3f}" for e in estimators) + " |")
         lines.append("")
+    lines += khat_note(entry["blocks"])
     lines += ["All measured on a shared 2-core machine: seconds are wall time there, not a speed figure, and the CPU "
               "seconds of the",
               "process beside them are about what one idle core would take. Rerun with",
