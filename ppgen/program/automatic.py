@@ -31,10 +31,10 @@ guard judges (:meth:`~ppgen.training.step.Gradients.updating`: a single process'
 with the update, before it is compiled, and t_k holds the update where t_c does not (the ratio errs against
 compiling).
 
-Measured (``bench/auto_compile.py``, CPU time, one thread, batch 128; docs/benchmarks.md): on the 64-128-8 VAE's ELBO
-step a plain step takes 2.3 ms, a replay 1.5, a compiled step 0.4; a trace 0.16 s (0.32 s as a process's first), so a
-capture repays after about 210 steps of a shape (430 in a fresh process); a compilation 10.7 s cold and 2.2 s warm,
-repaying against the captured step after about 9,400 steps cold and 3,300 warm.
+Measured (``bench/auto_compile.py``, CPU time, one thread, batch 128, a quiet machine; docs/benchmarks.md): on the
+64-128-8 VAE's ELBO step a plain step takes 1.8 ms, a replay 1.0, a compiled step 0.28; a trace 0.12 s (0.25 s as a
+process's first), so a capture repays after about 150 steps of a shape (310 in a fresh process); a compilation 5.3 s
+cold and 1.4 s warm, repaying against the captured step after about 7,300 steps cold and 1,900 warm.
 
 A capture that falls back (a program the trace cannot take) or a compilation that fails is logged at level INFO by this
 module's logger, ``ppgen.program.automatic``, with every choice the rule makes, and warns of nothing: under

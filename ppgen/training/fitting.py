@@ -102,8 +102,8 @@ def fit(model: Any, data: Any, *, inference: Objective | Sampler | None = None, 
         compile: ``"auto"`` (the default): per batch shape, the plain step, the captured or the compiled one, whichever
             the steps of that shape left in the fit repay, from costs measured as it runs (the rule and its break-even
             figures: :mod:`ppgen.program.automatic`): a short fit stays on the plain step. On the benchmark's 64-128-8
-            VAE (ELBO, batch 128, CPU time) a capture repays after about 210 steps of a shape (430 in a fresh process),
-            a compilation after about 9,400 cold and 3,300 warm (a second run of the same model finds inductor's on-disk
+            VAE (ELBO, batch 128, CPU time) a capture repays after about 150 steps of a shape (310 in a fresh process),
+            a compilation after about 7,300 cold and 1,900 warm (a second run of the same model finds inductor's on-disk
             cache); the rule's priors wait longer, some 700 and 1,500 steps before this fit's own trace is measured, as
             it times with the wall clock of a machine that may be loaded. The shapes it compiles take the default
             optimiser's update into the compiled step, as ``compile=True`` does; a run's checkpoints hold the path each
