@@ -101,6 +101,36 @@ CHOICE_OF_D_VAE_QUOTES = {
                              for i in range(5)],
 }
 
+#: tutorial 12's table: each row's tolerance of its test log p(x), AIS ESS (None: not AIS), MMD^2 and C2ST
+ENERGY_TABLE = {
+    ('moons', 'flow, MLE'): (0, None, 0, 0),
+    ('moons', 'energy, denoising SM'): (0, 0, 0, 0),
+    ('moons', 'energy, sliced SM'): (0, 0, 0, 0),
+    ('moons', 'noise-conditional energy, denoising SM'): (0, 0, 0, 0),
+    ('moons', 'energy, NCE'): (0, 0, 0, 0),
+    ('moons', 'energy, CD'): (0, 0, 0, 0),
+    ('moons', 'DDPM, ELBO'): (0, None, 0, 0),
+    ('ring', 'flow, MLE'): (0, None, 0, 0),
+    ('ring', 'energy, denoising SM'): (0, 0, 0, 0),
+    ('ring', 'energy, sliced SM'): (0, 0, 0, 0),
+    ('ring', 'noise-conditional energy, denoising SM'): (0, 0, 0, 0),
+    ('ring', 'energy, NCE'): (0, 0, 0, 0),
+    ('ring', 'energy, CD'): (0, 0, 0, 0),
+    ('ring', 'DDPM, ELBO'): (0, None, 0, 0),
+    ('digits', 'flow, MLE'): (0, None, 0, 0),
+    ('digits', 'energy, denoising SM'): (0, 0, 0, 0),
+    ('digits', 'energy, sliced SM'): (0, 0, 0, 0),
+    ('digits', 'noise-conditional energy, denoising SM'): (0, 0, 0, 0),
+    ('digits', 'energy, NCE'): (0, 0, 0, 0),
+    ('digits', 'energy, CD'): (0, 0, 0, 0),
+    ('digits', 'DDPM, ELBO'): (0, None, 0, 0),
+}
+#: the value of each of those columns for a row (data, method), and where the row quotes it after its name
+ENERGY_COLUMNS = ("densities[{row!r}][0]", "densities[{row!r}][2]", "scores[{row!r}]['mmd'].value",
+                  "scores[{row!r}]['c2st'].value")
+ENERGY_QUOTES = (r" {n} ±", r" [-\d.]+ ±[\d.]+ \| AIS, s\.e\. [\d.]+, ESS {n} ±", r"(?:[^|]*\|){{2}} {n} ±",
+                 r"(?:[^|]*\|){{3}} {n} ±")
+
 #: for each tutorial (file name in docs/tutorials/), the figures its text quotes
 QUOTED: dict[str, list[Figure]] = {
     "density.py": [
@@ -219,6 +249,15 @@ QUOTED: dict[str, list[Figure]] = {
         *[Figure(wrapped(quote), value.format(name=name), tolerance)
           for name, tolerances in CHOICE_OF_D_VAE.items()
           for quote, value, tolerance in zip(CHOICE_OF_D_VAE_QUOTES[name], CHOICE_OF_D_VAE_FIGURES, tolerances)],
+    ],
+    "energy_score_diffusion.py": [
+        *[Figure(r"\| {} \| {} \|".format(*map(re.escape, row)) + quote, value.format(row=row), tolerance)
+          for row, tolerances in ENERGY_TABLE.items()
+          for quote, value, tolerance in zip(ENERGY_QUOTES, ENERGY_COLUMNS, tolerances) if tolerance is not None],
+        *[Figure(wrapped(rf"{{n}} against [-\d.]+ \({name}"), f"fits[{name!r}]['energy, NCE'].model.log_normalizer.item()", 0)
+          for name in ("moons", "ring")],
+        *[Figure(wrapped(rf"against {{n}} \({name}"), f"float(log_zs[{name!r}]['energy, NCE'])", 0) for name in ("moons", "ring")],
+        Figure(wrapped(r"last training loss was {n} nats"), "fits['digits']['flow, MLE'].history[-1]", 0),
     ],
 }
 
