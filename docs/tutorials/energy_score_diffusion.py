@@ -382,8 +382,9 @@ plt.show()
 # %% [markdown]
 # ## What the table says
 #
-# Read the full-run figures at the top of the page (`bench/energy_score_diffusion.py` repeats the 2-D rows over three
-# seeds: [Benchmarks](../../benchmarks/#energy-score-and-diffusion)).
+# Read the full-run figures at the top of the page (`bench/energy_score_diffusion.py` repeats the 2-D rows over
+# three seeds of its own, its flow still by plain Adam at lr 1e-3:
+# [Benchmarks](../../benchmarks/#energy-score-and-diffusion)).
 #
 # - **Two moons**: every objective finds the shape. NCE's energy matches the flow's exact log p(x) within 0.1 nats in
 #   this run and the three reruns, and its draws pass the MMD test in all four (p 0.1 or more); the denoising and sliced
