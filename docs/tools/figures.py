@@ -101,6 +101,36 @@ CHOICE_OF_D_VAE_QUOTES = {
                              for i in range(5)],
 }
 
+#: tutorial 12's table: each row's tolerance of its test log p(x), AIS ESS (None: not AIS), MMD^2 and C2ST
+ENERGY_TABLE = {
+    ("moons", "flow, MLE"): (0.08, None, 0.008, 0.04),
+    ("moons", "energy, denoising SM"): (0.2, 200, 0.09, 0.09),
+    ("moons", "energy, sliced SM"): (0.3, 300, 0.2, 0.08),
+    ("moons", "noise-cond. energy, denoising SM"): (0.06, 30, 0.006, 0.05),
+    ("moons", "energy, NCE"): (0.05, 40, 0.007, 0.02),
+    ("moons", "energy, CD"): (0.03, 40, 0.02, 0.04),
+    ("moons", "DDPM, ELBO"): (0.3, None, 0.06, 0.04),
+    ("ring", "flow, MLE"): (0.5, None, 0.08, 0.06),
+    ("ring", "energy, denoising SM"): (5, 7, 0.02, 0.03),
+    ("ring", "energy, sliced SM"): (7, 9, 0.06, 0.08),
+    ("ring", "noise-cond. energy, denoising SM"): (4, 200, 0.02, 0.2),
+    ("ring", "energy, NCE"): (0.3, 3, 0.02, 0.09),
+    ("ring", "energy, CD"): (0.4, 20, 0.02, 0.07),
+    ("ring", "DDPM, ELBO"): (0.2, None, 0.05, 0.03),
+    ("digits", "flow, MLE"): (400, None, 0.02, 0.04),
+    ("digits", "energy, denoising SM"): (2, 20, 0.09, 0.06),
+    ("digits", "energy, sliced SM"): (2, 8, 0.008, 0.09),
+    ("digits", "noise-cond. energy, denoising SM"): (3, 3, 0.04, 0.06),
+    ("digits", "energy, NCE"): (7, 2, 0.07, 0.003),
+    ("digits", "energy, CD"): (5, 3, 0.009, 0.08),
+    ("digits", "DDPM, ELBO"): (20, None, 0.2, 0.04),
+}
+#: the value of each of those columns for a row (data, method), and where the row quotes it after its name
+ENERGY_COLUMNS = ("densities[{row!r}][0]", "densities[{row!r}][2]", "scores[{row!r}]['mmd'].value",
+                  "scores[{row!r}]['c2st'].value")
+ENERGY_QUOTES = (r" {n} ±", r" [-\d.]+ ±[\d.]+ \| ESS {n} ±", r"(?:[^|]*\|){{2}} {n} ±",
+                 r"(?:[^|]*\|){{3}} {n} ±")
+
 #: for each tutorial (file name in docs/tutorials/), the figures its text quotes
 QUOTED: dict[str, list[Figure]] = {
     "density.py": [
@@ -219,6 +249,19 @@ QUOTED: dict[str, list[Figure]] = {
         *[Figure(wrapped(quote), value.format(name=name), tolerance)
           for name, tolerances in CHOICE_OF_D_VAE.items()
           for quote, value, tolerance in zip(CHOICE_OF_D_VAE_QUOTES[name], CHOICE_OF_D_VAE_FIGURES, tolerances)],
+    ],
+    "energy_score_diffusion.py": [
+        *[Figure(r"\| {} \| {} \|".format(*map(re.escape, row)) + quote, value.format(row=row), tolerance)
+          for row, tolerances in ENERGY_TABLE.items()
+          for quote, value, tolerance in zip(ENERGY_QUOTES, ENERGY_COLUMNS, tolerances) if tolerance is not None],
+        *[Figure(wrapped(rf"on {place} {{n}} ±"), f"fits[{name!r}]['energy, NCE'].model.log_normalizer.item()",
+                 tolerance)
+          for place, name, tolerance in (("moons", "moons", 0.05), ("the ring", "ring", 0.04),
+                                         ("the digits", "digits", 0.009))],
+        *[Figure(wrapped(rf"on {place} [-\d.]+ ±[\d.]+ against {{n}} ±"), f"float(log_zs[{name!r}]['energy, NCE'])",
+                 tolerance)
+          for place, name, tolerance in (("moons", "moons", 0.06), ("the ring", "ring", 0.6))],
+        Figure(wrapped(r"last training loss was {n} nats"), "fits['digits']['flow, MLE'].history[-1]", 2),
     ],
 }
 
