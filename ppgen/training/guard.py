@@ -13,6 +13,7 @@ from typing import Any
 
 import pyro.poutine as poutine
 import torch
+from pyro.poutine.util import site_is_subsample
 from torch import Tensor, nn
 
 from ppgen.training.update import AdamUpdate
@@ -113,13 +114,14 @@ def site_terms(module: nn.Module, batch: Any) -> dict[str, float]:
     except Exception:  # noqa: BLE001 - a diagnostic: a program that diverged may well fail to run
         return {}
     terms = {}
-    for prefix, trace in (("log q", guide), ("log p", model)):
-        for site in trace.nodes.values() if trace is not None else []:
-            if site["type"] == "sample" and not site["name"].startswith("_"):
-                try:
-                    terms[f"{prefix}({site['name']})"] = float(site["fn"].log_prob(site["value"]).sum())
-                except Exception:  # noqa: BLE001 - e.g. a plate's subsample site
-                    continue
+    with torch.no_grad():  # the traces' distributions hold the parameters: no graph for a diagnostic's log-densities
+        for prefix, trace in (("log q", guide), ("log p", model)):
+            for site in trace.nodes.values() if trace is not None else []:
+                if site["type"] == "sample" and not site["name"].startswith("_") and not site_is_subsample(site):
+                    try:
+                        terms[f"{prefix}({site['name']})"] = float(site["fn"].log_prob(site["value"]).sum())
+                    except Exception:  # noqa: BLE001 - a diagnostic: a term that cannot be computed is left out
+                        continue
     return terms
 
 
