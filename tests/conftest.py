@@ -4,6 +4,9 @@ import pyro
 import pytest
 import torch
 
+from ppgen.program import fastpath
+from ppgen.training.update import AdamUpdate
+
 
 @pytest.fixture(autouse=True)
 def seeded():
@@ -30,3 +33,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def uncompiled(monkeypatch, tmp_path):
+    """compile=True with the traced graph standing for inductor's compilation of it; the records of these
+    compilations, in milliseconds, go to a cache folder of the test's own (``TORCHINDUCTOR_CACHE_DIR``), never the
+    user's, where a later fit would take them for real compilations."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    monkeypatch.setattr(fastpath, "_inductor", lambda graph, inputs: graph)
+
+
+@pytest.fixture
+def applied(monkeypatch):
+    """A list that grows by one each time a step's update is applied (:meth:`AdamUpdate.apply`)."""
+    calls = []
+    apply = AdamUpdate.apply
+    monkeypatch.setattr(AdamUpdate, "apply", lambda self, outputs, good: calls.append(1) or apply(self, outputs, good))
+    return calls

@@ -27,20 +27,6 @@ ROWS = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
 SETTINGS = dict(epochs=3, batch_size=8, seed=0, progress=False)  # batches of 8, 8 and 4 rows
 
 
-@pytest.fixture
-def uncompiled(monkeypatch):
-    monkeypatch.setattr(fastpath, "_inductor", lambda graph, inputs: graph)
-
-
-@pytest.fixture
-def applied(monkeypatch):
-    """A list that grows by one each time a step's update is applied by :meth:`AdamUpdate.apply`."""
-    calls = []
-    apply = AdamUpdate.apply
-    monkeypatch.setattr(AdamUpdate, "apply", lambda self, outputs, good: calls.append(1) or apply(self, outputs, good))
-    return calls
-
-
 def constrained_model(x):
     loc = pyro.param("loc", torch.zeros(3))
     scale = pyro.param("scale", torch.ones(3), constraint=constraints.positive)

@@ -17,7 +17,6 @@ from torch import nn
 
 import ppgen
 from ppgen import inference
-from ppgen.program import fastpath
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -118,11 +117,11 @@ def held_out_loss(state, validation, training=False):
 
 
 @pytest.mark.parametrize("compile", [False, True])
-def test_the_validation_loss_is_the_held_out_loss_in_eval_mode_and_keep_best_returns_that_epoch(monkeypatch, compile):
+def test_the_validation_loss_is_the_held_out_loss_in_eval_mode_and_keep_best_returns_that_epoch(uncompiled,
+                                                                                                 compile):
     """Each epoch's validation loss is the held-out negative log-likelihood in eval mode (dropout off, BatchNorm's
     running statistics) at that epoch's parameters, to float32 rounding, not the train-mode one; keep="best" returns
     the parameters and buffers of the epoch of the lowest, bit for bit, with the update in the compiled step too."""
-    monkeypatch.setattr(fastpath, "_inductor", lambda graph, inputs: graph)
     data, validation = drop_norm_data()
     snapshots = Snapshots()
     fit = ppgen.fit(DropNorm(), data, inference=inference.MLE(), validation=validation, epochs=6, batch_size=16,

@@ -26,19 +26,10 @@ from ppgen.training.guard import Diverged
 from ppgen.training.step import Gradients
 from ppgen.training.update import AdamUpdate
 from programs import coin_rows, small_vae
-from test_automatic import private_cache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SETTINGS = dict(epochs=3, batch_size=16, progress=False)
-
-
-@pytest.fixture
-def uncompiled(monkeypatch, tmp_path):
-    """compile=True with the traced graph standing for inductor's compilation of it; the records of these
-    compilations, in milliseconds, go to a cache folder of the test's own, never the user's."""
-    private_cache(monkeypatch, tmp_path)
-    monkeypatch.setattr(fastpath, "_inductor", lambda graph, inputs: graph)
 
 
 @pytest.fixture
@@ -122,15 +113,6 @@ def test_other_optimisers_keep_their_own_step(build):
     assert AdamUpdate.of(build(params), params) is None
     assert AdamUpdate.of(torch.optim.Adam(params), params) is not None
     assert AdamUpdate.of(torch.optim.Adam(params), params[::-1]) is None
-
-
-@pytest.fixture
-def applied(monkeypatch):
-    """A list that grows by one each time a step's update is applied (:meth:`AdamUpdate.apply`)."""
-    calls = []
-    apply = AdamUpdate.apply
-    monkeypatch.setattr(AdamUpdate, "apply", lambda self, outputs, good: calls.append(1) or apply(self, outputs, good))
-    return calls
 
 
 def test_a_compiled_fit_takes_the_update_into_its_step_and_trains_as_the_plain_fit(uncompiled, applied):
